@@ -1,0 +1,30 @@
+/** Options for one agent process. The CLI's config module builds these (defaults < file < DSG_* env < flags). */
+export interface AgentOptions {
+  /** Coordinator base URL, e.g. `http://192.168.1.10:7070`. */
+  readonly coordinatorUrl: string;
+  /** Node join token (or an admin token). */
+  readonly token: string;
+  /** Where the agent keeps its node id and caches (created if missing). */
+  readonly stateDir: string;
+  /** Where task working directories go. Default `<stateDir>/work`. */
+  readonly workDir?: string;
+  /** Node name shown in `dsg nodes`. Default: the hostname. */
+  readonly name?: string;
+  /** Cores offered to the grid. Default: all cores. */
+  readonly cpus?: number;
+  /** Memory offered, in bytes. Default: total memory minus 10% (at least 256 MiB kept back). */
+  readonly memoryBytes?: number;
+  /** Labels for scheduling constraints. Default: none. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Keep working directories of finished attempts (for debugging). Default false. */
+  readonly keepWorkDirs?: boolean;
+  /** Log sink; default writes nothing. */
+  readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface RunningAgent {
+  /** The node id once the coordinator has welcomed this agent. */
+  nodeId(): string | null;
+  /** Stop: kill running tasks, close the connection. */
+  stop(): Promise<void>;
+}

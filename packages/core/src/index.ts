@@ -1,0 +1,10 @@
+export * from './ids.js';
+export * from './errors.js';
+export * from './units.js';
+export * from './resources.js';
+export * from './states.js';
+export * from './outcome.js';
+export * from './spec.js';
+export * from './wire.js';
+export * from './protocol.js';
+export const DSG_VERSION = '0.1.0';

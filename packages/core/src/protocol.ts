@@ -1,0 +1,154 @@
+/**
+ * The agent protocol (version 1): JSON messages over one WebSocket per agent, at `/api/v1/agent/connect`.
+ * A frame holds one message or an array of messages (agents batch reports; the coordinator batches assignments).
+ *
+ * Every report names the attempt it is about. The coordinator applies a report only if that attempt is still
+ * the task's current, active attempt (fencing), so replays after a reconnect and reports from a node that was
+ * declared lost are harmless. `finished` reports are kept by the agent until the coordinator `ack`s them, which
+ * it does only after they are committed to the store: a crash on either side loses no result.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+export const AGENT_WS_PATH = '/api/v1/agent/connect';
+
+const ResourcesWire = z.object({
+  cpuMillis: z.number().int().min(0),
+  memoryBytes: z.number().int().min(0),
+  gpus: z.number().int().min(0),
+  diskBytes: z.number().int().min(0),
+});
+
+const GpuWire = z.object({
+  index: z.number().int().min(0),
+  model: z.string(),
+  memoryBytes: z.number().int().min(0),
+  uuid: z.string().nullable(),
+});
+
+export const NodeFactsSchema = z.object({
+  hostname: z.string(),
+  os: z.string(),
+  arch: z.string(),
+  cpuModel: z.string(),
+  cores: z.number().int().min(0),
+  memoryBytes: z.number().int().min(0),
+  diskBytes: z.number().int().min(0),
+  gpus: z.array(GpuWire),
+});
+export type NodeFacts = z.infer<typeof NodeFactsSchema>;
+
+const OutputFileWire = z.object({
+  path: z.string().min(1),
+  size: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type OutputFile = z.infer<typeof OutputFileWire>;
+
+const AttemptEndWire = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('exited'), exitCode: z.number().int().nullable(), signal: z.string().nullable() }),
+  z.object({ kind: z.literal('timeout'), timeoutMs: z.number().int().min(0) }),
+  z.object({ kind: z.literal('cancelled') }),
+  z.object({
+    kind: z.literal('error'),
+    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed']),
+    message: z.string(),
+  }),
+]);
+
+// ─── agent → coordinator ────────────────────────────────────────────────────────────────────────────────────
+export const HelloMessage = z.object({
+  type: z.literal('hello'),
+  protocol: z.literal(PROTOCOL_VERSION),
+  /** The id this agent was given before; null on first contact. */
+  nodeId: z.string().nullable(),
+  name: z.string().min(1).max(200),
+  agentVersion: z.string(),
+  capacity: ResourcesWire,
+  facts: NodeFactsSchema,
+  labels: z.record(z.string(), z.string()),
+  /** Attempts this agent is running right now (after a reconnect, the coordinator reconciles against these). */
+  running: z.array(z.string()),
+});
+
+export const HeartbeatMessage = z.object({
+  type: z.literal('heartbeat'),
+  running: z.array(z.string()),
+});
+
+export const StartedMessage = z.object({
+  type: z.literal('started'),
+  attemptId: z.string(),
+  at: z.number(),
+});
+
+export const LogMessage = z.object({
+  type: z.literal('log'),
+  attemptId: z.string(),
+  stream: z.enum(['stdout', 'stderr']),
+  data: z.string(),
+});
+
+export const FinishedMessage = z.object({
+  type: z.literal('finished'),
+  attemptId: z.string(),
+  end: AttemptEndWire,
+  startedAt: z.number().nullable(),
+  finishedAt: z.number(),
+  outputs: z.array(OutputFileWire),
+});
+
+export const AgentMessage = z.discriminatedUnion('type', [
+  HelloMessage,
+  HeartbeatMessage,
+  StartedMessage,
+  LogMessage,
+  FinishedMessage,
+]);
+export type AgentMessage = z.infer<typeof AgentMessage>;
+export type HelloMessage = z.infer<typeof HelloMessage>;
+export type FinishedMessage = z.infer<typeof FinishedMessage>;
+export type StartedMessage = z.infer<typeof StartedMessage>;
+export type LogMessage = z.infer<typeof LogMessage>;
+
+// ─── coordinator → agent ────────────────────────────────────────────────────────────────────────────────────
+export interface WireInputFile {
+  path: string;
+  sha256: string;
+  size: number;
+  mode: number;
+}
+
+export type WireRun = { kind: 'script'; script: string } | { kind: 'command'; argv: string[] };
+
+/** Everything an agent needs to run one attempt, with no further lookups but the input blobs. */
+export interface Assignment {
+  attemptId: string;
+  attemptNumber: number;
+  jobId: string;
+  jobName: string;
+  taskId: string;
+  taskIndex: number;
+  taskCount: number;
+  arrayValue: string | null;
+  run: WireRun;
+  env: Record<string, string>;
+  inputs: WireInputFile[];
+  outputs: string[];
+  timeoutMs: number;
+  resources: z.infer<typeof ResourcesWire>;
+}
+
+export type CoordinatorMessage =
+  | { type: 'welcome'; nodeId: string; heartbeatIntervalMs: number; coordinatorVersion: string }
+  | { type: 'assign'; attempts: Assignment[] }
+  | { type: 'cancel'; attemptIds: string[]; reason: string }
+  | { type: 'ack'; attemptIds: string[] }
+  | { type: 'error'; code: string; message: string };
+
+/** Parse one frame into messages; throws a ZodError naming what was wrong. */
+export function parseAgentFrame(text: string): AgentMessage[] {
+  const raw: unknown = JSON.parse(text);
+  const list = Array.isArray(raw) ? raw : [raw];
+  return list.map((m) => AgentMessage.parse(m));
+}

@@ -1,0 +1,184 @@
+/**
+ * Wire types of REST API v1: the only shapes that cross HTTP. Domain types and store rows are mapped to these at
+ * the edge (coordinator/src/http/mappers.ts); a route never returns a row. Timestamps are ISO-8601 strings here
+ * and epoch milliseconds inside the system. Request bodies have zod schemas, responses plain interfaces.
+ */
+import { z } from 'zod';
+import type { FailureKind, FailureReason } from './outcome.js';
+import type { AttemptState, JobState, TaskCounts, TaskState } from './states.js';
+
+export const API_PREFIX = '/api/v1';
+
+export interface ResourcesV1 {
+  /** Cores (fractions allowed). */
+  cpu: number;
+  memoryBytes: number;
+  gpus: number;
+  diskBytes: number;
+}
+
+export interface FailureV1 {
+  kind: FailureKind;
+  reason: FailureReason;
+  message: string;
+}
+
+export interface JobV1 {
+  id: string;
+  name: string;
+  state: JobState;
+  createdAt: string;
+  finishedAt: string | null;
+  cancelRequested: boolean;
+  taskCount: number;
+  counts: TaskCounts;
+  resources: ResourcesV1;
+  /** The spec as submitted. */
+  spec: Record<string, unknown>;
+  /** Things the user should know, e.g. that no node in the grid is big enough for a task. */
+  warnings: string[];
+}
+
+export interface TaskV1 {
+  id: string;
+  jobId: string;
+  index: number;
+  arrayValue: string | null;
+  state: TaskState;
+  attempts: number;
+  currentAttemptId: string | null;
+  nodeId: string | null;
+  exitCode: number | null;
+  failure: FailureV1 | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface AttemptV1 {
+  id: string;
+  taskId: string;
+  number: number;
+  nodeId: string;
+  state: AttemptState;
+  exitCode: number | null;
+  signal: string | null;
+  failure: FailureV1 | null;
+  assignedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export const NodeState = { online: 'online', offline: 'offline', lost: 'lost' } as const;
+export type NodeState = (typeof NodeState)[keyof typeof NodeState];
+
+export interface GpuFactsV1 {
+  index: number;
+  model: string;
+  memoryBytes: number;
+  uuid: string | null;
+}
+
+export interface NodeFactsV1 {
+  hostname: string;
+  os: string;
+  arch: string;
+  cpuModel: string;
+  cores: number;
+  memoryBytes: number;
+  diskBytes: number;
+  gpus: GpuFactsV1[];
+}
+
+export interface NodeV1 {
+  id: string;
+  name: string;
+  state: NodeState;
+  capacity: ResourcesV1;
+  allocated: ResourcesV1;
+  runningTasks: number;
+  facts: NodeFactsV1;
+  labels: Record<string, string>;
+  agentVersion: string;
+  address: string | null;
+  joinedAt: string;
+  lastSeenAt: string;
+}
+
+export interface OutputV1 {
+  taskIndex: number;
+  attemptId: string;
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface PageV1<T> {
+  items: T[];
+  /** Pass as `cursor` to get the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface HealthV1 {
+  status: 'ok';
+  version: string;
+  store: string;
+  uptimeSeconds: number;
+  nodesOnline: number;
+}
+
+export interface ErrorBodyV1 {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+export interface LogChunkV1 {
+  /** Log text from `offset`. */
+  data: string;
+  offset: number;
+  nextOffset: number;
+  /** True once the attempt has ended and everything it wrote has been returned. */
+  complete: boolean;
+  attemptId: string | null;
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+export const InputFileV1Schema = z.strictObject({
+  path: z.string().min(1),
+  sha256: z.string().regex(SHA256, { error: 'expected a lowercase hex sha256' }),
+  size: z.number().int().min(0),
+  /** Unix permission bits, so an uploaded script stays executable. */
+  mode: z.number().int().min(0).max(0o7777).optional(),
+});
+export type InputFileV1 = z.infer<typeof InputFileV1Schema>;
+
+export const SubmitJobRequestV1Schema = z.strictObject({
+  spec: z.record(z.string(), z.unknown(), { error: 'expected the job spec as an object' }),
+  inputs: z.array(InputFileV1Schema).max(100_000).optional(),
+});
+export type SubmitJobRequestV1 = z.infer<typeof SubmitJobRequestV1Schema>;
+
+export interface SubmitJobResponseV1 {
+  job: JobV1;
+}
+
+export const ListJobsQueryV1Schema = z.strictObject({
+  state: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
+  name: z.string().max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  cursor: z.string().max(200).optional(),
+});
+export type ListJobsQueryV1 = z.infer<typeof ListJobsQueryV1Schema>;
+
+export const ListTasksQueryV1Schema = z.strictObject({
+  state: z.enum(['queued', 'assigned', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
+  limit: z.coerce.number().int().min(1).max(5000).optional(),
+  cursor: z.string().max(200).optional(),
+});
+export type ListTasksQueryV1 = z.infer<typeof ListTasksQueryV1Schema>;
+
+export const LogQueryV1Schema = z.strictObject({
+  offset: z.coerce.number().int().min(0).optional(),
+  attempt: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(16 * 1024 * 1024).optional(),
+});
+export type LogQueryV1 = z.infer<typeof LogQueryV1Schema>;

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  ATTEMPT_STATES,
+  ATTEMPT_TRANSITIONS,
+  assertTaskTransition,
+  canTaskTransition,
+  decideAfterAttempt,
+  deriveJobState,
+  emptyTaskCounts,
+  formatDuration,
+  formatSize,
+  IllegalTransitionError,
+  isJobId,
+  newJobId,
+  parseDuration,
+  parseSize,
+  parseTaskId,
+  TASK_STATES,
+  taskIdOf,
+} from '@dsg/core';
+
+describe('units', () => {
+  it('parses sizes', () => {
+    assert.equal(parseSize('512Mi'), 536_870_912);
+    assert.equal(parseSize('1.5Gi'), 1_610_612_736);
+    assert.equal(parseSize('2G'), 2e9);
+    assert.equal(parseSize('100B'), 100);
+    assert.equal(parseSize('512'), null);
+    assert.equal(parseSize('12 parsecs'), null);
+    assert.equal(formatSize(536_870_912), '512Mi');
+    assert.equal(formatSize(1_610_612_736), '1.5Gi');
+  });
+  it('parses durations', () => {
+    assert.equal(parseDuration('5m'), 300_000);
+    assert.equal(parseDuration('1h30m'), 5_400_000);
+    assert.equal(parseDuration('250ms'), 250);
+    assert.equal(parseDuration('90'), null);
+    assert.equal(parseDuration('5 m'), null);
+    assert.equal(formatDuration(90_000), '1m30s');
+  });
+});
+
+describe('ids', () => {
+  it('are prefixed, sortable by time and round-trip task ids', () => {
+    const a = newJobId(1_000);
+    const b = newJobId(2_000);
+    assert.ok(isJobId(a) && isJobId(b));
+    assert.ok(a < b);
+    assert.deepEqual(parseTaskId(taskIdOf(a, 42)), { jobId: a, index: 42 });
+    assert.equal(parseTaskId('job_x.1'), null);
+  });
+});
+
+describe('state transitions', () => {
+  it('terminal task states have no way out', () => {
+    for (const from of ['succeeded', 'failed', 'cancelled'] as const)
+      for (const to of TASK_STATES) assert.equal(canTaskTransition(from, to), false, `${from} → ${to}`);
+  });
+  it('an illegal transition throws a typed error', () => {
+    assert.throws(() => assertTaskTransition('succeeded', 'queued'), IllegalTransitionError);
+    assert.throws(() => assertTaskTransition('queued', 'running'), IllegalTransitionError);
+    assertTaskTransition('running', 'queued');
+  });
+  it('every attempt state is in the table', () => {
+    for (const s of ATTEMPT_STATES) assert.ok(Array.isArray(ATTEMPT_TRANSITIONS[s]));
+  });
+  it('derives job state from task counts', () => {
+    const c = emptyTaskCounts();
+    c.queued = 3;
+    assert.equal(deriveJobState(c), 'queued');
+    c.running = 1;
+    assert.equal(deriveJobState(c), 'running');
+    const done = { ...emptyTaskCounts(), succeeded: 3, failed: 1 };
+    assert.equal(deriveJobState(done), 'failed');
+    assert.equal(deriveJobState({ ...emptyTaskCounts(), succeeded: 3 }), 'succeeded');
+    assert.equal(deriveJobState({ ...emptyTaskCounts(), succeeded: 1, cancelled: 2 }, true), 'cancelled');
+  });
+});
+
+describe('decideAfterAttempt', () => {
+  const policy = { retries: 1, maxSystemRetries: 2 };
+  it('succeeds on exit 0', () => {
+    const d = decideAfterAttempt({ kind: 'exited', exitCode: 0, signal: null }, { userFailures: 0, systemFailures: 0 }, policy);
+    assert.deepEqual(d, { attemptState: 'succeeded', taskState: 'succeeded', failure: null, retry: false });
+  });
+  it('retries user failures only as often as the spec says', () => {
+    const end = { kind: 'exited', exitCode: 3, signal: null } as const;
+    assert.equal(decideAfterAttempt(end, { userFailures: 0, systemFailures: 0 }, policy).taskState, 'queued');
+    const last = decideAfterAttempt(end, { userFailures: 1, systemFailures: 5 }, policy);
+    assert.equal(last.taskState, 'failed');
+    assert.equal(last.failure?.reason, 'exit_code');
+    assert.equal(last.failure?.message, 'exited with code 3');
+  });
+  it('retries system failures regardless of the spec, up to the system limit', () => {
+    const end = { kind: 'lost', message: 'node n1 stopped heartbeating' } as const;
+    const d = decideAfterAttempt(end, { userFailures: 0, systemFailures: 1 }, { retries: 0, maxSystemRetries: 2 });
+    assert.equal(d.attemptState, 'lost');
+    assert.equal(d.taskState, 'queued');
+    assert.equal(decideAfterAttempt(end, { userFailures: 0, systemFailures: 2 }, { retries: 0, maxSystemRetries: 2 }).taskState, 'failed');
+  });
+  it('classifies timeouts and signals as user failures', () => {
+    assert.equal(decideAfterAttempt({ kind: 'timeout', timeoutMs: 5000 }, { userFailures: 0, systemFailures: 0 }, policy).failure?.reason, 'timeout');
+    assert.equal(decideAfterAttempt({ kind: 'exited', exitCode: null, signal: 'SIGKILL' }, { userFailures: 0, systemFailures: 0 }, policy).failure?.message, 'killed by signal SIGKILL');
+  });
+  it('never retries a cancel', () => {
+    const d = decideAfterAttempt({ kind: 'cancelled' }, { userFailures: 0, systemFailures: 0 }, { retries: 5, maxSystemRetries: 5 });
+    assert.equal(d.taskState, 'cancelled');
+    assert.equal(d.retry, false);
+  });
+});
