@@ -1,0 +1,167 @@
+/**
+ * AgentHub: the WebSocket side of the agent protocol (the real adapter of the engine's AgentLink port).
+ *
+ * Per connection:  upgrade (token checked, 401 otherwise) → awaiting hello (10 s) → ready → closed.
+ * Only one live connection per node: a newer hello for the same node id closes the older socket. Frames are
+ * parsed and validated with core's protocol schemas; a malformed frame gets an `error` message and is dropped,
+ * and the connection stays up (one bad report must not cost a node its running tasks).
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  AGENT_WS_PATH,
+  DSG_VERSION,
+  isDsgError,
+  newNodeId,
+  parseAgentFrame,
+  type CoordinatorMessage,
+  type NodeId,
+} from '@dsg/core';
+import { requireCapability, type Authenticator } from '../auth.js';
+import type { Clock } from '../clock.js';
+import type { AgentLink, Engine } from '../engine/engine.js';
+import type { Logger } from '../logger.js';
+
+interface Session {
+  readonly ws: WebSocket;
+  nodeId: NodeId | null;
+}
+
+export class AgentHub implements AgentLink {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
+  private readonly byNode = new Map<NodeId, Session>();
+  private readonly connected = new Set<NodeId>();
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly auth: Authenticator,
+    private readonly clock: Clock,
+    private readonly heartbeatIntervalMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== AGENT_WS_PATH) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      this.auth
+        .authenticate(req.headers.authorization)
+        .then((p) => {
+          requireCapability(p, 'agent');
+          this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
+        })
+        .catch((e: unknown) => {
+          const msg = isDsgError(e) ? e.message : 'unauthorized';
+          const status = isDsgError(e) && e.code === 'forbidden' ? '403 Forbidden' : '401 Unauthorized';
+          socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${msg}\n`);
+        });
+    });
+  }
+
+  connectedNodes(): ReadonlySet<NodeId> {
+    return this.connected;
+  }
+
+  send(nodeId: NodeId, messages: readonly CoordinatorMessage[]): boolean {
+    const s = this.byNode.get(nodeId);
+    if (!s || s.ws.readyState !== s.ws.OPEN) return false;
+    s.ws.send(JSON.stringify(messages.length === 1 ? messages[0] : messages));
+    return true;
+  }
+
+  disconnect(nodeId: NodeId, reason: string): void {
+    const s = this.byNode.get(nodeId);
+    if (!s) return;
+    this.byNode.delete(nodeId);
+    this.connected.delete(nodeId);
+    s.ws.close(4000, reason.slice(0, 100));
+    setTimeout(() => s.ws.terminate(), 2000).unref();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.byNode.values()) s.ws.close(1001, 'coordinator shutting down');
+    this.byNode.clear();
+    this.connected.clear();
+    for (const ws of this.wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const session: Session = { ws, nodeId: null };
+    const address = req.socket.remoteAddress ?? null;
+    const helloTimer = setTimeout(() => {
+      if (!session.nodeId) ws.close(4001, 'no hello within 10s');
+    }, 10_000);
+    helloTimer.unref();
+    // Messages are handled strictly in arrival order: a hello must be registered before the reports behind it.
+    let chain = Promise.resolve();
+    ws.on('message', (data) => {
+      chain = chain.then(() => this.onFrame(session, String(data), address)).catch((e: unknown) => {
+        this.log.error({ err: e, nodeId: session.nodeId }, 'handling an agent frame failed');
+      });
+    });
+    ws.on('close', () => {
+      clearTimeout(helloTimer);
+      const id = session.nodeId;
+      if (id && this.byNode.get(id) === session) {
+        this.byNode.delete(id);
+        this.connected.delete(id);
+        void this.engine.onDisconnect(id).catch((e: unknown) => this.log.error({ err: e }, 'marking node offline failed'));
+      }
+    });
+    ws.on('error', (e) => this.log.warn({ err: e, nodeId: session.nodeId }, 'agent socket error'));
+  }
+
+  private async onFrame(session: Session, text: string, address: string | null): Promise<void> {
+    let messages;
+    try {
+      messages = parseAgentFrame(text);
+    } catch (e) {
+      this.sendRaw(session, { type: 'error', code: 'validation', message: `bad frame: ${e instanceof Error ? e.message.slice(0, 500) : String(e)}` });
+      return;
+    }
+    for (const m of messages) {
+      if (m.type === 'hello') {
+        const nodeId = await this.engine.onHello(m, newNodeId(this.clock.now()), address);
+        const previous = this.byNode.get(nodeId);
+        if (previous && previous !== session) {
+          previous.nodeId = null; // its close must not mark the node offline
+          previous.ws.close(4002, 'replaced by a newer connection from the same node');
+        }
+        session.nodeId = nodeId;
+        this.byNode.set(nodeId, session);
+        this.connected.add(nodeId);
+        this.sendRaw(session, { type: 'welcome', nodeId, heartbeatIntervalMs: this.heartbeatIntervalMs, coordinatorVersion: DSG_VERSION });
+        this.engine.onNodeReady();
+        continue;
+      }
+      const nodeId = session.nodeId;
+      if (!nodeId) {
+        this.sendRaw(session, { type: 'error', code: 'protocol', message: `expected hello first, got ${m.type}` });
+        continue;
+      }
+      switch (m.type) {
+        case 'heartbeat':
+          this.engine.onHeartbeat(nodeId, m.running);
+          break;
+        case 'started':
+          this.engine.onStarted(nodeId, m.attemptId, m.at);
+          break;
+        case 'log':
+          this.engine.onLog(nodeId, m.attemptId, m.data);
+          break;
+        case 'finished':
+          this.engine.onFinished(nodeId, m);
+          break;
+      }
+    }
+  }
+
+  private sendRaw(session: Session, msg: CoordinatorMessage): void {
+    if (session.ws.readyState === session.ws.OPEN) session.ws.send(JSON.stringify(msg));
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * startCoordinator: opens the store (SQLite in the data dir), makes sure an admin token and a node join token
+ * exist (reusing the ones in credentials.json across restarts), starts the engine, the REST API and the agent
+ * WebSocket endpoint on one port.
+ *
+ * Start-up order matters: the store is migrated before anything reads it; the engine marks previously-online
+ * nodes offline (with a grace period) before the port opens, so a reconnecting agent finds a consistent view.
+ * Shutdown is the reverse: stop accepting, close agent sockets, flush pending reports, close the store.
+ */
+import { chmod, mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError } from '@dsg/core';
+import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
+import { openSqliteStore, type Store } from '@dsg/store';
+import { AgentHub } from './agents/agent-hub.js';
+import { Authenticator, createToken, hashToken } from './auth.js';
+import { systemClock, type Clock } from './clock.js';
+import { Engine } from './engine/engine.js';
+import { FileBlobStore } from './files/blob-store.js';
+import { FileLogStore } from './files/log-store.js';
+import { buildApi } from './http/server.js';
+import { createLogger } from './logger.js';
+import type { CoordinatorOptions, RunningCoordinator } from './options.js';
+
+interface Credentials {
+  url: string;
+  adminToken: string;
+  joinToken: string;
+}
+
+const STATIC_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'static');
+
+export async function startCoordinator(options: CoordinatorOptions, clock: Clock = systemClock): Promise<RunningCoordinator> {
+  const dataDir = resolve(options.dataDir);
+  const host = options.host ?? '0.0.0.0';
+  const port = options.port ?? 7070;
+  const heartbeatIntervalMs = (options.heartbeatIntervalSeconds ?? 5) * 1000;
+  const nodeTimeoutMs = (options.nodeTimeoutSeconds ?? 30) * 1000;
+  const log = createLogger(options.logLevel ?? 'info');
+
+  await mkdir(dataDir, { recursive: true });
+  const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite') });
+  await store.init();
+  const blobs = new FileBlobStore(join(dataDir, 'blobs'));
+  await blobs.init();
+  const logs = new FileLogStore(join(dataDir, 'logs'));
+
+  const credentialsFile = join(dataDir, 'credentials.json');
+  const creds = await ensureCredentials(store, credentialsFile, clock.now());
+
+  const engine = new Engine(store, blobs, logs, clock, {
+    heartbeatIntervalMs,
+    nodeTimeoutMs,
+    reconcileGraceMs: Math.max(2 * heartbeatIntervalMs, 5000),
+    policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES },
+    scheduler: DEFAULT_SCHEDULER_CONFIG,
+  }, log);
+  const auth = new Authenticator(store);
+  const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log);
+  const startedAt = clock.now();
+  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3 });
+  hub.attach(app.server);
+  await engine.start(hub);
+
+  try {
+    await app.listen({ host, port });
+  } catch (e) {
+    await engine.stop();
+    await store.close();
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw new DsgError('unavailable', `port ${port} on ${host} is already in use: is a grid already running? Stop it, or pick another port with --port`);
+    throw e;
+  }
+  const addr = app.server.address();
+  const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  const reachableHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const url = `http://${reachableHost}:${actualPort}`;
+  await writeCredentials(credentialsFile, { ...creds, url });
+  log.info({ url, dataDir }, 'coordinator listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    port: actualPort,
+    adminToken: creds.adminToken,
+    joinToken: creds.joinToken,
+    credentialsFile,
+    close: () =>
+      (closing ??= (async () => {
+        await hub.close();
+        await app.close();
+        await engine.stop();
+        await store.close();
+        log.info('coordinator stopped');
+      })()),
+  };
+}
+
+async function ensureCredentials(store: Store, file: string, now: number): Promise<Omit<Credentials, 'url'>> {
+  try {
+    const c = JSON.parse(await readFile(file, 'utf8')) as Partial<Credentials>;
+    if (c.adminToken && c.joinToken) {
+      const [a, j] = await Promise.all([store.findTokenByHash(hashToken(c.adminToken)), store.findTokenByHash(hashToken(c.joinToken))]);
+      if (a?.role === 'admin' && j?.role === 'node') return { adminToken: c.adminToken, joinToken: c.joinToken };
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
+  }
+  const admin = await createToken(store, 'admin', 'admin (created by dsg up)', now);
+  const join_ = await createToken(store, 'node', 'node join token', now);
+  return { adminToken: admin.secret, joinToken: join_.secret };
+}
+
+async function writeCredentials(file: string, c: Credentials): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(c, null, 2)}\n`, { mode: 0o600 });
+  await chmod(tmp, 0o600);
+  await rename(tmp, file);
+}

@@ -1,0 +1,435 @@
+/**
+ * The engine: the coordinator's control loop. It owns no durable state — the Store does — and does three things:
+ *
+ *  1. **Dispatch** (decide, then apply). `requestTick()` coalesces triggers (a job submitted, an attempt ended, a
+ *     node joined) into one pass: read a snapshot (online, connected nodes with their allocation; the head of the
+ *     queue), call the pure scheduler, apply its plan in one store transaction that re-checks capacity, and send
+ *     each node its new attempts in one frame. Rejected (stale) entries trigger another pass, never a retry of
+ *     the same plan.
+ *  2. **Reports** (grouped commits). Starts, finishes, log chunks and heartbeats from all agents are queued and
+ *     flushed together: logs are written first (so an ended attempt's log is complete), then starts and finishes
+ *     are committed in one transaction each, then finishes are acknowledged to their agents. While one flush runs,
+ *     new reports gather for the next, so under load each commit carries many state changes.
+ *  3. **Liveness.** Node states: `online` while connected and heartbeating; `offline` after a disconnect, with
+ *     `nodeTimeout` to come back; `lost` after that, when its active attempts are ended as lost and their tasks
+ *     requeued (a system failure, retried regardless of the spec's `retries`). A connected node that stops
+ *     heartbeating (frozen) is lost the same way. At start-up every node the store thinks is online becomes
+ *     offline with a fresh deadline: a coordinator restart gives agents time to reconnect and report.
+ *
+ * Reconciliation: each heartbeat lists the attempts the agent runs. Attempts the store has active on that node
+ * but the agent does not list (assigned more than `reconcileGraceMs` before the heartbeat, so an assignment still
+ * in flight is not mistaken) are ended as lost; attempts the agent runs that are no longer current are cancelled.
+ * Heartbeats are processed in the same flush, after the finishes that arrived before them on the same socket.
+ */
+import {
+  isAttemptId,
+  newAttemptId,
+  type AttemptId,
+  type Assignment,
+  type CoordinatorMessage,
+  type FinishedMessage,
+  type HelloMessage,
+  type JobId,
+  type NodeId,
+  type WireRun,
+} from '@dsg/core';
+import { schedule, seededRng, type PendingReason, type SchedulerConfig, type SchedulerNode } from '@dsg/scheduler';
+import type { AttemptRecord, FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
+import type { Clock } from '../clock.js';
+import type { BlobStore } from '../files/blob-store.js';
+import type { LogStore } from '../files/log-store.js';
+import type { Logger } from '../logger.js';
+import { JobCache } from './job-cache.js';
+
+/** The Transport port toward agents (implemented by AgentHub over WebSocket; faked in tests). */
+export interface AgentLink {
+  send(nodeId: NodeId, messages: readonly CoordinatorMessage[]): boolean;
+  connectedNodes(): ReadonlySet<NodeId>;
+  disconnect(nodeId: NodeId, reason: string): void;
+}
+
+export interface EngineConfig {
+  readonly heartbeatIntervalMs: number;
+  readonly nodeTimeoutMs: number;
+  readonly reconcileGraceMs: number;
+  readonly policy: StorePolicy;
+  readonly scheduler: SchedulerConfig;
+}
+
+interface AttemptInfo {
+  readonly jobId: JobId;
+  readonly nodeId: NodeId;
+}
+
+export class Engine {
+  readonly jobs: JobCache;
+  private link: AgentLink | null = null;
+  private readonly rng = seededRng(Date.now() >>> 0);
+
+  // Dispatch state.
+  private tickQueued = false;
+  private ticking = false;
+  private tickAgain = false;
+  /** Latest "never" reasons per job from the scheduler (not persisted; recomputed every pass). */
+  readonly neverReasons = new Map<JobId, PendingReason>();
+
+  // Report batch (swapped out whole at each flush).
+  private starts: StartReport[] = [];
+  private finishes: Array<{ report: FinishReport; nodeId: NodeId }> = [];
+  private logs = new Map<string, { jobId: string; text: string }>();
+  private heartbeats = new Map<NodeId, { running: Set<string>; at: number }>();
+  private flushQueued = false;
+  private flushing: Promise<void> | null = null;
+
+  /** Active attempts this process knows about, for routing log chunks without a store read. */
+  private readonly attempts = new Map<AttemptId, AttemptInfo>();
+  /** Offline nodes and when they will be declared lost. */
+  private readonly offlineDeadline = new Map<NodeId, number>();
+  private readonly lastSeen = new Map<NodeId, number>();
+  private monitor: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly blobs: BlobStore,
+    private readonly logStore: LogStore,
+    private readonly clock: Clock,
+    private readonly config: EngineConfig,
+    private readonly log: Logger,
+  ) {
+    this.jobs = new JobCache(store);
+  }
+
+  async start(link: AgentLink): Promise<void> {
+    this.link = link;
+    const now = this.clock.now();
+    for (const u of await this.store.listNodeUsage(['online'])) {
+      await this.store.setNodeState(u.node.id, 'offline', now);
+      this.offlineDeadline.set(u.node.id, now + this.config.nodeTimeoutMs);
+    }
+    for (const u of await this.store.listNodeUsage(['offline'])) {
+      if (u.activeAttempts > 0 && !this.offlineDeadline.has(u.node.id))
+        this.offlineDeadline.set(u.node.id, now + this.config.nodeTimeoutMs);
+    }
+    this.monitor = setInterval(() => void this.checkLiveness().catch((e) => this.log.error({ err: e }, 'liveness check failed')), 1000);
+    this.monitor.unref();
+    this.requestTick();
+  }
+
+  async stop(): Promise<void> {
+    this.closed = true;
+    if (this.monitor) clearInterval(this.monitor);
+    await this.flushing;
+    if (this.hasReports()) await this.flush();
+  }
+
+  // ─── dispatch ──────────────────────────────────────────────────────────────────────────────────────────
+  requestTick(): void {
+    if (this.closed) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    if (this.tickQueued) return;
+    this.tickQueued = true;
+    setImmediate(() => {
+      this.tickQueued = false;
+      void this.tick();
+    });
+  }
+
+  private async tick(): Promise<void> {
+    this.ticking = true;
+    try {
+      await this.dispatchOnce();
+    } catch (e) {
+      this.log.error({ err: e }, 'scheduling pass failed; retrying in 1s');
+      setTimeout(() => this.requestTick(), 1000).unref();
+    } finally {
+      this.ticking = false;
+      if (this.tickAgain) {
+        this.tickAgain = false;
+        this.requestTick();
+      }
+    }
+  }
+
+  private async dispatchOnce(): Promise<void> {
+    const link = this.link;
+    if (!link) return;
+    const connected = link.connectedNodes();
+    const usage = await this.store.listNodeUsage(['online']);
+    const nodes: SchedulerNode[] = usage
+      .filter((u) => connected.has(u.node.id))
+      .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels }));
+    // How much of the queue to look at: enough to fill the free cores with small tasks, not the whole queue.
+    let freeCpu = 0;
+    for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis - n.allocated.cpuMillis);
+    if (nodes.length > 0 && freeCpu === 0) return;
+    const limit = Math.min(2000, 64 + Math.ceil(freeCpu / 250));
+    const queued = await this.store.listQueued(limit);
+    if (queued.length === 0) {
+      this.neverReasons.clear();
+      return;
+    }
+    const now = this.clock.now();
+    const plan = schedule({ nodes, queued }, this.config.scheduler, { now, rng: this.rng });
+    this.neverReasons.clear();
+    for (const p of plan.pending) {
+      if (!p.never) continue;
+      const q = queued.find((t) => t.taskId === p.taskId);
+      if (q) this.neverReasons.set(q.jobId, p);
+    }
+    if (plan.assignments.length === 0) return;
+
+    const result = await this.store.applyPlan(
+      plan.assignments.map((a) => ({ attemptId: newAttemptId(now), taskId: a.taskId, nodeId: a.nodeId })),
+      now,
+    );
+    const byNode = new Map<NodeId, Assignment[]>();
+    for (const att of result.created) {
+      this.attempts.set(att.id, { jobId: att.jobId, nodeId: att.nodeId });
+      const assignment = await this.buildAssignment(att);
+      if (!assignment) continue;
+      let list = byNode.get(att.nodeId);
+      if (!list) byNode.set(att.nodeId, (list = []));
+      list.push(assignment);
+    }
+    for (const [nodeId, list] of byNode) {
+      // If the node dropped meanwhile, these attempts are reconciled as lost when it comes back or times out.
+      link.send(nodeId, [{ type: 'assign', attempts: list }]);
+    }
+    if (result.rejected.length > 0 || queued.length === limit) this.tickAgain = true;
+  }
+
+  private async buildAssignment(att: AttemptRecord): Promise<Assignment | null> {
+    const job = await this.jobs.get(att.jobId);
+    if (!job) return null;
+    const c = job.compiled;
+    const run: WireRun = c.run.kind === 'script' ? { kind: 'script', script: c.run.script } : { kind: 'command', argv: [...c.run.argv] };
+    return {
+      attemptId: att.id,
+      attemptNumber: att.number,
+      jobId: att.jobId,
+      jobName: job.name,
+      taskId: att.taskId,
+      taskIndex: att.taskIndex,
+      taskCount: c.taskCount,
+      arrayValue: c.arrayValues ? (c.arrayValues[att.taskIndex] ?? null) : null,
+      run,
+      env: { ...c.env },
+      inputs: job.inputs.map((i) => ({ ...i })),
+      outputs: [...c.outputs],
+      timeoutMs: c.timeoutMs,
+      resources: { ...c.resources },
+    };
+  }
+
+  // ─── agents ────────────────────────────────────────────────────────────────────────────────────────────
+  /** Register (or re-register) a node from its hello; returns the node id to welcome it with. */
+  async onHello(hello: HelloMessage, proposedId: NodeId, address: string | null): Promise<NodeId> {
+    const now = this.clock.now();
+    const existing = hello.nodeId ? await this.store.getNode(hello.nodeId as NodeId) : null;
+    const nodeId = existing ? existing.id : proposedId;
+    await this.store.upsertNode({
+      id: nodeId,
+      name: hello.name,
+      capacity: hello.capacity,
+      facts: hello.facts,
+      labels: hello.labels,
+      agentVersion: hello.agentVersion,
+      address,
+      now,
+    });
+    this.offlineDeadline.delete(nodeId);
+    this.lastSeen.set(nodeId, now);
+    this.log.info({ nodeId, name: hello.name, cores: hello.capacity.cpuMillis / 1000, rejoined: Boolean(existing) }, 'node connected');
+    return nodeId;
+  }
+
+  /** Called after the welcome is sent, so assignments follow it on the wire. */
+  onNodeReady(): void {
+    this.requestTick();
+  }
+
+  async onDisconnect(nodeId: NodeId): Promise<void> {
+    if (this.closed) return;
+    const now = this.clock.now();
+    this.offlineDeadline.set(nodeId, now + this.config.nodeTimeoutMs);
+    await this.store.setNodeState(nodeId, 'offline', now);
+    this.log.warn({ nodeId, graceSeconds: this.config.nodeTimeoutMs / 1000 }, 'node disconnected; waiting for it to come back');
+  }
+
+  onStarted(nodeId: NodeId, attemptId: string, at: number): void {
+    this.lastSeen.set(nodeId, this.clock.now());
+    if (!isAttemptId(attemptId)) return;
+    this.starts.push({ attemptId, at });
+    this.scheduleFlush();
+  }
+
+  onLog(nodeId: NodeId, attemptId: string, data: string): void {
+    if (!isAttemptId(attemptId)) return;
+    const info = this.attempts.get(attemptId);
+    if (info) this.appendLog(attemptId, info.jobId, data);
+    else {
+      // An attempt dispatched by an earlier coordinator process: look it up once.
+      void this.store.getAttempt(attemptId).then((a) => {
+        if (!a || a.nodeId !== nodeId) return;
+        this.attempts.set(attemptId, { jobId: a.jobId, nodeId: a.nodeId });
+        this.appendLog(attemptId, a.jobId, data);
+      });
+    }
+  }
+
+  private appendLog(attemptId: string, jobId: string, data: string): void {
+    const cur = this.logs.get(attemptId);
+    if (cur) cur.text += data;
+    else this.logs.set(attemptId, { jobId, text: data });
+    this.scheduleFlush();
+  }
+
+  onFinished(nodeId: NodeId, m: FinishedMessage): void {
+    this.lastSeen.set(nodeId, this.clock.now());
+    if (!isAttemptId(m.attemptId)) return;
+    this.finishes.push({
+      nodeId,
+      report: { attemptId: m.attemptId, end: m.end, startedAt: m.startedAt, finishedAt: m.finishedAt, outputs: m.outputs },
+    });
+    this.scheduleFlush();
+  }
+
+  onHeartbeat(nodeId: NodeId, running: readonly string[]): void {
+    const now = this.clock.now();
+    this.lastSeen.set(nodeId, now);
+    this.heartbeats.set(nodeId, { running: new Set(running), at: now });
+    this.scheduleFlush();
+  }
+
+  // ─── grouped commits ───────────────────────────────────────────────────────────────────────────────────
+  private hasReports(): boolean {
+    return this.starts.length + this.finishes.length + this.logs.size + this.heartbeats.size > 0;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushQueued || this.flushing) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      this.flushing = this.flush()
+        .catch((e) => this.log.error({ err: e }, 'committing agent reports failed'))
+        .finally(() => {
+          this.flushing = null;
+          if (this.hasReports()) this.scheduleFlush();
+        });
+    });
+  }
+
+  /** Commit everything gathered so far. Exposed for tests and shutdown. */
+  async flush(): Promise<void> {
+    const starts = this.starts;
+    const finishes = this.finishes;
+    const logs = this.logs;
+    const heartbeats = this.heartbeats;
+    this.starts = [];
+    this.finishes = [];
+    this.logs = new Map();
+    this.heartbeats = new Map();
+
+    if (logs.size > 0) await this.logStore.append(logs);
+    if (starts.length > 0) await this.store.recordStarts(starts);
+    if (finishes.length > 0) {
+      const reports = await Promise.all(finishes.map((f) => this.checkOutputs(f.report)));
+      const results = await this.store.recordFinishes(reports, this.clock.now(), this.config.policy);
+      this.afterFinishes(results);
+      const acks = new Map<NodeId, AttemptId[]>();
+      for (const f of finishes) {
+        let l = acks.get(f.nodeId);
+        if (!l) acks.set(f.nodeId, (l = []));
+        l.push(f.report.attemptId);
+      }
+      for (const [nodeId, ids] of acks) this.link?.send(nodeId, [{ type: 'ack', attemptIds: ids }]);
+    }
+    for (const [nodeId, hb] of heartbeats) await this.reconcile(nodeId, hb.running, hb.at);
+  }
+
+  /** An output the agent claims but whose blob is missing turns the attempt into a system failure. */
+  private async checkOutputs(r: FinishReport): Promise<FinishReport> {
+    if (r.outputs.length === 0) return r;
+    const missing: string[] = [];
+    for (const o of r.outputs) if (!(await this.blobs.has(o.sha256))) missing.push(o.path);
+    if (missing.length === 0) return r;
+    return {
+      ...r,
+      outputs: [],
+      end: { kind: 'error', reason: 'outputs_failed', message: `outputs not received by the coordinator: ${missing.slice(0, 5).join(', ')}` },
+    };
+  }
+
+  private afterFinishes(results: readonly FinishResult[]): void {
+    let changed = false;
+    for (const r of results) {
+      this.attempts.delete(r.attemptId);
+      if (r.applied) changed = true;
+    }
+    if (changed) this.requestTick();
+  }
+
+  private async reconcile(nodeId: NodeId, running: ReadonlySet<string>, at: number): Promise<void> {
+    const active = await this.store.activeAttemptsOnNode(nodeId);
+    const activeIds = new Set<string>(active.map((a) => a.id));
+    const gone = active.filter((a) => !running.has(a.id) && a.assignedAt < at - this.config.reconcileGraceMs).map((a) => a.id);
+    if (gone.length > 0) {
+      this.log.warn({ nodeId, attempts: gone.length }, 'agent no longer runs attempts it was given; ending them as lost');
+      const results = await this.store.loseAttempts(gone, 'the agent no longer had this attempt (it restarted or never received it)', this.clock.now(), this.config.policy);
+      this.afterFinishes(results);
+    }
+    const stale = [...running].filter((id) => !activeIds.has(id));
+    if (stale.length > 0) this.link?.send(nodeId, [{ type: 'cancel', attemptIds: stale, reason: 'this attempt is no longer current (it was reassigned or cancelled)' }]);
+  }
+
+  // ─── liveness ──────────────────────────────────────────────────────────────────────────────────────────
+  /** Declare silent or long-disconnected nodes lost. Runs every second; public for tests. */
+  async checkLiveness(): Promise<void> {
+    const now = this.clock.now();
+    const link = this.link;
+    if (link) {
+      for (const nodeId of link.connectedNodes()) {
+        const seen = this.lastSeen.get(nodeId) ?? now;
+        if (now - seen > this.config.nodeTimeoutMs) {
+          link.disconnect(nodeId, 'no heartbeat');
+          await this.declareLost(nodeId, `node stopped heartbeating for ${Math.round((now - seen) / 1000)}s`);
+        }
+      }
+    }
+    for (const [nodeId, deadline] of this.offlineDeadline) {
+      if (now >= deadline && !link?.connectedNodes().has(nodeId)) {
+        await this.declareLost(nodeId, `node was disconnected for more than ${Math.round(this.config.nodeTimeoutMs / 1000)}s`);
+      }
+    }
+  }
+
+  private async declareLost(nodeId: NodeId, why: string): Promise<void> {
+    const now = this.clock.now();
+    this.offlineDeadline.delete(nodeId);
+    this.lastSeen.delete(nodeId);
+    await this.store.setNodeState(nodeId, 'lost', now);
+    const active = await this.store.activeAttemptsOnNode(nodeId);
+    if (active.length > 0) {
+      const results = await this.store.loseAttempts(active.map((a) => a.id), why, now, this.config.policy);
+      this.afterFinishes(results);
+    }
+    this.log.warn({ nodeId, attempts: active.length, why }, 'node lost; its attempts were requeued');
+  }
+
+  // ─── cancel ────────────────────────────────────────────────────────────────────────────────────────────
+  /** Ask agents to kill attempts of a cancelled job. */
+  killAttempts(attempts: readonly AttemptRecord[], reason: string): void {
+    const byNode = new Map<NodeId, string[]>();
+    for (const a of attempts) {
+      let l = byNode.get(a.nodeId);
+      if (!l) byNode.set(a.nodeId, (l = []));
+      l.push(a.id);
+    }
+    for (const [nodeId, ids] of byNode) this.link?.send(nodeId, [{ type: 'cancel', attemptIds: ids, reason }]);
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * The compiled spec and inputs of recent jobs, so that building an assignment needs no store read.
+ * Jobs are immutable once accepted, so the cache never goes stale; it is bounded and refills from the store.
+ */
+import type { CompiledJobSpec, JobId, WireInputFile } from '@dsg/core';
+import type { Store } from '@dsg/store';
+
+export interface CachedJob {
+  readonly name: string;
+  readonly compiled: CompiledJobSpec;
+  readonly inputs: readonly WireInputFile[];
+  readonly cancelRequested: boolean;
+}
+
+export class JobCache {
+  private readonly map = new Map<JobId, CachedJob>();
+  constructor(private readonly store: Store, private readonly max = 2000) {}
+
+  put(id: JobId, job: CachedJob): void {
+    this.map.delete(id);
+    this.map.set(id, job);
+    if (this.map.size > this.max) this.map.delete(this.map.keys().next().value!);
+  }
+
+  async get(id: JobId): Promise<CachedJob | null> {
+    const hit = this.map.get(id);
+    if (hit) return hit;
+    const rec = await this.store.getJob(id);
+    if (!rec) return null;
+    const job = { name: rec.name, compiled: rec.compiled, inputs: rec.inputs, cancelRequested: rec.cancelRequested };
+    this.put(id, job);
+    return job;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Content-addressed file storage for job inputs and task outputs, keyed by sha256.
+ *
+ * A blob is written to a temporary file, its hash checked against the claimed one, then renamed into place, so a
+ * reader never sees a partial blob and a crash mid-upload leaves only a temp file (removed at start-up). Because
+ * the key is the content hash, re-uploading is harmless and identical files are stored once; outputs moving
+ * between machines (DAG artifacts, later) need nothing more than a blob id.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DsgError, ValidationError } from '@dsg/core';
+
+export interface BlobStore {
+  has(sha256: string): Promise<boolean>;
+  size(sha256: string): Promise<number | null>;
+  /** Store a stream; rejects (and stores nothing) if it is larger than maxBytes or does not hash to sha256. */
+  put(sha256: string, body: Readable, maxBytes: number): Promise<{ size: number }>;
+  open(sha256: string): Readable;
+}
+
+const SHA = /^[0-9a-f]{64}$/;
+
+export class FileBlobStore implements BlobStore {
+  private tmpCounter = 0;
+  constructor(private readonly dir: string) {}
+
+  async init(): Promise<void> {
+    await mkdir(join(this.dir, 'tmp'), { recursive: true });
+    // Partial uploads from a crash are garbage.
+    for (const f of await readdir(join(this.dir, 'tmp'))) await rm(join(this.dir, 'tmp', f), { force: true });
+  }
+
+  private pathOf(sha256: string): string {
+    if (!SHA.test(sha256)) throw new ValidationError([{ path: 'sha256', message: 'expected a lowercase hex sha256' }]);
+    return join(this.dir, sha256.slice(0, 2), sha256);
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    return (await this.size(sha256)) !== null;
+  }
+
+  async size(sha256: string): Promise<number | null> {
+    try {
+      return (await stat(this.pathOf(sha256))).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  async put(sha256: string, body: Readable, maxBytes: number): Promise<{ size: number }> {
+    const final = this.pathOf(sha256);
+    const tmp = join(this.dir, 'tmp', `${process.pid}-${++this.tmpCounter}-${sha256.slice(0, 12)}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      await pipeline(
+        body,
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            size += chunk.length;
+            if (size > maxBytes) throw new DsgError('too_large', `upload is larger than the limit of ${maxBytes} bytes`);
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        createWriteStream(tmp),
+      );
+      const actual = hash.digest('hex');
+      if (actual !== sha256)
+        throw new ValidationError([{ path: 'sha256', message: `content hashes to ${actual}, not ${sha256}; the upload was corrupted or the hash is wrong` }]);
+      await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true });
+      await rename(tmp, final);
+      return { size };
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  open(sha256: string): Readable {
+    return createReadStream(this.pathOf(sha256));
+  }
+}

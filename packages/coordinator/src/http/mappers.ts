@@ -1,0 +1,83 @@
+/** Domain records → wire types (v1). The only place where the HTTP shape of a thing is decided. */
+import type { AttemptV1, Failure, FailureV1, JobV1, NodeV1, OutputV1, Resources, ResourcesV1, TaskV1 } from '@dsg/core';
+import type { AttemptRecord, JobRecord, NodeUsage, OutputRecord, TaskRecord } from '@dsg/store';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+export const toResourcesV1 = (r: Resources): ResourcesV1 => ({
+  cpu: r.cpuMillis / 1000,
+  memoryBytes: r.memoryBytes,
+  gpus: r.gpus,
+  diskBytes: r.diskBytes,
+});
+
+const toFailureV1 = (f: Failure | null): FailureV1 | null => (f ? { kind: f.kind, reason: f.reason, message: f.message } : null);
+
+export function toJobV1(j: JobRecord, extraWarnings: readonly string[] = []): JobV1 {
+  return {
+    id: j.id,
+    name: j.name,
+    state: j.state,
+    createdAt: iso(j.createdAt),
+    finishedAt: isoOrNull(j.finishedAt),
+    cancelRequested: j.cancelRequested,
+    taskCount: j.taskCount,
+    counts: { ...j.counts },
+    resources: toResourcesV1(j.compiled.resources),
+    spec: j.spec,
+    warnings: [...new Set([...j.warnings, ...extraWarnings])],
+  };
+}
+
+export const toTaskV1 = (t: TaskRecord): TaskV1 => ({
+  id: t.id,
+  jobId: t.jobId,
+  index: t.index,
+  arrayValue: t.arrayValue,
+  state: t.state,
+  attempts: t.attempts,
+  currentAttemptId: t.currentAttemptId,
+  nodeId: t.nodeId,
+  exitCode: t.exitCode,
+  failure: toFailureV1(t.failure),
+  startedAt: isoOrNull(t.startedAt),
+  finishedAt: isoOrNull(t.finishedAt),
+});
+
+export const toAttemptV1 = (a: AttemptRecord): AttemptV1 => ({
+  id: a.id,
+  taskId: a.taskId,
+  number: a.number,
+  nodeId: a.nodeId,
+  state: a.state,
+  exitCode: a.exitCode,
+  signal: a.signal,
+  failure: toFailureV1(a.failure),
+  assignedAt: iso(a.assignedAt),
+  startedAt: isoOrNull(a.startedAt),
+  finishedAt: isoOrNull(a.finishedAt),
+});
+
+export const toNodeV1 = (u: NodeUsage): NodeV1 => ({
+  id: u.node.id,
+  name: u.node.name,
+  state: u.node.state,
+  capacity: toResourcesV1(u.node.capacity),
+  allocated: toResourcesV1(u.allocated),
+  runningTasks: u.activeAttempts,
+  facts: { ...u.node.facts, gpus: u.node.facts.gpus.map((g) => ({ ...g })) },
+  labels: { ...u.node.labels },
+  agentVersion: u.node.agentVersion,
+  address: u.node.address,
+  joinedAt: iso(u.node.joinedAt),
+  lastSeenAt: iso(u.node.lastSeenAt),
+});
+
+export const toOutputV1 = (o: OutputRecord): OutputV1 => ({
+  taskIndex: o.taskIndex,
+  attemptId: o.attemptId,
+  path: o.path,
+  size: o.size,
+  sha256: o.sha256,
+});

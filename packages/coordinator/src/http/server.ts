@@ -1,0 +1,269 @@
+/**
+ * REST API v1 (fastify). Every route under /api/v1 needs a bearer token; each handler asks for the capability it
+ * needs. Request parts are validated with core's zod schemas, responses are built only by the mappers, and every
+ * error goes through error-map.ts.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import {
+  API_PREFIX,
+  ConflictError,
+  DSG_VERSION,
+  isAttemptId,
+  isJobId,
+  isNodeId,
+  isTerminalAttempt,
+  isTerminalTask,
+  ListJobsQueryV1Schema,
+  ListTasksQueryV1Schema,
+  LogQueryV1Schema,
+  NotFoundError,
+  SubmitJobRequestV1Schema,
+  taskIdOf,
+  ValidationError,
+  type HealthV1,
+  type JobId,
+  type LogChunkV1,
+} from '@dsg/core';
+import type { JobRecord, Store } from '@dsg/store';
+import { requireCapability, type Authenticator, type Capability, type Principal } from '../auth.js';
+import type { Clock } from '../clock.js';
+import type { Engine } from '../engine/engine.js';
+import { submitJob } from '../engine/submit.js';
+import type { BlobStore } from '../files/blob-store.js';
+import type { LogStore } from '../files/log-store.js';
+import type { Logger } from '../logger.js';
+import { toHttpError } from './error-map.js';
+import { toAttemptV1, toJobV1, toNodeV1, toOutputV1, toTaskV1 } from './mappers.js';
+import { parseIndex, parseOr400 } from './parse.js';
+
+export interface ApiDeps {
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly blobs: BlobStore;
+  readonly logs: LogStore;
+  readonly auth: Authenticator;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly staticDir: string;
+  readonly startedAt: number;
+  /** Largest input or output file accepted. */
+  readonly maxUploadBytes: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+const SHA = /^[0-9a-f]{64}$/;
+
+export function buildApi(deps: ApiDeps): FastifyInstance {
+  const { store, engine, blobs, clock } = deps;
+  const app = Fastify({ bodyLimit: 32 * 1024 * 1024, logger: false, return503OnClosing: true });
+
+  // Uploads stream straight to disk; the handler gets the raw stream.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = toHttpError(err);
+    if (status >= 500) deps.log.error({ err, url: req.url }, 'request failed');
+    void reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  const authed = async (req: FastifyRequest, cap: Capability): Promise<Principal> => {
+    const p = await deps.auth.authenticate(req.headers.authorization);
+    requireCapability(p, cap);
+    req.principal = p;
+    return p;
+  };
+
+  const jobOr404 = async (id: string): Promise<JobRecord> => {
+    const job = isJobId(id) ? await store.getJob(id) : null;
+    if (!job) throw new NotFoundError('job', id);
+    return job;
+  };
+  const jobV1 = (j: JobRecord) => {
+    const never = engine.neverReasons.get(j.id);
+    return toJobV1(j, never && !isTerminalJobState(j) ? [`tasks cannot be placed: ${never.summary}`] : []);
+  };
+
+  // ── dashboard ──
+  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(join(deps.staticDir, 'index.html'))));
+
+  // ── health ──
+  app.get(`${API_PREFIX}/health`, async (req) => {
+    await authed(req, 'nodes:read');
+    const nodes = await store.listNodeUsage(['online']);
+    const body: HealthV1 = {
+      status: 'ok',
+      version: DSG_VERSION,
+      store: store.kind,
+      uptimeSeconds: Math.round((clock.now() - deps.startedAt) / 1000),
+      nodesOnline: nodes.length,
+    };
+    return body;
+  });
+
+  // ── blobs (job inputs) ──
+  app.head(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
+    await authed(req, 'blobs:read');
+    const { sha256 } = req.params as { sha256: string };
+    const size = SHA.test(sha256) ? await blobs.size(sha256) : null;
+    if (size === null) return reply.status(404).send();
+    return reply.header('content-length', size).status(200).send();
+  });
+  app.get(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
+    await authed(req, 'blobs:read');
+    const { sha256 } = req.params as { sha256: string };
+    const size = SHA.test(sha256) ? await blobs.size(sha256) : null;
+    if (size === null) throw new NotFoundError('blob', sha256);
+    return reply.type('application/octet-stream').header('content-length', size).send(blobs.open(sha256));
+  });
+  app.put(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
+    await authed(req, 'blobs:write');
+    const { sha256 } = req.params as { sha256: string };
+    if (!SHA.test(sha256)) throw new ValidationError([{ path: 'params.sha256', message: 'expected a lowercase hex sha256' }]);
+    const body = requireStream(req);
+    const { size } = await blobs.put(sha256, body, deps.maxUploadBytes);
+    return reply.status(201).send({ sha256, size });
+  });
+
+  // ── jobs ──
+  app.post(`${API_PREFIX}/jobs`, async (req, reply) => {
+    await authed(req, 'jobs:write');
+    const body = parseOr400(SubmitJobRequestV1Schema, req.body, 'body');
+    const job = await submitJob(body, { store, blobs, clock });
+    engine.jobs.put(job.id, { name: job.name, compiled: job.compiled, inputs: job.inputs, cancelRequested: false });
+    engine.requestTick();
+    deps.log.info({ jobId: job.id, name: job.name, tasks: job.taskCount }, 'job accepted');
+    return reply.status(201).send({ job: jobV1(job) });
+  });
+  app.get(`${API_PREFIX}/jobs`, async (req) => {
+    await authed(req, 'jobs:read');
+    const q = parseOr400(ListJobsQueryV1Schema, req.query, 'query');
+    const page = await store.listJobs({ limit: q.limit ?? 50, ...(q.state ? { state: q.state } : {}), ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+    return { items: page.items.map(jobV1), nextCursor: page.nextCursor };
+  });
+  app.get(`${API_PREFIX}/jobs/:id`, async (req) => {
+    await authed(req, 'jobs:read');
+    return jobV1(await jobOr404((req.params as { id: string }).id));
+  });
+  app.post(`${API_PREFIX}/jobs/:id/cancel`, async (req) => {
+    await authed(req, 'jobs:write');
+    const { id } = req.params as { id: string };
+    const r = isJobId(id) ? await store.requestCancel(id, clock.now()) : null;
+    if (!r) throw new NotFoundError('job', id);
+    engine.killAttempts(r.toKill, 'the job was cancelled');
+    deps.log.info({ jobId: id, killing: r.toKill.length }, 'job cancel requested');
+    return jobV1(r.job);
+  });
+  app.get(`${API_PREFIX}/jobs/:id/tasks`, async (req) => {
+    await authed(req, 'jobs:read');
+    const job = await jobOr404((req.params as { id: string }).id);
+    const q = parseOr400(ListTasksQueryV1Schema, req.query, 'query');
+    const page = await store.listTasks(job.id, { limit: q.limit ?? 1000, ...(q.state ? { state: q.state } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+    return { items: page.items.map(toTaskV1), nextCursor: page.nextCursor };
+  });
+  const taskOr404 = async (id: string, indexText: string) => {
+    const job = await jobOr404(id);
+    const index = parseIndex(indexText);
+    const task = index < job.taskCount ? await store.getTask(taskIdOf(job.id, index)) : null;
+    if (!task) throw new NotFoundError('task', `${id}.${indexText} (the job has ${job.taskCount} tasks, numbered from 0)`);
+    return { job, task };
+  };
+  app.get(`${API_PREFIX}/jobs/:id/tasks/:index`, async (req) => {
+    await authed(req, 'jobs:read');
+    const { id, index } = req.params as { id: string; index: string };
+    return toTaskV1((await taskOr404(id, index)).task);
+  });
+  app.get(`${API_PREFIX}/jobs/:id/tasks/:index/attempts`, async (req) => {
+    await authed(req, 'jobs:read');
+    const { id, index } = req.params as { id: string; index: string };
+    const { task } = await taskOr404(id, index);
+    return { items: (await store.listAttempts(task.id)).map(toAttemptV1) };
+  });
+  app.get(`${API_PREFIX}/jobs/:id/tasks/:index/logs`, async (req) => {
+    await authed(req, 'jobs:read');
+    const { id, index } = req.params as { id: string; index: string };
+    const q = parseOr400(LogQueryV1Schema, req.query, 'query');
+    const { job, task } = await taskOr404(id, index);
+    const attempts = await store.listAttempts(task.id);
+    const attempt = q.attempt ? attempts.find((a) => a.id === q.attempt || String(a.number) === q.attempt) : attempts[attempts.length - 1];
+    if (q.attempt && !attempt) throw new NotFoundError('attempt', q.attempt);
+    const offset = q.offset ?? 0;
+    if (!attempt) {
+      const chunk: LogChunkV1 = { data: '', offset, nextOffset: offset, complete: isTerminalTask(task.state), attemptId: null };
+      return chunk;
+    }
+    const r = await deps.logs.read(job.id, attempt.id, offset, q.limit ?? 1024 * 1024);
+    const chunk: LogChunkV1 = {
+      data: r.data,
+      offset,
+      nextOffset: r.nextOffset,
+      complete: isTerminalAttempt(attempt.state) && r.nextOffset >= r.size,
+      attemptId: attempt.id,
+    };
+    return chunk;
+  });
+  app.get(`${API_PREFIX}/jobs/:id/outputs`, async (req) => {
+    await authed(req, 'jobs:read');
+    const job = await jobOr404((req.params as { id: string }).id);
+    return { items: (await store.listOutputs(job.id)).map(toOutputV1) };
+  });
+  app.get(`${API_PREFIX}/jobs/:id/tasks/:index/outputs/*`, async (req, reply) => {
+    await authed(req, 'jobs:read');
+    const { id, index, '*': path } = req.params as { id: string; index: string; '*': string };
+    const job = await jobOr404(id);
+    const i = parseIndex(index);
+    const out = (await store.listOutputs(job.id)).find((o) => o.taskIndex === i && o.path === path);
+    if (!out) throw new NotFoundError('output', `${path} of task ${index}`);
+    return reply.type('application/octet-stream').header('content-length', out.size).header('x-dsg-sha256', out.sha256).send(blobs.open(out.sha256));
+  });
+
+  // ── outputs from agents ──
+  app.put(`${API_PREFIX}/attempts/:attemptId/outputs/*`, async (req, reply) => {
+    await authed(req, 'outputs:write');
+    const { attemptId } = req.params as { attemptId: string };
+    const sha256 = String(req.headers['x-dsg-sha256'] ?? '');
+    if (!SHA.test(sha256)) throw new ValidationError([{ path: 'headers.x-dsg-sha256', message: 'expected the sha256 of the file' }]);
+    const attempt = isAttemptId(attemptId) ? await store.getAttempt(attemptId) : null;
+    if (!attempt) throw new NotFoundError('attempt', attemptId);
+    if (isTerminalAttempt(attempt.state)) throw new ConflictError(`attempt ${attemptId} has already ended (${attempt.state}); its outputs are no longer accepted`);
+    await blobs.put(sha256, requireStream(req), deps.maxUploadBytes);
+    return reply.status(204).send();
+  });
+
+  // ── nodes ──
+  app.get(`${API_PREFIX}/nodes`, async (req) => {
+    await authed(req, 'nodes:read');
+    return { items: (await store.listNodeUsage()).map(toNodeV1) };
+  });
+  app.get(`${API_PREFIX}/nodes/:id`, async (req) => {
+    await authed(req, 'nodes:read');
+    const { id } = req.params as { id: string };
+    const u = isNodeId(id) ? (await store.listNodeUsage()).find((n) => n.node.id === id) : undefined;
+    if (!u) throw new NotFoundError('node', id);
+    return toNodeV1(u);
+  });
+
+  return app;
+}
+
+function requireStream(req: FastifyRequest): Readable {
+  const body = req.body as Readable | undefined;
+  if (!body || typeof (body as Readable).pipe !== 'function')
+    throw new ValidationError([{ path: 'headers.content-type', message: 'expected content-type: application/octet-stream with the file as the body' }]);
+  return body;
+}
+
+function isTerminalJobState(j: JobRecord): boolean {
+  return j.state === 'succeeded' || j.state === 'failed' || j.state === 'cancelled';
+}
+

@@ -1,0 +1,194 @@
+// The engine with a fake agent link, a fake clock and a real SQLite store in a temp dir.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { newNodeId, type CoordinatorMessage, type HelloMessage, type NodeId, type Assignment } from '@dsg/core';
+import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
+import { openSqliteStore, type Store } from '@dsg/store';
+import { Engine, type AgentLink } from '@dsg/coordinator';
+import { FileBlobStore } from '../src/files/blob-store.js';
+import { FileLogStore } from '../src/files/log-store.js';
+import { submitJob } from '../src/engine/submit.js';
+import { pino } from 'pino';
+
+class FakeLink implements AgentLink {
+  readonly sent: Array<{ nodeId: NodeId; msg: CoordinatorMessage }> = [];
+  readonly live = new Set<NodeId>();
+  send(nodeId: NodeId, messages: readonly CoordinatorMessage[]): boolean {
+    for (const msg of messages) this.sent.push({ nodeId, msg });
+    return this.live.has(nodeId);
+  }
+  connectedNodes(): ReadonlySet<NodeId> {
+    return this.live;
+  }
+  disconnect(nodeId: NodeId): void {
+    this.live.delete(nodeId);
+  }
+  assignments(nodeId?: NodeId): Assignment[] {
+    return this.sent.flatMap((s) => (s.msg.type === 'assign' && (!nodeId || s.nodeId === nodeId) ? s.msg.attempts : []));
+  }
+  of<T extends CoordinatorMessage['type']>(type: T): Array<Extract<CoordinatorMessage, { type: T }>> {
+    return this.sent.map((s) => s.msg).filter((m): m is Extract<CoordinatorMessage, { type: T }> => m.type === type);
+  }
+}
+
+const hello = (cores: number, nodeId: string | null = null): HelloMessage => ({
+  type: 'hello', protocol: 1, nodeId, name: `n${cores}`, agentVersion: 'test',
+  capacity: { cpuMillis: cores * 1000, memoryBytes: 8 * 1024 ** 3, gpus: 0, diskBytes: 10 * 1024 ** 3 },
+  facts: { hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'test', cores, memoryBytes: 8 * 1024 ** 3, diskBytes: 10 * 1024 ** 3, gpus: [] },
+  labels: {}, running: [],
+});
+
+/** Let setImmediate-scheduled ticks and flushes run to completion. */
+async function settle(engine: Engine): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await engine.flush();
+}
+
+describe('engine', () => {
+  let dir: string;
+  let store: Store;
+  let engine: Engine;
+  let link: FakeLink;
+  let now: number;
+  const clock = { now: () => now };
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dsg-engine-'));
+    store = openSqliteStore({ file: join(dir, 'db.sqlite') });
+    await store.init();
+    const blobs = new FileBlobStore(join(dir, 'blobs'));
+    await blobs.init();
+    now = 1_700_000_000_000;
+    link = new FakeLink();
+    engine = new Engine(store, blobs, new FileLogStore(join(dir, 'logs')), clock, {
+      heartbeatIntervalMs: 5000, nodeTimeoutMs: 30_000, reconcileGraceMs: 10_000,
+      policy: { maxSystemRetries: 3 }, scheduler: DEFAULT_SCHEDULER_CONFIG,
+    }, pino({ level: 'silent' }));
+    await engine.start(link);
+  });
+  afterEach(async () => {
+    await engine.stop();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function join_(cores: number): Promise<NodeId> {
+    const id = await engine.onHello(hello(cores), newNodeId(now), '127.0.0.1');
+    link.live.add(id);
+    engine.onNodeReady();
+    return id;
+  }
+  const submit = async (spec: Record<string, unknown>) => {
+    const blobs = new FileBlobStore(join(dir, 'blobs'));
+    const job = await submitJob({ spec }, { store, blobs, clock });
+    engine.requestTick();
+    return job;
+  };
+
+  it('dispatches no more tasks to a node than its cores, then the next ones as tasks finish', async () => {
+    const node = await join_(2);
+    const job = await submit({ name: 'j', command: ['true'], array: 5 });
+    await settle(engine);
+    const first = link.assignments(node);
+    assert.equal(first.length, 2);
+    assert.deepEqual(first.map((a) => a.taskIndex), [0, 1]);
+    assert.equal(first[0]!.jobId, job.id);
+    assert.deepEqual(first[0]!.run, { kind: 'command', argv: ['true'] });
+
+    engine.onStarted(node, first[0]!.attemptId, now);
+    engine.onFinished(node, { type: 'finished', attemptId: first[0]!.attemptId, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: now, finishedAt: now + 5, outputs: [] });
+    await settle(engine);
+    assert.equal(link.assignments(node).length, 3, 'one more task dispatched into the freed core');
+    assert.deepEqual(link.of('ack').flatMap((a) => a.attemptIds), [first[0]!.attemptId]);
+    const t0 = await store.getTask(`${job.id}.0` as never);
+    assert.equal(t0?.state, 'succeeded');
+  });
+
+  it('fences a stale report: a finish for an attempt that was lost is acked but not applied', async () => {
+    const node = await join_(1);
+    const job = await submit({ name: 'j', command: ['true'] });
+    await settle(engine);
+    const [a] = link.assignments(node);
+    assert.ok(a);
+    // The node disappears; after the timeout its attempt is lost and the task requeued.
+    link.live.delete(node);
+    await engine.onDisconnect(node);
+    now += 31_000;
+    await engine.checkLiveness();
+    await settle(engine);
+    let task = await store.getTask(`${job.id}.0` as never);
+    assert.equal(task?.state, 'queued');
+    assert.equal(task?.systemFailures, 1);
+    // Its late report changes nothing.
+    engine.onFinished(node, { type: 'finished', attemptId: a.attemptId, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: now, finishedAt: now, outputs: [] });
+    await settle(engine);
+    task = await store.getTask(`${job.id}.0` as never);
+    assert.equal(task?.state, 'queued');
+    assert.ok(link.of('ack').some((m) => m.attemptIds.includes(a.attemptId)));
+    // A new node picks the task up as attempt 2.
+    const node2 = await join_(1);
+    await settle(engine);
+    const [b] = link.assignments(node2);
+    assert.equal(b?.attemptNumber, 2);
+  });
+
+  it('reconciles on heartbeat: an attempt the agent does not know is lost and retried; an unknown running one is cancelled', async () => {
+    const node = await join_(1);
+    const job = await submit({ name: 'j', command: ['true'] });
+    await settle(engine);
+    const [a] = link.assignments(node);
+    assert.ok(a);
+    now += 11_000; // past the reconcile grace
+    engine.onHeartbeat(node, ['att_00000000000000000000000000']);
+    await settle(engine);
+    const attempts = await store.listAttempts(`${job.id}.0` as never);
+    assert.equal(attempts[0]?.state, 'lost');
+    assert.ok(link.of('cancel').some((m) => m.attemptIds.includes('att_00000000000000000000000000')));
+    assert.equal(link.assignments(node).length, 2, 'the task was dispatched again');
+  });
+
+  it('does not reconcile away an attempt assigned moments ago (still in flight)', async () => {
+    const node = await join_(1);
+    const job = await submit({ name: 'j', command: ['true'] });
+    await settle(engine);
+    engine.onHeartbeat(node, []);
+    await settle(engine);
+    const attempts = await store.listAttempts(`${job.id}.0` as never);
+    assert.equal(attempts[0]?.state, 'assigned');
+  });
+
+  it('groups many finishes into one flush and writes logs before the end is committed', async () => {
+    const node = await join_(8);
+    const job = await submit({ name: 'j', command: ['true'], array: 8 });
+    await settle(engine);
+    const as = link.assignments(node);
+    assert.equal(as.length, 8);
+    for (const a of as) {
+      engine.onLog(node, a.attemptId, `hello from ${a.taskIndex}\n`);
+      engine.onFinished(node, { type: 'finished', attemptId: a.attemptId, end: { kind: 'exited', exitCode: a.taskIndex === 3 ? 1 : 0, signal: null }, startedAt: now, finishedAt: now, outputs: [] });
+    }
+    await settle(engine);
+    const j = await store.getJob(job.id);
+    assert.equal(j?.state, 'failed');
+    assert.equal(j?.counts.succeeded, 7);
+    assert.equal(j?.counts.failed, 1);
+  });
+
+  it('declares a silent connected node lost after the timeout (frozen agent)', async () => {
+    const node = await join_(1);
+    const job = await submit({ name: 'j', command: ['sleep', '100'] });
+    await settle(engine);
+    now += 31_000;
+    await engine.checkLiveness();
+    await settle(engine);
+    assert.equal(link.live.has(node), false, 'the socket was closed');
+    assert.equal((await store.getNode(node))?.state, 'lost');
+    assert.equal((await store.getTask(`${job.id}.0` as never))?.state, 'queued');
+  });
+});

@@ -1,0 +1,3 @@
+export * from './store.js';
+export { openSqliteStore, SqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.js';
+export { MIGRATIONS, type Migration } from './sqlite/migrations.js';

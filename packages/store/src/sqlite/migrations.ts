@@ -1,0 +1,123 @@
+/**
+ * Numbered, append-only migrations. Never edit one that has shipped: add the next number. PostgreSQL will use the
+ * same numbers with its own dialect, so a database's version means the same thing whichever engine holds it.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'init',
+    sql: `
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO meta (key, value) VALUES ('queue_seq', 0);
+
+      CREATE TABLE jobs (
+        id               TEXT PRIMARY KEY,
+        name             TEXT NOT NULL,
+        spec_json        TEXT NOT NULL,
+        compiled_json    TEXT NOT NULL,
+        inputs_json      TEXT NOT NULL,
+        warnings_json    TEXT NOT NULL,
+        task_count       INTEGER NOT NULL,
+        cpu_millis       INTEGER NOT NULL,
+        memory_bytes     INTEGER NOT NULL,
+        gpus             INTEGER NOT NULL,
+        disk_bytes       INTEGER NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        created_at       INTEGER NOT NULL,
+        finished_at      INTEGER,
+        -- Task counts per state, kept in step by every task transition (one code path: moveTask).
+        n_queued    INTEGER NOT NULL DEFAULT 0,
+        n_assigned  INTEGER NOT NULL DEFAULT 0,
+        n_running   INTEGER NOT NULL DEFAULT 0,
+        n_succeeded INTEGER NOT NULL DEFAULT 0,
+        n_failed    INTEGER NOT NULL DEFAULT 0,
+        n_cancelled INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX jobs_name ON jobs (name, id);
+
+      CREATE TABLE tasks (
+        id                 TEXT PRIMARY KEY,
+        job_id             TEXT NOT NULL REFERENCES jobs (id),
+        idx                INTEGER NOT NULL,
+        array_value        TEXT,
+        state              TEXT NOT NULL,
+        attempts           INTEGER NOT NULL DEFAULT 0,
+        user_failures      INTEGER NOT NULL DEFAULT 0,
+        system_failures    INTEGER NOT NULL DEFAULT 0,
+        current_attempt_id TEXT,
+        node_id            TEXT,
+        exit_code          INTEGER,
+        failure_json       TEXT,
+        started_at         INTEGER,
+        finished_at        INTEGER,
+        queue_seq          INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX tasks_job_idx ON tasks (job_id, idx);
+      CREATE INDEX tasks_queue ON tasks (queue_seq) WHERE state = 'queued';
+
+      CREATE TABLE attempts (
+        id           TEXT PRIMARY KEY,
+        task_id      TEXT NOT NULL REFERENCES tasks (id),
+        job_id       TEXT NOT NULL,
+        task_index   INTEGER NOT NULL,
+        number       INTEGER NOT NULL,
+        node_id      TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        exit_code    INTEGER,
+        signal       TEXT,
+        failure_json TEXT,
+        assigned_at  INTEGER NOT NULL,
+        started_at   INTEGER,
+        finished_at  INTEGER,
+        cpu_millis   INTEGER NOT NULL,
+        memory_bytes INTEGER NOT NULL,
+        gpus         INTEGER NOT NULL,
+        disk_bytes   INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX attempts_task ON attempts (task_id, number);
+      CREATE INDEX attempts_active ON attempts (node_id) WHERE state IN ('assigned', 'running');
+
+      CREATE TABLE nodes (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        cpu_millis    INTEGER NOT NULL,
+        memory_bytes  INTEGER NOT NULL,
+        gpus          INTEGER NOT NULL,
+        disk_bytes    INTEGER NOT NULL,
+        facts_json    TEXT NOT NULL,
+        labels_json   TEXT NOT NULL,
+        agent_version TEXT NOT NULL,
+        address       TEXT,
+        joined_at     INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL
+      );
+
+      CREATE TABLE outputs (
+        attempt_id TEXT NOT NULL,
+        job_id     TEXT NOT NULL,
+        task_index INTEGER NOT NULL,
+        path       TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        sha256     TEXT NOT NULL,
+        PRIMARY KEY (attempt_id, path)
+      );
+      CREATE INDEX outputs_job ON outputs (job_id, task_index);
+
+      CREATE TABLE tokens (
+        id         TEXT PRIMARY KEY,
+        hash       TEXT NOT NULL UNIQUE,
+        role       TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      );
+    `,
+  },
+];

@@ -1,0 +1,147 @@
+/** Row types and row → domain mappers. Rows never leave this package. */
+import {
+  deriveJobState,
+  type AttemptId,
+  type AttemptState,
+  type CompiledJobSpec,
+  type Failure,
+  type JobId,
+  type NodeId,
+  type NodeState,
+  type TaskId,
+  type TaskState,
+  type TokenId,
+  type WireInputFile,
+} from '@dsg/core';
+import type { AttemptRecord, JobRecord, NodeRecord, OutputRecord, TaskRecord, TokenRecord, TokenRole } from '../store.js';
+
+export interface JobRow {
+  id: string; name: string; spec_json: string; compiled_json: string; inputs_json: string; warnings_json: string;
+  task_count: number; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number;
+  cancel_requested: number; created_at: number; finished_at: number | null;
+  n_queued: number; n_assigned: number; n_running: number; n_succeeded: number; n_failed: number; n_cancelled: number;
+}
+export interface TaskRow {
+  id: string; job_id: string; idx: number; array_value: string | null; state: string; attempts: number;
+  user_failures: number; system_failures: number; current_attempt_id: string | null; node_id: string | null;
+  exit_code: number | null; failure_json: string | null; started_at: number | null; finished_at: number | null; queue_seq: number;
+}
+export interface AttemptRow {
+  id: string; task_id: string; job_id: string; task_index: number; number: number; node_id: string; state: string;
+  exit_code: number | null; signal: string | null; failure_json: string | null; assigned_at: number;
+  started_at: number | null; finished_at: number | null; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number;
+}
+export interface NodeRow {
+  id: string; name: string; state: string; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number;
+  facts_json: string; labels_json: string; agent_version: string; address: string | null; joined_at: number; last_seen_at: number;
+}
+export interface OutputRow { attempt_id: string; job_id: string; task_index: number; path: string; size: number; sha256: string }
+export interface TokenRow { id: string; hash: string; role: string; name: string; created_at: number; revoked_at: number | null }
+
+const failureOf = (json: string | null): Failure | null => (json ? (JSON.parse(json) as Failure) : null);
+
+/** Parsed compiled specs by job id: jobs are immutable, so parse each once. */
+const compiledCache = new Map<string, CompiledJobSpec>();
+export function compiledOf(row: Pick<JobRow, 'id' | 'compiled_json'>): CompiledJobSpec {
+  let c = compiledCache.get(row.id);
+  if (!c) {
+    c = JSON.parse(row.compiled_json) as CompiledJobSpec;
+    if (compiledCache.size > 5000) compiledCache.clear();
+    compiledCache.set(row.id, c);
+  }
+  return c;
+}
+
+export function toJob(r: JobRow): JobRecord {
+  const counts = {
+    queued: r.n_queued, assigned: r.n_assigned, running: r.n_running,
+    succeeded: r.n_succeeded, failed: r.n_failed, cancelled: r.n_cancelled,
+  };
+  return {
+    id: r.id as JobId,
+    name: r.name,
+    spec: JSON.parse(r.spec_json) as Record<string, unknown>,
+    compiled: compiledOf(r),
+    inputs: JSON.parse(r.inputs_json) as WireInputFile[],
+    state: deriveJobState(counts, r.cancel_requested === 1),
+    counts,
+    taskCount: r.task_count,
+    cancelRequested: r.cancel_requested === 1,
+    createdAt: r.created_at,
+    finishedAt: r.finished_at,
+    warnings: JSON.parse(r.warnings_json) as string[],
+  };
+}
+
+export const toTask = (r: TaskRow): TaskRecord => ({
+  id: r.id as TaskId,
+  jobId: r.job_id as JobId,
+  index: r.idx,
+  arrayValue: r.array_value,
+  state: r.state as TaskState,
+  attempts: r.attempts,
+  userFailures: r.user_failures,
+  systemFailures: r.system_failures,
+  currentAttemptId: r.current_attempt_id as AttemptId | null,
+  nodeId: r.node_id as NodeId | null,
+  exitCode: r.exit_code,
+  failure: failureOf(r.failure_json),
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+});
+
+export const toAttempt = (r: AttemptRow): AttemptRecord => ({
+  id: r.id as AttemptId,
+  taskId: r.task_id as TaskId,
+  jobId: r.job_id as JobId,
+  taskIndex: r.task_index,
+  number: r.number,
+  nodeId: r.node_id as NodeId,
+  state: r.state as AttemptState,
+  exitCode: r.exit_code,
+  signal: r.signal,
+  failure: failureOf(r.failure_json),
+  assignedAt: r.assigned_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+});
+
+export const toNode = (r: NodeRow): NodeRecord => ({
+  id: r.id as NodeId,
+  name: r.name,
+  state: r.state as NodeState,
+  capacity: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
+  facts: JSON.parse(r.facts_json) as NodeRecord['facts'],
+  labels: JSON.parse(r.labels_json) as Record<string, string>,
+  agentVersion: r.agent_version,
+  address: r.address,
+  joinedAt: r.joined_at,
+  lastSeenAt: r.last_seen_at,
+});
+
+export const toOutput = (r: OutputRow): OutputRecord => ({
+  attemptId: r.attempt_id as AttemptId,
+  jobId: r.job_id as JobId,
+  taskIndex: r.task_index,
+  path: r.path,
+  size: r.size,
+  sha256: r.sha256,
+});
+
+export const toToken = (r: TokenRow): TokenRecord => ({
+  id: r.id as TokenId,
+  hash: r.hash,
+  role: r.role as TokenRole,
+  name: r.name,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+});
+
+/** SQL for the derived job state; must agree with core's deriveJobState (a conformance test checks it). */
+export const JOB_STATE_SQL = `CASE
+  WHEN n_queued + n_assigned + n_running > 0 THEN
+    CASE WHEN n_assigned + n_running + n_succeeded + n_failed + n_cancelled > 0 THEN 'running' ELSE 'queued' END
+  WHEN cancel_requested = 1 THEN 'cancelled'
+  WHEN n_failed > 0 THEN 'failed'
+  WHEN n_cancelled > 0 THEN 'cancelled'
+  ELSE 'succeeded' END`;

@@ -1,0 +1,450 @@
+/**
+ * SqliteStore: the Store port on embedded SQLite (better-sqlite3), the default store.
+ *
+ * Durability: WAL journal with synchronous=FULL, so a commit is on disk before any method resolves: an accepted
+ * job or a recorded result survives a crash of the process or the machine. Throughput comes from grouping (the
+ * engine hands over many reports per call, and each call is one transaction), not from weaker syncing.
+ *
+ * Invariants kept here:
+ *  - every task state change goes through `moveTask`, which checks the transition table and keeps the job's
+ *    per-state counters in step, so job state and progress are O(1) reads;
+ *  - a task's `current_attempt_id` names its only active attempt; reports about any other attempt are fenced off;
+ *  - a node's allocation is the sum of its active attempts' resources (copied onto each attempt at creation), so it
+ *    cannot drift from the attempts themselves;
+ *  - a job's `finished_at` is set exactly when its last task reaches a terminal state.
+ *
+ * The methods are async to honour the port, but run synchronously inside: better-sqlite3 transactions cannot
+ * span an await, which also means no other call interleaves with one in flight.
+ */
+import Database from 'better-sqlite3';
+import {
+  addResources,
+  assertAttemptTransition,
+  assertTaskTransition,
+  decideAfterAttempt,
+  fits,
+  isActiveAttempt,
+  isTerminalTask,
+  taskIdOf,
+  ZERO_RESOURCES,
+  type AttemptEnd,
+  type AttemptId,
+  type AttemptState,
+  type JobId,
+  type NodeId,
+  type NodeState,
+  type Resources,
+  type TaskId,
+  type TaskState,
+} from '@dsg/core';
+import type {
+  ApplyPlanResult,
+  AttemptRecord,
+  FinishReport,
+  FinishResult,
+  JobRecord,
+  ListJobsQuery,
+  ListTasksQuery,
+  NewAttempt,
+  NewJob,
+  NodeRecord,
+  NodeUpsert,
+  NodeUsage,
+  OutputRecord,
+  Page,
+  QueuedTask,
+  StartReport,
+  Store,
+  StorePolicy,
+  TaskRecord,
+  TokenRecord,
+} from '../store.js';
+import { MIGRATIONS } from './migrations.js';
+import {
+  compiledOf,
+  JOB_STATE_SQL,
+  toAttempt,
+  toJob,
+  toNode,
+  toOutput,
+  toTask,
+  toToken,
+  type AttemptRow,
+  type JobRow,
+  type NodeRow,
+  type OutputRow,
+  type TaskRow,
+  type TokenRow,
+} from './rows.js';
+
+export interface SqliteStoreOptions {
+  /** Database file, or `:memory:`. */
+  readonly file: string;
+}
+
+const COUNTER: Record<TaskState, string> = {
+  queued: 'n_queued', assigned: 'n_assigned', running: 'n_running',
+  succeeded: 'n_succeeded', failed: 'n_failed', cancelled: 'n_cancelled',
+};
+
+export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(options);
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  private readonly db: Database.Database;
+  private readonly stmts = new Map<string, Database.Statement>();
+
+  constructor(options: SqliteStoreOptions) {
+    this.db = new Database(options.file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  /** Prepared statements, cached by their SQL. */
+  private q(sql: string): Database.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) this.stmts.set(sql, (s = this.db.prepare(sql)));
+    return s;
+  }
+
+  async init(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Array<{ version: number }>).map((r) => r.version));
+    for (const m of MIGRATIONS) {
+      if (applied.has(m.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      })();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  // ── jobs and tasks ──────────────────────────────────────────────────────────────────────────────────────
+  async createJob(job: NewJob): Promise<JobRecord> {
+    const c = job.compiled;
+    const n = c.taskCount;
+    this.db.transaction(() => {
+      const { value: end } = this.q("UPDATE meta SET value = value + ? WHERE key = 'queue_seq' RETURNING value").get(n) as { value: number };
+      const first = end - n + 1;
+      this.q(
+        `INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, n_queued)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(job.id, job.name, JSON.stringify(job.spec), JSON.stringify(c), JSON.stringify(job.inputs), JSON.stringify(job.warnings), n,
+        c.resources.cpuMillis, c.resources.memoryBytes, c.resources.gpus, c.resources.diskBytes, job.createdAt, n);
+      const ins = this.q("INSERT INTO tasks (id, job_id, idx, array_value, state, queue_seq) VALUES (?, ?, ?, ?, 'queued', ?)");
+      for (let i = 0; i < n; i++) ins.run(taskIdOf(job.id, i), job.id, i, c.arrayValues ? (c.arrayValues[i] ?? null) : null, first + i);
+    })();
+    return (await this.getJob(job.id))!;
+  }
+
+  async getJob(id: JobId): Promise<JobRecord | null> {
+    const r = this.q('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return r ? toJob(r) : null;
+  }
+
+  async listJobs(query: ListJobsQuery): Promise<Page<JobRecord>> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (query.cursor) {
+      where.push('id < ?');
+      args.push(query.cursor);
+    }
+    if (query.name) {
+      // Exact name, or a prefix when it ends with '*'.
+      if (query.name.endsWith('*')) {
+        where.push("name LIKE ? ESCAPE '\\'");
+        args.push(`${query.name.slice(0, -1).replace(/[\\%_]/g, (m) => `\\${m}`)}%`);
+      } else {
+        where.push('name = ?');
+        args.push(query.name);
+      }
+    }
+    if (query.state) {
+      where.push(`(${JOB_STATE_SQL}) = ?`);
+      args.push(query.state);
+    }
+    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, query.limit + 1) as JobRow[];
+    const more = rows.length > query.limit;
+    const items = rows.slice(0, query.limit).map(toJob);
+    return { items, nextCursor: more ? items[items.length - 1]!.id : null };
+  }
+
+  async requestCancel(id: JobId, now: number): Promise<{ job: JobRecord; toKill: readonly AttemptRecord[] } | null> {
+    const found = this.db.transaction(() => {
+      const job = this.q('SELECT id FROM jobs WHERE id = ?').get(id);
+      if (!job) return false;
+      this.q('UPDATE jobs SET cancel_requested = 1 WHERE id = ?').run(id);
+      const queued = this.q("SELECT * FROM tasks WHERE job_id = ? AND state = 'queued'").all(id) as TaskRow[];
+      for (const t of queued) this.moveTask(t, 'cancelled', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'cancelled', message: 'cancelled before it started' }) });
+      this.finishJobIfDone(id, now);
+      return true;
+    })();
+    if (!found) return null;
+    const toKill = (this.q("SELECT * FROM attempts WHERE job_id = ? AND state IN ('assigned', 'running')").all(id) as AttemptRow[]).map(toAttempt);
+    return { job: (await this.getJob(id))!, toKill };
+  }
+
+  async listTasks(jobId: JobId, query: ListTasksQuery): Promise<Page<TaskRecord>> {
+    const after = query.cursor !== undefined ? Number(query.cursor) : -1;
+    const rows = (query.state
+      ? this.q('SELECT * FROM tasks WHERE job_id = ? AND idx > ? AND state = ? ORDER BY idx LIMIT ?').all(jobId, after, query.state, query.limit + 1)
+      : this.q('SELECT * FROM tasks WHERE job_id = ? AND idx > ? ORDER BY idx LIMIT ?').all(jobId, after, query.limit + 1)) as TaskRow[];
+    const more = rows.length > query.limit;
+    const items = rows.slice(0, query.limit).map(toTask);
+    return { items, nextCursor: more ? String(items[items.length - 1]!.index) : null };
+  }
+
+  async getTask(id: TaskId): Promise<TaskRecord | null> {
+    const r = this.q('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+    return r ? toTask(r) : null;
+  }
+
+  async listAttempts(taskId: TaskId): Promise<readonly AttemptRecord[]> {
+    return (this.q('SELECT * FROM attempts WHERE task_id = ? ORDER BY number').all(taskId) as AttemptRow[]).map(toAttempt);
+  }
+
+  async getAttempt(id: AttemptId): Promise<AttemptRecord | null> {
+    const r = this.q('SELECT * FROM attempts WHERE id = ?').get(id) as AttemptRow | undefined;
+    return r ? toAttempt(r) : null;
+  }
+
+  // ── scheduling ──────────────────────────────────────────────────────────────────────────────────────────
+  async listQueued(limit: number): Promise<readonly QueuedTask[]> {
+    const rows = this.q(
+      `SELECT t.id, t.job_id, t.idx, t.queue_seq, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes
+         FROM tasks t JOIN jobs j ON j.id = t.job_id
+        WHERE t.state = 'queued' ORDER BY t.queue_seq LIMIT ?`,
+    ).all(limit) as Array<{ id: string; job_id: string; idx: number; queue_seq: number; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number }>;
+    return rows.map((r) => ({
+      taskId: r.id as TaskId,
+      jobId: r.job_id as JobId,
+      index: r.idx,
+      seq: r.queue_seq,
+      resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
+    }));
+  }
+
+  private allocations(): Map<string, { allocated: Resources; count: number }> {
+    const rows = this.q(
+      `SELECT node_id, COUNT(*) AS n, SUM(cpu_millis) AS cpu, SUM(memory_bytes) AS mem, SUM(gpus) AS gpus, SUM(disk_bytes) AS disk
+         FROM attempts WHERE state IN ('assigned', 'running') GROUP BY node_id`,
+    ).all() as Array<{ node_id: string; n: number; cpu: number; mem: number; gpus: number; disk: number }>;
+    return new Map(rows.map((r) => [r.node_id, { count: r.n, allocated: { cpuMillis: r.cpu, memoryBytes: r.mem, gpus: r.gpus, diskBytes: r.disk } }]));
+  }
+
+  async listNodeUsage(states?: readonly NodeState[]): Promise<readonly NodeUsage[]> {
+    const rows = (states && states.length > 0
+      ? this.db.prepare(`SELECT * FROM nodes WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY name, id`).all(...states)
+      : this.q('SELECT * FROM nodes ORDER BY name, id').all()) as NodeRow[];
+    const alloc = this.allocations();
+    return rows.map((r) => {
+      const a = alloc.get(r.id);
+      return { node: toNode(r), allocated: a?.allocated ?? ZERO_RESOURCES, activeAttempts: a?.count ?? 0 };
+    });
+  }
+
+  async applyPlan(attempts: readonly NewAttempt[], now: number): Promise<ApplyPlanResult> {
+    return this.db.transaction(() => {
+      const created: AttemptRecord[] = [];
+      const rejected: Array<ApplyPlanResult['rejected'][number]> = [];
+      const alloc = this.allocations();
+      const nodes = new Map<string, NodeRow | null>();
+      const insert = this.q(
+        `INSERT INTO attempts (id, task_id, job_id, task_index, number, node_id, state, assigned_at, cpu_millis, memory_bytes, gpus, disk_bytes)
+         VALUES (?, ?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?)`,
+      );
+      for (const a of attempts) {
+        let node = nodes.get(a.nodeId);
+        if (node === undefined) {
+          node = (this.q('SELECT * FROM nodes WHERE id = ?').get(a.nodeId) as NodeRow | undefined) ?? null;
+          nodes.set(a.nodeId, node);
+        }
+        if (!node || node.state !== 'online') {
+          rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'node_unavailable' });
+          continue;
+        }
+        const task = this.q('SELECT * FROM tasks WHERE id = ?').get(a.taskId) as TaskRow | undefined;
+        if (!task || task.state !== 'queued') {
+          rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'task_not_queued' });
+          continue;
+        }
+        const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number };
+        const want: Resources = { cpuMillis: job.cpu_millis, memoryBytes: job.memory_bytes, gpus: job.gpus, diskBytes: job.disk_bytes };
+        const used = alloc.get(a.nodeId) ?? { allocated: ZERO_RESOURCES, count: 0 };
+        const capacity: Resources = { cpuMillis: node.cpu_millis, memoryBytes: node.memory_bytes, gpus: node.gpus, diskBytes: node.disk_bytes };
+        const after = addResources(used.allocated, want);
+        if (!fits(after, capacity)) {
+          rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'no_capacity' });
+          continue;
+        }
+        alloc.set(a.nodeId, { allocated: after, count: used.count + 1 });
+        const number = task.attempts + 1;
+        insert.run(a.attemptId, task.id, task.job_id, task.idx, number, a.nodeId, now, want.cpuMillis, want.memoryBytes, want.gpus, want.diskBytes);
+        this.moveTask(task, 'assigned', { current_attempt_id: a.attemptId, node_id: a.nodeId, attempts: number });
+        created.push({
+          id: a.attemptId, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskIndex: task.idx, number, nodeId: a.nodeId,
+          state: 'assigned', exitCode: null, signal: null, failure: null, assignedAt: now, startedAt: null, finishedAt: null,
+        });
+      }
+      return { created, rejected };
+    })();
+  }
+
+  /**
+   * The one way a task changes state: checks the transition table, writes the task, moves the job's counters.
+   * `set` holds extra columns to write in the same statement.
+   */
+  private moveTask(task: TaskRow, to: TaskState, set: Record<string, string | number | null> = {}): void {
+    const from = task.state as TaskState;
+    assertTaskTransition(from, to);
+    const cols = Object.keys(set);
+    const sql = `UPDATE tasks SET state = ?${cols.map((c) => `, ${c} = ?`).join('')} WHERE id = ?`;
+    this.q(sql).run(to, ...cols.map((c) => set[c]), task.id);
+    this.q(`UPDATE jobs SET ${COUNTER[from]} = ${COUNTER[from]} - 1, ${COUNTER[to]} = ${COUNTER[to]} + 1 WHERE id = ?`).run(task.job_id);
+    task.state = to;
+  }
+
+  private finishJobIfDone(jobId: string, now: number): void {
+    this.q('UPDATE jobs SET finished_at = ? WHERE id = ? AND finished_at IS NULL AND n_queued + n_assigned + n_running = 0').run(now, jobId);
+  }
+
+  // ── reports ─────────────────────────────────────────────────────────────────────────────────────────────
+  async recordStarts(starts: readonly StartReport[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const s of starts) {
+        const att = this.q('SELECT * FROM attempts WHERE id = ?').get(s.attemptId) as AttemptRow | undefined;
+        if (!att || att.state !== 'assigned') continue;
+        const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
+        if (task.current_attempt_id !== att.id || task.state !== 'assigned') continue;
+        assertAttemptTransition('assigned', 'running');
+        this.q("UPDATE attempts SET state = 'running', started_at = ? WHERE id = ?").run(s.at, att.id);
+        this.moveTask(task, 'running', { started_at: task.started_at ?? s.at });
+      }
+    })();
+  }
+
+  async recordFinishes(finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
+    return this.db.transaction(() => finishes.map((f) => this.finishOne(f.attemptId, f.end, f.startedAt, f.finishedAt, f.outputs, now, policy)))();
+  }
+
+  async loseAttempts(attemptIds: readonly AttemptId[], message: string, now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
+    return this.db.transaction(() => attemptIds.map((id) => this.finishOne(id, { kind: 'lost', message }, null, now, [], now, policy)))();
+  }
+
+  private finishOne(
+    attemptId: AttemptId,
+    end: AttemptEnd,
+    startedAt: number | null,
+    finishedAt: number,
+    outputs: FinishReport['outputs'],
+    now: number,
+    policy: StorePolicy,
+  ): FinishResult {
+    const fenced: FinishResult = { attemptId, applied: false, taskId: null, jobId: null, taskState: null, retry: false };
+    const att = this.q('SELECT * FROM attempts WHERE id = ?').get(attemptId) as AttemptRow | undefined;
+    if (!att || !isActiveAttempt(att.state as AttemptState)) return fenced;
+    const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
+    if (task.current_attempt_id !== att.id) return fenced;
+    const job = this.q('SELECT id, compiled_json, cancel_requested FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested'>;
+
+    const decision = decideAfterAttempt(end, { userFailures: task.user_failures, systemFailures: task.system_failures }, {
+      retries: compiledOf(job).retries,
+      maxSystemRetries: policy.maxSystemRetries,
+    });
+    let attemptState = decision.attemptState;
+    let taskState = decision.taskState;
+    let failure = decision.failure;
+    if (job.cancel_requested === 1 && taskState !== 'succeeded') {
+      // A cancelled job's tasks end as cancelled, whatever killed them, and are never retried.
+      taskState = 'cancelled';
+      if (end.kind === 'cancelled' || end.kind === 'exited') attemptState = 'cancelled';
+      failure = { kind: 'user', reason: 'cancelled', message: 'the job was cancelled' };
+    }
+    assertAttemptTransition(att.state as AttemptState, attemptState);
+    const exitCode = end.kind === 'exited' ? end.exitCode : null;
+    const signal = end.kind === 'exited' ? end.signal : null;
+    this.q('UPDATE attempts SET state = ?, exit_code = ?, signal = ?, failure_json = ?, started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ?').run(
+      attemptState, exitCode, signal, failure ? JSON.stringify(failure) : null, startedAt, finishedAt, att.id,
+    );
+    const ins = this.q('INSERT OR REPLACE INTO outputs (attempt_id, job_id, task_index, path, size, sha256) VALUES (?, ?, ?, ?, ?, ?)');
+    for (const o of outputs) ins.run(att.id, att.job_id, att.task_index, o.path, o.size, o.sha256);
+
+    const retry = taskState === 'queued';
+    const failureCol = failure ? JSON.stringify(failure) : null;
+    if (retry) {
+      // Back to the queue at its original position, so retries run before later work.
+      const counter = failure?.kind === 'system' ? 'system_failures' : 'user_failures';
+      this.moveTask(task, 'queued', {
+        current_attempt_id: null, node_id: null, exit_code: exitCode, failure_json: failureCol,
+        [counter]: (counter === 'system_failures' ? task.system_failures : task.user_failures) + 1,
+      });
+    } else {
+      this.moveTask(task, taskState, { exit_code: exitCode, failure_json: failureCol, finished_at: now, started_at: task.started_at ?? startedAt });
+      if (isTerminalTask(taskState)) this.finishJobIfDone(task.job_id, now);
+    }
+    return { attemptId, applied: true, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskState, retry };
+  }
+
+  async activeAttemptsOnNode(nodeId: NodeId): Promise<readonly AttemptRecord[]> {
+    return (this.q("SELECT * FROM attempts WHERE node_id = ? AND state IN ('assigned', 'running') ORDER BY id").all(nodeId) as AttemptRow[]).map(toAttempt);
+  }
+
+  // ── nodes ───────────────────────────────────────────────────────────────────────────────────────────────
+  async upsertNode(n: NodeUpsert): Promise<NodeRecord> {
+    this.q(
+      `INSERT INTO nodes (id, name, state, cpu_millis, memory_bytes, gpus, disk_bytes, facts_json, labels_json, agent_version, address, joined_at, last_seen_at)
+       VALUES (?, ?, 'online', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, state = 'online', cpu_millis = excluded.cpu_millis,
+         memory_bytes = excluded.memory_bytes, gpus = excluded.gpus, disk_bytes = excluded.disk_bytes,
+         facts_json = excluded.facts_json, labels_json = excluded.labels_json, agent_version = excluded.agent_version,
+         address = excluded.address, last_seen_at = excluded.last_seen_at`,
+    ).run(n.id, n.name, n.capacity.cpuMillis, n.capacity.memoryBytes, n.capacity.gpus, n.capacity.diskBytes,
+      JSON.stringify(n.facts), JSON.stringify(n.labels), n.agentVersion, n.address, n.now, n.now);
+    return (await this.getNode(n.id))!;
+  }
+
+  async setNodeState(id: NodeId, state: NodeState, now: number): Promise<void> {
+    this.q('UPDATE nodes SET state = ?, last_seen_at = MAX(last_seen_at, ?) WHERE id = ?').run(state, state === 'online' ? now : 0, id);
+  }
+
+  async getNode(id: NodeId): Promise<NodeRecord | null> {
+    const r = this.q('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
+    return r ? toNode(r) : null;
+  }
+
+  // ── outputs ─────────────────────────────────────────────────────────────────────────────────────────────
+  async listOutputs(jobId: JobId): Promise<readonly OutputRecord[]> {
+    // Per task, the outputs of its latest attempt that reported any.
+    const rows = this.q(
+      `SELECT o.* FROM outputs o
+        WHERE o.job_id = ? AND o.attempt_id = (
+          SELECT o2.attempt_id FROM outputs o2 JOIN attempts a ON a.id = o2.attempt_id
+           WHERE o2.job_id = o.job_id AND o2.task_index = o.task_index ORDER BY a.number DESC LIMIT 1)
+        ORDER BY o.task_index, o.path`,
+    ).all(jobId) as OutputRow[];
+    return rows.map(toOutput);
+  }
+
+  // ── tokens ──────────────────────────────────────────────────────────────────────────────────────────────
+  async createToken(t: TokenRecord): Promise<void> {
+    this.q('INSERT INTO tokens (id, hash, role, name, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)').run(t.id, t.hash, t.role, t.name, t.createdAt, t.revokedAt);
+  }
+
+  async findTokenByHash(hash: string): Promise<TokenRecord | null> {
+    const r = this.q('SELECT * FROM tokens WHERE hash = ? AND revoked_at IS NULL').get(hash) as TokenRow | undefined;
+    return r ? toToken(r) : null;
+  }
+
+  async listTokens(): Promise<readonly TokenRecord[]> {
+    return (this.q('SELECT * FROM tokens ORDER BY created_at').all() as TokenRow[]).map(toToken);
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * The Store port: everything the coordinator keeps durably, behind async, domain-level operations.
+ *
+ * No connection, statement or transaction type appears here, so PostgreSQL (for high availability) can implement
+ * the same port. Each method is atomic: it commits as a whole or not at all. Methods that take arrays exist so the
+ * coordinator can group many state changes into one commit (the hot path: assignments and finished reports).
+ *
+ * Fencing: every report names an attempt. Starts and finishes are applied only while that attempt is the task's
+ * current attempt and still active (assigned/running); anything else is ignored and reported back as not applied.
+ * Decisions about retries come from core's `decideAfterAttempt`, so every implementation decides alike.
+ *
+ * Conformance: `runStoreConformance()` (src/conformance.ts) is the behaviour every implementation must pass.
+ */
+import type {
+  AttemptEnd,
+  AttemptId,
+  AttemptState,
+  CompiledJobSpec,
+  Failure,
+  JobId,
+  JobState,
+  NodeFacts,
+  NodeId,
+  NodeState,
+  OutputFile,
+  Resources,
+  TaskCounts,
+  TaskId,
+  TaskState,
+  TokenId,
+  WireInputFile,
+} from '@dsg/core';
+
+export interface NewJob {
+  readonly id: JobId;
+  readonly name: string;
+  /** The spec as the user submitted it (for display). */
+  readonly spec: Record<string, unknown>;
+  readonly compiled: CompiledJobSpec;
+  /** Input files (expanded from spec.inputs), content-addressed. */
+  readonly inputs: readonly WireInputFile[];
+  readonly createdAt: number;
+  readonly warnings: readonly string[];
+}
+
+export interface JobRecord {
+  readonly id: JobId;
+  readonly name: string;
+  readonly spec: Record<string, unknown>;
+  readonly compiled: CompiledJobSpec;
+  readonly inputs: readonly WireInputFile[];
+  readonly state: JobState;
+  readonly counts: TaskCounts;
+  readonly taskCount: number;
+  readonly cancelRequested: boolean;
+  readonly createdAt: number;
+  readonly finishedAt: number | null;
+  readonly warnings: readonly string[];
+}
+
+export interface TaskRecord {
+  readonly id: TaskId;
+  readonly jobId: JobId;
+  readonly index: number;
+  readonly arrayValue: string | null;
+  readonly state: TaskState;
+  /** Number of attempts created so far. */
+  readonly attempts: number;
+  readonly userFailures: number;
+  readonly systemFailures: number;
+  readonly currentAttemptId: AttemptId | null;
+  readonly nodeId: NodeId | null;
+  readonly exitCode: number | null;
+  readonly failure: Failure | null;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+}
+
+export interface AttemptRecord {
+  readonly id: AttemptId;
+  readonly taskId: TaskId;
+  readonly jobId: JobId;
+  readonly taskIndex: number;
+  readonly number: number;
+  readonly nodeId: NodeId;
+  readonly state: AttemptState;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly failure: Failure | null;
+  readonly assignedAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+}
+
+export interface NodeRecord {
+  readonly id: NodeId;
+  readonly name: string;
+  readonly state: NodeState;
+  readonly capacity: Resources;
+  readonly facts: NodeFacts;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly agentVersion: string;
+  readonly address: string | null;
+  readonly joinedAt: number;
+  readonly lastSeenAt: number;
+}
+
+/** A node with what its active attempts hold. */
+export interface NodeUsage {
+  readonly node: NodeRecord;
+  readonly allocated: Resources;
+  readonly activeAttempts: number;
+}
+
+export interface QueuedTask {
+  readonly taskId: TaskId;
+  readonly jobId: JobId;
+  readonly index: number;
+  readonly resources: Resources;
+  /** Position in the global queue (FIFO across jobs, then by index). */
+  readonly seq: number;
+}
+
+export interface NewAttempt {
+  readonly attemptId: AttemptId;
+  readonly taskId: TaskId;
+  readonly nodeId: NodeId;
+}
+
+export interface ApplyPlanResult {
+  /** Attempts created, in the order given. */
+  readonly created: readonly AttemptRecord[];
+  /** Assignments dropped because the task was no longer queued or the node no longer had room or was not online. */
+  readonly rejected: ReadonlyArray<{ readonly taskId: TaskId; readonly nodeId: NodeId; readonly why: 'task_not_queued' | 'node_unavailable' | 'no_capacity' }>;
+}
+
+export interface StartReport {
+  readonly attemptId: AttemptId;
+  readonly at: number;
+}
+
+export interface FinishReport {
+  readonly attemptId: AttemptId;
+  readonly end: AttemptEnd;
+  readonly startedAt: number | null;
+  readonly finishedAt: number;
+  readonly outputs: readonly OutputFile[];
+}
+
+export interface FinishResult {
+  readonly attemptId: AttemptId;
+  /** False when the report was fenced off (unknown, stale or already finished attempt). */
+  readonly applied: boolean;
+  readonly taskId: TaskId | null;
+  readonly jobId: JobId | null;
+  readonly taskState: TaskState | null;
+  readonly retry: boolean;
+}
+
+export interface OutputRecord extends OutputFile {
+  readonly jobId: JobId;
+  readonly taskIndex: number;
+  readonly attemptId: AttemptId;
+}
+
+export const TokenRole = { admin: 'admin', node: 'node' } as const;
+export type TokenRole = (typeof TokenRole)[keyof typeof TokenRole];
+
+export interface TokenRecord {
+  readonly id: TokenId;
+  /** sha256 of the secret; the secret itself is never stored. */
+  readonly hash: string;
+  readonly role: TokenRole;
+  readonly name: string;
+  readonly createdAt: number;
+  readonly revokedAt: number | null;
+}
+
+export interface NodeUpsert {
+  readonly id: NodeId;
+  readonly name: string;
+  readonly capacity: Resources;
+  readonly facts: NodeFacts;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly agentVersion: string;
+  readonly address: string | null;
+  readonly now: number;
+}
+
+export interface ListJobsQuery {
+  readonly state?: JobState;
+  readonly name?: string;
+  readonly limit: number;
+  /** Opaque; from a previous page's nextCursor. Jobs come newest first. */
+  readonly cursor?: string;
+}
+
+export interface ListTasksQuery {
+  readonly state?: TaskState;
+  readonly limit: number;
+  readonly cursor?: string;
+}
+
+export interface Page<T> {
+  readonly items: readonly T[];
+  readonly nextCursor: string | null;
+}
+
+export interface StorePolicy {
+  /** How often a task is re-run after system failures (node lost, …). Default 3. */
+  readonly maxSystemRetries: number;
+}
+
+export interface Store {
+  /** A short name for health output, e.g. `sqlite`. */
+  readonly kind: string;
+  /** Create or migrate the schema. Idempotent. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+
+  // ── jobs and tasks ──
+  /** Insert the job and its `compiled.taskCount` tasks, all queued, in one commit. */
+  createJob(job: NewJob): Promise<JobRecord>;
+  getJob(id: JobId): Promise<JobRecord | null>;
+  listJobs(query: ListJobsQuery): Promise<Page<JobRecord>>;
+  /**
+   * Ask to cancel a job: queued tasks become cancelled at once; active attempts stay active until their agent
+   * reports them ended (the coordinator tells agents to kill them) or they are lost. Returns the attempts to kill.
+   * Idempotent. Null when the job does not exist.
+   */
+  requestCancel(id: JobId, now: number): Promise<{ job: JobRecord; toKill: readonly AttemptRecord[] } | null>;
+  listTasks(jobId: JobId, query: ListTasksQuery): Promise<Page<TaskRecord>>;
+  getTask(id: TaskId): Promise<TaskRecord | null>;
+  listAttempts(taskId: TaskId): Promise<readonly AttemptRecord[]>;
+  getAttempt(id: AttemptId): Promise<AttemptRecord | null>;
+
+  // ── scheduling ──
+  /** Queued tasks in queue order, at most `limit`. */
+  listQueued(limit: number): Promise<readonly QueuedTask[]>;
+  /** Nodes in the given states with their current allocation. */
+  listNodeUsage(states?: readonly NodeState[]): Promise<readonly NodeUsage[]>;
+  /**
+   * Create attempts for a plan, in one commit, re-checking each: the task must still be queued and the node online
+   * with room (capacity minus its active attempts). Stale entries are rejected, never forced.
+   */
+  applyPlan(attempts: readonly NewAttempt[], now: number): Promise<ApplyPlanResult>;
+
+  // ── reports from agents (fenced by attempt id) ──
+  recordStarts(starts: readonly StartReport[]): Promise<void>;
+  recordFinishes(finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]>;
+  /** End active attempts as lost (node lost, or the agent no longer knows them); tasks are retried per policy. */
+  loseAttempts(attemptIds: readonly AttemptId[], message: string, now: number, policy: StorePolicy): Promise<readonly FinishResult[]>;
+  activeAttemptsOnNode(nodeId: NodeId): Promise<readonly AttemptRecord[]>;
+
+  // ── nodes ──
+  /** Register or refresh a node; it becomes online. */
+  upsertNode(node: NodeUpsert): Promise<NodeRecord>;
+  setNodeState(id: NodeId, state: NodeState, now: number): Promise<void>;
+  getNode(id: NodeId): Promise<NodeRecord | null>;
+
+  // ── outputs ──
+  /** Outputs of each task's latest attempt that reported any. */
+  listOutputs(jobId: JobId): Promise<readonly OutputRecord[]>;
+
+  // ── tokens ──
+  createToken(token: TokenRecord): Promise<void>;
+  findTokenByHash(hash: string): Promise<TokenRecord | null>;
+  listTokens(): Promise<readonly TokenRecord[]>;
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+// `npm run bench`: N trivial tasks (`true`) through the whole grid on this machine — submit, schedule, run,
+// record — against two baselines run in the same invocation: a raw Node spawn loop and `xargs -P <cores>`.
+// Prints tasks/s and ratios (machines here are noisy: compare ratios, not absolutes), then submit-to-start
+// latency on an idle grid. Not a test: it asserts nothing, but exits non-zero if the grid run fails.
+//   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --json
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const arg = (name, def) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : def; };
+const N = arg('--tasks', 2000);
+const LAT = arg('--latency-samples', 40);
+const asJson = process.argv.includes('--json');
+const cores = availableParallelism();
+const say = (m) => process.stderr.write(`[bench] ${m}\n`);
+
+const ensure = spawnSync(process.execPath, [join(root, 'scripts', 'ensure.mjs'), '--quiet'], { stdio: 'inherit' });
+if (ensure.status !== 0) process.exit(ensure.status ?? 1);
+
+// ── baseline 1: raw Node spawn loop, `cores` in flight ──
+async function nodeSpawnLoop(n, parallel) {
+  const t0 = performance.now();
+  let started = 0;
+  await new Promise((resolve, reject) => {
+    let done = 0;
+    const next = () => {
+      if (started >= n) return;
+      started++;
+      const c = spawn('true', [], { stdio: 'ignore' });
+      c.on('error', reject);
+      c.on('exit', () => { if (++done === n) resolve(); else next(); });
+    };
+    for (let i = 0; i < parallel; i++) next();
+  });
+  return (performance.now() - t0) / 1000;
+}
+
+// ── baseline 2: xargs -P cores -n1 true ──
+function xargs(n, parallel) {
+  const t0 = performance.now();
+  const input = Array.from({ length: n }, (_, i) => String(i)).join('\n');
+  const r = spawnSync('xargs', ['-P', String(parallel), '-n1', 'true'], { input, stdio: ['pipe', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error('xargs failed');
+  return (performance.now() - t0) / 1000;
+}
+
+// ── the grid ──
+const dataDir = mkdtempSync(join(tmpdir(), 'dsg-bench-'));
+const home = join(dataDir, 'home');
+let grid;
+async function startGrid() {
+  grid = spawn(process.execPath, [join(root, 'packages', 'cli', 'bin', 'dsg.js'), 'up', '--data-dir', join(dataDir, 'data'), '--port', '0'], {
+    env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), DSG_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'], detached: true,
+  });
+  let errText = '';
+  grid.stderr.on('data', (d) => { errText += d; if (errText.length > 20000) errText = errText.slice(-10000); });
+  const credFile = join(dataDir, 'data', 'credentials.json');
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (grid.exitCode !== null) throw new Error(`dsg up exited (${grid.exitCode}):\n${errText}`);
+    if (existsSync(credFile)) {
+      try {
+        const c = JSON.parse(readFileSync(credFile, 'utf8'));
+        if (c.url && !c.url.endsWith(':0')) {
+          const nodes = await api(c, 'GET', '/nodes').catch(() => null);
+          if (nodes && nodes.items.some((n) => n.state === 'online')) return c;
+        }
+      } catch { /* not yet */ }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`grid did not come up within 60 s:\n${errText}`);
+}
+async function api(c, method, path, body) {
+  const r = await fetch(`${c.url}/api/v1${path}`, {
+    method, headers: { authorization: `Bearer ${c.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+async function waitJob(c, id, pollMs) {
+  for (;;) {
+    const j = await api(c, 'GET', `/jobs/${id}`);
+    if (j.finishedAt) return j;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
+
+const results = {};
+try {
+  say(`baselines: ${N} × true, ${cores} in parallel`);
+  results.nodeSpawn = N / (await nodeSpawnLoop(N, cores));
+  results.xargs = N / xargs(N, cores);
+  say('starting a grid (dsg up) in a temp dir');
+  const c = await startGrid();
+  // Warm-up, so the first-job costs (caches, JIT) are not in the figure.
+  await waitJob(c, (await api(c, 'POST', '/jobs', { spec: { name: 'warmup', command: ['true'], array: 50, resources: { cpu: 1, memory: '16Mi' } } })).job.id, 50);
+  say(`grid: ${N} × true`);
+  const t0 = performance.now();
+  const sub = await api(c, 'POST', '/jobs', { spec: { name: 'bench', command: ['true'], array: N, resources: { cpu: 1, memory: '16Mi' } } });
+  const job = await waitJob(c, sub.job.id, 20);
+  const secs = (performance.now() - t0) / 1000;
+  if (job.counts.succeeded !== N) throw new Error(`grid run: ${job.counts.succeeded}/${N} succeeded (${JSON.stringify(job.counts)})`);
+  results.dsg = N / secs;
+  say(`latency: ${LAT} single-task jobs on an idle grid`);
+  const lat = [];
+  for (let i = 0; i < LAT; i++) {
+    const t = performance.now();
+    const s = await api(c, 'POST', '/jobs', { spec: { name: 'lat', command: ['true'], resources: { cpu: 1, memory: '16Mi' } } });
+    let task;
+    for (;;) {
+      task = (await api(c, 'GET', `/jobs/${s.job.id}/tasks/0`));
+      if (task.startedAt || task.finishedAt) break;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    // Server-side: job accepted → task started (both coordinator clock); client-side: request sent → start seen.
+    lat.push({ server: Date.parse(task.startedAt ?? task.finishedAt) - Date.parse(s.job.createdAt), client: performance.now() - t });
+    await waitJob(c, s.job.id, 5);
+  }
+  results.latencyP50 = pct(lat.map((l) => l.server), 50);
+  results.latencyP99 = pct(lat.map((l) => l.server), 99);
+  results.latencyClientP50 = pct(lat.map((l) => l.client), 50);
+  results.latencyClientP99 = pct(lat.map((l) => l.client), 99);
+} finally {
+  if (grid && grid.exitCode === null) {
+    try { process.kill(-grid.pid, 'SIGTERM'); } catch { /* gone */ }
+    await new Promise((r) => setTimeout(r, 1500));
+    try { process.kill(-grid.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+const f = (x) => x.toFixed(0).padStart(8);
+if (asJson) console.log(JSON.stringify({ tasks: N, cores, ...results, ratioVsXargs: results.dsg / results.xargs, ratioVsNodeSpawn: results.dsg / results.nodeSpawn }));
+else {
+  console.log(`\n${N} tasks of \`true\`, ${cores} cores, ${new Date().toISOString()}`);
+  console.log('| runner                 |  tasks/s | vs xargs |');
+  console.log('|------------------------|---------:|---------:|');
+  console.log(`| xargs -P${cores} -n1 true      | ${f(results.xargs)} |    1.00× |`);
+  console.log(`| node spawn loop (P=${cores})  | ${f(results.nodeSpawn)} | ${(results.nodeSpawn / results.xargs).toFixed(2).padStart(7)}× |`);
+  console.log(`| DSG (dsg up, durable)  | ${f(results.dsg)} | ${(results.dsg / results.xargs).toFixed(2).padStart(7)}× |`);
+  console.log(`\nDSG vs node spawn loop: ${(results.dsg / results.nodeSpawn).toFixed(2)}×`);
+  console.log(`submit→start latency, idle grid (${LAT} jobs): p50 ${results.latencyP50} ms, p99 ${results.latencyP99} ms (server clock);` +
+    ` client-observed p50 ${results.latencyClientP50.toFixed(1)} ms, p99 ${results.latencyClientP99.toFixed(1)} ms`);
+}
