@@ -18,11 +18,17 @@ export interface AgentOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** Keep working directories of finished attempts (for debugging). Default false. */
   readonly keepWorkDirs?: boolean;
+  /** Environment every task inherits (PATH, HOME, LANG, …) before the spec's env and DSG_* vars. Default: PATH only. */
+  readonly baseEnv?: Readonly<Record<string, string>>;
+  /** Time between SIGTERM and SIGKILL when a task is cancelled or times out. Default 5000 ms. */
+  readonly killGraceMs?: number;
   /** Log sink; default writes nothing. */
   readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }
 
 export interface RunningAgent {
+  /** Resolves once the agent has been welcomed the first time (rejects never; use with a timeout). */
+  readonly connected: Promise<void>;
   /** The node id once the coordinator has welcomed this agent. */
   nodeId(): string | null;
   /** Stop: kill running tasks, close the connection. */

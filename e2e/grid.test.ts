@@ -1,0 +1,121 @@
+// End to end through the CLI: `dsg up` (coordinator + agent child process) in a temp dir, the README workflow
+// on the π example, failures, bad input, cancel and timeout.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ROOT, Sandbox, type Credentials } from './harness.js';
+
+describe('a grid on one machine (dsg up)', { timeout: 300_000 }, () => {
+  const sb = new Sandbox();
+  let creds: Credentials;
+  let up: ReturnType<Sandbox['start']>;
+
+  before(async () => {
+    up = sb.start(['up', '--data-dir', join(sb.dir, 'data'), '--port', '0']);
+    creds = await sb.credentials(join(sb.dir, 'data'), up.output);
+    await sb.waitFor('an online node', async () => {
+      const r = await sb.api<{ items: Array<{ state: string }> }>(creds, 'GET', '/nodes');
+      return r.items.some((n) => n.state === 'online');
+    }, 30_000, up.output);
+  });
+  after(async () => {
+    await sb.cleanup();
+  });
+
+  it('lists the local node with this machine\'s cores, found without flags', async () => {
+    const r = await sb.run(['nodes', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const nodes = JSON.parse(r.stdout) as { items?: unknown[] } | unknown[];
+    const list = (Array.isArray(nodes) ? nodes : nodes.items) as Array<{ state: string; capacity: { cpu: number } }>;
+    assert.equal(list.length, 1);
+    assert.equal(list[0]!.state, 'online');
+    assert.ok(list[0]!.capacity.cpu >= 1);
+  });
+
+  it('runs the π sweep example: submit --wait, outputs on disk, logs', async () => {
+    cpSync(join(ROOT, 'examples', 'pi'), join(sb.dir, 'pi'), { recursive: true });
+    const r = await sb.run(['submit', join(sb.dir, 'pi', 'pi.yaml'), '--wait', '--json'], { timeoutMs: 180_000 });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const job = JSON.parse(r.stdout) as { id: string; state: string; counts: { succeeded: number } };
+    assert.equal(job.state, 'succeeded');
+    assert.equal(job.counts.succeeded, 20);
+
+    const o = await sb.run(['outputs', job.id, '--to', join(sb.dir, 'results')]);
+    assert.equal(o.code, 0, o.stderr);
+    const files = readdirSync(join(sb.dir, 'results', 'out')).sort();
+    assert.equal(files.length, 20);
+    const estimates = files.map((f) => JSON.parse(readFileSync(join(sb.dir, 'results', 'out', f), 'utf8')) as { pi: number; seed: number });
+    assert.deepEqual(new Set(estimates.map((e) => e.seed)).size, 20, 'each task used its own seed');
+    const mean = estimates.reduce((s, e) => s + e.pi, 0) / estimates.length;
+    assert.ok(Math.abs(mean - Math.PI) < 0.01, `mean estimate ${mean}`);
+    const combined = execFileSync('python3', [join(ROOT, 'examples', 'pi', 'combine.py'), join(sb.dir, 'results', 'out')], { encoding: 'utf8' });
+    assert.match(combined, /pi ≈ 3\.14/);
+  });
+
+  it('reports a failing job: retries, exit code 1 from --wait, stderr in the logs', async () => {
+    const spec = join(sb.dir, 'fail.yaml');
+    writeFileSync(spec, 'name: fails\nscript: echo "boom on $DSG_TASK_INDEX" >&2; exit 3\nretries: 1\n');
+    const r = await sb.run(['submit', spec, '--wait', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const job = JSON.parse(r.stdout) as { id: string; state: string };
+    assert.equal(job.state, 'failed');
+    const task = await sb.api<{ attempts: number; exitCode: number; failure: { reason: string; kind: string } }>(creds, 'GET', `/jobs/${job.id}/tasks/0`);
+    assert.equal(task.attempts, 2, 'one retry');
+    assert.equal(task.exitCode, 3);
+    assert.deepEqual([task.failure.kind, task.failure.reason], ['user', 'exit_code']);
+    const logs = await sb.run(['logs', job.id]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /boom on 0/);
+  });
+
+  it('rejects a bad spec before anything is queued, naming the field', async () => {
+    const before_ = await sb.api<{ items: unknown[] }>(creds, 'GET', '/jobs?limit=500');
+    const spec = join(sb.dir, 'bad.yaml');
+    writeFileSync(spec, 'name: bad\nscript: "true"\nresources: { memory: 512 }\ninputs: [missing.txt]\n');
+    const r = await sb.run(['submit', spec]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /resources\.memory: expected a size like 512Mi/);
+    const after_ = await sb.api<{ items: unknown[] }>(creds, 'GET', '/jobs?limit=500');
+    assert.equal(after_.items.length, before_.items.length);
+  });
+
+  it('cancels a running job and kills its processes', async () => {
+    const marker = `dsg-e2e-cancel-${process.pid}`;
+    const spec = join(sb.dir, 'sleepy.yaml');
+    writeFileSync(spec, `name: sleepy\nscript: sleep 300 # ${marker}\narray: 3\nresources: { cpu: 0.5, memory: 16Mi }\n`);
+    const r = await sb.run(['submit', spec, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const job = JSON.parse(r.stdout) as { id?: string; job?: { id: string } };
+    const id = job.id ?? job.job!.id;
+    await sb.waitFor('tasks running', async () => (await sb.api<{ counts: { running: number } }>(creds, 'GET', `/jobs/${id}`)).counts.running >= 1);
+    const c = await sb.run(['cancel', id]);
+    assert.equal(c.code, 0, c.stderr);
+    const final = await sb.waitFor('job cancelled', async () => {
+      const j = await sb.api<{ state: string }>(creds, 'GET', `/jobs/${id}`);
+      return j.state === 'cancelled' ? j : null;
+    }, 20_000);
+    assert.equal(final.state, 'cancelled');
+    await sb.waitFor('no sleep processes left', () => {
+      try {
+        execFileSync('pgrep', ['-f', marker]);
+        return false;
+      } catch {
+        return true; // pgrep exits 1 when nothing matches
+      }
+    }, 10_000);
+  });
+
+  it('enforces the timeout', async () => {
+    const spec = join(sb.dir, 'slow.yaml');
+    writeFileSync(spec, 'name: slow\nscript: sleep 30\ntimeout: 1s\n');
+    const t0 = Date.now();
+    const r = await sb.run(['submit', spec, '--wait', '--json']);
+    assert.equal(r.code, 1);
+    assert.ok(Date.now() - t0 < 20_000, 'killed well before the script would have ended');
+    const job = JSON.parse(r.stdout) as { id: string };
+    const task = await sb.api<{ failure: { reason: string } }>(creds, 'GET', `/jobs/${job.id}/tasks/0`);
+    assert.equal(task.failure.reason, 'timeout');
+  });
+});

@@ -1,0 +1,256 @@
+/**
+ * The agent: one connection to the coordinator, and the attempts it runs. It never schedules.
+ *
+ * Connection states:
+ *   connecting ──open──▶ hello sent ──welcome──▶ ready ──close/error──▶ waiting (backoff 0.5 s → 30 s, jittered) ──▶ connecting
+ *   A 401/403 at the upgrade means the token is wrong: it keeps retrying, but only every 30 s, and says why.
+ *
+ * Delivery: outgoing messages queued in one tick go out as one frame. `finished` reports stay in an outbox until
+ * the coordinator acks them (after committing them) and are re-sent after every reconnect; the coordinator fences
+ * duplicates by attempt id, so a replay is harmless. While disconnected, running attempts carry on; their logs are
+ * dropped (logs are best-effort; results are not).
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import {
+  AGENT_WS_PATH,
+  DSG_VERSION,
+  PROTOCOL_VERSION,
+  type AgentMessage,
+  type Assignment,
+  type CoordinatorMessage,
+  type FinishedMessage,
+  type Resources,
+} from '@dsg/core';
+import { CoordinatorHttp } from './coordinator-http.js';
+import type { Executor } from './executor/executor.js';
+import { NativeExecutor } from './executor/native-executor.js';
+import type { AgentOptions, RunningAgent } from './options.js';
+import { offeredCapacity, SystemProbe, type Probe } from './probe/probe.js';
+import { AttemptRun } from './runner.js';
+
+export interface AgentPorts {
+  readonly executor?: Executor;
+  readonly probe?: Probe;
+}
+
+export async function startAgent(options: AgentOptions, ports: AgentPorts = {}): Promise<RunningAgent> {
+  const agent = new Agent(options, ports);
+  await agent.start();
+  return agent;
+}
+
+const noop = (): void => undefined;
+
+class Agent implements RunningAgent {
+  private readonly log: NonNullable<AgentOptions['log']>;
+  private readonly workDir: string;
+  private readonly executor: Executor;
+  private readonly probe: Probe;
+  private readonly http: CoordinatorHttp;
+  private readonly runs = new Map<string, AttemptRun>();
+  private readonly outbox = new Map<string, FinishedMessage>();
+  private queue: AgentMessage[] = [];
+  private flushQueued = false;
+  private ws: WebSocket | null = null;
+  private ready = false;
+  private id: string | null = null;
+  private capacity: Resources | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private backoffMs = 500;
+  private stopped = false;
+  private resolveConnected: () => void = noop;
+  readonly connected = new Promise<void>((r) => (this.resolveConnected = r));
+
+  constructor(private readonly options: AgentOptions, ports: AgentPorts) {
+    this.log = options.log ?? noop;
+    this.workDir = options.workDir ?? join(options.stateDir, 'work');
+    this.executor = ports.executor ?? new NativeExecutor({ killGraceMs: options.killGraceMs ?? 5000 });
+    this.probe = ports.probe ?? new SystemProbe(this.workDir);
+    this.http = new CoordinatorHttp(options.coordinatorUrl, options.token, join(options.stateDir, 'blobs'));
+  }
+
+  nodeId(): string | null {
+    return this.id;
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.workDir, { recursive: true });
+    try {
+      const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string };
+      this.id = saved.nodeId ?? null;
+    } catch {
+      this.id = null;
+    }
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const r of this.runs.values()) r.cancel();
+    await Promise.race([Promise.allSettled([...this.runs.values()].map((r) => r.done)), new Promise((r) => setTimeout(r, 10_000))]);
+    this.flush();
+    this.ws?.close(1000, 'agent stopping');
+    this.ws = null;
+  }
+
+  private wsUrl(): string {
+    const u = new URL(this.options.coordinatorUrl);
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    u.pathname = AGENT_WS_PATH;
+    return u.toString();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const ws = new WebSocket(this.wsUrl(), { headers: { authorization: `Bearer ${this.options.token}` }, handshakeTimeout: 10_000 });
+    this.ws = ws;
+    let rejectedToken = false;
+    ws.on('unexpected-response', (_req, res) => {
+      rejectedToken = res.statusCode === 401 || res.statusCode === 403;
+      this.log('error', rejectedToken
+        ? `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
+        : `the coordinator refused the connection (HTTP ${res.statusCode})`);
+      ws.terminate();
+    });
+    ws.on('open', () => void this.onOpen(ws));
+    ws.on('message', (data) => this.onFrame(String(data)));
+    ws.on('error', (e) => this.log('debug', `connection error: ${e.message}`));
+    ws.on('close', () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.ready = false;
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      if (this.stopped) return;
+      const wait = rejectedToken ? 30_000 : Math.round(this.backoffMs * (0.5 + Math.random()));
+      this.backoffMs = Math.min(30_000, this.backoffMs * 2);
+      this.log('warn', `cannot reach the coordinator at ${this.options.coordinatorUrl}, retrying in ${(wait / 1000).toFixed(1)}s`);
+      this.retryTimer = setTimeout(() => this.connect(), wait);
+    });
+  }
+
+  private async onOpen(ws: WebSocket): Promise<void> {
+    const facts = await this.probe.facts();
+    this.capacity = offeredCapacity(facts, { cpus: this.options.cpus, memoryBytes: this.options.memoryBytes });
+    if (this.options.cpus !== undefined && this.options.cpus > facts.cores)
+      this.log('warn', `--cpus ${this.options.cpus} is more than this machine's ${facts.cores} cores; offering ${facts.cores}`);
+    const hello: AgentMessage = {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      nodeId: this.id,
+      name: this.options.name ?? facts.hostname,
+      agentVersion: DSG_VERSION,
+      capacity: this.capacity,
+      facts,
+      labels: { ...(this.options.labels ?? {}) },
+      running: [...this.runs.keys()],
+    };
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(hello));
+  }
+
+  private onFrame(text: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      this.log('warn', 'ignoring a malformed frame from the coordinator');
+      return;
+    }
+    for (const m of (Array.isArray(parsed) ? parsed : [parsed]) as CoordinatorMessage[]) this.onMessage(m);
+  }
+
+  private onMessage(m: CoordinatorMessage): void {
+    switch (m.type) {
+      case 'welcome': {
+        this.ready = true;
+        this.backoffMs = 500;
+        if (this.id !== m.nodeId) {
+          this.id = m.nodeId;
+          void mkdir(this.options.stateDir, { recursive: true })
+            .then(() => writeFile(join(this.options.stateDir, 'node.json'), `${JSON.stringify({ nodeId: m.nodeId })}\n`))
+            .catch((e: unknown) => this.log('error', `cannot save the node id: ${String(e)}`));
+        }
+        this.log('info', `connected to ${this.options.coordinatorUrl} as node ${m.nodeId}`);
+        // Results the coordinator may not have committed yet.
+        for (const f of this.outbox.values()) this.enqueue(f);
+        if (this.heartbeat) clearInterval(this.heartbeat);
+        this.heartbeat = setInterval(() => this.enqueue({ type: 'heartbeat', running: [...this.runs.keys()] }), m.heartbeatIntervalMs);
+        this.heartbeat.unref();
+        this.resolveConnected();
+        break;
+      }
+      case 'assign':
+        for (const a of m.attempts) this.startAttempt(a);
+        break;
+      case 'cancel':
+        for (const id of m.attemptIds) this.runs.get(id)?.cancel();
+        break;
+      case 'ack':
+        for (const id of m.attemptIds) this.outbox.delete(id);
+        break;
+      case 'error':
+        this.log('warn', `coordinator says: ${m.message}`);
+        break;
+    }
+  }
+
+  private startAttempt(a: Assignment): void {
+    if (this.runs.has(a.attemptId) || this.outbox.has(a.attemptId)) return; // a duplicate assignment
+    const cap = this.capacity;
+    if (cap) {
+      let cpu = a.resources.cpuMillis;
+      let mem = a.resources.memoryBytes;
+      for (const r of this.runs.values()) {
+        cpu += r.assignment.resources.cpuMillis;
+        mem += r.assignment.resources.memoryBytes;
+      }
+      if (cpu > cap.cpuMillis || mem > cap.memoryBytes) {
+        this.report({
+          type: 'finished', attemptId: a.attemptId, startedAt: null, finishedAt: Date.now(), outputs: [],
+          end: { kind: 'error', reason: 'executor_error', message: 'the agent refused the attempt: it would exceed the capacity this node offers' },
+        });
+        return;
+      }
+    }
+    const run = new AttemptRun(a, {
+      executor: this.executor,
+      http: this.http,
+      workDir: this.workDir,
+      baseEnv: this.options.baseEnv ?? { PATH: '/usr/local/bin:/usr/bin:/bin' },
+      keepWorkDirs: this.options.keepWorkDirs ?? false,
+      send: (msg) => this.enqueue(msg),
+    });
+    this.runs.set(a.attemptId, run);
+    void run.done.then((f) => {
+      this.runs.delete(a.attemptId);
+      this.report(f);
+    });
+  }
+
+  private report(f: FinishedMessage): void {
+    this.outbox.set(f.attemptId, f);
+    this.enqueue(f);
+  }
+
+  private enqueue(m: AgentMessage): void {
+    if (!this.ready) return; // finished reports wait in the outbox; logs and heartbeats are dropped
+    this.queue.push(m);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    const msgs = this.queue;
+    this.queue = [];
+    const ws = this.ws;
+    if (msgs.length === 0 || !ws || ws.readyState !== ws.OPEN) return;
+    ws.send(JSON.stringify(msgs.length === 1 ? msgs[0] : msgs));
+  }
+}

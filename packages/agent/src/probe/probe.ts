@@ -1,0 +1,53 @@
+/**
+ * The Probe port: what this machine has. `SystemProbe` reads the OS; `FakeProbe` returns fixed facts for tests.
+ * `offeredCapacity` turns facts and owner limits (--cpus, --memory) into what the node offers the grid.
+ */
+import { statfs } from 'node:fs/promises';
+import { arch, availableParallelism, cpus, hostname, platform, release, totalmem } from 'node:os';
+import type { NodeFacts, Resources } from '@dsg/core';
+import { probeNvidia } from './nvidia.js';
+
+export interface Probe {
+  facts(): Promise<NodeFacts>;
+}
+
+export class SystemProbe implements Probe {
+  constructor(private readonly workDir: string, private readonly nvidiaSmi = 'nvidia-smi') {}
+
+  async facts(): Promise<NodeFacts> {
+    let diskBytes = 0;
+    try {
+      const s = await statfs(this.workDir);
+      diskBytes = Number(s.bavail) * Number(s.bsize);
+    } catch {
+      /* unknown: offer none */
+    }
+    return {
+      hostname: hostname(),
+      os: `${platform()} ${release()}`,
+      arch: arch(),
+      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+      cores: availableParallelism(),
+      memoryBytes: totalmem(),
+      diskBytes,
+      gpus: await probeNvidia(this.nvidiaSmi),
+    };
+  }
+}
+
+export class FakeProbe implements Probe {
+  constructor(private readonly fixed: NodeFacts) {}
+  async facts(): Promise<NodeFacts> {
+    return this.fixed;
+  }
+}
+
+const MiB = 1024 * 1024;
+
+/** Cores: all, or `cpus` (at most all). Memory: `memoryBytes`, or total minus 10% (at least 256 MiB kept back). */
+export function offeredCapacity(f: NodeFacts, limits: { cpus?: number | undefined; memoryBytes?: number | undefined }): Resources {
+  const cores = limits.cpus !== undefined ? Math.min(limits.cpus, f.cores) : f.cores;
+  const keep = Math.max(256 * MiB, Math.round(f.memoryBytes * 0.1));
+  const memory = limits.memoryBytes !== undefined ? Math.min(limits.memoryBytes, f.memoryBytes) : Math.max(0, f.memoryBytes - keep);
+  return { cpuMillis: Math.round(cores * 1000), memoryBytes: memory, gpus: f.gpus.length, diskBytes: f.diskBytes };
+}

@@ -1,0 +1,182 @@
+/**
+ * Runs one attempt from start to report:
+ *
+ *   prepare (working dir, inputs) ─▶ start (Executor) ─▶ stream logs ─▶ exit ─▶ collect + upload outputs ─▶ finished
+ *
+ * Every failure on the way has a place in the report: inputs that cannot be fetched are `inputs_unavailable`,
+ * a program that cannot start is `executor_error`, outputs that cannot be uploaded are `outputs_failed` (all
+ * system failures, retried elsewhere); the task's own exit code, signal or timeout are reported as they are.
+ * The working dir is removed afterwards unless `keepWorkDirs`.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, chmod, lstat, mkdir, realpath, rm } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { glob } from 'tinyglobby';
+import type { AgentMessage, Assignment, FinishedMessage, OutputFile } from '@dsg/core';
+import type { CoordinatorHttp } from './coordinator-http.js';
+import { sha256File } from './coordinator-http.js';
+import type { ExecHandle, Executor } from './executor/executor.js';
+
+export interface RunnerDeps {
+  readonly executor: Executor;
+  readonly http: CoordinatorHttp;
+  readonly workDir: string;
+  readonly baseEnv: Readonly<Record<string, string>>;
+  readonly keepWorkDirs: boolean;
+  /** Queue a message to the coordinator. */
+  readonly send: (m: AgentMessage) => void;
+  readonly logLimitBytes?: number;
+}
+
+const FLUSH_MS = 100;
+const FLUSH_BYTES = 64 * 1024;
+
+export class AttemptRun {
+  private handle: ExecHandle | null = null;
+  private cancelled = false;
+  private buffers: { stdout: string; stderr: string } = { stdout: '', stderr: '' };
+  private flushTimer: NodeJS.Timeout | null = null;
+  private logged = 0;
+  private truncated = false;
+  readonly done: Promise<FinishedMessage>;
+
+  constructor(readonly assignment: Assignment, private readonly deps: RunnerDeps) {
+    this.done = this.run();
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.handle?.kill('cancel');
+  }
+
+  private async run(): Promise<FinishedMessage> {
+    const a = this.assignment;
+    const cwd = join(this.deps.workDir, a.attemptId);
+    const finished = (end: FinishedMessage['end'], startedAt: number | null, outputs: OutputFile[] = []): FinishedMessage => ({
+      type: 'finished', attemptId: a.attemptId, end, startedAt, finishedAt: Date.now(), outputs,
+    });
+    try {
+      await mkdir(cwd, { recursive: true });
+      try {
+        await this.placeInputs(cwd);
+      } catch (e) {
+        return finished({ kind: 'error', reason: 'inputs_unavailable', message: errorText(e) }, null);
+      }
+      if (this.cancelled) return finished({ kind: 'cancelled' }, null);
+
+      const argv = a.run.kind === 'script' ? ['/bin/sh', '-c', a.run.script] : a.run.argv;
+      this.handle = this.deps.executor.start(
+        { argv, cwd, env: this.envFor(cwd), timeoutMs: a.timeoutMs },
+        { onStdout: (d) => this.onOutput('stdout', d), onStderr: (d) => this.onOutput('stderr', d) },
+      );
+      if (this.cancelled) this.handle.kill('cancel');
+      this.deps.send({ type: 'started', attemptId: a.attemptId, at: Date.now() });
+      const r = await this.handle.done;
+      this.flushLogs();
+      if (r.spawnError) return finished({ kind: 'error', reason: 'executor_error', message: r.spawnError }, r.startedAt);
+      let outputs: OutputFile[] = [];
+      if (a.outputs.length > 0) {
+        try {
+          outputs = await this.collectOutputs(cwd);
+        } catch (e) {
+          return finished({ kind: 'error', reason: 'outputs_failed', message: errorText(e) }, r.startedAt);
+        }
+      }
+      if (r.cancelled || this.cancelled) return finished({ kind: 'cancelled' }, r.startedAt, outputs);
+      if (r.timedOut) return finished({ kind: 'timeout', timeoutMs: a.timeoutMs }, r.startedAt, outputs);
+      return finished({ kind: 'exited', exitCode: r.exitCode, signal: r.signal }, r.startedAt, outputs);
+    } catch (e) {
+      this.flushLogs();
+      return finished({ kind: 'error', reason: 'executor_error', message: errorText(e) }, null);
+    } finally {
+      if (!this.deps.keepWorkDirs) void rm(cwd, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  private envFor(cwd: string): Record<string, string> {
+    const a = this.assignment;
+    return {
+      ...this.deps.baseEnv,
+      ...a.env,
+      DSG_JOB_ID: a.jobId,
+      DSG_JOB_NAME: a.jobName,
+      DSG_TASK_ID: a.taskId,
+      DSG_TASK_INDEX: String(a.taskIndex),
+      DSG_TASK_COUNT: String(a.taskCount),
+      DSG_ARRAY_VALUE: a.arrayValue ?? String(a.taskIndex),
+      DSG_ATTEMPT_ID: a.attemptId,
+      DSG_ATTEMPT: String(a.attemptNumber),
+      DSG_CPUS: String(Math.max(1, Math.ceil(a.resources.cpuMillis / 1000))),
+      DSG_WORK_DIR: cwd,
+    };
+  }
+
+  private async placeInputs(cwd: string): Promise<void> {
+    await Promise.all(
+      this.assignment.inputs.map(async (f) => {
+        const src = await this.deps.http.blob(f.sha256);
+        const dest = join(cwd, f.path);
+        if (!isInside(cwd, dest)) throw new Error(`input path ${f.path} leaves the working directory`);
+        await mkdir(dirname(dest), { recursive: true });
+        // A copy (a cheap reflink where the filesystem supports it), not a hard link: a task that writes to its
+        // input must not alter the shared cache.
+        await copyFile(src, dest, fsConstants.COPYFILE_FICLONE);
+        await chmod(dest, f.mode & 0o777);
+      }),
+    );
+  }
+
+  private async collectOutputs(cwd: string): Promise<OutputFile[]> {
+    const realCwd = await realpath(cwd);
+    const paths = await glob([...this.assignment.outputs], { cwd, onlyFiles: true, dot: false, followSymbolicLinks: false, expandDirectories: false });
+    const out: OutputFile[] = [];
+    for (const p of paths.sort()) {
+      const abs = join(cwd, p);
+      const st = await lstat(abs);
+      if (st.isSymbolicLink()) {
+        const target = await realpath(abs).catch(() => null);
+        if (!target || !isInside(realCwd, target)) throw new Error(`output ${p} is a link to outside the working directory; refusing to upload it`);
+      }
+      const sha256 = await sha256File(abs);
+      const size = (await lstat(await realpath(abs))).size;
+      await this.deps.http.uploadOutput(this.assignment.attemptId, p, abs, sha256, size);
+      out.push({ path: p, size, sha256 });
+    }
+    return out;
+  }
+
+  private onOutput(stream: 'stdout' | 'stderr', data: string): void {
+    if (this.truncated) return;
+    const limit = this.deps.logLimitBytes ?? 8 * 1024 * 1024;
+    this.logged += Buffer.byteLength(data);
+    if (this.logged > limit) {
+      this.truncated = true;
+      this.buffers[stream] += data.slice(0, Math.max(0, data.length - (this.logged - limit)));
+      this.buffers.stderr += '\n[dsg] log truncated: the task wrote more than the per-attempt limit\n';
+      this.flushLogs();
+      return;
+    }
+    this.buffers[stream] += data;
+    if (this.buffers.stdout.length + this.buffers.stderr.length >= FLUSH_BYTES) this.flushLogs();
+    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flushLogs(), FLUSH_MS);
+  }
+
+  private flushLogs(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const data = this.buffers[stream];
+      if (data) this.deps.send({ type: 'log', attemptId: this.assignment.attemptId, stream, data });
+      this.buffers[stream] = '';
+    }
+  }
+}
+
+function isInside(root: string, p: string): boolean {
+  const rel = relative(root, p);
+  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !rel.startsWith(sep);
+}
+
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));

@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { NativeExecutor, type ExecResult } from '@dsg/agent';
+
+import { readFileSync } from 'node:fs';
+
+/** Alive and not a zombie (an orphan whose parent does not reap it is dead, just not yet buried). */
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+describe('NativeExecutor (real processes)', () => {
+  let dir: string;
+  before(async () => (dir = await mkdtemp(join(tmpdir(), 'dsg-exec-'))));
+  after(async () => rm(dir, { recursive: true, force: true }));
+  const ex = new NativeExecutor({ killGraceMs: 500 });
+  const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', FOO: 'bar' };
+  const run = (argv: string[], timeoutMs = 10_000) => {
+    let out = '';
+    let err = '';
+    const h = ex.start({ argv, cwd: dir, env, timeoutMs }, { onStdout: (d) => (out += d), onStderr: (d) => (err += d) });
+    return { h, done: h.done.then((r) => ({ r, out, err })) };
+  };
+
+  it('reports the exit code and captures stdout, stderr and env', async () => {
+    const { r, out, err } = await run(['/bin/sh', '-c', 'echo "foo=$FOO"; echo oops >&2; exit 7']).done;
+    assert.equal(r.exitCode, 7);
+    assert.equal(r.signal, null);
+    assert.equal(out, 'foo=bar\n');
+    assert.equal(err, 'oops\n');
+  });
+
+  it('reports a missing program as a spawn error', async () => {
+    const { r } = await run(['definitely-not-a-program-xyz']).done;
+    assert.match(r.spawnError ?? '', /no such program/);
+  });
+
+  it('reports the signal that killed the task', async () => {
+    const { r } = await run(['/bin/sh', '-c', 'kill -TERM $$']).done;
+    assert.equal(r.signal, 'SIGTERM');
+    assert.equal(r.exitCode, null);
+  });
+
+  async function treeKilled(trigger: 'timeout' | 'cancel'): Promise<ExecResult> {
+    const pids = join(dir, `pids-${trigger}`);
+    const { h, done } = run(['/bin/sh', '-c', `sleep 100 & echo $! >> ${pids}; (sleep 100 & echo $! >> ${pids}; wait) & echo $$ >> ${pids}; wait`], trigger === 'timeout' ? 500 : 60_000);
+    // Wait until all three pids are recorded.
+    for (let i = 0; i < 100; i++) {
+      const t = await readFile(pids, 'utf8').catch(() => '');
+      if (t.trim().split('\n').length >= 3) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (trigger === 'cancel') h.kill('cancel');
+    const { r } = await done;
+    const list = (await readFile(pids, 'utf8')).trim().split('\n').map(Number);
+    assert.equal(list.length, 3);
+    await new Promise((res) => setTimeout(res, 100));
+    for (const pid of list) assert.equal(alive(pid), false, `process ${pid} survived`);
+    return r;
+  }
+
+  it('a timeout kills the whole process tree', async () => {
+    const r = await treeKilled('timeout');
+    assert.equal(r.timedOut, true);
+  });
+
+  it('a cancel kills the whole process tree', async () => {
+    const r = await treeKilled('cancel');
+    assert.equal(r.cancelled, true);
+  });
+
+  it('a task that ignores SIGTERM is SIGKILLed after the grace period', async () => {
+    const t0 = Date.now();
+    const { r } = await run(['/bin/sh', '-c', 'trap "" TERM; sleep 30'], 300).done;
+    assert.equal(r.timedOut, true);
+    assert.ok(Date.now() - t0 < 5000);
+  });
+});

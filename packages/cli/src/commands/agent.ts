@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import { parseSize, ValidationError } from '@dsg/core';
+import { startAgent } from '@dsg/agent';
+import { processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
+import { info, type GlobalFlags } from '../context.js';
+import { parsePositiveNumber } from './parse-flags.js';
+
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+export function registerAgent(program: Command, globals: () => GlobalFlags): void {
+  program
+    .command('agent')
+    .description('run an agent: offer this machine to a coordinator and run the tasks it sends')
+    .option('--state-dir <dir>', 'where the agent keeps its node id, input cache and working dirs')
+    .option('--name <name>', 'node name (default: hostname)')
+    .option('--cpus <n>', 'cores to offer (default: all)')
+    .option('--memory <size>', 'memory to offer, e.g. 8Gi (default: total minus 10%)')
+    .option('--label <key=value...>', 'labels for placement constraints (repeatable)')
+    .option('--keep-work-dirs', 'keep task working directories after they finish (debugging)')
+    .option('--log-level <level>', 'debug, info, warn or error', 'info')
+    .addHelpText('after', '\nAlso needs --coordinator <url> (env DSG_COORDINATOR) and --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json).\n\nExample:\n  dsg agent --coordinator http://192.168.1.10:7070 --token dsg_node_… --cpus 4 --label gpu=rtx3090')
+    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string }) => {
+      const g = globals();
+      const coordinatorUrl = g.coordinator ?? processEnv['DSG_COORDINATOR'];
+      const token = g.token ?? processEnv['DSG_JOIN_TOKEN'] ?? processEnv['DSG_TOKEN'];
+      const issues = [];
+      if (!coordinatorUrl) issues.push({ path: '--coordinator', message: 'which coordinator to join, e.g. http://192.168.1.10:7070' });
+      else if (!/^https?:\/\//.test(coordinatorUrl)) issues.push({ path: '--coordinator', message: `expected an http:// or https:// URL, got "${coordinatorUrl}"` });
+      if (!token) issues.push({ path: '--token', message: 'the node join token (joinToken in the coordinator\'s credentials.json)' });
+      const memoryBytes = f.memory === undefined ? undefined : parseSize(f.memory);
+      if (memoryBytes === null) issues.push({ path: '--memory', message: 'expected a size like 8Gi' });
+      const labels: Record<string, string> = {};
+      for (const l of f.label ?? []) {
+        const m = /^([A-Za-z0-9_.\-/]+)=(.*)$/.exec(l);
+        if (!m) issues.push({ path: '--label', message: `expected key=value, got "${l}"` });
+        else labels[m[1]!] = m[2]!;
+      }
+      if (!LEVELS.includes(f.logLevel as (typeof LEVELS)[number])) issues.push({ path: '--log-level', message: `expected one of ${LEVELS.join(', ')}` });
+      if (issues.length > 0) throw new ValidationError(issues);
+      const min = LEVELS.indexOf(f.logLevel as (typeof LEVELS)[number]);
+      const agent = await startAgent({
+        coordinatorUrl: coordinatorUrl!,
+        token: token!,
+        stateDir: f.stateDir ?? stateDirDefault(processEnv),
+        ...(f.name ? { name: f.name } : {}),
+        ...(f.cpus !== undefined ? { cpus: parsePositiveNumber(f.cpus, '--cpus') } : {}),
+        ...(memoryBytes ? { memoryBytes } : {}),
+        labels,
+        keepWorkDirs: Boolean(f.keepWorkDirs),
+        baseEnv: taskBaseEnv(processEnv),
+        log: (level, message) => {
+          if (LEVELS.indexOf(level) >= min) info(`${new Date().toISOString()} ${level.padEnd(5)} ${message}`);
+        },
+      });
+      const stop = async (): Promise<void> => {
+        await agent.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+    });
+}

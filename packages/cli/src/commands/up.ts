@@ -1,0 +1,98 @@
+/**
+ * `dsg up`: a whole grid on this machine. The coordinator runs in this process; one agent runs as a child process
+ * (its own event loop and core for spawning tasks), restarted with backoff if it dies, stopped on shutdown.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { parseSize, ValidationError } from '@dsg/core';
+import { startCoordinator, type RunningCoordinator } from '@dsg/coordinator';
+import { writeClientConfig } from '../config.js';
+import { info } from '../context.js';
+import { bold, cyan, dim, green } from '../format.js';
+import { parsePositiveNumber } from './parse-flags.js';
+import { addServeFlags, coordinatorOptions, type ServeFlags } from './serve-flags.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/dsg.js', import.meta.url));
+
+export function lanAddress(): string | null {
+  for (const list of Object.values(networkInterfaces()))
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return null;
+}
+
+export function registerUp(program: Command): void {
+  addServeFlags(
+    program.command('up').description('start a whole grid on this machine: coordinator, dashboard and a local agent'),
+    'warn',
+  )
+    .option('--cpus <n>', "cores the local agent offers (default: all)")
+    .option('--memory <size>', 'memory the local agent offers, e.g. 8Gi (default: most of it)')
+    .option('--no-agent', 'start only the coordinator')
+    .addHelpText('after', '\nExamples:\n  dsg up\n  dsg up --cpus 2 --port 8080\n\nThen, in another terminal: dsg submit examples/pi/pi.yaml --wait')
+    .action(async (flags: ServeFlags & { cpus?: string; memory?: string; agent: boolean }) => {
+      const opts = coordinatorOptions(flags, 'warn');
+      if (flags.cpus !== undefined) parsePositiveNumber(flags.cpus, '--cpus');
+      if (flags.memory !== undefined && parseSize(flags.memory) === null) throw new ValidationError([{ path: '--memory', message: 'expected a size like 8Gi' }]);
+      const coord = await startCoordinator(opts);
+      const configPath = writeClientConfig({ coordinator: coord.url, token: coord.adminToken });
+      const lan = opts.host === '0.0.0.0' ? lanAddress() : null;
+      info(`${green('DSG grid is up')} ${dim(`(data in ${opts.dataDir})`)}`);
+      info(`  API        ${bold(coord.url)}/api/v1`);
+      info(`  dashboard  ${bold(`${coord.url}/#token=${coord.adminToken}`)}`);
+      info(`  credentials ${coord.credentialsFile} ${dim('(admin token, node join token)')}`);
+      info(`  CLI config ${configPath} ${dim('(dsg commands find this grid without flags)')}`);
+      if (lan) info(`  add a machine: ${cyan(`dsg agent --coordinator http://${lan}:${coord.port} --token ${coord.joinToken}`)}`);
+      info(`\nnext: ${cyan('npx dsg submit examples/pi/pi.yaml --wait')}   ·   Ctrl-C stops the grid (jobs are kept)`);
+      const agent = flags.agent ? superviseAgent(coord, opts.dataDir, flags) : null;
+      const shutdown = async (): Promise<void> => {
+        info('\nstopping…');
+        await agent?.stop();
+        await coord.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void shutdown());
+      process.once('SIGTERM', () => void shutdown());
+    });
+}
+
+function superviseAgent(coord: RunningCoordinator, dataDir: string, flags: { cpus?: string; memory?: string; logLevel?: string }): { stop(): Promise<void> } {
+  let child: ChildProcess | null = null;
+  let stopping = false;
+  let backoff = 1000;
+  let startedAt = 0;
+  const start = (): void => {
+    const args = [BIN, 'agent', '--coordinator', coord.url, '--token', coord.joinToken, '--state-dir', `${dataDir}/agent`];
+    if (flags.cpus) args.push('--cpus', flags.cpus);
+    if (flags.memory) args.push('--memory', flags.memory);
+    startedAt = Date.now();
+    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const prefix = (d: Buffer): void => {
+      for (const line of String(d).split('\n')) if (line) process.stderr.write(`${dim('[agent]')} ${line}\n`);
+    };
+    child.stdout!.on('data', prefix);
+    child.stderr!.on('data', prefix);
+    child.on('exit', (code, signal) => {
+      child = null;
+      if (stopping) return;
+      if (Date.now() - startedAt > 60_000) backoff = 1000;
+      info(`${dim('[agent]')} exited (${signal ?? code}); restarting in ${backoff / 1000}s`);
+      setTimeout(start, backoff);
+      backoff = Math.min(backoff * 2, 30_000);
+    });
+  };
+  start();
+  return {
+    stop: async () => {
+      stopping = true;
+      const c = child as ChildProcess | null;
+      if (!c) return;
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}

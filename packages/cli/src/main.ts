@@ -1,0 +1,62 @@
+/**
+ * `dsg`: the command-line interface. Each command lives in its own file under commands/; this file wires them
+ * into commander and turns errors into messages and exit codes (0 ok, 1 failed, 2 bad input, 3 unreachable).
+ */
+import { Command, CommanderError } from 'commander';
+import { DSG_VERSION, isDsgError, ValidationError } from '@dsg/core';
+import { debugEnabled } from './config.js';
+import { Exit, ExitCode, type GlobalFlags } from './context.js';
+import { registerAgent } from './commands/agent.js';
+import { registerCancel } from './commands/job-cancel.js';
+import { registerJobs } from './commands/job-list.js';
+import { registerLogs } from './commands/job-logs.js';
+import { registerOutputs } from './commands/job-outputs.js';
+import { registerJobShow } from './commands/job-show.js';
+import { registerSubmit } from './commands/job-submit.js';
+import { registerNodes } from './commands/node-list.js';
+import { registerCoordinator } from './commands/coordinator.js';
+import { registerSpec } from './commands/spec-check.js';
+import { registerUp } from './commands/up.js';
+
+const program = new Command()
+  .name('dsg')
+  .description('Distributed Science Grid: run science jobs on the machines you already have')
+  .version(DSG_VERSION)
+  .option('--coordinator <url>', 'coordinator URL (default: env DSG_COORDINATOR, then ~/.config/dsg/config.json)')
+  .option('--token <token>', 'API token (default: env DSG_TOKEN, then the config file)')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride()
+  .addHelpText('after', `
+Start here:
+  npm start                                  (or: dsg up) a grid on this machine
+  dsg submit examples/pi/pi.yaml --wait      run a 20-task Monte Carlo sweep
+  dsg jobs · dsg job ID · dsg logs ID · dsg outputs ID --to DIR · dsg nodes`);
+
+const globals = (): GlobalFlags => program.opts<GlobalFlags>();
+registerUp(program);
+registerCoordinator(program);
+registerAgent(program, globals);
+registerSubmit(program, globals);
+registerJobs(program, globals);
+registerJobShow(program, globals);
+registerLogs(program, globals);
+registerCancel(program, globals);
+registerOutputs(program, globals);
+registerNodes(program, globals);
+registerSpec(program);
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`dsg: ${message}\n`);
+  process.exit(code);
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof ExitCode) process.exit(e.code);
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : Exit.usage);
+  if (debugEnabled() && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  if (e instanceof ValidationError) fail(Exit.usage, e.message);
+  if (isDsgError(e)) fail(e.code === 'unavailable' ? Exit.unavailable : e.code === 'validation' ? Exit.usage : Exit.failed, e.message);
+  fail(Exit.failed, e instanceof Error ? `${e.message} (DSG_DEBUG=1 shows the stack)` : String(e));
+}

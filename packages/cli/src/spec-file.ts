@@ -1,0 +1,109 @@
+/**
+ * Reading a spec file as `dsg submit` does: parse YAML or JSON (syntax errors with line:column), validate with
+ * core's compileJobSpec (every issue with its path), then expand `inputs` relative to the spec's directory (files,
+ * or directories recursively) and hash each file. Any problem is a ValidationError and nothing is uploaded.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { dirname, extname, join, relative, resolve, sep } from 'node:path';
+import { parseDocument } from 'yaml';
+import { compileJobSpec, ValidationError, type CompiledJobSpec, type InputFileV1, type Issue } from '@dsg/core';
+
+export interface LoadedSpec {
+  readonly file: string;
+  readonly spec: Record<string, unknown>;
+  readonly compiled: CompiledJobSpec;
+}
+
+export interface LocalInput extends InputFileV1 {
+  /** Absolute path on this machine. */
+  readonly source: string;
+  readonly mode: number;
+}
+
+export async function loadSpecFile(file: string): Promise<LoadedSpec> {
+  const abs = resolve(file);
+  let text: string;
+  try {
+    text = await readFile(abs, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ValidationError([{ path: '', message: code === 'ENOENT' ? `no such file: ${abs}` : `cannot read ${abs}: ${code ?? String(e)}` }]);
+  }
+  const spec = parseSpecText(text, extname(abs).toLowerCase(), file);
+  const compiled = compileJobSpec(spec);
+  return { file: abs, spec, compiled };
+}
+
+export function parseSpecText(text: string, ext: string, shownName: string): Record<string, unknown> {
+  let value: unknown;
+  if (ext === '.json') {
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      throw new ValidationError([{ path: '', message: `${shownName} is not valid JSON: ${(e as Error).message}` }]);
+    }
+  } else {
+    const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      throw new ValidationError(
+        doc.errors.map((err) => {
+          const pos = err.linePos?.[0];
+          return { path: '', message: `${shownName}${pos ? `:${pos.line}:${pos.col}` : ''}: YAML syntax error: ${err.message.split('\n')[0]}` };
+        }),
+      );
+    }
+    value = doc.toJS();
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new ValidationError([{ path: '', message: `${shownName} must hold a job spec mapping (name:, script: …)` }]);
+  return value as Record<string, unknown>;
+}
+
+/** Expand and hash the spec's inputs, relative to the spec's directory. */
+export async function collectInputs(loaded: LoadedSpec): Promise<LocalInput[]> {
+  const base = dirname(loaded.file);
+  const issues: Issue[] = [];
+  const out: LocalInput[] = [];
+  for (const [i, p] of loaded.compiled.inputs.entries()) {
+    const abs = resolve(base, p);
+    let st;
+    try {
+      st = await stat(abs);
+    } catch {
+      issues.push({ path: `inputs[${i}]`, message: `"${p}" does not exist (looked for ${abs})` });
+      continue;
+    }
+    const files = st.isDirectory() ? await walk(abs) : [abs];
+    if (files.length === 0) issues.push({ path: `inputs[${i}]`, message: `directory "${p}" is empty` });
+    for (const f of files) {
+      const rel = relative(base, f).split(sep).join('/');
+      if (rel.startsWith('../')) {
+        issues.push({ path: `inputs[${i}]`, message: `"${p}" resolves outside the spec's directory` });
+        continue;
+      }
+      if (out.some((x) => x.path === rel)) continue;
+      const s = await stat(f);
+      out.push({ path: rel, source: f, size: s.size, mode: s.mode & 0o777, sha256: await sha256Of(f) });
+    }
+  }
+  if (issues.length > 0) throw new ValidationError(issues, 'invalid job inputs');
+  return out;
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+    else if (e.isFile()) out.push(p);
+  }
+  return out.sort();
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(file)) h.update(c as Buffer);
+  return h.digest('hex');
+}

@@ -1,0 +1,137 @@
+/**
+ * DsgClient: the typed REST v1 client. Uses only global fetch, so it runs in Node and in browsers.
+ * A non-2xx answer becomes the DsgError the coordinator described (same code, message and details); a network
+ * failure becomes an `unavailable` DsgError that tells the user how to start a grid.
+ */
+import {
+  API_PREFIX,
+  DsgError,
+  ValidationError,
+  type AttemptV1,
+  type ErrorBodyV1,
+  type ErrorCode,
+  type HealthV1,
+  type Issue,
+  type JobV1,
+  type ListJobsQueryV1,
+  type ListTasksQueryV1,
+  type LogChunkV1,
+  type NodeV1,
+  type OutputV1,
+  type PageV1,
+  type SubmitJobRequestV1,
+  type SubmitJobResponseV1,
+  type TaskV1,
+} from '@dsg/core';
+
+export interface DsgClientOptions {
+  /** Coordinator base URL, e.g. `http://127.0.0.1:7070`. */
+  readonly baseUrl: string;
+  readonly token: string;
+  /** Custom fetch (tests, proxies). Default: global fetch. */
+  readonly fetch?: typeof fetch;
+}
+
+type RequestBody = NonNullable<RequestInit['body']>;
+type Query = Record<string, string | number | undefined>;
+
+export class DsgClient {
+  readonly baseUrl: string;
+  private readonly token: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: DsgClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.token = options.token;
+    this.fetchImpl = options.fetch ?? ((...a) => fetch(...a));
+  }
+
+  private url(path: string, query?: Query): string {
+    const qs = query
+      ? Object.entries(query)
+          .filter(([, v]) => v !== undefined && v !== '')
+          .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+          .join('&')
+      : '';
+    return `${this.baseUrl}${API_PREFIX}${path}${qs ? `?${qs}` : ''}`;
+  }
+
+  /** The raw request; resolves to the Response for 2xx, throws a DsgError otherwise. */
+  async request(method: string, path: string, init: { query?: Query; json?: unknown; body?: RequestBody; headers?: Record<string, string> } = {}): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, ...init.headers };
+    let body: RequestBody | undefined = init.body;
+    if (init.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(init.json);
+    }
+    let res: Response;
+    try {
+      res = await this.fetchImpl(this.url(path, init.query), { method, headers, ...(body !== undefined ? { body, duplex: 'half' } : {}) } as RequestInit);
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (e instanceof Error ? e.message : String(e));
+      throw new DsgError('unavailable', `cannot reach the coordinator at ${this.baseUrl}: ${why}. Is it running? Start a grid with \`npm start\` or \`dsg up\`.`);
+    }
+    if (res.ok) return res;
+    let parsed: ErrorBodyV1 | null = null;
+    try {
+      parsed = (await res.json()) as ErrorBodyV1;
+    } catch {
+      /* not JSON */
+    }
+    const err = parsed?.error;
+    if (err?.code === 'validation' && Array.isArray(err.details?.['issues'])) throw new ValidationError(err.details['issues'] as Issue[]);
+    if (err) throw new DsgError(err.code as ErrorCode, err.message, err.details);
+    throw new DsgError(res.status === 401 ? 'unauthorized' : res.status === 404 ? 'not_found' : 'internal', `${method} ${path}: HTTP ${res.status}`);
+  }
+
+  private async json<T>(method: string, path: string, init: { query?: Query; json?: unknown } = {}): Promise<T> {
+    return (await (await this.request(method, path, init)).json()) as T;
+  }
+
+  health = (): Promise<HealthV1> => this.json('GET', '/health');
+
+  async hasBlob(sha256: string): Promise<boolean> {
+    try {
+      await this.request('HEAD', `/blobs/${sha256}`);
+      return true;
+    } catch (e) {
+      if (e instanceof DsgError && e.code === 'not_found') return false;
+      throw e;
+    }
+  }
+
+  async uploadBlob(sha256: string, body: Uint8Array | ReadableStream<Uint8Array>, size: number): Promise<void> {
+    await this.request('PUT', `/blobs/${sha256}`, {
+      body: body as RequestBody,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+    });
+  }
+
+  submitJob = (req: SubmitJobRequestV1): Promise<SubmitJobResponseV1> => this.json('POST', '/jobs', { json: req });
+  listJobs = (q: ListJobsQueryV1 = {}): Promise<PageV1<JobV1>> => this.json('GET', '/jobs', { query: { ...q } });
+  getJob = (id: string): Promise<JobV1> => this.json('GET', `/jobs/${encodeURIComponent(id)}`);
+  cancelJob = (id: string): Promise<JobV1> => this.json('POST', `/jobs/${encodeURIComponent(id)}/cancel`);
+  listTasks = (id: string, q: ListTasksQueryV1 = {}): Promise<PageV1<TaskV1>> => this.json('GET', `/jobs/${encodeURIComponent(id)}/tasks`, { query: { ...q } });
+  getTask = (id: string, index: number): Promise<TaskV1> => this.json('GET', `/jobs/${encodeURIComponent(id)}/tasks/${index}`);
+  listAttempts = (id: string, index: number): Promise<{ items: AttemptV1[] }> => this.json('GET', `/jobs/${encodeURIComponent(id)}/tasks/${index}/attempts`);
+  getLogs = (id: string, index: number, q: { offset?: number; attempt?: string } = {}): Promise<LogChunkV1> =>
+    this.json('GET', `/jobs/${encodeURIComponent(id)}/tasks/${index}/logs`, { query: { ...q } });
+  listOutputs = (id: string): Promise<{ items: OutputV1[] }> => this.json('GET', `/jobs/${encodeURIComponent(id)}/outputs`);
+  downloadOutput = (id: string, index: number, path: string): Promise<Response> =>
+    this.request('GET', `/jobs/${encodeURIComponent(id)}/tasks/${index}/outputs/${path.split('/').map(encodeURIComponent).join('/')}`);
+  listNodes = (): Promise<{ items: NodeV1[] }> => this.json('GET', '/nodes');
+  getNode = (id: string): Promise<NodeV1> => this.json('GET', `/nodes/${encodeURIComponent(id)}`);
+
+  /** Every task of a job, following pagination. */
+  async allTasks(id: string, q: Omit<ListTasksQueryV1, 'cursor'> = {}): Promise<TaskV1[]> {
+    const out: TaskV1[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.listTasks(id, { ...q, limit: q.limit ?? 1000, ...(cursor ? { cursor } : {}) });
+      out.push(...page.items);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    return out;
+  }
+}

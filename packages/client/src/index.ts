@@ -1,0 +1,1 @@
+export { DsgClient, type DsgClientOptions } from './client.js';
