@@ -9,6 +9,9 @@
  * the coordinator acks them (after committing them) and are re-sent after every reconnect; the coordinator fences
  * duplicates by attempt id, so a replay is harmless. While disconnected, running attempts carry on; their logs are
  * dropped (logs are best-effort; results are not).
+ *
+ * Local queue: the coordinator may send more short tasks than fit at once (prefetch). They wait here, in order,
+ * and start the moment running ones leave room; each one's timeout counts from its own start.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -50,6 +53,8 @@ class Agent implements RunningAgent {
   private readonly probe: Probe;
   private readonly http: CoordinatorHttp;
   private readonly runs = new Map<string, AttemptRun>();
+  /** Attempts received but waiting for a free core (the coordinator prefetches short tasks), in arrival order. */
+  private readonly waiting = new Map<string, Assignment>();
   private readonly outbox = new Map<string, FinishedMessage>();
   private queue: AgentMessage[] = [];
   private flushQueued = false;
@@ -91,6 +96,7 @@ class Agent implements RunningAgent {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.waiting.clear();
     for (const r of this.runs.values()) r.cancel();
     await Promise.race([Promise.allSettled([...this.runs.values()].map((r) => r.done)), new Promise((r) => setTimeout(r, 10_000))]);
     this.flush();
@@ -147,7 +153,7 @@ class Agent implements RunningAgent {
       capacity: this.capacity,
       facts,
       labels: { ...(this.options.labels ?? {}) },
-      running: [...this.runs.keys()],
+      running: this.held(),
     };
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(hello));
   }
@@ -178,7 +184,7 @@ class Agent implements RunningAgent {
         // Results the coordinator may not have committed yet.
         for (const f of this.outbox.values()) this.enqueue(f);
         if (this.heartbeat) clearInterval(this.heartbeat);
-        this.heartbeat = setInterval(() => this.enqueue({ type: 'heartbeat', running: [...this.runs.keys()] }), m.heartbeatIntervalMs);
+        this.heartbeat = setInterval(() => this.enqueue({ type: 'heartbeat', running: this.held() }), m.heartbeatIntervalMs);
         this.heartbeat.unref();
         this.resolveConnected();
         break;
@@ -187,7 +193,13 @@ class Agent implements RunningAgent {
         for (const a of m.attempts) this.startAttempt(a);
         break;
       case 'cancel':
-        for (const id of m.attemptIds) this.runs.get(id)?.cancel();
+        for (const id of m.attemptIds) {
+          const queued = this.waiting.get(id);
+          if (queued) {
+            this.waiting.delete(id);
+            this.report({ type: 'finished', attemptId: id, end: { kind: 'cancelled' }, startedAt: null, finishedAt: Date.now(), outputs: [] });
+          } else this.runs.get(id)?.cancel();
+        }
         break;
       case 'ack':
         for (const id of m.attemptIds) this.outbox.delete(id);
@@ -198,24 +210,47 @@ class Agent implements RunningAgent {
     }
   }
 
+  /** Every attempt this agent holds: running or waiting for a core. */
+  private held(): string[] {
+    return [...this.runs.keys(), ...this.waiting.keys()];
+  }
+
   private startAttempt(a: Assignment): void {
-    if (this.runs.has(a.attemptId) || this.outbox.has(a.attemptId)) return; // a duplicate assignment
+    if (this.runs.has(a.attemptId) || this.waiting.has(a.attemptId) || this.outbox.has(a.attemptId)) return; // a duplicate
     const cap = this.capacity;
-    if (cap) {
-      let cpu = a.resources.cpuMillis;
-      let mem = a.resources.memoryBytes;
-      for (const r of this.runs.values()) {
-        cpu += r.assignment.resources.cpuMillis;
-        mem += r.assignment.resources.memoryBytes;
-      }
-      if (cpu > cap.cpuMillis || mem > cap.memoryBytes) {
-        this.report({
-          type: 'finished', attemptId: a.attemptId, startedAt: null, finishedAt: Date.now(), outputs: [],
-          end: { kind: 'error', reason: 'executor_error', message: 'the agent refused the attempt: it would exceed the capacity this node offers' },
-        });
-        return;
-      }
+    if (cap && (a.resources.cpuMillis > cap.cpuMillis || a.resources.memoryBytes > cap.memoryBytes || a.resources.gpus > cap.gpus)) {
+      this.report({
+        type: 'finished', attemptId: a.attemptId, startedAt: null, finishedAt: Date.now(), outputs: [],
+        end: { kind: 'error', reason: 'executor_error', message: 'the agent refused the attempt: it needs more than this node offers' },
+      });
+      return;
     }
+    this.waiting.set(a.attemptId, a);
+    this.drain();
+  }
+
+  /** Start waiting attempts, in order, while they fit in what running ones leave free. */
+  private drain(): void {
+    const cap = this.capacity;
+    let cpu = 0;
+    let mem = 0;
+    let gpus = 0;
+    for (const r of this.runs.values()) {
+      cpu += r.assignment.resources.cpuMillis;
+      mem += r.assignment.resources.memoryBytes;
+      gpus += r.assignment.resources.gpus;
+    }
+    for (const [id, a] of this.waiting) {
+      if (cap && (cpu + a.resources.cpuMillis > cap.cpuMillis || mem + a.resources.memoryBytes > cap.memoryBytes || gpus + a.resources.gpus > cap.gpus)) break;
+      this.waiting.delete(id);
+      cpu += a.resources.cpuMillis;
+      mem += a.resources.memoryBytes;
+      gpus += a.resources.gpus;
+      this.run(a);
+    }
+  }
+
+  private run(a: Assignment): void {
     const run = new AttemptRun(a, {
       executor: this.executor,
       http: this.http,
@@ -228,6 +263,7 @@ class Agent implements RunningAgent {
     void run.done.then((f) => {
       this.runs.delete(a.attemptId);
       this.report(f);
+      this.drain();
     });
   }
 

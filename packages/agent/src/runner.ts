@@ -9,7 +9,7 @@
  * The working dir is removed afterwards unless `keepWorkDirs`.
  */
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, chmod, lstat, mkdir, realpath, rm } from 'node:fs/promises';
+import { copyFile, chmod, lstat, mkdir, realpath, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { glob } from 'tinyglobby';
 import type { AgentMessage, Assignment, FinishedMessage, OutputFile } from '@dsg/core';
@@ -56,7 +56,8 @@ export class AttemptRun {
       type: 'finished', attemptId: a.attemptId, end, startedAt, finishedAt: Date.now(), outputs,
     });
     try {
-      await mkdir(cwd, { recursive: true });
+      // The agent creates workDir at start, so a plain mkdir usually suffices (cheaper than a recursive one).
+      await mkdir(cwd).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? mkdir(cwd, { recursive: true }) : Promise.reject(e)));
       try {
         await this.placeInputs(cwd);
       } catch (e) {
@@ -89,7 +90,8 @@ export class AttemptRun {
       this.flushLogs();
       return finished({ kind: 'error', reason: 'executor_error', message: errorText(e) }, null);
     } finally {
-      if (!this.deps.keepWorkDirs) void rm(cwd, { recursive: true, force: true }).catch(() => undefined);
+      // Most short tasks leave nothing behind: try the cheap rmdir first, the recursive walk only if needed.
+      if (!this.deps.keepWorkDirs) void rmdir(cwd).catch(() => rm(cwd, { recursive: true, force: true })).catch(() => undefined);
     }
   }
 

@@ -104,7 +104,10 @@ describe('engine', () => {
     engine.onStarted(node, first[0]!.attemptId, now);
     engine.onFinished(node, { type: 'finished', attemptId: first[0]!.attemptId, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: now, finishedAt: now + 5, outputs: [] });
     await settle(engine);
-    assert.equal(link.assignments(node).length, 3, 'one more task dispatched into the freed core');
+    // The freed core gets the next task; and since this job's tasks are now known to be short (5 ms), two more are
+    // prefetched to wait in the agent's queue (overcommit 2 × 2 cores = 4 held at once).
+    assert.equal(link.assignments(node).length, 5);
+    assert.equal((await store.listNodeUsage(['online']))[0]!.activeAttempts, 4);
     assert.deepEqual(link.of('ack').flatMap((a) => a.attemptIds), [first[0]!.attemptId]);
     const t0 = await store.getTask(`${job.id}.0` as never);
     assert.equal(t0?.state, 'succeeded');

@@ -94,8 +94,11 @@ export interface NodeV1 {
   name: string;
   state: NodeState;
   capacity: ResourcesV1;
+  /** What the node's running tasks hold. */
   allocated: ResourcesV1;
   runningTasks: number;
+  /** Tasks sent to the node that wait in its local queue (prefetched) or are starting. */
+  assignedTasks: number;
   facts: NodeFactsV1;
   labels: Record<string, string>;
   agentVersion: string;

@@ -19,9 +19,10 @@ export function checkCapacity(want: Resources, node: SchedulerNode): NodeRejecti
   return { nodeId: node.id, code: 'exceeds_capacity', message: `node ${node.name} is too small: ${parts.join(', ')}` };
 }
 
-/** "Not now": the node is big enough but busy. */
-export function checkFree(want: Resources, node: SchedulerNode, allocated: Resources): NodeRejection | null {
-  const c = node.capacity;
+/** "Not now": the node is big enough but busy. `factor` > 1 allows prefetching beyond the capacity. */
+export function checkFree(want: Resources, node: SchedulerNode, allocated: Resources, factor = 1): NodeRejection | null {
+  const n = node.capacity;
+  const c = factor === 1 ? n : { cpuMillis: n.cpuMillis * factor, memoryBytes: n.memoryBytes * factor, gpus: n.gpus * factor, diskBytes: n.diskBytes * factor };
   if (want.cpuMillis > c.cpuMillis - allocated.cpuMillis)
     return { nodeId: node.id, code: 'insufficient_cpu', message: `node ${node.name} has ${cores(c.cpuMillis - allocated.cpuMillis)} of ${cores(c.cpuMillis)} cores free` };
   if (want.memoryBytes > c.memoryBytes - allocated.memoryBytes)

@@ -6,6 +6,8 @@
  *   1. filter  — `checkCapacity` ("never" on this node) then `checkFree` ("not now"), recording a reason per node;
  *   2. rank    — `scoreNode` by strategy among the nodes that passed; ties broken by rng;
  *   3. reserve — add the task to the chosen node's allocation in this pass, so later tasks see it.
+ * If no node has room now and the task's job is known to run short tasks (`typicalRunMs < prefetchBelowMs`), it
+ * may be prefetched: filtered again against `overcommit ×` capacity and sent to wait in an agent's local queue.
  * Tasks that fit nowhere stay queued with a PendingReason. A later task may be placed even if an earlier one
  * could not (backfill): a big task does not block small ones. Tasks with the same resource shape that failed once
  * in a pass are skipped at once, since allocations only grow within a pass (keeps a pass O(shapes × nodes) when
@@ -18,7 +20,7 @@ import { checkCapacity, checkFree } from './filters.js';
 import { scoreNode } from './rank.js';
 import type { Assignment, NodeRejection, PendingReason, Plan, ScheduleContext, SchedulerConfig, Snapshot } from './types.js';
 
-const shapeKey = (r: Resources): string => `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}`;
+const shapeKey = (r: Resources, prefetchable: boolean): string => `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${prefetchable}`;
 
 export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: ScheduleContext): Plan {
   const nodes = [...snapshot.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -29,7 +31,7 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
 
   for (const task of snapshot.queued) {
     if (assignments.length >= config.maxAssignments) break;
-    const key = shapeKey(task.resources);
+    const key = shapeKey(task.resources, task.typicalRunMs !== null && task.typicalRunMs < config.prefetchBelowMs);
     if (failedShapes.has(key)) continue;
 
     const rejections: NodeRejection[] = [];
@@ -57,10 +59,22 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
       }
     }
 
+    let prefetch = false;
+    if (best === null && fitsSomewhereEver && config.overcommit > 1 && task.typicalRunMs !== null && task.typicalRunMs < config.prefetchBelowMs) {
+      for (let i = 0; i < nodes.length; i++) {
+        const node = nodes[i]!;
+        const alloc = allocated.get(node.id)!;
+        if (checkCapacity(task.resources, node) || checkFree(task.resources, node, alloc, config.overcommit)) continue;
+        const score = scoreNode(config.strategy, task.resources, node, alloc);
+        if (best === null || score > best.score) best = { index: i, score, tie: 0 };
+      }
+      prefetch = best !== null;
+    }
+
     if (best !== null) {
       const node = nodes[best.index]!;
       allocated.set(node.id, addResources(allocated.get(node.id)!, task.resources));
-      assignments.push({ taskId: task.taskId, nodeId: node.id });
+      assignments.push({ taskId: task.taskId, nodeId: node.id, prefetch });
       continue;
     }
     failedShapes.add(key);

@@ -17,6 +17,8 @@ export interface SchedulerTask {
   readonly resources: Resources;
   /** Queue position; lower goes first. */
   readonly seq: number;
+  /** Mean run time of the job's finished attempts, or null when none has finished yet. */
+  readonly typicalRunMs: number | null;
 }
 
 export interface Snapshot {
@@ -36,9 +38,19 @@ export interface SchedulerConfig {
   readonly strategy: Strategy;
   /** Most assignments in one plan, so one tick stays short. Default 5,000. */
   readonly maxAssignments: number;
+  /**
+   * Prefetch: a node may be sent up to `overcommit ×` its capacity; the agent queues the excess and starts each as
+   * soon as a core frees, hiding the round trip to the coordinator between short tasks. Default 2; 1 turns it off.
+   */
+  readonly overcommit: number;
+  /**
+   * Only tasks of jobs whose finished attempts took less than this on average are prefetched, so a long task never
+   * waits in one agent's queue while another node is idle. Default 1,000 ms.
+   */
+  readonly prefetchBelowMs: number;
 }
 
-export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { strategy: 'spread', maxAssignments: 5000 };
+export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { strategy: 'spread', maxAssignments: 5000, overcommit: 2, prefetchBelowMs: 1000 };
 
 /** Why a node was rejected for a task. */
 export const RejectCode = {
@@ -72,6 +84,8 @@ export interface PendingReason {
 export interface Assignment {
   readonly taskId: TaskId;
   readonly nodeId: NodeId;
+  /** Sent ahead to wait in the agent's queue (the node is full now). */
+  readonly prefetch: boolean;
 }
 
 export interface Plan {

@@ -8,7 +8,7 @@ const res = (cpu: number, memGi: number, gpus = 0): Resources => ({ cpuMillis: c
 const node = (id: string, cap: Resources, alloc: Resources = res(0, 0)): SchedulerNode => ({
   id: id as NodeId, name: id, capacity: cap, allocated: alloc, labels: {},
 });
-const task = (i: number, r: Resources): SchedulerTask => ({ taskId: `job_t.${i}` as TaskId, jobId: 'job_t' as JobId, resources: r, seq: i });
+const task = (i: number, r: Resources): SchedulerTask => ({ taskId: `job_t.${i}` as TaskId, jobId: 'job_t' as JobId, resources: r, seq: i, typicalRunMs: null });
 const ctx = () => ({ now: 0, rng: seededRng(42) });
 const run = (s: Snapshot, strategy: 'spread' | 'binpack' = 'spread') => schedule(s, { ...DEFAULT_SCHEDULER_CONFIG, strategy }, ctx());
 
@@ -93,17 +93,32 @@ describe('schedule', () => {
     assert.deepEqual(run({ nodes, queued }), run({ nodes, queued }));
   });
 
+  it('prefetches short tasks beyond capacity (up to overcommit ×), never long or unknown ones', () => {
+    const short = (i: number): SchedulerTask => ({ ...task(i, res(1, 1)), typicalRunMs: 5 });
+    const long = (i: number): SchedulerTask => ({ ...task(i, res(1, 1)), typicalRunMs: 60_000 });
+    const nodes = [node('n1', res(2, 8))];
+    const p1 = run({ nodes, queued: [0, 1, 2, 3, 4].map(short) });
+    assert.deepEqual(p1.assignments.map((a) => a.prefetch), [false, false, true, true]);
+    assert.equal(p1.pending.length, 1);
+    const p2 = run({ nodes, queued: [0, 1, 2].map(long) });
+    assert.deepEqual(p2.assignments.map((a) => a.prefetch), [false, false]);
+    const p3 = run({ nodes, queued: [0, 1, 2].map((i) => task(i, res(1, 1))) });
+    assert.equal(p3.assignments.length, 2, 'unknown duration: no prefetch');
+    const off = schedule({ nodes, queued: [0, 1, 2].map(short) }, { ...DEFAULT_SCHEDULER_CONFIG, overcommit: 1 }, ctx());
+    assert.equal(off.assignments.length, 2, 'overcommit 1 turns prefetch off');
+  });
+
   it('respects maxAssignments', () => {
-    const plan = schedule({ nodes: [node('n1', res(100, 100))], queued: Array.from({ length: 50 }, (_, i) => task(i, res(1, 1))) }, { strategy: 'spread', maxAssignments: 7 }, ctx());
+    const plan = schedule({ nodes: [node('n1', res(100, 100))], queued: Array.from({ length: 50 }, (_, i) => task(i, res(1, 1))) }, { ...DEFAULT_SCHEDULER_CONFIG, maxAssignments: 7 }, ctx());
     assert.equal(plan.assignments.length, 7);
   });
 
-  it('never over-commits a node, whatever the input (property check over random snapshots)', () => {
+  it('never over-commits a node, whatever the input (property check over random snapshots, prefetch off)', () => {
     const rng = seededRng(7);
     for (let round = 0; round < 200; round++) {
       const nodes = Array.from({ length: 1 + Math.floor(rng() * 4) }, (_, i) => node(`n${i}`, res(1 + Math.floor(rng() * 8), 1 + Math.floor(rng() * 16), Math.floor(rng() * 2))));
       const queued = Array.from({ length: Math.floor(rng() * 40) }, (_, i) => task(i, res(1 + Math.floor(rng() * 3), Math.floor(rng() * 4), rng() < 0.2 ? 1 : 0)));
-      const plan = run({ nodes, queued });
+      const plan = schedule({ nodes, queued }, { ...DEFAULT_SCHEDULER_CONFIG, overcommit: 1 }, ctx());
       for (const n of nodes) {
         const mine = plan.assignments.filter((a) => a.nodeId === n.id).map((a) => queued.find((q) => q.taskId === a.taskId)!.resources);
         const cpu = mine.reduce((s, r) => s + r.cpuMillis, 0);

@@ -108,8 +108,12 @@ export interface NodeRecord {
 /** A node with what its active attempts hold. */
 export interface NodeUsage {
   readonly node: NodeRecord;
+  /** Resources of all active attempts (assigned or running): what scheduling counts. */
   readonly allocated: Resources;
   readonly activeAttempts: number;
+  /** Resources of the attempts actually running (the rest wait in the agent's local queue). */
+  readonly running: Resources;
+  readonly runningAttempts: number;
 }
 
 export interface QueuedTask {
@@ -119,12 +123,19 @@ export interface QueuedTask {
   readonly resources: Resources;
   /** Position in the global queue (FIFO across jobs, then by index). */
   readonly seq: number;
+  /** Mean run time of this job's finished attempts so far, or null before any finished. */
+  readonly typicalRunMs: number | null;
 }
 
 export interface NewAttempt {
   readonly attemptId: AttemptId;
   readonly taskId: TaskId;
   readonly nodeId: NodeId;
+  /**
+   * True when the attempt is sent ahead, to wait in the agent's local queue for a free core (prefetch). It is
+   * checked against `overcommit ×` the node's capacity instead of the capacity itself.
+   */
+  readonly prefetch: boolean;
 }
 
 export interface ApplyPlanResult {
@@ -241,13 +252,14 @@ export interface Store {
   listNodeUsage(states?: readonly NodeState[]): Promise<readonly NodeUsage[]>;
   /**
    * Create attempts for a plan, in one commit, re-checking each: the task must still be queued and the node online
-   * with room (capacity minus its active attempts). Stale entries are rejected, never forced.
+   * with room (capacity minus its active attempts; `overcommit ×` capacity for prefetched attempts). Stale entries
+   * are rejected, never forced.
    */
-  applyPlan(attempts: readonly NewAttempt[], now: number): Promise<ApplyPlanResult>;
+  applyPlan(attempts: readonly NewAttempt[], now: number, options: { readonly overcommit: number }): Promise<ApplyPlanResult>;
 
   // ── reports from agents (fenced by attempt id) ──
-  recordStarts(starts: readonly StartReport[]): Promise<void>;
-  recordFinishes(finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]>;
+  /** Apply starts, then finishes, in one commit (the engine's grouped commit). */
+  recordReports(starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]>;
   /** End active attempts as lost (node lost, or the agent no longer knows them); tasks are retried per policy. */
   loseAttempts(attemptIds: readonly AttemptId[], message: string, now: number, policy: StorePolicy): Promise<readonly FinishResult[]>;
   activeAttemptsOnNode(nodeId: NodeId): Promise<readonly AttemptRecord[]>;

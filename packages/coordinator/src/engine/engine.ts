@@ -164,7 +164,8 @@ export class Engine {
       .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels }));
     // How much of the queue to look at: enough to fill the free cores with small tasks, not the whole queue.
     let freeCpu = 0;
-    for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis - n.allocated.cpuMillis);
+    const f = this.config.scheduler.overcommit;
+    for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
     if (nodes.length > 0 && freeCpu === 0) return;
     const limit = Math.min(2000, 64 + Math.ceil(freeCpu / 250));
     const queued = await this.store.listQueued(limit);
@@ -183,8 +184,9 @@ export class Engine {
     if (plan.assignments.length === 0) return;
 
     const result = await this.store.applyPlan(
-      plan.assignments.map((a) => ({ attemptId: newAttemptId(now), taskId: a.taskId, nodeId: a.nodeId })),
+      plan.assignments.map((a) => ({ attemptId: newAttemptId(now), taskId: a.taskId, nodeId: a.nodeId, prefetch: a.prefetch })),
       now,
+      { overcommit: this.config.scheduler.overcommit },
     );
     const byNode = new Map<NodeId, Assignment[]>();
     for (const att of result.created) {
@@ -336,10 +338,9 @@ export class Engine {
     this.heartbeats = new Map();
 
     if (logs.size > 0) await this.logStore.append(logs);
-    if (starts.length > 0) await this.store.recordStarts(starts);
-    if (finishes.length > 0) {
+    if (starts.length > 0 || finishes.length > 0) {
       const reports = await Promise.all(finishes.map((f) => this.checkOutputs(f.report)));
-      const results = await this.store.recordFinishes(reports, this.clock.now(), this.config.policy);
+      const results = await this.store.recordReports(starts, reports, this.clock.now(), this.config.policy);
       this.afterFinishes(results);
       const acks = new Map<NodeId, AttemptId[]>();
       for (const f of finishes) {

@@ -37,7 +37,10 @@ export const MIGRATIONS: readonly Migration[] = [
         n_running   INTEGER NOT NULL DEFAULT 0,
         n_succeeded INTEGER NOT NULL DEFAULT 0,
         n_failed    INTEGER NOT NULL DEFAULT 0,
-        n_cancelled INTEGER NOT NULL DEFAULT 0
+        n_cancelled INTEGER NOT NULL DEFAULT 0,
+        -- Run time of finished attempts, for the typical task duration (prefetch decisions).
+        run_ms_total INTEGER NOT NULL DEFAULT 0,
+        runs_timed   INTEGER NOT NULL DEFAULT 0
       );
       CREATE INDEX jobs_name ON jobs (name, id);
 

@@ -220,25 +220,36 @@ export class SqliteStore implements Store {
   // ── scheduling ──────────────────────────────────────────────────────────────────────────────────────────
   async listQueued(limit: number): Promise<readonly QueuedTask[]> {
     const rows = this.q(
-      `SELECT t.id, t.job_id, t.idx, t.queue_seq, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes
+      `SELECT t.id, t.job_id, t.idx, t.queue_seq, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes, j.run_ms_total, j.runs_timed
          FROM tasks t JOIN jobs j ON j.id = t.job_id
         WHERE t.state = 'queued' ORDER BY t.queue_seq LIMIT ?`,
-    ).all(limit) as Array<{ id: string; job_id: string; idx: number; queue_seq: number; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number }>;
+    ).all(limit) as Array<{ id: string; job_id: string; idx: number; queue_seq: number; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; run_ms_total: number; runs_timed: number }>;
     return rows.map((r) => ({
       taskId: r.id as TaskId,
       jobId: r.job_id as JobId,
       index: r.idx,
       seq: r.queue_seq,
       resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
+      typicalRunMs: r.runs_timed > 0 ? r.run_ms_total / r.runs_timed : null,
     }));
   }
 
-  private allocations(): Map<string, { allocated: Resources; count: number }> {
+  private allocations(): Map<string, { allocated: Resources; count: number; running: Resources; runningCount: number }> {
     const rows = this.q(
-      `SELECT node_id, COUNT(*) AS n, SUM(cpu_millis) AS cpu, SUM(memory_bytes) AS mem, SUM(gpus) AS gpus, SUM(disk_bytes) AS disk
+      `SELECT node_id, COUNT(*) AS n, SUM(cpu_millis) AS cpu, SUM(memory_bytes) AS mem, SUM(gpus) AS gpus, SUM(disk_bytes) AS disk,
+              SUM(state = 'running') AS rn,
+              SUM(CASE WHEN state = 'running' THEN cpu_millis ELSE 0 END) AS rcpu,
+              SUM(CASE WHEN state = 'running' THEN memory_bytes ELSE 0 END) AS rmem,
+              SUM(CASE WHEN state = 'running' THEN gpus ELSE 0 END) AS rgpus,
+              SUM(CASE WHEN state = 'running' THEN disk_bytes ELSE 0 END) AS rdisk
          FROM attempts WHERE state IN ('assigned', 'running') GROUP BY node_id`,
-    ).all() as Array<{ node_id: string; n: number; cpu: number; mem: number; gpus: number; disk: number }>;
-    return new Map(rows.map((r) => [r.node_id, { count: r.n, allocated: { cpuMillis: r.cpu, memoryBytes: r.mem, gpus: r.gpus, diskBytes: r.disk } }]));
+    ).all() as Array<{ node_id: string; n: number; cpu: number; mem: number; gpus: number; disk: number; rn: number; rcpu: number; rmem: number; rgpus: number; rdisk: number }>;
+    return new Map(rows.map((r) => [r.node_id, {
+      count: r.n,
+      allocated: { cpuMillis: r.cpu, memoryBytes: r.mem, gpus: r.gpus, diskBytes: r.disk },
+      runningCount: r.rn,
+      running: { cpuMillis: r.rcpu, memoryBytes: r.rmem, gpus: r.rgpus, diskBytes: r.rdisk },
+    }]));
   }
 
   async listNodeUsage(states?: readonly NodeState[]): Promise<readonly NodeUsage[]> {
@@ -248,11 +259,17 @@ export class SqliteStore implements Store {
     const alloc = this.allocations();
     return rows.map((r) => {
       const a = alloc.get(r.id);
-      return { node: toNode(r), allocated: a?.allocated ?? ZERO_RESOURCES, activeAttempts: a?.count ?? 0 };
+      return {
+        node: toNode(r),
+        allocated: a?.allocated ?? ZERO_RESOURCES,
+        activeAttempts: a?.count ?? 0,
+        running: a?.running ?? ZERO_RESOURCES,
+        runningAttempts: a?.runningCount ?? 0,
+      };
     });
   }
 
-  async applyPlan(attempts: readonly NewAttempt[], now: number): Promise<ApplyPlanResult> {
+  async applyPlan(attempts: readonly NewAttempt[], now: number, options: { readonly overcommit: number }): Promise<ApplyPlanResult> {
     return this.db.transaction(() => {
       const created: AttemptRecord[] = [];
       const rejected: Array<ApplyPlanResult['rejected'][number]> = [];
@@ -279,14 +296,15 @@ export class SqliteStore implements Store {
         }
         const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number };
         const want: Resources = { cpuMillis: job.cpu_millis, memoryBytes: job.memory_bytes, gpus: job.gpus, diskBytes: job.disk_bytes };
-        const used = alloc.get(a.nodeId) ?? { allocated: ZERO_RESOURCES, count: 0 };
-        const capacity: Resources = { cpuMillis: node.cpu_millis, memoryBytes: node.memory_bytes, gpus: node.gpus, diskBytes: node.disk_bytes };
+        const used = alloc.get(a.nodeId) ?? { allocated: ZERO_RESOURCES, count: 0, running: ZERO_RESOURCES, runningCount: 0 };
+        const f = a.prefetch ? Math.max(1, options.overcommit) : 1;
+        const limit: Resources = { cpuMillis: node.cpu_millis * f, memoryBytes: node.memory_bytes * f, gpus: node.gpus * f, diskBytes: node.disk_bytes * f };
         const after = addResources(used.allocated, want);
-        if (!fits(after, capacity)) {
+        if (!fits(after, limit)) {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'no_capacity' });
           continue;
         }
-        alloc.set(a.nodeId, { allocated: after, count: used.count + 1 });
+        alloc.set(a.nodeId, { ...used, allocated: after, count: used.count + 1 });
         const number = task.attempts + 1;
         insert.run(a.attemptId, task.id, task.job_id, task.idx, number, a.nodeId, now, want.cpuMillis, want.memoryBytes, want.gpus, want.diskBytes);
         this.moveTask(task, 'assigned', { current_attempt_id: a.attemptId, node_id: a.nodeId, attempts: number });
@@ -318,22 +336,23 @@ export class SqliteStore implements Store {
   }
 
   // ── reports ─────────────────────────────────────────────────────────────────────────────────────────────
-  async recordStarts(starts: readonly StartReport[]): Promise<void> {
-    this.db.transaction(() => {
-      for (const s of starts) {
-        const att = this.q('SELECT * FROM attempts WHERE id = ?').get(s.attemptId) as AttemptRow | undefined;
-        if (!att || att.state !== 'assigned') continue;
-        const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
-        if (task.current_attempt_id !== att.id || task.state !== 'assigned') continue;
-        assertAttemptTransition('assigned', 'running');
-        this.q("UPDATE attempts SET state = 'running', started_at = ? WHERE id = ?").run(s.at, att.id);
-        this.moveTask(task, 'running', { started_at: task.started_at ?? s.at });
-      }
+  async recordReports(starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
+    return this.db.transaction(() => {
+      this.applyStarts(starts);
+      return finishes.map((f) => this.finishOne(f.attemptId, f.end, f.startedAt, f.finishedAt, f.outputs, now, policy));
     })();
   }
 
-  async recordFinishes(finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
-    return this.db.transaction(() => finishes.map((f) => this.finishOne(f.attemptId, f.end, f.startedAt, f.finishedAt, f.outputs, now, policy)))();
+  private applyStarts(starts: readonly StartReport[]): void {
+    for (const s of starts) {
+      const att = this.q('SELECT * FROM attempts WHERE id = ?').get(s.attemptId) as AttemptRow | undefined;
+      if (!att || att.state !== 'assigned') continue;
+      const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
+      if (task.current_attempt_id !== att.id || task.state !== 'assigned') continue;
+      assertAttemptTransition('assigned', 'running');
+      this.q("UPDATE attempts SET state = 'running', started_at = ? WHERE id = ?").run(s.at, att.id);
+      this.moveTask(task, 'running', { started_at: task.started_at ?? s.at });
+    }
   }
 
   async loseAttempts(attemptIds: readonly AttemptId[], message: string, now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
@@ -375,6 +394,9 @@ export class SqliteStore implements Store {
     this.q('UPDATE attempts SET state = ?, exit_code = ?, signal = ?, failure_json = ?, started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ?').run(
       attemptState, exitCode, signal, failure ? JSON.stringify(failure) : null, startedAt, finishedAt, att.id,
     );
+    const began = startedAt ?? att.started_at;
+    if (began !== null && end.kind === 'exited')
+      this.q('UPDATE jobs SET run_ms_total = run_ms_total + ?, runs_timed = runs_timed + 1 WHERE id = ?').run(Math.max(0, finishedAt - began), job.id);
     const ins = this.q('INSERT OR REPLACE INTO outputs (attempt_id, job_id, task_index, path, size, sha256) VALUES (?, ?, ?, ?, ?, ?)');
     for (const o of outputs) ins.run(att.id, att.job_id, att.task_index, o.path, o.size, o.sha256);
 
