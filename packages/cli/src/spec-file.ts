@@ -45,12 +45,12 @@ export function parseSpecText(text: string, ext: string, shownName: string): Rec
       throw new ValidationError([{ path: '', message: `${shownName} is not valid JSON: ${(e as Error).message}` }]);
     }
   } else {
-    const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+    const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
     if (doc.errors.length > 0) {
       throw new ValidationError(
         doc.errors.map((err) => {
           const pos = err.linePos?.[0];
-          return { path: '', message: `${shownName}${pos ? `:${pos.line}:${pos.col}` : ''}: YAML syntax error: ${err.message.split('\n')[0]}` };
+          return { path: '', message: `${shownName}${pos ? `:${pos.line}:${pos.col}` : ''}: YAML syntax error: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` };
         }),
       );
     }

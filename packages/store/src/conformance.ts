@@ -1,0 +1,281 @@
+/**
+ * The Store conformance suite: the behaviour every Store implementation must have. SQLite runs it today
+ * (test/sqlite-store.test.ts); PostgreSQL will run the same suite. Registered as node:test suites.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  compileJobSpec,
+  deriveJobState,
+  newAttemptId,
+  newJobId,
+  newNodeId,
+  newTokenId,
+  taskIdOf,
+  type AttemptId,
+  type JobId,
+  type NodeId,
+} from '@dsg/core';
+import type { FinishReport, Store } from './store.js';
+
+export interface StoreFactoryResult {
+  readonly store: Store;
+  /** Close and open the same database again (for durability checks); omit if the store cannot. */
+  readonly reopen?: () => Promise<Store>;
+  cleanup(): Promise<void>;
+}
+
+const POLICY = { maxSystemRetries: 2 };
+const GiB = 1024 ** 3;
+let clock = 1_700_000_000_000;
+const tick = (): number => (clock += 1000);
+
+export function runStoreConformance(name: string, make: () => Promise<StoreFactoryResult>): void {
+  const withStore = (title: string, fn: (s: Store, f: StoreFactoryResult) => Promise<void>) =>
+    it(title, async () => {
+      const f = await make();
+      try {
+        await f.store.init();
+        await fn(f.store, f);
+      } finally {
+        await f.cleanup();
+      }
+    });
+
+  const job = async (s: Store, spec: Record<string, unknown>) => {
+    const id = newJobId(tick());
+    return s.createJob({ id, name: String(spec['name']), spec, compiled: compileJobSpec(spec), inputs: [], createdAt: clock, warnings: [] });
+  };
+  const node = async (s: Store, cores: number, name = 'n'): Promise<NodeId> => {
+    const id = newNodeId(tick());
+    await s.upsertNode({
+      id, name, capacity: { cpuMillis: cores * 1000, memoryBytes: 8 * GiB, gpus: 0, diskBytes: 100 * GiB },
+      facts: { hostname: name, os: 'linux', arch: 'x64', cpuModel: 'x', cores, memoryBytes: 8 * GiB, diskBytes: 100 * GiB, gpus: [] },
+      labels: {}, agentVersion: 't', address: null, now: clock,
+    });
+    return id;
+  };
+  const assign = async (s: Store, jobId: JobId, index: number, nodeId: NodeId, prefetch = false) => {
+    const r = await s.applyPlan([{ attemptId: newAttemptId(tick()), taskId: taskIdOf(jobId, index), nodeId, prefetch }], clock, { overcommit: 2 });
+    return r;
+  };
+  const exited = (attemptId: AttemptId, exitCode: number): FinishReport => ({
+    attemptId, end: { kind: 'exited', exitCode, signal: null }, startedAt: clock, finishedAt: tick(), outputs: [],
+  });
+
+  describe(`Store conformance: ${name}`, () => {
+    withStore('creates a job with all its tasks queued, array values and counters', async (s) => {
+      const j = await job(s, { name: 'sweep', command: ['x'], array: ['a', 'b', 'c'] });
+      assert.equal(j.taskCount, 3);
+      assert.equal(j.state, 'queued');
+      assert.deepEqual(j.counts, { queued: 3, assigned: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
+      const tasks = await s.listTasks(j.id, { limit: 10 });
+      assert.deepEqual(tasks.items.map((t) => [t.index, t.arrayValue, t.state]), [[0, 'a', 'queued'], [1, 'b', 'queued'], [2, 'c', 'queued']]);
+      assert.equal((await s.getJob(j.id))?.compiled.taskCount, 3);
+    });
+
+    withStore('inserts 2,000 tasks in one commit in well under a second, and pages through them', async (s) => {
+      const t0 = performance.now();
+      const j = await job(s, { name: 'big', command: ['true'], array: 2000 });
+      assert.ok(performance.now() - t0 < 1000, `took ${performance.now() - t0} ms`);
+      const queued = await s.listQueued(5000);
+      assert.equal(queued.length, 2000);
+      assert.deepEqual(queued.slice(0, 3).map((q) => q.index), [0, 1, 2]);
+      const p1 = await s.listTasks(j.id, { limit: 1500 });
+      assert.equal(p1.items.length, 1500);
+      const p2 = await s.listTasks(j.id, { limit: 1500, cursor: p1.nextCursor! });
+      assert.equal(p2.items.length, 500);
+      assert.equal(p2.nextCursor, null);
+      assert.equal(p2.items[0]!.index, 1500);
+    });
+
+    withStore('lists jobs newest first with cursors and filters by derived state and name', async (s) => {
+      const a = await job(s, { name: 'alpha', command: ['x'] });
+      const b = await job(s, { name: 'beta', command: ['x'] });
+      const c = await job(s, { name: 'alpha-2', command: ['x'] });
+      const n = await node(s, 4);
+      const r = await assign(s, b.id, 0, n);
+      await s.recordReports([], [exited(r.created[0]!.id, 0)], tick(), POLICY);
+      const p1 = await s.listJobs({ limit: 2 });
+      assert.deepEqual(p1.items.map((j) => j.id), [c.id, b.id]);
+      const p2 = await s.listJobs({ limit: 2, cursor: p1.nextCursor! });
+      assert.deepEqual(p2.items.map((j) => j.id), [a.id]);
+      assert.equal(p2.nextCursor, null);
+      assert.deepEqual((await s.listJobs({ limit: 10, state: 'succeeded' })).items.map((j) => j.id), [b.id]);
+      assert.deepEqual((await s.listJobs({ limit: 10, state: 'queued' })).items.map((j) => j.id), [c.id, a.id]);
+      assert.deepEqual((await s.listJobs({ limit: 10, name: 'alpha*' })).items.map((j) => j.name), ['alpha-2', 'alpha']);
+      assert.deepEqual((await s.listJobs({ limit: 10, name: 'alpha' })).items.map((j) => j.name), ['alpha']);
+      for (const j of (await s.listJobs({ limit: 10 })).items) assert.equal(j.state, deriveJobState(j.counts, j.cancelRequested));
+    });
+
+    withStore('applyPlan re-checks capacity, node state and task state; prefetch may use up to overcommit × capacity', async (s) => {
+      const j = await job(s, { name: 'j', command: ['x'], array: 6 });
+      const n = await node(s, 2);
+      assert.equal((await assign(s, j.id, 0, n)).created.length, 1);
+      assert.equal((await assign(s, j.id, 1, n)).created.length, 1);
+      assert.deepEqual((await assign(s, j.id, 2, n)).rejected.map((r) => r.why), ['no_capacity']);
+      assert.equal((await assign(s, j.id, 2, n, true)).created.length, 1, 'prefetch fits in 2 × 2 cores');
+      assert.equal((await assign(s, j.id, 3, n, true)).created.length, 1);
+      assert.deepEqual((await assign(s, j.id, 4, n, true)).rejected.map((r) => r.why), ['no_capacity']);
+      assert.deepEqual((await assign(s, j.id, 0, n)).rejected.map((r) => r.why), ['task_not_queued']);
+      await s.setNodeState(n, 'offline', tick());
+      const m = await node(s, 2, 'm');
+      await s.setNodeState(m, 'offline', tick());
+      assert.deepEqual((await assign(s, j.id, 5, m)).rejected.map((r) => r.why), ['node_unavailable']);
+      const usage = (await s.listNodeUsage()).find((u) => u.node.id === n)!;
+      assert.equal(usage.activeAttempts, 4);
+      assert.equal(usage.allocated.cpuMillis, 4000);
+      assert.equal(usage.runningAttempts, 0);
+      const a = (await s.activeAttemptsOnNode(n))[0]!;
+      await s.recordReports([{ attemptId: a.id, at: tick() }], [], clock, POLICY);
+      const after = (await s.listNodeUsage(['offline'])).find((u) => u.node.id === n)!;
+      assert.deepEqual([after.runningAttempts, after.running.cpuMillis], [1, 1000]);
+      assert.equal((await s.getJob(j.id))?.counts.running, 1);
+    });
+
+    withStore('start then success: task and job finish, job finishedAt set once the last task ends', async (s) => {
+      const j = await job(s, { name: 'j', command: ['x'], array: 2 });
+      const n = await node(s, 2);
+      const [a0] = (await assign(s, j.id, 0, n)).created;
+      const [a1] = (await assign(s, j.id, 1, n)).created;
+      await s.recordReports([{ attemptId: a0!.id, at: tick() }], [], clock, POLICY);
+      assert.equal((await s.getTask(taskIdOf(j.id, 0)))?.state, 'running');
+      const r = await s.recordReports([], [exited(a0!.id, 0)], tick(), POLICY);
+      assert.deepEqual(r.map((x) => [x.applied, x.taskState]), [[true, 'succeeded']]);
+      assert.equal((await s.getJob(j.id))?.finishedAt, null);
+      await s.recordReports([{ attemptId: a1!.id, at: tick() }], [exited(a1!.id, 0)], tick(), POLICY);
+      const done = await s.getJob(j.id);
+      assert.equal(done?.state, 'succeeded');
+      assert.equal(done?.finishedAt, clock);
+      assert.equal((await s.getAttempt(a1!.id))?.state, 'succeeded');
+    });
+
+    withStore('user failures are retried as the spec says; system failures up to the policy', async (s) => {
+      const j = await job(s, { name: 'j', command: ['x'], retries: 1 });
+      const n = await node(s, 1);
+      const t = taskIdOf(j.id, 0);
+      let a = (await assign(s, j.id, 0, n)).created[0]!;
+      let r = await s.recordReports([], [exited(a.id, 2)], tick(), POLICY);
+      assert.deepEqual([r[0]!.taskState, r[0]!.retry], ['queued', true]);
+      assert.equal((await s.getTask(t))?.userFailures, 1);
+      // A lost node does not use up the user's retries.
+      a = (await assign(s, j.id, 0, n)).created[0]!;
+      assert.equal(a.number, 2);
+      r = await s.loseAttempts([a.id], 'node lost', tick(), POLICY);
+      assert.deepEqual([r[0]!.taskState, (await s.getAttempt(a.id))?.state], ['queued', 'lost']);
+      a = (await assign(s, j.id, 0, n)).created[0]!;
+      r = await s.recordReports([], [exited(a.id, 3)], tick(), POLICY);
+      assert.equal(r[0]!.taskState, 'failed');
+      const task = await s.getTask(t);
+      assert.deepEqual([task?.state, task?.attempts, task?.userFailures, task?.systemFailures, task?.exitCode], ['failed', 3, 1, 1, 3]);
+      assert.equal(task?.failure?.reason, 'exit_code');
+      assert.equal((await s.getJob(j.id))?.state, 'failed');
+      const attempts = await s.listAttempts(t);
+      assert.deepEqual(attempts.map((x) => x.state), ['failed', 'lost', 'failed']);
+
+      const k = await job(s, { name: 'k', command: ['x'] });
+      for (let i = 0; i < 2; i++) {
+        const b = (await assign(s, k.id, 0, n)).created[0]!;
+        assert.equal((await s.loseAttempts([b.id], 'lost', tick(), POLICY))[0]!.taskState, 'queued');
+      }
+      const b = (await assign(s, k.id, 0, n)).created[0]!;
+      assert.equal((await s.loseAttempts([b.id], 'lost', tick(), POLICY))[0]!.taskState, 'failed');
+      assert.equal((await s.getTask(taskIdOf(k.id, 0)))?.failure?.kind, 'system');
+    });
+
+    withStore('fences stale and duplicate reports', async (s) => {
+      const j = await job(s, { name: 'j', command: ['x'], retries: 3 });
+      const n = await node(s, 1);
+      const a = (await assign(s, j.id, 0, n)).created[0]!;
+      await s.loseAttempts([a.id], 'lost', tick(), POLICY);
+      const b = (await assign(s, j.id, 0, n)).created[0]!;
+      const r = await s.recordReports([{ attemptId: a.id, at: clock }], [exited(a.id, 0), exited(b.id, 0), exited(b.id, 1)], tick(), POLICY);
+      assert.deepEqual(r.map((x) => x.applied), [false, true, false]);
+      assert.equal((await s.getTask(taskIdOf(j.id, 0)))?.state, 'succeeded');
+      assert.equal((await s.getAttempt(a.id))?.state, 'lost');
+      const unknown = await s.recordReports([], [exited('att_0000000000000000000000zzzz' as AttemptId, 0)], tick(), POLICY);
+      assert.equal(unknown[0]!.applied, false);
+    });
+
+    withStore('cancel: queued tasks end at once, active ones are returned to kill and never retried', async (s) => {
+      const j = await job(s, { name: 'j', command: ['x'], array: 3, retries: 5 });
+      const n = await node(s, 1);
+      const a = (await assign(s, j.id, 0, n)).created[0]!;
+      const c = await s.requestCancel(j.id, tick());
+      assert.deepEqual(c?.toKill.map((x) => x.id), [a.id]);
+      assert.deepEqual(c?.job.counts, { queued: 0, assigned: 1, running: 0, succeeded: 0, failed: 0, cancelled: 2 });
+      assert.equal(c?.job.finishedAt, null);
+      const r = await s.recordReports([], [exited(a.id, 137)], tick(), POLICY);
+      assert.equal(r[0]!.taskState, 'cancelled');
+      const done = await s.getJob(j.id);
+      assert.deepEqual([done?.state, done?.finishedAt !== null], ['cancelled', true]);
+      assert.equal((await s.requestCancel(j.id, tick()))?.job.state, 'cancelled', 'idempotent');
+      assert.equal(await s.requestCancel('job_00000000000000000000000000' as JobId, tick()), null);
+    });
+
+    withStore('outputs: the latest attempt that reported outputs, by task then path', async (s) => {
+      const j = await job(s, { name: 'j', command: ['x'], array: 2, retries: 1, outputs: ['*.txt'] });
+      const n = await node(s, 2);
+      const sha = (c: string) => c.repeat(64);
+      const a = (await assign(s, j.id, 0, n)).created[0]!;
+      await s.recordReports([], [{ ...exited(a.id, 1), outputs: [{ path: 'old.txt', size: 1, sha256: sha('a') }] }], tick(), POLICY);
+      const b = (await assign(s, j.id, 0, n)).created[0]!;
+      const c = (await assign(s, j.id, 1, n)).created[0]!;
+      await s.recordReports([], [
+        { ...exited(b.id, 0), outputs: [{ path: 'z.txt', size: 2, sha256: sha('b') }, { path: 'a.txt', size: 3, sha256: sha('c') }] },
+        { ...exited(c.id, 0), outputs: [{ path: 'a.txt', size: 4, sha256: sha('d') }] },
+      ], tick(), POLICY);
+      const outs = await s.listOutputs(j.id);
+      assert.deepEqual(outs.map((o) => [o.taskIndex, o.path, o.size]), [[0, 'a.txt', 3], [0, 'z.txt', 2], [1, 'a.txt', 4]]);
+    });
+
+    withStore('nodes: upsert keeps the id and join time, refreshes the rest; states change', async (s) => {
+      const id = await node(s, 2, 'first');
+      const before = await s.getNode(id);
+      await s.setNodeState(id, 'lost', tick());
+      assert.equal((await s.getNode(id))?.state, 'lost');
+      await s.upsertNode({ id, name: 'renamed', capacity: { cpuMillis: 4000, memoryBytes: GiB, gpus: 1, diskBytes: 0 }, facts: before!.facts, labels: { zone: 'a' }, agentVersion: '2', address: '10.0.0.2', now: tick() });
+      const after = await s.getNode(id);
+      assert.deepEqual([after?.name, after?.state, after?.capacity.cpuMillis, after?.labels['zone'], after?.joinedAt], ['renamed', 'online', 4000, 'a', before?.joinedAt]);
+      assert.deepEqual((await s.listNodeUsage(['online'])).map((u) => u.node.id), [id]);
+      assert.deepEqual(await s.listNodeUsage(['offline']), []);
+    });
+
+    withStore('tokens are found by hash only while not revoked', async (s) => {
+      await s.createToken({ id: newTokenId(tick()), hash: 'h1', role: 'admin', name: 'a', createdAt: clock, revokedAt: null });
+      await s.createToken({ id: newTokenId(tick()), hash: 'h2', role: 'node', name: 'b', createdAt: clock, revokedAt: clock });
+      assert.equal((await s.findTokenByHash('h1'))?.role, 'admin');
+      assert.equal(await s.findTokenByHash('h2'), null);
+      assert.equal(await s.findTokenByHash('nope'), null);
+      assert.equal((await s.listTokens()).length, 2);
+    });
+
+    withStore('an illegal transition is refused and changes nothing', async (s) => {
+      const j = await job(s, { name: 'j', command: ['x'] });
+      const n = await node(s, 1);
+      const a = (await assign(s, j.id, 0, n)).created[0]!;
+      await s.recordReports([], [exited(a.id, 0)], tick(), POLICY);
+      // A start for an attempt that already ended is fenced, not applied.
+      await s.recordReports([{ attemptId: a.id, at: tick() }], [], clock, POLICY);
+      assert.equal((await s.getTask(taskIdOf(j.id, 0)))?.state, 'succeeded');
+      assert.deepEqual((await s.getJob(j.id))?.counts, { queued: 0, assigned: 0, running: 0, succeeded: 1, failed: 0, cancelled: 0 });
+    });
+
+    withStore('everything committed survives closing and reopening the database', async (_s, f) => {
+      if (!f.reopen) return;
+      const s = f.store;
+      const j = await job(s, { name: 'durable', command: ['x'], array: 3 });
+      const n = await node(s, 2);
+      const a = (await assign(s, j.id, 0, n)).created[0]!;
+      await s.recordReports([{ attemptId: a.id, at: tick() }], [exited(a.id, 0)], tick(), POLICY);
+      const b = (await assign(s, j.id, 1, n)).created[0]!;
+      const s2 = await f.reopen();
+      await s2.init();
+      const again = await s2.getJob(j.id);
+      assert.deepEqual(again?.counts, { queued: 1, assigned: 1, running: 0, succeeded: 1, failed: 0, cancelled: 0 });
+      assert.equal((await s2.getAttempt(b.id))?.state, 'assigned');
+      assert.equal((await s2.getTask(taskIdOf(j.id, 0)))?.state, 'succeeded');
+      assert.equal((await s2.listQueued(10)).length, 1);
+    });
+  });
+}
