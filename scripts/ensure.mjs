@@ -11,8 +11,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
 const say = (m) => { if (!quiet) process.stderr.write(`[dsg] ${m}\n`); };
 
+// better-sqlite3 compiles against Node's headers. Node installations ship them next to the binary
+// (<prefix>/include/node); point node-gyp there so the build works offline instead of downloading them.
+const env = { ...process.env };
+const prefix = join(dirname(process.execPath), '..');
+if (!env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node.h'))) env.npm_config_nodedir = prefix;
+
 function run(cmd, args, what) {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', shell: process.platform === 'win32' });
+  const r = spawnSync(cmd, args, { cwd: root, env, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', shell: process.platform === 'win32' });
   if (r.status !== 0) {
     process.stderr.write(`[dsg] ${what} failed (exit ${r.status}). Fix the error above and run the command again.\n`);
     process.exit(r.status ?? 1);
