@@ -28,6 +28,7 @@ import {
 } from '@dsg/core';
 import { CoordinatorHttp } from './coordinator-http.js';
 import type { Executor } from './executor/executor.js';
+import { LauncherExecutor } from './executor/launcher-executor.js';
 import { NativeExecutor } from './executor/native-executor.js';
 import type { AgentOptions, RunningAgent } from './options.js';
 import { offeredCapacity, SystemProbe, type Probe } from './probe/probe.js';
@@ -72,7 +73,9 @@ class Agent implements RunningAgent {
   constructor(private readonly options: AgentOptions, ports: AgentPorts) {
     this.log = options.log ?? noop;
     this.workDir = options.workDir ?? join(options.stateDir, 'work');
-    this.executor = ports.executor ?? new NativeExecutor({ killGraceMs: options.killGraceMs ?? 5000 });
+    this.executor = ports.executor ?? (options.executor === 'native'
+      ? new NativeExecutor({ killGraceMs: options.killGraceMs ?? 5000 })
+      : new LauncherExecutor({ killGraceMs: options.killGraceMs ?? 5000 }));
     this.probe = ports.probe ?? new SystemProbe(this.workDir);
     this.http = new CoordinatorHttp(options.coordinatorUrl, options.token, join(options.stateDir, 'blobs'));
   }
@@ -100,6 +103,7 @@ class Agent implements RunningAgent {
     for (const r of this.runs.values()) r.cancel();
     await Promise.race([Promise.allSettled([...this.runs.values()].map((r) => r.done)), new Promise((r) => setTimeout(r, 10_000))]);
     this.flush();
+    if (this.executor instanceof LauncherExecutor) this.executor.close();
     this.ws?.close(1000, 'agent stopping');
     this.ws = null;
   }
@@ -283,8 +287,12 @@ class Agent implements RunningAgent {
 
   private flush(): void {
     this.flushQueued = false;
-    const msgs = this.queue;
+    let msgs = this.queue;
     this.queue = [];
+    // A task that started and ended within one batch needs only its `finished` (which carries startedAt).
+    const ended = new Set<string>();
+    for (const m of msgs) if (m.type === 'finished') ended.add(m.attemptId);
+    if (ended.size > 0) msgs = msgs.filter((m) => m.type !== 'started' || !ended.has(m.attemptId));
     const ws = this.ws;
     if (msgs.length === 0 || !ws || ws.readyState !== ws.OPEN) return;
     ws.send(JSON.stringify(msgs.length === 1 ? msgs[0] : msgs));

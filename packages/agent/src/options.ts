@@ -22,6 +22,11 @@ export interface AgentOptions {
   readonly baseEnv?: Readonly<Record<string, string>>;
   /** Time between SIGTERM and SIGKILL when a task is cancelled or times out. Default 5000 ms. */
   readonly killGraceMs?: number;
+  /**
+   * How tasks are started: `launcher` (default) forks them from a small helper process, which is cheaper and keeps
+   * process start-up off the agent's event loop; `native` forks them from the agent itself.
+   */
+  readonly executor?: 'launcher' | 'native';
   /** Log sink; default writes nothing. */
   readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }

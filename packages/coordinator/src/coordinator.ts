@@ -53,6 +53,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     heartbeatIntervalMs,
     nodeTimeoutMs,
     reconcileGraceMs: Math.max(2 * heartbeatIntervalMs, 5000),
+    reportBatchMs: 2,
     policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES },
     scheduler: DEFAULT_SCHEDULER_CONFIG,
   }, log);

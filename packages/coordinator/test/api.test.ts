@@ -33,7 +33,7 @@ describe('REST API v1', () => {
     await blobs.init();
     const logs = new FileLogStore(join(dir, 'logs'));
     const log = pino({ level: 'silent' });
-    engine = new Engine(store, blobs, logs, clock, { heartbeatIntervalMs: 5000, nodeTimeoutMs: 30000, reconcileGraceMs: 10000, policy: { maxSystemRetries: 3 }, scheduler: DEFAULT_SCHEDULER_CONFIG }, log);
+    engine = new Engine(store, blobs, logs, clock, { heartbeatIntervalMs: 5000, nodeTimeoutMs: 30000, reconcileGraceMs: 10000, reportBatchMs: 0, policy: { maxSystemRetries: 3 }, scheduler: DEFAULT_SCHEDULER_CONFIG }, log);
     admin = (await createToken(store, 'admin', 'a', clock.now())).secret;
     nodeToken = (await createToken(store, 'node', 'n', clock.now())).secret;
     app = buildApi({ store, engine, blobs, logs, auth: new Authenticator(store), clock, log, staticDir: join(dir, 'static'), startedAt: clock.now(), maxUploadBytes: 1024 });

@@ -67,7 +67,7 @@ describe('engine', () => {
     now = 1_700_000_000_000;
     link = new FakeLink();
     engine = new Engine(store, blobs, new FileLogStore(join(dir, 'logs')), clock, {
-      heartbeatIntervalMs: 5000, nodeTimeoutMs: 30_000, reconcileGraceMs: 10_000,
+      heartbeatIntervalMs: 5000, nodeTimeoutMs: 30_000, reconcileGraceMs: 10_000, reportBatchMs: 0,
       policy: { maxSystemRetries: 3 }, scheduler: DEFAULT_SCHEDULER_CONFIG,
     }, pino({ level: 'silent' }));
     await engine.start(link);
@@ -104,8 +104,8 @@ describe('engine', () => {
     engine.onStarted(node, first[0]!.attemptId, now);
     engine.onFinished(node, { type: 'finished', attemptId: first[0]!.attemptId, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: now, finishedAt: now + 5, outputs: [] });
     await settle(engine);
-    // The freed core gets the next task; and since this job's tasks are now known to be short (5 ms), two more are
-    // prefetched to wait in the agent's queue (overcommit 2 × 2 cores = 4 held at once).
+    // The freed core gets the next task; and since this job's tasks are now known to be short (5 ms), the rest are
+    // prefetched to wait in the agent's queue (factor 1 + 50/5 = 11, capped at 8: up to 16 held on 2 cores).
     assert.equal(link.assignments(node).length, 5);
     assert.equal((await store.listNodeUsage(['online']))[0]!.activeAttempts, 4);
     assert.deepEqual(link.of('ack').flatMap((a) => a.attemptIds), [first[0]!.attemptId]);

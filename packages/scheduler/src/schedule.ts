@@ -6,8 +6,8 @@
  *   1. filter  — `checkCapacity` ("never" on this node) then `checkFree` ("not now"), recording a reason per node;
  *   2. rank    — `scoreNode` by strategy among the nodes that passed; ties broken by rng;
  *   3. reserve — add the task to the chosen node's allocation in this pass, so later tasks see it.
- * If no node has room now and the task's job is known to run short tasks (`typicalRunMs < prefetchBelowMs`), it
- * may be prefetched: filtered again against `overcommit ×` capacity and sent to wait in an agent's local queue.
+ * If no node has room now and the task's job is known to run short tasks, it may be prefetched: filtered again
+ * against `prefetchFactor(config, typicalRunMs) ×` capacity and sent to wait in an agent's local queue.
  * Tasks that fit nowhere stay queued with a PendingReason. A later task may be placed even if an earlier one
  * could not (backfill): a big task does not block small ones. Tasks with the same resource shape that failed once
  * in a pass are skipped at once, since allocations only grow within a pass (keeps a pass O(shapes × nodes) when
@@ -18,9 +18,9 @@
 import { addResources, type Resources } from '@dsg/core';
 import { checkCapacity, checkFree } from './filters.js';
 import { scoreNode } from './rank.js';
-import type { Assignment, NodeRejection, PendingReason, Plan, ScheduleContext, SchedulerConfig, Snapshot } from './types.js';
+import { prefetchFactor, type Assignment, type NodeRejection, type PendingReason, type Plan, type ScheduleContext, type SchedulerConfig, type Snapshot } from './types.js';
 
-const shapeKey = (r: Resources, prefetchable: boolean): string => `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${prefetchable}`;
+const shapeKey = (r: Resources, factor: number): string => `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}`;
 
 export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: ScheduleContext): Plan {
   const nodes = [...snapshot.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -31,7 +31,7 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
 
   for (const task of snapshot.queued) {
     if (assignments.length >= config.maxAssignments) break;
-    const key = shapeKey(task.resources, task.typicalRunMs !== null && task.typicalRunMs < config.prefetchBelowMs);
+    const key = shapeKey(task.resources, prefetchFactor(config, task.typicalRunMs));
     if (failedShapes.has(key)) continue;
 
     const rejections: NodeRejection[] = [];
@@ -60,11 +60,12 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
     }
 
     let prefetch = false;
-    if (best === null && fitsSomewhereEver && config.overcommit > 1 && task.typicalRunMs !== null && task.typicalRunMs < config.prefetchBelowMs) {
+    const factor = prefetchFactor(config, task.typicalRunMs);
+    if (best === null && fitsSomewhereEver && factor > 1) {
       for (let i = 0; i < nodes.length; i++) {
         const node = nodes[i]!;
         const alloc = allocated.get(node.id)!;
-        if (checkCapacity(task.resources, node) || checkFree(task.resources, node, alloc, config.overcommit)) continue;
+        if (checkCapacity(task.resources, node) || checkFree(task.resources, node, alloc, factor)) continue;
         const score = scoreNode(config.strategy, task.resources, node, alloc);
         if (best === null || score > best.score) best = { index: i, score, tie: 0 };
       }

@@ -39,18 +39,25 @@ export interface SchedulerConfig {
   /** Most assignments in one plan, so one tick stays short. Default 5,000. */
   readonly maxAssignments: number;
   /**
-   * Prefetch: a node may be sent up to `overcommit ×` its capacity; the agent queues the excess and starts each as
-   * soon as a core frees, hiding the round trip to the coordinator between short tasks. Default 2; 1 turns it off.
+   * Prefetch: a full node may be sent extra short tasks to wait in its agent's local queue, so a core that frees
+   * starts the next task at once instead of waiting for a round trip to the coordinator. A task of a job whose
+   * finished attempts ran `typicalRunMs` on average may be sent while the node holds less than
+   * `1 + prefetchWindowMs / typicalRunMs` times its capacity (capped at `maxOvercommit`): about `prefetchWindowMs`
+   * of queued work per core. Tasks of unknown or long duration are never prefetched, so a long task cannot sit in
+   * one agent's queue while another node is idle. Default 50 ms.
    */
-  readonly overcommit: number;
-  /**
-   * Only tasks of jobs whose finished attempts took less than this on average are prefetched, so a long task never
-   * waits in one agent's queue while another node is idle. Default 1,000 ms.
-   */
-  readonly prefetchBelowMs: number;
+  readonly prefetchWindowMs: number;
+  /** Upper bound of the prefetch factor (the store enforces it too). Default 8; 1 turns prefetch off. */
+  readonly maxOvercommit: number;
 }
 
-export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { strategy: 'spread', maxAssignments: 5000, overcommit: 2, prefetchBelowMs: 1000 };
+export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { strategy: 'spread', maxAssignments: 5000, prefetchWindowMs: 50, maxOvercommit: 8 };
+
+/** How far beyond its capacity a node may be filled with tasks of this typical duration (1 = not at all). */
+export function prefetchFactor(config: SchedulerConfig, typicalRunMs: number | null): number {
+  if (typicalRunMs === null || config.maxOvercommit <= 1) return 1;
+  return Math.min(config.maxOvercommit, 1 + config.prefetchWindowMs / Math.max(typicalRunMs, 0.1));
+}
 
 /** Why a node was rejected for a task. */
 export const RejectCode = {

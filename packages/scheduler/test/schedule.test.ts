@@ -93,19 +93,21 @@ describe('schedule', () => {
     assert.deepEqual(run({ nodes, queued }), run({ nodes, queued }));
   });
 
-  it('prefetches short tasks beyond capacity (up to overcommit ×), never long or unknown ones', () => {
-    const short = (i: number): SchedulerTask => ({ ...task(i, res(1, 1)), typicalRunMs: 5 });
+  it('prefetches short tasks beyond capacity (about prefetchWindowMs of work per core), never long or unknown ones', () => {
+    const short = (i: number): SchedulerTask => ({ ...task(i, res(1, 1)), typicalRunMs: 50 });
     const long = (i: number): SchedulerTask => ({ ...task(i, res(1, 1)), typicalRunMs: 60_000 });
     const nodes = [node('n1', res(2, 8))];
     const p1 = run({ nodes, queued: [0, 1, 2, 3, 4].map(short) });
-    assert.deepEqual(p1.assignments.map((a) => a.prefetch), [false, false, true, true]);
+    assert.deepEqual(p1.assignments.map((a) => a.prefetch), [false, false, true, true], '50 ms tasks: factor 2');
     assert.equal(p1.pending.length, 1);
+    const tiny = run({ nodes, queued: Array.from({ length: 30 }, (_, i) => ({ ...task(i, res(1, 1)), typicalRunMs: 1 })) });
+    assert.equal(tiny.assignments.length, 16, '1 ms tasks: capped at maxOvercommit 8');
     const p2 = run({ nodes, queued: [0, 1, 2].map(long) });
     assert.deepEqual(p2.assignments.map((a) => a.prefetch), [false, false]);
     const p3 = run({ nodes, queued: [0, 1, 2].map((i) => task(i, res(1, 1))) });
     assert.equal(p3.assignments.length, 2, 'unknown duration: no prefetch');
-    const off = schedule({ nodes, queued: [0, 1, 2].map(short) }, { ...DEFAULT_SCHEDULER_CONFIG, overcommit: 1 }, ctx());
-    assert.equal(off.assignments.length, 2, 'overcommit 1 turns prefetch off');
+    const off = schedule({ nodes, queued: [0, 1, 2].map(short) }, { ...DEFAULT_SCHEDULER_CONFIG, maxOvercommit: 1 }, ctx());
+    assert.equal(off.assignments.length, 2, 'maxOvercommit 1 turns prefetch off');
   });
 
   it('respects maxAssignments', () => {
@@ -118,7 +120,7 @@ describe('schedule', () => {
     for (let round = 0; round < 200; round++) {
       const nodes = Array.from({ length: 1 + Math.floor(rng() * 4) }, (_, i) => node(`n${i}`, res(1 + Math.floor(rng() * 8), 1 + Math.floor(rng() * 16), Math.floor(rng() * 2))));
       const queued = Array.from({ length: Math.floor(rng() * 40) }, (_, i) => task(i, res(1 + Math.floor(rng() * 3), Math.floor(rng() * 4), rng() < 0.2 ? 1 : 0)));
-      const plan = schedule({ nodes, queued }, { ...DEFAULT_SCHEDULER_CONFIG, overcommit: 1 }, ctx());
+      const plan = schedule({ nodes, queued }, { ...DEFAULT_SCHEDULER_CONFIG, maxOvercommit: 1 }, ctx());
       for (const n of nodes) {
         const mine = plan.assignments.filter((a) => a.nodeId === n.id).map((a) => queued.find((q) => q.taskId === a.taskId)!.resources);
         const cpu = mine.reduce((s, r) => s + r.cpuMillis, 0);

@@ -52,6 +52,8 @@ export interface EngineConfig {
   readonly heartbeatIntervalMs: number;
   readonly nodeTimeoutMs: number;
   readonly reconcileGraceMs: number;
+  /** How long reports may wait to share a commit. 0 = commit at the next turn of the event loop. */
+  readonly reportBatchMs: number;
   readonly policy: StorePolicy;
   readonly scheduler: SchedulerConfig;
 }
@@ -164,7 +166,7 @@ export class Engine {
       .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels }));
     // How much of the queue to look at: enough to fill the free cores with small tasks, not the whole queue.
     let freeCpu = 0;
-    const f = this.config.scheduler.overcommit;
+    const f = this.config.scheduler.maxOvercommit;
     for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
     if (nodes.length > 0 && freeCpu === 0) return;
     const limit = Math.min(2000, 64 + Math.ceil(freeCpu / 250));
@@ -186,7 +188,7 @@ export class Engine {
     const result = await this.store.applyPlan(
       plan.assignments.map((a) => ({ attemptId: newAttemptId(now), taskId: a.taskId, nodeId: a.nodeId, prefetch: a.prefetch })),
       now,
-      { overcommit: this.config.scheduler.overcommit },
+      { overcommit: this.config.scheduler.maxOvercommit },
     );
     const byNode = new Map<NodeId, Assignment[]>();
     for (const att of result.created) {
@@ -315,7 +317,7 @@ export class Engine {
   private scheduleFlush(): void {
     if (this.flushQueued || this.flushing) return;
     this.flushQueued = true;
-    setImmediate(() => {
+    const run = (): void => {
       this.flushQueued = false;
       this.flushing = this.flush()
         .catch((e) => this.log.error({ err: e }, 'committing agent reports failed'))
@@ -323,7 +325,10 @@ export class Engine {
           this.flushing = null;
           if (this.hasReports()) this.scheduleFlush();
         });
-    });
+    };
+    // Waiting a moment lets more reports join this commit; agents keep busy meanwhile (prefetch).
+    if (this.config.reportBatchMs > 0) setTimeout(run, this.config.reportBatchMs);
+    else setImmediate(run);
   }
 
   /** Commit everything gathered so far. Exposed for tests and shutdown. */

@@ -1,0 +1,64 @@
+/**
+ * The process launcher: a small helper process that starts tasks for the agent (see launcher-executor.ts).
+ * It imports nothing but the native executor, so it stays small, and forking from it is cheaper than forking
+ * from the agent; it also moves process start-up off the agent's event loop onto another core.
+ *
+ * Protocol, NDJSON over stdin/stdout:
+ *   in:  {"op":"start","id","argv","cwd","env","timeoutMs"} | {"op":"kill","id","reason"}
+ *   out: {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
+ * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits.
+ */
+import { createInterface } from 'node:readline';
+import type { ExecHandle } from './executor.js';
+import { NativeExecutor } from './native-executor.js';
+
+const grace = Number(process.argv[2] ?? '5000');
+const executor = new NativeExecutor({ killGraceMs: Number.isFinite(grace) ? grace : 5000 });
+const running = new Map<string, ExecHandle>();
+let pending: string[] = [];
+let flushQueued = false;
+
+function emit(msg: unknown): void {
+  pending.push(JSON.stringify(msg));
+  if (!flushQueued) {
+    flushQueued = true;
+    setImmediate(() => {
+      flushQueued = false;
+      const out = `${pending.join('\n')}\n`;
+      pending = [];
+      process.stdout.write(out);
+    });
+  }
+}
+
+interface StartOp { op: 'start'; id: string; argv: string[]; cwd: string; env: Record<string, string>; timeoutMs: number }
+interface KillOp { op: 'kill'; id: string; reason: 'cancel' | 'timeout' }
+
+createInterface({ input: process.stdin })
+  .on('line', (line) => {
+    let m: StartOp | KillOp;
+    try {
+      m = JSON.parse(line) as StartOp | KillOp;
+    } catch {
+      return;
+    }
+    if (m.op === 'start') {
+      const id = m.id;
+      const h = executor.start(
+        { argv: m.argv, cwd: m.cwd, env: m.env, timeoutMs: m.timeoutMs },
+        {
+          onStdout: (data) => emit({ id, ev: 'out', stream: 'stdout', data }),
+          onStderr: (data) => emit({ id, ev: 'out', stream: 'stderr', data }),
+        },
+      );
+      running.set(id, h);
+      void h.done.then((result) => {
+        running.delete(id);
+        emit({ id, ev: 'done', result });
+      });
+    } else if (m.op === 'kill') running.get(m.id)?.kill(m.reason);
+  })
+  .on('close', () => {
+    for (const h of running.values()) h.kill('cancel');
+    void Promise.allSettled([...running.values()].map((h) => h.done)).then(() => process.exit(0));
+  });
