@@ -3,8 +3,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NativeExecutor, type ExecResult } from '@dsg/agent';
+import { LauncherExecutor, NativeExecutor, type ExecResult, type Executor } from '@dsg/agent';
 
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** Alive and not a zombie (an orphan whose parent does not reap it is dead, just not yet buried). */
@@ -22,11 +23,19 @@ const alive = (pid: number): boolean => {
   }
 };
 
-describe('NativeExecutor (real processes)', () => {
+const executors: Array<[string, () => Executor]> = [
+  ['NativeExecutor', () => new NativeExecutor({ killGraceMs: 500 })],
+  ['LauncherExecutor', () => new LauncherExecutor({ killGraceMs: 500 })],
+];
+
+for (const [name, make] of executors) describe(`${name} (real processes)`, () => {
   let dir: string;
+  const ex = make();
   before(async () => (dir = await mkdtemp(join(tmpdir(), 'dsg-exec-'))));
-  after(async () => rm(dir, { recursive: true, force: true }));
-  const ex = new NativeExecutor({ killGraceMs: 500 });
+  after(async () => {
+    if (ex instanceof LauncherExecutor) ex.close();
+    await rm(dir, { recursive: true, force: true });
+  });
   const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', FOO: 'bar' };
   const run = (argv: string[], timeoutMs = 10_000) => {
     let out = '';
@@ -87,5 +96,29 @@ describe('NativeExecutor (real processes)', () => {
     const { r } = await run(['/bin/sh', '-c', 'trap "" TERM; sleep 30'], 300).done;
     assert.equal(r.timedOut, true);
     assert.ok(Date.now() - t0 < 5000);
+  });
+});
+
+describe('LauncherExecutor when its helper dies', () => {
+  it('ends in-flight tasks with an executor error and starts a new helper for the next task', async () => {
+    const ex = new LauncherExecutor({ killGraceMs: 500 });
+    try {
+      const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
+      const noop = { onStdout: () => undefined, onStderr: () => undefined };
+      const marker = `dsg-launcher-test-${process.pid}`;
+      const h = ex.start({ argv: ['/bin/sh', '-c', `sleep 30 # ${marker}`], cwd: tmpdir(), env, timeoutMs: 60_000 }, noop);
+      await new Promise((r) => setTimeout(r, 300));
+      const helper = (ex as unknown as { helper: { pid: number } }).helper;
+      process.kill(helper.pid, 'SIGKILL');
+      const r = await h.done;
+      assert.match(r.spawnError ?? '', /process launcher exited/);
+      await new Promise((res) => setTimeout(res, 100));
+      const left = spawnSync('pgrep', ['-f', marker]);
+      assert.equal(left.status, 1, `the task outlived its launcher: ${String(left.stdout)}`);
+      const again = await ex.start({ argv: ['/bin/sh', '-c', 'exit 4'], cwd: tmpdir(), env, timeoutMs: 10_000 }, noop).done;
+      assert.equal(again.exitCode, 4);
+    } finally {
+      ex.close();
+    }
   });
 });

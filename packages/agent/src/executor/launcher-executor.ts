@@ -14,6 +14,8 @@ import type { ExecEvents, ExecHandle, ExecResult, ExecSpec, Executor } from './e
 const MAIN = fileURLToPath(new URL('./launcher-main.js', import.meta.url));
 
 interface Pending {
+  /** The task's process group, once the helper has reported it. */
+  pid?: number;
   readonly events: ExecEvents;
   readonly resolve: (r: ExecResult) => void;
   readonly startedAt: number;
@@ -37,6 +39,14 @@ export class LauncherExecutor implements Executor {
       if (this.helper === h) this.helper = null;
       for (const [id, p] of this.inflight) {
         this.inflight.delete(id);
+        // Its tasks must not outlive it unsupervised: kill their process groups.
+        if (p.pid !== undefined) {
+          try {
+            process.kill(-p.pid, 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+        }
         p.resolve({ exitCode: null, signal: null, timedOut: false, cancelled: false, spawnError: `the process launcher exited (${signal ?? code}) while the task ran`, startedAt: p.startedAt, finishedAt: Date.now() });
       }
     });
@@ -57,7 +67,10 @@ export class LauncherExecutor implements Executor {
   }
 
   private onLine(line: string): void {
-    let m: { id: string; ev: 'out'; stream: 'stdout' | 'stderr'; data: string } | { id: string; ev: 'done'; result: ExecResult };
+    let m:
+      | { id: string; ev: 'pid'; pid: number }
+      | { id: string; ev: 'out'; stream: 'stdout' | 'stderr'; data: string }
+      | { id: string; ev: 'done'; result: ExecResult };
     try {
       m = JSON.parse(line) as typeof m;
     } catch {
@@ -65,7 +78,8 @@ export class LauncherExecutor implements Executor {
     }
     const p = this.inflight.get(m.id);
     if (!p) return;
-    if (m.ev === 'out') {
+    if (m.ev === 'pid') p.pid = m.pid;
+    else if (m.ev === 'out') {
       if (m.stream === 'stdout') p.events.onStdout(m.data);
       else p.events.onStderr(m.data);
     } else {

@@ -5,7 +5,7 @@
  *
  * Protocol, NDJSON over stdin/stdout:
  *   in:  {"op":"start","id","argv","cwd","env","timeoutMs"} | {"op":"kill","id","reason"}
- *   out: {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
+ *   out: {"id","ev":"pid","pid"} | {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
  * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits.
  */
 import { createInterface } from 'node:readline';
@@ -52,6 +52,7 @@ createInterface({ input: process.stdin })
         },
       );
       running.set(id, h);
+      if (h.pid !== undefined) emit({ id, ev: 'pid', pid: h.pid });
       void h.done.then((result) => {
         running.delete(id);
         emit({ id, ev: 'done', result });
