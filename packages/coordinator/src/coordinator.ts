@@ -89,9 +89,10 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     credentialsFile,
     close: () =>
       (closing ??= (async () => {
+        // The engine first, so agents' disconnects during shutdown are not taken for lost nodes.
+        await engine.stop();
         await hub.close();
         await app.close();
-        await engine.stop();
         await store.close();
         log.info('coordinator stopped');
       })()),

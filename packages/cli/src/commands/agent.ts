@@ -49,7 +49,7 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
         keepWorkDirs: Boolean(f.keepWorkDirs),
         baseEnv: taskBaseEnv(processEnv),
         log: (level, message) => {
-          if (LEVELS.indexOf(level) >= min) info(`${new Date().toISOString()} ${level.padEnd(5)} ${message}`);
+          if (LEVELS.indexOf(level) >= min) info(`${new Date().toISOString().slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${message}`);
         },
       });
       const stop = async (): Promise<void> => {
