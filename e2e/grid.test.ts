@@ -54,6 +54,40 @@ describe('a grid on one machine (dsg up)', { timeout: 300_000 }, () => {
     assert.match(combined, /pi ≈ 3\.14/);
   });
 
+  it('runs the other examples, with inputs uploaded once and outputs collected', async () => {
+    cpSync(join(ROOT, 'examples'), join(sb.dir, 'examples'), { recursive: true });
+    const sir = await sb.run(['submit', join(sb.dir, 'examples', 'epidemic', 'epidemic.yaml'), '--wait', '--json'], { timeoutMs: 180_000 });
+    assert.equal(sir.code, 0, sir.stderr);
+    const sirJob = JSON.parse(sir.stdout) as { id: string; counts: { succeeded: number } };
+    assert.equal(sirJob.counts.succeeded, 8);
+    const st = await sb.run(['submit', join(sb.dir, 'examples', 'stations', 'stations.yaml'), '--wait', '--json'], { timeoutMs: 120_000 });
+    assert.equal(st.code, 0, st.stderr);
+    const stJob = JSON.parse(st.stdout) as { id: string };
+    const outs = await sb.run(['outputs', stJob.id, '--json']);
+    const items = (JSON.parse(outs.stdout) as { items: Array<{ path: string; taskIndex: number }> }).items;
+    assert.deepEqual(items.map((o) => o.path).sort(), ['summary/lisbon.json', 'summary/nairobi.json', 'summary/reykjavik.json', 'summary/ushuaia.json']);
+    const dl = await sb.run(['outputs', stJob.id, '--to', join(sb.dir, 'st')]);
+    assert.equal(dl.code, 0, dl.stderr);
+    const lisbon = JSON.parse(readFileSync(join(sb.dir, 'st', 'summary', 'lisbon.json'), 'utf8')) as { years: number; trend_c_per_decade: number };
+    assert.equal(lisbon.years, 10);
+    assert.ok(lisbon.trend_c_per_decade > 0, 'the synthetic data warms');
+    const logs = await sb.run(['logs', stJob.id, '--task', '1']);
+    assert.match(logs.stdout, /task 1 analysed station lisbon/);
+  });
+
+  it('follows a running task\'s log to its end', async () => {
+    const spec = join(sb.dir, 'chatty.yaml');
+    writeFileSync(spec, 'name: chatty\nscript: for i in 1 2 3 4 5; do echo "line $i"; sleep 0.3; done\n');
+    const sub = await sb.run(['submit', spec, '--quiet']);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    const t0 = Date.now();
+    const f = await sb.run(['logs', id, '--follow'], { timeoutMs: 30_000 });
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(f.stdout, 'line 1\nline 2\nline 3\nline 4\nline 5\n');
+    assert.ok(Date.now() - t0 > 700, 'it waited for the task instead of printing a snapshot');
+  });
+
   it('reports a failing job: retries, exit code 1 from --wait, stderr in the logs', async () => {
     const spec = join(sb.dir, 'fail.yaml');
     writeFileSync(spec, 'name: fails\nscript: echo "boom on $DSG_TASK_INDEX" >&2; exit 3\nretries: 1\n');
