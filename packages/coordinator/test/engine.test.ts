@@ -181,6 +181,28 @@ describe('engine', () => {
     assert.equal(j?.state, 'failed');
     assert.equal(j?.counts.succeeded, 7);
     assert.equal(j?.counts.failed, 1);
+    const log = await new FileLogStore(join(dir, 'logs')).read(job.id, as[2]!.attemptId, 0, 1000);
+    assert.equal(log.data, 'hello from 2\n');
+  });
+
+  it('keeps reports whose commit failed and commits them on the next flush; acks only after the commit', async () => {
+    const node = await join_(1);
+    const job = await submit({ name: 'j', command: ['true'] });
+    await settle(engine);
+    const [a] = link.assignments(node);
+    const real = store.recordReports.bind(store);
+    let failures = 1;
+    (store as { recordReports: Store['recordReports'] }).recordReports = async (...args) => {
+      if (failures-- > 0) throw new Error('disk full (simulated)');
+      return real(...args);
+    };
+    engine.onFinished(node, { type: 'finished', attemptId: a!.attemptId, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: now, finishedAt: now, outputs: [] });
+    await assert.rejects(engine.flush(), /disk full/);
+    assert.equal(link.of('ack').length, 0, 'nothing acked before it is committed');
+    assert.equal((await store.getTask(`${job.id}.0` as never))?.state, 'assigned');
+    await engine.flush();
+    assert.equal((await store.getTask(`${job.id}.0` as never))?.state, 'succeeded');
+    assert.deepEqual(link.of('ack').flatMap((m) => m.attemptIds), [a!.attemptId]);
   });
 
   it('declares a silent connected node lost after the timeout (frozen agent)', async () => {

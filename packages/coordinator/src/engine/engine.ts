@@ -320,10 +320,15 @@ export class Engine {
     const run = (): void => {
       this.flushQueued = false;
       this.flushing = this.flush()
-        .catch((e) => this.log.error({ err: e }, 'committing agent reports failed'))
-        .finally(() => {
+        .then(() => true, (e: unknown) => {
+          this.log.error({ err: e }, 'committing agent reports failed; retrying in 1s');
+          return false;
+        })
+        .then((ok) => {
           this.flushing = null;
-          if (this.hasReports()) this.scheduleFlush();
+          if (!this.hasReports()) return;
+          if (ok) this.scheduleFlush();
+          else setTimeout(() => this.scheduleFlush(), 1000).unref();
         });
     };
     // Waiting a moment lets more reports join this commit; agents keep busy meanwhile (prefetch).
@@ -342,10 +347,19 @@ export class Engine {
     this.logs = new Map();
     this.heartbeats = new Map();
 
-    if (logs.size > 0) await this.logStore.append(logs);
+    if (logs.size > 0) await this.logStore.append(logs).catch((e: unknown) => this.log.error({ err: e }, 'writing task logs failed'));
     if (starts.length > 0 || finishes.length > 0) {
-      const reports = await Promise.all(finishes.map((f) => this.checkOutputs(f.report)));
-      const results = await this.store.recordReports(starts, reports, this.clock.now(), this.config.policy);
+      let results: readonly FinishResult[];
+      try {
+        const reports = await Promise.all(finishes.map((f) => this.checkOutputs(f.report)));
+        results = await this.store.recordReports(starts, reports, this.clock.now(), this.config.policy);
+      } catch (e) {
+        // Nothing was committed and nothing acked: keep the reports for the next attempt, ahead of newer ones.
+        this.starts = [...starts, ...this.starts];
+        this.finishes = [...finishes, ...this.finishes];
+        for (const [n, hb] of heartbeats) if (!this.heartbeats.has(n)) this.heartbeats.set(n, hb);
+        throw e;
+      }
       this.afterFinishes(results);
       const acks = new Map<NodeId, AttemptId[]>();
       for (const f of finishes) {

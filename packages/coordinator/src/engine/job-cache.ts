@@ -9,7 +9,6 @@ export interface CachedJob {
   readonly name: string;
   readonly compiled: CompiledJobSpec;
   readonly inputs: readonly WireInputFile[];
-  readonly cancelRequested: boolean;
 }
 
 export class JobCache {
@@ -27,7 +26,7 @@ export class JobCache {
     if (hit) return hit;
     const rec = await this.store.getJob(id);
     if (!rec) return null;
-    const job = { name: rec.name, compiled: rec.compiled, inputs: rec.inputs, cancelRequested: rec.cancelRequested };
+    const job = { name: rec.name, compiled: rec.compiled, inputs: rec.inputs };
     this.put(id, job);
     return job;
   }

@@ -140,7 +140,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     await authed(req, 'jobs:write');
     const body = parseOr400(SubmitJobRequestV1Schema, req.body, 'body');
     const job = await submitJob(body, { store, blobs, clock });
-    engine.jobs.put(job.id, { name: job.name, compiled: job.compiled, inputs: job.inputs, cancelRequested: false });
+    engine.jobs.put(job.id, { name: job.name, compiled: job.compiled, inputs: job.inputs });
     engine.requestTick();
     deps.log.info({ jobId: job.id, name: job.name, tasks: job.taskCount }, 'job accepted');
     return reply.status(201).send({ job: jobV1(job) });
