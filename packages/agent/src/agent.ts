@@ -10,8 +10,8 @@
  * duplicates by attempt id, so a replay is harmless. While disconnected, running attempts carry on; their logs are
  * dropped (logs are best-effort; results are not).
  *
- * Local queue: the coordinator may send more short tasks than fit at once (prefetch). They wait here, in order,
- * and start the moment running ones leave room; each one's timeout counts from its own start.
+ * Local queue: the coordinator may send more short tasks than fit at once (prefetch). They are prepared at once,
+ * wait here in order, and start the moment running ones leave room; each one's timeout counts from its own start.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -53,9 +53,11 @@ class Agent implements RunningAgent {
   private readonly executor: Executor;
   private readonly probe: Probe;
   private readonly http: CoordinatorHttp;
+  /**
+   * Every attempt this agent holds, in arrival order: preparing, waiting for a free core (the coordinator
+   * prefetches short tasks), or running. Waiting ones are prepared (working dir, inputs) ahead of their start.
+   */
   private readonly runs = new Map<string, AttemptRun>();
-  /** Attempts received but waiting for a free core (the coordinator prefetches short tasks), in arrival order. */
-  private readonly waiting = new Map<string, Assignment>();
   private readonly outbox = new Map<string, FinishedMessage>();
   private queue: AgentMessage[] = [];
   private flushQueued = false;
@@ -99,7 +101,6 @@ class Agent implements RunningAgent {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
-    this.waiting.clear();
     for (const r of this.runs.values()) r.cancel();
     await Promise.race([Promise.allSettled([...this.runs.values()].map((r) => r.done)), new Promise((r) => setTimeout(r, 10_000))]);
     this.flush();
@@ -197,13 +198,7 @@ class Agent implements RunningAgent {
         for (const a of m.attempts) this.startAttempt(a);
         break;
       case 'cancel':
-        for (const id of m.attemptIds) {
-          const queued = this.waiting.get(id);
-          if (queued) {
-            this.waiting.delete(id);
-            this.report({ type: 'finished', attemptId: id, end: { kind: 'cancelled' }, startedAt: null, finishedAt: Date.now(), outputs: [] });
-          } else this.runs.get(id)?.cancel();
-        }
+        for (const id of m.attemptIds) this.runs.get(id)?.cancel();
         break;
       case 'ack':
         for (const id of m.attemptIds) this.outbox.delete(id);
@@ -214,13 +209,13 @@ class Agent implements RunningAgent {
     }
   }
 
-  /** Every attempt this agent holds: running or waiting for a core. */
+  /** Every attempt this agent holds: running, waiting for a core, or being prepared. */
   private held(): string[] {
-    return [...this.runs.keys(), ...this.waiting.keys()];
+    return [...this.runs.keys()];
   }
 
   private startAttempt(a: Assignment): void {
-    if (this.runs.has(a.attemptId) || this.waiting.has(a.attemptId) || this.outbox.has(a.attemptId)) return; // a duplicate
+    if (this.runs.has(a.attemptId) || this.outbox.has(a.attemptId)) return; // a duplicate
     const cap = this.capacity;
     if (cap && (a.resources.cpuMillis > cap.cpuMillis || a.resources.memoryBytes > cap.memoryBytes || a.resources.gpus > cap.gpus)) {
       this.report({
@@ -229,32 +224,6 @@ class Agent implements RunningAgent {
       });
       return;
     }
-    this.waiting.set(a.attemptId, a);
-    this.drain();
-  }
-
-  /** Start waiting attempts, in order, while they fit in what running ones leave free. */
-  private drain(): void {
-    const cap = this.capacity;
-    let cpu = 0;
-    let mem = 0;
-    let gpus = 0;
-    for (const r of this.runs.values()) {
-      cpu += r.assignment.resources.cpuMillis;
-      mem += r.assignment.resources.memoryBytes;
-      gpus += r.assignment.resources.gpus;
-    }
-    for (const [id, a] of this.waiting) {
-      if (cap && (cpu + a.resources.cpuMillis > cap.cpuMillis || mem + a.resources.memoryBytes > cap.memoryBytes || gpus + a.resources.gpus > cap.gpus)) break;
-      this.waiting.delete(id);
-      cpu += a.resources.cpuMillis;
-      mem += a.resources.memoryBytes;
-      gpus += a.resources.gpus;
-      this.run(a);
-    }
-  }
-
-  private run(a: Assignment): void {
     const run = new AttemptRun(a, {
       executor: this.executor,
       http: this.http,
@@ -262,13 +231,37 @@ class Agent implements RunningAgent {
       baseEnv: this.options.baseEnv ?? { PATH: '/usr/local/bin:/usr/bin:/bin' },
       keepWorkDirs: this.options.keepWorkDirs ?? false,
       send: (msg) => this.enqueue(msg),
-    });
+    }, { startNow: false });
     this.runs.set(a.attemptId, run);
     void run.done.then((f) => {
       this.runs.delete(a.attemptId);
       this.report(f);
       this.drain();
     });
+    this.drain();
+  }
+
+  /** Start waiting attempts, in arrival order, while they fit in what started ones leave free. */
+  private drain(): void {
+    const cap = this.capacity;
+    let cpu = 0;
+    let mem = 0;
+    let gpus = 0;
+    for (const r of this.runs.values()) {
+      if (!r.started) continue;
+      cpu += r.assignment.resources.cpuMillis;
+      mem += r.assignment.resources.memoryBytes;
+      gpus += r.assignment.resources.gpus;
+    }
+    for (const r of this.runs.values()) {
+      if (r.started) continue;
+      const a = r.assignment.resources;
+      if (cap && (cpu + a.cpuMillis > cap.cpuMillis || mem + a.memoryBytes > cap.memoryBytes || gpus + a.gpus > cap.gpus)) break;
+      cpu += a.cpuMillis;
+      mem += a.memoryBytes;
+      gpus += a.gpus;
+      r.begin();
+    }
   }
 
   private report(f: FinishedMessage): void {

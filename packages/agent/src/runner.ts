@@ -38,14 +38,30 @@ export class AttemptRun {
   private flushTimer: NodeJS.Timeout | null = null;
   private logged = 0;
   private truncated = false;
+  private begun = false;
+  private release: () => void = () => undefined;
+  /** Preparation (working dir, inputs) runs at once; the process starts only when `begin()` opens this gate. */
+  private readonly gate = new Promise<void>((r) => (this.release = r));
   readonly done: Promise<FinishedMessage>;
 
-  constructor(readonly assignment: Assignment, private readonly deps: RunnerDeps) {
+  constructor(readonly assignment: Assignment, private readonly deps: RunnerDeps, options: { startNow?: boolean } = {}) {
+    if (options.startNow ?? true) this.begin();
     this.done = this.run();
+  }
+
+  /** Let the process start (as soon as preparation is done). The agent calls this when a core is free. */
+  begin(): void {
+    this.begun = true;
+    this.release();
+  }
+
+  get started(): boolean {
+    return this.begun;
   }
 
   cancel(): void {
     this.cancelled = true;
+    this.release();
     this.handle?.kill('cancel');
   }
 
@@ -63,6 +79,7 @@ export class AttemptRun {
       } catch (e) {
         return finished({ kind: 'error', reason: 'inputs_unavailable', message: errorText(e) }, null);
       }
+      await this.gate;
       if (this.cancelled) return finished({ kind: 'cancelled' }, null);
 
       const argv = a.run.kind === 'script' ? ['/bin/sh', '-c', a.run.script] : a.run.argv;
