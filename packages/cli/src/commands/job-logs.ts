@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
 import { isTerminalTask, ValidationError } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
-import { clientFrom, printJson, type GlobalFlags } from '../context.js';
+import { clientFrom, info, printJson, type GlobalFlags } from '../context.js';
+
+/** Without --task, at most this many tasks' logs are printed. */
+const MAX_TASKS_SHOWN = 100;
 import { parseIndexFlag } from './parse-flags.js';
 
 export function registerLogs(program: Command, globals: () => GlobalFlags): void {
@@ -31,10 +34,12 @@ export function registerLogs(program: Command, globals: () => GlobalFlags): void
         process.stdout.write(chunk.data);
         return;
       }
-      for (let i = 0; i < job.taskCount; i++) {
+      const shown = Math.min(job.taskCount, MAX_TASKS_SHOWN);
+      for (let i = 0; i < shown; i++) {
         const chunk = await readAll(client, id, i, opts.attempt);
         process.stdout.write(`${i > 0 ? '\n' : ''}==> task ${i} <==\n${chunk.data}`);
       }
+      if (job.taskCount > shown) info(`(showed the first ${shown} of ${job.taskCount} tasks; pick one with --task N)`);
     });
 }
 
