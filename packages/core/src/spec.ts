@@ -41,6 +41,11 @@ function isSafeRelative(p: string): boolean {
   if (p.length === 0 || p.startsWith('/') || p.includes('\\') || p.includes('\0')) return false;
   return p.split('/').every((seg) => seg !== '..');
 }
+
+/** A normalised relative file path (as uploaded inputs must be): no `..`, `.` or empty segments. */
+export function isPlainRelativePath(p: string): boolean {
+  return isSafeRelative(p) && p.split('/').every((seg) => seg !== '.' && seg !== '');
+}
 const relPath = (what: string) =>
   z
     .string({ error: `expected a ${what} as a string` })

@@ -7,6 +7,7 @@ import {
   compileJobSpec,
   fits,
   formatSize,
+  isPlainRelativePath,
   newJobId,
   ValidationError,
   type Issue,
@@ -17,11 +18,6 @@ import type { JobRecord, Store } from '@dsg/store';
 import type { Clock } from '../clock.js';
 import type { BlobStore } from '../files/blob-store.js';
 
-function isSafeRelative(p: string): boolean {
-  if (p.length === 0 || p.startsWith('/') || p.includes('\\') || p.includes('\0')) return false;
-  return p.split('/').every((seg) => seg !== '..' && seg !== '.' && seg !== '');
-}
-
 export async function submitJob(req: SubmitJobRequestV1, deps: { store: Store; blobs: BlobStore; clock: Clock }): Promise<JobRecord> {
   const compiled = compileJobSpec(req.spec);
   const files = req.inputs ?? [];
@@ -29,7 +25,7 @@ export async function submitJob(req: SubmitJobRequestV1, deps: { store: Store; b
   const seen = new Set<string>();
   const inputs: WireInputFile[] = [];
   files.forEach((f, i) => {
-    if (!isSafeRelative(f.path)) issues.push({ path: `inputs[${i}].path`, message: `"${f.path}" is not a plain relative path` });
+    if (!isPlainRelativePath(f.path)) issues.push({ path: `inputs[${i}].path`, message: `"${f.path}" is not a plain relative path` });
     else if (seen.has(f.path)) issues.push({ path: `inputs[${i}].path`, message: `"${f.path}" is listed twice` });
     else if (!compiled.inputs.some((d) => f.path === stripSlash(d) || f.path.startsWith(`${stripSlash(d)}/`)))
       issues.push({ path: `inputs[${i}].path`, message: `"${f.path}" is not under any of the spec's inputs` });
