@@ -10,8 +10,9 @@
  * duplicates by attempt id, so a replay is harmless. While disconnected, running attempts carry on; their logs are
  * dropped (logs are best-effort; results are not).
  *
- * Local queue: the coordinator may send more short tasks than fit at once (prefetch). They are prepared at once,
- * wait here in order, and start the moment running ones leave room; each one's timeout counts from its own start.
+ * Local queue: the coordinator may send more short tasks than fit at once (prefetch). They are prepared at once
+ * (working dir, inputs) and handed to the executor, which admits them in order as running ones leave room
+ * (AdmissionExecutor); each one's timeout counts from its own start.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,6 +29,7 @@ import {
 } from '@dsg/core';
 import { CoordinatorHttp } from './coordinator-http.js';
 import type { Executor } from './executor/executor.js';
+import { AdmissionExecutor } from './executor/admission-executor.js';
 import { LauncherExecutor } from './executor/launcher-executor.js';
 import { NativeExecutor } from './executor/native-executor.js';
 import type { AgentOptions, RunningAgent } from './options.js';
@@ -50,7 +52,7 @@ const noop = (): void => undefined;
 class Agent implements RunningAgent {
   private readonly log: NonNullable<AgentOptions['log']>;
   private readonly workDir: string;
-  private readonly executor: Executor;
+  private executor!: Executor;
   private readonly probe: Probe;
   private readonly http: CoordinatorHttp;
   /**
@@ -72,12 +74,9 @@ class Agent implements RunningAgent {
   private resolveConnected: () => void = noop;
   readonly connected = new Promise<void>((r) => (this.resolveConnected = r));
 
-  constructor(private readonly options: AgentOptions, ports: AgentPorts) {
+  constructor(private readonly options: AgentOptions, private readonly ports: AgentPorts) {
     this.log = options.log ?? noop;
     this.workDir = options.workDir ?? join(options.stateDir, 'work');
-    this.executor = ports.executor ?? (options.executor === 'native'
-      ? new NativeExecutor({ killGraceMs: options.killGraceMs ?? 5000 })
-      : new LauncherExecutor({ killGraceMs: options.killGraceMs ?? 5000 }));
     this.probe = ports.probe ?? new SystemProbe(this.workDir);
     this.http = new CoordinatorHttp(options.coordinatorUrl, options.token, join(options.stateDir, 'blobs'));
   }
@@ -88,6 +87,16 @@ class Agent implements RunningAgent {
 
   async start(): Promise<void> {
     await mkdir(this.workDir, { recursive: true });
+    // What this node offers decides how many tasks run at once: the executor admits tasks against it, and holds
+    // prefetched ones until a core frees (in the launcher helper, so the next one starts without a round trip).
+    this.capacity = offeredCapacity(await this.probe.facts(), { cpus: this.options.cpus, memoryBytes: this.options.memoryBytes });
+    const grace = this.options.killGraceMs ?? 5000;
+    const cap = { cpuMillis: this.capacity.cpuMillis, memoryBytes: this.capacity.memoryBytes, gpus: this.capacity.gpus };
+    this.executor = this.ports.executor
+      ? new AdmissionExecutor(this.ports.executor, cap)
+      : this.options.executor === 'native'
+        ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace }), cap)
+        : new LauncherExecutor({ killGraceMs: grace, capacity: cap });
     try {
       const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string };
       this.id = saved.nodeId ?? null;
@@ -146,6 +155,7 @@ class Agent implements RunningAgent {
 
   private async onOpen(ws: WebSocket): Promise<void> {
     const facts = await this.probe.facts();
+    // Fresh facts on every connection (free disk changes); cores and memory stay what the executor admits against.
     this.capacity = offeredCapacity(facts, { cpus: this.options.cpus, memoryBytes: this.options.memoryBytes });
     if (this.options.cpus !== undefined && this.options.cpus > facts.cores)
       this.log('warn', `--cpus ${this.options.cpus} is more than this machine's ${facts.cores} cores; offering ${facts.cores}`);
@@ -231,37 +241,12 @@ class Agent implements RunningAgent {
       baseEnv: this.options.baseEnv ?? { PATH: '/usr/local/bin:/usr/bin:/bin' },
       keepWorkDirs: this.options.keepWorkDirs ?? false,
       send: (msg) => this.enqueue(msg),
-    }, { startNow: false });
+    });
     this.runs.set(a.attemptId, run);
     void run.done.then((f) => {
       this.runs.delete(a.attemptId);
       this.report(f);
-      this.drain();
     });
-    this.drain();
-  }
-
-  /** Start waiting attempts, in arrival order, while they fit in what started ones leave free. */
-  private drain(): void {
-    const cap = this.capacity;
-    let cpu = 0;
-    let mem = 0;
-    let gpus = 0;
-    for (const r of this.runs.values()) {
-      if (!r.started) continue;
-      cpu += r.assignment.resources.cpuMillis;
-      mem += r.assignment.resources.memoryBytes;
-      gpus += r.assignment.resources.gpus;
-    }
-    for (const r of this.runs.values()) {
-      if (r.started) continue;
-      const a = r.assignment.resources;
-      if (cap && (cpu + a.cpuMillis > cap.cpuMillis || mem + a.memoryBytes > cap.memoryBytes || gpus + a.gpus > cap.gpus)) break;
-      cpu += a.cpuMillis;
-      mem += a.memoryBytes;
-      gpus += a.gpus;
-      r.begin();
-    }
   }
 
   private report(f: FinishedMessage): void {

@@ -1,8 +1,9 @@
 export { startAgent, type AgentPorts } from './agent.js';
 export type { AgentOptions, RunningAgent } from './options.js';
-export type { Executor, ExecSpec, ExecEvents, ExecHandle, ExecResult } from './executor/executor.js';
+export type { Executor, ExecSpec, ExecEvents, ExecHandle, ExecResult, ExecResources } from './executor/executor.js';
 export { NativeExecutor, type NativeExecutorOptions } from './executor/native-executor.js';
 export { LauncherExecutor } from './executor/launcher-executor.js';
+export { AdmissionExecutor } from './executor/admission-executor.js';
 export { FakeExecutor, type FakeBehaviour } from './executor/fake-executor.js';
 export { SystemProbe, FakeProbe, offeredCapacity, type Probe } from './probe/probe.js';
 export { parseNvidiaSmi, probeNvidia } from './probe/nvidia.js';

@@ -1,7 +1,8 @@
 /**
  * Runs one attempt from start to report:
  *
- *   prepare (working dir, inputs) ─▶ start (Executor) ─▶ stream logs ─▶ exit ─▶ collect + upload outputs ─▶ finished
+ *   prepare (working dir, inputs) ─▶ start (Executor; may wait for a free core) ─▶ stream logs ─▶ exit
+ *     ─▶ collect + upload outputs ─▶ finished
  *
  * Every failure on the way has a place in the report: inputs that cannot be fetched are `inputs_unavailable`,
  * a program that cannot start is `executor_error`, outputs that cannot be uploaded are `outputs_failed` (all
@@ -38,30 +39,14 @@ export class AttemptRun {
   private flushTimer: NodeJS.Timeout | null = null;
   private logged = 0;
   private truncated = false;
-  private begun = false;
-  private release: () => void = () => undefined;
-  /** Preparation (working dir, inputs) runs at once; the process starts only when `begin()` opens this gate. */
-  private readonly gate = new Promise<void>((r) => (this.release = r));
   readonly done: Promise<FinishedMessage>;
 
-  constructor(readonly assignment: Assignment, private readonly deps: RunnerDeps, options: { startNow?: boolean } = {}) {
-    if (options.startNow ?? true) this.begin();
+  constructor(readonly assignment: Assignment, private readonly deps: RunnerDeps) {
     this.done = this.run();
-  }
-
-  /** Let the process start (as soon as preparation is done). The agent calls this when a core is free. */
-  begin(): void {
-    this.begun = true;
-    this.release();
-  }
-
-  get started(): boolean {
-    return this.begun;
   }
 
   cancel(): void {
     this.cancelled = true;
-    this.release();
     this.handle?.kill('cancel');
   }
 
@@ -79,16 +64,19 @@ export class AttemptRun {
       } catch (e) {
         return finished({ kind: 'error', reason: 'inputs_unavailable', message: errorText(e) }, null);
       }
-      await this.gate;
       if (this.cancelled) return finished({ kind: 'cancelled' }, null);
 
       const argv = a.run.kind === 'script' ? ['/bin/sh', '-c', a.run.script] : a.run.argv;
+      // The executor may hold the task until a core is free (prefetched tasks); `started` is sent when it starts.
       this.handle = this.deps.executor.start(
-        { argv, cwd, env: this.envFor(cwd), timeoutMs: a.timeoutMs },
-        { onStdout: (d) => this.onOutput('stdout', d), onStderr: (d) => this.onOutput('stderr', d) },
+        { argv, cwd, env: this.envFor(cwd), timeoutMs: a.timeoutMs, resources: a.resources },
+        {
+          onStdout: (d) => this.onOutput('stdout', d),
+          onStderr: (d) => this.onOutput('stderr', d),
+          onStart: (at) => this.deps.send({ type: 'started', attemptId: a.attemptId, at }),
+        },
       );
       if (this.cancelled) this.handle.kill('cancel');
-      this.deps.send({ type: 'started', attemptId: a.attemptId, at: Date.now() });
       const r = await this.handle.done;
       this.flushLogs();
       if (r.spawnError) return finished({ kind: 'error', reason: 'executor_error', message: r.spawnError }, r.startedAt);

@@ -90,24 +90,6 @@ describe('AttemptRun', () => {
     assert.equal(uploads.has('leak.txt'), false);
   });
 
-  it('prepares a queued attempt at once but starts it only when begin() is called; a cancel before that ends it', async () => {
-    const sent: AgentMessage[] = [];
-    const http = new CoordinatorHttp(url, 't0k', join(dir, 'blobs'));
-    const deps = { executor: new NativeExecutor(), http, workDir: join(dir, 'work'), baseEnv: { PATH: process.env['PATH']! }, keepWorkDirs: false, send: (m: AgentMessage) => sent.push(m) };
-    const a = assignment({ run: { kind: 'script', script: 'cat in/hello.py' }, inputs: [{ path: 'in/hello.py', sha256: sha(SCRIPT), size: SCRIPT.length, mode: 0o644 }] });
-    const run = new AttemptRun(a, deps, { startNow: false });
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(sent.length, 0, 'nothing started before begin()');
-    assert.deepEqual(await readdir(join(dir, 'work', a.attemptId, 'in')), ['hello.py'], 'inputs already placed');
-    run.begin();
-    const fin = await run.done;
-    assert.deepEqual(fin.end, { kind: 'exited', exitCode: 0, signal: null });
-    assert.equal(sent[0]?.type, 'started');
-    const b = new AttemptRun(assignment({ run: { kind: 'command', argv: ['true'] } }), deps, { startNow: false });
-    b.cancel();
-    assert.deepEqual((await b.done).end, { kind: 'cancelled' });
-  });
-
   it('reports a timeout', async () => {
     const { fin } = await runIt(assignment({ run: { kind: 'command', argv: ['sleep', '10'] }, timeoutMs: 200 }));
     assert.deepEqual(fin.end, { kind: 'timeout', timeoutMs: 200 });

@@ -1,19 +1,32 @@
 /**
  * The Executor port: run one process and report how it ended. Native processes today; sandboxed (cgroups,
  * bubblewrap), container, Slurm and Kubernetes executors plug in behind the same port.
+ *
+ * An executor may hold a task back until the resources it declares are free (see AdmissionExecutor); `onStart`
+ * fires when its process really starts, and its timeout counts from then.
  */
 export interface ExecSpec {
   /** Program and arguments (a script is run as ['/bin/sh', '-c', script]). */
   readonly argv: readonly string[];
   readonly cwd: string;
   readonly env: Readonly<Record<string, string>>;
-  /** Wall-clock limit; the executor kills the process tree when it is reached. */
+  /** Wall-clock limit from the start; the executor kills the process tree when it is reached. */
   readonly timeoutMs: number;
+  /** What the task declared it needs; executors that admit by capacity wait until it is free. */
+  readonly resources?: ExecResources;
+}
+
+export interface ExecResources {
+  readonly cpuMillis: number;
+  readonly memoryBytes: number;
+  readonly gpus: number;
 }
 
 export interface ExecEvents {
   onStdout(chunk: string): void;
   onStderr(chunk: string): void;
+  /** The process has started (after any wait for resources). */
+  onStart?(at: number, pid: number | undefined): void;
 }
 
 export interface ExecResult {
@@ -28,6 +41,7 @@ export interface ExecResult {
 }
 
 export interface ExecHandle {
+  /** The process (group) id once started, if the executor knows it. */
   readonly pid: number | undefined;
   /** Kill the whole process tree. Idempotent. */
   kill(reason: 'cancel' | 'timeout'): void;

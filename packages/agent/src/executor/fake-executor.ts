@@ -19,6 +19,7 @@ export class FakeExecutor implements Executor {
     this.started.push(spec);
     const b = this.behave(spec);
     const startedAt = Date.now();
+    events.onStart?.(startedAt, undefined);
     let settle!: (r: ExecResult) => void;
     const done = new Promise<ExecResult>((r) => (settle = r));
     const end = (extra: Partial<ExecResult>): void =>

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { ExecEvents, ExecHandle, ExecResult, ExecSpec, Executor } from './executor.js';
+import type { ExecEvents, ExecHandle, ExecResources, ExecResult, ExecSpec, Executor } from './executor.js';
 
 const MAIN = fileURLToPath(new URL('./launcher-main.js', import.meta.url));
 
@@ -28,11 +28,16 @@ export class LauncherExecutor implements Executor {
   private buffer: string[] = [];
   private flushQueued = false;
 
-  constructor(private readonly options: { killGraceMs?: number } = {}) {}
+  /**
+   * @param options.capacity when given, the helper admits tasks against it (see AdmissionExecutor), so a waiting
+   * task starts there the moment another ends. Default: start every task at once.
+   */
+  constructor(private readonly options: { killGraceMs?: number; capacity?: ExecResources } = {}) {}
 
   private ensureHelper(): ChildProcess {
     if (this.helper) return this.helper;
-    const h = spawn(process.execPath, [MAIN, String(this.options.killGraceMs ?? 5000)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const args = [MAIN, String(this.options.killGraceMs ?? 5000), ...(this.options.capacity ? [JSON.stringify(this.options.capacity)] : [])];
+    const h = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     this.helper = h;
     createInterface({ input: h.stdout! }).on('line', (line) => this.onLine(line));
     h.on('exit', (code, signal) => {
@@ -68,7 +73,7 @@ export class LauncherExecutor implements Executor {
 
   private onLine(line: string): void {
     let m:
-      | { id: string; ev: 'pid'; pid: number }
+      | { id: string; ev: 'start'; pid: number | undefined; at: number }
       | { id: string; ev: 'out'; stream: 'stdout' | 'stderr'; data: string }
       | { id: string; ev: 'done'; result: ExecResult };
     try {
@@ -78,8 +83,10 @@ export class LauncherExecutor implements Executor {
     }
     const p = this.inflight.get(m.id);
     if (!p) return;
-    if (m.ev === 'pid') p.pid = m.pid;
-    else if (m.ev === 'out') {
+    if (m.ev === 'start') {
+      if (m.pid !== undefined) p.pid = m.pid;
+      p.events.onStart?.(m.at, m.pid);
+    } else if (m.ev === 'out') {
       if (m.stream === 'stdout') p.events.onStdout(m.data);
       else p.events.onStderr(m.data);
     } else {
@@ -92,7 +99,7 @@ export class LauncherExecutor implements Executor {
     const id = String(++this.seq);
     this.ensureHelper();
     const done = new Promise<ExecResult>((resolve) => this.inflight.set(id, { events, resolve, startedAt: Date.now() }));
-    this.send({ op: 'start', id, argv: spec.argv, cwd: spec.cwd, env: spec.env, timeoutMs: spec.timeoutMs });
+    this.send({ op: 'start', id, argv: spec.argv, cwd: spec.cwd, env: spec.env, timeoutMs: spec.timeoutMs, ...(spec.resources ? { resources: spec.resources } : {}) });
     return {
       pid: undefined,
       kill: (reason) => {

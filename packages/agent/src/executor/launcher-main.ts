@@ -5,15 +5,20 @@
  *
  * Protocol, NDJSON over stdin/stdout:
  *   in:  {"op":"start","id","argv","cwd","env","timeoutMs"} | {"op":"kill","id","reason"}
- *   out: {"id","ev":"pid","pid"} | {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
+ *   out: {"id","ev":"start","pid","at"} | {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
  * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits.
  */
 import { createInterface } from 'node:readline';
-import type { ExecHandle } from './executor.js';
+import { AdmissionExecutor } from './admission-executor.js';
+import type { ExecHandle, ExecResources, Executor } from './executor.js';
 import { NativeExecutor } from './native-executor.js';
 
+// argv: killGraceMs, then optionally the capacity to admit tasks against (JSON), so that a task waiting for a core
+// starts here the moment another ends, without a round trip to the agent.
 const grace = Number(process.argv[2] ?? '5000');
-const executor = new NativeExecutor({ killGraceMs: Number.isFinite(grace) ? grace : 5000 });
+const native = new NativeExecutor({ killGraceMs: Number.isFinite(grace) ? grace : 5000 });
+const capacity = process.argv[3] ? (JSON.parse(process.argv[3]) as ExecResources) : null;
+const executor: Executor = capacity ? new AdmissionExecutor(native, capacity) : native;
 const running = new Map<string, ExecHandle>();
 let pending: string[] = [];
 let flushQueued = false;
@@ -31,7 +36,7 @@ function emit(msg: unknown): void {
   }
 }
 
-interface StartOp { op: 'start'; id: string; argv: string[]; cwd: string; env: Record<string, string>; timeoutMs: number }
+interface StartOp { op: 'start'; id: string; argv: string[]; cwd: string; env: Record<string, string>; timeoutMs: number; resources?: ExecResources }
 interface KillOp { op: 'kill'; id: string; reason: 'cancel' | 'timeout' }
 
 createInterface({ input: process.stdin })
@@ -44,15 +49,15 @@ createInterface({ input: process.stdin })
     }
     if (m.op === 'start') {
       const id = m.id;
-      const h = executor.start(
-        { argv: m.argv, cwd: m.cwd, env: m.env, timeoutMs: m.timeoutMs },
+      const h: ExecHandle = executor.start(
+        { argv: m.argv, cwd: m.cwd, env: m.env, timeoutMs: m.timeoutMs, ...(m.resources ? { resources: m.resources } : {}) },
         {
           onStdout: (data) => emit({ id, ev: 'out', stream: 'stdout', data }),
           onStderr: (data) => emit({ id, ev: 'out', stream: 'stderr', data }),
+          onStart: (at, pid) => emit({ id, ev: 'start', pid, at }),
         },
       );
       running.set(id, h);
-      if (h.pid !== undefined) emit({ id, ev: 'pid', pid: h.pid });
       void h.done.then((result) => {
         running.delete(id);
         emit({ id, ev: 'done', result });

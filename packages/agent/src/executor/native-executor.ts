@@ -31,6 +31,7 @@ export class NativeExecutor implements Executor {
     let exited = false;
     const child = spawn(program!, args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const pid = child.pid;
+    if (pid !== undefined) events.onStart?.(startedAt, pid);
 
     const signalGroup = (sig: NodeJS.Signals): void => {
       if (pid === undefined) return;
