@@ -39,5 +39,12 @@ if (needInstall) {
   say('installing dependencies (first run: about a minute, better-sqlite3 compiles from source)…');
   run('npm', existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'], 'npm install');
 }
+// node_modules built under another Node version (nvm switch, upgrade) has a native module of the wrong ABI:
+// rebuild it rather than fail later with NODE_MODULE_VERSION errors.
+const probe = spawnSync(process.execPath, ['-e', "new (require('better-sqlite3'))(':memory:').close()"], { cwd: root, encoding: 'utf8' });
+if (probe.status !== 0) {
+  say(`rebuilding better-sqlite3 for Node ${process.versions.node}…`);
+  run('npm', ['rebuild', 'better-sqlite3'], 'rebuilding better-sqlite3');
+}
 say('building…');
 run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], 'TypeScript build');
