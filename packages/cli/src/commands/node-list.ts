@@ -13,7 +13,7 @@ export function registerNodes(program: Command, globals: () => GlobalFlags): voi
       if (items.length === 0) return print('no nodes yet: start an agent with `dsg agent --coordinator URL --token JOIN_TOKEN`');
       print(table(['NAME', 'ID', 'STATE', 'CORES', 'MEMORY', 'GPUS', 'TASKS', 'OS', 'LAST SEEN'], items.map((n) => [
         n.name, n.id, colorState(n.state), `${n.allocated.cpu}/${n.capacity.cpu}`, `${formatSize(n.allocated.memoryBytes)}/${formatSize(n.capacity.memoryBytes)}`,
-        n.capacity.gpus ? `${n.allocated.gpus}/${n.capacity.gpus} ${n.facts.gpus[0]?.model ?? ''}` : '0', String(n.runningTasks), `${n.facts.os.split(' ')[0]}/${n.facts.arch}`,
+        n.capacity.gpus ? `${n.allocated.gpus}/${n.capacity.gpus} ${n.facts.gpus[0]?.model ?? ''}` : '0', n.assignedTasks ? `${n.runningTasks} +${n.assignedTasks} waiting` : String(n.runningTasks), `${n.facts.os.split(' ')[0]}/${n.facts.arch}`,
         n.state === 'online' ? 'now' : ago(n.lastSeenAt),
       ])));
     });
