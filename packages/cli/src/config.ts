@@ -9,7 +9,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DsgError } from '@dsg/core';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -91,17 +91,6 @@ export function writeClientConfig(c: ConfigFile, env: Env = processEnv): string 
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
-
-export function logLevel(flag: string | undefined, env: Env, fallback: LogLevel): LogLevel {
-  const v = flag ?? env['DSG_LOG_LEVEL'] ?? fallback;
-  if (!LEVELS.includes(v as LogLevel)) throw new DsgError('validation', `log level "${v}" is not one of ${LEVELS.join(', ')}`);
-  return v as LogLevel;
-}
-
-export function dataDir(flag: string | undefined, env: Env): string {
-  return resolve(flag ?? env['DSG_DATA_DIR'] ?? '.dsg');
-}
 
 /** The environment tasks inherit from the agent: enough to find programs and behave normally, nothing secret. */
 export function taskBaseEnv(env: Env): Record<string, string> {

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ValidationError, type OutputV1 } from '@dsg/core';
-import { collectInputs, configFilePath, loadSpecFile, parseSpecText, planOutputs, resolveClientConfig, taskBaseEnv } from '@dsg/cli';
+import { collectInputs, configFilePath, loadSpecFile, parseSpecText, planOutputs, resolveClientConfig, resolveServeConfig, SERVE_DEFAULTS, taskBaseEnv } from '@dsg/cli';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'dsg.js');
 
@@ -44,6 +44,31 @@ describe('client config precedence: flags > env > config file > ./.dsg/credentia
   });
   it('tasks inherit only a safe environment', () => {
     assert.deepEqual(taskBaseEnv({ PATH: '/bin', HOME: '/h', DSG_TOKEN: 'secret', AWS_SECRET_ACCESS_KEY: 'x' }), { PATH: '/bin', HOME: '/h' });
+  });
+});
+
+describe('coordinator settings: defaults < config file < DSG_* env < flags', () => {
+  const base = { fileName: 'grid.yaml', defaults: SERVE_DEFAULTS, cwd: '/srv' };
+  it('uses the defaults with nothing given', () => {
+    const o = resolveServeConfig({ ...base, flags: {}, env: {}, file: null });
+    assert.deepEqual(o, { dataDir: '/srv/.dsg', host: '0.0.0.0', port: 7070, heartbeatIntervalSeconds: 5, nodeTimeoutSeconds: 30, logLevel: 'info' });
+  });
+  it('layers file, env and flags', () => {
+    const file = { port: 8000, dataDir: '/data/dsg', heartbeatSeconds: 2, nodeTimeoutSeconds: 10 };
+    const o = resolveServeConfig({ ...base, flags: { heartbeat: '1' }, env: { DSG_PORT: '9000' }, file });
+    assert.deepEqual([o.port, o.dataDir, o.heartbeatIntervalSeconds, o.nodeTimeoutSeconds], [9000, '/data/dsg', 1, 10]);
+    assert.equal(resolveServeConfig({ ...base, flags: { port: '9100' }, env: { DSG_PORT: '9000' }, file }).port, 9100);
+  });
+  it('names the source of every bad value', () => {
+    const bad = issues(() => resolveServeConfig({ ...base, flags: { logLevel: 'loud' }, env: { DSG_PORT: 'http' }, file: { nodeTimeoutSeconds: -1, colour: 'blue' } }));
+    const byPath = Object.fromEntries(bad.map((i) => [i.path, i.message]));
+    assert.match(byPath['--log-level'] ?? '', /expected debug, info, warn, error or silent, got "loud"/);
+    assert.match(byPath['DSG_PORT'] ?? '', /expected a port number/);
+    assert.match(byPath['grid.yaml: nodeTimeoutSeconds'] ?? '', /greater than 0/);
+    assert.match(byPath['grid.yaml: colour'] ?? '', /unknown setting/);
+  });
+  it('refuses a node timeout not longer than the heartbeat', () => {
+    assert.match(issues(() => resolveServeConfig({ ...base, flags: { heartbeat: '10', nodeTimeout: '5' }, env: {}, file: null }))[0]!.message, /longer than the heartbeat/);
   });
 });
 

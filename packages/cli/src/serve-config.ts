@@ -1,0 +1,97 @@
+/**
+ * Configuration of `dsg up` and `dsg coordinator`, from one schema. Precedence, lowest first:
+ * defaults < config file (`--config FILE` or DSG_CONFIG; YAML or JSON) < DSG_* env < flags.
+ * `resolveServeConfig` is pure; every problem names where the bad value came from (`--port`, `DSG_PORT`,
+ * `grid.yaml: port`), so users know which one to fix.
+ */
+import { readFileSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ValidationError, type Issue } from '@dsg/core';
+import type { CoordinatorOptions } from '@dsg/coordinator';
+import type { Env } from './config.js';
+
+const FIELDS = {
+  dataDir: { schema: z.string().min(1, { error: 'expected a directory' }), env: 'DSG_DATA_DIR', flag: '--data-dir', file: 'dataDir' },
+  host: { schema: z.string().min(1, { error: 'expected an address like 0.0.0.0 or 127.0.0.1' }), env: 'DSG_HOST', flag: '--host', file: 'host' },
+  port: { schema: z.coerce.number({ error: 'expected a port number' }).int({ error: 'expected a whole port number' }).min(0, { error: 'expected a port from 0 to 65535' }).max(65535, { error: 'expected a port from 0 to 65535' }), env: 'DSG_PORT', flag: '--port', file: 'port' },
+  heartbeat: { schema: z.coerce.number({ error: 'expected a number of seconds' }).positive({ error: 'expected a number of seconds greater than 0' }), env: 'DSG_HEARTBEAT', flag: '--heartbeat', file: 'heartbeatSeconds' },
+  nodeTimeout: { schema: z.coerce.number({ error: 'expected a number of seconds' }).positive({ error: 'expected a number of seconds greater than 0' }), env: 'DSG_NODE_TIMEOUT', flag: '--node-timeout', file: 'nodeTimeoutSeconds' },
+  logLevel: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'expected debug, info, warn, error or silent' }), env: 'DSG_LOG_LEVEL', flag: '--log-level', file: 'logLevel' },
+} as const;
+type Field = keyof typeof FIELDS;
+
+export type ServeFlags = Partial<Record<Field, string>> & { config?: string };
+
+export const SERVE_DEFAULTS: Record<Field, string | number> = {
+  dataDir: '.dsg',
+  host: '0.0.0.0',
+  port: 7070,
+  heartbeat: 5,
+  nodeTimeout: 30,
+  logLevel: 'info',
+};
+
+export const FILE_KEYS: readonly string[] = Object.values(FIELDS).map((f) => f.file);
+
+/** Pure: merge the layers and validate. `file` is the parsed config file, `fileName` how to name it in errors. */
+export function resolveServeConfig(input: {
+  flags: ServeFlags;
+  env: Env;
+  file: Record<string, unknown> | null;
+  fileName: string;
+  defaults: Record<Field, string | number>;
+  cwd: string;
+}): CoordinatorOptions {
+  const issues: Issue[] = [];
+  if (input.file) {
+    for (const k of Object.keys(input.file))
+      if (!FILE_KEYS.includes(k)) issues.push({ path: `${input.fileName}: ${k}`, message: `unknown setting (known: ${FILE_KEYS.join(', ')})` });
+  }
+  const out: Partial<Record<Field, unknown>> = {};
+  for (const [name, f] of Object.entries(FIELDS) as Array<[Field, (typeof FIELDS)[Field]]>) {
+    const layers: Array<[unknown, string]> = [
+      [input.flags[name], f.flag],
+      [input.env[f.env], f.env],
+      [input.file?.[f.file], `${input.fileName}: ${f.file}`],
+      [input.defaults[name], `default ${name}`],
+    ];
+    const [value, source] = layers.find(([v]) => v !== undefined && v !== '') ?? [undefined, name];
+    const r = (f.schema as z.ZodType).safeParse(value);
+    if (r.success) out[name] = r.data;
+    else issues.push({ path: source, message: `${r.error.issues[0]?.message.replace(/^Invalid input: /, '') ?? 'invalid'}, got ${JSON.stringify(value)}` });
+  }
+  if (issues.length === 0 && (out.nodeTimeout as number) <= (out.heartbeat as number))
+    issues.push({ path: FIELDS.nodeTimeout.flag, message: `must be longer than the heartbeat (${String(out.heartbeat)}s)` });
+  if (issues.length > 0) throw new ValidationError(issues, 'invalid coordinator settings');
+  return {
+    dataDir: resolve(input.cwd, out.dataDir as string),
+    host: out.host as string,
+    port: out.port as number,
+    heartbeatIntervalSeconds: out.heartbeat as number,
+    nodeTimeoutSeconds: out.nodeTimeout as number,
+    logLevel: out.logLevel as CoordinatorOptions['logLevel'] & string,
+  };
+}
+
+/** Read the config file named by --config or DSG_CONFIG (YAML or JSON), or null when none is given. */
+export function readServeConfigFile(flags: ServeFlags, env: Env): { file: Record<string, unknown> | null; fileName: string } {
+  const path = flags.config ?? env['DSG_CONFIG'];
+  if (!path) return { file: null, fileName: 'config file' };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ValidationError([{ path: flags.config ? '--config' : 'DSG_CONFIG', message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}` }]);
+  }
+  let parsed: unknown;
+  try {
+    parsed = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ValidationError([{ path, message: `not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}` }]);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new ValidationError([{ path, message: 'expected a mapping of settings (port: 7070, dataDir: …)' }]);
+  return { file: parsed as Record<string, unknown>, fileName: path };
+}
