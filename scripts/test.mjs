@@ -2,7 +2,7 @@
 // `npm test`: install and build when needed, then run every compiled test file with Node's test runner.
 // Usage: npm test [-- <filter>]   e.g. `npm test -- store` runs only test files whose path contains "store".
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,4 +32,19 @@ if (selected.length === 0) {
 }
 process.stderr.write(`[dsg] running ${selected.length} test files\n`);
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], { stdio: 'inherit', cwd: root });
+
+// Leak check: every process a test started (their arguments name a dsg-e2e- temp dir) must be gone by now.
+const leaked = [];
+if (process.platform === 'linux') {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes('dsg-e2e-')) leaked.push(`${pid} ${cmd.slice(0, 160)}`);
+    } catch { /* gone */ }
+  }
+}
+if (leaked.length > 0) {
+  process.stderr.write(`[dsg] tests leaked ${leaked.length} process(es):\n  ${leaked.join('\n  ')}\n`);
+  process.exit(1);
+}
 process.exit(r.status ?? 1);
