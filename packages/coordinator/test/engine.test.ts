@@ -205,6 +205,19 @@ describe('engine', () => {
     assert.deepEqual(link.of('ack').flatMap((m) => m.attemptIds), [a!.attemptId]);
   });
 
+  it('keeps a reason for every waiting job: "never" for a task no node can hold, "not now" when nodes are busy', async () => {
+    await join_(2);
+    const busy = await submit({ name: 'busy', command: ['sleep', '9'], array: 5 });
+    const huge = await submit({ name: 'huge', command: ['true'], resources: { cpu: 64 } });
+    await settle(engine);
+    const b = engine.pendingReasons.get(busy.id);
+    assert.equal(b?.never, false);
+    assert.match(b?.summary ?? '', /busy/);
+    const h = engine.pendingReasons.get(huge.id);
+    assert.equal(h?.never, true);
+    assert.match(h?.summary ?? '', /no node in the grid is big enough .*64 cores > 2/);
+  });
+
   it('declares a silent connected node lost after the timeout (frozen agent)', async () => {
     const node = await join_(1);
     const job = await submit({ name: 'j', command: ['sleep', '100'] });

@@ -37,6 +37,11 @@ export interface JobV1 {
   spec: Record<string, unknown>;
   /** Things the user should know, e.g. that no node in the grid is big enough for a task. */
   warnings: string[];
+  /**
+   * Why queued tasks are not running yet, from the latest scheduling pass: `never` when no node in the grid could
+   * run them, otherwise "not now" (the nodes are busy). Null when nothing is waiting.
+   */
+  waiting: { never: boolean; reason: string } | null;
 }
 
 export interface TaskV1 {

@@ -21,6 +21,7 @@ export function registerJobShow(program: Command, globals: () => GlobalFlags): v
       print(`tasks      ${job.taskCount}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.running + c.assigned} running, ${c.queued} queued, ${c.cancelled} cancelled`);
       print(`resources  ${job.resources.cpu} cores, ${formatSize(job.resources.memoryBytes)} memory${job.resources.gpus ? `, ${job.resources.gpus} GPUs` : ''} per task`);
       print(`submitted  ${ago(job.createdAt)}${job.finishedAt ? `, finished ${ago(job.finishedAt)}` : ''}`);
+      if (job.waiting && !job.waiting.never) print(`waiting    ${job.waiting.reason}`);
       for (const w of job.warnings) print(yellow(`warning    ${w}`));
       if (c.failed > 0) {
         const failed = (await client.listTasks(id, { state: 'failed', limit: 10 })).items;

@@ -72,8 +72,11 @@ export class Engine {
   private tickQueued = false;
   private ticking = false;
   private tickAgain = false;
-  /** Latest "never" reasons per job from the scheduler (not persisted; recomputed every pass). */
-  readonly neverReasons = new Map<JobId, PendingReason>();
+  /**
+   * Why each job's queued tasks are waiting, from the latest scheduling pass (not persisted; recomputed every
+   * pass): "never" (no node is big enough) or "not now" (nodes are busy). Shown by `dsg job` and the API.
+   */
+  readonly pendingReasons = new Map<JobId, PendingReason>();
 
   // Report batch (swapped out whole at each flush).
   private starts: StartReport[] = [];
@@ -172,16 +175,17 @@ export class Engine {
     const limit = Math.min(2000, 64 + Math.ceil(freeCpu / 250));
     const queued = await this.store.listQueued(limit);
     if (queued.length === 0) {
-      this.neverReasons.clear();
+      this.pendingReasons.clear();
       return;
     }
     const now = this.clock.now();
     const plan = schedule({ nodes, queued }, this.config.scheduler, { now, rng: this.rng });
-    this.neverReasons.clear();
+    this.pendingReasons.clear();
+    const jobOf = new Map(queued.map((t) => [t.taskId, t.jobId] as const));
     for (const p of plan.pending) {
-      if (!p.never) continue;
-      const q = queued.find((t) => t.taskId === p.taskId);
-      if (q) this.neverReasons.set(q.jobId, p);
+      const jobId = jobOf.get(p.taskId);
+      // One reason per job; a "never" outranks a "not now".
+      if (jobId && (!this.pendingReasons.has(jobId) || p.never)) this.pendingReasons.set(jobId, p);
     }
     if (plan.assignments.length === 0) return;
 

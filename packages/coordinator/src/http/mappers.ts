@@ -1,5 +1,6 @@
 /** Domain records → wire types (v1). The only place where the HTTP shape of a thing is decided. */
 import type { AttemptV1, Failure, FailureV1, JobV1, NodeV1, OutputV1, Resources, ResourcesV1, TaskV1 } from '@dsg/core';
+import type { PendingReason } from '@dsg/scheduler';
 import type { AttemptRecord, JobRecord, NodeUsage, OutputRecord, TaskRecord } from '@dsg/store';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -14,7 +15,7 @@ export const toResourcesV1 = (r: Resources): ResourcesV1 => ({
 
 const toFailureV1 = (f: Failure | null): FailureV1 | null => (f ? { kind: f.kind, reason: f.reason, message: f.message } : null);
 
-export function toJobV1(j: JobRecord, extraWarnings: readonly string[] = []): JobV1 {
+export function toJobV1(j: JobRecord, pending?: PendingReason): JobV1 {
   return {
     id: j.id,
     name: j.name,
@@ -26,7 +27,8 @@ export function toJobV1(j: JobRecord, extraWarnings: readonly string[] = []): Jo
     counts: { ...j.counts },
     resources: toResourcesV1(j.compiled.resources),
     spec: j.spec,
-    warnings: [...new Set([...j.warnings, ...extraWarnings])],
+    warnings: pending?.never ? [...new Set([...j.warnings, `tasks cannot be placed: ${pending.summary}`])] : [...j.warnings],
+    waiting: pending ? { never: pending.never, reason: pending.summary } : null,
   };
 }
 

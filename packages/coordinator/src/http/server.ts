@@ -90,8 +90,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return job;
   };
   const jobV1 = (j: JobRecord) => {
-    const never = engine.neverReasons.get(j.id);
-    return toJobV1(j, never && !isTerminalJobState(j) ? [`tasks cannot be placed: ${never.summary}`] : []);
+    const pending = isTerminalJobState(j) || j.counts.queued === 0 ? undefined : engine.pendingReasons.get(j.id);
+    return toJobV1(j, pending);
   };
 
   // ── dashboard ──
