@@ -140,15 +140,20 @@ class Agent implements RunningAgent {
     ws.on('open', () => void this.onOpen(ws));
     ws.on('message', (data) => this.onFrame(String(data)));
     ws.on('error', (e) => this.log('debug', `connection error: ${e.message}`));
-    ws.on('close', () => {
+    ws.on('close', (code) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.ready = false;
       if (this.heartbeat) clearInterval(this.heartbeat);
       if (this.stopped) return;
-      const wait = rejectedToken ? 30_000 : Math.round(this.backoffMs * (0.5 + Math.random()));
+      // 4002: a newer connection with this node id replaced ours. Two agents sharing one state dir would take
+      // turns forever; say so, and back off fully instead of flapping.
+      const replaced = code === 4002;
+      const wait = rejectedToken || replaced ? 30_000 : Math.round(this.backoffMs * (0.5 + Math.random()));
       this.backoffMs = Math.min(30_000, this.backoffMs * 2);
-      this.log('warn', `cannot reach the coordinator at ${this.options.coordinatorUrl}, retrying in ${(wait / 1000).toFixed(1)}s`);
+      if (replaced)
+        this.log('error', `another agent connected as node ${this.id ?? '?'} (do two agents share --state-dir ${this.options.stateDir}?); retrying in 30s`);
+      else this.log('warn', `cannot reach the coordinator at ${this.options.coordinatorUrl}, retrying in ${(wait / 1000).toFixed(1)}s`);
       this.retryTimer = setTimeout(() => this.connect(), wait);
     });
   }
