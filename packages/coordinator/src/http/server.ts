@@ -24,7 +24,6 @@ import {
   taskIdOf,
   ValidationError,
   type HealthV1,
-  type JobId,
   type LogChunkV1,
 } from '@dsg/core';
 import type { JobRecord, Store } from '@dsg/store';
