@@ -18,6 +18,7 @@ import { Authenticator, createToken, hashToken } from './auth.js';
 import { systemClock, type Clock } from './clock.js';
 import { Engine } from './engine/engine.js';
 import { FileBlobStore } from './files/blob-store.js';
+import { lockDataDir } from './files/data-dir-lock.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
 import { createLogger } from './logger.js';
@@ -40,6 +41,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const log = createLogger(options.logLevel ?? 'info');
 
   await mkdir(dataDir, { recursive: true });
+  const lock = lockDataDir(dataDir);
   const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite') });
   await store.init();
   const blobs = new FileBlobStore(join(dataDir, 'blobs'));
@@ -69,6 +71,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   } catch (e) {
     await engine.stop();
     await store.close();
+    lock.release();
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE')
       throw new DsgError('unavailable', `port ${port} on ${host} is already in use: is a grid already running? Stop it, or pick another port with --port`);
     throw e;
@@ -94,6 +97,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
         await hub.close();
         await app.close();
         await store.close();
+        lock.release();
         log.info('coordinator stopped');
       })()),
   };
