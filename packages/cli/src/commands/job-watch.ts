@@ -29,10 +29,19 @@ export async function watchJob(client: DsgClient, job: JobV1, opts: { quiet: boo
   });
   bar?.start(job.taskCount, 0, fields(job));
   let last = job;
+  let toldWhy: string | null = null;
   let lastLine = 0;
   try {
     while (!interrupted) {
       last = await client.getJob(job.id);
+      const why = last.waiting?.never ? last.waiting.reason : null;
+      if (why && why !== toldWhy && !opts.quiet) {
+        // A job that cannot run would otherwise just sit at 0%: say why, once.
+        if (bar) bar.stop();
+        info(`waiting: ${why} (Ctrl-C stops waiting; \`dsg cancel ${job.id}\` cancels the job)`);
+        if (bar) bar.start(job.taskCount, 0, fields(last));
+        toldWhy = why;
+      }
       const ended = last.counts.succeeded + last.counts.failed + last.counts.cancelled;
       if (bar) bar.update(ended, fields(last));
       else if (!opts.quiet && Date.now() - lastLine > 5000) {
