@@ -17,9 +17,13 @@ export interface LogStore {
 const TRUNCATED = '\n[dsg] log truncated: this attempt wrote more than the per-attempt limit\n';
 
 export class FileLogStore implements LogStore {
-  /** Bytes written per attempt in this process (so the cap costs no stat per append). */
+  /**
+   * Bytes written per recent attempt (so the cap costs no stat per append) and job dirs known to exist. Both are
+   * bounded caches: a miss costs one stat or mkdir, so a long-running coordinator does not grow without end.
+   */
   private readonly sizes = new Map<string, number>();
   private readonly dirsMade = new Set<string>();
+  private static readonly CACHE_LIMIT = 10_000;
 
   constructor(
     private readonly dir: string,
@@ -36,6 +40,7 @@ export class FileLogStore implements LogStore {
         const jobDir = join(this.dir, jobId);
         if (!this.dirsMade.has(jobDir)) {
           await mkdir(jobDir, { recursive: true });
+          if (this.dirsMade.size >= FileLogStore.CACHE_LIMIT) this.dirsMade.clear();
           this.dirsMade.add(jobDir);
         }
         const file = this.fileOf(jobId, attemptId);
@@ -47,6 +52,8 @@ export class FileLogStore implements LogStore {
           buf = Buffer.concat([buf.subarray(0, this.maxBytesPerAttempt - used), Buffer.from(TRUNCATED)]);
           used = this.maxBytesPerAttempt;
         } else used += buf.length;
+        this.sizes.delete(attemptId);
+        if (this.sizes.size >= FileLogStore.CACHE_LIMIT) this.sizes.delete(this.sizes.keys().next().value!);
         this.sizes.set(attemptId, used);
         const fh = await open(file, 'a');
         try {
