@@ -17,6 +17,7 @@ import { registerNodes } from './commands/node-list.js';
 import { registerCoordinator } from './commands/coordinator.js';
 import { registerSpec } from './commands/spec-check.js';
 import { registerUp } from './commands/up.js';
+import { registerWorkflow } from './commands/workflow.js';
 
 const program = new Command()
   .name('dsg')
@@ -42,6 +43,7 @@ registerJobShow(program, globals);
 registerLogs(program, globals);
 registerCancel(program, globals);
 registerOutputs(program, globals);
+registerWorkflow(program, globals);
 registerNodes(program, globals);
 registerSpec(program);
 

@@ -8,12 +8,26 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { parseDocument } from 'yaml';
-import { compileJobSpec, ValidationError, type CompiledJobSpec, type InputFileV1, type Issue } from '@dsg/core';
+import {
+  compileJobSpec,
+  compileWorkflowSpec,
+  isWorkflowSpec,
+  ValidationError,
+  type CompiledJobSpec,
+  type CompiledWorkflow,
+  type InputFileV1,
+  type Issue,
+  type LocalInputSpec,
+} from '@dsg/core';
 
 export interface LoadedSpec {
   readonly file: string;
   readonly spec: Record<string, unknown>;
-  readonly compiled: CompiledJobSpec;
+  /** The job, or for a workflow null (see `workflow`). */
+  readonly compiled: CompiledJobSpec | null;
+  readonly workflow: CompiledWorkflow | null;
+  /** Parameter values given with --set. */
+  readonly params: Readonly<Record<string, string>>;
 }
 
 export interface LocalInput extends InputFileV1 {
@@ -22,7 +36,20 @@ export interface LocalInput extends InputFileV1 {
   readonly mode: number;
 }
 
-export async function loadSpecFile(file: string): Promise<LoadedSpec> {
+/** `--set NAME=VALUE` flags → a map; a flag without `=` is an error naming it. */
+export function parseSetFlags(values: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  const issues: Issue[] = [];
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) issues.push({ path: `--set ${v}`, message: 'expected NAME=VALUE, e.g. --set SAMPLES=1000000' });
+    else out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  if (issues.length > 0) throw new ValidationError(issues);
+  return out;
+}
+
+export async function loadSpecFile(file: string, params: Readonly<Record<string, string>> = {}): Promise<LoadedSpec> {
   const abs = resolve(file);
   let text: string;
   try {
@@ -32,8 +59,8 @@ export async function loadSpecFile(file: string): Promise<LoadedSpec> {
     throw new ValidationError([{ path: '', message: code === 'ENOENT' ? `no such file: ${abs}` : `cannot read ${abs}: ${code ?? String(e)}` }]);
   }
   const spec = parseSpecText(text, extname(abs).toLowerCase(), file);
-  const compiled = compileJobSpec(spec);
-  return { file: abs, spec, compiled };
+  if (isWorkflowSpec(spec)) return { file: abs, spec, compiled: null, workflow: compileWorkflowSpec(spec, { params }), params };
+  return { file: abs, spec, compiled: compileJobSpec(spec, { params }), workflow: null, params };
 }
 
 export function parseSpecText(text: string, ext: string, shownName: string): Record<string, unknown> {
@@ -61,35 +88,40 @@ export function parseSpecText(text: string, ext: string, shownName: string): Rec
   return value as Record<string, unknown>;
 }
 
-/** Expand and hash the spec's inputs, relative to the spec's directory. */
+/** Expand and hash the spec's inputs (every stage's, for a workflow), relative to the spec's directory. */
 export async function collectInputs(loaded: LoadedSpec): Promise<LocalInput[]> {
   const base = dirname(loaded.file);
   const issues: Issue[] = [];
-  const out: LocalInput[] = [];
-  for (const [i, p] of loaded.compiled.inputs.entries()) {
-    const abs = resolve(base, p);
-    let st;
-    try {
-      st = await stat(abs);
-    } catch {
-      issues.push({ path: `inputs[${i}]`, message: `"${p}" does not exist (looked for ${abs})` });
-      continue;
-    }
-    const files = st.isDirectory() ? await walk(abs) : [abs];
-    if (files.length === 0) issues.push({ path: `inputs[${i}]`, message: `directory "${p}" is empty` });
-    for (const f of files) {
-      const rel = relative(base, f).split(sep).join('/');
-      if (rel.startsWith('../')) {
-        issues.push({ path: `inputs[${i}]`, message: `"${p}" resolves outside the spec's directory` });
+  const out = new Map<string, LocalInput>();
+  const lists: Array<{ prefix: string; inputs: readonly LocalInputSpec[] }> = loaded.workflow
+    ? loaded.workflow.stages.map((s) => ({ prefix: `stages.${s.name}.`, inputs: s.job.inputs }))
+    : [{ prefix: '', inputs: loaded.compiled!.inputs }];
+  for (const { prefix, inputs } of lists) {
+    for (const [i, input] of inputs.entries()) {
+      const abs = resolve(base, input.source);
+      let st;
+      try {
+        st = await stat(abs);
+      } catch {
+        issues.push({ path: `${prefix}inputs[${i}]`, message: `"${input.source}" does not exist (looked for ${abs})` });
         continue;
       }
-      if (out.some((x) => x.path === rel)) continue;
-      const s = await stat(f);
-      out.push({ path: rel, source: f, size: s.size, mode: s.mode & 0o777, sha256: await sha256Of(f) });
+      const files = st.isDirectory() ? await walk(abs) : [abs];
+      if (files.length === 0) issues.push({ path: `${prefix}inputs[${i}]`, message: `directory "${input.source}" is empty` });
+      for (const f of files) {
+        const rel = st.isDirectory() ? `${input.path.replace(/\/+$/, '')}/${relative(abs, f).split(sep).join('/')}` : input.path;
+        const prev = out.get(rel);
+        if (prev) {
+          if (prev.source !== f) issues.push({ path: `${prefix}inputs[${i}]`, message: `"${input.source}" and ${prev.source} would both be placed at ${rel}; rename one` });
+          continue;
+        }
+        const s = await stat(f);
+        out.set(rel, { path: rel, source: f, size: s.size, mode: s.mode & 0o777, sha256: await sha256Of(f) });
+      }
     }
   }
-  if (issues.length > 0) throw new ValidationError(issues, 'invalid job inputs');
-  return out;
+  if (issues.length > 0) throw new ValidationError(issues, 'invalid inputs');
+  return [...out.values()];
 }
 
 async function walk(dir: string): Promise<string[]> {

@@ -22,6 +22,10 @@ import {
   type SubmitJobRequestV1,
   type SubmitJobResponseV1,
   type TaskV1,
+  type RetryResponseV1,
+  type SubmitWorkflowRequestV1,
+  type SubmitWorkflowResponseV1,
+  type WorkflowV1,
 } from '@dsg/core';
 
 export interface DsgClientOptions {
@@ -120,6 +124,16 @@ export class DsgClient {
   listOutputs = (id: string): Promise<{ items: OutputV1[] }> => this.json('GET', `/jobs/${encodeURIComponent(id)}/outputs`);
   downloadOutput = (id: string, index: number, path: string): Promise<Response> =>
     this.request('GET', `/jobs/${encodeURIComponent(id)}/tasks/${index}/outputs/${path.split('/').map(encodeURIComponent).join('/')}`);
+  retryJob = (id: string): Promise<RetryResponseV1 & { job: JobV1 }> => this.json('POST', `/jobs/${encodeURIComponent(id)}/retry`);
+
+  submitWorkflow = (req: SubmitWorkflowRequestV1): Promise<SubmitWorkflowResponseV1> => this.json('POST', '/workflows', { json: req });
+  listWorkflows = (q: { limit?: number; cursor?: string } = {}): Promise<PageV1<WorkflowV1>> => this.json('GET', '/workflows', { query: { ...q } });
+  getWorkflow = (id: string): Promise<WorkflowV1> => this.json('GET', `/workflows/${encodeURIComponent(id)}`);
+  cancelWorkflow = (id: string): Promise<WorkflowV1> => this.json('POST', `/workflows/${encodeURIComponent(id)}/cancel`);
+  retryWorkflow = (id: string): Promise<RetryResponseV1 & { workflow: WorkflowV1 }> => this.json('POST', `/workflows/${encodeURIComponent(id)}/retry`);
+  listWorkflowOutputs = (id: string): Promise<{ items: Array<OutputV1 & { stage: string; jobId: string }> }> =>
+    this.json('GET', `/workflows/${encodeURIComponent(id)}/outputs`);
+
   listNodes = (): Promise<{ items: NodeV1[] }> => this.json('GET', '/nodes');
   getNode = (id: string): Promise<NodeV1> => this.json('GET', `/nodes/${encodeURIComponent(id)}`);
 

@@ -12,6 +12,7 @@ export type TaskId = Brand<string, 'TaskId'>;
 export type AttemptId = Brand<string, 'AttemptId'>;
 export type NodeId = Brand<string, 'NodeId'>;
 export type TokenId = Brand<string, 'TokenId'>;
+export type WorkflowId = Brand<string, 'WorkflowId'>;
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
@@ -41,16 +42,19 @@ export function sortableId(now: number = Date.now()): string {
 export const newJobId = (now?: number): JobId => `job_${sortableId(now)}` as JobId;
 export const newAttemptId = (now?: number): AttemptId => `att_${sortableId(now)}` as AttemptId;
 export const newNodeId = (now?: number): NodeId => `node_${sortableId(now)}` as NodeId;
+export const newWorkflowId = (now?: number): WorkflowId => `wf_${sortableId(now)}` as WorkflowId;
 export const newTokenId = (now?: number): TokenId => `tok_${sortableId(now)}` as TokenId;
 export const taskIdOf = (jobId: JobId, index: number): TaskId => `${jobId}.${index}` as TaskId;
 
 const JOB_RE = /^job_[0-9a-z]{26}$/;
 const ATTEMPT_RE = /^att_[0-9a-z]{26}$/;
 const NODE_RE = /^node_[0-9a-z]{26}$/;
+const WORKFLOW_RE = /^wf_[0-9a-z]{26}$/;
 
 export const isJobId = (s: string): s is JobId => JOB_RE.test(s);
 export const isAttemptId = (s: string): s is AttemptId => ATTEMPT_RE.test(s);
 export const isNodeId = (s: string): s is NodeId => NODE_RE.test(s);
+export const isWorkflowId = (s: string): s is WorkflowId => WORKFLOW_RE.test(s);
 
 /** Split a task id into its job and index, or return null if it is not one. */
 export function parseTaskId(s: string): { jobId: JobId; index: number } | null {

@@ -135,6 +135,8 @@ export interface Assignment {
   env: Record<string, string>;
   inputs: WireInputFile[];
   outputs: string[];
+  /** Output globs that may match nothing (the ones in `outputs` must each match at least one file). */
+  optionalOutputs?: string[];
   timeoutMs: number;
   resources: z.infer<typeof ResourcesWire>;
 }

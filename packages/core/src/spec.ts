@@ -46,11 +46,74 @@ function isSafeRelative(p: string): boolean {
 export function isPlainRelativePath(p: string): boolean {
   return isSafeRelative(p) && p.split('/').every((seg) => seg !== '.' && seg !== '');
 }
+
+/**
+ * Where a local input lands in the task's working directory. Inputs may live outside the spec's folder
+ * (`../scripts/align.sh`): the path is normalised and its leading `../` segments dropped, so that file is placed at
+ * `scripts/align.sh`. Null when nothing is left (`..`, `.`), or the path is absolute.
+ */
+export function inputPlacement(p: string): string | null {
+  if (p.length === 0 || p.startsWith('/') || p.includes('\\') || p.includes('\0')) return null;
+  const out: string[] = [];
+  let ups = 0;
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') {
+      if (out.length > 0) out.pop();
+      else ups++;
+      continue;
+    }
+    out.push(seg);
+  }
+  void ups;
+  return out.length === 0 ? null : out.join('/');
+}
+
 const relPath = (what: string) =>
   z
     .string({ error: `expected a ${what} as a string` })
     .min(1, { error: `expected a non-empty ${what}` })
-    .refine(isSafeRelative, { error: `expected a ${what} relative to the spec, without '..' or a leading '/'` });
+    .refine(isSafeRelative, { error: `expected a ${what} relative to the working directory, without '..' or a leading '/'` });
+
+const inputPath = z
+  .string({ error: 'expected an input path as a string' })
+  .min(1, { error: 'expected a non-empty input path' })
+  .refine((p) => inputPlacement(p) !== null, { error: 'expected a file or directory path relative to the spec (it may start with ../), not an absolute path' });
+
+const STAGE_REF = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+const stageRef = z
+  .string({ error: 'expected a stage name' })
+  .regex(STAGE_REF, { error: 'expected a stage name of letters, digits, "_" or "-"' });
+
+/** `${DSG_TASK_INDEX}` and `${DSG_ARRAY_VALUE}` may appear in an artifact path; nothing else in `${…}`. */
+export const ARTIFACT_VARIABLES = ['DSG_TASK_INDEX', 'DSG_ARRAY_VALUE'] as const;
+const artifactGlob = z
+  .string({ error: 'expected a path or glob as a string' })
+  .min(1, { error: 'expected a non-empty path or glob' })
+  .refine(isSafeRelative, { error: "expected a path or glob relative to the stage's outputs, without '..' or a leading '/'" })
+  .refine((p) => [...p.matchAll(/\$\{([^}]*)\}/g)].every((m) => (ARTIFACT_VARIABLES as readonly string[]).includes(m[1]!)), {
+    error: `only \${DSG_TASK_INDEX} and \${DSG_ARRAY_VALUE} may appear in \${…}`,
+  });
+
+const ArtifactInputSchema = z
+  .strictObject({
+    from: stageRef.meta({ description: 'An earlier stage (listed in needs, directly or through other stages).' }),
+    path: artifactGlob
+      .optional()
+      .meta({ description: 'Only the outputs matching this glob; ${DSG_TASK_INDEX} and ${DSG_ARRAY_VALUE} pick this task\'s own piece. Default: every output of the stage.' }),
+  })
+  .meta({ description: 'Outputs of an earlier stage, placed in the working directory at the same relative paths (workflows only).' });
+
+const OutputEntrySchema = z.union(
+  [
+    relPath('output glob'),
+    z.strictObject({
+      path: relPath('output glob'),
+      optional: z.boolean({ error: 'expected true or false' }).optional().meta({ description: 'May match nothing. Default false: a pattern that matches no file fails the task.' }),
+    }),
+  ],
+  { error: 'expected a glob like "out/*.json" or { path: GLOB, optional: true }' },
+);
 
 export const ResourcesSchema = z
   .strictObject({
@@ -76,104 +139,224 @@ const arrayValue = z.union([z.string(), z.number(), z.boolean()], {
   error: 'expected each array value to be a string, number or boolean',
 });
 
+const scalar = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, number or boolean' });
+const ENV_NAME = z.string().regex(ENV_NAME_PATTERN, { error: 'expected environment variable names like MY_VAR' });
+const MATRIX_KEY_PATTERN = /^[A-Za-z][A-Za-z0-9_]{0,62}$/;
+
+const ArraySchema = z
+  .union(
+    [
+      z
+        .number()
+        .int({ error: 'expected a whole task count' })
+        .min(1, { error: `expected a task count from 1 to ${MAX_ARRAY}` })
+        .max(MAX_ARRAY, { error: `expected a task count from 1 to ${MAX_ARRAY}` }),
+      z.array(arrayValue).min(1).max(MAX_ARRAY),
+      z.strictObject({
+        lines: inputPath.meta({ description: 'A text file next to the spec: one task per non-empty line (lines starting with # are skipped).' }),
+      }),
+      z.strictObject({
+        from: stageRef,
+        path: artifactGlob.optional().meta({ description: 'Only output files matching this glob. Default: every output.' }),
+      }),
+    ],
+    {
+      error: `expected a task count from 1 to ${MAX_ARRAY}, a non-empty list of values, { lines: FILE } or { from: STAGE, path: GLOB }`,
+    },
+  )
+  .optional()
+  .meta({
+    description:
+      'A parameter sweep: a task count, a list of values (one task each), { lines: FILE } (one task per line of a file) or, in a workflow, { from: STAGE, path: GLOB } (one task per output file of an earlier stage, placed in its working directory). Each task sees DSG_TASK_INDEX and DSG_ARRAY_VALUE. Default: one task.',
+  });
+
+const MatrixSchema = z
+  .record(
+    z.string().regex(MATRIX_KEY_PATTERN, { error: 'expected parameter names like temperature or seed' }),
+    z.array(arrayValue, { error: 'expected a list of values' }).min(1, { error: 'expected a non-empty list of values' }).max(MAX_ARRAY),
+    { error: (iss) => (iss.code === 'invalid_type' ? 'expected a map of parameter → list of values' : undefined) },
+  )
+  .optional()
+  .meta({
+    description:
+      'A sweep over every combination: { temperature: [280, 300], seed: [1, 2, 3] } → 6 tasks, each seeing DSG_MATRIX_TEMPERATURE and DSG_MATRIX_SEED. Use this or array.',
+  });
+
+/** The fields that say what a task runs and with what: shared by a job and a workflow stage. */
+const taskFields = {
+  description: z.string({ error: 'expected a string' }).max(2000).optional(),
+  script: z
+    .string({ error: 'expected a shell script as a string' })
+    .refine((s) => s.trim().length > 0, { error: 'expected a non-empty script' })
+    .optional()
+    .meta({ description: 'A shell script run with /bin/sh -c in the task\'s working directory. Use this or `command`.' }),
+  command: z
+    .array(z.string({ error: 'expected each argument to be a string' }), { error: 'expected a list of arguments like ["python3", "sim.py"]' })
+    .min(1, { error: 'expected a non-empty command' })
+    .refine((a) => (a[0] ?? '').trim().length > 0, { error: 'expected the program (first element) to be non-empty' })
+    .optional()
+    .meta({ description: 'A program and its arguments, run without a shell. Use this or `script`.' }),
+  array: ArraySchema,
+  matrix: MatrixSchema,
+  resources: ResourcesSchema.optional(),
+  inputs: z
+    .array(z.union([inputPath, ArtifactInputSchema], { error: 'expected a path (string) or { from: STAGE, path: GLOB }' }), {
+      error: 'expected a list of file or directory paths',
+    })
+    .max(10_000)
+    .optional()
+    .meta({
+      description:
+        "Files or directories relative to the spec (they may be outside its folder: ../scripts/run.sh is placed at scripts/run.sh), uploaded at submit and placed in each task's working directory; in a workflow also { from: STAGE } for an earlier stage's outputs.",
+    }),
+  outputs: z
+    .array(OutputEntrySchema, { error: 'expected a list of globs like "out/*.json"' })
+    .max(1000)
+    .optional()
+    .meta({
+      description:
+        'Globs, relative to the working directory, of files collected after each task. A pattern that matches no file fails the task, unless written { path: GLOB, optional: true }.',
+    }),
+  timeout: duration.optional().meta({ description: `Wall-clock limit per attempt. Default ${DEFAULTS.timeout}.` }),
+  retries: z
+    .number({ error: 'expected a whole number of retries' })
+    .int({ error: 'expected a whole number of retries' })
+    .min(0, { error: 'expected 0 or more retries' })
+    .max(20, { error: 'expected at most 20 retries' })
+    .optional()
+    .meta({ description: 'How many times a task that fails by itself (exit code, signal, timeout, missing output) is run again. Default 0. Node losses are retried regardless.' }),
+  env: z
+    .record(ENV_NAME, scalar, { error: (iss) => (iss.code === 'invalid_type' ? 'expected a map of environment variables' : undefined) })
+    .optional()
+    .meta({ description: 'Environment variables for every task.' }),
+};
+
+const ParamsSchema = z
+  .record(ENV_NAME, scalar, { error: (iss) => (iss.code === 'invalid_type' ? 'expected a map of parameter names to default values' : undefined) })
+  .optional()
+  .meta({
+    description: 'Parameters with their defaults, changed at submit with `dsg submit FILE --set NAME=VALUE`. Every task sees each as an environment variable.',
+  });
+
+const versionField = z
+  .literal(SPEC_VERSION, { error: `expected version: ${SPEC_VERSION} (the only spec version this grid reads)` })
+  .optional()
+  .meta({ description: 'Spec version. Default 1.' });
+
+const nameField = z
+  .string({ error: 'expected a name as a string' })
+  .regex(NAME_PATTERN, {
+    error: 'expected a name of letters, digits, ".", "_" or "-" (at most 100, starting with a letter or digit)',
+  });
+
 export const JobSpecSchema = z
   .strictObject({
-    version: z
-      .literal(SPEC_VERSION, { error: `expected version: ${SPEC_VERSION} (the only spec version this grid reads)` })
-      .optional()
-      .meta({ description: 'Spec version. Default 1.' }),
-    name: z
-      .string({ error: 'expected a job name as a string' })
-      .regex(NAME_PATTERN, {
-        error: 'expected a name of letters, digits, ".", "_" or "-" (at most 100, starting with a letter or digit)',
-      })
-      .meta({ description: 'A short name for the job.', examples: ['pi-sweep'] }),
-    description: z.string({ error: 'expected a string' }).max(2000).optional(),
-    script: z
-      .string({ error: 'expected a shell script as a string' })
-      .refine((s) => s.trim().length > 0, { error: 'expected a non-empty script' })
-      .optional()
-      .meta({ description: 'A shell script run with /bin/sh -c in the task\'s working directory. Use this or `command`.' }),
-    command: z
-      .array(z.string({ error: 'expected each argument to be a string' }), { error: 'expected a list of arguments like ["python3", "sim.py"]' })
-      .min(1, { error: 'expected a non-empty command' })
-      .refine((a) => (a[0] ?? '').trim().length > 0, { error: 'expected the program (first element) to be non-empty' })
-      .optional()
-      .meta({ description: 'A program and its arguments, run without a shell. Use this or `script`.' }),
-    array: z
-      .union(
-        [
-          z
-            .number()
-            .int({ error: 'expected a whole task count' })
-            .min(1, { error: `expected a task count from 1 to ${MAX_ARRAY}` })
-            .max(MAX_ARRAY, { error: `expected a task count from 1 to ${MAX_ARRAY}` }),
-          z.array(arrayValue).min(1).max(MAX_ARRAY),
-        ],
-        { error: `expected a task count from 1 to ${MAX_ARRAY} or a non-empty list of values` },
-      )
-      .optional()
-      .meta({
-        description:
-          'A parameter sweep: a task count, or a list of values (one task each). Each task sees DSG_TASK_INDEX and DSG_ARRAY_VALUE. Default: one task.',
-      }),
-    resources: ResourcesSchema.optional(),
-    inputs: z
-      .array(relPath('input path'), { error: 'expected a list of file or directory paths' })
-      .max(10_000)
-      .optional()
-      .meta({ description: 'Files or directories next to the spec, uploaded at submit and placed in each task\'s working directory.' }),
-    outputs: z
-      .array(relPath('output glob'), { error: 'expected a list of globs like "out/*.json"' })
-      .max(1000)
-      .optional()
-      .meta({ description: 'Globs, relative to the working directory, of files collected after each task.' }),
-    timeout: duration.optional().meta({ description: `Wall-clock limit per attempt. Default ${DEFAULTS.timeout}.` }),
-    retries: z
-      .number({ error: 'expected a whole number of retries' })
-      .int({ error: 'expected a whole number of retries' })
-      .min(0, { error: 'expected 0 or more retries' })
-      .max(20, { error: 'expected at most 20 retries' })
-      .optional()
-      .meta({ description: 'How many times a task that fails by itself (exit code, signal, timeout) is run again. Default 0. Node losses are retried regardless.' }),
-    env: z
-      .record(
-        z.string().regex(ENV_NAME_PATTERN, { error: 'expected environment variable names like MY_VAR' }),
-        z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, number or boolean' }),
-        { error: (iss) => (iss.code === 'invalid_type' ? 'expected a map of environment variables' : undefined) },
-      )
-      .optional()
-      .meta({ description: 'Environment variables for every task.' }),
+    version: versionField,
+    name: nameField.meta({ description: 'A short name for the job.', examples: ['pi-sweep'] }),
+    params: ParamsSchema,
+    ...taskFields,
   })
   .meta({ title: 'DSG job spec v1', description: 'A job for the Distributed Science Grid.' });
 
 export type JobSpecInput = z.input<typeof JobSpecSchema>;
 
+/** One stage of a workflow: a job spec without a name, plus what it waits for. */
+export const StageSpecSchema = z
+  .strictObject({
+    needs: z
+      .array(stageRef, { error: 'expected a list of stage names' })
+      .max(100)
+      .optional()
+      .meta({ description: 'Stages that must succeed before this one starts.' }),
+    each: stageRef
+      .optional()
+      .meta({
+        description:
+          'Per-item chaining: take the tasks of this earlier stage (listed in needs) and start task k as soon as its task k succeeded, instead of waiting for the whole stage.',
+      }),
+    ...taskFields,
+  })
+  .meta({ description: 'A stage: a job spec (script or command, array or matrix, resources, inputs, outputs, …) plus needs.' });
+
 export type RunSpec =
   | { readonly kind: 'script'; readonly script: string }
   | { readonly kind: 'command'; readonly argv: readonly string[] };
+
+/** A file or directory from the submitting machine, as written in the spec and where it lands in the task's dir. */
+export interface LocalInputSpec {
+  /** As written, relative to the spec's folder (may start with ../). */
+  readonly source: string;
+  /** Where it is placed in the working directory (and the path it is uploaded under). */
+  readonly path: string;
+}
+
+/** Outputs of an earlier stage of the same workflow. */
+export interface ArtifactInputSpec {
+  readonly from: string;
+  /** Glob over the stage's output paths, possibly with ${DSG_TASK_INDEX}/${DSG_ARRAY_VALUE}; null = all. */
+  readonly path: string | null;
+  /** Position in the spec's `inputs`, for messages. */
+  readonly at: number;
+}
+
+/** How a job's tasks are made. */
+export type FanOut =
+  | { readonly kind: 'single' }
+  | { readonly kind: 'count' }
+  | { readonly kind: 'values' }
+  | { readonly kind: 'matrix'; readonly keys: readonly string[]; readonly values: readonly (readonly string[])[] }
+  /** One task per line of an uploaded file; resolved at submit into `arrayValues`. */
+  | { readonly kind: 'lines'; readonly path: string; readonly resolved: boolean }
+  /** One task per output file of an earlier stage; resolved when the stage is released. */
+  | { readonly kind: 'files'; readonly from: string; readonly path: string | null }
+  /** Per-item chaining: the tasks of stage `from`, task k released when its task k succeeded. */
+  | { readonly kind: 'each'; readonly from: string; readonly inherits: FanOut };
 
 export interface CompiledJobSpec {
   readonly version: typeof SPEC_VERSION;
   readonly name: string;
   readonly description: string | null;
   readonly run: RunSpec;
+  /** Number of tasks; 0 while it depends on something not known yet (`lines` before submit, `files` before release). */
   readonly taskCount: number;
-  /** One value per task for list sweeps; null for a plain count. */
+  /** One value per task for list sweeps, matrices, lines and files; null for a plain count. */
   readonly arrayValues: readonly string[] | null;
+  readonly fanOut: FanOut;
   readonly resources: Resources;
-  readonly inputs: readonly string[];
+  readonly inputs: readonly LocalInputSpec[];
+  readonly artifacts: readonly ArtifactInputSpec[];
+  /** Output globs that must each match at least one file. */
   readonly outputs: readonly string[];
+  /** Output globs that may match nothing. */
+  readonly optionalOutputs: readonly string[];
   readonly timeoutMs: number;
   readonly retries: number;
+  /** Environment of every task: the parameters' values, then the spec's env. */
   readonly env: Readonly<Record<string, string>>;
+  /** Declared parameters with the values in force (defaults overridden at submit). */
+  readonly params: Readonly<Record<string, string>>;
+}
+
+/** Options of compilation: parameter values given at submit (`--set NAME=VALUE`). */
+export interface CompileOptions {
+  readonly params?: Readonly<Record<string, string>>;
 }
 
 /** Known fields per object, for "did you mean" hints on unknown fields. */
-const KNOWN_FIELDS: Record<string, readonly string[]> = {
-  '': Object.keys(JobSpecSchema.shape),
-  resources: Object.keys(ResourcesSchema.shape),
-};
+const JOB_FIELDS: readonly string[] = Object.keys(JobSpecSchema.shape);
+const STAGE_FIELDS: readonly string[] = Object.keys(StageSpecSchema.shape);
+const RESOURCE_FIELDS: readonly string[] = Object.keys(ResourcesSchema.shape);
+const WORKFLOW_FIELDS: readonly string[] = ['version', 'name', 'description', 'params', 'stages', 'publish'];
+
+/** The fields allowed at a path of a job or workflow spec, for "did you mean" hints. */
+function knownFieldsAt(path: string): readonly string[] | undefined {
+  if (path === '') return undefined;
+  if (path === '<job>') return JOB_FIELDS;
+  if (path === '<workflow>') return WORKFLOW_FIELDS;
+  if (path === 'resources' || /^stages\.[^.]+\.resources$/.test(path)) return RESOURCE_FIELDS;
+  if (/^stages\.[^.]+$/.test(path)) return STAGE_FIELDS;
+  return undefined;
+}
 
 function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
@@ -181,7 +364,7 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-function closest(word: string, candidates: readonly string[]): string | null {
+export function closest(word: string, candidates: readonly string[]): string | null {
   let best: string | null = null;
   let bestD = 3;
   for (const c of candidates) {
@@ -209,12 +392,12 @@ function editDistance(a: string, b: string): number {
 }
 
 /** Turn zod's issues into ours: one per problem, with a path users can find in their file. */
-export function issuesFromZod(error: z.ZodError): Issue[] {
+export function issuesFromZod(error: z.ZodError, root: '<job>' | '<workflow>' = '<job>'): Issue[] {
   const out: Issue[] = [];
   for (const issue of error.issues) {
     const base = formatPath(issue.path);
     if (issue.code === 'unrecognized_keys') {
-      const known = KNOWN_FIELDS[base];
+      const known = knownFieldsAt(base || root);
       for (const key of issue.keys) {
         const guess = known ? closest(key, known) : null;
         const hint = guess ? ` (did you mean "${guess}"?)` : known ? ` (known fields: ${known.join(', ')})` : '';
@@ -234,60 +417,202 @@ export function issuesFromZod(error: z.ZodError): Issue[] {
   return out;
 }
 
-/** Validate and normalise a spec. Throws ValidationError listing every problem. */
-export function compileJobSpec(input: unknown): CompiledJobSpec {
+/** Validate and normalise a job spec. Throws ValidationError listing every problem. */
+export function compileJobSpec(input: unknown, options: CompileOptions = {}): CompiledJobSpec {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new ValidationError([{ path: '', message: 'expected a job spec object (a YAML or JSON mapping)' }]);
   }
-  const parsed = JobSpecSchema.safeParse(input);
-  const issues: Issue[] = parsed.success ? [] : issuesFromZod(parsed.error);
   const raw = input as Record<string, unknown>;
-  if (raw['script'] !== undefined && raw['command'] !== undefined) {
-    issues.push({ path: 'command', message: 'give either script or command, not both' });
-  } else if (raw['script'] === undefined && raw['command'] === undefined) {
-    issues.push({ path: 'script', message: 'expected a script (shell) or a command (argv list) to run' });
+  if (raw['stages'] !== undefined && raw['script'] === undefined && raw['command'] === undefined) {
+    throw new ValidationError([{ path: 'stages', message: 'this is a workflow (it has stages:); submit it as a workflow (`dsg submit` does so by itself)' }]);
   }
+  const parsed = JobSpecSchema.safeParse(input);
+  const issues: Issue[] = parsed.success ? [] : issuesFromZod(parsed.error, '<job>');
+  issues.push(...runIssues(raw, ''));
   if (!parsed.success || issues.length > 0) throw new ValidationError(issues, 'invalid job spec');
   const spec = parsed.data;
+  const params = resolveParams(spec.params, options.params, '');
+  const compiled = compileTaskFields(spec, spec.name, '', params);
+  const stageOnly: Issue[] = [];
+  compiled.artifacts.forEach((a) => stageOnly.push({ path: `inputs[${a.at}]`, message: `{ from: ${a.from} } takes the outputs of a workflow stage; a plain job has no stages` }));
+  if (compiled.fanOut.kind === 'files') stageOnly.push({ path: 'array.from', message: 'one task per output file of an earlier stage works only in a workflow stage' });
+  if (stageOnly.length > 0) throw new ValidationError(stageOnly, 'invalid job spec');
+  return compiled;
+}
 
+/** `script` xor `command`, checked on the raw object (zod refinements cannot see two fields at once here). */
+export function runIssues(raw: Record<string, unknown>, prefix: string): Issue[] {
+  if (raw['script'] !== undefined && raw['command'] !== undefined) return [{ path: `${prefix}command`, message: 'give either script or command, not both' }];
+  if (raw['script'] === undefined && raw['command'] === undefined) return [{ path: `${prefix}script`, message: 'expected a script (shell) or a command (argv list) to run' }];
+  if (raw['array'] !== undefined && raw['matrix'] !== undefined) return [{ path: `${prefix}matrix`, message: 'give either array or matrix, not both' }];
+  return [];
+}
+
+type ParsedTaskFields = z.output<typeof JobSpecSchema> | z.output<typeof StageSpecSchema>;
+
+/** Declared parameters with the values given at submit; an undeclared name is an error naming the declared ones. */
+export function resolveParams(
+  declared: Readonly<Record<string, string | number | boolean>> | undefined,
+  given: Readonly<Record<string, string>> | undefined,
+  prefix: string,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(declared ?? {})) out[k] = String(v);
+  const issues: Issue[] = [];
+  for (const [k, v] of Object.entries(given ?? {})) {
+    if (!(k in out)) {
+      const names = Object.keys(out);
+      const guess = closest(k, names);
+      issues.push({
+        path: `--set ${k}`,
+        message: `no such parameter${guess ? ` (did you mean "${guess}"?)` : ''}; ${names.length ? `the spec declares ${names.join(', ')}` : 'the spec declares none (add them under params: with a default)'}`,
+      });
+      continue;
+    }
+    if (v.includes('\0')) issues.push({ path: `--set ${k}`, message: 'a value may not contain a NUL byte' });
+    out[k] = v;
+  }
+  for (const k of Object.keys(out)) if (k.startsWith('DSG_')) issues.push({ path: `${prefix}params.${k}`, message: 'names starting with DSG_ are set by the grid' });
+  if (issues.length > 0) throw new ValidationError(issues, 'invalid parameters');
+  return out;
+}
+
+/** Compile the fields shared by jobs and stages. `prefix` locates messages (`stages.align.`). */
+export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: string, params: Readonly<Record<string, string>>): CompiledJobSpec {
   const memoryBytes = parseSize(spec.resources?.memory ?? DEFAULTS.memory);
   const diskBytes = spec.resources?.disk === undefined ? 0 : parseSize(spec.resources.disk);
   const timeoutMs = parseDuration(spec.timeout ?? DEFAULTS.timeout);
   const late: Issue[] = [];
-  if (memoryBytes === null || memoryBytes <= 0) late.push({ path: 'resources.memory', message: 'expected a size like 512Mi, greater than 0' });
-  if (diskBytes === null) late.push({ path: 'resources.disk', message: 'expected a size like 1Gi' });
-  if (timeoutMs === null || timeoutMs <= 0) late.push({ path: 'timeout', message: 'expected a duration like 30s, 5m or 1h30m, greater than 0' });
-  if (late.length > 0) throw new ValidationError(late, 'invalid job spec');
+  if (memoryBytes === null || memoryBytes <= 0) late.push({ path: `${prefix}resources.memory`, message: 'expected a size like 512Mi, greater than 0' });
+  if (diskBytes === null) late.push({ path: `${prefix}resources.disk`, message: 'expected a size like 1Gi' });
+  if (timeoutMs === null || timeoutMs <= 0) late.push({ path: `${prefix}timeout`, message: 'expected a duration like 30s, 5m or 1h30m, greater than 0' });
 
-  const arrayValues = Array.isArray(spec.array) ? spec.array.map((v) => String(v)) : null;
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(spec.env ?? {})) env[k] = String(v);
-  const reserved = Object.keys(env).filter((k) => k.startsWith('DSG_'));
-  if (reserved.length > 0) {
-    throw new ValidationError(
-      reserved.map((k) => ({ path: `env.${k}`, message: 'names starting with DSG_ are set by the grid' })),
-      'invalid job spec',
-    );
+  const env: Record<string, string> = { ...params };
+  for (const [k, v] of Object.entries(spec.env ?? {})) {
+    if (k in params) late.push({ path: `${prefix}env.${k}`, message: `"${k}" is also a parameter; every task already sees parameters as environment variables` });
+    env[k] = String(v);
   }
+  for (const k of Object.keys(spec.env ?? {})) if (k.startsWith('DSG_')) late.push({ path: `${prefix}env.${k}`, message: 'names starting with DSG_ are set by the grid' });
+
+  const inputs: LocalInputSpec[] = [];
+  const artifacts: ArtifactInputSpec[] = [];
+  (spec.inputs ?? []).forEach((entry, at) => {
+    if (typeof entry === 'string') {
+      const path = inputPlacement(entry)!;
+      if (inputs.some((i) => i.path === path)) late.push({ path: `${prefix}inputs[${at}]`, message: `"${entry}" is placed at ${path}, like an earlier input` });
+      else inputs.push({ source: entry, path });
+    } else artifacts.push({ from: entry.from, path: entry.path ?? null, at });
+  });
+  const outputs: string[] = [];
+  const optionalOutputs: string[] = [];
+  for (const o of spec.outputs ?? []) {
+    if (typeof o === 'string') outputs.push(o);
+    else (o.optional ? optionalOutputs : outputs).push(o.path);
+  }
+
+  let fanOut: FanOut = { kind: 'single' };
+  let taskCount = 1;
+  let arrayValues: string[] | null = null;
+  const arr = spec.array;
+  if (typeof arr === 'number') {
+    fanOut = { kind: 'count' };
+    taskCount = arr;
+  } else if (Array.isArray(arr)) {
+    fanOut = { kind: 'values' };
+    arrayValues = arr.map((v) => String(v));
+    taskCount = arrayValues.length;
+  } else if (arr && 'lines' in arr) {
+    const path = inputPlacement(arr.lines)!;
+    fanOut = { kind: 'lines', path, resolved: false };
+    taskCount = 0;
+    // The file travels with the inputs (uploaded at submit, also placed in each task's directory).
+    if (!inputs.some((i) => i.path === path || path.startsWith(`${i.path.replace(/\/+$/, '')}/`))) inputs.push({ source: arr.lines, path });
+  } else if (arr && 'from' in arr) {
+    fanOut = { kind: 'files', from: arr.from, path: arr.path ?? null };
+    taskCount = 0;
+  } else if (spec.matrix) {
+    const keys = Object.keys(spec.matrix);
+    if (keys.length === 0) late.push({ path: `${prefix}matrix`, message: 'expected at least one parameter with a list of values' });
+    const values = keys.map((k) => spec.matrix![k]!.map((v) => String(v)));
+    const total = values.reduce((n, v) => n * v.length, 1);
+    if (total > MAX_ARRAY) late.push({ path: `${prefix}matrix`, message: `${total} combinations; at most ${MAX_ARRAY} tasks per job` });
+    const envNames = keys.map(matrixEnvName);
+    const dup = envNames.find((n, i) => envNames.indexOf(n) !== i);
+    if (dup) late.push({ path: `${prefix}matrix`, message: `two parameters map to the same variable ${dup}` });
+    if (keys.length > 0 && total <= MAX_ARRAY) {
+      fanOut = { kind: 'matrix', keys, values };
+      taskCount = total;
+      arrayValues = [];
+      for (let i = 0; i < total; i++) arrayValues.push(matrixRow(keys, values, i).map(([k, v]) => `${k}=${v}`).join(','));
+    }
+  }
+  if (late.length > 0) throw new ValidationError(late, 'invalid spec');
   return {
     version: SPEC_VERSION,
-    name: spec.name,
+    name,
     description: spec.description ?? null,
     run: spec.script !== undefined ? { kind: 'script', script: spec.script } : { kind: 'command', argv: spec.command! },
-    taskCount: arrayValues ? arrayValues.length : typeof spec.array === 'number' ? spec.array : 1,
+    taskCount,
     arrayValues,
+    fanOut,
     resources: {
       cpuMillis: Math.round((spec.resources?.cpu ?? DEFAULTS.cpu) * 1000),
       memoryBytes: memoryBytes!,
       gpus: spec.resources?.gpus ?? 0,
       diskBytes: diskBytes!,
     },
-    inputs: spec.inputs ?? [],
-    outputs: spec.outputs ?? [],
+    inputs,
+    artifacts,
+    outputs,
+    optionalOutputs,
     timeoutMs: timeoutMs!,
     retries: spec.retries ?? DEFAULTS.retries,
     env,
+    params: { ...params },
   };
+}
+
+/** `temperature` → `DSG_MATRIX_TEMPERATURE`. */
+export const matrixEnvName = (key: string): string => `DSG_MATRIX_${key.toUpperCase()}`;
+
+/** The (key, value) pairs of matrix combination `index`, the last key varying fastest. */
+export function matrixRow(keys: readonly string[], values: readonly (readonly string[])[], index: number): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  let rest = index;
+  for (let k = keys.length - 1; k >= 0; k--) {
+    const list = values[k]!;
+    out.unshift([keys[k]!, list[rest % list.length]!]);
+    rest = Math.floor(rest / list.length);
+  }
+  return out;
+}
+
+/** Environment variables a task gets from its job's fan-out (the matrix variables), beyond DSG_ARRAY_VALUE. */
+export function fanOutEnv(fanOut: FanOut, index: number): Record<string, string> {
+  if (fanOut.kind === 'each') return fanOutEnv(fanOut.inherits, index);
+  if (fanOut.kind !== 'matrix') return {};
+  const env: Record<string, string> = {};
+  for (const [k, v] of matrixRow(fanOut.keys, fanOut.values, index)) env[matrixEnvName(k)] = v;
+  return env;
+}
+
+/** The lines of a `{ lines: FILE }` fan-out: non-empty, trimmed, `#` comments skipped. */
+export function linesOf(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith('#'));
+}
+
+/**
+ * Compiled specs stored by an earlier version lack the newer fields (inputs were plain strings, no fan-out, no
+ * optional outputs): bring them to the current shape so old jobs still run after an upgrade.
+ */
+export function upgradeCompiledSpec(raw: unknown): CompiledJobSpec {
+  const c = raw as CompiledJobSpec & { inputs: ReadonlyArray<string | LocalInputSpec> };
+  const inputs = (c.inputs ?? []).map((i) => (typeof i === 'string' ? { source: i, path: inputPlacement(i) ?? i } : i));
+  const fanOut: FanOut = c.fanOut ?? (c.arrayValues ? { kind: 'values' } : c.taskCount > 1 ? { kind: 'count' } : { kind: 'single' });
+  return { ...c, inputs, fanOut, artifacts: c.artifacts ?? [], optionalOutputs: c.optionalOutputs ?? [], params: c.params ?? {} };
 }
 
 /** The user-facing JSON Schema of the spec, for editors (published as schema/job-spec-v1.json). */

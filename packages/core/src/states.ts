@@ -57,6 +57,17 @@ export const ATTEMPT_TRANSITIONS: Readonly<Record<AttemptState, readonly Attempt
   lost: [],
 };
 
+/**
+ * The only ways out of a terminal task state: an explicit `dsg retry` puts failed and cancelled tasks back in the
+ * queue (a succeeded task is never run again). Kept apart from TASK_TRANSITIONS so no ordinary path can do it.
+ */
+export const TASK_RETRY_TRANSITIONS: Readonly<Record<TaskState, readonly TaskState[]>> = {
+  queued: [], assigned: [], running: [], succeeded: [], failed: ['queued'], cancelled: ['queued'],
+};
+export function assertTaskRetry(from: TaskState, to: TaskState): void {
+  if (!TASK_RETRY_TRANSITIONS[from].includes(to)) throw new IllegalTransitionError('task retry', from, to);
+}
+
 export const canTaskTransition = (from: TaskState, to: TaskState): boolean => TASK_TRANSITIONS[from].includes(to);
 export const canAttemptTransition = (from: AttemptState, to: AttemptState): boolean =>
   ATTEMPT_TRANSITIONS[from].includes(to);
@@ -73,12 +84,18 @@ export const isTerminalAttempt = (s: AttemptState): boolean => ATTEMPT_TRANSITIO
 /** Attempts that hold resources on a node. */
 export const isActiveAttempt = (s: AttemptState): boolean => s === 'assigned' || s === 'running';
 
-/** A job's state is derived from its tasks' states; it is never stored on its own. */
+/**
+ * A job's state is derived from its tasks' counts (and, for a workflow stage, from its release); it is never
+ * stored. `waiting`: a stage whose tasks are not (all) created yet because what it needs has not succeeded;
+ * `skipped`: a stage (or some of its tasks) that will never run because something it needs did not succeed.
+ */
 export const JobState = {
+  waiting: 'waiting',
   queued: 'queued',
   running: 'running',
   succeeded: 'succeeded',
   failed: 'failed',
+  skipped: 'skipped',
   cancelled: 'cancelled',
 } as const;
 export type JobState = (typeof JobState)[keyof typeof JobState];
@@ -88,18 +105,38 @@ export type TaskCounts = Record<TaskState, number>;
 export const emptyTaskCounts = (): TaskCounts => ({
   queued: 0, assigned: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0,
 });
+export const createdTasks = (c: TaskCounts): number => c.queued + c.assigned + c.running + c.succeeded + c.failed + c.cancelled;
 
-/** A job whose cancel was requested reads `cancelled` once all its tasks have ended. */
-export function deriveJobState(counts: TaskCounts, cancelRequested = false): JobState {
-  const active = counts.queued + counts.assigned + counts.running;
-  if (active > 0) {
-    const started = counts.assigned + counts.running + counts.succeeded + counts.failed + counts.cancelled;
-    return started > 0 ? 'running' : 'queued';
+/** How far a workflow stage has been released. A plain job: released, no skip reason, every task created. */
+export interface JobGate {
+  /** Its tasks are created (whole stage), or are being created item by item. */
+  readonly released: boolean;
+  /** Why some or all of its tasks will never be created. */
+  readonly skipReason: string | null;
+  /** Tasks it will have in all; 0 before a fan-out over files is resolved. */
+  readonly taskCount: number;
+}
+
+/**
+ * A job whose cancel was requested reads `cancelled` once all its tasks have ended. The SQL twin of this function
+ * (store/src/sqlite/rows.ts JOB_STATE_SQL) must agree with it; a conformance test checks both.
+ */
+export function deriveJobState(counts: TaskCounts, cancelRequested = false, gate?: JobGate): JobState {
+  const created = createdTasks(counts);
+  const g = gate ?? { released: true, skipReason: null, taskCount: created };
+  if (!g.released) {
+    if (cancelRequested) return 'cancelled';
+    return g.skipReason ? 'skipped' : 'waiting';
   }
+  const active = counts.queued + counts.assigned + counts.running;
+  if (active > 0) return created - counts.queued > 0 ? 'running' : 'queued';
+  const held = Math.max(0, g.taskCount - created);
+  if ((held > 0 || (g.taskCount === 0 && created === 0)) && !g.skipReason && !cancelRequested) return created > 0 ? 'running' : 'waiting';
   if (cancelRequested) return 'cancelled';
   if (counts.failed > 0) return 'failed';
+  if (held > 0 || (g.skipReason && created === 0)) return 'skipped';
   if (counts.cancelled > 0) return 'cancelled';
   return 'succeeded';
 }
 
-export const isTerminalJob = (s: JobState): boolean => s === 'succeeded' || s === 'failed' || s === 'cancelled';
+export const isTerminalJob = (s: JobState): boolean => s === 'succeeded' || s === 'failed' || s === 'cancelled' || s === 'skipped';

@@ -42,6 +42,62 @@ export interface JobV1 {
    * run them, otherwise "not now" (the nodes are busy). Null when nothing is waiting.
    */
   waiting: { never: boolean; reason: string } | null;
+  /** The workflow this job is a stage of (null for a plain job), and the stage's name. */
+  workflowId: string | null;
+  stage: string | null;
+  /** Why this stage, or some of its tasks, will not run (something it needs did not succeed). */
+  skipReason: string | null;
+}
+
+export interface StageV1 {
+  name: string;
+  /** The job that runs the stage: its tasks, logs and outputs are the job's. */
+  jobId: string;
+  needs: string[];
+  /** Per-item chaining: task k starts when this stage's task k succeeded. */
+  each: string | null;
+  state: JobState;
+  taskCount: number;
+  counts: TaskCounts;
+  /** Tasks not created yet (waiting for what they need) or never to be created (skipped). */
+  heldTasks: number;
+  skipReason: string | null;
+  waiting: { never: boolean; reason: string } | null;
+}
+
+export interface WorkflowEdgeV1 {
+  from: string;
+  to: string;
+  /** `stage`: `to` starts when all of `from` succeeded; `item`: task k of `to` starts when task k of `from` succeeded. */
+  kind: 'stage' | 'item';
+  /** True when `to` takes outputs of `from` as inputs (artifacts move along this edge). */
+  artifacts: boolean;
+}
+
+export interface WorkflowV1 {
+  id: string;
+  name: string;
+  state: JobState;
+  createdAt: string;
+  finishedAt: string | null;
+  cancelRequested: boolean;
+  params: Record<string, string>;
+  /** In a topological order (every stage after the stages it needs). */
+  stages: StageV1[];
+  edges: WorkflowEdgeV1[];
+  /** Stage → directory for `dsg outputs --to DIR` (default: the stage's name). */
+  publish: Record<string, string>;
+  spec: Record<string, unknown>;
+  /** Totals over all stages. */
+  taskCount: number;
+  counts: TaskCounts;
+}
+
+export interface RetryResponseV1 {
+  /** Tasks put back in the queue. */
+  requeued: number;
+  /** Stages no longer skipped. */
+  unskipped: number;
 }
 
 export interface TaskV1 {
@@ -159,9 +215,33 @@ export const InputFileV1Schema = z.strictObject({
 });
 export type InputFileV1 = z.infer<typeof InputFileV1Schema>;
 
+const ParamValuesSchema = z
+  .record(z.string().max(200), z.string().max(64 * 1024), { error: 'expected parameter values as a map of strings' })
+  .refine((m) => Object.keys(m).length <= 1000, { error: 'at most 1,000 parameters' })
+  .optional();
+
 export const SubmitJobRequestV1Schema = z.strictObject({
   spec: z.record(z.string(), z.unknown(), { error: 'expected the job spec as an object' }),
   inputs: z.array(InputFileV1Schema).max(100_000).optional(),
+  /** Parameter values (`dsg submit --set NAME=VALUE`); each must be declared under the spec's params. */
+  params: ParamValuesSchema,
+});
+
+export const SubmitWorkflowRequestV1Schema = z.strictObject({
+  spec: z.record(z.string(), z.unknown(), { error: 'expected the workflow spec as an object' }),
+  /** Every local input file of every stage, each once (placement path, content hash). */
+  inputs: z.array(InputFileV1Schema).max(100_000).optional(),
+  params: ParamValuesSchema,
+});
+export type SubmitWorkflowRequestV1 = z.infer<typeof SubmitWorkflowRequestV1Schema>;
+
+export interface SubmitWorkflowResponseV1 {
+  workflow: WorkflowV1;
+}
+
+export const ListWorkflowsQueryV1Schema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  cursor: z.string().max(200).optional(),
 });
 export type SubmitJobRequestV1 = z.infer<typeof SubmitJobRequestV1Schema>;
 
@@ -170,7 +250,7 @@ export interface SubmitJobResponseV1 {
 }
 
 export const ListJobsQueryV1Schema = z.strictObject({
-  state: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']).optional(),
+  state: z.enum(['waiting', 'queued', 'running', 'succeeded', 'failed', 'skipped', 'cancelled']).optional(),
   name: z.string().max(100).optional(),
   limit: z.coerce.number().int().min(1).max(500).optional(),
   cursor: z.string().max(200).optional(),

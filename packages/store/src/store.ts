@@ -29,6 +29,9 @@ import type {
   TaskState,
   TokenId,
   WireInputFile,
+  CompiledWorkflow,
+  StageStatus,
+  WorkflowId,
 } from '@dsg/core';
 
 export interface NewJob {
@@ -56,6 +59,57 @@ export interface JobRecord {
   readonly createdAt: number;
   readonly finishedAt: number | null;
   readonly warnings: readonly string[];
+  /** The workflow this job is a stage of, or null for a plain job. */
+  readonly workflowId: WorkflowId | null;
+  readonly stage: string | null;
+  /** False while a stage waits for what it needs (its tasks are not created yet). Always true for plain jobs. */
+  readonly released: boolean;
+  /** Why a stage (or some of its tasks) will not run: something it needs did not succeed. */
+  readonly skipReason: string | null;
+}
+
+/** One stage of a workflow as stored: the job that runs it and how far it got. */
+export interface StageRecord {
+  readonly name: string;
+  readonly needs: readonly string[];
+  readonly each: string | null;
+  readonly job: JobRecord;
+}
+
+export interface NewWorkflow {
+  readonly id: WorkflowId;
+  readonly name: string;
+  readonly spec: Record<string, unknown>;
+  readonly compiled: CompiledWorkflow;
+  /** One job per stage of `compiled.stages`, in the same order. */
+  readonly stages: ReadonlyArray<{ readonly jobId: JobId; readonly inputs: readonly WireInputFile[]; readonly warnings: readonly string[] }>;
+  readonly createdAt: number;
+}
+
+export interface WorkflowRecord {
+  readonly id: WorkflowId;
+  readonly name: string;
+  readonly spec: Record<string, unknown>;
+  readonly compiled: CompiledWorkflow;
+  /** Derived from its stages: running while any runs or waits, then failed if any failed or was skipped. */
+  readonly state: StageStatus;
+  readonly cancelRequested: boolean;
+  readonly createdAt: number;
+  readonly finishedAt: number | null;
+  /** In topological order. */
+  readonly stages: readonly StageRecord[];
+}
+
+export interface ListWorkflowsQuery {
+  readonly limit: number;
+  readonly cursor?: string;
+}
+
+export interface RetryResult {
+  /** Tasks put back in the queue (failed or cancelled ones). */
+  readonly requeued: number;
+  /** Stages whose skip was lifted (workflows only). */
+  readonly unskipped: number;
 }
 
 export interface TaskRecord {
@@ -127,6 +181,14 @@ export interface QueuedTask {
   readonly typicalRunMs: number | null;
 }
 
+/** A created attempt with what its assignment needs beyond the job's spec. */
+export interface CreatedAttempt extends AttemptRecord {
+  readonly arrayValue: string | null;
+  readonly taskCount: number;
+  /** Inputs from earlier stages, resolved when the task was created. */
+  readonly taskInputs: readonly WireInputFile[];
+}
+
 export interface NewAttempt {
   readonly attemptId: AttemptId;
   readonly taskId: TaskId;
@@ -140,7 +202,7 @@ export interface NewAttempt {
 
 export interface ApplyPlanResult {
   /** Attempts created, in the order given. */
-  readonly created: readonly AttemptRecord[];
+  readonly created: readonly CreatedAttempt[];
   /** Assignments dropped because the task was no longer queued or the node no longer had room or was not online. */
   readonly rejected: ReadonlyArray<{ readonly taskId: TaskId; readonly nodeId: NodeId; readonly why: 'task_not_queued' | 'node_unavailable' | 'no_capacity' }>;
 }
@@ -244,6 +306,21 @@ export interface Store {
   getTask(id: TaskId): Promise<TaskRecord | null>;
   listAttempts(taskId: TaskId): Promise<readonly AttemptRecord[]>;
   getAttempt(id: AttemptId): Promise<AttemptRecord | null>;
+  /**
+   * Re-run what failed or was cancelled (and, in a workflow, what was skipped), keeping every succeeded task:
+   * failed and cancelled tasks go back to the queue with fresh retry budgets, the cancel request is lifted, and a
+   * workflow's stages are released again as their needs succeed. Null when the job does not exist.
+   */
+  retryJob(id: JobId, now: number): Promise<{ job: JobRecord; result: RetryResult } | null>;
+
+  // ── workflows ──
+  /** Insert the workflow and one job per stage, releasing the stages that need nothing, in one commit. */
+  createWorkflow(wf: NewWorkflow): Promise<WorkflowRecord>;
+  getWorkflow(id: WorkflowId): Promise<WorkflowRecord | null>;
+  listWorkflows(query: ListWorkflowsQuery): Promise<Page<WorkflowRecord>>;
+  /** Cancel every stage (running ones as requestCancel does; waiting ones never start). Returns attempts to kill. */
+  requestWorkflowCancel(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; toKill: readonly AttemptRecord[] } | null>;
+  retryWorkflow(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; result: RetryResult } | null>;
 
   // ── scheduling ──
   /** Queued tasks in queue order, at most `limit`. */

@@ -22,6 +22,7 @@
  * Heartbeats are processed in the same flush, after the finishes that arrived before them on the same socket.
  */
 import {
+  fanOutEnv,
   isAttemptId,
   newAttemptId,
   type AttemptId,
@@ -34,7 +35,7 @@ import {
   type WireRun,
 } from '@dsg/core';
 import { schedule, seededRng, type PendingReason, type SchedulerConfig, type SchedulerNode } from '@dsg/scheduler';
-import type { AttemptRecord, FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
+import type { AttemptRecord, CreatedAttempt, FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
 import type { Clock } from '../clock.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
@@ -210,7 +211,7 @@ export class Engine {
     if (result.rejected.length > 0 || queued.length === limit) this.tickAgain = true;
   }
 
-  private async buildAssignment(att: AttemptRecord): Promise<Assignment | null> {
+  private async buildAssignment(att: CreatedAttempt): Promise<Assignment | null> {
     const job = await this.jobs.get(att.jobId);
     if (!job) return null;
     const c = job.compiled;
@@ -222,12 +223,13 @@ export class Engine {
       jobName: job.name,
       taskId: att.taskId,
       taskIndex: att.taskIndex,
-      taskCount: c.taskCount,
-      arrayValue: c.arrayValues ? (c.arrayValues[att.taskIndex] ?? null) : null,
+      taskCount: att.taskCount,
+      arrayValue: att.arrayValue,
       run,
-      env: { ...c.env },
-      inputs: job.inputs.map((i) => ({ ...i })),
+      env: { ...c.env, ...fanOutEnv(c.fanOut, att.taskIndex) },
+      inputs: att.taskInputs.length > 0 ? [...job.inputs, ...att.taskInputs] : job.inputs.map((i) => ({ ...i })),
       outputs: [...c.outputs],
+      optionalOutputs: [...c.optionalOutputs],
       timeoutMs: c.timeoutMs,
       resources: { ...c.resources },
     };

@@ -1,7 +1,7 @@
 /** Domain records → wire types (v1). The only place where the HTTP shape of a thing is decided. */
-import type { AttemptV1, Failure, FailureV1, JobV1, NodeV1, OutputV1, Resources, ResourcesV1, TaskV1 } from '@dsg/core';
+import { createdTasks, emptyTaskCounts, type AttemptV1, type Failure, type FailureV1, type JobV1, type NodeV1, type OutputV1, type Resources, type ResourcesV1, type StageV1, type TaskV1, type WorkflowEdgeV1, type WorkflowV1 } from '@dsg/core';
 import type { PendingReason } from '@dsg/scheduler';
-import type { AttemptRecord, JobRecord, NodeUsage, OutputRecord, TaskRecord } from '@dsg/store';
+import type { AttemptRecord, JobRecord, NodeUsage, OutputRecord, TaskRecord, WorkflowRecord } from '@dsg/store';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -29,6 +29,49 @@ export function toJobV1(j: JobRecord, pending?: PendingReason): JobV1 {
     spec: j.spec,
     warnings: pending?.never ? [...new Set([...j.warnings, `tasks cannot be placed: ${pending.summary}`])] : [...j.warnings],
     waiting: pending ? { never: pending.never, reason: pending.summary } : null,
+    workflowId: j.workflowId,
+    stage: j.stage,
+    skipReason: j.skipReason,
+  };
+}
+
+export function toWorkflowV1(w: WorkflowRecord, pendingOf: (j: JobRecord) => PendingReason | undefined): WorkflowV1 {
+  const stages: StageV1[] = w.stages.map((s) => {
+    const pending = pendingOf(s.job);
+    return {
+      name: s.name,
+      jobId: s.job.id,
+      needs: [...s.needs],
+      each: s.each,
+      state: s.job.state,
+      taskCount: s.job.taskCount,
+      counts: { ...s.job.counts },
+      heldTasks: Math.max(0, s.job.taskCount - createdTasks(s.job.counts)),
+      skipReason: s.job.skipReason,
+      waiting: pending ? { never: pending.never, reason: pending.summary } : null,
+    };
+  });
+  const edges: WorkflowEdgeV1[] = [];
+  for (const st of w.compiled.stages) {
+    const from = new Set([...st.job.artifacts.map((a) => a.from), ...(st.job.fanOut.kind === 'files' ? [st.job.fanOut.from] : [])]);
+    for (const d of st.needs) edges.push({ from: d, to: st.name, kind: st.each === d ? 'item' : 'stage', artifacts: from.has(d) });
+  }
+  const counts = emptyTaskCounts();
+  for (const s of stages) for (const k of Object.keys(counts) as Array<keyof typeof counts>) counts[k] += s.counts[k];
+  return {
+    id: w.id,
+    name: w.name,
+    state: w.state,
+    createdAt: iso(w.createdAt),
+    finishedAt: isoOrNull(w.finishedAt),
+    cancelRequested: w.cancelRequested,
+    params: { ...w.compiled.params },
+    stages,
+    edges,
+    publish: { ...w.compiled.publish },
+    spec: w.spec,
+    taskCount: stages.reduce((n, s) => n + s.taskCount, 0),
+    counts,
   };
 }
 

@@ -15,6 +15,7 @@ import {
   isJobId,
   isNodeId,
   isTerminalAttempt,
+  isTerminalJob,
   isTerminalTask,
   ListJobsQueryV1Schema,
   ListTasksQueryV1Schema,
@@ -30,13 +31,14 @@ import type { JobRecord, Store } from '@dsg/store';
 import { requireCapability, type Authenticator, type Capability, type Principal } from '../auth.js';
 import type { Clock } from '../clock.js';
 import type { Engine } from '../engine/engine.js';
-import { submitJob } from '../engine/submit.js';
+import { WorkService } from '../service/work-service.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
 import { toHttpError } from './error-map.js';
 import { toAttemptV1, toJobV1, toNodeV1, toOutputV1, toTaskV1 } from './mappers.js';
 import { parseIndex, parseOr400 } from './parse.js';
+import { workflowRoutes } from './routes/workflows.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -88,10 +90,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     if (!job) throw new NotFoundError('job', id);
     return job;
   };
-  const jobV1 = (j: JobRecord) => {
-    const pending = isTerminalJobState(j) || j.counts.queued === 0 ? undefined : engine.pendingReasons.get(j.id);
-    return toJobV1(j, pending);
-  };
+  const pendingOf = (j: JobRecord) => (isTerminalJobState(j) || j.counts.queued === 0 ? undefined : engine.pendingReasons.get(j.id));
+  const jobV1 = (j: JobRecord) => toJobV1(j, pendingOf(j));
+  const work = new WorkService({ store, engine, blobs, clock, log: deps.log });
+  workflowRoutes(app, { work, store, authed, pendingOf });
 
   // ── dashboard ──
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(join(deps.staticDir, 'index.html'))));
@@ -138,10 +140,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.post(`${API_PREFIX}/jobs`, async (req, reply) => {
     await authed(req, 'jobs:write');
     const body = parseOr400(SubmitJobRequestV1Schema, req.body, 'body');
-    const job = await submitJob(body, { store, blobs, clock });
-    engine.jobs.put(job.id, { name: job.name, compiled: job.compiled, inputs: job.inputs });
-    engine.requestTick();
-    deps.log.info({ jobId: job.id, name: job.name, tasks: job.taskCount }, 'job accepted');
+    const job = await work.submitJob(body);
     return reply.status(201).send({ job: jobV1(job) });
   });
   app.get(`${API_PREFIX}/jobs`, async (req) => {
@@ -156,12 +155,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
   app.post(`${API_PREFIX}/jobs/:id/cancel`, async (req) => {
     await authed(req, 'jobs:write');
-    const { id } = req.params as { id: string };
-    const r = isJobId(id) ? await store.requestCancel(id, clock.now()) : null;
-    if (!r) throw new NotFoundError('job', id);
-    engine.killAttempts(r.toKill, 'the job was cancelled');
-    deps.log.info({ jobId: id, killing: r.toKill.length }, 'job cancel requested');
-    return jobV1(r.job);
+    return jobV1(await work.cancelJob((req.params as { id: string }).id));
+  });
+  app.post(`${API_PREFIX}/jobs/:id/retry`, async (req) => {
+    await authed(req, 'jobs:write');
+    const r = await work.retryJob((req.params as { id: string }).id);
+    return { ...r.result, job: jobV1(r.job) };
   });
   app.get(`${API_PREFIX}/jobs/:id/tasks`, async (req) => {
     await authed(req, 'jobs:read');
@@ -263,6 +262,6 @@ function requireStream(req: FastifyRequest): Readable {
 }
 
 function isTerminalJobState(j: JobRecord): boolean {
-  return j.state === 'succeeded' || j.state === 'failed' || j.state === 'cancelled';
+  return isTerminalJob(j.state);
 }
 

@@ -123,4 +123,31 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'workflows',
+    sql: `
+      -- A workflow is a set of stages; each stage is a job (jobs.workflow_id, jobs.stage) whose tasks are created
+      -- when it is released (jobs.released), or item by item for per-item chaining.
+      CREATE TABLE workflows (
+        id               TEXT PRIMARY KEY,
+        name             TEXT NOT NULL,
+        spec_json        TEXT NOT NULL,
+        compiled_json    TEXT NOT NULL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        created_at       INTEGER NOT NULL,
+        finished_at      INTEGER
+      );
+      CREATE INDEX workflows_name ON workflows (name, id);
+
+      ALTER TABLE jobs ADD COLUMN workflow_id TEXT REFERENCES workflows (id);
+      ALTER TABLE jobs ADD COLUMN stage TEXT;
+      ALTER TABLE jobs ADD COLUMN released INTEGER NOT NULL DEFAULT 1;
+      ALTER TABLE jobs ADD COLUMN skip_reason TEXT;
+      CREATE INDEX jobs_workflow ON jobs (workflow_id) WHERE workflow_id IS NOT NULL;
+
+      -- Inputs that come from earlier stages, resolved when the task is created (JSON list of files).
+      ALTER TABLE tasks ADD COLUMN inputs_json TEXT;
+    `,
+  },
 ];

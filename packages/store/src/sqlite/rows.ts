@@ -1,6 +1,9 @@
 /** Row types and row → domain mappers. Rows never leave this package. */
 import {
   deriveJobState,
+  upgradeCompiledSpec,
+  type CompiledWorkflow,
+  type WorkflowId,
   type AttemptId,
   type AttemptState,
   type CompiledJobSpec,
@@ -9,6 +12,8 @@ import {
   type NodeId,
   type NodeState,
   type TaskId,
+  type JobGate,
+  type TaskCounts,
   type TaskState,
   type TokenId,
   type WireInputFile,
@@ -20,11 +25,16 @@ export interface JobRow {
   task_count: number; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number;
   cancel_requested: number; created_at: number; finished_at: number | null;
   n_queued: number; n_assigned: number; n_running: number; n_succeeded: number; n_failed: number; n_cancelled: number;
+  workflow_id: string | null; stage: string | null; released: number; skip_reason: string | null;
+}
+export interface WorkflowRow {
+  id: string; name: string; spec_json: string; compiled_json: string; cancel_requested: number; created_at: number; finished_at: number | null;
 }
 export interface TaskRow {
   id: string; job_id: string; idx: number; array_value: string | null; state: string; attempts: number;
   user_failures: number; system_failures: number; current_attempt_id: string | null; node_id: string | null;
   exit_code: number | null; failure_json: string | null; started_at: number | null; finished_at: number | null; queue_seq: number;
+  inputs_json: string | null;
 }
 export interface AttemptRow {
   id: string; task_id: string; job_id: string; task_index: number; number: number; node_id: string; state: string;
@@ -45,31 +55,51 @@ const compiledCache = new Map<string, CompiledJobSpec>();
 export function compiledOf(row: Pick<JobRow, 'id' | 'compiled_json'>): CompiledJobSpec {
   let c = compiledCache.get(row.id);
   if (!c) {
-    c = JSON.parse(row.compiled_json) as CompiledJobSpec;
+    c = upgradeCompiledSpec(JSON.parse(row.compiled_json));
     if (compiledCache.size > 5000) compiledCache.clear();
     compiledCache.set(row.id, c);
   }
   return c;
 }
 
+/** Parsed compiled workflows by id (immutable once accepted). */
+const workflowCache = new Map<string, CompiledWorkflow>();
+export function workflowOf(row: Pick<WorkflowRow, 'id' | 'compiled_json'>): CompiledWorkflow {
+  let c = workflowCache.get(row.id);
+  if (!c) {
+    const raw = JSON.parse(row.compiled_json) as CompiledWorkflow;
+    c = { ...raw, stages: raw.stages.map((st) => ({ ...st, job: upgradeCompiledSpec(st.job) })) };
+    if (workflowCache.size > 1000) workflowCache.clear();
+    workflowCache.set(row.id, c);
+  }
+  return c;
+}
+
+export const countsOf = (r: JobRow): TaskCounts => ({
+  queued: r.n_queued, assigned: r.n_assigned, running: r.n_running,
+  succeeded: r.n_succeeded, failed: r.n_failed, cancelled: r.n_cancelled,
+});
+export const gateOf = (r: JobRow): JobGate => ({ released: r.released === 1, skipReason: r.skip_reason, taskCount: r.task_count });
+
 export function toJob(r: JobRow): JobRecord {
-  const counts = {
-    queued: r.n_queued, assigned: r.n_assigned, running: r.n_running,
-    succeeded: r.n_succeeded, failed: r.n_failed, cancelled: r.n_cancelled,
-  };
+  const counts = countsOf(r);
   return {
     id: r.id as JobId,
     name: r.name,
     spec: JSON.parse(r.spec_json) as Record<string, unknown>,
     compiled: compiledOf(r),
     inputs: JSON.parse(r.inputs_json) as WireInputFile[],
-    state: deriveJobState(counts, r.cancel_requested === 1),
+    state: deriveJobState(counts, r.cancel_requested === 1, gateOf(r)),
     counts,
     taskCount: r.task_count,
     cancelRequested: r.cancel_requested === 1,
     createdAt: r.created_at,
     finishedAt: r.finished_at,
     warnings: JSON.parse(r.warnings_json) as string[],
+    workflowId: r.workflow_id as WorkflowId | null,
+    stage: r.stage,
+    released: r.released === 1,
+    skipReason: r.skip_reason,
   };
 }
 
@@ -138,10 +168,16 @@ export const toToken = (r: TokenRow): TokenRecord => ({
 });
 
 /** SQL for the derived job state; must agree with core's deriveJobState (a conformance test checks it). */
+const CREATED = '(n_queued + n_assigned + n_running + n_succeeded + n_failed + n_cancelled)';
 export const JOB_STATE_SQL = `CASE
+  WHEN released = 0 THEN
+    CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN skip_reason IS NOT NULL THEN 'skipped' ELSE 'waiting' END
   WHEN n_queued + n_assigned + n_running > 0 THEN
     CASE WHEN n_assigned + n_running + n_succeeded + n_failed + n_cancelled > 0 THEN 'running' ELSE 'queued' END
+  WHEN (task_count > ${CREATED} OR (task_count = 0 AND ${CREATED} = 0)) AND skip_reason IS NULL AND cancel_requested = 0 THEN
+    CASE WHEN ${CREATED} > 0 THEN 'running' ELSE 'waiting' END
   WHEN cancel_requested = 1 THEN 'cancelled'
   WHEN n_failed > 0 THEN 'failed'
+  WHEN task_count > ${CREATED} OR (skip_reason IS NOT NULL AND ${CREATED} = 0) THEN 'skipped'
   WHEN n_cancelled > 0 THEN 'cancelled'
   ELSE 'succeeded' END`;

@@ -20,13 +20,25 @@ import Database from 'better-sqlite3';
 import {
   addResources,
   assertAttemptTransition,
+  assertTaskRetry,
   assertTaskTransition,
   decideAfterAttempt,
+  deriveJobState,
+  filesFanOut,
   fits,
   isActiveAttempt,
   isTerminalTask,
+  itemReleases,
+  planWorkflow,
+  resolveArtifacts,
   taskIdOf,
+  workflowState,
   ZERO_RESOURCES,
+  type CompiledWorkflow,
+  type StageOutput,
+  type StageProgress,
+  type WireInputFile,
+  type WorkflowId,
   type AttemptEnd,
   type AttemptId,
   type AttemptState,
@@ -40,6 +52,12 @@ import {
 import type {
   ApplyPlanResult,
   AttemptRecord,
+  CreatedAttempt,
+  ListWorkflowsQuery,
+  NewWorkflow,
+  RetryResult,
+  StageRecord,
+  WorkflowRecord,
   FinishReport,
   FinishResult,
   JobRecord,
@@ -62,7 +80,11 @@ import type {
 import { MIGRATIONS } from './migrations.js';
 import {
   compiledOf,
+  countsOf,
+  gateOf,
   JOB_STATE_SQL,
+  workflowOf,
+  type WorkflowRow,
   toAttempt,
   toJob,
   toNode,
@@ -81,6 +103,8 @@ export interface SqliteStoreOptions {
   /** Database file, or `:memory:`. */
   readonly file: string;
 }
+
+const TERMINAL_SQL = "'succeeded', 'failed', 'cancelled', 'skipped'";
 
 const COUNTER: Record<TaskState, string> = {
   queued: 'n_queued', assigned: 'n_assigned', running: 'n_running',
@@ -186,6 +210,8 @@ export class SqliteStore implements Store {
       const queued = this.q("SELECT * FROM tasks WHERE job_id = ? AND state = 'queued'").all(id) as TaskRow[];
       for (const t of queued) this.moveTask(t, 'cancelled', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'cancelled', message: 'cancelled before it started' }) });
       this.finishJobIfDone(id, now);
+      const wf = this.q('SELECT workflow_id FROM jobs WHERE id = ?').get(id) as { workflow_id: string | null };
+      if (wf.workflow_id) this.advanceWorkflow(wf.workflow_id, now, []);
       return true;
     })();
     if (!found) return null;
@@ -271,7 +297,7 @@ export class SqliteStore implements Store {
 
   async applyPlan(attempts: readonly NewAttempt[], now: number, options: { readonly overcommit: number }): Promise<ApplyPlanResult> {
     return this.db.transaction(() => {
-      const created: AttemptRecord[] = [];
+      const created: CreatedAttempt[] = [];
       const rejected: Array<ApplyPlanResult['rejected'][number]> = [];
       const alloc = this.allocations();
       const nodes = new Map<string, NodeRow | null>();
@@ -294,7 +320,7 @@ export class SqliteStore implements Store {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'task_not_queued' });
           continue;
         }
-        const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number };
+        const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes, task_count FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number };
         const want: Resources = { cpuMillis: job.cpu_millis, memoryBytes: job.memory_bytes, gpus: job.gpus, diskBytes: job.disk_bytes };
         const used = alloc.get(a.nodeId) ?? { allocated: ZERO_RESOURCES, count: 0, running: ZERO_RESOURCES, runningCount: 0 };
         const f = a.prefetch ? Math.max(1, options.overcommit) : 1;
@@ -311,6 +337,8 @@ export class SqliteStore implements Store {
         created.push({
           id: a.attemptId, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskIndex: task.idx, number, nodeId: a.nodeId,
           state: 'assigned', exitCode: null, signal: null, failure: null, assignedAt: now, startedAt: null, finishedAt: null,
+          arrayValue: task.array_value, taskCount: job.task_count,
+          taskInputs: task.inputs_json ? (JSON.parse(task.inputs_json) as WireInputFile[]) : [],
         });
       }
       return { created, rejected };
@@ -321,9 +349,10 @@ export class SqliteStore implements Store {
    * The one way a task changes state: checks the transition table, writes the task, moves the job's counters.
    * `set` holds extra columns to write in the same statement.
    */
-  private moveTask(task: TaskRow, to: TaskState, set: Record<string, string | number | null> = {}): void {
+  private moveTask(task: TaskRow, to: TaskState, set: Record<string, string | number | null> = {}, retry = false): void {
     const from = task.state as TaskState;
-    assertTaskTransition(from, to);
+    if (retry) assertTaskRetry(from, to);
+    else assertTaskTransition(from, to);
     const cols = Object.keys(set);
     const sql = `UPDATE tasks SET state = ?${cols.map((c) => `, ${c} = ?`).join('')} WHERE id = ?`;
     this.q(sql).run(to, ...cols.map((c) => set[c]), task.id);
@@ -331,8 +360,9 @@ export class SqliteStore implements Store {
     task.state = to;
   }
 
+  /** Set (or, after a retry, clear) a job's finished_at from its derived state. */
   private finishJobIfDone(jobId: string, now: number): void {
-    this.q('UPDATE jobs SET finished_at = ? WHERE id = ? AND finished_at IS NULL AND n_queued + n_assigned + n_running = 0').run(now, jobId);
+    this.q(`UPDATE jobs SET finished_at = CASE WHEN (${JOB_STATE_SQL}) IN (${TERMINAL_SQL}) THEN COALESCE(finished_at, ?) ELSE NULL END WHERE id = ?`).run(now, jobId);
   }
 
   // ── reports ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -373,7 +403,7 @@ export class SqliteStore implements Store {
     if (!att || !isActiveAttempt(att.state as AttemptState)) return fenced;
     const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
     if (task.current_attempt_id !== att.id) return fenced;
-    const job = this.q('SELECT id, compiled_json, cancel_requested FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested'>;
+    const job = this.q('SELECT id, compiled_json, cancel_requested, workflow_id, stage FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested' | 'workflow_id' | 'stage'>;
 
     const decision = decideAfterAttempt(end, { userFailures: task.user_failures, systemFailures: task.system_failures }, {
       retries: compiledOf(job).retries,
@@ -411,7 +441,10 @@ export class SqliteStore implements Store {
       });
     } else {
       this.moveTask(task, taskState, { exit_code: exitCode, failure_json: failureCol, finished_at: now, started_at: task.started_at ?? startedAt });
-      if (isTerminalTask(taskState)) this.finishJobIfDone(task.job_id, now);
+      if (isTerminalTask(taskState)) {
+        this.finishJobIfDone(task.job_id, now);
+        if (job.workflow_id) this.advanceWorkflow(job.workflow_id, now, taskState === 'succeeded' ? [{ stage: job.stage!, index: task.idx }] : []);
+      }
     }
     return { attemptId, applied: true, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskState, retry };
   }
@@ -454,6 +487,284 @@ export class SqliteStore implements Store {
         ORDER BY o.task_index, o.path`,
     ).all(jobId) as OutputRow[];
     return rows.map(toOutput);
+  }
+
+  // ── retry ─────────────────────────────────────────────────────────────────────────────────────────────
+  async retryJob(id: JobId, now: number): Promise<{ job: JobRecord; result: RetryResult } | null> {
+    const result = this.db.transaction((): RetryResult | null => {
+      const row = this.q('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+      if (!row) return null;
+      const requeued = this.requeueFailed(row, now);
+      let unskipped = 0;
+      if (row.workflow_id) {
+        // What was skipped because this stage failed may run once it succeeds.
+        this.q('UPDATE workflows SET cancel_requested = 0, finished_at = NULL WHERE id = ?').run(row.workflow_id);
+        unskipped = this.liftSkips(row.workflow_id);
+        this.advanceWorkflow(row.workflow_id, now, []);
+      }
+      return { requeued, unskipped };
+    })();
+    if (!result) return null;
+    return { job: (await this.getJob(id))!, result };
+  }
+
+  /** Failed and cancelled tasks of one job back to the queue, with fresh retry budgets; the cancel is lifted. */
+  private requeueFailed(row: JobRow, now: number): number {
+    const tasks = this.q("SELECT * FROM tasks WHERE job_id = ? AND state IN ('failed', 'cancelled') ORDER BY idx").all(row.id) as TaskRow[];
+    this.q('UPDATE jobs SET cancel_requested = 0 WHERE id = ?').run(row.id);
+    if (tasks.length > 0) {
+      const first = this.allocSeq(tasks.length);
+      tasks.forEach((t, i) => {
+        this.moveTask(t, 'queued', {
+          current_attempt_id: null, node_id: null, exit_code: null, failure_json: null, finished_at: null,
+          user_failures: 0, system_failures: 0, queue_seq: first + i,
+        }, true);
+      });
+      if (row.workflow_id) this.reresolveInputs(row, tasks, now);
+    }
+    this.finishJobIfDone(row.id, now);
+    return tasks.length;
+  }
+
+  /** Stages whose tasks failed for want of an earlier stage's output resolve their inputs again on retry. */
+  private reresolveInputs(row: JobRow, tasks: readonly TaskRow[], now: number): void {
+    const compiled = compiledOf(row);
+    if (compiled.artifacts.length === 0 && compiled.fanOut.kind !== 'files') return;
+    const rows = this.stageRows(row.workflow_id!);
+    const outputsOf = this.outputsReader(rows);
+    const local = new Set((JSON.parse(row.inputs_json) as WireInputFile[]).map((f) => f.path));
+    for (const t of tasks) {
+      const r = resolveArtifacts(compiled, { index: t.idx, arrayValue: t.array_value }, outputsOf, local);
+      const fresh = this.q('SELECT * FROM tasks WHERE id = ?').get(t.id) as TaskRow;
+      if (r.ok) this.q('UPDATE tasks SET inputs_json = ? WHERE id = ?').run(JSON.stringify(r.value), t.id);
+      else this.moveTask(fresh, 'failed', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'inputs_unavailable', message: r.message }) });
+    }
+  }
+
+  // ── workflows ─────────────────────────────────────────────────────────────────────────────────────────
+  async createWorkflow(wf: NewWorkflow): Promise<WorkflowRecord> {
+    const c = wf.compiled;
+    if (wf.stages.length !== c.stages.length) throw new Error('createWorkflow: one job per stage expected');
+    this.db.transaction(() => {
+      this.q('INSERT INTO workflows (id, name, spec_json, compiled_json, created_at) VALUES (?, ?, ?, ?, ?)').run(
+        wf.id, wf.name, JSON.stringify(wf.spec), JSON.stringify(c), wf.createdAt,
+      );
+      const ins = this.q(
+        `INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at,
+                           workflow_id, stage, released)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+      );
+      c.stages.forEach((st, i) => {
+        const s = wf.stages[i]!;
+        const j = st.job;
+        const stageSpec = ((wf.spec['stages'] as Record<string, Record<string, unknown>> | undefined)?.[st.name]) ?? {};
+        ins.run(s.jobId, j.name, JSON.stringify(stageSpec), JSON.stringify(j), JSON.stringify(s.inputs), JSON.stringify(s.warnings), j.taskCount,
+          j.resources.cpuMillis, j.resources.memoryBytes, j.resources.gpus, j.resources.diskBytes, wf.createdAt, wf.id, st.name);
+      });
+      this.advanceWorkflow(wf.id, wf.createdAt, []);
+    })();
+    return (await this.getWorkflow(wf.id))!;
+  }
+
+  async getWorkflow(id: WorkflowId): Promise<WorkflowRecord | null> {
+    const r = this.q('SELECT * FROM workflows WHERE id = ?').get(id) as WorkflowRow | undefined;
+    return r ? this.toWorkflow(r) : null;
+  }
+
+  async listWorkflows(query: ListWorkflowsQuery): Promise<Page<WorkflowRecord>> {
+    const rows = (query.cursor
+      ? this.q('SELECT * FROM workflows WHERE id < ? ORDER BY id DESC LIMIT ?').all(query.cursor, query.limit + 1)
+      : this.q('SELECT * FROM workflows ORDER BY id DESC LIMIT ?').all(query.limit + 1)) as WorkflowRow[];
+    const more = rows.length > query.limit;
+    const items = rows.slice(0, query.limit).map((r) => this.toWorkflow(r));
+    return { items, nextCursor: more ? items[items.length - 1]!.id : null };
+  }
+
+  async requestWorkflowCancel(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; toKill: readonly AttemptRecord[] } | null> {
+    const found = this.db.transaction(() => {
+      const wf = this.q('SELECT id FROM workflows WHERE id = ?').get(id);
+      if (!wf) return false;
+      this.q('UPDATE workflows SET cancel_requested = 1 WHERE id = ?').run(id);
+      for (const row of this.stageRows(id).values()) {
+        const state = deriveJobState(countsOf(row), row.cancel_requested === 1, gateOf(row));
+        if (state === 'succeeded' || state === 'failed' || state === 'skipped') continue; // finished stages keep their history
+        this.q('UPDATE jobs SET cancel_requested = 1 WHERE id = ?').run(row.id);
+        const queued = this.q("SELECT * FROM tasks WHERE job_id = ? AND state = 'queued'").all(row.id) as TaskRow[];
+        for (const t of queued) this.moveTask(t, 'cancelled', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'cancelled', message: 'the workflow was cancelled before this task started' }) });
+      }
+      this.advanceWorkflow(id, now, []);
+      return true;
+    })();
+    if (!found) return null;
+    const toKill = (this.q("SELECT a.* FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.workflow_id = ? AND a.state IN ('assigned', 'running')").all(id) as AttemptRow[]).map(toAttempt);
+    return { workflow: (await this.getWorkflow(id))!, toKill };
+  }
+
+  async retryWorkflow(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; result: RetryResult } | null> {
+    const result = this.db.transaction((): RetryResult | null => {
+      const wf = this.q('SELECT id FROM workflows WHERE id = ?').get(id);
+      if (!wf) return null;
+      this.q('UPDATE workflows SET cancel_requested = 0, finished_at = NULL WHERE id = ?').run(id);
+      let requeued = 0;
+      for (const row of this.stageRows(id).values()) if (row.released === 1) requeued += this.requeueFailed(row, now);
+      const unskipped = this.liftSkips(id);
+      this.advanceWorkflow(id, now, []);
+      return { requeued, unskipped };
+    })();
+    if (!result) return null;
+    return { workflow: (await this.getWorkflow(id))!, result };
+  }
+
+  /** Clear every stage's skip reason and cancel request; a released stage that created nothing is released anew. */
+  private liftSkips(workflowId: string): number {
+    let n = 0;
+    for (const row of this.stageRows(workflowId).values()) {
+      const created = countsOf(row);
+      const none = created.queued + created.assigned + created.running + created.succeeded + created.failed + created.cancelled === 0;
+      if (row.skip_reason !== null || row.cancel_requested === 1) n++;
+      this.q('UPDATE jobs SET skip_reason = NULL, cancel_requested = 0, released = CASE WHEN ? THEN 0 ELSE released END, finished_at = NULL WHERE id = ?').run(none ? 1 : 0, row.id);
+    }
+    return n;
+  }
+
+  private stageRows(workflowId: string): Map<string, JobRow> {
+    const rows = this.q('SELECT * FROM jobs WHERE workflow_id = ?').all(workflowId) as JobRow[];
+    return new Map(rows.map((r) => [r.stage!, r]));
+  }
+
+  private toWorkflow(r: WorkflowRow): WorkflowRecord {
+    const compiled = workflowOf(r);
+    const rows = this.stageRows(r.id);
+    const stages: StageRecord[] = compiled.stages.map((st) => ({ name: st.name, needs: st.needs, each: st.each, job: toJob(rows.get(st.name)!) }));
+    return {
+      id: r.id as WorkflowId,
+      name: r.name,
+      spec: JSON.parse(r.spec_json) as Record<string, unknown>,
+      compiled,
+      state: workflowState(stages.map((s) => s.job.state), r.cancel_requested === 1),
+      cancelRequested: r.cancel_requested === 1,
+      createdAt: r.created_at,
+      finishedAt: r.finished_at,
+      stages,
+    };
+  }
+
+  /** Succeeded outputs of each stage, read once per stage per call. */
+  private outputsReader(rows: ReadonlyMap<string, JobRow>): (stage: string) => readonly StageOutput[] {
+    const cache = new Map<string, StageOutput[]>();
+    return (stage) => {
+      let list = cache.get(stage);
+      if (!list) {
+        const row = rows.get(stage);
+        list = row
+          ? (this.q(
+              `SELECT o.task_index AS taskIndex, o.path, o.size, o.sha256 FROM tasks t JOIN outputs o ON o.attempt_id = t.current_attempt_id
+                WHERE t.job_id = ? AND t.state = 'succeeded' ORDER BY o.task_index, o.path`,
+            ).all(row.id) as StageOutput[])
+          : [];
+        cache.set(stage, list);
+      }
+      return list;
+    };
+  }
+
+  /**
+   * Release what became runnable in a workflow and skip what never will, using core's pure rules: first the
+   * per-item releases for tasks that just succeeded, then whole-stage releases and skips until nothing changes.
+   * Runs inside the caller's transaction, so the change that triggered it and its consequences commit together.
+   */
+  private advanceWorkflow(workflowId: string, now: number, succeeded: ReadonlyArray<{ stage: string; index: number }>): void {
+    const wfRow = this.q('SELECT id, compiled_json, cancel_requested FROM workflows WHERE id = ?').get(workflowId) as Pick<WorkflowRow, 'id' | 'compiled_json' | 'cancel_requested'>;
+    const wf = workflowOf(wfRow);
+    let rows = this.stageRows(workflowId);
+    const progress = (): Map<string, StageProgress> =>
+      new Map([...rows].map(([name, r]) => [name, { ...gateOf(r), counts: countsOf(r), cancelRequested: r.cancel_requested === 1 }]));
+
+    for (const ev of succeeded) {
+      for (const stage of itemReleases(wf, progress(), ev.stage)) {
+        const row = rows.get(stage)!;
+        if (!this.q('SELECT 1 FROM tasks WHERE id = ?').get(taskIdOf(row.id as JobId, ev.index))) this.createTasks(row, [ev.index], rows, now);
+      }
+      rows = this.stageRows(workflowId);
+    }
+    for (let round = 0; round <= wf.stages.length * 2; round++) {
+      const plan = planWorkflow(wf, progress(), wfRow.cancel_requested === 1);
+      if (plan.release.length === 0 && plan.skip.length === 0) break;
+      for (const s of plan.skip)
+        this.q('UPDATE jobs SET skip_reason = ?, cancel_requested = MAX(cancel_requested, ?) WHERE id = ?').run(s.reason, wfRow.cancel_requested, rows.get(s.stage)!.id);
+      for (const stage of plan.release) this.releaseStage(wf, rows.get(stage)!, rows, now);
+      rows = this.stageRows(workflowId);
+    }
+    for (const r of rows.values()) this.finishJobIfDone(r.id, now);
+    this.q(
+      `UPDATE workflows SET finished_at = CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE workflow_id = ?1 AND (${JOB_STATE_SQL}) NOT IN (${TERMINAL_SQL}))
+         THEN NULL ELSE COALESCE(finished_at, ?2) END WHERE id = ?1`,
+    ).run(workflowId, now);
+  }
+
+  /** Open a stage's gate and create the tasks that can exist now. */
+  private releaseStage(wf: CompiledWorkflow, row: JobRow, rows: ReadonlyMap<string, JobRow>, now: number): void {
+    const compiled = compiledOf(row);
+    this.q('UPDATE jobs SET released = 1 WHERE id = ?').run(row.id);
+    const existing = new Set((this.q('SELECT idx FROM tasks WHERE job_id = ?').all(row.id) as Array<{ idx: number }>).map((r) => r.idx));
+    const fan = compiled.fanOut;
+    if (fan.kind === 'each') {
+      const up = rows.get(fan.from)!;
+      const done = (this.q("SELECT idx FROM tasks WHERE job_id = ? AND state = 'succeeded' ORDER BY idx").all(up.id) as Array<{ idx: number }>).map((r) => r.idx);
+      this.createTasks(row, done.filter((i) => !existing.has(i)), rows, now);
+      return;
+    }
+    if (fan.kind === 'files') {
+      const files = filesFanOut(compiled, this.outputsReader(rows)(fan.from));
+      if (!files.ok) {
+        this.q('UPDATE jobs SET skip_reason = ?, task_count = 0 WHERE id = ?').run(files.message, row.id);
+        return;
+      }
+      this.q('UPDATE jobs SET task_count = ? WHERE id = ?').run(files.value.length, row.id);
+      const values = files.value;
+      this.createTasks({ ...row, task_count: values.length }, values.map((_, i) => i).filter((i) => !existing.has(i)), rows, now, values);
+      return;
+    }
+    void wf;
+    const all: number[] = [];
+    for (let i = 0; i < row.task_count; i++) if (!existing.has(i)) all.push(i);
+    this.createTasks(row, all, rows, now);
+  }
+
+  /**
+   * Create tasks of a stage, queued, with their inputs from earlier stages resolved now; a task whose inputs cannot
+   * be resolved (a pattern matching nothing, two tasks producing the same path) is created failed, with the reason.
+   */
+  private createTasks(row: JobRow, indices: readonly number[], rows: ReadonlyMap<string, JobRow>, now: number, values?: readonly string[]): void {
+    if (indices.length === 0) return;
+    const compiled = compiledOf(row);
+    const needsResolve = compiled.artifacts.length > 0 || compiled.fanOut.kind === 'files';
+    const outputsOf = this.outputsReader(rows);
+    const local = new Set((JSON.parse(row.inputs_json) as WireInputFile[]).map((f) => f.path));
+    const first = this.allocSeq(indices.length);
+    const ins = this.q("INSERT INTO tasks (id, job_id, idx, array_value, state, queue_seq, inputs_json) VALUES (?, ?, ?, ?, 'queued', ?, ?)");
+    const failed: Array<{ id: string; message: string }> = [];
+    indices.forEach((index, i) => {
+      const arrayValue = values ? (values[index] ?? null) : compiled.arrayValues ? (compiled.arrayValues[index] ?? null) : null;
+      let inputs: string | null = null;
+      if (needsResolve) {
+        const r = resolveArtifacts(compiled, { index, arrayValue }, outputsOf, local);
+        if (r.ok) inputs = JSON.stringify(r.value);
+        else failed.push({ id: taskIdOf(row.id as JobId, index), message: r.message });
+      }
+      ins.run(taskIdOf(row.id as JobId, index), row.id, index, arrayValue, first + i, inputs);
+    });
+    this.q('UPDATE jobs SET n_queued = n_queued + ? WHERE id = ?').run(indices.length, row.id);
+    for (const f of failed) {
+      const t = this.q('SELECT * FROM tasks WHERE id = ?').get(f.id) as TaskRow;
+      this.moveTask(t, 'failed', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'inputs_unavailable', message: f.message }) });
+    }
+  }
+
+  /** Reserve `n` consecutive queue positions. */
+  private allocSeq(n: number): number {
+    const { value: end } = this.q("UPDATE meta SET value = value + ? WHERE key = 'queue_seq' RETURNING value").get(n) as { value: number };
+    return end - n + 1;
   }
 
   // ── tokens ──────────────────────────────────────────────────────────────────────────────────────────────

@@ -1,0 +1,63 @@
+/** Workflow routes: submit, list, show (the stage graph), cancel, retry, outputs by stage. */
+import type { FastifyInstance } from 'fastify';
+import {
+  API_PREFIX,
+  ListWorkflowsQueryV1Schema,
+  SubmitWorkflowRequestV1Schema,
+  type RetryResponseV1,
+  type SubmitWorkflowResponseV1,
+  type WorkflowV1,
+} from '@dsg/core';
+import type { JobRecord, Store, WorkflowRecord } from '@dsg/store';
+import type { PendingReason } from '@dsg/scheduler';
+import type { WorkService } from '../../service/work-service.js';
+import { toOutputV1, toWorkflowV1 } from '../mappers.js';
+import { parseOr400 } from '../parse.js';
+import type { Authed } from './authed.js';
+
+export interface WorkflowRouteDeps {
+  readonly work: WorkService;
+  readonly store: Store;
+  readonly authed: Authed;
+  readonly pendingOf: (j: JobRecord) => PendingReason | undefined;
+}
+
+export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): void {
+  const { work, authed } = deps;
+  const v1 = (w: WorkflowRecord): WorkflowV1 => toWorkflowV1(w, deps.pendingOf);
+
+  app.post(`${API_PREFIX}/workflows`, async (req, reply) => {
+    await authed(req, 'jobs:write');
+    const body = parseOr400(SubmitWorkflowRequestV1Schema, req.body, 'body');
+    const wf = await work.submitWorkflow(body);
+    const res: SubmitWorkflowResponseV1 = { workflow: v1(wf) };
+    return reply.status(201).send(res);
+  });
+  app.get(`${API_PREFIX}/workflows`, async (req) => {
+    await authed(req, 'jobs:read');
+    const q = parseOr400(ListWorkflowsQueryV1Schema, req.query, 'query');
+    const page = await deps.store.listWorkflows({ limit: q.limit ?? 50, ...(q.cursor ? { cursor: q.cursor } : {}) });
+    return { items: page.items.map(v1), nextCursor: page.nextCursor };
+  });
+  app.get(`${API_PREFIX}/workflows/:id`, async (req) => {
+    await authed(req, 'jobs:read');
+    return v1(await work.workflow((req.params as { id: string }).id));
+  });
+  app.post(`${API_PREFIX}/workflows/:id/cancel`, async (req) => {
+    await authed(req, 'jobs:write');
+    return v1(await work.cancelWorkflow((req.params as { id: string }).id));
+  });
+  app.post(`${API_PREFIX}/workflows/:id/retry`, async (req) => {
+    await authed(req, 'jobs:write');
+    const r = await work.retryWorkflow((req.params as { id: string }).id);
+    const body: RetryResponseV1 & { workflow: WorkflowV1 } = { ...r.result, workflow: v1(r.workflow) };
+    return body;
+  });
+  app.get(`${API_PREFIX}/workflows/:id/outputs`, async (req) => {
+    await authed(req, 'jobs:read');
+    const wf = await work.workflow((req.params as { id: string }).id);
+    const items = [];
+    for (const s of wf.stages) for (const o of await deps.store.listOutputs(s.job.id)) items.push({ stage: s.name, jobId: s.job.id, ...toOutputV1(o) });
+    return { items };
+  });
+}
