@@ -51,7 +51,7 @@ const AttemptEndWire = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('cancelled') }),
   z.object({
     kind: z.literal('error'),
-    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed']),
+    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed', 'outputs_missing']),
     message: z.string(),
   }),
 ]);
@@ -134,7 +134,10 @@ export interface Assignment {
   run: WireRun;
   env: Record<string, string>;
   inputs: WireInputFile[];
+  /** Output globs. After an exit with code 0, each must match at least one file, or the attempt fails (`outputs_missing`). */
   outputs: string[];
+  /** Output globs collected like `outputs` but allowed to match nothing. Absent from older coordinators. */
+  optionalOutputs?: string[];
   timeoutMs: number;
   resources: z.infer<typeof ResourcesWire>;
 }
