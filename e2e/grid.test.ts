@@ -104,6 +104,24 @@ describe('a grid on one machine (dsg up)', { timeout: 300_000 }, () => {
     assert.match(logs.stdout, /boom on 0/);
   });
 
+  it('fails a task that exits 0 without its required output: a user failure naming the glob, retried per the spec', async () => {
+    const spec = join(sb.dir, 'no-output.yaml');
+    writeFileSync(spec, 'name: no-output\nscript: mkdir -p out; echo partial > out/log.txt\noutputs: ["out/*.txt", "out/*.json"]\nretries: 1\n');
+    const r = await sb.run(['submit', spec, '--wait', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const job = JSON.parse(r.stdout) as { id: string; state: string };
+    assert.equal(job.state, 'failed');
+    const task = await sb.api<{ attempts: number; failure: { reason: string; kind: string; message: string } }>(creds, 'GET', `/jobs/${job.id}/tasks/0`);
+    assert.equal(task.attempts, 2, 'retried once, as retries: 1 says (not as a system failure)');
+    assert.deepEqual(task.failure, {
+      kind: 'user',
+      reason: 'outputs_missing',
+      message: 'output pattern "out/*.json" matched no file in the working directory (mark it optional if it may be absent)',
+    });
+    const outs = await sb.run(['outputs', job.id, '--json']);
+    assert.deepEqual((JSON.parse(outs.stdout) as { items: Array<{ path: string }> }).items.map((o) => o.path), ['out/log.txt'], 'what exists is still uploaded');
+  });
+
   it('rejects a bad spec before anything is queued, naming the field', async () => {
     const before_ = await sb.api<{ items: unknown[] }>(creds, 'GET', '/jobs?limit=500');
     const spec = join(sb.dir, 'bad.yaml');

@@ -7,11 +7,14 @@
  * Every failure on the way has a place in the report: inputs that cannot be fetched are `inputs_unavailable`,
  * a program that cannot start is `executor_error`, outputs that cannot be uploaded are `outputs_failed` (all
  * system failures, retried elsewhere); the task's own exit code, signal or timeout are reported as they are.
+ * A program that exits 0 but leaves a required output pattern (`outputs`, not `optionalOutputs`) unmatched ends
+ * as `outputs_missing`, a user failure: the next stage of a pipeline would otherwise fail far from the cause.
+ * Whatever the end, the outputs that do exist are uploaded.
  * The working dir is removed afterwards unless `keepWorkDirs`.
  */
 import { constants as fsConstants } from 'node:fs';
 import { copyFile, chmod, lstat, mkdir, realpath, rm, rmdir } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { glob } from 'tinyglobby';
 import type { AgentMessage, Assignment, FinishedMessage, OutputFile } from '@dsg/core';
 import type { CoordinatorHttp } from './coordinator-http.js';
@@ -81,15 +84,19 @@ export class AttemptRun {
       this.flushLogs();
       if (r.spawnError) return finished({ kind: 'error', reason: 'executor_error', message: r.spawnError }, r.startedAt);
       let outputs: OutputFile[] = [];
-      if (a.outputs.length > 0) {
+      let unmatched: string[] = [];
+      if (a.outputs.length > 0 || (a.optionalOutputs?.length ?? 0) > 0) {
         try {
-          outputs = await this.collectOutputs(cwd);
+          ({ outputs, unmatched } = await this.collectOutputs(cwd));
         } catch (e) {
           return finished({ kind: 'error', reason: 'outputs_failed', message: errorText(e) }, r.startedAt);
         }
       }
       if (r.cancelled || this.cancelled) return finished({ kind: 'cancelled' }, r.startedAt, outputs);
       if (r.timedOut) return finished({ kind: 'timeout', timeoutMs: a.timeoutMs }, r.startedAt, outputs);
+      // A non-zero exit or a signal keeps its own failure: it says more than the outputs it did not write.
+      if (r.exitCode === 0 && !r.signal && unmatched.length > 0)
+        return finished({ kind: 'error', reason: 'outputs_missing', message: describeUnmatched(unmatched) }, r.startedAt, outputs);
       return finished({ kind: 'exited', exitCode: r.exitCode, signal: r.signal }, r.startedAt, outputs);
     } catch (e) {
       this.flushLogs();
@@ -121,9 +128,13 @@ export class AttemptRun {
   private async placeInputs(cwd: string): Promise<void> {
     await Promise.all(
       this.assignment.inputs.map(async (f) => {
-        const src = await this.deps.http.blob(f.sha256);
+        // Checked before anything is fetched or written. The spec already refuses such paths at submit; this
+        // guards the agent against any assignment (workflow stages, older or buggy coordinators) that slips by.
+        // An absolute path is refused rather than quietly read as relative to the working dir.
+        if (isAbsolute(f.path)) throw new Error(`input path ${f.path} is absolute; input paths must be relative to the working directory`);
         const dest = join(cwd, f.path);
         if (!isInside(cwd, dest)) throw new Error(`input path ${f.path} leaves the working directory`);
+        const src = await this.deps.http.blob(f.sha256, f.size);
         await mkdir(dirname(dest), { recursive: true });
         // A copy (a cheap reflink where the filesystem supports it), not a hard link: a task that writes to its
         // input must not alter the shared cache.
@@ -133,9 +144,21 @@ export class AttemptRun {
     );
   }
 
-  private async collectOutputs(cwd: string): Promise<OutputFile[]> {
+  /**
+   * Uploads every file the output patterns match and returns them, with the required patterns (`outputs`) that
+   * matched no file. Each pattern is globbed on its own so that "matched nothing" is exactly what tinyglobby says,
+   * with no second matcher that could disagree with it; a task has few patterns.
+   */
+  private async collectOutputs(cwd: string): Promise<{ outputs: OutputFile[]; unmatched: string[] }> {
+    const a = this.assignment;
     const realCwd = await realpath(cwd);
-    const paths = await glob([...this.assignment.outputs], { cwd, onlyFiles: true, dot: false, followSymbolicLinks: false, expandDirectories: false });
+    const patterns = [...new Set([...a.outputs, ...(a.optionalOutputs ?? [])])];
+    const matches = await Promise.all(
+      patterns.map((p) => glob(p, { cwd, onlyFiles: true, dot: false, followSymbolicLinks: false, expandDirectories: false })),
+    );
+    const optional = new Set(a.optionalOutputs ?? []);
+    const unmatched = patterns.filter((p, i) => matches[i]!.length === 0 && !optional.has(p));
+    const paths = [...new Set(matches.flat())];
     const out: OutputFile[] = [];
     for (const p of paths.sort()) {
       const abs = join(cwd, p);
@@ -149,7 +172,7 @@ export class AttemptRun {
       await this.deps.http.uploadOutput(this.assignment.attemptId, p, abs, sha256, size);
       out.push({ path: p, size, sha256 });
     }
-    return out;
+    return { outputs: out, unmatched };
   }
 
   private onOutput(stream: 'stdout' | 'stderr', data: string): void {
@@ -184,6 +207,14 @@ export class AttemptRun {
 function isInside(root: string, p: string): boolean {
   const rel = relative(root, p);
   return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !rel.startsWith(sep);
+}
+
+/** `output pattern "out/*.json" matched no file in the working directory (mark it optional if it may be absent)` */
+function describeUnmatched(patterns: readonly string[]): string {
+  const list = patterns.map((p) => JSON.stringify(p)).join(', ');
+  return patterns.length === 1
+    ? `output pattern ${list} matched no file in the working directory (mark it optional if it may be absent)`
+    : `output patterns ${list} matched no file in the working directory (mark them optional if they may be absent)`;
 }
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));

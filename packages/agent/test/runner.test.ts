@@ -1,7 +1,7 @@
 // The runner against a small real HTTP server standing in for the coordinator's blob and output endpoints.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, readdir } from 'node:fs/promises';
+import { mkdtemp, rm, readdir, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +81,22 @@ describe('AttemptRun', () => {
     assert.equal(fin.end.kind, 'error');
     assert.equal((fin.end as { reason: string }).reason, 'inputs_unavailable');
     assert.equal(sent.some((m) => m.type === 'started'), false);
+  });
+
+  it('refuses input paths that leave the working directory or are absolute, before fetching or writing anything', async () => {
+    const marker = `dsg-runner-escape-${process.pid}`;
+    for (const path of [`../${marker}`, `a/../../${marker}`, `/tmp/${marker}`]) {
+      const { fin, sent } = await runIt(assignment({ inputs: [{ path, sha256: sha(SCRIPT), size: SCRIPT.length, mode: 0o644 }] }), true);
+      assert.equal(fin.end.kind, 'error', path);
+      assert.equal((fin.end as { reason: string }).reason, 'inputs_unavailable', path);
+      assert.match((fin.end as { message: string }).message, path.startsWith('/') ? /is absolute; input paths must be relative/ : /leaves the working directory/, path);
+      assert.equal(sent.some((m) => m.type === 'started'), false, `${path}: nothing ran`);
+      const wd = join(dir, 'work', fin.attemptId);
+      assert.deepEqual(await readdir(wd), [], `${path}: nothing placed in the working dir`);
+      await rm(wd, { recursive: true, force: true });
+    }
+    for (const p of [join(dir, 'work', marker), join(dir, marker), join('/tmp', marker)])
+      assert.equal(await stat(p).then(() => true, () => false), false, `${p} must not exist`);
   });
 
   it('never uploads a symbolic link (it could point outside the working directory)', async () => {

@@ -2,8 +2,8 @@
  * What happens to a task when one of its attempts ends. Pure, shared by every Store implementation so that
  * SQLite and PostgreSQL make the same decision.
  *
- * Failures are classified: `user` failures come from the job itself (non-zero exit, killed by a signal, timeout)
- * and are retried only as often as the spec's `retries` says; `system` failures come from the grid (node lost,
+ * Failures are classified: `user` failures come from the job itself (non-zero exit, killed by a signal, timeout,
+ * a required output that the program did not write) and are retried only as often as the spec's `retries` says; `system` failures come from the grid (node lost,
  * inputs could not be fetched, the executor could not start the process) and are retried up to
  * `maxSystemRetries` times whatever the spec says, because another node may well succeed.
  */
@@ -20,6 +20,7 @@ export const FailureReason = {
   executorError: 'executor_error',
   inputsUnavailable: 'inputs_unavailable',
   outputsFailed: 'outputs_failed',
+  outputsMissing: 'outputs_missing',
   cancelled: 'cancelled',
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
@@ -36,7 +37,7 @@ export type AttemptEnd =
   | { readonly kind: 'timeout'; readonly timeoutMs: number }
   | { readonly kind: 'cancelled' }
   | { readonly kind: 'lost'; readonly message: string }
-  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed'; readonly message: string };
+  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed' | 'outputs_missing'; readonly message: string };
 
 export interface AttemptHistory {
   /** User-caused failures of this task before this attempt. */
@@ -69,7 +70,9 @@ export function classifyEnd(end: AttemptEnd): Failure | null {
     case 'lost':
       return { kind: 'system', reason: 'node_lost', message: end.message };
     case 'error':
-      return { kind: 'system', reason: end.reason, message: end.message };
+      // `outputs_missing`: the program exited 0 without writing a required output. That is the job's doing, and
+      // another node would most likely do the same, so it is a user failure; every other error is the grid's.
+      return { kind: end.reason === 'outputs_missing' ? 'user' : 'system', reason: end.reason, message: end.message };
   }
 }
 

@@ -51,7 +51,7 @@ const AttemptEndWire = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('cancelled') }),
   z.object({
     kind: z.literal('error'),
-    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed']),
+    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed', 'outputs_missing']),
     message: z.string(),
   }),
 ]);
@@ -134,8 +134,9 @@ export interface Assignment {
   run: WireRun;
   env: Record<string, string>;
   inputs: WireInputFile[];
+  /** Output globs. After an exit with code 0, each must match at least one file, or the attempt fails (`outputs_missing`). */
   outputs: string[];
-  /** Output globs that may match nothing (the ones in `outputs` must each match at least one file). */
+  /** Output globs collected like `outputs` but allowed to match nothing. Absent from older coordinators. */
   optionalOutputs?: string[];
   timeoutMs: number;
   resources: z.infer<typeof ResourcesWire>;

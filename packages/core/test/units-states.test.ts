@@ -8,6 +8,7 @@ import {
   decideAfterAttempt,
   deriveJobState,
   emptyTaskCounts,
+  parseAgentFrame,
   formatDuration,
   formatSize,
   IllegalTransitionError,
@@ -102,6 +103,28 @@ describe('decideAfterAttempt', () => {
   it('classifies timeouts and signals as user failures', () => {
     assert.equal(decideAfterAttempt({ kind: 'timeout', timeoutMs: 5000 }, { userFailures: 0, systemFailures: 0 }, policy).failure?.reason, 'timeout');
     assert.equal(decideAfterAttempt({ kind: 'exited', exitCode: null, signal: 'SIGKILL' }, { userFailures: 0, systemFailures: 0 }, policy).failure?.message, 'killed by signal SIGKILL');
+  });
+  it('classifies missing required outputs as a user failure, retried only per the spec', () => {
+    const end = { kind: 'error', reason: 'outputs_missing', message: 'output pattern "out/*.json" matched no file in the working directory' } as const;
+    const first = decideAfterAttempt(end, { userFailures: 0, systemFailures: 0 }, policy);
+    assert.deepEqual(first.failure, { kind: 'user', reason: 'outputs_missing', message: end.message });
+    assert.equal(first.attemptState, 'failed');
+    assert.equal(first.taskState, 'queued');
+    // retries: 1 is used up after one user failure, whatever the system-retry budget says.
+    const last = decideAfterAttempt(end, { userFailures: 1, systemFailures: 0 }, policy);
+    assert.equal(last.taskState, 'failed');
+    assert.equal(last.retry, false);
+    assert.equal(decideAfterAttempt(end, { userFailures: 0, systemFailures: 0 }, { retries: 0, maxSystemRetries: 3 }).taskState, 'failed');
+    // The other agent-reported errors stay system failures.
+    for (const reason of ['executor_error', 'inputs_unavailable', 'outputs_failed'] as const)
+      assert.equal(decideAfterAttempt({ kind: 'error', reason, message: 'x' }, { userFailures: 0, systemFailures: 0 }, policy).failure?.kind, 'system');
+  });
+  it('accepts outputs_missing in a finished report on the wire', () => {
+    const [m] = parseAgentFrame(JSON.stringify({
+      type: 'finished', attemptId: 'att_1', startedAt: 1, finishedAt: 2, outputs: [],
+      end: { kind: 'error', reason: 'outputs_missing', message: 'output pattern "a" matched no file in the working directory' },
+    }));
+    assert.equal(m?.type === 'finished' && m.end.kind === 'error' ? m.end.reason : null, 'outputs_missing');
   });
   it('never retries a cancel', () => {
     const d = decideAfterAttempt({ kind: 'cancelled' }, { userFailures: 0, systemFailures: 0 }, { retries: 5, maxSystemRetries: 5 });
