@@ -6,9 +6,15 @@ export function registerCancel(program: Command, globals: () => GlobalFlags): vo
   program
     .command('cancel')
     .description('cancel a job: queued tasks are dropped, running ones killed (whole process tree)')
-    .argument('<id>', 'job id')
-    .option('--json', 'print the JobV1 as JSON')
+    .argument('<id>', 'job id, or workflow id (wf_…: every stage; stages not started yet never start)')
+    .option('--json', 'print the JobV1 (or WorkflowV1) as JSON')
     .action(async (id: string, opts: { json?: boolean }) => {
+      if (id.startsWith('wf_')) {
+        const wf = await clientFrom(globals()).cancelWorkflow(id);
+        if (opts.json) return printJson(wf);
+        const running = wf.counts.running + wf.counts.assigned;
+        return print(`${wf.id}: ${colorState(wf.state)}${running > 0 ? ` (stopping ${running} running task${running === 1 ? '' : 's'})` : ''}`);
+      }
       const job = await clientFrom(globals()).cancelJob(id);
       if (opts.json) return printJson(job);
       const running = job.counts.running + job.counts.assigned;

@@ -4,6 +4,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
+import type { DsgClient } from '@dsg/client';
 import { ValidationError, type OutputV1 } from '@dsg/core';
 import { clientFrom, info, print, printJson, type GlobalFlags } from '../context.js';
 import { formatSize, table } from '../format.js';
@@ -30,7 +31,7 @@ export function registerOutputs(program: Command, globals: () => GlobalFlags): v
   program
     .command('outputs')
     .description("list or download a job's outputs (the files its spec's `outputs` globs collected)")
-    .argument('<id>', 'job id')
+    .argument('<id>', 'job id, or workflow id (wf_…: each stage\'s outputs under DIR/<stage>/, or as its publish: section says)')
     .option('--to <dir>', 'download into this directory, keeping each output\'s relative path')
     .option('-t, --task <n>', 'only this task')
     .option('--by-task', 'write DIR/task-<N>/<path> (needed when tasks produce the same path)')
@@ -38,6 +39,7 @@ export function registerOutputs(program: Command, globals: () => GlobalFlags): v
     .addHelpText('after', '\nExamples:\n  dsg outputs job_01jd…                  list\n  dsg outputs job_01jd… --to results/    download')
     .action(async (id: string, opts: { to?: string; task?: string; byTask?: boolean; json?: boolean }) => {
       const client = clientFrom(globals());
+      if (id.startsWith('wf_')) return workflowOutputs(client, id, opts);
       let { items } = await client.listOutputs(id);
       if (opts.task !== undefined) {
         const t = parseIndexFlag(opts.task);
@@ -67,4 +69,38 @@ export function registerOutputs(program: Command, globals: () => GlobalFlags): v
       if (opts.json) printJson({ items: plan.map((p) => ({ ...p.output, dest: p.dest })) });
       else info(`${plan.length} file${plan.length === 1 ? '' : 's'} (${formatSize(total)}) written to ${resolve(opts.to)}`);
     });
+}
+
+/** A workflow's outputs: every stage's, under DIR/<stage>/ (or the stage's `publish:` directory). */
+async function workflowOutputs(client: DsgClient, id: string, opts: { to?: string; byTask?: boolean; json?: boolean }): Promise<void> {
+  const wf = await client.getWorkflow(id);
+  const { items } = await client.listWorkflowOutputs(id);
+  if (!opts.to) {
+    if (opts.json) return printJson({ items });
+    if (items.length === 0) return print('no outputs yet (stages declare them with outputs: globs; they appear as tasks succeed)');
+    return print(table(['STAGE', 'TASK', 'PATH', 'SIZE', 'SHA256'], items.map((o) => [o.stage, String(o.taskIndex), o.path, formatSize(o.size), o.sha256.slice(0, 12)])));
+  }
+  const plan: Array<{ output: (typeof items)[number]; dest: string }> = [];
+  for (const st of wf.stages) {
+    const mine = items.filter((o) => o.stage === st.name);
+    if (mine.length === 0) continue;
+    const dir = join(opts.to, wf.publish[st.name] ?? st.name);
+    for (const p of planOutputs(mine, dir, Boolean(opts.byTask))) plan.push({ output: p.output as (typeof items)[number], dest: p.dest });
+  }
+  const seen = new Map<string, string>();
+  for (const p of plan) {
+    const other = seen.get(p.dest);
+    if (other) throw new ValidationError([{ path: p.output.path, message: `stages ${other} and ${p.output.stage} would both write ${p.dest}; change publish: or pass --by-task` }]);
+    seen.set(p.dest, p.output.stage);
+  }
+  const total = plan.reduce((n, p) => n + p.output.size, 0);
+  for (const { output, dest } of plan) {
+    await mkdir(dirname(dest), { recursive: true });
+    const res = await client.downloadOutput(output.jobId, output.taskIndex, output.path);
+    const tmp = `${dest}.part`;
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
+    await rename(tmp, dest);
+  }
+  if (opts.json) printJson({ items: plan.map((p) => ({ ...p.output, dest: p.dest })) });
+  else info(`${plan.length} file${plan.length === 1 ? '' : 's'} (${formatSize(total)}) from ${wf.stages.length} stages written under ${resolve(opts.to)}`);
 }

@@ -5,30 +5,55 @@ import { isTerminalJob, type JobV1 } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
 import { clientFrom, Exit, ExitCode, info, print, printJson, type GlobalFlags } from '../context.js';
 import { bold, formatSize, green, red } from '../format.js';
-import { collectInputs, loadSpecFile } from '../spec-file.js';
+import { collectInputs, loadSpecFile, parseSetFlags } from '../spec-file.js';
+import { exitFor, summarizeWorkflow, watchWorkflow } from './workflow.js';
 import { watchJob } from './job-watch.js';
 
 export function registerSubmit(program: Command, globals: () => GlobalFlags): void {
   program
     .command('submit')
-    .description('submit a job from a YAML or JSON spec; uploads its inputs')
-    .argument('<file>', 'job spec (.yaml, .yml or .json)')
+    .description('submit a job or a workflow (a spec with stages:) from a YAML or JSON file; uploads its inputs')
+    .argument('<file>', 'job or workflow spec (.yaml, .yml or .json)')
+    .option('--set <NAME=VALUE>', 'set a parameter declared under params: (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-w, --wait', 'wait for the job to finish, with a progress bar; exit 1 if any task failed')
     .option('--json', 'print the job as JSON (the final state with --wait)')
     .option('-q, --quiet', 'print only the job id')
     .addHelpText('after', `
 Examples:
   dsg submit examples/pi/pi.yaml --wait
+  dsg submit examples/mapreduce/mapreduce.yaml --set SAMPLES=200000 --wait
   dsg submit job.json --json | jq .id
   JOB=$(dsg submit sweep.yaml -q) && dsg logs $JOB --task 0 --follow`)
-    .action(async (file: string, opts: { wait?: boolean; json?: boolean; quiet?: boolean }) => {
-      const loaded = await loadSpecFile(file);
+    .action(async (file: string, opts: { wait?: boolean; json?: boolean; quiet?: boolean; set: string[] }) => {
+      const params = parseSetFlags(opts.set);
+      const loaded = await loadSpecFile(file, params);
       const inputs = await collectInputs(loaded);
       const client = clientFrom(globals());
       await uploadMissing(client, inputs, Boolean(opts.json || opts.quiet));
+      if (loaded.workflow) {
+        const { workflow } = await client.submitWorkflow({
+          spec: loaded.spec,
+          inputs: inputs.map(({ path, sha256, size, mode }) => ({ path, sha256, size, mode })),
+          params,
+        });
+        if (opts.quiet) print(workflow.id);
+        else if (!opts.json) {
+          info(`${green('submitted')} ${bold(workflow.id)} (workflow ${workflow.name}: ${workflow.stages.length} stages, ${workflow.stages.map((s) => s.name).join(' → ')})`);
+          if (!opts.wait) info(`next: dsg workflow ${workflow.id}   ·   dsg wait ${workflow.id}   ·   dsg outputs ${workflow.id} --to results/`);
+        }
+        if (!opts.wait) {
+          if (opts.json) printJson(workflow);
+          return;
+        }
+        const final = await watchWorkflow(client, workflow, { quiet: Boolean(opts.json || opts.quiet) });
+        if (opts.json) printJson(final);
+        else if (!opts.quiet) summarizeWorkflow(final);
+        return exitFor(final.state);
+      }
       const { job } = await client.submitJob({
         spec: loaded.spec,
         inputs: inputs.map(({ path, sha256, size, mode }) => ({ path, sha256, size, mode })),
+        params,
       });
       for (const w of job.warnings) info(`warning: ${w}`);
       if (opts.quiet) print(job.id);

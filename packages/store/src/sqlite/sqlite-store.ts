@@ -697,9 +697,9 @@ export class SqliteStore implements Store {
     }
     for (const r of rows.values()) this.finishJobIfDone(r.id, now);
     this.q(
-      `UPDATE workflows SET finished_at = CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE workflow_id = ?1 AND (${JOB_STATE_SQL}) NOT IN (${TERMINAL_SQL}))
-         THEN NULL ELSE COALESCE(finished_at, ?2) END WHERE id = ?1`,
-    ).run(workflowId, now);
+      `UPDATE workflows SET finished_at = CASE WHEN EXISTS (SELECT 1 FROM jobs WHERE workflow_id = @wf AND (${JOB_STATE_SQL}) NOT IN (${TERMINAL_SQL}))
+         THEN NULL ELSE COALESCE(finished_at, @now) END WHERE id = @wf`,
+    ).run({ wf: workflowId, now });
   }
 
   /** Open a stage's gate and create the tasks that can exist now. */
