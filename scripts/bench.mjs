@@ -3,7 +3,9 @@
 // record — against two baselines run in the same invocation: a raw Node spawn loop and `xargs -P <cores>`.
 // Prints tasks/s and ratios (machines here are noisy: compare ratios, not absolutes), then submit-to-start
 // latency on an idle grid. Not a test: it asserts nothing, but exits non-zero if the grid run fails.
-//   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --json
+// Then workflows: W3 = 100 chains × 3 dependent steps (per-item chaining) and a 1 → 1,000 → 1 fan-out/fan-in, each
+// against the same number of independent tasks in one job, run in the same grid: tasks/s and overhead per edge.
+//   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --repeat N (workflow runs, default 3)  --json
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -14,6 +16,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : def; };
 const N = arg('--tasks', 2000);
 const LAT = arg('--latency-samples', 40);
+const REPEAT = arg('--repeat', 3);
 const asJson = process.argv.includes('--json');
 const cores = availableParallelism();
 const say = (m) => process.stderr.write(`[bench] ${m}\n`);
@@ -91,6 +94,31 @@ async function waitJob(c, id, pollMs) {
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
+async function waitWorkflow(c, id, pollMs) {
+  for (;;) {
+    const w = await api(c, 'GET', `/workflows/${id}`);
+    if (w.finishedAt) return w;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+const TRUE = { command: ['true'], resources: { cpu: 1, memory: '16Mi' } };
+/** Seconds from submit to finish of a workflow; throws unless every task succeeded. */
+async function timeWorkflow(c, spec, tasks) {
+  const t0 = performance.now();
+  const { workflow } = await api(c, 'POST', '/workflows', { spec });
+  const w = await waitWorkflow(c, workflow.id, 10);
+  const secs = (performance.now() - t0) / 1000;
+  if (w.state !== 'succeeded' || w.counts.succeeded !== tasks) throw new Error(`workflow ${spec.name}: ${w.state}, ${w.counts.succeeded}/${tasks} succeeded`);
+  return secs;
+}
+async function timeJob(c, n) {
+  const t0 = performance.now();
+  const sub = await api(c, 'POST', '/jobs', { spec: { name: 'indep', ...TRUE, array: n } });
+  const j = await waitJob(c, sub.job.id, 10);
+  if (j.counts.succeeded !== n) throw new Error(`independent run: ${j.counts.succeeded}/${n}`);
+  return (performance.now() - t0) / 1000;
+}
+const median = (xs) => pct(xs, 50);
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
 
 const results = {};
@@ -128,6 +156,36 @@ try {
   results.latencyP99 = pct(lat.map((l) => l.server), 99);
   results.latencyClientP50 = pct(lat.map((l) => l.client), 50);
   results.latencyClientP99 = pct(lat.map((l) => l.client), 99);
+
+  // ── workflows ──
+  const w3 = {
+    name: 'w3', stages: {
+      a: { ...TRUE, array: 100 },
+      b: { ...TRUE, needs: ['a'], each: 'a' },
+      c: { ...TRUE, needs: ['b'], each: 'b' },
+    },
+  };
+  const fan = {
+    name: 'fan', stages: {
+      split: { ...TRUE },
+      map: { ...TRUE, needs: ['split'], array: 1000 },
+      reduce: { ...TRUE, needs: ['map'] },
+    },
+  };
+  const runs = { w3: [], w3Indep: [], fan: [], fanIndep: [] };
+  for (let i = 0; i < REPEAT; i++) {
+    say(`workflows, run ${i + 1}/${REPEAT}: W3 (100 chains × 3 steps), 1 → 1,000 → 1, and as many independent tasks`);
+    runs.w3.push(await timeWorkflow(c, w3, 300));
+    runs.w3Indep.push(await timeJob(c, 300));
+    runs.fan.push(await timeWorkflow(c, fan, 1002));
+    runs.fanIndep.push(await timeJob(c, 1002));
+  }
+  results.w3 = 300 / median(runs.w3);
+  results.w3Indep = 300 / median(runs.w3Indep);
+  results.w3EdgeMs = ((median(runs.w3) - median(runs.w3Indep)) * 1000) / 200;
+  results.fan = 1002 / median(runs.fan);
+  results.fanIndep = 1002 / median(runs.fanIndep);
+  results.fanEdgeMs = ((median(runs.fan) - median(runs.fanIndep)) * 1000) / 2000;
 } finally {
   if (grid && grid.exitCode === null) {
     try { process.kill(-grid.pid, 'SIGTERM'); } catch { /* gone */ }
@@ -149,4 +207,9 @@ else {
   console.log(`\nDSG vs node spawn loop: ${(results.dsg / results.nodeSpawn).toFixed(2)}×`);
   console.log(`submit→start latency, idle grid (${LAT} jobs): p50 ${results.latencyP50} ms, p99 ${results.latencyP99} ms (server clock);` +
     ` client-observed p50 ${results.latencyClientP50.toFixed(1)} ms, p99 ${results.latencyClientP99.toFixed(1)} ms`);
+  console.log(`\nWorkflows (median of ${REPEAT} runs; every state change durable):`);
+  console.log('| workload                          |  tasks/s | same tasks independent | ratio | overhead per edge |');
+  console.log('|-----------------------------------|---------:|-----------------------:|------:|------------------:|');
+  console.log(`| W3: 100 chains × 3 steps (each:)   | ${f(results.w3)} | ${f(results.w3Indep)}               | ${(results.w3 / results.w3Indep).toFixed(2)}× | ${results.w3EdgeMs.toFixed(2).padStart(8)} ms (200 edges) |`);
+  console.log(`| fan-out/in 1 → 1,000 → 1          | ${f(results.fan)} | ${f(results.fanIndep)}               | ${(results.fan / results.fanIndep).toFixed(2)}× | ${results.fanEdgeMs.toFixed(2).padStart(8)} ms (2,000 edges) |`);
 }
