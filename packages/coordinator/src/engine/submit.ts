@@ -40,11 +40,11 @@ export async function submitJob(req: SubmitJobRequestV1, deps: SubmitDeps): Prom
   let compiled = compileJobSpec(req.spec, { params: req.params ?? {} });
   const files = req.inputs ?? [];
   const issues: Issue[] = [];
-  const { inputs, unclaimed } = claimInputs(compiled, files, '', issues);
+  const { inputs, unclaimed } = claimInputs(compiled, files, 'spec.', issues);
   unclaimed.forEach((i) => issues.push({ path: `inputs[${i}].path`, message: `"${files[i]!.path}" is not under any of the spec's inputs` }));
   checkUploadShape(files, issues);
   if (issues.length === 0) await checkBlobsPresent(files, deps.blobs, issues);
-  if (issues.length === 0) compiled = await resolveLines(compiled, inputs, deps.blobs, '', issues);
+  if (issues.length === 0) compiled = await resolveLines(compiled, inputs, deps.blobs, 'spec.', issues);
   if (issues.length > 0) throw new ValidationError(issues, 'invalid job inputs');
 
   const now = deps.clock.now();
@@ -67,7 +67,7 @@ export async function submitWorkflow(req: SubmitWorkflowRequestV1, deps: SubmitD
   checkUploadShape(files, issues);
   const claimed = new Set<number>();
   const perStage = wf.stages.map((st) => {
-    const r = claimInputs(st.job, files, `stages.${st.name}.`, issues);
+    const r = claimInputs(st.job, files, `spec.stages.${st.name}.`, issues);
     const unclaimed = new Set(r.unclaimed);
     files.forEach((_, i) => {
       if (!unclaimed.has(i)) claimed.add(i);
@@ -160,7 +160,7 @@ async function resolveWorkflowLines(wf: CompiledWorkflow, perStage: ReadonlyArra
   for (let i = 0; i < stages.length; i++) {
     const st = stages[i]!;
     if (st.job.fanOut.kind !== 'lines') continue;
-    const job = await resolveLines(st.job, perStage[i]!, blobs, `stages.${st.name}.`, issues);
+    const job = await resolveLines(st.job, perStage[i]!, blobs, `spec.stages.${st.name}.`, issues);
     stages[i] = { ...st, job };
     // Stages chained item by item to this one take its task count and values.
     for (const name of eachChainOf(wf, st.name)) {
