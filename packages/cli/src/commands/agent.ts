@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { parseSize, ValidationError, type Issue } from '@dsg/core';
-import { startAgent } from '@dsg/agent';
 import { normalizeCoordinatorUrl, processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
 import { info, type GlobalFlags } from '../context.js';
 import { parsePositiveNumber } from './parse-flags.js';
@@ -46,6 +45,7 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
       if (!LEVELS.includes(f.logLevel as (typeof LEVELS)[number])) issues.push({ path: '--log-level', message: `expected one of ${LEVELS.join(', ')}` });
       if (issues.length > 0) throw new ValidationError(issues);
       const min = LEVELS.indexOf(f.logLevel as (typeof LEVELS)[number]);
+      const { startAgent } = await import('@dsg/agent'); // loaded only for this command
       const agent = await startAgent({
         coordinatorUrl: coordinatorUrl!,
         token: token!,
