@@ -13,6 +13,9 @@ import { Interrupted, sleepFor, type Reconnector } from './reconnect.js';
 export interface WaitProgress {
   /** Units of work in all (tasks of a job). */
   readonly total: number;
+  /** Units that have ended, however (the bar's position). */
+  readonly ended: number;
+  /** Units that succeeded. */
   readonly done: number;
   readonly running: number;
   readonly failed: number;
@@ -65,10 +68,11 @@ export async function watch<T>(target: WaitTarget<T>, first: T, opts: WatchOptio
     bar?.stop();
     info(line);
     const p = target.progress(last);
-    bar?.start(p.total, p.done + p.failed, fields(p));
+    bar?.start(p.total, p.ended, fields(p));
   };
   opts.reconnector.say = say;
-  bar?.start(target.progress(first).total, 0, fields(target.progress(first)));
+  const p0 = target.progress(first);
+  bar?.start(p0.total, p0.ended, fields(p0));
   let toldWhy: string | null = null;
   let lastLine = 0;
   try {
@@ -80,7 +84,7 @@ export async function watch<T>(target: WaitTarget<T>, first: T, opts: WatchOptio
         say(`waiting: ${p.never} (Ctrl-C stops waiting; \`dsg cancel ${target.id}\` cancels the ${target.kind})`);
         toldWhy = p.never;
       }
-      if (bar) bar.update(p.done + p.failed, fields(p));
+      if (bar) bar.update(p.ended, fields(p));
       else if (!opts.quiet && Date.now() - lastLine > 5000) {
         info(`${target.id}: ${p.done} done, ${p.running} running, ${p.failed} failed, ${p.queued} queued (${elapsed(Date.now() - started)})`);
         lastLine = Date.now();

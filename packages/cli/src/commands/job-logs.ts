@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { isTerminalTask, ValidationError, type JobV1, type LogChunkV1, type TaskV1 } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
+import { resolveGiveUpAfter } from '../config.js';
 import { clientFrom, GIVE_UP_HELP, info, printJson, reconnectorFor, type GlobalFlags } from '../context.js';
 import { plural } from '../format.js';
 import type { Reconnector } from '../reconnect.js';
@@ -67,6 +68,7 @@ Examples:
     .action(async (id: string, opts: { task?: string; attempt?: string; follow?: boolean; json?: boolean; giveUpAfter?: string }) => {
       if (opts.giveUpAfter !== undefined && !opts.follow) throw new ValidationError([{ path: '--give-up-after', message: 'only used with --follow' }]);
       if (opts.follow && opts.json) throw new ValidationError([{ path: '--json', message: '--json prints one log chunk; it cannot be combined with --follow' }]);
+      if (opts.follow) resolveGiveUpAfter(opts.giveUpAfter); // a bad value is refused before anything is sent
       const client = clientFrom(globals());
       const reconnector = opts.follow ? reconnectorFor(client, opts.giveUpAfter, `\`dsg logs ${id} --task N --follow\` follows again.`) : null;
       const job = reconnector ? await reconnector.call(() => client.getJob(id)) : await client.getJob(id);

@@ -10,6 +10,7 @@ export function jobTarget(client: DsgClient, id: string): WaitTarget<JobV1> {
     load: () => client.getJob(id),
     progress: (j) => ({
       total: j.taskCount,
+      ended: j.counts.succeeded + j.counts.failed + j.counts.cancelled,
       done: j.counts.succeeded,
       running: j.counts.running + j.counts.assigned,
       failed: j.counts.failed,

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { ValidationError } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
+import { resolveGiveUpAfter } from '../config.js';
 import { clientFrom, Exit, ExitCode, GIVE_UP_HELP, info, printJson, reconnectorFor, type GlobalFlags } from '../context.js';
 import { green, red } from '../format.js';
 import type { Reconnector } from '../reconnect.js';
@@ -47,6 +48,7 @@ Examples:
   dsg wait job_01jd… --give-up-after 30m && dsg outputs job_01jd… --to results/
   JOB=$(dsg submit sweep.yaml -q) && dsg wait $JOB --json | jq .counts`)
     .action(async (id: string, opts: { giveUpAfter?: string; json?: boolean; quiet?: boolean }) => {
+      resolveGiveUpAfter(opts.giveUpAfter); // a bad value is refused before anything is sent
       const client = clientFrom(globals());
       const target = targetFor(client, id);
       const reconnector = reconnectorFor(client, opts.giveUpAfter, `The ${target.kind} lives on in the coordinator; \`dsg wait ${id}\` waits again.`);
