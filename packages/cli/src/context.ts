@@ -1,16 +1,30 @@
 /** What every command gets: the client (built lazily from config) and the process's streams. */
 import { DsgClient } from '@dsg/client';
-import { loadClientConfig } from './config.js';
+import { loadClientConfig, resolveGiveUpAfter, type ClientConfig } from './config.js';
+import { Reconnector } from './reconnect.js';
 
 export interface GlobalFlags {
   coordinator?: string;
   token?: string;
 }
 
+/** The settings of the client this process made, so an error message can say where they came from. */
+let active: ClientConfig | null = null;
+export const activeClientConfig = (): ClientConfig | null => active;
+
 export function clientFrom(flags: GlobalFlags): DsgClient {
   const c = loadClientConfig(flags);
+  active = c;
   return new DsgClient({ baseUrl: c.coordinator, token: c.token });
 }
+
+/** For commands that wait: retries an unreachable coordinator until the give-up time (flag > env > 5 minutes). */
+export function reconnectorFor(client: DsgClient, giveUpAfter: string | undefined, resumeHint: string, say: (line: string) => void = info): Reconnector {
+  const g = resolveGiveUpAfter(giveUpAfter);
+  return new Reconnector({ giveUpAfterMs: g.ms, giveUpSource: g.source, url: client.baseUrl, resumeHint, say });
+}
+
+export const GIVE_UP_HELP = 'keep trying an unreachable coordinator this long before exiting 3, e.g. 30s, 10m, 1h (default 5m, or env DSG_GIVE_UP_AFTER)';
 
 export const print = (s: string): void => {
   process.stdout.write(`${s}\n`);
@@ -22,8 +36,20 @@ export const info = (s: string): void => {
   process.stderr.write(`${s}\n`);
 };
 
-/** Exit codes: 0 ok, 1 a job failed or a runtime error, 2 bad input, 3 cannot reach the coordinator. */
-export const Exit = { ok: 0, failed: 1, usage: 2, unavailable: 3 } as const;
+/**
+ * `dsg jobs | head`: once the reader has gone, writing fails with EPIPE. That is the reader's choice, not an error:
+ * end quietly with 0 like other Unix tools instead of crashing with an unhandled 'error' event.
+ */
+export function exitQuietlyOnClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') process.exit(Exit.ok);
+      throw e;
+    });
+}
+
+/** Exit codes: 0 ok, 1 a job failed or a runtime error, 2 bad input, 3 cannot reach the coordinator, 130 interrupted. */
+export const Exit = { ok: 0, failed: 1, usage: 2, unavailable: 3, interrupted: 130 } as const;
 
 export class ExitCode extends Error {
   constructor(readonly code: number) {

@@ -53,3 +53,14 @@ export function elapsed(ms: number): string {
   const s = Math.round(ms / 1000);
   return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
+
+/**
+ * "1 core", "2 cores", "0.5 cores", "1 GPU", "3 GPUs": a count with its noun, singular only for exactly one.
+ * `many` defaults to `one` + "s" (pass it for irregular nouns).
+ */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** What a task sees as DSG_ARRAY_VALUE: its value from the spec's `array:` list, or its index for `array: N`. */
+export const taskValue = (t: { index: number; arrayValue: string | null }): string => t.arrayValue ?? String(t.index);

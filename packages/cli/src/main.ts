@@ -1,11 +1,13 @@
 /**
  * `dsg`: the command-line interface. Each command lives in its own file under commands/; this file wires them
- * into commander and turns errors into messages and exit codes (0 ok, 1 failed, 2 bad input, 3 unreachable).
+ * into commander and turns errors into messages and exit codes (0 ok, 1 failed, 2 bad input, 3 unreachable,
+ * 130 interrupted).
  */
 import { Command, CommanderError } from 'commander';
 import { DSG_VERSION, isDsgError, ValidationError } from '@dsg/core';
 import { debugEnabled } from './config.js';
-import { Exit, ExitCode, type GlobalFlags } from './context.js';
+import { activeClientConfig, Exit, ExitCode, exitQuietlyOnClosedOutput, type GlobalFlags } from './context.js';
+import { explainClientError } from './explain.js';
 import { registerAgent } from './commands/agent.js';
 import { registerCancel } from './commands/job-cancel.js';
 import { registerJobs } from './commands/job-list.js';
@@ -18,12 +20,13 @@ import { registerCoordinator } from './commands/coordinator.js';
 import { registerSpec } from './commands/spec-check.js';
 import { registerUp } from './commands/up.js';
 import { registerWorkflow } from './commands/workflow.js';
+import { registerWait } from './commands/wait.js';
 
 const program = new Command()
   .name('dsg')
   .description('Distributed Science Grid: run science jobs on the machines you already have')
   .version(DSG_VERSION)
-  .option('--coordinator <url>', 'coordinator URL (default: env DSG_COORDINATOR, then ~/.config/dsg/config.json)')
+  .option('--coordinator <url>', 'coordinator URL, e.g. http://127.0.0.1:7070; host:port means http:// (default: env DSG_COORDINATOR, then ~/.config/dsg/config.json)')
   .option('--token <token>', 'API token (default: env DSG_TOKEN, then the config file)')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
@@ -31,7 +34,10 @@ const program = new Command()
 Start here:
   npm start                                  (or: dsg up) a grid on this machine
   dsg submit examples/pi/pi.yaml --wait      run a 20-task Monte Carlo sweep
-  dsg jobs · dsg job ID · dsg logs ID · dsg outputs ID --to DIR · dsg nodes`);
+  dsg jobs · dsg job ID · dsg wait ID · dsg logs ID · dsg outputs ID --to DIR · dsg nodes
+
+Every read command takes --json. Exit codes: 0 ok · 1 a job failed or a runtime error · 2 bad input ·
+3 cannot reach the coordinator (waiting commands keep trying for 5m first: --give-up-after) · 130 interrupted.`);
 
 const globals = (): GlobalFlags => program.opts<GlobalFlags>();
 registerUp(program);
@@ -40,6 +46,7 @@ registerAgent(program, globals);
 registerSubmit(program, globals);
 registerJobs(program, globals);
 registerJobShow(program, globals);
+registerWait(program, globals);
 registerLogs(program, globals);
 registerCancel(program, globals);
 registerOutputs(program, globals);
@@ -52,6 +59,8 @@ function fail(code: number, message: string): never {
   process.exit(code);
 }
 
+exitQuietlyOnClosedOutput();
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
@@ -59,6 +68,6 @@ try {
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : Exit.usage);
   if (debugEnabled() && e instanceof Error) process.stderr.write(`${e.stack}\n`);
   if (e instanceof ValidationError) fail(Exit.usage, e.message);
-  if (isDsgError(e)) fail(e.code === 'unavailable' ? Exit.unavailable : e.code === 'validation' ? Exit.usage : Exit.failed, e.message);
+  if (isDsgError(e)) fail(e.code === 'unavailable' ? Exit.unavailable : e.code === 'validation' ? Exit.usage : Exit.failed, explainClientError(e, activeClientConfig()));
   fail(Exit.failed, e instanceof Error ? `${e.message} (DSG_DEBUG=1 shows the stack)` : String(e));
 }

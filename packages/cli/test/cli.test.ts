@@ -7,7 +7,11 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ValidationError, type OutputV1 } from '@dsg/core';
-import { collectInputs, configFilePath, loadSpecFile, parseSpecText, planOutputs, resolveClientConfig, resolveServeConfig, SERVE_DEFAULTS, taskBaseEnv } from '@dsg/cli';
+import { DsgError } from '@dsg/core';
+import {
+  collectInputs, configFilePath, emptyLogNote, explainClientError, loadSpecFile, nodeNamer, normalizeCoordinatorUrl, parseSpecText, planOutputs, plural,
+  resolveClientConfig, resolveGiveUpAfter, resolveServeConfig, SERVE_DEFAULTS, taskBaseEnv, taskValue,
+} from '@dsg/cli';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'dsg.js');
 
@@ -26,7 +30,9 @@ describe('client config precedence: flags > env > config file > ./.dsg/credentia
   const file = { coordinator: 'http://file:1', token: 'tf' };
   const creds = { url: 'http://creds:1', adminToken: 'tc' };
   it('uses the file when nothing else is given', () => {
-    assert.deepEqual(resolveClientConfig({ ...base, flags: {}, env: {}, file, credentials: creds }), { coordinator: 'http://file:1', token: 'tf', source: '/c/config.json' });
+    const r = resolveClientConfig({ ...base, flags: {}, env: {}, file, credentials: creds });
+    assert.deepEqual([r?.coordinator, r?.token, r?.source], ['http://file:1', 'tf', '/c/config.json']);
+    assert.deepEqual(r?.tokenSource, { kind: 'file', name: '/c/config.json', raw: 'tf' });
   });
   it('env beats the file, flags beat env', () => {
     const env = { DSG_COORDINATOR: 'http://env:1', DSG_TOKEN: 'te' };
@@ -38,12 +44,117 @@ describe('client config precedence: flags > env > config file > ./.dsg/credentia
     assert.equal(resolveClientConfig({ ...base, flags: {}, env: {}, file: null, credentials: creds })?.token, 'tc');
     assert.equal(resolveClientConfig({ ...base, flags: {}, env: {}, file: null, credentials: null }), null);
   });
+  it('names the source of a half configuration instead of saying nothing is configured', () => {
+    assert.match(issues(() => resolveClientConfig({ ...base, flags: { coordinator: 'http://x:1' }, env: {}, file: null, credentials: null }))[0]!.message, /no API token \(the coordinator URL came from the --coordinator flag\)/);
+    assert.match(issues(() => resolveClientConfig({ ...base, flags: {}, env: { DSG_TOKEN: 't' }, file: null, credentials: null }))[0]!.message, /no coordinator URL \(the token came from the DSG_TOKEN environment variable\)/);
+  });
   it('finds the config file under XDG_CONFIG_HOME or HOME', () => {
     assert.equal(configFilePath({ XDG_CONFIG_HOME: '/x' }), '/x/dsg/config.json');
     assert.equal(configFilePath({ HOME: '/home/u' }), '/home/u/.config/dsg/config.json');
   });
   it('tasks inherit only a safe environment', () => {
     assert.deepEqual(taskBaseEnv({ PATH: '/bin', HOME: '/h', DSG_TOKEN: 'secret', AWS_SECRET_ACCESS_KEY: 'x' }), { PATH: '/bin', HOME: '/h' });
+  });
+});
+
+describe('coordinator URLs are checked up front', () => {
+  it('reads host:port as http://host:port', () => {
+    assert.equal(normalizeCoordinatorUrl('127.0.0.1:7070', '--coordinator'), 'http://127.0.0.1:7070');
+    assert.equal(normalizeCoordinatorUrl('localhost:7070', '--coordinator'), 'http://localhost:7070');
+    assert.equal(normalizeCoordinatorUrl(' grid.lab.example ', '--coordinator'), 'http://grid.lab.example');
+    assert.equal(normalizeCoordinatorUrl('[::1]:7070', '--coordinator'), 'http://[::1]:7070');
+  });
+  it('keeps http(s) URLs, without a trailing slash, a path prefix included', () => {
+    assert.equal(normalizeCoordinatorUrl('https://grid.example/dsg/', 'x'), 'https://grid.example/dsg');
+    assert.equal(normalizeCoordinatorUrl('HTTP://127.0.0.1:7070/', 'x'), 'http://127.0.0.1:7070');
+  });
+  it('refuses other schemes and garbage, naming where the value came from', () => {
+    const bad = (v: string, where = 'DSG_COORDINATOR') => issues(() => normalizeCoordinatorUrl(v, where))[0]!;
+    assert.deepEqual([bad('ftp://h:1').path, bad('ftp://h:1').message], ['DSG_COORDINATOR', 'the scheme must be http:// or https://, not ftp://; expected a coordinator URL like http://127.0.0.1:7070, got "ftp://h:1"']);
+    assert.match(bad('not a url').message, /cannot contain spaces/);
+    assert.match(bad('7070').message, /a port alone is not enough/);
+    assert.match(bad('http://h:99999').message, /not a valid URL/);
+    assert.match(bad('http://h:1/?x=1').message, /\?query/);
+    assert.match(bad('http://me:secret@h:1').message, /not in the URL/);
+    assert.match(bad('', '--coordinator').message, /empty/);
+  });
+  it('names the config file and key when the bad URL came from there', () => {
+    const i = issues(() => resolveClientConfig({ flags: {}, env: {}, file: { coordinator: 'ws://h:1', token: 't' }, filePath: '/c/config.json', credentials: null, credentialsPath: '/w/c.json' }))[0]!;
+    assert.equal(i.path, '/c/config.json: coordinator');
+  });
+});
+
+describe('give-up time of waiting commands: --give-up-after > DSG_GIVE_UP_AFTER > 5m', () => {
+  it('layers flag, env and default', () => {
+    assert.deepEqual(resolveGiveUpAfter(undefined, {}), { ms: 300_000, source: 'default' });
+    assert.deepEqual(resolveGiveUpAfter(undefined, { DSG_GIVE_UP_AFTER: '1h' }), { ms: 3_600_000, source: 'DSG_GIVE_UP_AFTER' });
+    assert.deepEqual(resolveGiveUpAfter('30s', { DSG_GIVE_UP_AFTER: '1h' }), { ms: 30_000, source: '--give-up-after' });
+    assert.equal(resolveGiveUpAfter('0', {}).ms, 0);
+  });
+  it('refuses a bad duration, naming its source', () => {
+    assert.equal(issues(() => resolveGiveUpAfter(undefined, { DSG_GIVE_UP_AFTER: 'forever' }))[0]!.path, 'DSG_GIVE_UP_AFTER');
+    assert.match(issues(() => resolveGiveUpAfter('5', {}))[0]!.message, /expected a duration like 30s, 5m or 1h/);
+  });
+});
+
+describe('a rejected token names where it came from and what to do', () => {
+  const base = { filePath: '/home/u/.config/dsg/config.json', credentialsPath: '/w/.dsg/credentials.json', credentials: null };
+  const config = (flags: { coordinator?: string; token?: string }, env: Record<string, string>, file: { coordinator?: string; token?: string } | null) =>
+    resolveClientConfig({ ...base, flags, env, file })!;
+  const unauthorized = new DsgError('unauthorized', 'invalid token');
+  it('the --token flag', () => {
+    const m = explainClientError(unauthorized, config({ token: 'x' }, {}, { coordinator: 'http://h:1' }));
+    assert.match(m, /rejected the token: invalid token/);
+    assert.match(m, /the token came from the --token flag \(the URL came from the config file \/home\/u\/\.config\/dsg\/config\.json\)/);
+    assert.match(m, /adminToken from the grid's credentials\.json/);
+  });
+  it('the DSG_TOKEN environment variable', () => {
+    const m = explainClientError(unauthorized, config({}, { DSG_TOKEN: 'x', DSG_COORDINATOR: 'h:1' }, null));
+    assert.match(m, /the token came from the DSG_TOKEN environment variable \("h:1" from the DSG_COORDINATOR environment variable, read as http:\/\/h:1\)/);
+    assert.match(m, /set DSG_TOKEN to the adminToken/);
+  });
+  it('the config file, with its path', () => {
+    const m = explainClientError(unauthorized, config({}, {}, { coordinator: 'http://h:1', token: 'old' }));
+    assert.match(m, /the token came from the config file \/home\/u\/\.config\/dsg\/config\.json\n/);
+    assert.match(m, /written by `dsg up` for a grid that may have been replaced/);
+  });
+  it('a node token used for a command (403)', () => {
+    const m = explainClientError(new DsgError('forbidden', 'a node token cannot do this (needs jobs:read)'), config({ token: 'dsg_node_x', coordinator: 'http://h:1' }, {}, null));
+    assert.match(m, /the token came from the --token flag; dsg commands need an admin token/);
+    assert.match(m, /use adminToken, not joinToken/);
+  });
+  it('leaves other errors alone', () => {
+    assert.equal(explainClientError(new DsgError('not_found', 'job job_x not found'), config({ token: 'x', coordinator: 'http://h:1' }, {}, null)), 'job job_x not found');
+  });
+});
+
+describe('CLI wording', () => {
+  it('pluralises counts', () => {
+    assert.deepEqual([plural(1, 'core'), plural(2, 'core'), plural(0.5, 'core'), plural(0, 'task'), plural(1, 'GPU'), plural(3, 'GPU'), plural(1, 'retry', 'retries'), plural(2, 'retry', 'retries')],
+      ['1 core', '2 cores', '0.5 cores', '0 tasks', '1 GPU', '3 GPUs', '1 retry', '2 retries']);
+  });
+  it('shows the index as the value of a plain `array: N` task (what DSG_ARRAY_VALUE holds)', () => {
+    assert.equal(taskValue({ index: 7, arrayValue: null }), '7');
+    assert.equal(taskValue({ index: 0, arrayValue: '0.5' }), '0.5');
+  });
+  it('names nodes, adding the id only when names clash, and falls back to the id of a forgotten node', () => {
+    const name = nodeNamer([{ id: 'node_a', name: 'lab-1' }, { id: 'node_b', name: 'lab-2' }, { id: 'node_c', name: 'lab-2' }]);
+    assert.deepEqual([name('node_a'), name('node_b'), name('node_gone'), name(null)], ['lab-1', 'lab-2 (node_b)', 'node_gone', '']);
+  });
+  it('says why a log is empty', () => {
+    const job = { id: 'job_x' };
+    const t = (state: 'queued' | 'assigned' | 'running' | 'succeeded' | 'failed' | 'cancelled', more: { attempts?: number; startedAt?: string | null; failure?: { kind: 'user'; reason: 'exit_code'; message: string } | null } = {}) =>
+      ({ index: 3, state, attempts: more.attempts ?? 0, startedAt: more.startedAt ?? null, failure: more.failure ?? null });
+    const none = { attemptId: null, complete: false };
+    const ran = { attemptId: 'att_1', complete: true };
+    assert.equal(emptyLogNote(job, t('queued'), none), 'task 3 has not started yet (queued; `dsg job job_x` says why it waits)');
+    assert.equal(emptyLogNote(job, t('cancelled'), { attemptId: null, complete: true }), 'task 3 was cancelled before it started');
+    assert.equal(emptyLogNote(job, t('succeeded', { attempts: 1, startedAt: 'x' }), ran), 'task 3 ran but wrote no output (it succeeded)');
+    assert.equal(emptyLogNote(job, t('failed', { attempts: 1, startedAt: 'x', failure: { kind: 'user', reason: 'exit_code', message: 'exited with code 2' } }), ran), 'task 3 ran but wrote no output (it failed: exited with code 2)');
+    assert.equal(emptyLogNote(job, t('running', { attempts: 1, startedAt: 'x' }), { attemptId: 'att_1', complete: false }), 'task 3 is running and has written no output yet');
+    assert.equal(emptyLogNote(job, t('cancelled', { attempts: 1 }), ran), 'task 3 was cancelled before it started');
+    assert.equal(emptyLogNote(job, t('queued', { attempts: 1 }), ran), 'task 3 is queued to run again (attempt 2); attempt 1 wrote no output');
+    assert.equal(emptyLogNote(job, t('succeeded', { attempts: 2 }), ran, '1'), 'task 3, attempt 1, wrote no output');
   });
 });
 

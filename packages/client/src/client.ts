@@ -36,6 +36,9 @@ export interface DsgClientOptions {
   readonly fetch?: typeof fetch;
 }
 
+/** Error codes for answers without a DSG error body (e.g. from a proxy). */
+const STATUS_CODES: Readonly<Record<number, ErrorCode>> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found' };
+
 type RequestBody = NonNullable<RequestInit['body']>;
 type Query = Record<string, string | number | undefined>;
 
@@ -86,7 +89,11 @@ export class DsgClient {
     const err = parsed?.error;
     if (err?.code === 'validation' && Array.isArray(err.details?.['issues'])) throw new ValidationError(err.details['issues'] as Issue[]);
     if (err) throw new DsgError(err.code as ErrorCode, err.message, err.details);
-    throw new DsgError(res.status === 401 ? 'unauthorized' : res.status === 404 ? 'not_found' : 'internal', `${method} ${path}: HTTP ${res.status}`);
+    // No DSG error body: not the coordinator answering. A proxy's 502/503/504 means it cannot reach the
+    // coordinator behind it, which is the same to the user as a refused connection (and worth retrying).
+    if (res.status === 502 || res.status === 503 || res.status === 504)
+      throw new DsgError('unavailable', `cannot reach the coordinator at ${this.baseUrl}: HTTP ${res.status} from ${method} ${path}. Is it running? Start a grid with \`npm start\` or \`dsg up\`.`);
+    throw new DsgError(STATUS_CODES[res.status] ?? 'internal', `${method} ${path}: HTTP ${res.status}`);
   }
 
   private async json<T>(method: string, path: string, init: { query?: Query; json?: unknown } = {}): Promise<T> {

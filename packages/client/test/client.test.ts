@@ -17,6 +17,8 @@ describe('DsgClient (real HTTP)', () => {
       if (req.url === '/api/v1/jobs' && req.method === 'POST')
         return void res.writeHead(400).end(JSON.stringify({ error: { code: 'validation', message: 'invalid job spec: timeout: expected a duration', details: { issues: [{ path: 'timeout', message: 'expected a duration' }] } } }));
       if (req.url === '/api/v1/jobs/job_x') return void res.writeHead(404).end(JSON.stringify({ error: { code: 'not_found', message: 'job job_x not found' } }));
+      const proxied = /^\/api\/v1\/jobs\/job_proxy_(\d+)$/.exec(req.url ?? '');
+      if (proxied) return void res.writeHead(Number(proxied[1]), { 'content-type': 'text/html' }).end('<html>Bad Gateway</html>');
       if (req.method === 'HEAD') return void res.writeHead(req.url?.endsWith('a'.repeat(64)) ? 200 : 404).end();
       res.writeHead(500).end('{}');
     });
@@ -38,6 +40,14 @@ describe('DsgClient (real HTTP)', () => {
     await assert.rejects(c.submitJob({ spec: { name: 'x' } }), (e: unknown) => e instanceof ValidationError && e.issues[0]!.path === 'timeout');
     const bad = new DsgClient({ baseUrl: url, token: 'wrong' });
     await assert.rejects(bad.listJobs(), (e: unknown) => e instanceof DsgError && e.code === 'unauthorized');
+  });
+
+  it('a proxy that cannot reach the coordinator (502/503/504 without a DSG body) reads as unreachable; 403 as forbidden', async () => {
+    const c = new DsgClient({ baseUrl: url, token: 'secret' });
+    for (const status of [502, 503, 504])
+      await assert.rejects(c.getJob(`job_proxy_${status}`), (e: unknown) => e instanceof DsgError && e.code === 'unavailable' && e.message.includes(`HTTP ${status}`) && /Is it running\?/.test(e.message));
+    await assert.rejects(c.getJob('job_proxy_403'), (e: unknown) => e instanceof DsgError && e.code === 'forbidden');
+    await assert.rejects(c.getJob('job_proxy_500'), (e: unknown) => e instanceof DsgError && e.code === 'internal');
   });
 
   it('hasBlob maps 200/404 to true/false', async () => {

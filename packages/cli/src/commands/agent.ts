@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { parseSize, ValidationError } from '@dsg/core';
-import { startAgent } from '@dsg/agent';
-import { processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
+import { parseSize, ValidationError, type Issue } from '@dsg/core';
+import { normalizeCoordinatorUrl, processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
 import { info, type GlobalFlags } from '../context.js';
 import { parsePositiveNumber } from './parse-flags.js';
 
@@ -21,11 +20,19 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .addHelpText('after', '\nAlso needs --coordinator <url> (env DSG_COORDINATOR) and --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json).\n\nExample:\n  dsg agent --coordinator http://192.168.1.10:7070 --token dsg_node_… --cpus 4 --label gpu=rtx3090')
     .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string }) => {
       const g = globals();
-      const coordinatorUrl = g.coordinator ?? processEnv['DSG_COORDINATOR'];
+      const [rawUrl, urlSource] = g.coordinator ? [g.coordinator, '--coordinator'] : [processEnv['DSG_COORDINATOR'], 'DSG_COORDINATOR'];
       const token = g.token ?? processEnv['DSG_JOIN_TOKEN'] ?? processEnv['DSG_TOKEN'];
-      const issues = [];
-      if (!coordinatorUrl) issues.push({ path: '--coordinator', message: 'which coordinator to join, e.g. http://192.168.1.10:7070' });
-      else if (!/^https?:\/\//.test(coordinatorUrl)) issues.push({ path: '--coordinator', message: `expected an http:// or https:// URL, got "${coordinatorUrl}"` });
+      const issues: Issue[] = [];
+      let coordinatorUrl: string | undefined;
+      if (!rawUrl) issues.push({ path: '--coordinator', message: 'which coordinator to join, e.g. http://192.168.1.10:7070' });
+      else {
+        try {
+          coordinatorUrl = normalizeCoordinatorUrl(rawUrl, urlSource); // host:port reads as http://host:port
+        } catch (e) {
+          if (!(e instanceof ValidationError)) throw e;
+          issues.push(...e.issues);
+        }
+      }
       if (!token) issues.push({ path: '--token', message: 'the node join token (joinToken in the coordinator\'s credentials.json)' });
       const memoryBytes = f.memory === undefined ? undefined : parseSize(f.memory);
       if (memoryBytes === null) issues.push({ path: '--memory', message: 'expected a size like 8Gi' });
@@ -38,6 +45,7 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
       if (!LEVELS.includes(f.logLevel as (typeof LEVELS)[number])) issues.push({ path: '--log-level', message: `expected one of ${LEVELS.join(', ')}` });
       if (issues.length > 0) throw new ValidationError(issues);
       const min = LEVELS.indexOf(f.logLevel as (typeof LEVELS)[number]);
+      const { startAgent } = await import('@dsg/agent'); // loaded only for this command
       const agent = await startAgent({
         coordinatorUrl: coordinatorUrl!,
         token: token!,

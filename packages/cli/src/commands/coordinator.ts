@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { startCoordinator } from '@dsg/coordinator';
 import { info } from '../context.js';
 import { bold, cyan, green } from '../format.js';
 import { addServeFlags, coordinatorOptions, type ServeFlags } from './serve-flags.js';
@@ -10,6 +9,7 @@ export function registerCoordinator(program: Command): void {
     .addHelpText('after', '\nExample:\n  dsg coordinator --data-dir /var/lib/dsg --port 7070')
     .action(async (flags: ServeFlags) => {
       const opts = coordinatorOptions(flags, 'info');
+      const { startCoordinator } = await import('@dsg/coordinator'); // loaded only for this command
       const coord = await startCoordinator(opts);
       const host = opts.host === '0.0.0.0' ? (lanAddress() ?? '127.0.0.1') : opts.host;
       info(`${green('coordinator up')} at ${bold(coord.url)} (credentials: ${coord.credentialsFile})`);

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { DsgClient } from '@dsg/client';
 import { ValidationError, type OutputV1 } from '@dsg/core';
 import { clientFrom, info, print, printJson, type GlobalFlags } from '../context.js';
-import { formatSize, table } from '../format.js';
+import { formatSize, plural, table } from '../format.js';
 import { parseIndexFlag } from './parse-flags.js';
 
 /** Where each output goes under DIR; refuses collisions (unless by task) and paths that leave DIR. */
@@ -63,11 +63,11 @@ export function registerOutputs(program: Command, globals: () => GlobalFlags): v
         await rename(tmp, dest);
         done++;
         bytes += output.size;
-        if (tty) process.stderr.write(`\r${done}/${plan.length} files, ${formatSize(bytes)}/${formatSize(total)}`);
+        if (tty) process.stderr.write(`\r${done}/${plural(plan.length, 'file')}, ${formatSize(bytes)}/${formatSize(total)}`);
       }
       if (tty) process.stderr.write('\n');
       if (opts.json) printJson({ items: plan.map((p) => ({ ...p.output, dest: p.dest })) });
-      else info(`${plan.length} file${plan.length === 1 ? '' : 's'} (${formatSize(total)}) written to ${resolve(opts.to)}`);
+      else info(`${plural(plan.length, 'file')} (${formatSize(total)}) written to ${resolve(opts.to)}`);
     });
 }
 

@@ -1,8 +1,14 @@
 import type { Command } from 'commander';
-import { TASK_STATES, formatSize, type TaskState } from '@dsg/core';
+import { TASK_STATES, formatSize, type JobV1, type TaskState } from '@dsg/core';
 import { clientFrom, print, printJson, type GlobalFlags } from '../context.js';
-import { ago, bold, colorState, dim, red, table, yellow } from '../format.js';
+import { ago, bold, colorState, dim, plural, red, table, taskValue, yellow } from '../format.js';
+import { loadNodeNamer } from '../node-names.js';
 import { parseState } from './parse-flags.js';
+
+/** "1 core, 512Mi memory, 1 GPU per task". */
+export function describeResources(r: JobV1['resources']): string {
+  return `${plural(r.cpu, 'core')}, ${formatSize(r.memoryBytes)} memory${r.gpus ? `, ${plural(r.gpus, 'GPU')}` : ''} per task`;
+}
 
 export function registerJobShow(program: Command, globals: () => GlobalFlags): void {
   program
@@ -10,7 +16,7 @@ export function registerJobShow(program: Command, globals: () => GlobalFlags): v
     .description('show one job: state, progress, resources, failed tasks')
     .argument('<id>', 'job id')
     .option('--json', 'print the JobV1 as JSON')
-    .addHelpText('after', '\nExample:\n  dsg job job_01jd…')
+    .addHelpText('after', '\nExamples:\n  dsg job job_01jd…\n  dsg job job_01jd… --json | jq .counts\n\nAll tasks: dsg tasks ID · wait for it: dsg wait ID')
     .action(async (id: string, opts: { json?: boolean }) => {
       const client = clientFrom(globals());
       const job = await client.getJob(id);
@@ -19,31 +25,35 @@ export function registerJobShow(program: Command, globals: () => GlobalFlags): v
       print(`${bold(job.name)} ${dim(job.id)}`);
       print(`state      ${colorState(job.state)}${job.cancelRequested && job.state !== 'cancelled' ? yellow(' (cancelling)') : ''}`);
       print(`tasks      ${job.taskCount}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.running + c.assigned} running, ${c.queued} queued, ${c.cancelled} cancelled`);
-      print(`resources  ${job.resources.cpu} cores, ${formatSize(job.resources.memoryBytes)} memory${job.resources.gpus ? `, ${job.resources.gpus} GPUs` : ''} per task`);
+      print(`resources  ${describeResources(job.resources)}`);
       print(`submitted  ${ago(job.createdAt)}${job.finishedAt ? `, finished ${ago(job.finishedAt)}` : ''}`);
       if (job.waiting && !job.waiting.never) print(`waiting    ${job.waiting.reason}`);
       for (const w of job.warnings) print(yellow(`warning    ${w}`));
       if (c.failed > 0) {
         const failed = (await client.listTasks(id, { state: 'failed', limit: 10 })).items;
+        const nodeName = await loadNodeNamer(client);
         print(`\n${red('failed tasks')}${c.failed > failed.length ? ` (first ${failed.length} of ${c.failed})` : ''}:`);
-        print(table(['TASK', 'VALUE', 'ATTEMPTS', 'WHY'], failed.map((t) => [String(t.index), t.arrayValue ?? '', String(t.attempts), t.failure?.message ?? ''])));
+        print(table(['TASK', 'VALUE', 'ATTEMPTS', 'NODE', 'WHY'], failed.map((t) => [String(t.index), taskValue(t), String(t.attempts), nodeName(t.nodeId), t.failure?.message ?? ''])));
         print(dim(`\nlogs: dsg logs ${id} --task ${failed[0]?.index ?? 0}`));
       }
     });
 
   program
     .command('tasks')
-    .description('list the tasks of a job')
+    .description('list the tasks of a job: value, state, attempts, exit code, node')
     .argument('<id>', 'job id')
     .option('--state <state>', `only tasks in this state (${TASK_STATES.join(', ')})`)
-    .option('--json', 'print JSON: { items: TaskV1[] }')
+    .option('--json', 'print JSON: { items: TaskV1[] } (nodeId as in the API)')
+    .addHelpText('after', '\nVALUE is what the task sees as DSG_ARRAY_VALUE (its index for `array: N`).\n\nExamples:\n  dsg tasks job_01jd…\n  dsg tasks job_01jd… --state failed\n  dsg tasks job_01jd… --json | jq \'.items[] | select(.exitCode != 0)\'')
     .action(async (id: string, opts: { state?: string; json?: boolean }) => {
       const client = clientFrom(globals());
       const state = opts.state === undefined ? undefined : parseState<TaskState>(opts.state, TASK_STATES, '--state');
       const items = await client.allTasks(id, state ? { state } : {});
       if (opts.json) return printJson({ items });
+      if (items.length === 0) return print(state ? `no ${state} tasks in ${id} (\`dsg job ${id}\` shows its counts)` : `${id} has no tasks`);
+      const nodeName = await loadNodeNamer(client);
       print(table(['TASK', 'VALUE', 'STATE', 'ATTEMPTS', 'EXIT', 'NODE', 'WHY'], items.map((t) => [
-        String(t.index), t.arrayValue ?? '', colorState(t.state), String(t.attempts), t.exitCode === null ? '' : String(t.exitCode), t.nodeId ?? '', t.failure?.message ?? '',
+        String(t.index), taskValue(t), colorState(t.state), String(t.attempts), t.exitCode === null ? '' : String(t.exitCode), nodeName(t.nodeId), t.failure?.message ?? '',
       ])));
     });
 }

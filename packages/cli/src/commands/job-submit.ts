@@ -1,13 +1,15 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { isTerminalJob, type JobV1 } from '@dsg/core';
+import { ValidationError } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
-import { clientFrom, Exit, ExitCode, info, print, printJson, type GlobalFlags } from '../context.js';
-import { bold, formatSize, green, red } from '../format.js';
+import { resolveGiveUpAfter } from '../config.js';
+import { clientFrom, GIVE_UP_HELP, info, print, printJson, reconnectorFor, type GlobalFlags } from '../context.js';
+import { bold, formatSize, green, plural } from '../format.js';
 import { collectInputs, loadSpecFile, parseSetFlags } from '../spec-file.js';
-import { exitFor, summarizeWorkflow, watchWorkflow } from './workflow.js';
-import { watchJob } from './job-watch.js';
+import { workflowTarget } from './workflow.js';
+import { jobTarget } from './job-watch.js';
+import { waitAndExit } from './wait.js';
 
 export function registerSubmit(program: Command, globals: () => GlobalFlags): void {
   program
@@ -16,60 +18,55 @@ export function registerSubmit(program: Command, globals: () => GlobalFlags): vo
     .argument('<file>', 'job or workflow spec (.yaml, .yml or .json)')
     .option('--set <NAME=VALUE>', 'set a parameter declared under params: (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-w, --wait', 'wait for the job to finish, with a progress bar; exit 1 if any task failed')
+    .option('--give-up-after <duration>', `with --wait: ${GIVE_UP_HELP}`)
     .option('--json', 'print the job as JSON (the final state with --wait)')
     .option('-q, --quiet', 'print only the job id')
     .addHelpText('after', `
 Examples:
   dsg submit examples/pi/pi.yaml --wait
-  dsg submit examples/mapreduce/mapreduce.yaml --set SAMPLES=200000 --wait
+  dsg submit examples/mapreduce/mapreduce.yaml --set SAMPLES=1000000 --wait
   dsg submit job.json --json | jq .id
-  JOB=$(dsg submit sweep.yaml -q) && dsg logs $JOB --task 0 --follow`)
-    .action(async (file: string, opts: { wait?: boolean; json?: boolean; quiet?: boolean; set: string[] }) => {
+  JOB=$(dsg submit sweep.yaml -q) && dsg logs $JOB --task 0 --follow
+
+With --wait, exit codes are those of \`dsg wait\`: 0 succeeded · 1 failed or cancelled · 3 the coordinator stayed
+unreachable longer than the give-up time (the job lives on: \`dsg wait ID\`) · 130 interrupted.`)
+    .action(async (file: string, opts: { wait?: boolean; json?: boolean; quiet?: boolean; giveUpAfter?: string; set: string[] }) => {
+      // Bad input is refused before anything is uploaded.
+      if (opts.giveUpAfter !== undefined && !opts.wait) throw new ValidationError([{ path: '--give-up-after', message: 'only used with --wait' }]);
+      if (opts.wait) resolveGiveUpAfter(opts.giveUpAfter);
       const params = parseSetFlags(opts.set);
       const loaded = await loadSpecFile(file, params);
       const inputs = await collectInputs(loaded);
       const client = clientFrom(globals());
       await uploadMissing(client, inputs, Boolean(opts.json || opts.quiet));
+      const files = inputs.map(({ path, sha256, size, mode }) => ({ path, sha256, size, mode }));
       if (loaded.workflow) {
-        const { workflow } = await client.submitWorkflow({
-          spec: loaded.spec,
-          inputs: inputs.map(({ path, sha256, size, mode }) => ({ path, sha256, size, mode })),
-          params,
-        });
+        const { workflow } = await client.submitWorkflow({ spec: loaded.spec, inputs: files, params });
         if (opts.quiet) print(workflow.id);
         else if (!opts.json) {
-          info(`${green('submitted')} ${bold(workflow.id)} (workflow ${workflow.name}: ${workflow.stages.length} stages, ${workflow.stages.map((s) => s.name).join(' → ')})`);
-          if (!opts.wait) info(`next: dsg workflow ${workflow.id}   ·   dsg wait ${workflow.id}   ·   dsg outputs ${workflow.id} --to results/`);
+          info(`${green('submitted')} ${bold(workflow.id)} (workflow ${workflow.name}: ${plural(workflow.stages.length, 'stage')}, ${workflow.stages.map((s) => s.name).join(', ')})`);
+          if (!opts.wait) info(`next: dsg wait ${workflow.id}   ·   dsg workflow ${workflow.id}   ·   dsg outputs ${workflow.id} --to results/`);
         }
         if (!opts.wait) {
           if (opts.json) printJson(workflow);
           return;
         }
-        const final = await watchWorkflow(client, workflow, { quiet: Boolean(opts.json || opts.quiet) });
-        if (opts.json) printJson(final);
-        else if (!opts.quiet) summarizeWorkflow(final);
-        return exitFor(final.state);
+        const reconnector = reconnectorFor(client, opts.giveUpAfter, `The workflow lives on in the coordinator; \`dsg wait ${workflow.id}\` waits again.`);
+        return waitAndExit(workflowTarget(client, workflow.id), workflow, { reconnector, json: Boolean(opts.json), quiet: Boolean(opts.quiet) });
       }
-      const { job } = await client.submitJob({
-        spec: loaded.spec,
-        inputs: inputs.map(({ path, sha256, size, mode }) => ({ path, sha256, size, mode })),
-        params,
-      });
+      const { job } = await client.submitJob({ spec: loaded.spec, inputs: files, params });
       for (const w of job.warnings) info(`warning: ${w}`);
       if (opts.quiet) print(job.id);
       else if (!opts.json) {
-        info(`${green('submitted')} ${bold(job.id)} (${job.name}, ${job.taskCount} task${job.taskCount === 1 ? '' : 's'})`);
-        if (!opts.wait) info(`next: dsg job ${job.id}   ·   dsg logs ${job.id}${job.taskCount > 1 ? ' --task 0' : ''} --follow   ·   dsg submit … --wait`);
+        info(`${green('submitted')} ${bold(job.id)} (${job.name}, ${plural(job.taskCount, 'task')})`);
+        if (!opts.wait) info(`next: dsg wait ${job.id}   ·   dsg job ${job.id}   ·   dsg logs ${job.id}${job.taskCount > 1 ? ' --task 0' : ''} --follow`);
       }
       if (!opts.wait) {
         if (opts.json) printJson(job);
         return;
       }
-      const final = await watchJob(client, job, { quiet: Boolean(opts.json || opts.quiet) });
-      if (opts.json) printJson(final);
-      else if (!opts.quiet) summarize(final);
-      if (!isTerminalJob(final.state)) throw new ExitCode(130); // interrupted while waiting
-      if (final.state !== 'succeeded') throw new ExitCode(Exit.failed);
+      const reconnector = reconnectorFor(client, opts.giveUpAfter, `The job lives on in the coordinator; \`dsg wait ${job.id}\` waits again.`);
+      await waitAndExit(jobTarget(client, job.id), job, { reconnector, json: Boolean(opts.json), quiet: Boolean(opts.quiet) });
     });
 }
 
@@ -79,17 +76,9 @@ async function uploadMissing(client: DsgClient, inputs: Awaited<ReturnType<typeo
   for (const i of unique) if (!(await client.hasBlob(i.sha256))) missing.push(i);
   if (missing.length === 0) return;
   const total = missing.reduce((s, i) => s + i.size, 0);
-  if (!quiet) info(`uploading ${missing.length} input file${missing.length === 1 ? '' : 's'} (${formatSize(total)})`);
+  if (!quiet) info(`uploading ${plural(missing.length, 'input file')} (${formatSize(total)})`);
   for (const i of missing) {
     const body = Readable.toWeb(createReadStream(i.source)) as unknown as ReadableStream<Uint8Array>;
     await client.uploadBlob(i.sha256, body, i.size);
   }
-}
-
-export function summarize(job: JobV1): void {
-  const c = job.counts;
-  const line = `${job.id} ${job.state}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled of ${job.taskCount}`;
-  info(job.state === 'succeeded' ? green(line) : red(line));
-  if (job.state === 'failed') info(`see why: dsg job ${job.id}   ·   dsg logs ${job.id} --task <N>`);
-  if (job.state === 'succeeded') info(`outputs: dsg outputs ${job.id} --to results/`);
 }

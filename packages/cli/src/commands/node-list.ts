@@ -7,6 +7,7 @@ export function registerNodes(program: Command, globals: () => GlobalFlags): voi
     .command('nodes')
     .description('list the machines in the grid and what they offer')
     .option('--json', 'print JSON: { items: NodeV1[] }')
+    .addHelpText('after', '\nCORES and MEMORY show what running tasks hold / what the node offers; TASKS counts running tasks and\nthose waiting in the node\'s queue.\n\nExamples:\n  dsg nodes\n  dsg nodes --json | jq \'.items[] | {name, state}\'')
     .action(async (opts: { json?: boolean }) => {
       const { items } = await clientFrom(globals()).listNodes();
       if (opts.json) return printJson({ items });

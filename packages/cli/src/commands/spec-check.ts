@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { jobSpecJsonSchema, workflowSpecJsonSchema } from '@dsg/core';
+import { formatDuration, jobSpecJsonSchema, workflowSpecJsonSchema } from '@dsg/core';
 import { print, printJson } from '../context.js';
-import { formatSize } from '../format.js';
+import { formatSize, plural } from '../format.js';
 import { collectInputs, loadSpecFile, parseSetFlags } from '../spec-file.js';
 
 export function registerSpec(program: Command): void {
@@ -9,8 +9,9 @@ export function registerSpec(program: Command): void {
   spec
     .command('check')
     .description('validate a spec file and its inputs without submitting it')
-    .argument('<file>', 'job spec (.yaml, .yml or .json)')
+    .argument('<file>', 'job or workflow spec (.yaml, .yml or .json)')
     .option('--json', 'print the compiled spec as JSON')
+    .addHelpText('after', '\nExamples:\n  dsg spec check examples/pi/pi.yaml\n  dsg spec check job.yaml --json | jq .taskCount')
     .option('--set <NAME=VALUE>', 'a parameter value, as at submit (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (file: string, opts: { json?: boolean; set: string[] }) => {
       const loaded = await loadSpecFile(file, parseSetFlags(opts.set));
@@ -18,21 +19,22 @@ export function registerSpec(program: Command): void {
       if (opts.json) return printJson(loaded.workflow ?? loaded.compiled);
       if (loaded.workflow) {
         const wf = loaded.workflow;
-        print(`${file}: ok — workflow ${wf.name}, ${wf.stages.length} stage${wf.stages.length === 1 ? '' : 's'}, ${inputs.length} input file${inputs.length === 1 ? '' : 's'}`);
+        print(`${file}: ok — workflow ${wf.name}, ${plural(wf.stages.length, 'stage')}, ${plural(inputs.length, 'input file')}`);
         for (const st of wf.stages) {
-          const n = st.job.taskCount;
-          const tasks = st.job.fanOut.kind === 'files' ? `one task per output file of ${st.job.fanOut.from}` : st.job.fanOut.kind === 'lines' ? 'one task per line' : `${n} task${n === 1 ? '' : 's'}`;
+          const f = st.job.fanOut;
+          const tasks = f.kind === 'files' ? `one task per output file of ${f.from}` : f.kind === 'lines' ? 'one task per line of its list' : plural(st.job.taskCount, 'task');
           print(`  ${st.name}: ${tasks}${st.needs.length ? `, after ${st.needs.join(', ')}` : ''}${st.each ? ` (task by task with ${st.each})` : ''}`);
         }
         return;
       }
       const c = loaded.compiled!;
-      print(`${file}: ok — ${c.taskCount} task(s), ${c.resources.cpuMillis / 1000} cores and ${formatSize(c.resources.memoryBytes)} each, ` +
-        `${inputs.length} input file(s), timeout ${c.timeoutMs / 1000}s, retries ${c.retries}`);
+      print(`${file}: ok — ${plural(c.taskCount, 'task')}, ${plural(c.resources.cpuMillis / 1000, 'core')} and ${formatSize(c.resources.memoryBytes)} each` +
+        `${c.resources.gpus ? ` (+ ${plural(c.resources.gpus, 'GPU')})` : ''}, ${plural(inputs.length, 'input file')}, timeout ${formatDuration(c.timeoutMs)}, ${plural(c.retries, 'retry', 'retries')}`);
     });
   spec
     .command('schema')
     .description('print the JSON Schema of the job spec, or with --workflow of the workflow spec (for editors)')
     .option('--workflow', 'the workflow spec schema')
+    .addHelpText('after', '\nExample:\n  dsg spec schema > job-spec.schema.json\n  dsg spec schema --workflow > workflow-spec.schema.json')
     .action((opts: { workflow?: boolean }) => printJson(opts.workflow ? workflowSpecJsonSchema() : jobSpecJsonSchema()));
 }

@@ -7,7 +7,8 @@ import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { parseSize, ValidationError } from '@dsg/core';
-import { startCoordinator, type RunningCoordinator } from '@dsg/coordinator';
+// The coordinator (fastify, SQLite) is loaded only when this command runs, so client commands start fast.
+import type { RunningCoordinator } from '@dsg/coordinator';
 import { writeClientConfig } from '../config.js';
 import { info } from '../context.js';
 import { bold, cyan, dim, green } from '../format.js';
@@ -35,6 +36,7 @@ export function registerUp(program: Command): void {
       const opts = coordinatorOptions(flags, 'warn');
       if (flags.cpus !== undefined) parsePositiveNumber(flags.cpus, '--cpus');
       if (flags.memory !== undefined && parseSize(flags.memory) === null) throw new ValidationError([{ path: '--memory', message: 'expected a size like 8Gi' }]);
+      const { startCoordinator } = await import('@dsg/coordinator');
       const coord = await startCoordinator(opts);
       const configPath = writeClientConfig({ coordinator: coord.url, token: coord.adminToken });
       const lan = opts.host === '0.0.0.0' ? lanAddress() : null;

@@ -1,12 +1,12 @@
 /** Workflows: `dsg workflow ID`, `dsg workflows`, `dsg retry ID`, and waiting with per-stage progress. */
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { isTerminalJob, type JobV1, type StageV1, type WorkflowV1 } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
-import { clientFrom, Exit, ExitCode, info, print, printJson, type GlobalFlags } from '../context.js';
-import { ago, bold, colorState, dim, elapsed, green, red, table } from '../format.js';
-
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+import { resolveGiveUpAfter } from '../config.js';
+import { clientFrom, Exit, ExitCode, GIVE_UP_HELP, info, print, printJson, reconnectorFor, type GlobalFlags } from '../context.js';
+import { ago, bold, colorState, dim, plural, red, table } from '../format.js';
+import type { WaitTarget } from '../watch.js';
+import { targetFor, waitAndExit } from './wait.js';
 const ended = (s: StageV1 | WorkflowV1): number => s.counts.succeeded + s.counts.failed + s.counts.cancelled;
 
 /** One line about a stage: progress, and why it waits or was skipped. */
@@ -38,64 +38,32 @@ export function printWorkflow(wf: WorkflowV1): void {
   );
 }
 
-export function summarizeWorkflow(wf: WorkflowV1): void {
-  const line = `${wf.id} ${wf.state}: ${wf.stages.filter((s) => s.state === 'succeeded').length}/${wf.stages.length} stages succeeded, ${wf.counts.succeeded} tasks succeeded, ${wf.counts.failed} failed`;
-  info(wf.state === 'succeeded' ? green(line) : red(line));
-  for (const s of wf.stages) if (s.state !== 'succeeded') info(`  ${s.name}: ${s.state}${stageNote(s) ? ` — ${stageNote(s)}` : ''}`);
-  if (wf.state === 'failed') info(`see why: dsg workflow ${wf.id}   ·   dsg job <JOB>   ·   re-run what failed: dsg retry ${wf.id}`);
-  if (wf.state === 'succeeded') info(`outputs: dsg outputs ${wf.id} --to results/   (one folder per stage)`);
-}
-
-/** Wait for a workflow: one progress bar per stage on a terminal, a line every 5 s otherwise. */
-export async function watchWorkflow(client: DsgClient, wf: WorkflowV1, opts: { quiet: boolean; pollMs?: number }): Promise<WorkflowV1> {
-  const pollMs = opts.pollMs ?? 300;
-  const started = Date.now();
-  const tty = Boolean(process.stderr.isTTY) && !opts.quiet;
-  const width = Math.max(...wf.stages.map((s) => s.name.length));
-  const multi = tty
-    ? new cliProgress.MultiBar(
-        { format: ' {stage} {bar} {done}/{total} {state} {note}', hideCursor: true, stream: process.stderr, barsize: 24, clearOnComplete: false },
-        cliProgress.Presets.shades_classic,
-      )
-    : null;
-  const fields = (s: StageV1) => ({ stage: s.name.padEnd(width), done: ended(s), state: s.state, note: stageNote(s).slice(0, 60) });
-  const bars = new Map(wf.stages.map((s) => [s.name, multi?.create(Math.max(1, s.taskCount), ended(s), fields(s))] as const));
-  let interrupted = false;
-  const onSigint = (): void => {
-    interrupted = true;
+/** Waiting for a workflow (`dsg wait wf_…`, `dsg submit --wait`): totals over its stages, plus one bar per stage. */
+export function workflowTarget(client: DsgClient, id: string): WaitTarget<WorkflowV1> {
+  return {
+    kind: 'workflow',
+    id,
+    load: () => client.getWorkflow(id),
+    progress: (w) => ({
+      total: w.taskCount,
+      ended: ended(w),
+      done: w.counts.succeeded,
+      running: w.counts.running + w.counts.assigned,
+      failed: w.counts.failed,
+      queued: w.counts.queued,
+      never: w.stages.find((s) => s.waiting?.never)?.waiting?.reason ?? null,
+    }),
+    stages: (w) => w.stages.map((s) => ({ name: s.name, total: s.taskCount, ended: ended(s), state: s.state, note: stageNote(s) })),
+    outcome: (w) => (!isTerminalJob(w.state) || !w.finishedAt ? 'pending' : w.state === 'succeeded' ? 'succeeded' : 'failed'),
+    summary: (w) => {
+      const ok = w.state === 'succeeded';
+      const lines = [{ line: `${w.id} ${w.state}: ${w.stages.filter((s) => s.state === 'succeeded').length}/${plural(w.stages.length, 'stage')} succeeded, ${plural(w.counts.succeeded, 'task')} succeeded, ${w.counts.failed} failed`, ok }];
+      for (const s of w.stages) if (s.state !== 'succeeded') lines.push({ line: `  ${s.name}: ${s.state}${stageNote(s) ? ` — ${stageNote(s)}` : ''}`, ok });
+      if (w.state === 'failed') lines.push({ line: `see why: dsg workflow ${w.id}   ·   re-run what failed: dsg retry ${w.id} --wait`, ok });
+      if (ok) lines.push({ line: `outputs: dsg outputs ${w.id} --to results/   (one folder per stage)`, ok });
+      return lines;
+    },
   };
-  process.once('SIGINT', onSigint);
-  let last = wf;
-  let lastLine = 0;
-  try {
-    while (!interrupted) {
-      last = await client.getWorkflow(wf.id);
-      for (const s of last.stages) {
-        const bar = bars.get(s.name);
-        if (bar) {
-          bar.setTotal(Math.max(1, s.taskCount));
-          bar.update(ended(s), fields(s));
-        }
-      }
-      if (!multi && !opts.quiet && Date.now() - lastLine > 5000) {
-        info(`${wf.id} (${elapsed(Date.now() - started)}): ${last.stages.map((s) => `${s.name} ${s.state} ${ended(s)}/${s.taskCount}`).join(' · ')}`);
-        lastLine = Date.now();
-      }
-      if (isTerminalJob(last.state) && last.finishedAt) break;
-      await new Promise((r) => setTimeout(r, pollMs));
-    }
-  } finally {
-    multi?.stop();
-    process.removeListener('SIGINT', onSigint);
-  }
-  if (interrupted) info(`stopped waiting; the workflow keeps running. Check it with: dsg workflow ${wf.id}`);
-  return last;
-}
-
-/** Exit like `submit --wait`: 0 succeeded, 1 failed or cancelled, 130 interrupted. */
-export function exitFor(state: WorkflowV1['state'] | JobV1['state']): void {
-  if (!isTerminalJob(state)) throw new ExitCode(130);
-  if (state !== 'succeeded') throw new ExitCode(Exit.failed);
 }
 
 export function registerWorkflow(program: Command, globals: () => GlobalFlags): void {
@@ -137,28 +105,20 @@ export function registerWorkflow(program: Command, globals: () => GlobalFlags): 
     .option('-w, --wait', 'wait for it to finish (exit 1 if anything failed)')
     .option('--json', 'print the job or workflow as JSON')
     .addHelpText('after', '\nExamples:\n  dsg retry wf_01jd… --wait     re-run the failed stage and everything it skipped')
-    .action(async (id: string, opts: { wait?: boolean; json?: boolean }) => {
+    .option('--give-up-after <duration>', `with --wait: ${GIVE_UP_HELP}`)
+    .action(async (id: string, opts: { wait?: boolean; json?: boolean; giveUpAfter?: string }) => {
+      if (opts.wait) resolveGiveUpAfter(opts.giveUpAfter);
       const client = clientFrom(globals());
-      if (id.startsWith('wf_')) {
-        const r = await client.retryWorkflow(id);
-        if (!opts.json) info(`${r.workflow.id}: ${plural(r.requeued, 'task')} requeued, ${plural(r.unskipped, 'stage')} no longer skipped`);
-        const final = opts.wait ? await watchWorkflow(client, r.workflow, { quiet: Boolean(opts.json) }) : r.workflow;
-        if (opts.json) printJson(final);
-        if (opts.wait) {
-          if (!opts.json) summarizeWorkflow(final);
-          exitFor(final.state);
-        }
-        return;
-      }
-      const r = await client.retryJob(id);
-      if (!opts.json) info(`${r.job.id}: ${plural(r.requeued, 'task')} requeued`);
+      const isWf = id.startsWith('wf_');
+      const r = isWf ? await client.retryWorkflow(id) : await client.retryJob(id);
+      const current: JobV1 | WorkflowV1 = 'workflow' in r ? r.workflow : r.job;
+      if (!opts.json) info(`${current.id}: ${plural(r.requeued, 'task')} requeued${isWf ? `, ${plural(r.unskipped, 'stage')} no longer skipped` : ''}${r.requeued + r.unskipped === 0 ? ' (nothing had failed, been cancelled or skipped)' : ''}`);
       if (!opts.wait) {
-        if (opts.json) printJson(r.job);
+        if (opts.json) printJson(current);
+        else info(`next: dsg wait ${current.id}`);
         return;
       }
-      const { watchJob } = await import('./job-watch.js');
-      const final = await watchJob(client, r.job, { quiet: Boolean(opts.json) });
-      if (opts.json) printJson(final);
-      exitFor(final.state);
+      const reconnector = reconnectorFor(client, opts.giveUpAfter, `It lives on in the coordinator; \`dsg wait ${id}\` waits again.`);
+      await waitAndExit(targetFor(client, id), current, { reconnector, json: Boolean(opts.json), quiet: false });
     });
 }
