@@ -40,6 +40,7 @@ import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
 import { JobCache } from './job-cache.js';
+import { JobCanceller } from './job-canceller.js';
 
 /** The Transport port toward agents (implemented by AgentHub over WebSocket; faked in tests). */
 export interface AgentLink {
@@ -65,6 +66,10 @@ interface AttemptInfo {
 
 export class Engine {
   readonly jobs: JobCache;
+  /** Cancels jobs in chunks, without stalling the event loop (see job-canceller.ts). */
+  readonly cancels: JobCanceller;
+  /** Jobs whose queued tasks are being cancelled right now: their tasks are never dispatched. */
+  readonly cancelling = new Set<JobId>();
   private link: AgentLink | null = null;
   private readonly rng = seededRng(Date.now() >>> 0);
 
@@ -103,6 +108,7 @@ export class Engine {
     private readonly log: Logger,
   ) {
     this.jobs = new JobCache(store);
+    this.cancels = new JobCanceller(store, this, clock, log);
   }
 
   async start(link: AgentLink): Promise<void> {
@@ -119,6 +125,7 @@ export class Engine {
     this.monitor = setInterval(() => void this.checkLiveness().catch((e) => this.log.error({ err: e }, 'liveness check failed')), 1000);
     this.monitor.unref();
     this.requestTick();
+    void this.cancels.resume().catch((e: unknown) => this.log.error({ err: e }, 'finishing interrupted cancels failed'));
   }
 
   async stop(): Promise<void> {
@@ -173,7 +180,9 @@ export class Engine {
     for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
     if (nodes.length > 0 && freeCpu === 0) return;
     const limit = Math.min(2000, 64 + Math.ceil(freeCpu / 250));
-    const queued = await this.store.listQueued(limit);
+    const head = await this.store.listQueued(limit);
+    // Tasks of a job being cancelled are about to be cancelled (chunk by chunk): never dispatch them.
+    const queued = this.cancelling.size > 0 ? head.filter((t) => !this.cancelling.has(t.jobId)) : head;
     if (queued.length === 0) {
       this.pendingReasons.clear();
       return;
@@ -207,7 +216,7 @@ export class Engine {
       // If the node dropped meanwhile, these attempts are reconciled as lost when it comes back or times out.
       link.send(nodeId, [{ type: 'assign', attempts: list }]);
     }
-    if (result.rejected.length > 0 || queued.length === limit) this.tickAgain = true;
+    if (result.rejected.length > 0 || head.length === limit) this.tickAgain = true;
   }
 
   private async buildAssignment(att: AttemptRecord): Promise<Assignment | null> {

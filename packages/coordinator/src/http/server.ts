@@ -154,13 +154,17 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     await authed(req, 'jobs:read');
     return jobV1(await jobOr404((req.params as { id: string }).id));
   });
+  // Cancel: 200 with the job (queued tasks cancelled, running ones being killed). A job that has already finished
+  // is left as it is: 409 `conflict`, "job … already succeeded; there is nothing to cancel", with the unchanged job
+  // in `error.details.job`.
   app.post(`${API_PREFIX}/jobs/:id/cancel`, async (req) => {
     await authed(req, 'jobs:write');
     const { id } = req.params as { id: string };
-    const r = isJobId(id) ? await store.requestCancel(id, clock.now()) : null;
+    const r = isJobId(id) ? await engine.cancels.cancel(id) : null;
     if (!r) throw new NotFoundError('job', id);
-    engine.killAttempts(r.toKill, 'the job was cancelled');
-    deps.log.info({ jobId: id, killing: r.toKill.length }, 'job cancel requested');
+    if (r.alreadyFinished)
+      throw new ConflictError(`job ${id} already ${r.job.state}; there is nothing to cancel`, { job: jobV1(r.job), state: r.job.state });
+    deps.log.info({ jobId: id, state: r.job.state }, 'job cancelled');
     return jobV1(r.job);
   });
   app.get(`${API_PREFIX}/jobs/:id/tasks`, async (req) => {
