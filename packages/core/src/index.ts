@@ -5,6 +5,7 @@ export * from './resources.js';
 export * from './states.js';
 export * from './outcome.js';
 export * from './spec.js';
+export * from './spawn-limits.js';
 export * from './wire.js';
 export * from './protocol.js';
 export const DSG_VERSION = '0.1.0';

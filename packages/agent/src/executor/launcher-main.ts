@@ -7,11 +7,12 @@
  *   in:  {"op":"start","id","argv","cwd","env","timeoutMs"} | {"op":"kill","id","reason"}
  *   out: {"id","ev":"start","pid","at"} | {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
  * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits.
+ * A task that cannot be started (spawn throws: E2BIG, a NUL byte, …) ends with a spawn error; the launcher goes on.
  */
 import { createInterface } from 'node:readline';
 import { AdmissionExecutor } from './admission-executor.js';
 import type { ExecHandle, ExecResources, Executor } from './executor.js';
-import { NativeExecutor } from './native-executor.js';
+import { failedToStart, NativeExecutor } from './native-executor.js';
 
 // argv: killGraceMs, then optionally the capacity to admit tasks against (JSON), so that a task waiting for a core
 // starts here the moment another ends, without a round trip to the agent.
@@ -49,14 +50,21 @@ createInterface({ input: process.stdin })
     }
     if (m.op === 'start') {
       const id = m.id;
-      const h: ExecHandle = executor.start(
-        { argv: m.argv, cwd: m.cwd, env: m.env, timeoutMs: m.timeoutMs, ...(m.resources ? { resources: m.resources } : {}) },
-        {
-          onStdout: (data) => emit({ id, ev: 'out', stream: 'stdout', data }),
-          onStderr: (data) => emit({ id, ev: 'out', stream: 'stderr', data }),
-          onStart: (at, pid) => emit({ id, ev: 'start', pid, at }),
-        },
-      );
+      let h: ExecHandle;
+      try {
+        h = executor.start(
+          { argv: m.argv, cwd: m.cwd, env: m.env, timeoutMs: m.timeoutMs, ...(m.resources ? { resources: m.resources } : {}) },
+          {
+            onStdout: (data) => emit({ id, ev: 'out', stream: 'stdout', data }),
+            onStderr: (data) => emit({ id, ev: 'out', stream: 'stderr', data }),
+            onStart: (at, pid) => emit({ id, ev: 'start', pid, at }),
+          },
+        );
+      } catch (e) {
+        // Whatever one task's start throws, it ends that task only (a spawn error, a system failure): this helper
+        // serves every task of the node and must keep running.
+        h = failedToStart(m.argv?.[0] ?? '', e, Date.now());
+      }
       running.set(id, h);
       void h.done.then((result) => {
         running.delete(id);
