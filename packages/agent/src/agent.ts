@@ -48,6 +48,8 @@ export async function startAgent(options: AgentOptions, ports: AgentPorts = {}):
 }
 
 const noop = (): void => undefined;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const STOPPED = 'the agent was stopped while it held this attempt; it runs again on another node';
 
 class Agent implements RunningAgent {
   private readonly log: NonNullable<AgentOptions['log']>;
@@ -106,13 +108,28 @@ class Agent implements RunningAgent {
     this.connect();
   }
 
+  /**
+   * Stopping (SIGTERM, Ctrl-C) is not cancelling: nobody cancelled these tasks, they must run elsewhere.
+   *   1. tell the coordinator (`stopping`): it sends no more work here;
+   *   2. interrupt every attempt held (running, waiting for a core, being prepared): each is killed and reported as
+   *      `agent_stopped`, a system failure the coordinator requeues at once;
+   *   3. wait (a few seconds at most) until the coordinator has acked those reports, then close the connection.
+   * Anything it held but could not report is requeued by the coordinator when the connection closes.
+   */
   async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    for (const r of this.runs.values()) r.cancel();
-    await Promise.race([Promise.allSettled([...this.runs.values()].map((r) => r.done)), new Promise((r) => setTimeout(r, 10_000))]);
+    if (this.ready) {
+      this.queue.push({ type: 'stopping', reason: 'the agent is stopping' });
+      this.flush();
+    }
+    for (const r of this.runs.values()) r.interrupt(STOPPED);
+    const grace = this.options.killGraceMs ?? 5000;
+    await Promise.race([Promise.allSettled([...this.runs.values()].map((r) => r.done)), sleep(grace + 5000)]);
     this.flush();
+    for (const deadline = Date.now() + 5000; this.ready && this.outbox.size > 0 && Date.now() < deadline; ) await sleep(20);
+    if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.executor instanceof LauncherExecutor) this.executor.close();
     this.ws?.close(1000, 'agent stopping');
     this.ws = null;
@@ -231,6 +248,11 @@ class Agent implements RunningAgent {
 
   private startAttempt(a: Assignment): void {
     if (this.runs.has(a.attemptId) || this.outbox.has(a.attemptId)) return; // a duplicate
+    if (this.stopped) {
+      // Sent before the coordinator read our `stopping`: hand it straight back.
+      this.report({ type: 'finished', attemptId: a.attemptId, startedAt: null, finishedAt: Date.now(), outputs: [], end: { kind: 'error', reason: 'agent_stopped', message: STOPPED } });
+      return;
+    }
     const cap = this.capacity;
     if (cap && (a.resources.cpuMillis > cap.cpuMillis || a.resources.memoryBytes > cap.memoryBytes || a.resources.gpus > cap.gpus)) {
       this.report({

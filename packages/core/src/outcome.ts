@@ -4,7 +4,7 @@
  *
  * Failures are classified: `user` failures come from the job itself (non-zero exit, killed by a signal, timeout)
  * and are retried only as often as the spec's `retries` says; `system` failures come from the grid (node lost,
- * inputs could not be fetched, the executor could not start the process) and are retried up to
+ * inputs could not be fetched, the executor could not start the process, the agent was stopped) and are retried up to
  * `maxSystemRetries` times whatever the spec says, because another node may well succeed.
  */
 import type { AttemptState, TaskState } from './states.js';
@@ -20,6 +20,8 @@ export const FailureReason = {
   executorError: 'executor_error',
   inputsUnavailable: 'inputs_unavailable',
   outputsFailed: 'outputs_failed',
+  /** The agent was stopped (SIGTERM, Ctrl-C) while the attempt ran or waited: requeued for another node. */
+  agentStopped: 'agent_stopped',
   cancelled: 'cancelled',
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
@@ -36,7 +38,7 @@ export type AttemptEnd =
   | { readonly kind: 'timeout'; readonly timeoutMs: number }
   | { readonly kind: 'cancelled' }
   | { readonly kind: 'lost'; readonly message: string }
-  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed'; readonly message: string };
+  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed' | 'agent_stopped'; readonly message: string };
 
 export interface AttemptHistory {
   /** User-caused failures of this task before this attempt. */

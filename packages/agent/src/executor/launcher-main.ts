@@ -6,7 +6,8 @@
  * Protocol, NDJSON over stdin/stdout:
  *   in:  {"op":"start","id","argv","cwd","env","timeoutMs"} | {"op":"kill","id","reason"}
  *   out: {"id","ev":"start","pid","at"} | {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
- * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits.
+ * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits;
+ * SIGINT and SIGTERM are ignored (they reach it with its agent's process group; the agent decides).
  * A task that cannot be started (spawn throws: E2BIG, a NUL byte, …) ends with a spawn error; the launcher goes on.
  */
 import { createInterface } from 'node:readline';
@@ -39,6 +40,12 @@ function emit(msg: unknown): void {
 
 interface StartOp { op: 'start'; id: string; argv: string[]; cwd: string; env: Record<string, string>; timeoutMs: number; resources?: ExecResources }
 interface KillOp { op: 'kill'; id: string; reason: 'cancel' | 'timeout' }
+
+// The helper lives exactly as long as its agent: it ends when its stdin closes. A SIGINT or SIGTERM sent to the
+// agent's whole process group (Ctrl-C in a terminal, a service manager stopping the agent) must not kill it first,
+// or the tasks would end as "the launcher exited" instead of being handed back by the agent's orderly stop.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
 
 createInterface({ input: process.stdin })
   .on('line', (line) => {

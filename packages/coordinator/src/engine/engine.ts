@@ -88,6 +88,8 @@ export class Engine {
   private finishes: Array<{ report: FinishReport; nodeId: NodeId }> = [];
   private logs = new Map<string, { jobId: string; text: string }>();
   private heartbeats = new Map<NodeId, { running: Set<string>; at: number }>();
+  /** Nodes whose agent stopped cleanly: what they still hold is requeued in the next flush, after their last reports. */
+  private departed = new Map<NodeId, string>();
   private flushQueued = false;
   private flushing: Promise<void> | null = null;
 
@@ -96,6 +98,8 @@ export class Engine {
   /** Offline nodes and when they will be declared lost. */
   private readonly offlineDeadline = new Map<NodeId, number>();
   private readonly lastSeen = new Map<NodeId, number>();
+  /** Connected nodes whose agent announced it is stopping (no work is sent to them; offline in the store). */
+  private readonly stopping = new Set<NodeId>();
   private monitor: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -259,6 +263,8 @@ export class Engine {
       now,
     });
     this.offlineDeadline.delete(nodeId);
+    this.stopping.delete(nodeId);
+    this.departed.delete(nodeId);
     this.lastSeen.set(nodeId, now);
     this.log.info({ nodeId, name: hello.name, cores: hello.capacity.cpuMillis / 1000, rejoined: Boolean(existing) }, 'node connected');
     return nodeId;
@@ -272,9 +278,30 @@ export class Engine {
   async onDisconnect(nodeId: NodeId): Promise<void> {
     if (this.closed) return;
     const now = this.clock.now();
+    if (this.stopping.delete(nodeId)) {
+      // It said it was stopping, so nothing it held will be reported any more: requeue that at once (in the next
+      // flush, after the reports that came before the close), and leave the node offline rather than lost.
+      this.departed.set(nodeId, 'the agent stopped without reporting this attempt');
+      this.scheduleFlush();
+      await this.store.setNodeState(nodeId, 'offline', now);
+      this.log.info({ nodeId }, 'node stopped; what it still held is requeued');
+      return;
+    }
     this.offlineDeadline.set(nodeId, now + this.config.nodeTimeoutMs);
     await this.store.setNodeState(nodeId, 'offline', now);
     this.log.warn({ nodeId, graceSeconds: this.config.nodeTimeoutMs / 1000 }, 'node disconnected; waiting for it to come back');
+  }
+
+  /**
+   * The agent is stopping (SIGTERM): send it no more work. It stays connected while it reports its attempts as
+   * `agent_stopped` (requeued as they arrive); its node is offline in the store, so no pass or plan names it.
+   */
+  async onStopping(nodeId: NodeId, reason: string): Promise<void> {
+    const now = this.clock.now();
+    this.stopping.add(nodeId);
+    this.lastSeen.set(nodeId, now);
+    await this.store.setNodeState(nodeId, 'offline', now);
+    this.log.info({ nodeId, reason }, 'node stopping; no more work is sent to it');
   }
 
   onStarted(nodeId: NodeId, attemptId: string, at: number): void {
@@ -324,7 +351,7 @@ export class Engine {
 
   // ─── grouped commits ───────────────────────────────────────────────────────────────────────────────────
   private hasReports(): boolean {
-    return this.starts.length + this.finishes.length + this.logs.size + this.heartbeats.size > 0;
+    return this.starts.length + this.finishes.length + this.logs.size + this.heartbeats.size + this.departed.size > 0;
   }
 
   private scheduleFlush(): void {
@@ -355,10 +382,12 @@ export class Engine {
     const finishes = this.finishes;
     const logs = this.logs;
     const heartbeats = this.heartbeats;
+    const departed = this.departed;
     this.starts = [];
     this.finishes = [];
     this.logs = new Map();
     this.heartbeats = new Map();
+    this.departed = new Map();
 
     if (logs.size > 0) await this.logStore.append(logs).catch((e: unknown) => this.log.error({ err: e }, 'writing task logs failed'));
     if (starts.length > 0 || finishes.length > 0) {
@@ -371,6 +400,7 @@ export class Engine {
         this.starts = [...starts, ...this.starts];
         this.finishes = [...finishes, ...this.finishes];
         for (const [n, hb] of heartbeats) if (!this.heartbeats.has(n)) this.heartbeats.set(n, hb);
+        for (const [n, why] of departed) if (!this.departed.has(n)) this.departed.set(n, why);
         throw e;
       }
       this.afterFinishes(results);
@@ -383,6 +413,14 @@ export class Engine {
       for (const [nodeId, ids] of acks) this.link?.send(nodeId, [{ type: 'ack', attemptIds: ids }]);
     }
     for (const [nodeId, hb] of heartbeats) await this.reconcile(nodeId, hb.running, hb.at);
+    for (const [nodeId, why] of departed) await this.requeueHeld(nodeId, why);
+  }
+
+  /** End a node's active attempts as lost (requeued, a system failure). */
+  private async requeueHeld(nodeId: NodeId, why: string): Promise<number> {
+    const active = await this.store.activeAttemptsOnNode(nodeId);
+    if (active.length > 0) this.afterFinishes(await this.store.loseAttempts(active.map((a) => a.id), why, this.clock.now(), this.config.policy));
+    return active.length;
   }
 
   /** An output the agent claims but whose blob is missing turns the attempt into a system failure. */
@@ -446,12 +484,8 @@ export class Engine {
     this.offlineDeadline.delete(nodeId);
     this.lastSeen.delete(nodeId);
     await this.store.setNodeState(nodeId, 'lost', now);
-    const active = await this.store.activeAttemptsOnNode(nodeId);
-    if (active.length > 0) {
-      const results = await this.store.loseAttempts(active.map((a) => a.id), why, now, this.config.policy);
-      this.afterFinishes(results);
-    }
-    this.log.warn({ nodeId, attempts: active.length, why }, 'node lost; its attempts were requeued');
+    const attempts = await this.requeueHeld(nodeId, why);
+    this.log.warn({ nodeId, attempts, why }, 'node lost; its attempts were requeued');
   }
 
   // ─── cancel ────────────────────────────────────────────────────────────────────────────────────────────
