@@ -2,7 +2,7 @@
  * The agent: one connection to the coordinator, and the attempts it runs. It never schedules.
  *
  * Connection states:
- *   connecting ──open──▶ hello sent ──welcome──▶ ready ──close/error──▶ waiting (backoff 0.5 s → 30 s, jittered) ──▶ connecting
+ *   connecting ──open──▶ hello sent ──welcome──▶ ready ──close/error──▶ waiting (backoff 0.5 s → 10 s, jittered) ──▶ connecting
  *   A 401/403 at the upgrade means the token is wrong: it keeps retrying, but only every 30 s, and says why.
  *
  * Delivery: outgoing messages queued in one tick go out as one frame. `finished` reports stay in an outbox until
@@ -167,7 +167,8 @@ class Agent implements RunningAgent {
       // turns forever; say so, and back off fully instead of flapping.
       const replaced = code === 4002;
       const wait = rejectedToken || replaced ? 30_000 : Math.round(this.backoffMs * (0.5 + Math.random()));
-      this.backoffMs = Math.min(30_000, this.backoffMs * 2);
+      // At most ~10 s between tries, so agents are back well within the 30 s a restarted coordinator waits for them.
+      this.backoffMs = Math.min(10_000, this.backoffMs * 2);
       if (replaced)
         this.log('error', `another agent connected as node ${this.id ?? '?'} (do two agents share --state-dir ${this.options.stateDir}?); retrying in 30s`);
       else this.log('warn', `cannot reach the coordinator at ${this.options.coordinatorUrl}, retrying in ${(wait / 1000).toFixed(1)}s`);

@@ -10,11 +10,13 @@
  *     flushed together: logs are written first (so an ended attempt's log is complete), then starts and finishes
  *     are committed in one transaction each, then finishes are acknowledged to their agents. While one flush runs,
  *     new reports gather for the next, so under load each commit carries many state changes.
- *  3. **Liveness.** Node states: `online` while connected and heartbeating; `offline` after a disconnect, with
- *     `nodeTimeout` to come back; `lost` after that, when its active attempts are ended as lost and their tasks
- *     requeued (a system failure, retried regardless of the spec's `retries`). A connected node that stops
- *     heartbeating (frozen) is lost the same way. At start-up every node the store thinks is online becomes
- *     offline with a fresh deadline: a coordinator restart gives agents time to reconnect and report.
+ *  3. **Liveness.** Node states: `online` while connected and heartbeating; `offline` after a disconnect, or after
+ *     `silenceTimeout` without a message on an open connection (a frozen agent: its socket is closed), with until
+ *     `nodeTimeout` after it was last heard from to come back; `lost` after that, when its active attempts are
+ *     ended as lost and their tasks requeued (a system failure, retried regardless of the spec's `retries`). An
+ *     agent that stops cleanly says so first (`stopping`): it gets no more work, and what it still holds when its
+ *     socket closes is requeued at once; it stays `offline`. At start-up every node the store thinks is online
+ *     becomes offline with `restartGrace`: a coordinator restart gives agents time to reconnect and report.
  *
  * Reconciliation: each heartbeat lists the attempts the agent runs. Attempts the store has active on that node
  * but the agent does not list (assigned more than `reconcileGraceMs` before the heartbeat, so an assignment still
@@ -51,7 +53,16 @@ export interface AgentLink {
 
 export interface EngineConfig {
   readonly heartbeatIntervalMs: number;
+  /** How long a node may be out of reach (disconnected, or silent) before it is lost and its attempts requeued. */
   readonly nodeTimeoutMs: number;
+  /**
+   * A connected node that has sent nothing for this long is taken for frozen (SIGSTOP, a hung machine, a cut that
+   * sent no TCP reset): its socket is closed and it is offline at once, lost at `nodeTimeoutMs` after it was last
+   * heard from. Default `nodeTimeoutMs` (the coordinator uses 3 heartbeats).
+   */
+  readonly silenceTimeoutMs?: number;
+  /** Grace given at start-up to nodes that were online before a coordinator restart. Default `nodeTimeoutMs`. */
+  readonly restartGraceMs?: number;
   readonly reconcileGraceMs: number;
   /** How long reports may wait to share a commit. 0 = commit at the next turn of the event loop. */
   readonly reportBatchMs: number;
@@ -118,15 +129,18 @@ export class Engine {
   async start(link: AgentLink): Promise<void> {
     this.link = link;
     const now = this.clock.now();
+    const grace = this.config.restartGraceMs ?? this.config.nodeTimeoutMs;
     for (const u of await this.store.listNodeUsage(['online'])) {
       await this.store.setNodeState(u.node.id, 'offline', now);
-      this.offlineDeadline.set(u.node.id, now + this.config.nodeTimeoutMs);
+      this.offlineDeadline.set(u.node.id, now + grace);
     }
     for (const u of await this.store.listNodeUsage(['offline'])) {
       if (u.activeAttempts > 0 && !this.offlineDeadline.has(u.node.id))
-        this.offlineDeadline.set(u.node.id, now + this.config.nodeTimeoutMs);
+        this.offlineDeadline.set(u.node.id, now + grace);
     }
-    this.monitor = setInterval(() => void this.checkLiveness().catch((e) => this.log.error({ err: e }, 'liveness check failed')), 1000);
+    // Checked often enough that a silent node is noticed within a fraction of a heartbeat of its deadline.
+    const every = Math.min(1000, Math.max(100, this.config.heartbeatIntervalMs / 2));
+    this.monitor = setInterval(() => void this.checkLiveness().catch((e) => this.log.error({ err: e }, 'liveness check failed')), every);
     this.monitor.unref();
     this.requestTick();
     void this.cancels.resume().catch((e: unknown) => this.log.error({ err: e }, 'finishing interrupted cancels failed'));
@@ -459,22 +473,39 @@ export class Engine {
   }
 
   // ─── liveness ──────────────────────────────────────────────────────────────────────────────────────────
-  /** Declare silent or long-disconnected nodes lost. Runs every second; public for tests. */
+  /**
+   * Disconnect silent nodes; declare nodes out of reach for `nodeTimeout` lost. Runs every second (half a heartbeat
+   * when heartbeats are faster); public for tests.
+   *
+   * An open TCP connection proves nothing (a SIGSTOPped agent's kernel keeps it open): only messages count. A node
+   * silent for `silenceTimeout` is disconnected and offline at once, and lost `nodeTimeout` after it was last heard
+   * from, exactly like a node whose connection closed.
+   */
   async checkLiveness(): Promise<void> {
     const now = this.clock.now();
     const link = this.link;
+    const silence = this.config.silenceTimeoutMs ?? this.config.nodeTimeoutMs;
     if (link) {
-      for (const nodeId of link.connectedNodes()) {
+      for (const nodeId of [...link.connectedNodes()]) {
         const seen = this.lastSeen.get(nodeId) ?? now;
-        if (now - seen > this.config.nodeTimeoutMs) {
-          link.disconnect(nodeId, 'no heartbeat');
-          await this.declareLost(nodeId, `node stopped heartbeating for ${Math.round((now - seen) / 1000)}s`);
+        if (now - seen <= silence) continue;
+        link.disconnect(nodeId, 'no heartbeat');
+        const silentFor = Math.round((now - seen) / 1000);
+        if (this.stopping.delete(nodeId)) {
+          this.departed.set(nodeId, `the agent stopped and then went silent for ${silentFor}s`);
+          this.scheduleFlush();
+        } else if (now - seen >= this.config.nodeTimeoutMs) {
+          await this.declareLost(nodeId, `node stopped heartbeating for ${silentFor}s`);
+        } else {
+          this.offlineDeadline.set(nodeId, seen + this.config.nodeTimeoutMs);
+          await this.store.setNodeState(nodeId, 'offline', now);
+          this.log.warn({ nodeId, silentSeconds: silentFor, lostInSeconds: Math.round((seen + this.config.nodeTimeoutMs - now) / 1000) }, 'node silent (frozen or cut off); disconnected it, waiting for it to come back');
         }
       }
     }
     for (const [nodeId, deadline] of this.offlineDeadline) {
       if (now >= deadline && !link?.connectedNodes().has(nodeId)) {
-        await this.declareLost(nodeId, `node was disconnected for more than ${Math.round(this.config.nodeTimeoutMs / 1000)}s`);
+        await this.declareLost(nodeId, `node was out of reach (disconnected or silent) for more than ${Math.round(this.config.nodeTimeoutMs / 1000)}s`);
       }
     }
   }
