@@ -1,4 +1,4 @@
-// A graceful agent stop is not a cancel: real coordinator and two real agents; one agent gets SIGTERM in the middle
+// A graceful agent stop is not a cancel: real coordinator and two real agents; one agent gets SIGINT + SIGTERM in the middle
 // of a job. What it held (running, and waiting in its queue) is requeued at once — the node timeout is set to 60 s,
 // so only a prompt requeue lets the job finish in time — and the job succeeds with every task, none cancelled.
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ interface TaskV1 { index: number; state: string; attempts: number }
 interface AttemptV1 { state: string; nodeId: string; failure: { kind: string; reason: string; message: string } | null }
 interface NodeV1 { id: string; name: string; state: string }
 
-describe('SIGTERM of an agent mid-job', { timeout: 120_000 }, () => {
+describe('Ctrl-C / SIGTERM of an agent mid-job', { timeout: 120_000 }, () => {
   const sb = new Sandbox();
   after(() => sb.cleanup());
 
@@ -36,11 +36,16 @@ describe('SIGTERM of an agent mid-job', { timeout: 120_000 }, () => {
     await sb.waitFor('both agents online', async () => (await sb.api<{ items: NodeV1[] }>(creds, 'GET', '/nodes')).items.filter((n) => n.state === 'online').length === 2, 30_000, coord.output);
 
     const TASKS = 400;
-    const { job } = await sb.api<{ job: JobV1 }>(creds, 'POST', '/jobs', { spec: { name: 'many', script: 'sleep 0.02', array: TASKS, resources: { cpu: 1, memory: '16Mi' } } });
+    // Each task takes 0.3 s to die when told to (it traps SIGTERM), so the agent's stop takes that long.
+    const script = 'trap "sleep 0.3; exit 143" TERM; sleep 0.02 & wait $!';
+    const { job } = await sb.api<{ job: JobV1 }>(creds, 'POST', '/jobs', { spec: { name: 'many', script, array: TASKS, resources: { cpu: 1, memory: '16Mi' } } });
     await sb.waitFor('the job under way', async () => (await sb.api<JobV1>(creds, 'GET', `/jobs/${job.id}`)).counts['succeeded']! >= 40, 30_000, coord.output);
     const t0 = Date.now();
     const exited = new Promise<number | null>((r) => a1.proc.once('exit', (code) => r(code)));
-    sb.kill(a1.proc, 'SIGTERM'); // to its whole process group, agent and launcher, as a service manager or Ctrl-C does
+    // To its whole process group, agent and launcher, as Ctrl-C in a terminal does; then SIGTERM from a supervisor
+    // (as `dsg up` sends its agent) while the first stop is under way: it must not cut that stop short.
+    sb.kill(a1.proc, 'SIGINT');
+    setTimeout(() => sb.kill(a1.proc, 'SIGTERM'), 30);
 
     const done = await sb.waitFor('the job finished', async () => {
       const j = await sb.api<JobV1>(creds, 'GET', `/jobs/${job.id}`);
@@ -67,7 +72,7 @@ describe('SIGTERM of an agent mid-job', { timeout: 120_000 }, () => {
       assert.ok(attempts.every((a) => a.state !== 'cancelled'));
     }
     assert.ok(interrupted.length > 0, 'a1 held attempts when it was stopped');
-    console.log(`a1 held ${interrupted.length} attempts when stopped (${interrupted.map((a) => `${a.state}/${a.failure?.reason}`).join(', ')}); the job finished ${seconds.toFixed(1)} s after the SIGTERM (node timeout 60 s)`);
+    console.log(`a1 held ${interrupted.length} attempts when stopped (${interrupted.map((a) => `${a.state}/${a.failure?.reason}`).join(', ')}); the job finished ${seconds.toFixed(1)} s after the signal (node timeout 60 s)`);
     for (const a of interrupted) {
       assert.equal(a.nodeId, n1.id);
       assert.deepEqual([a.state, a.failure?.kind, a.failure?.reason], ['failed', 'system', 'agent_stopped'], JSON.stringify(a));

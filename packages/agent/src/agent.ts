@@ -73,6 +73,7 @@ class Agent implements RunningAgent {
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 500;
   private stopped = false;
+  private stopping: Promise<void> | null = null;
   private resolveConnected: () => void = noop;
   readonly connected = new Promise<void>((r) => (this.resolveConnected = r));
 
@@ -116,8 +117,12 @@ class Agent implements RunningAgent {
    *   3. wait (a few seconds at most) until the coordinator has acked those reports, then close the connection.
    * Anything it held but could not report is requeued by the coordinator when the connection closes.
    */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  stop(): Promise<void> {
+    // A second signal (Ctrl-C reaches the whole process group, then a supervisor sends SIGTERM) waits for the same stop.
+    return (this.stopping ??= this.stopInOrder());
+  }
+
+  private async stopInOrder(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.ready) {
