@@ -2,7 +2,7 @@
  * The agent: one connection to the coordinator, and the attempts it runs. It never schedules.
  *
  * Connection states:
- *   connecting ──open──▶ hello sent ──welcome──▶ ready ──close/error──▶ waiting (backoff 0.5 s → 30 s, jittered) ──▶ connecting
+ *   connecting ──open──▶ hello sent ──welcome──▶ ready ──close/error──▶ waiting (backoff 0.5 s → 10 s, jittered) ──▶ connecting
  *   A 401/403 at the upgrade means the token is wrong: it keeps retrying, but only every 30 s, and says why.
  *
  * Delivery: outgoing messages queued in one tick go out as one frame. `finished` reports stay in an outbox until
@@ -48,6 +48,8 @@ export async function startAgent(options: AgentOptions, ports: AgentPorts = {}):
 }
 
 const noop = (): void => undefined;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const STOPPED = 'the agent was stopped while it held this attempt; it runs again on another node';
 
 class Agent implements RunningAgent {
   private readonly log: NonNullable<AgentOptions['log']>;
@@ -71,6 +73,7 @@ class Agent implements RunningAgent {
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 500;
   private stopped = false;
+  private stopping: Promise<void> | null = null;
   private resolveConnected: () => void = noop;
   readonly connected = new Promise<void>((r) => (this.resolveConnected = r));
 
@@ -78,7 +81,7 @@ class Agent implements RunningAgent {
     this.log = options.log ?? noop;
     this.workDir = options.workDir ?? join(options.stateDir, 'work');
     this.probe = ports.probe ?? new SystemProbe(this.workDir);
-    this.http = new CoordinatorHttp(options.coordinatorUrl, options.token, join(options.stateDir, 'blobs'));
+    this.http = new CoordinatorHttp(options.coordinatorUrl, options.token, join(options.stateDir, 'blobs'), options.log ? { log: options.log } : {});
   }
 
   nodeId(): string | null {
@@ -106,13 +109,32 @@ class Agent implements RunningAgent {
     this.connect();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stopping (SIGTERM, Ctrl-C) is not cancelling: nobody cancelled these tasks, they must run elsewhere.
+   *   1. tell the coordinator (`stopping`): it sends no more work here;
+   *   2. interrupt every attempt held (running, waiting for a core, being prepared): each is killed and reported as
+   *      `agent_stopped`, a system failure the coordinator requeues at once;
+   *   3. wait (a few seconds at most) until the coordinator has acked those reports, then close the connection.
+   * Anything it held but could not report is requeued by the coordinator when the connection closes.
+   */
+  stop(): Promise<void> {
+    // A second signal (Ctrl-C reaches the whole process group, then a supervisor sends SIGTERM) waits for the same stop.
+    return (this.stopping ??= this.stopInOrder());
+  }
+
+  private async stopInOrder(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    for (const r of this.runs.values()) r.cancel();
-    await Promise.race([Promise.allSettled([...this.runs.values()].map((r) => r.done)), new Promise((r) => setTimeout(r, 10_000))]);
+    if (this.ready) {
+      this.queue.push({ type: 'stopping', reason: 'the agent is stopping' });
+      this.flush();
+    }
+    for (const r of this.runs.values()) r.interrupt(STOPPED);
+    const grace = this.options.killGraceMs ?? 5000;
+    await Promise.race([Promise.allSettled([...this.runs.values()].map((r) => r.done)), sleep(grace + 5000)]);
     this.flush();
+    for (const deadline = Date.now() + 5000; this.ready && this.outbox.size > 0 && Date.now() < deadline; ) await sleep(20);
+    if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.executor instanceof LauncherExecutor) this.executor.close();
     this.ws?.close(1000, 'agent stopping');
     this.ws = null;
@@ -150,7 +172,8 @@ class Agent implements RunningAgent {
       // turns forever; say so, and back off fully instead of flapping.
       const replaced = code === 4002;
       const wait = rejectedToken || replaced ? 30_000 : Math.round(this.backoffMs * (0.5 + Math.random()));
-      this.backoffMs = Math.min(30_000, this.backoffMs * 2);
+      // At most ~10 s between tries, so agents are back well within the 30 s a restarted coordinator waits for them.
+      this.backoffMs = Math.min(10_000, this.backoffMs * 2);
       if (replaced)
         this.log('error', `another agent connected as node ${this.id ?? '?'} (do two agents share --state-dir ${this.options.stateDir}?); retrying in 30s`);
       else this.log('warn', `cannot reach the coordinator at ${this.options.coordinatorUrl}, retrying in ${(wait / 1000).toFixed(1)}s`);
@@ -231,6 +254,11 @@ class Agent implements RunningAgent {
 
   private startAttempt(a: Assignment): void {
     if (this.runs.has(a.attemptId) || this.outbox.has(a.attemptId)) return; // a duplicate
+    if (this.stopped) {
+      // Sent before the coordinator read our `stopping`: hand it straight back.
+      this.report({ type: 'finished', attemptId: a.attemptId, startedAt: null, finishedAt: Date.now(), outputs: [], end: { kind: 'error', reason: 'agent_stopped', message: STOPPED } });
+      return;
+    }
     const cap = this.capacity;
     if (cap && (a.resources.cpuMillis > cap.cpuMillis || a.resources.memoryBytes > cap.memoryBytes || a.resources.gpus > cap.gpus)) {
       this.report({

@@ -36,6 +36,9 @@ export interface RunningAgent {
   readonly connected: Promise<void>;
   /** The node id once the coordinator has welcomed this agent. */
   nodeId(): string | null;
-  /** Stop: kill running tasks, close the connection. */
+  /**
+   * Stop: tell the coordinator, interrupt every attempt held (killed, reported as `agent_stopped` — a system
+   * failure the coordinator requeues at once, never `cancelled`), wait briefly for the acks, close the connection.
+   */
   stop(): Promise<void>;
 }

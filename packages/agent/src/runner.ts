@@ -5,8 +5,9 @@
  *     ─▶ collect + upload outputs ─▶ finished
  *
  * Every failure on the way has a place in the report: inputs that cannot be fetched are `inputs_unavailable`,
- * a program that cannot start is `executor_error`, outputs that cannot be uploaded are `outputs_failed` (all
- * system failures, retried elsewhere); the task's own exit code, signal or timeout are reported as they are.
+ * a program that cannot start is `executor_error`, outputs that cannot be uploaded are `outputs_failed`, an attempt
+ * the agent's own stop interrupted is `agent_stopped` (all system failures, retried elsewhere); the task's own exit
+ * code, signal or timeout are reported as they are.
  * A program that exits 0 but leaves a required output pattern (`outputs`, not `optionalOutputs`) unmatched ends
  * as `outputs_missing`, a user failure: the next stage of a pipeline would otherwise fail far from the cause.
  * Whatever the end, the outputs that do exist are uploaded.
@@ -38,6 +39,8 @@ const FLUSH_BYTES = 64 * 1024;
 export class AttemptRun {
   private handle: ExecHandle | null = null;
   private cancelled = false;
+  /** Set when the agent stops: why the attempt was interrupted (reported as `agent_stopped`, requeued elsewhere). */
+  private interrupted: string | null = null;
   private buffers: { stdout: string; stderr: string } = { stdout: '', stderr: '' };
   private flushTimer: NodeJS.Timeout | null = null;
   private logged = 0;
@@ -50,6 +53,16 @@ export class AttemptRun {
 
   cancel(): void {
     this.cancelled = true;
+    this.handle?.kill('cancel');
+  }
+
+  /**
+   * The agent is stopping: kill the task (or never start it) and report the attempt as `agent_stopped`, a system
+   * failure the coordinator requeues at once — not `cancelled`, which would end the task for good. A task that
+   * ends by itself before the kill lands is reported as it ended.
+   */
+  interrupt(why: string): void {
+    this.interrupted = why;
     this.handle?.kill('cancel');
   }
 
@@ -67,6 +80,7 @@ export class AttemptRun {
       } catch (e) {
         return finished({ kind: 'error', reason: 'inputs_unavailable', message: errorText(e) }, null);
       }
+      if (this.interrupted) return finished({ kind: 'error', reason: 'agent_stopped', message: this.interrupted }, null);
       if (this.cancelled) return finished({ kind: 'cancelled' }, null);
 
       const argv = a.run.kind === 'script' ? ['/bin/sh', '-c', a.run.script] : a.run.argv;
@@ -79,9 +93,10 @@ export class AttemptRun {
           onStart: (at) => this.deps.send({ type: 'started', attemptId: a.attemptId, at }),
         },
       );
-      if (this.cancelled) this.handle.kill('cancel');
+      if (this.cancelled || this.interrupted) this.handle.kill('cancel');
       const r = await this.handle.done;
       this.flushLogs();
+      if (this.interrupted && (r.cancelled || r.spawnError)) return finished({ kind: 'error', reason: 'agent_stopped', message: this.interrupted }, r.startedAt);
       if (r.spawnError) return finished({ kind: 'error', reason: 'executor_error', message: r.spawnError }, r.startedAt);
       let outputs: OutputFile[] = [];
       let unmatched: string[] = [];

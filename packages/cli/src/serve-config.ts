@@ -28,8 +28,10 @@ export const SERVE_DEFAULTS: Record<Field, string | number> = {
   dataDir: '.dsg',
   host: '0.0.0.0',
   port: 7070,
-  heartbeat: 5,
-  nodeTimeout: 30,
+  // The coordinator's failure-detection defaults (COORDINATOR_DEFAULTS): a dead or frozen agent's tasks are requeued
+  // within ~11 s.
+  heartbeat: 2,
+  nodeTimeout: 10,
   logLevel: 'info',
 };
 

@@ -162,7 +162,7 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
   const base = { fileName: 'grid.yaml', defaults: SERVE_DEFAULTS, cwd: '/srv' };
   it('uses the defaults with nothing given', () => {
     const o = resolveServeConfig({ ...base, flags: {}, env: {}, file: null });
-    assert.deepEqual(o, { dataDir: '/srv/.dsg', host: '0.0.0.0', port: 7070, heartbeatIntervalSeconds: 5, nodeTimeoutSeconds: 30, logLevel: 'info' });
+    assert.deepEqual(o, { dataDir: '/srv/.dsg', host: '0.0.0.0', port: 7070, heartbeatIntervalSeconds: 2, nodeTimeoutSeconds: 10, logLevel: 'info' });
   });
   it('layers file, env and flags', () => {
     const file = { port: 8000, dataDir: '/data/dsg', heartbeatSeconds: 2, nodeTimeoutSeconds: 10 };

@@ -122,6 +122,11 @@ export class DsgClient {
   submitJob = (req: SubmitJobRequestV1): Promise<SubmitJobResponseV1> => this.json('POST', '/jobs', { json: req });
   listJobs = (q: ListJobsQueryV1 = {}): Promise<PageV1<JobV1>> => this.json('GET', '/jobs', { query: { ...q } });
   getJob = (id: string): Promise<JobV1> => this.json('GET', `/jobs/${encodeURIComponent(id)}`);
+  /**
+   * Cancel a job; resolves to the job once its queued tasks are cancelled (running ones are being killed). A job
+   * that had already finished is left as it is: this throws a DsgError `conflict` whose `details.job` is the
+   * unchanged job.
+   */
   cancelJob = (id: string): Promise<JobV1> => this.json('POST', `/jobs/${encodeURIComponent(id)}/cancel`);
   listTasks = (id: string, q: ListTasksQueryV1 = {}): Promise<PageV1<TaskV1>> => this.json('GET', `/jobs/${encodeURIComponent(id)}/tasks`, { query: { ...q } });
   getTask = (id: string, index: number): Promise<TaskV1> => this.json('GET', `/jobs/${encodeURIComponent(id)}/tasks/${index}`);

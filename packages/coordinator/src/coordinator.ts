@@ -22,7 +22,7 @@ import { lockDataDir } from './files/data-dir-lock.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
 import { createLogger } from './logger.js';
-import type { CoordinatorOptions, RunningCoordinator } from './options.js';
+import { COORDINATOR_DEFAULTS, type CoordinatorOptions, type RunningCoordinator } from './options.js';
 
 interface Credentials {
   url: string;
@@ -36,8 +36,8 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const dataDir = resolve(options.dataDir);
   const host = options.host ?? '0.0.0.0';
   const port = options.port ?? 7070;
-  const heartbeatIntervalMs = (options.heartbeatIntervalSeconds ?? 5) * 1000;
-  const nodeTimeoutMs = (options.nodeTimeoutSeconds ?? 30) * 1000;
+  const heartbeatIntervalMs = (options.heartbeatIntervalSeconds ?? COORDINATOR_DEFAULTS.heartbeatIntervalSeconds) * 1000;
+  const nodeTimeoutMs = (options.nodeTimeoutSeconds ?? COORDINATOR_DEFAULTS.nodeTimeoutSeconds) * 1000;
   const log = createLogger(options.logLevel ?? 'info');
 
   await mkdir(dataDir, { recursive: true });
@@ -54,6 +54,8 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const engine = new Engine(store, blobs, logs, clock, {
     heartbeatIntervalMs,
     nodeTimeoutMs,
+    silenceTimeoutMs: Math.min(nodeTimeoutMs, COORDINATOR_DEFAULTS.silentHeartbeats * heartbeatIntervalMs),
+    restartGraceMs: Math.max(nodeTimeoutMs, COORDINATOR_DEFAULTS.restartGraceSeconds * 1000),
     reconcileGraceMs: Math.max(2 * heartbeatIntervalMs, 5000),
     reportBatchMs: 2,
     policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES },

@@ -1,3 +1,18 @@
+/**
+ * Failure-detection defaults. With them a dead agent (closed connection) is offline at once and a frozen one
+ * (silent, connection open) within 3 heartbeats + 1 s = 7 s; either one's tasks are requeued within nodeTimeout +
+ * 1 s = 11 s of when it was last heard from. The CLI's settings (`heartbeatSeconds`, `nodeTimeoutSeconds`) use
+ * the same values.
+ */
+export const COORDINATOR_DEFAULTS = {
+  heartbeatIntervalSeconds: 2,
+  nodeTimeoutSeconds: 10,
+  /** Heartbeats a connected agent may miss before it is taken for frozen. */
+  silentHeartbeats: 3,
+  /** Least grace after a coordinator restart for agents to reconnect (their backoff tops out at 10 s). */
+  restartGraceSeconds: 30,
+} as const;
+
 /** Options for one coordinator process. The CLI's config module builds these (defaults < file < DSG_* env < flags). */
 export interface CoordinatorOptions {
   /** Directory for the SQLite database, blobs, logs, outputs and credentials (created if missing). */
@@ -6,9 +21,15 @@ export interface CoordinatorOptions {
   readonly host?: string;
   /** Port. Default 7070; 0 picks a free port. */
   readonly port?: number;
-  /** Seconds between agent heartbeats. Default 5. */
+  /**
+   * Seconds between agent heartbeats. Default 2. A connected agent silent for 3 heartbeats (6 s) is taken for
+   * frozen: disconnected and shown offline.
+   */
   readonly heartbeatIntervalSeconds?: number;
-  /** Seconds without a heartbeat before a node is declared lost and its tasks requeued. Default 30. */
+  /**
+   * Seconds a node may be out of reach — disconnected, or silent — counted from when it was last heard from, before
+   * it is declared lost and its tasks requeued. Default 10. (After a coordinator restart, agents get at least 30 s.)
+   */
   readonly nodeTimeoutSeconds?: number;
   /** Log level. Default `info`. */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';

@@ -7,6 +7,7 @@ export * from './outcome.js';
 export * from './spec.js';
 export * from './workflow.js';
 export * from './workflow-release.js';
+export * from './spawn-limits.js';
 export * from './wire.js';
 export * from './protocol.js';
 export const DSG_VERSION = '0.1.0';

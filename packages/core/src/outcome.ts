@@ -3,8 +3,9 @@
  * SQLite and PostgreSQL make the same decision.
  *
  * Failures are classified: `user` failures come from the job itself (non-zero exit, killed by a signal, timeout,
- * a required output that the program did not write) and are retried only as often as the spec's `retries` says; `system` failures come from the grid (node lost,
- * inputs could not be fetched, the executor could not start the process) and are retried up to
+ * a required output that the program did not write) and are retried only as often as the spec's `retries` says;
+ * `system` failures come from the grid (node lost, inputs could not be fetched, the executor could not start the
+ * process, the agent was stopped) and are retried up to
  * `maxSystemRetries` times whatever the spec says, because another node may well succeed.
  */
 import type { AttemptState, TaskState } from './states.js';
@@ -21,6 +22,8 @@ export const FailureReason = {
   inputsUnavailable: 'inputs_unavailable',
   outputsFailed: 'outputs_failed',
   outputsMissing: 'outputs_missing',
+  /** The agent was stopped (SIGTERM, Ctrl-C) while the attempt ran or waited: requeued for another node. */
+  agentStopped: 'agent_stopped',
   cancelled: 'cancelled',
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
@@ -37,7 +40,7 @@ export type AttemptEnd =
   | { readonly kind: 'timeout'; readonly timeoutMs: number }
   | { readonly kind: 'cancelled' }
   | { readonly kind: 'lost'; readonly message: string }
-  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed' | 'outputs_missing'; readonly message: string };
+  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed' | 'outputs_missing' | 'agent_stopped'; readonly message: string };
 
 export interface AttemptHistory {
   /** User-caused failures of this task before this attempt. */

@@ -51,7 +51,7 @@ const AttemptEndWire = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('cancelled') }),
   z.object({
     kind: z.literal('error'),
-    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed', 'outputs_missing']),
+    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed', 'outputs_missing', 'agent_stopped']),
     message: z.string(),
   }),
 ]);
@@ -98,18 +98,30 @@ export const FinishedMessage = z.object({
   outputs: z.array(OutputFileWire),
 });
 
+/**
+ * The agent is stopping (SIGTERM, Ctrl-C): send it no more work. Its attempts follow as `finished` with an
+ * `agent_stopped` error (requeued at once), then it closes the connection; whatever it held but did not report is
+ * requeued when the connection closes, without waiting for the node timeout.
+ */
+export const StoppingMessage = z.object({
+  type: z.literal('stopping'),
+  reason: z.string(),
+});
+
 export const AgentMessage = z.discriminatedUnion('type', [
   HelloMessage,
   HeartbeatMessage,
   StartedMessage,
   LogMessage,
   FinishedMessage,
+  StoppingMessage,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
 export type FinishedMessage = z.infer<typeof FinishedMessage>;
 export type StartedMessage = z.infer<typeof StartedMessage>;
 export type LogMessage = z.infer<typeof LogMessage>;
+export type StoppingMessage = z.infer<typeof StoppingMessage>;
 
 // ─── coordinator → agent ────────────────────────────────────────────────────────────────────────────────────
 export interface WireInputFile {

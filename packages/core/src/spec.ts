@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { ValidationError, type Issue } from './errors.js';
 import type { Resources } from './resources.js';
+import { checkSpawnLimits } from './spawn-limits.js';
 import { parseDuration, parseSize } from './units.js';
 
 export const SPEC_VERSION = 1 as const;
@@ -547,11 +548,15 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     }
   }
   if (late.length > 0) throw new ValidationError(late, 'invalid spec');
+  const run: RunSpec = spec.script !== undefined ? { kind: 'script', script: spec.script } : { kind: 'command', argv: spec.command! };
+  // Valid in form but impossible to start (too big for the OS, a NUL byte): refused here, not on every node.
+  const unstartable = checkSpawnLimits({ run, env, arrayValues });
+  if (unstartable.length > 0) throw new ValidationError(unstartable.map((i) => ({ ...i, path: `${prefix}${i.path}` })), 'invalid spec');
   return {
     version: SPEC_VERSION,
     name,
     description: spec.description ?? null,
-    run: spec.script !== undefined ? { kind: 'script', script: spec.script } : { kind: 'command', argv: spec.command! },
+    run,
     taskCount,
     arrayValues,
     fanOut,

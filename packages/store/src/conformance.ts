@@ -197,20 +197,49 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.equal(unknown[0]!.applied, false);
     });
 
-    withStore('cancel: queued tasks end at once, active ones are returned to kill and never retried', async (s) => {
+    withStore('cancel: queued tasks end range by range, none is assigned meanwhile; active ones are returned to kill and never retried', async (s) => {
       const j = await job(s, { name: 'j', command: ['x'], array: 3, retries: 5 });
-      const n = await node(s, 1);
+      const n = await node(s, 2);
       const a = (await assign(s, j.id, 0, n)).created[0]!;
+      assert.equal(await s.cancelQueuedTasks(j.id, { from: 0, to: 3 }, tick()), 0, 'nothing is cancelled before a cancel is requested');
       const c = await s.requestCancel(j.id, tick());
       assert.deepEqual(c?.toKill.map((x) => x.id), [a.id]);
-      assert.deepEqual(c?.job.counts, { queued: 0, assigned: 1, running: 0, succeeded: 0, failed: 0, cancelled: 2 });
-      assert.equal(c?.job.finishedAt, null);
+      assert.equal(c?.alreadyFinished, false);
+      assert.equal(c?.job.cancelRequested, true);
+      assert.deepEqual(await s.listCancellingJobs(), [j.id]);
+      // A queued task of a job being cancelled is never assigned, even by a plan made before the cancel.
+      const stale = await assign(s, j.id, 2, n);
+      assert.deepEqual([stale.created.length, stale.rejected[0]?.why], [0, 'job_cancelled']);
+      assert.equal(await s.cancelQueuedTasks(j.id, { from: 0, to: 2 }, tick()), 1, 'only the range given');
+      assert.deepEqual((await s.getJob(j.id))?.counts, { queued: 1, assigned: 1, running: 0, succeeded: 0, failed: 0, cancelled: 1 });
+      assert.equal(await s.cancelQueuedTasks(j.id, { from: 2, to: 4 }, tick()), 1);
+      assert.equal(await s.cancelQueuedTasks(j.id, { from: 0, to: 4 }, tick()), 0, 'idempotent');
+      assert.deepEqual(await s.listCancellingJobs(), []);
+      assert.equal((await s.getTask(taskIdOf(j.id, 1)))?.failure?.reason, 'cancelled');
+      assert.deepEqual((await s.getJob(j.id))?.counts, { queued: 0, assigned: 1, running: 0, succeeded: 0, failed: 0, cancelled: 2 });
+      assert.equal((await s.getJob(j.id))?.finishedAt, null);
       const r = await s.recordReports([], [exited(a.id, 137)], tick(), POLICY);
       assert.equal(r[0]!.taskState, 'cancelled');
       const done = await s.getJob(j.id);
       assert.deepEqual([done?.state, done?.finishedAt !== null], ['cancelled', true]);
       assert.equal((await s.requestCancel(j.id, tick()))?.job.state, 'cancelled', 'idempotent');
       assert.equal(await s.requestCancel('job_00000000000000000000000000' as JobId, tick()), null);
+    });
+
+    withStore('cancel: a finished job keeps its history; nothing changes, not even cancelRequested', async (s) => {
+      const n = await node(s, 2);
+      for (const [exitCode, state] of [[0, 'succeeded'], [3, 'failed']] as const) {
+        const j = await job(s, { name: 'done', command: ['x'], array: 2 });
+        const [a, b] = (await s.applyPlan([0, 1].map((i) => ({ attemptId: newAttemptId(tick()), taskId: taskIdOf(j.id, i), nodeId: n, prefetch: false })), clock, { overcommit: 1 })).created;
+        await s.recordReports([], [exited(a!.id, 0), exited(b!.id, exitCode)], tick(), POLICY);
+        const before = await s.getJob(j.id);
+        assert.equal(before?.state, state);
+        const c = await s.requestCancel(j.id, tick());
+        assert.deepEqual([c?.alreadyFinished, c?.toKill.length, c?.job.state, c?.job.cancelRequested], [true, 0, state, false]);
+        assert.deepEqual(await s.getJob(j.id), before);
+        assert.equal(await s.cancelQueuedTasks(j.id, { from: 0, to: 2 }, tick()), 0);
+        assert.deepEqual(await s.getJob(j.id), before);
+      }
     });
 
     withStore('outputs: the latest attempt that reported outputs, by task then path', async (s) => {

@@ -203,8 +203,11 @@ export interface NewAttempt {
 export interface ApplyPlanResult {
   /** Attempts created, in the order given. */
   readonly created: readonly CreatedAttempt[];
-  /** Assignments dropped because the task was no longer queued or the node no longer had room or was not online. */
-  readonly rejected: ReadonlyArray<{ readonly taskId: TaskId; readonly nodeId: NodeId; readonly why: 'task_not_queued' | 'node_unavailable' | 'no_capacity' }>;
+  /**
+   * Assignments dropped because the task was no longer queued, its job's cancel was requested, or the node no
+   * longer had room or was not online.
+   */
+  readonly rejected: ReadonlyArray<{ readonly taskId: TaskId; readonly nodeId: NodeId; readonly why: 'task_not_queued' | 'node_unavailable' | 'no_capacity' | 'job_cancelled' }>;
 }
 
 export interface StartReport {
@@ -297,11 +300,22 @@ export interface Store {
   getJob(id: JobId): Promise<JobRecord | null>;
   listJobs(query: ListJobsQuery): Promise<Page<JobRecord>>;
   /**
-   * Ask to cancel a job: queued tasks become cancelled at once; active attempts stay active until their agent
-   * reports them ended (the coordinator tells agents to kill them) or they are lost. Returns the attempts to kill.
-   * Idempotent. Null when the job does not exist.
+   * Ask to cancel a job. A job that has already finished (every task ended) is left exactly as it is — not even
+   * `cancelRequested` changes — and `alreadyFinished` is true. Otherwise the job is marked cancel-requested: from
+   * then on none of its tasks is assigned (`applyPlan` rejects them), its active attempts stay active until their
+   * agent reports them ended (the coordinator tells agents to kill them: `toKill`) or they are lost, and its queued
+   * tasks are cancelled by `cancelQueuedTasks`, range by range. Idempotent. Null when the job does not exist.
    */
-  requestCancel(id: JobId, now: number): Promise<{ job: JobRecord; toKill: readonly AttemptRecord[] } | null>;
+  requestCancel(id: JobId, now: number): Promise<{ job: JobRecord; toKill: readonly AttemptRecord[]; alreadyFinished: boolean } | null>;
+  /**
+   * Cancel the queued tasks whose index is in [from, to) of a job whose cancel was requested, in one commit and in
+   * bulk (not one statement per task), and finish the job if nothing remains. Returns how many were cancelled (0
+   * if the job's cancel was not requested). Callers cancel a large job range by range, leaving the event loop
+   * free in between, so no cancel stalls the coordinator.
+   */
+  cancelQueuedTasks(id: JobId, range: { readonly from: number; readonly to: number }, now: number): Promise<number>;
+  /** Jobs whose cancel was requested but which still have queued tasks (a coordinator stopped mid-cancel). */
+  listCancellingJobs(): Promise<readonly JobId[]>;
   listTasks(jobId: JobId, query: ListTasksQuery): Promise<Page<TaskRecord>>;
   getTask(id: TaskId): Promise<TaskRecord | null>;
   listAttempts(taskId: TaskId): Promise<readonly AttemptRecord[]>;
@@ -318,8 +332,12 @@ export interface Store {
   createWorkflow(wf: NewWorkflow): Promise<WorkflowRecord>;
   getWorkflow(id: WorkflowId): Promise<WorkflowRecord | null>;
   listWorkflows(query: ListWorkflowsQuery): Promise<Page<WorkflowRecord>>;
-  /** Cancel every stage (running ones as requestCancel does; waiting ones never start). Returns attempts to kill. */
-  requestWorkflowCancel(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; toKill: readonly AttemptRecord[] } | null>;
+  /**
+   * Ask to cancel a workflow: stages not released yet are cancelled at once, unfinished stages are marked (their
+   * queued tasks are then cancelled with `cancelQueuedTasks`, as for a job), finished stages keep their history.
+   * A finished workflow is left as it is (`alreadyFinished`). Returns the attempts to kill.
+   */
+  requestWorkflowCancel(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; toKill: readonly AttemptRecord[]; alreadyFinished: boolean } | null>;
   retryWorkflow(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; result: RetryResult } | null>;
 
   // ── scheduling ──

@@ -9,6 +9,7 @@
  * the queue forever (the agent refuses such tasks before they get here, so this is only a guard).
  */
 import type { ExecEvents, ExecHandle, ExecResources, ExecResult, ExecSpec, Executor } from './executor.js';
+import { failedToStart } from './native-executor.js';
 
 interface Waiting {
   readonly spec: ExecSpec;
@@ -52,7 +53,12 @@ export class AdmissionExecutor implements Executor {
     const done = new Promise<ExecResult>((res) => (settle = res));
     const begin = (): void => {
       this.take(r, 1);
-      inner = this.inner.start(spec, events);
+      try {
+        inner = this.inner.start(spec, events);
+      } catch (e) {
+        // An executor that throws instead of reporting a spawn error: fail this task alone, free its share.
+        inner = failedToStart(spec.argv[0] ?? '', e, Date.now());
+      }
       void inner.done.then((res) => {
         this.take(r, -1);
         settle(res);

@@ -6,12 +6,14 @@
  * Protocol, NDJSON over stdin/stdout:
  *   in:  {"op":"start","id","argv","cwd","env","timeoutMs"} | {"op":"kill","id","reason"}
  *   out: {"id","ev":"start","pid","at"} | {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
- * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits.
+ * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits;
+ * SIGINT and SIGTERM are ignored (they reach it with its agent's process group; the agent decides).
+ * A task that cannot be started (spawn throws: E2BIG, a NUL byte, …) ends with a spawn error; the launcher goes on.
  */
 import { createInterface } from 'node:readline';
 import { AdmissionExecutor } from './admission-executor.js';
 import type { ExecHandle, ExecResources, Executor } from './executor.js';
-import { NativeExecutor } from './native-executor.js';
+import { failedToStart, NativeExecutor } from './native-executor.js';
 
 // argv: killGraceMs, then optionally the capacity to admit tasks against (JSON), so that a task waiting for a core
 // starts here the moment another ends, without a round trip to the agent.
@@ -39,6 +41,12 @@ function emit(msg: unknown): void {
 interface StartOp { op: 'start'; id: string; argv: string[]; cwd: string; env: Record<string, string>; timeoutMs: number; resources?: ExecResources }
 interface KillOp { op: 'kill'; id: string; reason: 'cancel' | 'timeout' }
 
+// The helper lives exactly as long as its agent: it ends when its stdin closes. A SIGINT or SIGTERM sent to the
+// agent's whole process group (Ctrl-C in a terminal, a service manager stopping the agent) must not kill it first,
+// or the tasks would end as "the launcher exited" instead of being handed back by the agent's orderly stop.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
+
 createInterface({ input: process.stdin })
   .on('line', (line) => {
     let m: StartOp | KillOp;
@@ -49,14 +57,21 @@ createInterface({ input: process.stdin })
     }
     if (m.op === 'start') {
       const id = m.id;
-      const h: ExecHandle = executor.start(
-        { argv: m.argv, cwd: m.cwd, env: m.env, timeoutMs: m.timeoutMs, ...(m.resources ? { resources: m.resources } : {}) },
-        {
-          onStdout: (data) => emit({ id, ev: 'out', stream: 'stdout', data }),
-          onStderr: (data) => emit({ id, ev: 'out', stream: 'stderr', data }),
-          onStart: (at, pid) => emit({ id, ev: 'start', pid, at }),
-        },
-      );
+      let h: ExecHandle;
+      try {
+        h = executor.start(
+          { argv: m.argv, cwd: m.cwd, env: m.env, timeoutMs: m.timeoutMs, ...(m.resources ? { resources: m.resources } : {}) },
+          {
+            onStdout: (data) => emit({ id, ev: 'out', stream: 'stdout', data }),
+            onStderr: (data) => emit({ id, ev: 'out', stream: 'stderr', data }),
+            onStart: (at, pid) => emit({ id, ev: 'start', pid, at }),
+          },
+        );
+      } catch (e) {
+        // Whatever one task's start throws, it ends that task only (a spawn error, a system failure): this helper
+        // serves every task of the node and must keep running.
+        h = failedToStart(m.argv?.[0] ?? '', e, Date.now());
+      }
       running.set(id, h);
       void h.done.then((result) => {
         running.delete(id);

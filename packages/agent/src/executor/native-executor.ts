@@ -8,7 +8,8 @@
  * After the leader exits, the group is SIGKILLed once more, so background children a script left behind do not
  * outlive their task. The spawn path avoids sync calls and uses no shell unless the task is a script.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import type { ExecEvents, ExecHandle, ExecResult, ExecSpec, Executor } from './executor.js';
 
 export interface NativeExecutorOptions {
@@ -29,7 +30,14 @@ export class NativeExecutor implements Executor {
     let cancelled = false;
     let killTimer: NodeJS.Timeout | null = null;
     let exited = false;
-    const child = spawn(program!, args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let child: ChildProcessByStdio<null, Readable, Readable>;
+    try {
+      child = spawn(program!, args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (e) {
+      // spawn() throws, rather than emitting 'error', for what can never start: arguments or environment too big
+      // for the kernel (E2BIG), a NUL byte in either. Only this task fails; the caller goes on with the others.
+      return failedToStart(program ?? '', e, startedAt);
+    }
     const pid = child.pid;
     if (pid !== undefined) events.onStart?.(startedAt, pid);
 
@@ -74,4 +82,17 @@ export class NativeExecutor implements Executor {
     });
     return { pid, kill, done };
   }
+}
+
+/** A handle for a task whose process could not be created at all. */
+export function failedToStart(program: string, e: unknown, at: number): ExecHandle {
+  const err = e as NodeJS.ErrnoException;
+  const why =
+    err.code === 'E2BIG'
+      ? 'its arguments and environment are larger than the operating system allows (E2BIG)'
+      : err.code === 'ERR_INVALID_ARG_VALUE'
+        ? `${err.message.split('. Received')[0]}`
+        : (err.message ?? String(e));
+  const result: ExecResult = { exitCode: null, signal: null, timedOut: false, cancelled: false, spawnError: `cannot run "${program}": ${why}`, startedAt: at, finishedAt: Date.now() };
+  return { pid: undefined, kill: () => undefined, done: Promise.resolve(result) };
 }

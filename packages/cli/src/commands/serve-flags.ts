@@ -12,8 +12,8 @@ export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
     .option('--data-dir <dir>', 'where the database, logs, blobs and credentials live (env DSG_DATA_DIR; default .dsg)')
     .option('-p, --port <port>', 'port for the API, dashboard and agents (env DSG_PORT; default 7070; 0 = any free port)')
     .option('--host <address>', 'address to listen on (env DSG_HOST; default 0.0.0.0)')
-    .option('--heartbeat <seconds>', 'seconds between agent heartbeats (env DSG_HEARTBEAT; default 5)')
-    .option('--node-timeout <seconds>', 'seconds of silence before a node is declared lost and its tasks requeued (env DSG_NODE_TIMEOUT; default 30)')
+    .option('--heartbeat <seconds>', 'seconds between agent heartbeats; an agent silent for 3 of them is disconnected (env DSG_HEARTBEAT; default 2)')
+    .option('--node-timeout <seconds>', 'seconds a node may be out of reach (disconnected or silent) before it is declared lost and its tasks requeued (env DSG_NODE_TIMEOUT; default 10)')
     .option('--log-level <level>', `debug, info, warn, error or silent (env DSG_LOG_LEVEL; default ${defaultLevel})`);
 }
 

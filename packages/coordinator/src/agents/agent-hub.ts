@@ -110,7 +110,8 @@ export class AgentHub implements AgentLink {
       if (id && this.byNode.get(id) === session) {
         this.byNode.delete(id);
         this.connected.delete(id);
-        void this.engine.onDisconnect(id).catch((e: unknown) => this.log.error({ err: e }, 'marking node offline failed'));
+        // After the frames that came before the close (its last reports), like everything else on this socket.
+        chain = chain.then(() => this.engine.onDisconnect(id)).catch((e: unknown) => this.log.error({ err: e }, 'marking node offline failed'));
       }
     });
     ws.on('error', (e) => this.log.warn({ err: e, nodeId: session.nodeId }, 'agent socket error'));
@@ -156,6 +157,9 @@ export class AgentHub implements AgentLink {
           break;
         case 'finished':
           this.engine.onFinished(nodeId, m);
+          break;
+        case 'stopping':
+          await this.engine.onStopping(nodeId, m.reason);
           break;
       }
     }

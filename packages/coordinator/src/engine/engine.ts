@@ -10,11 +10,13 @@
  *     flushed together: logs are written first (so an ended attempt's log is complete), then starts and finishes
  *     are committed in one transaction each, then finishes are acknowledged to their agents. While one flush runs,
  *     new reports gather for the next, so under load each commit carries many state changes.
- *  3. **Liveness.** Node states: `online` while connected and heartbeating; `offline` after a disconnect, with
- *     `nodeTimeout` to come back; `lost` after that, when its active attempts are ended as lost and their tasks
- *     requeued (a system failure, retried regardless of the spec's `retries`). A connected node that stops
- *     heartbeating (frozen) is lost the same way. At start-up every node the store thinks is online becomes
- *     offline with a fresh deadline: a coordinator restart gives agents time to reconnect and report.
+ *  3. **Liveness.** Node states: `online` while connected and heartbeating; `offline` after a disconnect, or after
+ *     `silenceTimeout` without a message on an open connection (a frozen agent: its socket is closed), with until
+ *     `nodeTimeout` after it was last heard from to come back; `lost` after that, when its active attempts are
+ *     ended as lost and their tasks requeued (a system failure, retried regardless of the spec's `retries`). An
+ *     agent that stops cleanly says so first (`stopping`): it gets no more work, and what it still holds when its
+ *     socket closes is requeued at once; it stays `offline`. At start-up every node the store thinks is online
+ *     becomes offline with `restartGrace`: a coordinator restart gives agents time to reconnect and report.
  *
  * Reconciliation: each heartbeat lists the attempts the agent runs. Attempts the store has active on that node
  * but the agent does not list (assigned more than `reconcileGraceMs` before the heartbeat, so an assignment still
@@ -41,6 +43,7 @@ import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
 import { JobCache } from './job-cache.js';
+import { JobCanceller } from './job-canceller.js';
 
 /** The Transport port toward agents (implemented by AgentHub over WebSocket; faked in tests). */
 export interface AgentLink {
@@ -51,7 +54,16 @@ export interface AgentLink {
 
 export interface EngineConfig {
   readonly heartbeatIntervalMs: number;
+  /** How long a node may be out of reach (disconnected, or silent) before it is lost and its attempts requeued. */
   readonly nodeTimeoutMs: number;
+  /**
+   * A connected node that has sent nothing for this long is taken for frozen (SIGSTOP, a hung machine, a cut that
+   * sent no TCP reset): its socket is closed and it is offline at once, lost at `nodeTimeoutMs` after it was last
+   * heard from. Default `nodeTimeoutMs` (the coordinator uses 3 heartbeats).
+   */
+  readonly silenceTimeoutMs?: number;
+  /** Grace given at start-up to nodes that were online before a coordinator restart. Default `nodeTimeoutMs`. */
+  readonly restartGraceMs?: number;
   readonly reconcileGraceMs: number;
   /** How long reports may wait to share a commit. 0 = commit at the next turn of the event loop. */
   readonly reportBatchMs: number;
@@ -66,6 +78,10 @@ interface AttemptInfo {
 
 export class Engine {
   readonly jobs: JobCache;
+  /** Cancels jobs in chunks, without stalling the event loop (see job-canceller.ts). */
+  readonly cancels: JobCanceller;
+  /** Jobs whose queued tasks are being cancelled right now: their tasks are never dispatched. */
+  readonly cancelling = new Set<JobId>();
   private link: AgentLink | null = null;
   private readonly rng = seededRng(Date.now() >>> 0);
 
@@ -84,6 +100,8 @@ export class Engine {
   private finishes: Array<{ report: FinishReport; nodeId: NodeId }> = [];
   private logs = new Map<string, { jobId: string; text: string }>();
   private heartbeats = new Map<NodeId, { running: Set<string>; at: number }>();
+  /** Nodes whose agent stopped cleanly: what they still hold is requeued in the next flush, after their last reports. */
+  private departed = new Map<NodeId, string>();
   private flushQueued = false;
   private flushing: Promise<void> | null = null;
 
@@ -92,6 +110,8 @@ export class Engine {
   /** Offline nodes and when they will be declared lost. */
   private readonly offlineDeadline = new Map<NodeId, number>();
   private readonly lastSeen = new Map<NodeId, number>();
+  /** Connected nodes whose agent announced it is stopping (no work is sent to them; offline in the store). */
+  private readonly stopping = new Set<NodeId>();
   private monitor: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -104,22 +124,27 @@ export class Engine {
     private readonly log: Logger,
   ) {
     this.jobs = new JobCache(store);
+    this.cancels = new JobCanceller(store, this, clock, log);
   }
 
   async start(link: AgentLink): Promise<void> {
     this.link = link;
     const now = this.clock.now();
+    const grace = this.config.restartGraceMs ?? this.config.nodeTimeoutMs;
     for (const u of await this.store.listNodeUsage(['online'])) {
       await this.store.setNodeState(u.node.id, 'offline', now);
-      this.offlineDeadline.set(u.node.id, now + this.config.nodeTimeoutMs);
+      this.offlineDeadline.set(u.node.id, now + grace);
     }
     for (const u of await this.store.listNodeUsage(['offline'])) {
       if (u.activeAttempts > 0 && !this.offlineDeadline.has(u.node.id))
-        this.offlineDeadline.set(u.node.id, now + this.config.nodeTimeoutMs);
+        this.offlineDeadline.set(u.node.id, now + grace);
     }
-    this.monitor = setInterval(() => void this.checkLiveness().catch((e) => this.log.error({ err: e }, 'liveness check failed')), 1000);
+    // Checked often enough that a silent node is noticed within a fraction of a heartbeat of its deadline.
+    const every = Math.min(1000, Math.max(100, this.config.heartbeatIntervalMs / 2));
+    this.monitor = setInterval(() => void this.checkLiveness().catch((e) => this.log.error({ err: e }, 'liveness check failed')), every);
     this.monitor.unref();
     this.requestTick();
+    void this.cancels.resume().catch((e: unknown) => this.log.error({ err: e }, 'finishing interrupted cancels failed'));
   }
 
   async stop(): Promise<void> {
@@ -174,7 +199,9 @@ export class Engine {
     for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
     if (nodes.length > 0 && freeCpu === 0) return;
     const limit = Math.min(2000, 64 + Math.ceil(freeCpu / 250));
-    const queued = await this.store.listQueued(limit);
+    const head = await this.store.listQueued(limit);
+    // Tasks of a job being cancelled are about to be cancelled (chunk by chunk): never dispatch them.
+    const queued = this.cancelling.size > 0 ? head.filter((t) => !this.cancelling.has(t.jobId)) : head;
     if (queued.length === 0) {
       this.pendingReasons.clear();
       return;
@@ -208,7 +235,7 @@ export class Engine {
       // If the node dropped meanwhile, these attempts are reconciled as lost when it comes back or times out.
       link.send(nodeId, [{ type: 'assign', attempts: list }]);
     }
-    if (result.rejected.length > 0 || queued.length === limit) this.tickAgain = true;
+    if (result.rejected.length > 0 || head.length === limit) this.tickAgain = true;
   }
 
   private async buildAssignment(att: CreatedAttempt): Promise<Assignment | null> {
@@ -252,6 +279,8 @@ export class Engine {
       now,
     });
     this.offlineDeadline.delete(nodeId);
+    this.stopping.delete(nodeId);
+    this.departed.delete(nodeId);
     this.lastSeen.set(nodeId, now);
     this.log.info({ nodeId, name: hello.name, cores: hello.capacity.cpuMillis / 1000, rejoined: Boolean(existing) }, 'node connected');
     return nodeId;
@@ -265,9 +294,30 @@ export class Engine {
   async onDisconnect(nodeId: NodeId): Promise<void> {
     if (this.closed) return;
     const now = this.clock.now();
+    if (this.stopping.delete(nodeId)) {
+      // It said it was stopping, so nothing it held will be reported any more: requeue that at once (in the next
+      // flush, after the reports that came before the close), and leave the node offline rather than lost.
+      this.departed.set(nodeId, 'the agent stopped without reporting this attempt');
+      this.scheduleFlush();
+      await this.store.setNodeState(nodeId, 'offline', now);
+      this.log.info({ nodeId }, 'node stopped; what it still held is requeued');
+      return;
+    }
     this.offlineDeadline.set(nodeId, now + this.config.nodeTimeoutMs);
     await this.store.setNodeState(nodeId, 'offline', now);
     this.log.warn({ nodeId, graceSeconds: this.config.nodeTimeoutMs / 1000 }, 'node disconnected; waiting for it to come back');
+  }
+
+  /**
+   * The agent is stopping (SIGTERM): send it no more work. It stays connected while it reports its attempts as
+   * `agent_stopped` (requeued as they arrive); its node is offline in the store, so no pass or plan names it.
+   */
+  async onStopping(nodeId: NodeId, reason: string): Promise<void> {
+    const now = this.clock.now();
+    this.stopping.add(nodeId);
+    this.lastSeen.set(nodeId, now);
+    await this.store.setNodeState(nodeId, 'offline', now);
+    this.log.info({ nodeId, reason }, 'node stopping; no more work is sent to it');
   }
 
   onStarted(nodeId: NodeId, attemptId: string, at: number): void {
@@ -317,7 +367,7 @@ export class Engine {
 
   // ─── grouped commits ───────────────────────────────────────────────────────────────────────────────────
   private hasReports(): boolean {
-    return this.starts.length + this.finishes.length + this.logs.size + this.heartbeats.size > 0;
+    return this.starts.length + this.finishes.length + this.logs.size + this.heartbeats.size + this.departed.size > 0;
   }
 
   private scheduleFlush(): void {
@@ -348,10 +398,12 @@ export class Engine {
     const finishes = this.finishes;
     const logs = this.logs;
     const heartbeats = this.heartbeats;
+    const departed = this.departed;
     this.starts = [];
     this.finishes = [];
     this.logs = new Map();
     this.heartbeats = new Map();
+    this.departed = new Map();
 
     if (logs.size > 0) await this.logStore.append(logs).catch((e: unknown) => this.log.error({ err: e }, 'writing task logs failed'));
     if (starts.length > 0 || finishes.length > 0) {
@@ -364,6 +416,7 @@ export class Engine {
         this.starts = [...starts, ...this.starts];
         this.finishes = [...finishes, ...this.finishes];
         for (const [n, hb] of heartbeats) if (!this.heartbeats.has(n)) this.heartbeats.set(n, hb);
+        for (const [n, why] of departed) if (!this.departed.has(n)) this.departed.set(n, why);
         throw e;
       }
       this.afterFinishes(results);
@@ -376,6 +429,14 @@ export class Engine {
       for (const [nodeId, ids] of acks) this.link?.send(nodeId, [{ type: 'ack', attemptIds: ids }]);
     }
     for (const [nodeId, hb] of heartbeats) await this.reconcile(nodeId, hb.running, hb.at);
+    for (const [nodeId, why] of departed) await this.requeueHeld(nodeId, why);
+  }
+
+  /** End a node's active attempts as lost (requeued, a system failure). */
+  private async requeueHeld(nodeId: NodeId, why: string): Promise<number> {
+    const active = await this.store.activeAttemptsOnNode(nodeId);
+    if (active.length > 0) this.afterFinishes(await this.store.loseAttempts(active.map((a) => a.id), why, this.clock.now(), this.config.policy));
+    return active.length;
   }
 
   /** An output the agent claims but whose blob is missing turns the attempt into a system failure. */
@@ -414,22 +475,39 @@ export class Engine {
   }
 
   // ─── liveness ──────────────────────────────────────────────────────────────────────────────────────────
-  /** Declare silent or long-disconnected nodes lost. Runs every second; public for tests. */
+  /**
+   * Disconnect silent nodes; declare nodes out of reach for `nodeTimeout` lost. Runs every second (half a heartbeat
+   * when heartbeats are faster); public for tests.
+   *
+   * An open TCP connection proves nothing (a SIGSTOPped agent's kernel keeps it open): only messages count. A node
+   * silent for `silenceTimeout` is disconnected and offline at once, and lost `nodeTimeout` after it was last heard
+   * from, exactly like a node whose connection closed.
+   */
   async checkLiveness(): Promise<void> {
     const now = this.clock.now();
     const link = this.link;
+    const silence = this.config.silenceTimeoutMs ?? this.config.nodeTimeoutMs;
     if (link) {
-      for (const nodeId of link.connectedNodes()) {
+      for (const nodeId of [...link.connectedNodes()]) {
         const seen = this.lastSeen.get(nodeId) ?? now;
-        if (now - seen > this.config.nodeTimeoutMs) {
-          link.disconnect(nodeId, 'no heartbeat');
-          await this.declareLost(nodeId, `node stopped heartbeating for ${Math.round((now - seen) / 1000)}s`);
+        if (now - seen <= silence) continue;
+        link.disconnect(nodeId, 'no heartbeat');
+        const silentFor = Math.round((now - seen) / 1000);
+        if (this.stopping.delete(nodeId)) {
+          this.departed.set(nodeId, `the agent stopped and then went silent for ${silentFor}s`);
+          this.scheduleFlush();
+        } else if (now - seen >= this.config.nodeTimeoutMs) {
+          await this.declareLost(nodeId, `node stopped heartbeating for ${silentFor}s`);
+        } else {
+          this.offlineDeadline.set(nodeId, seen + this.config.nodeTimeoutMs);
+          await this.store.setNodeState(nodeId, 'offline', now);
+          this.log.warn({ nodeId, silentSeconds: silentFor, lostInSeconds: Math.round((seen + this.config.nodeTimeoutMs - now) / 1000) }, 'node silent (frozen or cut off); disconnected it, waiting for it to come back');
         }
       }
     }
     for (const [nodeId, deadline] of this.offlineDeadline) {
       if (now >= deadline && !link?.connectedNodes().has(nodeId)) {
-        await this.declareLost(nodeId, `node was disconnected for more than ${Math.round(this.config.nodeTimeoutMs / 1000)}s`);
+        await this.declareLost(nodeId, `node was out of reach (disconnected or silent) for more than ${Math.round(this.config.nodeTimeoutMs / 1000)}s`);
       }
     }
   }
@@ -439,12 +517,8 @@ export class Engine {
     this.offlineDeadline.delete(nodeId);
     this.lastSeen.delete(nodeId);
     await this.store.setNodeState(nodeId, 'lost', now);
-    const active = await this.store.activeAttemptsOnNode(nodeId);
-    if (active.length > 0) {
-      const results = await this.store.loseAttempts(active.map((a) => a.id), why, now, this.config.policy);
-      this.afterFinishes(results);
-    }
-    this.log.warn({ nodeId, attempts: active.length, why }, 'node lost; its attempts were requeued');
+    const attempts = await this.requeueHeld(nodeId, why);
+    this.log.warn({ nodeId, attempts, why }, 'node lost; its attempts were requeued');
   }
 
   // ─── cancel ────────────────────────────────────────────────────────────────────────────────────────────

@@ -1,35 +1,25 @@
 /**
  * One coordinator per data dir. Two coordinators on one SQLite file would each think they own the grid (the
- * second would even mark the first one's nodes offline at start-up), so start-up takes `<dataDir>/coordinator.lock`
- * (created exclusively, holding the pid) and refuses while a live process holds it. A lock left by a process that
- * no longer exists (a crash, a SIGKILL) is taken over.
+ * second would even mark the first one's nodes offline at start-up), so start-up locks `<dataDir>/coordinator.lock`
+ * and refuses while another process holds it.
+ *
+ * The lock is one the operating system releases when its holder dies, however it dies (`acquireProcessLock` from
+ * the store package: SQLite's fcntl / LockFileEx locking), so a coordinator killed with SIGKILL never blocks the
+ * next start, and a live one is never mistaken for dead. The pid in the file is for the message only: a pid check
+ * would call a zombie alive, or an unrelated process that reused the number (containers).
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DsgError } from '@dsg/core';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { acquireProcessLock } from '@dsg/store';
 
 export function lockDataDir(dataDir: string): { release(): void } {
   const file = join(dataDir, 'coordinator.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      return { release: () => rmSync(file, { force: true }) };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number(readFileSync(file, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
-        throw new DsgError('conflict', `another coordinator (pid ${pid}) is using ${dataDir}: stop it first, or give this one its own --data-dir`);
-      rmSync(file, { force: true }); // stale: its process is gone
-    }
-  }
-  throw new DsgError('conflict', `could not lock ${dataDir}`);
+  const host = hostname();
+  const r = acquireProcessLock(file, { pid: process.pid, host, since: Date.now() });
+  if (r.acquired) return r;
+  const who = r.owner ? `pid ${r.owner.pid}${r.owner.host && r.owner.host !== host ? ` on ${r.owner.host}` : ''}` : 'another process';
+  if (r.legacy)
+    throw new DsgError('conflict', `another coordinator (${who}, an older DSG version) may be using ${dataDir}: stop it first; if no coordinator runs there, delete ${file}`);
+  throw new DsgError('conflict', `another coordinator (${who}) is using ${dataDir}: stop it first, or give this one its own --data-dir`);
 }

@@ -153,9 +153,15 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     await authed(req, 'jobs:read');
     return jobV1(await jobOr404((req.params as { id: string }).id));
   });
+  // Cancel: 200 with the job (queued tasks cancelled, running ones being killed). A job that has already finished
+  // is left as it is: 409 `conflict`, "job … already succeeded; there is nothing to cancel", with the unchanged job
+  // in `error.details.job`.
   app.post(`${API_PREFIX}/jobs/:id/cancel`, async (req) => {
     await authed(req, 'jobs:write');
-    return jobV1(await work.cancelJob((req.params as { id: string }).id));
+    const { id } = req.params as { id: string };
+    const r = await work.cancelJob(id);
+    if (r.alreadyFinished) throw new ConflictError(`job ${id} already ${r.job.state}; there is nothing to cancel`, { job: jobV1(r.job), state: r.job.state });
+    return jobV1(r.job);
   });
   app.post(`${API_PREFIX}/jobs/:id/retry`, async (req) => {
     await authed(req, 'jobs:write');

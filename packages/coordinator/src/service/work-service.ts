@@ -59,21 +59,24 @@ export class WorkService {
     return wf;
   }
 
-  async cancelJob(id: string): Promise<JobRecord> {
-    const r = isJobId(id) ? await this.deps.store.requestCancel(id, this.deps.clock.now()) : null;
+  /** Cancel a job (its queued tasks range by range, its running ones killed); a finished job is left as it is. */
+  async cancelJob(id: string): Promise<{ job: JobRecord; alreadyFinished: boolean }> {
+    const r = isJobId(id) ? await this.deps.engine.cancels.cancel(id) : null;
     if (!r) throw new NotFoundError('job', id);
-    this.deps.engine.killAttempts(r.toKill, 'the job was cancelled');
-    this.deps.engine.requestTick(); // a cancelled stage may skip others and end its workflow
-    this.deps.log.info({ jobId: id, killing: r.toKill.length }, 'job cancel requested');
-    return r.job;
+    this.deps.log.info({ jobId: id, state: r.job.state, alreadyFinished: r.alreadyFinished }, 'job cancel');
+    return r;
   }
 
-  async cancelWorkflow(id: string): Promise<WorkflowRecord> {
-    const r = isWorkflowId(id) ? await this.deps.store.requestWorkflowCancel(id, this.deps.clock.now()) : null;
+  /** Cancel every unfinished stage of a workflow; stages not started yet never start. */
+  async cancelWorkflow(id: string): Promise<{ workflow: WorkflowRecord; alreadyFinished: boolean }> {
+    const { store, engine, clock, log } = this.deps;
+    const r = isWorkflowId(id) ? await store.requestWorkflowCancel(id, clock.now()) : null;
     if (!r) throw new NotFoundError('workflow', id);
-    this.deps.engine.killAttempts(r.toKill, 'the workflow was cancelled');
-    this.deps.log.info({ workflowId: id, killing: r.toKill.length }, 'workflow cancel requested');
-    return r.workflow;
+    if (r.alreadyFinished) return { workflow: r.workflow, alreadyFinished: true };
+    engine.killAttempts(r.toKill, 'the workflow was cancelled');
+    for (const s of r.workflow.stages) if (s.job.finishedAt === null && s.job.released) await engine.cancels.cancel(s.job.id);
+    log.info({ workflowId: id, killing: r.toKill.length }, 'workflow cancelled');
+    return { workflow: (await store.getWorkflow(r.workflow.id))!, alreadyFinished: false };
   }
 
   async retryJob(id: string): Promise<{ job: JobRecord; result: RetryResult }> {

@@ -23,7 +23,6 @@ import {
   assertTaskRetry,
   assertTaskTransition,
   decideAfterAttempt,
-  deriveJobState,
   filesFanOut,
   fits,
   isActiveAttempt,
@@ -105,6 +104,7 @@ export interface SqliteStoreOptions {
 }
 
 const TERMINAL_SQL = "'succeeded', 'failed', 'cancelled', 'skipped'";
+const CANCELLED_BEFORE_START = JSON.stringify({ kind: 'user', reason: 'cancelled', message: 'cancelled before it started' });
 
 const COUNTER: Record<TaskState, string> = {
   queued: 'n_queued', assigned: 'n_assigned', running: 'n_running',
@@ -202,21 +202,45 @@ export class SqliteStore implements Store {
     return { items, nextCursor: more ? items[items.length - 1]!.id : null };
   }
 
-  async requestCancel(id: JobId, now: number): Promise<{ job: JobRecord; toKill: readonly AttemptRecord[] } | null> {
-    const found = this.db.transaction(() => {
-      const job = this.q('SELECT id FROM jobs WHERE id = ?').get(id);
-      if (!job) return false;
+  async requestCancel(id: JobId, now: number): Promise<{ job: JobRecord; toKill: readonly AttemptRecord[]; alreadyFinished: boolean } | null> {
+    // Short whatever the job's size: its queued tasks are cancelled afterwards, range by range (cancelQueuedTasks).
+    const r = this.db.transaction(() => {
+      const found = this.q('SELECT finished_at FROM jobs WHERE id = ?').get(id) as { finished_at: number | null } | undefined;
+      if (!found) return null;
+      // A finished job keeps its history: cancelling it changes nothing.
+      if (found.finished_at !== null) return { toKill: [], alreadyFinished: true };
       this.q('UPDATE jobs SET cancel_requested = 1 WHERE id = ?').run(id);
-      const queued = this.q("SELECT * FROM tasks WHERE job_id = ? AND state = 'queued'").all(id) as TaskRow[];
-      for (const t of queued) this.moveTask(t, 'cancelled', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'cancelled', message: 'cancelled before it started' }) });
-      this.finishJobIfDone(id, now);
+      const toKill = (this.q("SELECT * FROM attempts WHERE job_id = ? AND state IN ('assigned', 'running')").all(id) as AttemptRow[]).map(toAttempt);
       const wf = this.q('SELECT workflow_id FROM jobs WHERE id = ?').get(id) as { workflow_id: string | null };
+      // A stage not released yet is cancelled now (it has no tasks); what needs it is skipped.
       if (wf.workflow_id) this.advanceWorkflow(wf.workflow_id, now, []);
-      return true;
+      return { toKill, alreadyFinished: false };
     })();
-    if (!found) return null;
-    const toKill = (this.q("SELECT * FROM attempts WHERE job_id = ? AND state IN ('assigned', 'running')").all(id) as AttemptRow[]).map(toAttempt);
-    return { job: (await this.getJob(id))!, toKill };
+    return r ? { job: (await this.getJob(id))!, ...r } : null;
+  }
+
+  async cancelQueuedTasks(id: JobId, range: { readonly from: number; readonly to: number }, now: number): Promise<number> {
+    // Bulk: one UPDATE for the range, the counters moved by the number of rows it changed. The legality of
+    // queued → cancelled is still checked against the transition table (moveTask's rule, for many rows at once).
+    assertTaskTransition('queued', 'cancelled');
+    return this.db.transaction(() => {
+      const job = this.q('SELECT cancel_requested FROM jobs WHERE id = ?').get(id) as { cancel_requested: number } | undefined;
+      if (!job || job.cancel_requested !== 1) return 0;
+      const { changes } = this.q(
+        "UPDATE tasks SET state = 'cancelled', finished_at = ?, failure_json = ? WHERE job_id = ? AND idx >= ? AND idx < ? AND state = 'queued'",
+      ).run(now, CANCELLED_BEFORE_START, id, range.from, range.to);
+      if (changes > 0) {
+        this.q(`UPDATE jobs SET ${COUNTER.queued} = ${COUNTER.queued} - ?, ${COUNTER.cancelled} = ${COUNTER.cancelled} + ? WHERE id = ?`).run(changes, changes, id);
+        this.finishJobIfDone(id, now);
+        const wf = this.q('SELECT workflow_id FROM jobs WHERE id = ?').get(id) as { workflow_id: string | null };
+        if (wf.workflow_id) this.advanceWorkflow(wf.workflow_id, now, []);
+      }
+      return changes;
+    })();
+  }
+
+  async listCancellingJobs(): Promise<readonly JobId[]> {
+    return (this.q('SELECT id FROM jobs WHERE cancel_requested = 1 AND n_queued > 0 ORDER BY id').all() as Array<{ id: JobId }>).map((r) => r.id);
   }
 
   async listTasks(jobId: JobId, query: ListTasksQuery): Promise<Page<TaskRecord>> {
@@ -320,7 +344,12 @@ export class SqliteStore implements Store {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'task_not_queued' });
           continue;
         }
-        const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes, task_count FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number };
+        const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes, task_count, cancel_requested FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number; cancel_requested: number };
+        if (job.cancel_requested === 1) {
+          // Its queued tasks are being cancelled (range by range); never start one meanwhile.
+          rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'job_cancelled' });
+          continue;
+        }
         const want: Resources = { cpuMillis: job.cpu_millis, memoryBytes: job.memory_bytes, gpus: job.gpus, diskBytes: job.disk_bytes };
         const used = alloc.get(a.nodeId) ?? { allocated: ZERO_RESOURCES, count: 0, running: ZERO_RESOURCES, runningCount: 0 };
         const f = a.prefetch ? Math.max(1, options.overcommit) : 1;
@@ -347,7 +376,8 @@ export class SqliteStore implements Store {
 
   /**
    * The one way a task changes state: checks the transition table, writes the task, moves the job's counters.
-   * `set` holds extra columns to write in the same statement.
+   * `set` holds extra columns to write in the same statement. (`cancelQueuedTasks` applies the same rule to many
+   * rows in one statement.)
    */
   private moveTask(task: TaskRow, to: TaskState, set: Record<string, string | number | null> = {}, retry = false): void {
     const from = task.state as TaskState;
@@ -580,24 +610,26 @@ export class SqliteStore implements Store {
     return { items, nextCursor: more ? items[items.length - 1]!.id : null };
   }
 
-  async requestWorkflowCancel(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; toKill: readonly AttemptRecord[] } | null> {
-    const found = this.db.transaction(() => {
-      const wf = this.q('SELECT id FROM workflows WHERE id = ?').get(id);
-      if (!wf) return false;
+  async requestWorkflowCancel(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; toKill: readonly AttemptRecord[]; alreadyFinished: boolean } | null> {
+    // Short whatever the workflow's size: stages not released yet end here; the unfinished stages are marked, and
+    // their queued tasks are cancelled afterwards, range by range, as for a job (requestCancel, cancelQueuedTasks).
+    const r = this.db.transaction(() => {
+      const wf = this.q('SELECT finished_at FROM workflows WHERE id = ?').get(id) as { finished_at: number | null } | undefined;
+      if (!wf) return null;
+      if (wf.finished_at !== null) return { alreadyFinished: true };
       this.q('UPDATE workflows SET cancel_requested = 1 WHERE id = ?').run(id);
       for (const row of this.stageRows(id).values()) {
-        const state = deriveJobState(countsOf(row), row.cancel_requested === 1, gateOf(row));
-        if (state === 'succeeded' || state === 'failed' || state === 'skipped') continue; // finished stages keep their history
+        if (row.finished_at !== null) continue; // finished stages keep their history
         this.q('UPDATE jobs SET cancel_requested = 1 WHERE id = ?').run(row.id);
-        const queued = this.q("SELECT * FROM tasks WHERE job_id = ? AND state = 'queued'").all(row.id) as TaskRow[];
-        for (const t of queued) this.moveTask(t, 'cancelled', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'cancelled', message: 'the workflow was cancelled before this task started' }) });
       }
       this.advanceWorkflow(id, now, []);
-      return true;
+      return { alreadyFinished: false };
     })();
-    if (!found) return null;
-    const toKill = (this.q("SELECT a.* FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.workflow_id = ? AND a.state IN ('assigned', 'running')").all(id) as AttemptRow[]).map(toAttempt);
-    return { workflow: (await this.getWorkflow(id))!, toKill };
+    if (!r) return null;
+    const toKill = r.alreadyFinished
+      ? []
+      : (this.q("SELECT a.* FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.workflow_id = ? AND a.state IN ('assigned', 'running')").all(id) as AttemptRow[]).map(toAttempt);
+    return { workflow: (await this.getWorkflow(id))!, toKill, alreadyFinished: r.alreadyFinished };
   }
 
   async retryWorkflow(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; result: RetryResult } | null> {

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import {
   API_PREFIX,
+  ConflictError,
   ListWorkflowsQueryV1Schema,
   SubmitWorkflowRequestV1Schema,
   type RetryResponseV1,
@@ -45,7 +46,10 @@ export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): v
   });
   app.post(`${API_PREFIX}/workflows/:id/cancel`, async (req) => {
     await authed(req, 'jobs:write');
-    return v1(await work.cancelWorkflow((req.params as { id: string }).id));
+    const { id } = req.params as { id: string };
+    const r = await work.cancelWorkflow(id);
+    if (r.alreadyFinished) throw new ConflictError(`workflow ${id} already ${r.workflow.state}; there is nothing to cancel`, { workflow: v1(r.workflow), state: r.workflow.state });
+    return v1(r.workflow);
   });
   app.post(`${API_PREFIX}/workflows/:id/retry`, async (req) => {
     await authed(req, 'jobs:write');
