@@ -127,6 +127,30 @@ export interface QueuedTask {
   readonly typicalRunMs: number | null;
 }
 
+/**
+ * A job with queued tasks, as the dispatch pass sees it. Every task of a job asks for the same resources, so the
+ * scheduler can judge the whole job by its first task.
+ */
+export interface QueuedJob {
+  readonly jobId: JobId;
+  readonly resources: Resources;
+  /** Mean run time of this job's finished attempts so far, or null before any finished. */
+  readonly typicalRunMs: number | null;
+  /** How many of its tasks are queued now. */
+  readonly queued: number;
+  /** Queue position of its first queued task (a retried task keeps its original position). */
+  readonly firstSeq: number;
+}
+
+/** One of a job's queued tasks, as listed by `listQueuedTasks`. */
+export interface QueuedTaskRef {
+  readonly taskId: TaskId;
+  readonly jobId: JobId;
+  readonly index: number;
+  /** Position in the global queue. */
+  readonly seq: number;
+}
+
 export interface NewAttempt {
   readonly attemptId: AttemptId;
   readonly taskId: TaskId;
@@ -246,8 +270,22 @@ export interface Store {
   getAttempt(id: AttemptId): Promise<AttemptRecord | null>;
 
   // ── scheduling ──
-  /** Queued tasks in queue order, at most `limit`. */
+  /**
+   * Queued tasks in queue order, at most `limit`. The head of the global queue only (a diagnostic view): the
+   * dispatch pass reads per job instead (`listQueuedJobs`, `listQueuedTasks`).
+   */
   listQueued(limit: number): Promise<readonly QueuedTask[]>;
+  /**
+   * Every job that has queued tasks, in queue order of its first queued task (FIFO across jobs; a retried task
+   * keeps its place). Must cost O(jobs with queued tasks), not O(queued tasks): a job with a million queued tasks
+   * is one row here.
+   */
+  listQueuedJobs(): Promise<readonly QueuedJob[]>;
+  /**
+   * For each `{ jobId, limit }`, the first `limit` queued tasks of that job in queue order, read in one snapshot;
+   * jobs are returned in the order asked. Must cost O(tasks returned + jobs asked), however many are queued.
+   */
+  listQueuedTasks(reads: ReadonlyArray<{ readonly jobId: JobId; readonly limit: number }>): Promise<readonly QueuedTaskRef[]>;
   /** Nodes in the given states with their current allocation. */
   listNodeUsage(states?: readonly NodeState[]): Promise<readonly NodeUsage[]>;
   /**
