@@ -96,7 +96,8 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.deepEqual(jobs.map((j) => [j.jobId, j.queued, j.typicalRunMs]), [[a.id, 3, null], [b.id, 2, null]]);
       assert.deepEqual(jobs[0]!.resources, { cpuMillis: 2000, memoryBytes: GiB, gpus: 0, diskBytes: 0 });
       assert.deepEqual(jobs[1]!.resources, { cpuMillis: 500, memoryBytes: 512 * 1024 ** 2, gpus: 1, diskBytes: 0 });
-      assert.ok(jobs[0]!.firstSeq < jobs[1]!.firstSeq);
+      assert.ok(jobs[0]!.first.seq < jobs[1]!.first.seq);
+      assert.deepEqual([jobs[0]!.first.taskId, jobs[0]!.first.index, jobs[1]!.first.taskId], [taskIdOf(a.id, 0), 0, taskIdOf(b.id, 0)]);
 
       // The first `limit` tasks of each job asked for, jobs in the order asked, tasks in queue order.
       const heads = await s.listQueuedTasks([{ jobId: b.id, limit: 5 }, { jobId: a.id, limit: 2 }, { jobId: a.id, limit: 0 }]);
@@ -113,7 +114,7 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       await s.recordReports([], [exited(started[0]!, 0), exited(started[1]!, 1)], tick(), POLICY);
       jobs = await s.listQueuedJobs();
       assert.deepEqual(jobs.map((j) => [j.jobId, j.queued]), [[a.id, 1], [b.id, 2]], 'the retry goes ahead of the later job');
-      assert.equal(jobs[0]!.firstSeq, heads[3]!.seq, 'at task 1\'s original position');
+      assert.deepEqual([jobs[0]!.first.taskId, jobs[0]!.first.seq], [taskIdOf(a.id, 1), heads[3]!.seq], 'at task 1\'s original position');
       assert.ok(jobs[0]!.typicalRunMs !== null, 'finished attempts give the job a typical run time');
       assert.deepEqual((await s.listQueuedTasks([{ jobId: a.id, limit: 10 }])).map((t) => t.index), [1]);
 
@@ -132,7 +133,7 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       const jobs = await s.listQueuedJobs();
       const heads = await s.listQueuedTasks([{ jobId: big.id, limit: 1 }, { jobId: small.id, limit: 4 }]);
       const ms = performance.now() - t0;
-      assert.deepEqual(jobs.map((j) => [j.jobId, j.queued]), [[big.id, 100_000], [small.id, 4]]);
+      assert.deepEqual(jobs.map((j) => [j.jobId, j.queued, j.first.index]), [[big.id, 100_000, 0], [small.id, 4, 0]]);
       assert.deepEqual(heads.map((t) => t.taskId), [taskIdOf(big.id, 0), ...[0, 1, 2, 3].map((i) => taskIdOf(small.id, i))]);
       assert.ok(ms < 20, `reading 2 jobs and 5 tasks behind 100,000 queued took ${ms.toFixed(2)} ms`);
     });

@@ -138,11 +138,11 @@ export interface QueuedJob {
   readonly typicalRunMs: number | null;
   /** How many of its tasks are queued now. */
   readonly queued: number;
-  /** Queue position of its first queued task (a retried task keeps its original position). */
-  readonly firstSeq: number;
+  /** Its first queued task: jobs are listed in queue order of this task (a retried task keeps its old position). */
+  readonly first: QueuedTaskRef;
 }
 
-/** One of a job's queued tasks, as listed by `listQueuedTasks`. */
+/** One of a job's queued tasks. */
 export interface QueuedTaskRef {
   readonly taskId: TaskId;
   readonly jobId: JobId;
@@ -276,9 +276,9 @@ export interface Store {
    */
   listQueued(limit: number): Promise<readonly QueuedTask[]>;
   /**
-   * Every job that has queued tasks, in queue order of its first queued task (FIFO across jobs; a retried task
-   * keeps its place). Must cost O(jobs with queued tasks), not O(queued tasks): a job with a million queued tasks
-   * is one row here.
+   * Every job that has queued tasks, with its first queued task, in queue order of that task (FIFO across jobs; a
+   * retried task keeps its place). Must cost O(jobs with queued tasks), not O(queued tasks): a job with a million
+   * queued tasks is one row here.
    */
   listQueuedJobs(): Promise<readonly QueuedJob[]>;
   /**

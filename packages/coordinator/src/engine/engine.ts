@@ -88,7 +88,8 @@ export class Engine {
   readonly pendingReasons = new Map<JobId, PendingReason>();
   /**
    * What the latest dispatch pass that read the queue cost: its time up to the plan (reads and scheduling, before
-   * the plan is applied), and the rows it read. For tests and diagnostics.
+   * the plan is applied), and the rows it read: one per job with queued tasks (with its first task), plus the
+   * tasks read for jobs that could place more than one. For tests and diagnostics.
    */
   lastPass: { readonly ms: number; readonly jobsRead: number; readonly tasksRead: number; readonly assigned: number } | null = null;
 
@@ -186,26 +187,31 @@ export class Engine {
     const f = this.config.scheduler.maxOvercommit;
     for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
     if (nodes.length > 0 && freeCpu === 0) return;
-    // Read the queue per job, never a window of its head: every job with queued tasks (one row each, however many
-    // it has), then the first few tasks of each — as many as the free capacity could take, plus one (one for a job
-    // that fits nowhere, enough for its reason). A blocked job cannot hide the jobs behind it, and a pass reads
-    // O(jobs + placeable tasks) rows even with a million tasks queued.
+    // Read the queue per job, never a window of its head: every job with queued tasks, each with its first queued
+    // task (one row per job, however many it has), then more tasks only of the jobs the free capacity could take
+    // more than one of (`tasksToRead`: what fits, plus one to learn why the rest waits). A job that cannot run now
+    // cannot hide the jobs behind it, and a pass reads O(jobs + placeable tasks) rows even with a million queued.
     const queuedJobs = await this.store.listQueuedJobs();
     if (queuedJobs.length === 0) {
       this.pendingReasons.clear();
       this.lastPass = { ms: performance.now() - t0, jobsRead: 0, tasksRead: 0, assigned: 0 };
       return;
     }
-    const summaries = queuedJobs.map((j) => ({ resources: j.resources, typicalRunMs: j.typicalRunMs, queued: j.queued, seq: j.firstSeq }));
+    const summaries = queuedJobs.map((j) => ({ resources: j.resources, typicalRunMs: j.typicalRunMs, queued: j.queued, seq: j.first.seq }));
     const limits = tasksToRead(summaries, nodes, this.config.scheduler);
-    const tasks = await this.store.listQueuedTasks(queuedJobs.map((j, i) => ({ jobId: j.jobId, limit: limits[i]! })));
+    const reads = queuedJobs.flatMap((j, i) => (limits[i]! > 1 ? [{ jobId: j.jobId, limit: limits[i]! }] : []));
+    const tasks = reads.length > 0 ? await this.store.listQueuedTasks(reads) : [];
     const tasksOf = new Map<JobId, SchedulerTask[]>();
     for (const t of tasks) {
       let l = tasksOf.get(t.jobId);
       if (!l) tasksOf.set(t.jobId, (l = []));
       l.push({ taskId: t.taskId, seq: t.seq });
     }
-    const jobs: SchedulerJob[] = queuedJobs.map((j, i) => ({ jobId: j.jobId, ...summaries[i]!, tasks: tasksOf.get(j.jobId) ?? [] }));
+    const jobs: SchedulerJob[] = queuedJobs.map((j, i) => ({
+      jobId: j.jobId,
+      ...summaries[i]!,
+      tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
+    }));
     const now = this.clock.now();
     const plan = schedule({ nodes, jobs }, this.config.scheduler, { now, rng: this.rng });
     // One reason per waiting job: every job with queued tasks is examined in each pass.

@@ -7,15 +7,18 @@
  */
 
 /**
- * Jobs with queued tasks, in queue order of their first queued task. One index seek per job for the first
- * position (min over `tasks_job_queue`), so a job with a million queued tasks costs one row, not a million.
+ * Jobs with queued tasks, in queue order of their first queued task, each with that task. One index seek per job
+ * finds it (the first entry of the job in `tasks_job_queue`), then one rowid lookup: a job with a million queued
+ * tasks costs one row, not a million.
  */
 export const QUEUED_JOBS_SQL = `
   SELECT j.id, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes, j.run_ms_total, j.runs_timed, j.n_queued,
-         (SELECT MIN(t.queue_seq) FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued') AS first_seq
+         t.id AS task_id, t.idx AS task_idx, t.queue_seq AS task_seq
     FROM jobs j
+    JOIN tasks t ON t.rowid = (
+         SELECT f.rowid FROM tasks f WHERE f.job_id = j.id AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1)
    WHERE j.n_queued > 0
-   ORDER BY first_seq, j.id`;
+   ORDER BY t.queue_seq, j.id`;
 
 /** The first `limit` queued tasks of one job, in queue order: a range read on `tasks_job_queue`. */
 export const QUEUED_TASKS_OF_JOB_SQL = `
@@ -25,6 +28,6 @@ export const QUEUED_TASKS_OF_JOB_SQL = `
 
 export interface QueuedJobRow {
   id: string; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number;
-  run_ms_total: number; runs_timed: number; n_queued: number; first_seq: number | null;
+  run_ms_total: number; runs_timed: number; n_queued: number; task_id: string; task_idx: number; task_seq: number;
 }
 export interface QueuedTaskRow { id: string; job_id: string; idx: number; queue_seq: number }

@@ -238,21 +238,14 @@ export class SqliteStore implements Store {
   }
 
   async listQueuedJobs(): Promise<readonly QueuedJob[]> {
-    const rows = this.q(QUEUED_JOBS_SQL).all() as QueuedJobRow[];
-    const out: QueuedJob[] = [];
-    for (const r of rows) {
-      // The counter and the tasks are written in the same transactions, so a job counted as queued has a first
-      // queued task; skip rather than trust a null should that ever drift.
-      if (r.first_seq === null) continue;
-      out.push({
-        jobId: r.id as JobId,
-        resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
-        typicalRunMs: r.runs_timed > 0 ? r.run_ms_total / r.runs_timed : null,
-        queued: r.n_queued,
-        firstSeq: r.first_seq,
-      });
-    }
-    return out;
+    // A job counted as queued without a queued task (the counter drifted) has no row here: the join drops it.
+    return (this.q(QUEUED_JOBS_SQL).all() as QueuedJobRow[]).map((r) => ({
+      jobId: r.id as JobId,
+      resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
+      typicalRunMs: r.runs_timed > 0 ? r.run_ms_total / r.runs_timed : null,
+      queued: r.n_queued,
+      first: { taskId: r.task_id as TaskId, jobId: r.id as JobId, index: r.task_idx, seq: r.task_seq },
+    }));
   }
 
   async listQueuedTasks(reads: ReadonlyArray<{ readonly jobId: JobId; readonly limit: number }>): Promise<readonly QueuedTaskRef[]> {
