@@ -3,9 +3,10 @@
  *
  *  1. **Dispatch** (decide, then apply). `requestTick()` coalesces triggers (a job submitted, an attempt ended, a
  *     node joined) into one pass: read a snapshot (online, connected nodes with their allocation; every job with
- *     queued tasks and the first few tasks of each), call the pure scheduler, apply its plan in one store transaction that re-checks capacity, and send
- *     each node its new attempts in one frame. Rejected (stale) entries trigger another pass, never a retry of
- *     the same plan.
+ *     queued tasks and the first few tasks of each — never a window of the queue's head, so a job that cannot run
+ *     now cannot hide the work behind it), call the pure scheduler, apply its plan in one store transaction that
+ *     re-checks capacity, and send each node its new attempts in one frame. Rejected (stale) entries trigger
+ *     another pass, never a retry of the same plan.
  *  2. **Reports** (grouped commits). Starts, finishes, log chunks and heartbeats from all agents are queued and
  *     flushed together: logs are written first (so an ended attempt's log is complete), then starts and finishes
  *     are committed in one transaction each, then finishes are acknowledged to their agents. While one flush runs,
