@@ -2,91 +2,143 @@
  * The scheduler: a pure function from (snapshot, config, context) to a plan. No I/O, no clock, no randomness
  * but the seeded `rng` in the context: the same input always gives the same plan.
  *
- * Pipeline, per queued task in queue order:
+ * The pass walks **jobs**, not a window of tasks: every job with queued tasks, in queue order of its first
+ * queued task (FIFO across jobs). For each job it tries its tasks in queue order:
  *   1. filter  — `checkCapacity` ("never" on this node) then `checkFree` ("not now"), recording a reason per node;
  *   2. rank    — `scoreNode` by strategy among the nodes that passed; ties broken by rng;
  *   3. reserve — add the task to the chosen node's allocation in this pass, so later tasks see it.
- * If no node has room now and the task's job is known to run short tasks, it may be prefetched: filtered again
+ * If no node has room now and the job is known to run short tasks, a task may be prefetched: filtered again
  * against `prefetchFactor(config, typicalRunMs) ×` capacity and sent to wait in an agent's local queue.
- * Tasks that fit nowhere stay queued with a PendingReason. A later task may be placed even if an earlier one
- * could not (backfill): a big task does not block small ones. Tasks with the same resource shape that failed once
- * in a pass are skipped at once, since allocations only grow within a pass (keeps a pass O(shapes × nodes) when
- * the grid is full, instead of O(tasks × nodes)).
+ *
+ * All tasks of a job ask for the same resources, so the first task that fits nowhere ends that job for this pass:
+ * the job gets a PendingReason ("never" or "not now") and the pass moves on to the next job. Its shape is
+ * remembered, and a later job of the same shape is skipped at once with the same reason (allocations only grow
+ * within a pass). So work that cannot run now — a GPU job with no GPU node online, a task bigger than every node,
+ * a million of them — never keeps placeable work queued behind it, and a pass costs O(jobs × nodes) plus
+ * O(nodes) per task placed, whatever the length of the queue.
  *
  * The plan is a proposal. The coordinator applies it in one store transaction that re-checks every assignment.
  */
 import { addResources, type Resources } from '@dsg/core';
 import { checkCapacity, checkFree } from './filters.js';
 import { scoreNode } from './rank.js';
-import { prefetchFactor, type Assignment, type NodeRejection, type PendingReason, type Plan, type ScheduleContext, type SchedulerConfig, type Snapshot } from './types.js';
+import {
+  prefetchFactor,
+  type Assignment,
+  type NodeRejection,
+  type PendingReason,
+  type Plan,
+  type ScheduleContext,
+  type SchedulerConfig,
+  type SchedulerJob,
+  type SchedulerNode,
+  type Snapshot,
+} from './types.js';
 
 const shapeKey = (r: Resources, factor: number): string => `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}`;
+
+/** Queue order of jobs: by the position of their first queued task, then by id (deterministic). */
+export const byQueuePosition = (a: SchedulerJob, b: SchedulerJob): number =>
+  a.seq - b.seq || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
 
 export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: ScheduleContext): Plan {
   const nodes = [...snapshot.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const allocated = new Map(nodes.map((n) => [n.id, n.allocated] as const));
   const assignments: Assignment[] = [];
   const pending: PendingReason[] = [];
-  const failedShapes = new Set<string>();
+  /** Shapes that fit nowhere in this pass, with the reason found for the first job of that shape. */
+  const failedShapes = new Map<string, PendingReason>();
+  let more = false;
 
-  for (const task of snapshot.queued) {
-    if (assignments.length >= config.maxAssignments) break;
-    const key = shapeKey(task.resources, prefetchFactor(config, task.typicalRunMs));
-    if (failedShapes.has(key)) continue;
-
-    const rejections: NodeRejection[] = [];
-    let best: { index: number; score: number; tie: number } | null = null;
-    let fitsSomewhereEver = false;
-    for (let i = 0; i < nodes.length; i++) {
-      const node = nodes[i]!;
-      const never = checkCapacity(task.resources, node);
-      if (never) {
-        rejections.push(never);
-        continue;
-      }
-      fitsSomewhereEver = true;
-      const alloc = allocated.get(node.id)!;
-      const busy = checkFree(task.resources, node, alloc);
-      if (busy) {
-        rejections.push(busy);
-        continue;
-      }
-      const score = scoreNode(config.strategy, task.resources, node, alloc);
-      if (best === null || score > best.score) best = { index: i, score, tie: ctx.rng() };
-      else if (score === best.score) {
-        const tie = ctx.rng();
-        if (tie > best.tie) best = { index: i, score, tie };
-      }
-    }
-
-    let prefetch = false;
-    const factor = prefetchFactor(config, task.typicalRunMs);
-    if (best === null && fitsSomewhereEver && factor > 1) {
-      for (let i = 0; i < nodes.length; i++) {
-        const node = nodes[i]!;
-        const alloc = allocated.get(node.id)!;
-        if (checkCapacity(task.resources, node) || checkFree(task.resources, node, alloc, factor)) continue;
-        const score = scoreNode(config.strategy, task.resources, node, alloc);
-        if (best === null || score > best.score) best = { index: i, score, tie: 0 };
-      }
-      prefetch = best !== null;
-    }
-
-    if (best !== null) {
-      const node = nodes[best.index]!;
-      allocated.set(node.id, addResources(allocated.get(node.id)!, task.resources));
-      assignments.push({ taskId: task.taskId, nodeId: node.id, prefetch });
+  jobs: for (const job of [...snapshot.jobs].sort(byQueuePosition)) {
+    const first = job.tasks[0];
+    if (!first) continue;
+    const factor = prefetchFactor(config, job.typicalRunMs);
+    const key = shapeKey(job.resources, factor);
+    const failed = failedShapes.get(key);
+    if (failed) {
+      pending.push({ ...failed, jobId: job.jobId, taskId: first.taskId });
       continue;
     }
-    failedShapes.add(key);
-    pending.push({
-      taskId: task.taskId,
-      never: !fitsSomewhereEver,
-      summary: summarize(nodes.length, fitsSomewhereEver, rejections),
-      nodes: rejections,
-    });
+    for (const task of job.tasks) {
+      if (assignments.length >= config.maxAssignments) {
+        more = true;
+        break jobs;
+      }
+      const placed = place(job.resources, factor, nodes, allocated, config, ctx);
+      if (placed.nodeId !== null) {
+        const node = nodes[placed.index]!;
+        allocated.set(node.id, addResources(allocated.get(node.id)!, job.resources));
+        assignments.push({ taskId: task.taskId, nodeId: node.id, prefetch: placed.prefetch });
+        continue;
+      }
+      const reason: PendingReason = {
+        jobId: job.jobId,
+        taskId: task.taskId,
+        never: !placed.fitsSomewhereEver,
+        summary: summarize(nodes.length, placed.fitsSomewhereEver, placed.rejections),
+        nodes: placed.rejections,
+      };
+      failedShapes.set(key, reason);
+      pending.push(reason);
+      continue jobs;
+    }
+    // Every task it was given is placed; if it has more queued, the next pass may place more.
+    if (job.queued > job.tasks.length) more = true;
   }
-  return { assignments, pending };
+  return { assignments, pending, more };
+}
+
+type Placement =
+  | { readonly nodeId: string; readonly index: number; readonly prefetch: boolean }
+  | { readonly nodeId: null; readonly fitsSomewhereEver: boolean; readonly rejections: readonly NodeRejection[] };
+
+/** The best node for one task of this shape now, or why there is none. */
+function place(
+  want: Resources,
+  factor: number,
+  nodes: readonly SchedulerNode[],
+  allocated: ReadonlyMap<string, Resources>,
+  config: SchedulerConfig,
+  ctx: ScheduleContext,
+): Placement {
+  const rejections: NodeRejection[] = [];
+  let best: { index: number; score: number; tie: number } | null = null;
+  let fitsSomewhereEver = false;
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i]!;
+    const never = checkCapacity(want, node);
+    if (never) {
+      rejections.push(never);
+      continue;
+    }
+    fitsSomewhereEver = true;
+    const alloc = allocated.get(node.id)!;
+    const busy = checkFree(want, node, alloc);
+    if (busy) {
+      rejections.push(busy);
+      continue;
+    }
+    const score = scoreNode(config.strategy, want, node, alloc);
+    if (best === null || score > best.score) best = { index: i, score, tie: ctx.rng() };
+    else if (score === best.score) {
+      const tie = ctx.rng();
+      if (tie > best.tie) best = { index: i, score, tie };
+    }
+  }
+  if (best !== null) return { nodeId: nodes[best.index]!.id, index: best.index, prefetch: false };
+
+  if (fitsSomewhereEver && factor > 1) {
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i]!;
+      const alloc = allocated.get(node.id)!;
+      if (checkCapacity(want, node) || checkFree(want, node, alloc, factor)) continue;
+      const score = scoreNode(config.strategy, want, node, alloc);
+      if (best === null || score > best.score) best = { index: i, score, tie: 0 };
+    }
+    if (best !== null) return { nodeId: nodes[best.index]!.id, index: best.index, prefetch: true };
+  }
+  return { nodeId: null, fitsSomewhereEver, rejections };
 }
 
 function summarize(nodeCount: number, fitsSomewhereEver: boolean, rejections: readonly NodeRejection[]): string {

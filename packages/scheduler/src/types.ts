@@ -13,18 +13,32 @@ export interface SchedulerNode {
 
 export interface SchedulerTask {
   readonly taskId: TaskId;
-  readonly jobId: JobId;
-  readonly resources: Resources;
   /** Queue position; lower goes first. */
   readonly seq: number;
-  /** Mean run time of the job's finished attempts, or null when none has finished yet. */
+}
+
+/**
+ * A job with queued tasks. Every task of a job asks for the same resources, so one verdict on its first task
+ * holds for the rest: when it cannot be placed, the pass moves on to the next job at once.
+ */
+export interface SchedulerJob {
+  readonly jobId: JobId;
+  /** What each of its tasks asks for. */
+  readonly resources: Resources;
+  /** Mean run time of the job's finished attempts, or null when none has finished yet (decides prefetch). */
   readonly typicalRunMs: number | null;
+  /** Queue position of its first queued task: jobs are walked in this order (FIFO across jobs). */
+  readonly seq: number;
+  /** How many of its tasks are queued in all; `tasks` may hold only the first few (see `tasksToRead`). */
+  readonly queued: number;
+  /** Its first queued tasks, in queue order. */
+  readonly tasks: readonly SchedulerTask[];
 }
 
 export interface Snapshot {
   readonly nodes: readonly SchedulerNode[];
-  /** Queued tasks in queue order. */
-  readonly queued: readonly SchedulerTask[];
+  /** Every job with queued tasks (any order: the pass sorts them by `seq`). */
+  readonly jobs: readonly SchedulerJob[];
 }
 
 export const Strategy = { spread: 'spread', binpack: 'binpack' } as const;
@@ -76,8 +90,10 @@ export interface NodeRejection {
   readonly message: string;
 }
 
-/** Why a task stays queued after this pass. */
+/** Why a job's queued tasks stay queued after this pass. */
 export interface PendingReason {
+  readonly jobId: JobId;
+  /** The job's first task that could not be placed (the one the reason was computed for). */
   readonly taskId: TaskId;
   /**
    * `true` when no node in the grid could ever run it (it is bigger than every node, or there are no nodes):
@@ -97,8 +113,16 @@ export interface Assignment {
 
 export interface Plan {
   readonly assignments: readonly Assignment[];
-  /** One entry per distinct reason group examined (tasks with the same shape share the reason of the first). */
+  /**
+   * One entry per job left with queued tasks it examined (jobs with the same shape share the reason of the
+   * first). Jobs not reached (the pass stopped at `maxAssignments`) have none.
+   */
   readonly pending: readonly PendingReason[];
+  /**
+   * True when another pass may place more now: the pass stopped at `maxAssignments`, or a job had every task it
+   * was given placed while it has more queued.
+   */
+  readonly more: boolean;
 }
 
 export interface ScheduleContext {

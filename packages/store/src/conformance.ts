@@ -89,6 +89,55 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.equal(p2.items[0]!.index, 1500);
     });
 
+    withStore('lists queued work per job: in queue order of each job\'s first queued task, with its shape, count and first tasks', async (s) => {
+      const a = await job(s, { name: 'a', command: ['x'], array: 3, retries: 1, resources: { cpu: 2, memory: '1Gi' } });
+      const b = await job(s, { name: 'b', command: ['x'], array: 2, resources: { cpu: 0.5, gpus: 1, memory: '512Mi' } });
+      let jobs = await s.listQueuedJobs();
+      assert.deepEqual(jobs.map((j) => [j.jobId, j.queued, j.typicalRunMs]), [[a.id, 3, null], [b.id, 2, null]]);
+      assert.deepEqual(jobs[0]!.resources, { cpuMillis: 2000, memoryBytes: GiB, gpus: 0, diskBytes: 0 });
+      assert.deepEqual(jobs[1]!.resources, { cpuMillis: 500, memoryBytes: 512 * 1024 ** 2, gpus: 1, diskBytes: 0 });
+      assert.ok(jobs[0]!.first.seq < jobs[1]!.first.seq);
+      assert.deepEqual([jobs[0]!.first.taskId, jobs[0]!.first.index, jobs[1]!.first.taskId], [taskIdOf(a.id, 0), 0, taskIdOf(b.id, 0)]);
+
+      // The first `limit` tasks of each job asked for, jobs in the order asked, tasks in queue order.
+      const heads = await s.listQueuedTasks([{ jobId: b.id, limit: 5 }, { jobId: a.id, limit: 2 }, { jobId: a.id, limit: 0 }]);
+      assert.deepEqual(heads.map((t) => [t.jobId, t.index]), [[b.id, 0], [b.id, 1], [a.id, 0], [a.id, 1]]);
+      assert.deepEqual(heads.map((t) => t.taskId), [taskIdOf(b.id, 0), taskIdOf(b.id, 1), taskIdOf(a.id, 0), taskIdOf(a.id, 1)]);
+      assert.ok(heads[0]!.seq < heads[1]!.seq && heads[1]!.seq > heads[2]!.seq, 'each task keeps its global queue position');
+
+      // A job with nothing queued is not listed; a retried task brings its job back at the task's old position.
+      const n = await node(s, 8);
+      const started: AttemptId[] = [];
+      for (let i = 0; i < 3; i++) started.push((await assign(s, a.id, i, n)).created[0]!.id);
+      jobs = await s.listQueuedJobs();
+      assert.deepEqual(jobs.map((j) => j.jobId), [b.id]);
+      await s.recordReports([], [exited(started[0]!, 0), exited(started[1]!, 1)], tick(), POLICY);
+      jobs = await s.listQueuedJobs();
+      assert.deepEqual(jobs.map((j) => [j.jobId, j.queued]), [[a.id, 1], [b.id, 2]], 'the retry goes ahead of the later job');
+      assert.deepEqual([jobs[0]!.first.taskId, jobs[0]!.first.seq], [taskIdOf(a.id, 1), heads[3]!.seq], 'at task 1\'s original position');
+      assert.ok(jobs[0]!.typicalRunMs !== null, 'finished attempts give the job a typical run time');
+      assert.deepEqual((await s.listQueuedTasks([{ jobId: a.id, limit: 10 }])).map((t) => t.index), [1]);
+
+      // Cancelled jobs leave the list.
+      await s.requestCancel(b.id, tick());
+      assert.deepEqual((await s.listQueuedJobs()).map((j) => j.jobId), [a.id]);
+      assert.deepEqual(await s.listQueuedTasks([{ jobId: b.id, limit: 10 }]), []);
+    });
+
+    withStore('per-job queue reads cost what they return, not the length of the queue (100,000 tasks queued)', async (s) => {
+      const big = await job(s, { name: 'big', command: ['x'], array: 100_000, resources: { gpus: 1 } });
+      const small = await job(s, { name: 'small', command: ['x'], array: 4 });
+      // Warm up (statement preparation), then time.
+      await s.listQueuedJobs();
+      const t0 = performance.now();
+      const jobs = await s.listQueuedJobs();
+      const heads = await s.listQueuedTasks([{ jobId: big.id, limit: 1 }, { jobId: small.id, limit: 4 }]);
+      const ms = performance.now() - t0;
+      assert.deepEqual(jobs.map((j) => [j.jobId, j.queued, j.first.index]), [[big.id, 100_000, 0], [small.id, 4, 0]]);
+      assert.deepEqual(heads.map((t) => t.taskId), [taskIdOf(big.id, 0), ...[0, 1, 2, 3].map((i) => taskIdOf(small.id, i))]);
+      assert.ok(ms < 20, `reading 2 jobs and 5 tasks behind 100,000 queued took ${ms.toFixed(2)} ms`);
+    });
+
     withStore('lists jobs newest first with cursors and filters by derived state and name', async (s) => {
       const a = await job(s, { name: 'alpha', command: ['x'] });
       const b = await job(s, { name: 'beta', command: ['x'] });

@@ -189,6 +189,30 @@ export interface CreatedAttempt extends AttemptRecord {
   readonly taskInputs: readonly WireInputFile[];
 }
 
+/**
+ * A job with queued tasks, as the dispatch pass sees it. Every task of a job asks for the same resources, so the
+ * scheduler can judge the whole job by its first task.
+ */
+export interface QueuedJob {
+  readonly jobId: JobId;
+  readonly resources: Resources;
+  /** Mean run time of this job's finished attempts so far, or null before any finished. */
+  readonly typicalRunMs: number | null;
+  /** How many of its tasks are queued now. */
+  readonly queued: number;
+  /** Its first queued task: jobs are listed in queue order of this task (a retried task keeps its old position). */
+  readonly first: QueuedTaskRef;
+}
+
+/** One of a job's queued tasks. */
+export interface QueuedTaskRef {
+  readonly taskId: TaskId;
+  readonly jobId: JobId;
+  readonly index: number;
+  /** Position in the global queue. */
+  readonly seq: number;
+}
+
 export interface NewAttempt {
   readonly attemptId: AttemptId;
   readonly taskId: TaskId;
@@ -341,8 +365,22 @@ export interface Store {
   retryWorkflow(id: WorkflowId, now: number): Promise<{ workflow: WorkflowRecord; result: RetryResult } | null>;
 
   // ── scheduling ──
-  /** Queued tasks in queue order, at most `limit`. */
+  /**
+   * Queued tasks in queue order, at most `limit`. The head of the global queue only (a diagnostic view): the
+   * dispatch pass reads per job instead (`listQueuedJobs`, `listQueuedTasks`).
+   */
   listQueued(limit: number): Promise<readonly QueuedTask[]>;
+  /**
+   * Every job that has queued tasks, with its first queued task, in queue order of that task (FIFO across jobs; a
+   * retried task keeps its place). Must cost O(jobs with queued tasks), not O(queued tasks): a job with a million
+   * queued tasks is one row here.
+   */
+  listQueuedJobs(): Promise<readonly QueuedJob[]>;
+  /**
+   * For each `{ jobId, limit }`, the first `limit` queued tasks of that job in queue order, read in one snapshot;
+   * jobs are returned in the order asked. Must cost O(tasks returned + jobs asked), however many are queued.
+   */
+  listQueuedTasks(reads: ReadonlyArray<{ readonly jobId: JobId; readonly limit: number }>): Promise<readonly QueuedTaskRef[]>;
   /** Nodes in the given states with their current allocation. */
   listNodeUsage(states?: readonly NodeState[]): Promise<readonly NodeUsage[]>;
   /**

@@ -2,10 +2,11 @@
  * The engine: the coordinator's control loop. It owns no durable state — the Store does — and does three things:
  *
  *  1. **Dispatch** (decide, then apply). `requestTick()` coalesces triggers (a job submitted, an attempt ended, a
- *     node joined) into one pass: read a snapshot (online, connected nodes with their allocation; the head of the
- *     queue), call the pure scheduler, apply its plan in one store transaction that re-checks capacity, and send
- *     each node its new attempts in one frame. Rejected (stale) entries trigger another pass, never a retry of
- *     the same plan.
+ *     node joined) into one pass: read a snapshot (online, connected nodes with their allocation; every job with
+ *     queued tasks and the first few tasks of each — never a window of the queue's head, so a job that cannot run
+ *     now cannot hide the work behind it), call the pure scheduler, apply its plan in one store transaction that
+ *     re-checks capacity, and send each node its new attempts in one frame. Rejected (stale) entries trigger
+ *     another pass, never a retry of the same plan.
  *  2. **Reports** (grouped commits). Starts, finishes, log chunks and heartbeats from all agents are queued and
  *     flushed together: logs are written first (so an ended attempt's log is complete), then starts and finishes
  *     are committed in one transaction each, then finishes are acknowledged to their agents. While one flush runs,
@@ -36,7 +37,16 @@ import {
   type NodeId,
   type WireRun,
 } from '@dsg/core';
-import { schedule, seededRng, type PendingReason, type SchedulerConfig, type SchedulerNode } from '@dsg/scheduler';
+import {
+  schedule,
+  seededRng,
+  tasksToRead,
+  type PendingReason,
+  type SchedulerConfig,
+  type SchedulerJob,
+  type SchedulerNode,
+  type SchedulerTask,
+} from '@dsg/scheduler';
 import type { AttemptRecord, CreatedAttempt, FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
 import type { Clock } from '../clock.js';
 import type { BlobStore } from '../files/blob-store.js';
@@ -94,6 +104,12 @@ export class Engine {
    * pass): "never" (no node is big enough) or "not now" (nodes are busy). Shown by `dsg job` and the API.
    */
   readonly pendingReasons = new Map<JobId, PendingReason>();
+  /**
+   * What the latest dispatch pass that read the queue cost: its time up to the plan (reads and scheduling, before
+   * the plan is applied), and the rows it read: one per job with queued tasks (with its first task), plus the
+   * tasks read for jobs that could place more than one. For tests and diagnostics.
+   */
+  lastPass: { readonly ms: number; readonly jobsRead: number; readonly tasksRead: number; readonly assigned: number } | null = null;
 
   // Report batch (swapped out whole at each flush).
   private starts: StartReport[] = [];
@@ -188,33 +204,49 @@ export class Engine {
   private async dispatchOnce(): Promise<void> {
     const link = this.link;
     if (!link) return;
+    const t0 = performance.now();
     const connected = link.connectedNodes();
     const usage = await this.store.listNodeUsage(['online']);
     const nodes: SchedulerNode[] = usage
       .filter((u) => connected.has(u.node.id))
       .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels }));
-    // How much of the queue to look at: enough to fill the free cores with small tasks, not the whole queue.
     let freeCpu = 0;
     const f = this.config.scheduler.maxOvercommit;
     for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
     if (nodes.length > 0 && freeCpu === 0) return;
-    const limit = Math.min(2000, 64 + Math.ceil(freeCpu / 250));
-    const head = await this.store.listQueued(limit);
+    // Read the queue per job, never a window of its head: every job with queued tasks, each with its first queued
+    // task (one row per job, however many it has), then more tasks only of the jobs the free capacity could take
+    // more than one of (`tasksToRead`: what fits, plus one to learn why the rest waits). A job that cannot run now
+    // cannot hide the jobs behind it, and a pass reads O(jobs + placeable tasks) rows even with a million queued.
     // Tasks of a job being cancelled are about to be cancelled (chunk by chunk): never dispatch them.
-    const queued = this.cancelling.size > 0 ? head.filter((t) => !this.cancelling.has(t.jobId)) : head;
-    if (queued.length === 0) {
+    const allQueued = await this.store.listQueuedJobs();
+    const queuedJobs = this.cancelling.size > 0 ? allQueued.filter((j) => !this.cancelling.has(j.jobId)) : allQueued;
+    if (queuedJobs.length === 0) {
       this.pendingReasons.clear();
+      this.lastPass = { ms: performance.now() - t0, jobsRead: 0, tasksRead: 0, assigned: 0 };
       return;
     }
-    const now = this.clock.now();
-    const plan = schedule({ nodes, queued }, this.config.scheduler, { now, rng: this.rng });
-    this.pendingReasons.clear();
-    const jobOf = new Map(queued.map((t) => [t.taskId, t.jobId] as const));
-    for (const p of plan.pending) {
-      const jobId = jobOf.get(p.taskId);
-      // One reason per job; a "never" outranks a "not now".
-      if (jobId && (!this.pendingReasons.has(jobId) || p.never)) this.pendingReasons.set(jobId, p);
+    const summaries = queuedJobs.map((j) => ({ resources: j.resources, typicalRunMs: j.typicalRunMs, queued: j.queued, seq: j.first.seq }));
+    const limits = tasksToRead(summaries, nodes, this.config.scheduler);
+    const reads = queuedJobs.flatMap((j, i) => (limits[i]! > 1 ? [{ jobId: j.jobId, limit: limits[i]! }] : []));
+    const tasks = reads.length > 0 ? await this.store.listQueuedTasks(reads) : [];
+    const tasksOf = new Map<JobId, SchedulerTask[]>();
+    for (const t of tasks) {
+      let l = tasksOf.get(t.jobId);
+      if (!l) tasksOf.set(t.jobId, (l = []));
+      l.push({ taskId: t.taskId, seq: t.seq });
     }
+    const jobs: SchedulerJob[] = queuedJobs.map((j, i) => ({
+      jobId: j.jobId,
+      ...summaries[i]!,
+      tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
+    }));
+    const now = this.clock.now();
+    const plan = schedule({ nodes, jobs }, this.config.scheduler, { now, rng: this.rng });
+    // One reason per waiting job: every job with queued tasks is examined in each pass.
+    this.pendingReasons.clear();
+    for (const p of plan.pending) this.pendingReasons.set(p.jobId, p);
+    this.lastPass = { ms: performance.now() - t0, jobsRead: queuedJobs.length, tasksRead: tasks.length, assigned: plan.assignments.length };
     if (plan.assignments.length === 0) return;
 
     const result = await this.store.applyPlan(
@@ -235,7 +267,7 @@ export class Engine {
       // If the node dropped meanwhile, these attempts are reconciled as lost when it comes back or times out.
       link.send(nodeId, [{ type: 'assign', attempts: list }]);
     }
-    if (result.rejected.length > 0 || head.length === limit) this.tickAgain = true;
+    if (result.rejected.length > 0 || plan.more) this.tickAgain = true;
   }
 
   private async buildAssignment(att: CreatedAttempt): Promise<Assignment | null> {

@@ -150,4 +150,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE tasks ADD COLUMN inputs_json TEXT;
     `,
   },
+  {
+    version: 3,
+    name: 'queue_per_job',
+    sql: `
+      -- The dispatch pass reads the queue per job (Store.listQueuedJobs / listQueuedTasks), so that work that cannot
+      -- run now never hides placeable work behind it. These keep that read O(jobs + tasks read), however long the
+      -- queue: the jobs with queued tasks, and each job's queued tasks in queue order.
+      CREATE INDEX jobs_with_queued ON jobs (id) WHERE n_queued > 0;
+      CREATE INDEX tasks_job_queue ON tasks (job_id, queue_seq) WHERE state = 'queued';
+    `,
+  },
 ];

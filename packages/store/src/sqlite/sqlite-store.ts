@@ -69,7 +69,9 @@ import type {
   NodeUsage,
   OutputRecord,
   Page,
+  QueuedJob,
   QueuedTask,
+  QueuedTaskRef,
   StartReport,
   Store,
   StorePolicy,
@@ -77,6 +79,7 @@ import type {
   TokenRecord,
 } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
+import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
 import {
   compiledOf,
   countsOf,
@@ -138,7 +141,7 @@ export class SqliteStore implements Store {
   async init(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Array<{ version: number }>).map((r) => r.version));
-    for (const m of MIGRATIONS) {
+    for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue;
       this.db.transaction(() => {
         this.db.exec(m.sql);
@@ -282,6 +285,31 @@ export class SqliteStore implements Store {
       resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
       typicalRunMs: r.runs_timed > 0 ? r.run_ms_total / r.runs_timed : null,
     }));
+  }
+
+  async listQueuedJobs(): Promise<readonly QueuedJob[]> {
+    // A job counted as queued without a queued task (the counter drifted) has no row here: the join drops it.
+    return (this.q(QUEUED_JOBS_SQL).all() as QueuedJobRow[]).map((r) => ({
+      jobId: r.id as JobId,
+      resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
+      typicalRunMs: r.runs_timed > 0 ? r.run_ms_total / r.runs_timed : null,
+      queued: r.n_queued,
+      first: { taskId: r.task_id as TaskId, jobId: r.id as JobId, index: r.task_idx, seq: r.task_seq },
+    }));
+  }
+
+  async listQueuedTasks(reads: ReadonlyArray<{ readonly jobId: JobId; readonly limit: number }>): Promise<readonly QueuedTaskRef[]> {
+    const stmt = this.q(QUEUED_TASKS_OF_JOB_SQL);
+    // One read transaction, so every job is read from the same snapshot.
+    return this.db.transaction(() => {
+      const out: QueuedTaskRef[] = [];
+      for (const { jobId, limit } of reads) {
+        if (!(limit > 0)) continue;
+        for (const r of stmt.all(jobId, Math.floor(limit)) as QueuedTaskRow[])
+          out.push({ taskId: r.id as TaskId, jobId: r.job_id as JobId, index: r.idx, seq: r.queue_seq });
+      }
+      return out;
+    })();
   }
 
   private allocations(): Map<string, { allocated: Resources; count: number; running: Resources; runningCount: number }> {
