@@ -72,6 +72,7 @@ export function registerWorkflow(program: Command, globals: () => GlobalFlags): 
     .description('show a workflow: its stages, what each needs, their progress and why any waits or was skipped')
     .argument('<id>', 'workflow id (wf_…)')
     .option('--json', 'print the WorkflowV1 as JSON (stages, edges, states)')
+    .addHelpText('after', '\nExamples:\n  dsg workflow wf_01jd…\n  dsg workflow wf_01jd… --json | jq \'.stages[] | {name, state}\'')
     .action(async (id: string, opts: { json?: boolean }) => {
       const wf = await clientFrom(globals()).getWorkflow(id);
       if (opts.json) return printJson(wf);
@@ -84,6 +85,7 @@ export function registerWorkflow(program: Command, globals: () => GlobalFlags): 
     .description('list recent workflows, newest first')
     .option('-n, --limit <n>', 'how many', '20')
     .option('--json', 'print JSON: { items: WorkflowV1[], nextCursor }')
+    .addHelpText('after', '\nExamples:\n  dsg workflows\n  dsg workflows -n 5 --json | jq \'.items[].id\'')
     .action(async (opts: { limit: string; json?: boolean }) => {
       const limit = Number(opts.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new ExitCode(Exit.usage);

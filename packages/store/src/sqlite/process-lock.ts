@@ -56,6 +56,13 @@ export function acquireProcessLock(file: string, owner: LockOwner): LockAttempt 
   throw new Error(`could not lock ${file}`);
 }
 
+/**
+ * Locks held by this process. A Database that nothing references is closed when it is garbage-collected, which
+ * would drop the lock while its holder still runs; keeping each here until `release` makes the lock's lifetime the
+ * holder's, whatever the caller does with the returned object.
+ */
+const held = new Set<Database.Database>();
+
 function tryAcquire(db: Database.Database, owner: LockOwner): LockAttempt {
   const refuse = (): LockAttempt => {
     let row: LockOwner | null = null;
@@ -90,11 +97,13 @@ function tryAcquire(db: Database.Database, owner: LockOwner): LockAttempt {
   db.pragma('busy_timeout = 0');
   if (!begin()) return refuse();
   let released = false;
+  held.add(db);
   return {
     acquired: true,
     release: () => {
       if (released) return;
       released = true;
+      held.delete(db);
       db.close(); // rolls back the open (empty) transaction and drops the lock
     },
   };
