@@ -499,7 +499,7 @@ export class SqliteStore implements Store {
       if (row.workflow_id) {
         // What was skipped because this stage failed may run once it succeeds.
         this.q('UPDATE workflows SET cancel_requested = 0, finished_at = NULL WHERE id = ?').run(row.workflow_id);
-        unskipped = this.liftSkips(row.workflow_id);
+        unskipped = this.liftSkips(row.workflow_id, now);
         this.advanceWorkflow(row.workflow_id, now, []);
       }
       return { requeued, unskipped };
@@ -607,7 +607,7 @@ export class SqliteStore implements Store {
       this.q('UPDATE workflows SET cancel_requested = 0, finished_at = NULL WHERE id = ?').run(id);
       let requeued = 0;
       for (const row of this.stageRows(id).values()) if (row.released === 1) requeued += this.requeueFailed(row, now);
-      const unskipped = this.liftSkips(id);
+      const unskipped = this.liftSkips(id, now);
       this.advanceWorkflow(id, now, []);
       return { requeued, unskipped };
     })();
@@ -615,8 +615,12 @@ export class SqliteStore implements Store {
     return { workflow: (await this.getWorkflow(id))!, result };
   }
 
-  /** Clear every stage's skip reason and cancel request; a released stage that created nothing is released anew. */
-  private liftSkips(workflowId: string): number {
+  /**
+   * Clear every stage's skip reason and cancel request; a released stage that created nothing is released anew.
+   * A released per-item stage catches up on the items whose upstream task succeeded while it was skipped or
+   * cancelled (no task was created for them then, and no later success will bring them).
+   */
+  private liftSkips(workflowId: string, now: number): number {
     let n = 0;
     for (const row of this.stageRows(workflowId).values()) {
       const created = countsOf(row);
@@ -624,6 +628,9 @@ export class SqliteStore implements Store {
       if (row.skip_reason !== null || row.cancel_requested === 1) n++;
       this.q('UPDATE jobs SET skip_reason = NULL, cancel_requested = 0, released = CASE WHEN ? THEN 0 ELSE released END, finished_at = NULL WHERE id = ?').run(none ? 1 : 0, row.id);
     }
+    const wf = workflowOf(this.q('SELECT id, compiled_json FROM workflows WHERE id = ?').get(workflowId) as Pick<WorkflowRow, 'id' | 'compiled_json'>);
+    const rows = this.stageRows(workflowId);
+    for (const row of rows.values()) if (row.released === 1 && compiledOf(row).fanOut.kind === 'each') this.releaseStage(wf, row, rows, now);
     return n;
   }
 
