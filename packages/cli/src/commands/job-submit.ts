@@ -39,7 +39,7 @@ Examples:
         if (opts.quiet) print(workflow.id);
         else if (!opts.json) {
           info(`${green('submitted')} ${bold(workflow.id)} (workflow ${workflow.name}: ${workflow.stages.length} stages, ${workflow.stages.map((s) => s.name).join(' → ')})`);
-          if (!opts.wait) info(`next: dsg workflow ${workflow.id}   ·   dsg wait ${workflow.id}   ·   dsg outputs ${workflow.id} --to results/`);
+          if (!opts.wait) info(`next: dsg workflow ${workflow.id}   ·   dsg outputs ${workflow.id} --to results/   ·   dsg submit … --wait`);
         }
         if (!opts.wait) {
           if (opts.json) printJson(workflow);
