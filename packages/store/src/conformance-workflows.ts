@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import {
   compileWorkflowSpec,
   deriveJobState,
+  isTerminalJob,
   JOB_STATES,
   newAttemptId,
   newJobId,
@@ -18,6 +19,7 @@ import {
   type JobId,
   type NodeId,
   type OutputFile,
+  type TaskId,
   type WorkflowId,
 } from '@dsg/core';
 import type { StoreFactoryResult } from './conformance.js';
@@ -29,6 +31,22 @@ let clock = 1_750_000_000_000;
 const tick = (): number => (clock += 1000);
 const sha = (c: string): string => c.repeat(64);
 const file = (path: string, c: string): OutputFile => ({ path, size: path.length, sha256: sha(c) });
+/** Random runs per store (each a random workflow driven through failures, cancels and retries). */
+const RANDOM_RUNS = Number(process.env['DSG_PROPERTY_RUNS'] ?? 150);
+
+/** mulberry32, seeded: a failing run can be replayed from its seed. */
+function rngOf(seed: number) {
+  let a = seed >>> 0;
+  const next = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (lo: number, hi: number): number => lo + Math.floor(next() * (hi - lo + 1));
+  return { next, int, pick: <T>(xs: readonly T[]): T => xs[int(0, xs.length - 1)]!, chance: (p: number) => next() < p };
+}
 
 export function runWorkflowConformance(name: string, make: () => Promise<StoreFactoryResult>): void {
   const withStore = (title: string, fn: (s: Store, f: StoreFactoryResult) => Promise<void>) =>
@@ -409,6 +427,99 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
       assert.deepEqual([reduce.state, (await s.getWorkflow(wf.id))?.state], ['failed', 'failed']);
       assert.deepEqual(await s.listQueued(10), [], 'nothing runs with the wrong input');
     });
+
+    withStore(`random workflows through random failures, cancels and retries: the rules hold at every step, retries end in success (${RANDOM_RUNS} runs)`, async (s) => {
+      const n = await node(s, 1000);
+      for (let seed = 1; seed <= RANDOM_RUNS; seed++) await randomRun(s, n, seed);
+    });
+
+    /**
+     * One random workflow driven to success: tasks start and end in a random order, some fail on their first
+     * attempt, the workflow may be cancelled (running attempts then end killed or, racing the kill, by
+     * themselves), and whenever it has ended without succeeding it is retried (whole, or one stage's job).
+     */
+    const randomRun = async (s: Store, nodeId: NodeId, seed: number): Promise<void> => {
+      const rng = rngOf(seed);
+      const count = rng.int(2, 6);
+      const names = Array.from({ length: count }, (_, i) => `s${i}`);
+      const stages: Record<string, Record<string, unknown>> = {};
+      const sizes = new Map<string, number>();
+      const failFirst = new Set<string>();
+      for (let i = 0; i < count; i++) {
+        const needs = names.slice(0, i).filter(() => rng.chance(0.45));
+        const each = needs.length > 0 && rng.chance(0.4) ? rng.pick(needs) : null;
+        const k = each ? sizes.get(each)! : rng.int(1, 3);
+        sizes.set(names[i]!, k);
+        stages[names[i]!] = { script: 'x', ...(needs.length ? { needs } : {}), ...(each ? { each } : k > 1 ? { array: k } : {}) };
+        for (let t = 0; t < k; t++) if (rng.chance(0.2)) failFirst.add(`${names[i]}.${t}`);
+      }
+      const wf = await createWorkflow(s, { name: `rand-${seed}`, stages });
+      const ctx = (what: string) => `seed ${seed}: ${what}\n${JSON.stringify(stages)} failing first: ${[...failFirst].join(' ')}`;
+      const compiled = wf.compiled;
+      const jobOf = new Map(wf.stages.map((x) => [x.name, x.job.id]));
+      const stageOf = new Map(wf.stages.map((x) => [x.job.id as string, x.name]));
+      const running: CreatedAttempt[] = [];
+      const succeededWith = new Map<TaskId, number>(); // attempts a task had when it succeeded
+      let cancels = 0;
+
+      const check = async (): Promise<WorkflowRecord> => {
+        const cur = (await s.getWorkflow(wf.id))!;
+        const state = new Map(cur.stages.map((x) => [x.name, x.job.state]));
+        assert.equal(cur.finishedAt !== null, isTerminalJob(cur.state), ctx(`workflow ${cur.state} with finishedAt ${cur.finishedAt}`));
+        for (const st of compiled.stages) {
+          const job = cur.stages.find((x) => x.name === st.name)!.job;
+          assert.equal(job.finishedAt !== null, isTerminalJob(job.state), ctx(`${st.name} ${job.state} with finishedAt ${job.finishedAt}`));
+          const list = (await s.listTasks(job.id, { limit: 100 })).items;
+          if (list.length > 0) for (const d of st.needs) if (d !== st.each) assert.equal(state.get(d), 'succeeded', ctx(`${st.name} has tasks while its need ${d} is ${state.get(d)}`));
+          for (const t of list) {
+            if (st.each) assert.equal((await s.getTask(taskIdOf(jobOf.get(st.each)!, t.index)))?.state, 'succeeded', ctx(`${st.name}[${t.index}] exists before ${st.each}[${t.index}] succeeded`));
+            if (job.cancelRequested) assert.notEqual(t.state, 'queued', ctx(`${st.name}[${t.index}] queued in a cancelled stage`));
+            const was = succeededWith.get(t.id);
+            if (was !== undefined) assert.deepEqual([t.state, t.attempts], ['succeeded', was], ctx(`${st.name}[${t.index}] ran again after it succeeded`));
+            else if (t.state === 'succeeded') succeededWith.set(t.id, t.attempts);
+          }
+        }
+        return cur;
+      };
+
+      for (let step = 0; ; step++) {
+        assert.ok(step < 400, ctx('does not finish'));
+        const cur = await check();
+        const queued = (await s.listQueued(10_000)).filter((q) => stageOf.has(q.jobId));
+        if (queued.length === 0 && running.length === 0) {
+          if (cur.state === 'succeeded') break;
+          assert.ok(cur.finishedAt !== null, ctx(`nothing queued or running, yet the workflow is ${cur.state}: ${JSON.stringify(cur.stages.map((x) => [x.name, x.job.state, x.job.counts]))}`));
+          const broken = cur.stages.filter((x) => x.job.state === 'failed' || x.job.state === 'cancelled');
+          if (broken.length > 0 && rng.chance(0.3)) await s.retryJob(rng.pick(broken).job.id, tick());
+          else await s.retryWorkflow(wf.id, tick());
+          continue;
+        }
+        const r = rng.next();
+        if (r < 0.05 && cancels < 2) {
+          cancels++;
+          const c = await s.requestWorkflowCancel(wf.id, tick());
+          assert.deepEqual(c!.toKill.map((a) => a.id).sort(), running.map((a) => a.id).sort(), ctx('the attempts to kill are the running ones'));
+        } else if (queued.length > 0 && (running.length === 0 || r < 0.55)) {
+          const q = rng.pick(queued);
+          running.push(await assign(s, q.jobId, q.index, nodeId));
+        } else {
+          const a = running.splice(rng.int(0, running.length - 1), 1)[0]!;
+          const key = `${stageOf.get(a.jobId)}.${a.taskIndex}`;
+          const cancelled = (await s.getJob(a.jobId))!.cancelRequested;
+          const exitCode = cancelled && rng.chance(0.5) ? 137 : failFirst.has(key) && a.number === 1 ? 1 : 0;
+          const [res] = await s.recordReports([], [exited(a.id, exitCode)], tick(), POLICY);
+          assert.equal(res!.applied, true, ctx(`report of ${key}`));
+        }
+      }
+      // Each task succeeded exactly once, with its last attempt.
+      for (const st of compiled.stages) {
+        for (let k = 0; k < sizes.get(st.name)!; k++) {
+          const list = await s.listAttempts(taskIdOf(jobOf.get(st.name)!, k));
+          assert.deepEqual(list.map((x) => x.state).filter((x) => x === 'succeeded'), ['succeeded'], ctx(`${st.name}[${k}] attempts ${list.map((x) => x.state).join(',')}`));
+          assert.equal(list[list.length - 1]!.state, 'succeeded', ctx(`${st.name}[${k}]`));
+        }
+      }
+    };
 
     withStore('JOB_STATE_SQL agrees with deriveJobState for stage jobs in every state', async (s) => {
       const n = await node(s, 2);
