@@ -405,7 +405,12 @@ export class SqliteStore implements Store {
     if (task.current_attempt_id !== att.id) return fenced;
     const job = this.q('SELECT id, compiled_json, cancel_requested, workflow_id, stage FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested' | 'workflow_id' | 'stage'>;
 
-    const decision = decideAfterAttempt(end, { userFailures: task.user_failures, systemFailures: task.system_failures }, {
+    // A kill that no standing cancel explains: its agent was shutting down (Ctrl-C on `dsg agent`), or a retry lifted
+    // the cancel before the kill landed. Neither is the task's doing, so it is requeued like a lost attempt.
+    const ended: AttemptEnd = end.kind === 'cancelled' && job.cancel_requested === 0
+      ? { kind: 'lost', message: 'stopped on its node although no cancel stands (its agent was shutting down, or a retry lifted the cancel); run again' }
+      : end;
+    const decision = decideAfterAttempt(ended, { userFailures: task.user_failures, systemFailures: task.system_failures }, {
       retries: compiledOf(job).retries,
       maxSystemRetries: policy.maxSystemRetries,
     });
