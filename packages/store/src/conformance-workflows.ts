@@ -334,6 +334,35 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
       for (const i of [0, 1]) assert.equal((await s.listAttempts(taskIdOf(a.id, i))).length, 1, `a[${i}] ran once`);
     });
 
+    withStore('retry while a cancelled attempt is still being killed: the kill that lands after the retry requeues the task', async (s) => {
+      const wf = await createWorkflow(s, { name: 'race', stages: { a: { script: 'x', array: 2 }, b: { script: 'x', needs: ['a'] } } });
+      const n = await node(s);
+      const a = await stage(s, wf.id, 'a');
+      const killed = await assign(s, a.id, 0, n);
+      await s.recordReports([{ attemptId: killed.id, at: tick() }], [], clock, POLICY);
+      assert.deepEqual((await s.requestWorkflowCancel(wf.id, tick()))?.toKill.map((x) => x.id), [killed.id]);
+      const r = await s.retryWorkflow(wf.id, tick()); // `dsg cancel`, then at once `dsg retry`
+      assert.deepEqual(r?.result, { requeued: 1, unskipped: 1 });
+      const [res] = await s.recordReports([], [{ attemptId: killed.id, end: { kind: 'cancelled' }, startedAt: clock, finishedAt: tick(), outputs: [] }], tick(), POLICY);
+      assert.deepEqual([res!.taskState, res!.retry], ['queued', true]);
+      assert.equal((await s.getTask(taskIdOf(a.id, 0)))?.failure?.kind, 'system');
+      for (const i of [0, 1]) await run(s, wf.id, 'a', i, n);
+      await run(s, wf.id, 'b', 0, n);
+      assert.equal((await s.getWorkflow(wf.id))?.state, 'succeeded');
+    });
+
+    withStore('a task stopped by its agent without any cancel (the agent shutting down) runs again elsewhere', async (s) => {
+      const wf = await createWorkflow(s, { name: 'stop', stages: { a: { script: 'x' }, b: { script: 'x', needs: ['a'] } } });
+      const n = await node(s);
+      const a = await stage(s, wf.id, 'a');
+      const first = await assign(s, a.id, 0, n);
+      const [res] = await s.recordReports([], [{ attemptId: first.id, end: { kind: 'cancelled' }, startedAt: clock, finishedAt: tick(), outputs: [] }], tick(), POLICY);
+      assert.deepEqual([res!.taskState, (await s.getAttempt(first.id))?.state], ['queued', 'lost']);
+      assert.deepEqual(await states(s, wf.id), { a: 'queued', b: 'waiting' }, 'nothing downstream is skipped');
+      await run(s, wf.id, 'a', 0, n);
+      assert.deepEqual(await states(s, wf.id), { a: 'succeeded', b: 'queued' });
+    });
+
     withStore('cancelling one waiting stage: it is never released, and what needs it is skipped', async (s) => {
       const wf = await createWorkflow(s, { name: 'c1', stages: { a: { script: 'x' }, b: { script: 'x', needs: ['a'] }, c: { script: 'x', needs: ['b'] } } });
       const n = await node(s);
@@ -436,7 +465,8 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
     /**
      * One random workflow driven to success: tasks start and end in a random order, some fail on their first
      * attempt, the workflow may be cancelled (running attempts then end killed or, racing the kill, by
-     * themselves), and whenever it has ended without succeeding it is retried (whole, or one stage's job).
+     * themselves) and even retried before the kills have landed, and whenever it has ended without succeeding it
+     * is retried (whole, or one stage's job).
      */
     const randomRun = async (s: Store, nodeId: NodeId, seed: number): Promise<void> => {
       const rng = rngOf(seed);
@@ -460,6 +490,7 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
       const stageOf = new Map(wf.stages.map((x) => [x.job.id as string, x.name]));
       const running: CreatedAttempt[] = [];
       const succeededWith = new Map<TaskId, number>(); // attempts a task had when it succeeded
+      const killing = new Set<string>(); // attempts a cancel asked agents to kill
       let cancels = 0;
 
       const check = async (): Promise<WorkflowRecord> => {
@@ -499,15 +530,19 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
           cancels++;
           const c = await s.requestWorkflowCancel(wf.id, tick());
           assert.deepEqual(c!.toKill.map((a) => a.id).sort(), running.map((a) => a.id).sort(), ctx('the attempts to kill are the running ones'));
+          for (const a of c!.toKill) killing.add(a.id);
+        } else if (r < 0.08 && cur.cancelRequested && running.length > 0) {
+          await s.retryWorkflow(wf.id, tick()); // `dsg retry` while the kills are still on their way
         } else if (queued.length > 0 && (running.length === 0 || r < 0.55)) {
           const q = rng.pick(queued);
           running.push(await assign(s, q.jobId, q.index, nodeId));
         } else {
           const a = running.splice(rng.int(0, running.length - 1), 1)[0]!;
           const key = `${stageOf.get(a.jobId)}.${a.taskIndex}`;
-          const cancelled = (await s.getJob(a.jobId))!.cancelRequested;
-          const exitCode = cancelled && rng.chance(0.5) ? 137 : failFirst.has(key) && a.number === 1 ? 1 : 0;
-          const [res] = await s.recordReports([], [exited(a.id, exitCode)], tick(), POLICY);
+          const report = killing.has(a.id) && rng.chance(0.6)
+            ? { ...exited(a.id, 0), end: { kind: 'cancelled' as const } } // the kill landed
+            : exited(a.id, failFirst.has(key) && a.number === 1 ? 1 : 0); // it ended by itself first
+          const [res] = await s.recordReports([], [report], tick(), POLICY);
           assert.equal(res!.applied, true, ctx(`report of ${key}`));
         }
       }
