@@ -266,6 +266,30 @@ stages:
     }, 10_000);
   });
 
+  // Runs last: it stops one of the two agents.
+  it('an agent stopped while it runs a stage: the task runs again on the other agent and nothing is skipped', async () => {
+    const spec = join(sb.dir, 'handover.yaml');
+    writeFileSync(spec, 'name: handover\nstages:\n  slow:\n    script: sleep 2 && echo done > done.txt\n    outputs: [done.txt]\n    resources: { memory: 64Mi }\n  next:\n    needs: [slow]\n    inputs: [{ from: slow }]\n    script: cat done.txt\n    resources: { memory: 64Mi }\n');
+    const sub = await dsg(['submit', spec, '-q']);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    const slow = byName(await workflow(id))['slow']!;
+    const first = await sb.waitFor('slow running', async () => (await tasks(slow.jobId)).find((t) => t.state === 'running' && t.nodeId), 30_000, diag);
+    const nodes = (await sb.api<{ items: Node[] }>(creds, 'GET', '/nodes')).items;
+    const victim = nodes.find((n) => n.id === first.nodeId)!.name;
+    // `kill PID` (or a service manager stopping it): the agent alone gets SIGTERM, stops its tasks and reports them
+    // stopped before it leaves. (Ctrl-C in a terminal signals the whole process group, the launcher helper too.)
+    const proc = agents.get(victim)!.proc;
+    const exited = new Promise((r) => proc.once('exit', r));
+    process.kill(proc.pid!, 'SIGTERM');
+    await exited;
+    const wf = await finished(id, 30_000);
+    assert.equal(wf.state, 'succeeded', JSON.stringify(wf.stages));
+    const attempts = (await sb.api<{ items: Attempt[] }>(creds, 'GET', `/jobs/${slow.jobId}/tasks/0/attempts`)).items;
+    const nameOf = (nid: string) => nodes.find((n) => n.id === nid)?.name;
+    assert.deepEqual(attempts.map((a) => [nameOf(a.nodeId), a.state]), [[victim, 'lost'], [victim === 'big' ? 'small' : 'big', 'succeeded']]);
+  });
+
   it('a bad workflow spec is refused by dsg submit with exit 2 and the path of the problem; nothing is queued', async () => {
     const count = async () => (await sb.api<{ items: unknown[] }>(creds, 'GET', '/workflows?limit=500')).items.length;
     const jobs = async () => (await sb.api<{ items: unknown[] }>(creds, 'GET', '/jobs?limit=500')).items.length;
