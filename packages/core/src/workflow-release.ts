@@ -61,8 +61,13 @@ export function planWorkflow(wf: CompiledWorkflow, progress: ReadonlyMap<string,
         status.set(s.name, 'cancelled');
         continue;
       }
+      // A waiting stage cancelled on its own (`dsg cancel job_…`) already reads cancelled: it is never released.
+      if (p.cancelRequested) continue;
       const gateNeeds = s.needs.filter((d) => d !== s.each);
-      const broken = s.needs.find((d) => {
+      // Only the gate's needs skip the whole stage. The per-item upstream ending badly must not: the items whose
+      // upstream task succeeded run on (the released branch below records why the others never come), whether
+      // that upstream ended before or after the gate opened.
+      const broken = gateNeeds.find((d) => {
         const st = status.get(d)!;
         return isTerminalStage(st) && st !== 'succeeded';
       });
@@ -103,7 +108,13 @@ export function workflowState(stages: readonly StageStatus[], cancelRequested: b
 
 /** Per-item chaining: the stages that get their task `index` now that task `index` of `upstream` succeeded. */
 export function itemReleases(wf: CompiledWorkflow, progress: ReadonlyMap<string, StageProgress>, upstream: string): string[] {
-  return wf.stages.filter((s) => s.each === upstream && progress.get(s.name)?.released && progress.get(s.name)?.skipReason === null).map((s) => s.name);
+  // Not into a stage whose cancel was requested: an upstream task that ends well after the cancel must not queue more.
+  return wf.stages
+    .filter((s) => {
+      const p = progress.get(s.name);
+      return s.each === upstream && p !== undefined && p.released && p.skipReason === null && !p.cancelRequested;
+    })
+    .map((s) => s.name);
 }
 
 // ─── artifacts ───────────────────────────────────────────────────────────────────────────────────────────────

@@ -128,7 +128,11 @@ export function compileWorkflowSpec(input: unknown, options: CompileOptions = {}
     needsOf.set(n, list);
   }
   const cycle = findCycle(names, needsOf);
-  if (cycle) issues.push({ path: `stages.${cycle[0]}.needs`, message: `the stages form a cycle: ${cycle.join(' → ')}` });
+  if (cycle) {
+    // Spelled with "needs", not arrows: an arrow reads one way in a data-flow diagram and the other way in a spec.
+    const links = cycle.slice(0, -1).map((n, i) => `${n} needs ${cycle[i + 1]}`);
+    issues.push({ path: `stages.${cycle[0]}.needs[${needsOf.get(cycle[0]!)!.indexOf(cycle[1]!)}]`, message: `the stages form a cycle: ${links.join(', ')} (remove one of these needs)` });
+  }
   if (issues.length > 0) throw new ValidationError(issues, 'invalid workflow spec');
 
   const upstream = new Map<string, Set<string>>();
@@ -165,6 +169,7 @@ export function compileWorkflowSpec(input: unknown, options: CompileOptions = {}
       const path = `stages.${n}.each`;
       const rawStage = (rawStages as Record<string, Record<string, unknown>>)[n]!;
       if (!names.includes(each)) issues.push({ path, message: unknownStage(each, names) });
+      else if (each === n) issues.push({ path, message: 'a stage cannot chain on itself; each: names an earlier stage (also listed in needs)' });
       else if (!needsOf.get(n)!.includes(each)) issues.push({ path, message: `"${each}" must also be listed in stages.${n}.needs` });
       else if (rawStage['array'] !== undefined || rawStage['matrix'] !== undefined)
         issues.push({ path, message: `a stage with each: takes its tasks (and their array values) from "${each}"; remove its own array/matrix` });
@@ -206,7 +211,7 @@ function unknownStage(name: string, names: readonly string[]): string {
   return `stage "${name}" does not exist${guess ? ` (did you mean "${guess}"?)` : ` (stages: ${names.join(', ')})`}`;
 }
 
-/** A cycle as a list of names that starts and ends with the same stage, or null. */
+/** A cycle as a list of names that starts and ends with the same stage, each needing the next, or null. */
 export function findCycle(names: readonly string[], needsOf: ReadonlyMap<string, readonly string[]>): string[] | null {
   const state = new Map<string, 1 | 2>(); // 1 = on the current path, 2 = done
   const path: string[] = [];
@@ -228,7 +233,7 @@ export function findCycle(names: readonly string[], needsOf: ReadonlyMap<string,
   for (const n of names) {
     if (state.has(n)) continue;
     const c = visit(n);
-    if (c) return c.reverse(); // written as "a needs b needs …": follow the arrows from the needing stage
+    if (c) return c; // in the order of the needs followed: c[0] needs c[1] needs … needs c[0]
   }
   return null;
 }

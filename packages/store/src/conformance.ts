@@ -17,6 +17,7 @@ import {
   type NodeId,
 } from '@dsg/core';
 import type { FinishReport, Store } from './store.js';
+import { runWorkflowConformance } from './conformance-workflows.js';
 
 export interface StoreFactoryResult {
   readonly store: Store;
@@ -356,4 +357,5 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.equal((await s2.listQueued(10)).length, 1);
     });
   });
+  runWorkflowConformance(name, make);
 }

@@ -40,6 +40,7 @@ export async function submitJob(req: SubmitJobRequestV1, deps: SubmitDeps): Prom
   let compiled = compileJobSpec(req.spec, { params: req.params ?? {} });
   const files = req.inputs ?? [];
   const issues: Issue[] = [];
+  // `spec.` keeps the spec's inputs apart from the request's own `inputs` list (the uploaded files) in messages.
   const { inputs, unclaimed } = claimInputs(compiled, files, 'spec.', issues);
   unclaimed.forEach((i) => issues.push({ path: `inputs[${i}].path`, message: `"${files[i]!.path}" is not under any of the spec's inputs` }));
   checkUploadShape(files, issues);

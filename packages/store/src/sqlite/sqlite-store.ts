@@ -463,7 +463,12 @@ export class SqliteStore implements Store {
     if (task.current_attempt_id !== att.id) return fenced;
     const job = this.q('SELECT id, compiled_json, cancel_requested, workflow_id, stage FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested' | 'workflow_id' | 'stage'>;
 
-    const decision = decideAfterAttempt(end, { userFailures: task.user_failures, systemFailures: task.system_failures }, {
+    // A kill that no standing cancel explains: its agent was shutting down (Ctrl-C on `dsg agent`), or a retry lifted
+    // the cancel before the kill landed. Neither is the task's doing, so it is requeued like a lost attempt.
+    const ended: AttemptEnd = end.kind === 'cancelled' && job.cancel_requested === 0
+      ? { kind: 'lost', message: 'stopped on its node although no cancel stands (its agent was shutting down, or a retry lifted the cancel); run again' }
+      : end;
+    const decision = decideAfterAttempt(ended, { userFailures: task.user_failures, systemFailures: task.system_failures }, {
       retries: compiledOf(job).retries,
       maxSystemRetries: policy.maxSystemRetries,
     });
@@ -557,7 +562,7 @@ export class SqliteStore implements Store {
       if (row.workflow_id) {
         // What was skipped because this stage failed may run once it succeeds.
         this.q('UPDATE workflows SET cancel_requested = 0, finished_at = NULL WHERE id = ?').run(row.workflow_id);
-        unskipped = this.liftSkips(row.workflow_id);
+        unskipped = this.liftSkips(row.workflow_id, now);
         this.advanceWorkflow(row.workflow_id, now, []);
       }
       return { requeued, unskipped };
@@ -667,7 +672,7 @@ export class SqliteStore implements Store {
       this.q('UPDATE workflows SET cancel_requested = 0, finished_at = NULL WHERE id = ?').run(id);
       let requeued = 0;
       for (const row of this.stageRows(id).values()) if (row.released === 1) requeued += this.requeueFailed(row, now);
-      const unskipped = this.liftSkips(id);
+      const unskipped = this.liftSkips(id, now);
       this.advanceWorkflow(id, now, []);
       return { requeued, unskipped };
     })();
@@ -675,8 +680,12 @@ export class SqliteStore implements Store {
     return { workflow: (await this.getWorkflow(id))!, result };
   }
 
-  /** Clear every stage's skip reason and cancel request; a released stage that created nothing is released anew. */
-  private liftSkips(workflowId: string): number {
+  /**
+   * Clear every stage's skip reason and cancel request; a released stage that created nothing is released anew.
+   * A released per-item stage catches up on the items whose upstream task succeeded while it was skipped or
+   * cancelled (no task was created for them then, and no later success will bring them).
+   */
+  private liftSkips(workflowId: string, now: number): number {
     let n = 0;
     for (const row of this.stageRows(workflowId).values()) {
       const created = countsOf(row);
@@ -684,6 +693,9 @@ export class SqliteStore implements Store {
       if (row.skip_reason !== null || row.cancel_requested === 1) n++;
       this.q('UPDATE jobs SET skip_reason = NULL, cancel_requested = 0, released = CASE WHEN ? THEN 0 ELSE released END, finished_at = NULL WHERE id = ?').run(none ? 1 : 0, row.id);
     }
+    const wf = workflowOf(this.q('SELECT id, compiled_json FROM workflows WHERE id = ?').get(workflowId) as Pick<WorkflowRow, 'id' | 'compiled_json'>);
+    const rows = this.stageRows(workflowId);
+    for (const row of rows.values()) if (row.released === 1 && compiledOf(row).fanOut.kind === 'each') this.releaseStage(wf, row, rows, now);
     return n;
   }
 
