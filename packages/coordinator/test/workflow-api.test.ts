@@ -143,12 +143,12 @@ describe('REST API v1: workflows', () => {
     };
     const r = await call('POST', '/api/v1/workflows', { json: { spec, inputs: [{ path: 'data.csv', ...data }, { path: 'stray.txt', ...data }, { path: 'list.txt', ...empty }] } });
     assert.deepEqual(issuesOf(r), [
-      { path: 'stages.a.inputs[1]', message: 'no file was uploaded for "lib/" (submit with `dsg submit`, which uploads inputs)' },
-      { path: 'stages.b.inputs[0]', message: 'no file was uploaded for "b.py" (submit with `dsg submit`, which uploads inputs)' },
+      { path: 'spec.stages.a.inputs[1]', message: 'no file was uploaded for "lib/" (submit with `dsg submit`, which uploads inputs)' },
+      { path: 'spec.stages.b.inputs[0]', message: 'no file was uploaded for "b.py" (submit with `dsg submit`, which uploads inputs)' },
       { path: 'inputs[1].path', message: '"stray.txt" is not under any stage\'s inputs' },
     ]);
     const lines = await call('POST', '/api/v1/workflows', { json: { spec: { name: 'e', stages: { a: { script: 'x', array: { lines: 'list.txt' } } } }, inputs: [{ path: 'list.txt', ...empty }] } });
-    assert.deepEqual(issuesOf(lines), [{ path: 'stages.a.array.lines', message: '"list.txt" has no lines (blank lines and lines starting with # are skipped)' }]);
+    assert.deepEqual(issuesOf(lines), [{ path: 'spec.stages.a.array.lines', message: '"list.txt" has no lines (blank lines and lines starting with # are skipped)' }]);
     const set = await call('POST', '/api/v1/workflows', { json: { spec: { name: 'p', params: { N: 1 }, stages: { a: { script: 'x' } } }, params: { M: '2' } } });
     assert.deepEqual(issuesOf(set), [{ path: '--set M', message: 'no such parameter (did you mean "N"?); the spec declares N' }]);
     const each = await call('POST', '/api/v1/workflows', { json: { spec: { name: 'e', stages: { a: { script: 'x', array: 2 }, b: { script: 'x', each: 'a' } } } } });

@@ -30,6 +30,25 @@ const GiB = 1024 ** 3;
 let clock = 1_750_000_000_000;
 const tick = (): number => (clock += 1000);
 const sha = (c: string): string => c.repeat(64);
+
+/**
+ * Cancel as the coordinator does: mark (one short commit), then cancel the queued tasks range by range. The
+ * returned attempts to kill are those of the mark.
+ */
+async function cancelJob(s: Store, id: JobId, now: number): Promise<Awaited<ReturnType<Store['requestCancel']>>> {
+  const r = await s.requestCancel(id, now);
+  if (r && !r.alreadyFinished) {
+    for (let from = 0; from < Math.max(1, r.job.taskCount); from += 2000) await s.cancelQueuedTasks(id, { from, to: from + 2000 }, now);
+    return { ...r, job: (await s.getJob(id))! };
+  }
+  return r;
+}
+async function cancelWorkflow(s: Store, id: WorkflowId, now: number): Promise<Awaited<ReturnType<Store['requestWorkflowCancel']>>> {
+  const r = await s.requestWorkflowCancel(id, now);
+  if (!r || r.alreadyFinished) return r;
+  for (const st of r.workflow.stages) if (st.job.finishedAt === null && st.job.released) await cancelJob(s, st.job.id, now);
+  return { ...r, workflow: (await s.getWorkflow(id))! };
+}
 const file = (path: string, c: string): OutputFile => ({ path, size: path.length, sha256: sha(c) });
 /** Random runs per store (each a random workflow driven through failures, cancels and retries). */
 const RANDOM_RUNS = Number(process.env['DSG_PROPERTY_RUNS'] ?? 150);
@@ -283,7 +302,7 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
       const before = (await s.getWorkflow(wf.id))!;
       const finished = before.stages.filter((x) => ['done', 'bad', 'after_bad'].includes(x.name)).map((x) => x.job);
 
-      const c = await s.requestWorkflowCancel(wf.id, tick());
+      const c = await cancelWorkflow(s, wf.id, tick());
       assert.deepEqual(c?.toKill.map((x) => x.id).sort(), [running.id, endingWell.id].sort());
       assert.equal(c?.workflow.cancelRequested, true);
       assert.deepEqual(Object.fromEntries(c!.workflow.stages.map((x) => [x.name, x.job.state])), {
@@ -306,7 +325,7 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
       assert.deepEqual(await s.listQueued(10), []);
       const end = (await s.getWorkflow(wf.id))!;
       assert.deepEqual([end.state, end.finishedAt], ['cancelled', clock]);
-      assert.equal((await s.requestWorkflowCancel(wf.id, tick()))?.toKill.length, 0, 'idempotent');
+      assert.equal((await cancelWorkflow(s, wf.id, tick()))?.toKill.length, 0, 'idempotent');
     });
 
     withStore('retry after a cancel resumes per-item chaining, including items whose upstream task succeeded after the cancel', async (s) => {
@@ -319,7 +338,7 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
       const a = await stage(s, wf.id, 'a');
       const per = await stage(s, wf.id, 'per');
       const late = await assign(s, a.id, 1, n);
-      await s.requestWorkflowCancel(wf.id, tick());
+      await cancelWorkflow(s, wf.id, tick());
       await s.recordReports([], [exited(late.id, 0)], tick(), POLICY); // ended well before the kill arrived
       assert.deepEqual(await states(s, wf.id), { a: 'cancelled', per: 'cancelled', tail: 'cancelled' });
       assert.deepEqual(await taskIndices(s, per.id), [0]);
@@ -340,7 +359,7 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
       const a = await stage(s, wf.id, 'a');
       const killed = await assign(s, a.id, 0, n);
       await s.recordReports([{ attemptId: killed.id, at: tick() }], [], clock, POLICY);
-      assert.deepEqual((await s.requestWorkflowCancel(wf.id, tick()))?.toKill.map((x) => x.id), [killed.id]);
+      assert.deepEqual((await cancelWorkflow(s, wf.id, tick()))?.toKill.map((x) => x.id), [killed.id]);
       const r = await s.retryWorkflow(wf.id, tick()); // `dsg cancel`, then at once `dsg retry`
       assert.deepEqual(r?.result, { requeued: 1, unskipped: 1 });
       const [res] = await s.recordReports([], [{ attemptId: killed.id, end: { kind: 'cancelled' }, startedAt: clock, finishedAt: tick(), outputs: [] }], tick(), POLICY);
@@ -367,7 +386,7 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
       const wf = await createWorkflow(s, { name: 'c1', stages: { a: { script: 'x' }, b: { script: 'x', needs: ['a'] }, c: { script: 'x', needs: ['b'] } } });
       const n = await node(s);
       const b = await stage(s, wf.id, 'b');
-      const r = await s.requestCancel(b.id, tick());
+      const r = await cancelJob(s, b.id, tick());
       assert.deepEqual([r?.job.state, r?.toKill.length], ['cancelled', 0]);
       await run(s, wf.id, 'a', 0, n);
       assert.deepEqual(await taskIndices(s, b.id), [], 'no tasks for a cancelled stage');
@@ -528,7 +547,7 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
         const r = rng.next();
         if (r < 0.05 && cancels < 2) {
           cancels++;
-          const c = await s.requestWorkflowCancel(wf.id, tick());
+          const c = await cancelWorkflow(s, wf.id, tick());
           assert.deepEqual(c!.toKill.map((a) => a.id).sort(), running.map((a) => a.id).sort(), ctx('the attempts to kill are the running ones'));
           for (const a of c!.toKill) killing.add(a.id);
         } else if (r < 0.08 && cur.cancelRequested && running.length > 0) {
@@ -573,7 +592,7 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
       const w3 = await createWorkflow(s, { name: 'w3', stages: { a: { script: 'x' }, b: { script: 'x', needs: ['a'] } } });
       await assign(s, (await stage(s, w3.id, 'a')).id, 0, n);
       const w4 = await createWorkflow(s, { name: 'w4', stages: { a: { script: 'x' }, b: { script: 'x', needs: ['a'] } } });
-      await s.requestWorkflowCancel(w4.id, tick());
+      await cancelWorkflow(s, w4.id, tick());
       // a skipped fan-out over zero files (released, task_count 0)
       const w5 = await createWorkflow(s, { name: 'w5', stages: { a: { script: 'x', outputs: [{ path: 'p/*', optional: true }] }, f: { script: 'x', needs: ['a'], array: { from: 'a' } } } });
       await run(s, w5.id, 'a', 0, n);

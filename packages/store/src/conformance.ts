@@ -119,9 +119,10 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.ok(jobs[0]!.typicalRunMs !== null, 'finished attempts give the job a typical run time');
       assert.deepEqual((await s.listQueuedTasks([{ jobId: a.id, limit: 10 }])).map((t) => t.index), [1]);
 
-      // Cancelled jobs leave the list.
+      // A job leaves the list as soon as its cancel is requested, before its queued tasks are cancelled.
       await s.requestCancel(b.id, tick());
       assert.deepEqual((await s.listQueuedJobs()).map((j) => j.jobId), [a.id]);
+      await s.cancelQueuedTasks(b.id, { from: 0, to: 3 }, tick());
       assert.deepEqual(await s.listQueuedTasks([{ jobId: b.id, limit: 10 }]), []);
     });
 

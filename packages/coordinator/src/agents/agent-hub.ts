@@ -20,7 +20,7 @@ import {
 } from '@dsg/core';
 import { requireCapability, type Authenticator } from '../auth.js';
 import type { Clock } from '../clock.js';
-import type { AgentLink, Engine } from '../engine/engine.js';
+import type { AgentEvents, AgentLink } from './agent-events.js';
 import type { Logger } from '../logger.js';
 
 interface Session {
@@ -34,7 +34,7 @@ export class AgentHub implements AgentLink {
   private readonly connected = new Set<NodeId>();
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: AgentEvents,
     private readonly auth: Authenticator,
     private readonly clock: Clock,
     private readonly heartbeatIntervalMs: number,

@@ -9,7 +9,8 @@
 /**
  * Jobs with queued tasks, in queue order of their first queued task, each with that task. One index seek per job
  * finds it (the first entry of the job in `tasks_job_queue`), then one rowid lookup: a job with a million queued
- * tasks costs one row, not a million.
+ * tasks costs one row, not a million. A job whose cancel was requested is left out: its queued tasks are being
+ * cancelled range by range and none may start meanwhile.
  */
 export const QUEUED_JOBS_SQL = `
   SELECT j.id, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes, j.run_ms_total, j.runs_timed, j.n_queued,
@@ -17,7 +18,7 @@ export const QUEUED_JOBS_SQL = `
     FROM jobs j
     JOIN tasks t ON t.rowid = (
          SELECT f.rowid FROM tasks f WHERE f.job_id = j.id AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1)
-   WHERE j.n_queued > 0
+   WHERE j.n_queued > 0 AND j.cancel_requested = 0
    ORDER BY t.queue_seq, j.id`;
 
 /** The first `limit` queued tasks of one job, in queue order: a range read on `tasks_job_queue`. */

@@ -1,0 +1,169 @@
+/**
+ * The dispatcher: decide, then apply. `requestTick()` coalesces triggers (a job submitted, an attempt ended, a
+ * node joined) into one pass: read a snapshot (online, connected nodes with their allocation; every job with
+ * queued tasks and the first few tasks of each — never a window of the queue's head, so a job that cannot run now
+ * cannot hide the work behind it), call the pure scheduler, apply its plan in one store transaction that re-checks
+ * capacity, and send each node its new attempts in one frame. Rejected (stale) entries trigger another pass, never
+ * a retry of the same plan.
+ *
+ * State machine of a pass: idle ──requestTick──▶ queued (setImmediate) ──▶ ticking ──▶ idle, or queued again when
+ * a trigger arrived while ticking (`tickAgain`), a plan was partly rejected, or the scheduler says more could fit.
+ */
+import { newAttemptId, type Assignment, type JobId, type NodeId } from '@dsg/core';
+import {
+  schedule,
+  seededRng,
+  tasksToRead,
+  type PendingReason,
+  type SchedulerConfig,
+  type SchedulerJob,
+  type SchedulerNode,
+  type SchedulerTask,
+} from '@dsg/scheduler';
+import type { Store } from '@dsg/store';
+import type { AgentLink } from '../agents/agent-events.js';
+import { toAssignment } from '../agents/assignment.js';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../logger.js';
+import type { AttemptRegistry } from './attempt-registry.js';
+import { JobCache } from './job-cache.js';
+
+export interface DispatcherDeps {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly config: SchedulerConfig;
+  readonly log: Logger;
+  readonly attempts: AttemptRegistry;
+  /** The transport toward agents, once started. */
+  readonly link: () => AgentLink | null;
+}
+
+export class Dispatcher {
+  readonly jobs: JobCache;
+  /** Jobs whose queued tasks are being cancelled right now: their tasks are never dispatched. */
+  readonly cancelling = new Set<JobId>();
+  /**
+   * Why each job's queued tasks are waiting, from the latest scheduling pass (not persisted; recomputed every
+   * pass): "never" (no node is big enough) or "not now" (nodes are busy). Shown by `dsg job` and the API.
+   */
+  readonly pendingReasons = new Map<JobId, PendingReason>();
+  /**
+   * What the latest dispatch pass that read the queue cost: its time up to the plan (reads and scheduling, before
+   * the plan is applied), and the rows it read: one per job with queued tasks (with its first task), plus the
+   * tasks read for jobs that could place more than one. For tests and diagnostics.
+   */
+  lastPass: { readonly ms: number; readonly jobsRead: number; readonly tasksRead: number; readonly assigned: number } | null = null;
+  private readonly rng = seededRng(Date.now() >>> 0);
+  private tickQueued = false;
+  private ticking = false;
+  private tickAgain = false;
+  private closed = false;
+
+  constructor(private readonly deps: DispatcherDeps) {
+    this.jobs = new JobCache(deps.store);
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  requestTick(): void {
+    if (this.closed) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    if (this.tickQueued) return;
+    this.tickQueued = true;
+    setImmediate(() => {
+      this.tickQueued = false;
+      void this.tick();
+    });
+  }
+
+  private async tick(): Promise<void> {
+    this.ticking = true;
+    try {
+      await this.dispatchOnce();
+    } catch (e) {
+      this.deps.log.error({ err: e }, 'scheduling pass failed; retrying in 1s');
+      setTimeout(() => this.requestTick(), 1000).unref();
+    } finally {
+      this.ticking = false;
+      if (this.tickAgain) {
+        this.tickAgain = false;
+        this.requestTick();
+      }
+    }
+  }
+
+  private async dispatchOnce(): Promise<void> {
+    const link = this.deps.link();
+    if (!link) return;
+    const t0 = performance.now();
+    const connected = link.connectedNodes();
+    const usage = await this.deps.store.listNodeUsage(['online']);
+    const nodes: SchedulerNode[] = usage
+      .filter((u) => connected.has(u.node.id))
+      .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels }));
+    let freeCpu = 0;
+    const f = this.deps.config.maxOvercommit;
+    for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
+    if (nodes.length > 0 && freeCpu === 0) return;
+    // Read the queue per job, never a window of its head: every job with queued tasks, each with its first queued
+    // task (one row per job, however many it has), then more tasks only of the jobs the free capacity could take
+    // more than one of (`tasksToRead`: what fits, plus one to learn why the rest waits). A job that cannot run now
+    // cannot hide the jobs behind it, and a pass reads O(jobs + placeable tasks) rows even with a million queued.
+    // Tasks of a job being cancelled are about to be cancelled (chunk by chunk): never dispatch them.
+    const allQueued = await this.deps.store.listQueuedJobs();
+    const queuedJobs = this.cancelling.size > 0 ? allQueued.filter((j) => !this.cancelling.has(j.jobId)) : allQueued;
+    if (queuedJobs.length === 0) {
+      this.pendingReasons.clear();
+      this.lastPass = { ms: performance.now() - t0, jobsRead: 0, tasksRead: 0, assigned: 0 };
+      return;
+    }
+    const summaries = queuedJobs.map((j) => ({ resources: j.resources, typicalRunMs: j.typicalRunMs, queued: j.queued, seq: j.first.seq }));
+    const limits = tasksToRead(summaries, nodes, this.deps.config);
+    const reads = queuedJobs.flatMap((j, i) => (limits[i]! > 1 ? [{ jobId: j.jobId, limit: limits[i]! }] : []));
+    const tasks = reads.length > 0 ? await this.deps.store.listQueuedTasks(reads) : [];
+    const tasksOf = new Map<JobId, SchedulerTask[]>();
+    for (const t of tasks) {
+      let l = tasksOf.get(t.jobId);
+      if (!l) tasksOf.set(t.jobId, (l = []));
+      l.push({ taskId: t.taskId, seq: t.seq });
+    }
+    const jobs: SchedulerJob[] = queuedJobs.map((j, i) => ({
+      jobId: j.jobId,
+      ...summaries[i]!,
+      tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
+    }));
+    const now = this.deps.clock.now();
+    const plan = schedule({ nodes, jobs }, this.deps.config, { now, rng: this.rng });
+    // One reason per waiting job: every job with queued tasks is examined in each pass.
+    this.pendingReasons.clear();
+    for (const p of plan.pending) this.pendingReasons.set(p.jobId, p);
+    this.lastPass = { ms: performance.now() - t0, jobsRead: queuedJobs.length, tasksRead: tasks.length, assigned: plan.assignments.length };
+    if (plan.assignments.length === 0) return;
+
+    const result = await this.deps.store.applyPlan(
+      plan.assignments.map((a) => ({ attemptId: newAttemptId(now), taskId: a.taskId, nodeId: a.nodeId, prefetch: a.prefetch })),
+      now,
+      { overcommit: this.deps.config.maxOvercommit },
+    );
+    const byNode = new Map<NodeId, Assignment[]>();
+    for (const att of result.created) {
+      this.deps.attempts.set(att.id, att.jobId, att.nodeId);
+      const job = await this.jobs.get(att.jobId);
+      if (!job) continue;
+      const assignment = toAssignment(att, job);
+      let list = byNode.get(att.nodeId);
+      if (!list) byNode.set(att.nodeId, (list = []));
+      list.push(assignment);
+    }
+    for (const [nodeId, list] of byNode) {
+      // If the node dropped meanwhile, these attempts are reconciled as lost when it comes back or times out.
+      link.send(nodeId, [{ type: 'assign', attempts: list }]);
+    }
+    if (result.rejected.length > 0 || plan.more) this.tickAgain = true;
+  }
+}

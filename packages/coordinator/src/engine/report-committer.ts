@@ -1,0 +1,215 @@
+/**
+ * The report committer: grouped commits of what agents report. Starts, finishes, log chunks and heartbeats from
+ * all agents are queued and flushed together: logs are written first (so an ended attempt's log is complete),
+ * then starts and finishes are committed in **one transaction** (`Store.recordReports`, which also applies what a
+ * workflow releases or skips as a consequence), then finishes are acknowledged to their agents. While one flush
+ * runs, new reports gather for the next, so under load each commit carries many state changes. Nothing is acked
+ * before it is durable: a failed commit keeps its reports for the next flush, ahead of newer ones.
+ *
+ * Reconciliation: each heartbeat lists the attempts the agent runs. Attempts the store has active on that node
+ * but the agent does not list (assigned more than `reconcileGraceMs` before the heartbeat, so an assignment still
+ * in flight is not mistaken) are ended as lost; attempts the agent runs that are no longer current are cancelled.
+ * Heartbeats are processed in the same flush, after the finishes that arrived before them on the same socket.
+ *
+ * State machine: idle ──report──▶ queued (setTimeout reportBatchMs) ──▶ flushing ──▶ idle, or queued again when
+ * reports arrived meanwhile (retried after 1 s when the commit failed).
+ */
+import { isAttemptId, type AttemptId, type FinishedMessage, type NodeId } from '@dsg/core';
+import type { FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
+import type { AgentLink } from '../agents/agent-events.js';
+import type { Clock } from '../clock.js';
+import type { BlobStore } from '../files/blob-store.js';
+import type { LogStore } from '../files/log-store.js';
+import type { Logger } from '../logger.js';
+import type { AttemptRegistry } from './attempt-registry.js';
+
+export interface ReportCommitterDeps {
+  readonly store: Store;
+  readonly blobs: BlobStore;
+  readonly logStore: LogStore;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly policy: StorePolicy;
+  /** How long reports may wait to share a commit. 0 = commit at the next turn of the event loop. */
+  readonly reportBatchMs: number;
+  readonly reconcileGraceMs: number;
+  readonly attempts: AttemptRegistry;
+  readonly link: () => AgentLink | null;
+  /** Something changed in the queue (a task ended or was requeued): a dispatch pass may place more. */
+  readonly onChanged: () => void;
+}
+
+export class ReportCommitter {
+  // The batch, swapped out whole at each flush.
+  private starts: StartReport[] = [];
+  private finishes: Array<{ report: FinishReport; nodeId: NodeId }> = [];
+  private logs = new Map<string, { jobId: string; text: string }>();
+  private heartbeats = new Map<NodeId, { running: Set<string>; at: number }>();
+  /** Nodes whose agent stopped cleanly: what they still hold is requeued in the next flush, after their last reports. */
+  private departed = new Map<NodeId, string>();
+  private flushQueued = false;
+  private flushing: Promise<void> | null = null;
+
+  constructor(private readonly deps: ReportCommitterDeps) {}
+
+  onStarted(attemptId: string, at: number): void {
+    if (!isAttemptId(attemptId)) return;
+    this.starts.push({ attemptId, at });
+    this.scheduleFlush();
+  }
+
+  onLog(nodeId: NodeId, attemptId: string, data: string): void {
+    if (!isAttemptId(attemptId)) return;
+    const info = this.deps.attempts.get(attemptId);
+    if (info) this.appendLog(attemptId, info.jobId, data);
+    else {
+      // An attempt dispatched by an earlier coordinator process: look it up once.
+      void this.deps.store.getAttempt(attemptId).then((a) => {
+        if (!a || a.nodeId !== nodeId) return;
+        this.deps.attempts.set(attemptId, a.jobId, a.nodeId);
+        this.appendLog(attemptId, a.jobId, data);
+      });
+    }
+  }
+
+  private appendLog(attemptId: string, jobId: string, data: string): void {
+    const cur = this.logs.get(attemptId);
+    if (cur) cur.text += data;
+    else this.logs.set(attemptId, { jobId, text: data });
+    this.scheduleFlush();
+  }
+
+  onFinished(nodeId: NodeId, m: FinishedMessage): void {
+    if (!isAttemptId(m.attemptId)) return;
+    this.finishes.push({
+      nodeId,
+      report: { attemptId: m.attemptId, end: m.end, startedAt: m.startedAt, finishedAt: m.finishedAt, outputs: m.outputs },
+    });
+    this.scheduleFlush();
+  }
+
+  onHeartbeat(nodeId: NodeId, running: readonly string[], at: number): void {
+    this.heartbeats.set(nodeId, { running: new Set(running), at });
+    this.scheduleFlush();
+  }
+
+  /** The node's agent is gone for good (it stopped): requeue what it still holds, after its last reports. */
+  markDeparted(nodeId: NodeId, why: string): void {
+    this.departed.set(nodeId, why);
+    this.scheduleFlush();
+  }
+
+  /** Wait for a flush in progress, then commit what is left (shutdown). */
+  async drain(): Promise<void> {
+    await this.flushing;
+    if (this.hasReports()) await this.flush();
+  }
+
+  hasReports(): boolean {
+    return this.starts.length + this.finishes.length + this.logs.size + this.heartbeats.size + this.departed.size > 0;
+  }
+
+  scheduleFlush(): void {
+    if (this.flushQueued || this.flushing) return;
+    this.flushQueued = true;
+    const run = (): void => {
+      this.flushQueued = false;
+      this.flushing = this.flush()
+        .then(() => true, (e: unknown) => {
+          this.deps.log.error({ err: e }, 'committing agent reports failed; retrying in 1s');
+          return false;
+        })
+        .then((ok) => {
+          this.flushing = null;
+          if (!this.hasReports()) return;
+          if (ok) this.scheduleFlush();
+          else setTimeout(() => this.scheduleFlush(), 1000).unref();
+        });
+    };
+    // Waiting a moment lets more reports join this commit; agents keep busy meanwhile (prefetch).
+    if (this.deps.reportBatchMs > 0) setTimeout(run, this.deps.reportBatchMs);
+    else setImmediate(run);
+  }
+
+  /** Commit everything gathered so far. Exposed for tests and shutdown. */
+  async flush(): Promise<void> {
+    const starts = this.starts;
+    const finishes = this.finishes;
+    const logs = this.logs;
+    const heartbeats = this.heartbeats;
+    const departed = this.departed;
+    this.starts = [];
+    this.finishes = [];
+    this.logs = new Map();
+    this.heartbeats = new Map();
+    this.departed = new Map();
+
+    if (logs.size > 0) await this.deps.logStore.append(logs).catch((e: unknown) => this.deps.log.error({ err: e }, 'writing task logs failed'));
+    if (starts.length > 0 || finishes.length > 0) {
+      let results: readonly FinishResult[];
+      try {
+        const reports = await Promise.all(finishes.map((f) => this.checkOutputs(f.report)));
+        results = await this.deps.store.recordReports(starts, reports, this.deps.clock.now(), this.deps.policy);
+      } catch (e) {
+        // Nothing was committed and nothing acked: keep the reports for the next attempt, ahead of newer ones.
+        this.starts = [...starts, ...this.starts];
+        this.finishes = [...finishes, ...this.finishes];
+        for (const [n, hb] of heartbeats) if (!this.heartbeats.has(n)) this.heartbeats.set(n, hb);
+        for (const [n, why] of departed) if (!this.departed.has(n)) this.departed.set(n, why);
+        throw e;
+      }
+      this.afterFinishes(results);
+      const acks = new Map<NodeId, AttemptId[]>();
+      for (const f of finishes) {
+        let l = acks.get(f.nodeId);
+        if (!l) acks.set(f.nodeId, (l = []));
+        l.push(f.report.attemptId);
+      }
+      for (const [nodeId, ids] of acks) this.deps.link()?.send(nodeId, [{ type: 'ack', attemptIds: ids }]);
+    }
+    for (const [nodeId, hb] of heartbeats) await this.reconcile(nodeId, hb.running, hb.at);
+    for (const [nodeId, why] of departed) await this.requeueHeld(nodeId, why);
+  }
+
+  /** End a node's active attempts as lost (requeued, a system failure). */
+  async requeueHeld(nodeId: NodeId, why: string): Promise<number> {
+    const active = await this.deps.store.activeAttemptsOnNode(nodeId);
+    if (active.length > 0) this.afterFinishes(await this.deps.store.loseAttempts(active.map((a) => a.id), why, this.deps.clock.now(), this.deps.policy));
+    return active.length;
+  }
+
+  /** An output the agent claims but whose blob is missing turns the attempt into a system failure. */
+  private async checkOutputs(r: FinishReport): Promise<FinishReport> {
+    if (r.outputs.length === 0) return r;
+    const missing: string[] = [];
+    for (const o of r.outputs) if (!(await this.deps.blobs.has(o.sha256))) missing.push(o.path);
+    if (missing.length === 0) return r;
+    return {
+      ...r,
+      outputs: [],
+      end: { kind: 'error', reason: 'outputs_failed', message: `outputs not received by the coordinator: ${missing.slice(0, 5).join(', ')}` },
+    };
+  }
+
+  private afterFinishes(results: readonly FinishResult[]): void {
+    let changed = false;
+    for (const r of results) {
+      this.deps.attempts.delete(r.attemptId);
+      if (r.applied) changed = true;
+    }
+    if (changed) this.deps.onChanged();
+  }
+
+  private async reconcile(nodeId: NodeId, running: ReadonlySet<string>, at: number): Promise<void> {
+    const active = await this.deps.store.activeAttemptsOnNode(nodeId);
+    const activeIds = new Set<string>(active.map((a) => a.id));
+    const gone = active.filter((a) => !running.has(a.id) && a.assignedAt < at - this.deps.reconcileGraceMs).map((a) => a.id);
+    if (gone.length > 0) {
+      this.deps.log.warn({ nodeId, attempts: gone.length }, 'agent no longer runs attempts it was given; ending them as lost');
+      const results = await this.deps.store.loseAttempts(gone, 'the agent no longer had this attempt (it restarted or never received it)', this.deps.clock.now(), this.deps.policy);
+      this.afterFinishes(results);
+    }
+    const stale = [...running].filter((id) => !activeIds.has(id));
+    if (stale.length > 0) this.deps.link()?.send(nodeId, [{ type: 'cancel', attemptIds: stale, reason: 'this attempt is no longer current (it was reassigned or cancelled)' }]);
+  }
+}
