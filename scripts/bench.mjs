@@ -208,8 +208,10 @@ else {
   console.log(`submit→start latency, idle grid (${LAT} jobs): p50 ${results.latencyP50} ms, p99 ${results.latencyP99} ms (server clock);` +
     ` client-observed p50 ${results.latencyClientP50.toFixed(1)} ms, p99 ${results.latencyClientP99.toFixed(1)} ms`);
   console.log(`\nWorkflows (median of ${REPEAT} runs; every state change durable):`);
-  console.log('| workload                          |  tasks/s | same tasks independent | ratio | overhead per edge |');
-  console.log('|-----------------------------------|---------:|-----------------------:|------:|------------------:|');
-  console.log(`| W3: 100 chains × 3 steps (each:)   | ${f(results.w3)} | ${f(results.w3Indep)}               | ${(results.w3 / results.w3Indep).toFixed(2)}× | ${results.w3EdgeMs.toFixed(2).padStart(8)} ms (200 edges) |`);
-  console.log(`| fan-out/in 1 → 1,000 → 1          | ${f(results.fan)} | ${f(results.fanIndep)}               | ${(results.fan / results.fanIndep).toFixed(2)}× | ${results.fanEdgeMs.toFixed(2).padStart(8)} ms (2,000 edges) |`);
+  console.log('| workload                         |  tasks/s | same tasks, independent |  ratio | overhead per edge          |');
+  console.log('|----------------------------------|---------:|------------------------:|-------:|---------------------------:|');
+  const row = (name, wf, indep, edgeMs, edges) =>
+    console.log(`| ${name.padEnd(32)} | ${f(wf)} | ${f(indep).padStart(23)} | ${(wf / indep).toFixed(2).padStart(5)}× | ${`${edgeMs.toFixed(2)} ms (${edges} edges)`.padStart(26)} |`);
+  row('W3: 100 chains × 3 steps (each:)', results.w3, results.w3Indep, results.w3EdgeMs, 200);
+  row('fan-out/in 1 → 1,000 → 1', results.fan, results.fanIndep, results.fanEdgeMs, '2,000');
 }

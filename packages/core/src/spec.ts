@@ -365,12 +365,16 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/**
+ * The candidate a misspelt word most likely meant: at most 2 edits away, and fewer than half the word's length
+ * (so `zz` does not "mean" `a`).
+ */
 export function closest(word: string, candidates: readonly string[]): string | null {
   let best: string | null = null;
   let bestD = 3;
   for (const c of candidates) {
     const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) {
+    if (d < bestD && d * 2 < Math.max(word.length, c.length)) {
       bestD = d;
       best = c;
     }

@@ -91,6 +91,8 @@ export interface WorkflowV1 {
   /** Totals over all stages. */
   taskCount: number;
   counts: TaskCounts;
+  /** Things the user should know, per stage (e.g. that no node in the grid is big enough for its tasks). */
+  warnings: string[];
 }
 
 export interface RetryResponseV1 {

@@ -101,8 +101,10 @@ export function workflowState(stages: readonly StageStatus[], cancelRequested: b
     return cancelRequested ? 'running' : 'queued';
   }
   if (cancelRequested) return 'cancelled';
-  if (stages.some((s) => s === 'failed' || s === 'skipped')) return 'failed';
+  if (stages.some((s) => s === 'failed')) return 'failed';
+  // A stage cancelled by hand skips what needs it: the workflow was cancelled, not failed.
   if (stages.some((s) => s === 'cancelled')) return 'cancelled';
+  if (stages.some((s) => s === 'skipped')) return 'failed'; // skipped for a reason of its own (nothing to fan out over)
   return 'succeeded';
 }
 

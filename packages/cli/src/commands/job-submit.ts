@@ -42,6 +42,7 @@ unreachable longer than the give-up time (the job lives on: \`dsg wait ID\`) · 
       const files = inputs.map(({ path, sha256, size, mode }) => ({ path, sha256, size, mode }));
       if (loaded.workflow) {
         const { workflow } = await client.submitWorkflow({ spec: loaded.spec, inputs: files, params });
+        for (const w of workflow.warnings) info(`warning: ${w}`);
         if (opts.quiet) print(workflow.id);
         else if (!opts.json) {
           info(`${green('submitted')} ${bold(workflow.id)} (workflow ${workflow.name}: ${plural(workflow.stages.length, 'stage')}, ${workflow.stages.map((s) => s.name).join(', ')})`);

@@ -72,6 +72,10 @@ export function toWorkflowV1(w: WorkflowRecord, pendingOf: (j: JobRecord) => Pen
     spec: w.spec,
     taskCount: stages.reduce((n, s) => n + s.taskCount, 0),
     counts,
+    warnings: [
+      ...w.stages.flatMap((s) => s.job.warnings),
+      ...stages.filter((s) => s.waiting?.never).map((s) => `stage ${s.name}: tasks cannot be placed: ${s.waiting!.reason}`),
+    ],
   };
 }
 
