@@ -11,6 +11,7 @@ import { ValidationError, type Issue } from './errors.js';
 import type { Resources } from './resources.js';
 import { checkSpawnLimits } from './spawn-limits.js';
 import { parseDuration, parseSize } from './units.js';
+import { compileConstraints, type Constraint } from './constraints.js';
 
 export const SPEC_VERSION = 1 as const;
 export const MAX_ARRAY = 100_000;
@@ -230,6 +231,17 @@ const taskFields = {
     .record(ENV_NAME, scalar, { error: (iss) => (iss.code === 'invalid_type' ? 'expected a map of environment variables' : undefined) })
     .optional()
     .meta({ description: 'Environment variables for every task.' }),
+  constraints: z
+    .record(z.string(), z.unknown(), { error: 'expected a map of label or fact → condition, like { room: lab2, arch: [x86_64, aarch64] }' })
+    .optional()
+    .meta({
+      description:
+        'Where the tasks may run: label or fact (os: linux/darwin/win32, os.version, arch: x64/arm64, hostname, cpu.model, cpu.cores, memory, disk, gpu.model, gpu.count, gpu.memory) → a value, a list of values, "!value", "*" (set), "!*" (not set) or a comparison like ">= 16Gi". A node that does not match never runs them.',
+    }),
+  prefer: z
+    .record(z.string(), z.unknown(), { error: 'expected a map of label or fact → condition, like { room: lab1 }' })
+    .optional()
+    .meta({ description: 'Soft preferences, same syntax as constraints: among the nodes that fit, those matching more of these are chosen first.' }),
 };
 
 const ParamsSchema = z
@@ -336,6 +348,10 @@ export interface CompiledJobSpec {
   readonly env: Readonly<Record<string, string>>;
   /** Declared parameters with the values in force (defaults overridden at submit). */
   readonly params: Readonly<Record<string, string>>;
+  /** Hard placement conditions on node labels and facts. */
+  readonly constraints: readonly Constraint[];
+  /** Soft placement preferences. */
+  readonly prefer: readonly Constraint[];
 }
 
 /** Options of compilation: parameter values given at submit (`--set NAME=VALUE`). */
@@ -551,6 +567,8 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
       for (let i = 0; i < total; i++) arrayValues.push(matrixRow(keys, values, i).map(([k, v]) => `${k}=${v}`).join(','));
     }
   }
+  const constraints = compileConstraints(spec.constraints, `${prefix}constraints`, late);
+  const prefer = compileConstraints(spec.prefer, `${prefix}prefer`, late);
   if (late.length > 0) throw new ValidationError(late, 'invalid spec');
   const run: RunSpec = spec.script !== undefined ? { kind: 'script', script: spec.script } : { kind: 'command', argv: spec.command! };
   // Valid in form but impossible to start (too big for the OS, a NUL byte): refused here, not on every node.
@@ -578,6 +596,8 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     retries: spec.retries ?? DEFAULTS.retries,
     env,
     params: { ...params },
+    constraints,
+    prefer,
   };
 }
 
@@ -621,7 +641,10 @@ export function upgradeCompiledSpec(raw: unknown): CompiledJobSpec {
   const c = raw as CompiledJobSpec & { inputs: ReadonlyArray<string | LocalInputSpec> };
   const inputs = (c.inputs ?? []).map((i) => (typeof i === 'string' ? { source: i, path: inputPlacement(i) ?? i } : i));
   const fanOut: FanOut = c.fanOut ?? (c.arrayValues ? { kind: 'values' } : c.taskCount > 1 ? { kind: 'count' } : { kind: 'single' });
-  return { ...c, inputs, fanOut, artifacts: c.artifacts ?? [], optionalOutputs: c.optionalOutputs ?? [], params: c.params ?? {} };
+  return {
+    ...c, inputs, fanOut, artifacts: c.artifacts ?? [], optionalOutputs: c.optionalOutputs ?? [], params: c.params ?? {},
+    constraints: c.constraints ?? [], prefer: c.prefer ?? [],
+  };
 }
 
 /** The user-facing JSON Schema of the spec, for editors (published as schema/job-spec-v1.json). */

@@ -4,3 +4,4 @@ export { tasksToRead, type QueuedJobSummary } from './tasks-to-read.js';
 export { checkCapacity, checkFree } from './filters.js';
 export { loadAfter, scoreNode } from './rank.js';
 export { seededRng } from './rng.js';
+export * from './plugins.js';

@@ -3,25 +3,26 @@
  * but the seeded `rng` in the context: the same input always gives the same plan.
  *
  * The pass walks **jobs**, not a window of tasks: every job with queued tasks, in queue order of its first
- * queued task (FIFO across jobs). For each job it tries its tasks in queue order:
- *   1. filter  — `checkCapacity` ("never" on this node) then `checkFree` ("not now"), recording a reason per node;
- *   2. rank    — `scoreNode` by strategy among the nodes that passed; ties broken by rng;
+ * queued task (FIFO across jobs). For each job it tries its tasks in queue order, through the plugin chain
+ * (plugins.ts):
+ *   1. filter  — constraints and capacity ("never" on this node), then free capacity ("not now"), recording a
+ *                coded reason per node;
+ *   2. score   — preferences, then the strategy (spread/binpack), among the nodes that passed; ties broken by rng;
  *   3. reserve — add the task to the chosen node's allocation in this pass, so later tasks see it.
- * If no node has room now and the job is known to run short tasks, a task may be prefetched: filtered again
- * against `prefetchFactor(config, typicalRunMs) ×` capacity and sent to wait in an agent's local queue.
+ * If no node has room now and the job is known to run short tasks, a task may be prefetched: the free-capacity
+ * filter runs again with `prefetchFactor(config, typicalRunMs) ×` capacity and the task waits in an agent's queue.
  *
  * All tasks of a job ask for the same resources, so the first task that fits nowhere ends that job for this pass:
- * the job gets a PendingReason ("never" or "not now") and the pass moves on to the next job. Its shape is
- * remembered, and a later job of the same shape is skipped at once with the same reason (allocations only grow
+ * the job gets a PendingReason ("never" or "not now") and the pass moves on to the next job. Its shape (resources,
+ * prefetch factor, constraints and preferences: everything the plugins read) is remembered, and a later job of the same shape is skipped at once with the same reason (allocations only grow
  * within a pass). So work that cannot run now — a GPU job with no GPU node online, a task bigger than every node,
  * a million of them — never keeps placeable work queued behind it, and a pass costs O(jobs × nodes) plus
  * O(nodes) per task placed, whatever the length of the queue.
  *
  * The plan is a proposal. The coordinator applies it in one store transaction that re-checks every assignment.
  */
-import { addResources, type Resources } from '@dsg/core';
-import { checkCapacity, checkFree } from './filters.js';
-import { scoreNode } from './rank.js';
+import { addResources, constraintsKey, type Resources } from '@dsg/core';
+import { defaultChain, runFilters, runScorers, viewOf, type NodeView, type PlacementRequest, type PluginChain } from './plugins.js';
 import {
   prefetchFactor,
   type Assignment,
@@ -31,18 +32,22 @@ import {
   type ScheduleContext,
   type SchedulerConfig,
   type SchedulerJob,
-  type SchedulerNode,
   type Snapshot,
 } from './types.js';
 
-const shapeKey = (r: Resources, factor: number): string => `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}`;
+/** Everything the plugins read about a job: two jobs with the same key get the same verdict in a pass. */
+const shapeKey = (req: PlacementRequest, factor: number): string => {
+  const r = req.resources;
+  return `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}|${constraintsKey(req.constraints)}|${constraintsKey(req.prefer)}`;
+};
 
 /** Queue order of jobs: by the position of their first queued task, then by id (deterministic). */
 export const byQueuePosition = (a: SchedulerJob, b: SchedulerJob): number =>
   a.seq - b.seq || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
 
-export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: ScheduleContext): Plan {
+export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: ScheduleContext, chain: PluginChain = defaultChain(config)): Plan {
   const nodes = [...snapshot.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const views = nodes.map(viewOf);
   const allocated = new Map(nodes.map((n) => [n.id, n.allocated] as const));
   const assignments: Assignment[] = [];
   const pending: PendingReason[] = [];
@@ -54,7 +59,8 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
     const first = job.tasks[0];
     if (!first) continue;
     const factor = prefetchFactor(config, job.typicalRunMs);
-    const key = shapeKey(job.resources, factor);
+    const req: PlacementRequest = { resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [] };
+    const key = shapeKey(req, factor);
     const failed = failedShapes.get(key);
     if (failed) {
       pending.push({ ...failed, jobId: job.jobId, taskId: first.taskId });
@@ -65,7 +71,7 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
         more = true;
         break jobs;
       }
-      const placed = place(job.resources, factor, nodes, allocated, config, ctx);
+      const placed = place(req, factor, views, allocated, chain, ctx);
       if (placed.nodeId !== null) {
         const node = nodes[placed.index]!;
         allocated.set(node.id, addResources(allocated.get(node.id)!, job.resources));
@@ -95,55 +101,61 @@ type Placement =
 
 /** The best node for one task of this shape now, or why there is none. */
 function place(
-  want: Resources,
+  req: PlacementRequest,
   factor: number,
-  nodes: readonly SchedulerNode[],
+  views: readonly NodeView[],
   allocated: ReadonlyMap<string, Resources>,
-  config: SchedulerConfig,
+  chain: PluginChain,
   ctx: ScheduleContext,
 ): Placement {
   const rejections: NodeRejection[] = [];
   let best: { index: number; score: number; tie: number } | null = null;
   let fitsSomewhereEver = false;
-  for (let i = 0; i < nodes.length; i++) {
-    const node = nodes[i]!;
-    const never = checkCapacity(want, node);
-    if (never) {
-      rejections.push(never);
+  /** Nodes only busy now: candidates for prefetch. */
+  const busy: number[] = [];
+  for (let i = 0; i < views.length; i++) {
+    const view = views[i]!;
+    const alloc = allocated.get(view.node.id)!;
+    const r = runFilters(chain, req, view, alloc, 1);
+    if (r) {
+      rejections.push(r.rejection);
+      if (r.verdict === 'busy') {
+        fitsSomewhereEver = true;
+        busy.push(i);
+      }
       continue;
     }
     fitsSomewhereEver = true;
-    const alloc = allocated.get(node.id)!;
-    const busy = checkFree(want, node, alloc);
-    if (busy) {
-      rejections.push(busy);
-      continue;
-    }
-    const score = scoreNode(config.strategy, want, node, alloc);
+    const score = runScorers(chain, req, view, alloc);
     if (best === null || score > best.score) best = { index: i, score, tie: ctx.rng() };
     else if (score === best.score) {
       const tie = ctx.rng();
       if (tie > best.tie) best = { index: i, score, tie };
     }
   }
-  if (best !== null) return { nodeId: nodes[best.index]!.id, index: best.index, prefetch: false };
+  if (best !== null) return { nodeId: views[best.index]!.node.id, index: best.index, prefetch: false };
 
-  if (fitsSomewhereEver && factor > 1) {
-    for (let i = 0; i < nodes.length; i++) {
-      const node = nodes[i]!;
-      const alloc = allocated.get(node.id)!;
-      if (checkCapacity(want, node) || checkFree(want, node, alloc, factor)) continue;
-      const score = scoreNode(config.strategy, want, node, alloc);
+  // Prefetch: the same chain with the free-capacity filter allowing `factor ×` capacity, on the busy nodes.
+  if (busy.length > 0 && factor > 1) {
+    for (const i of busy) {
+      const view = views[i]!;
+      const alloc = allocated.get(view.node.id)!;
+      if (runFilters(chain, req, view, alloc, factor)) continue;
+      const score = runScorers(chain, req, view, alloc);
       if (best === null || score > best.score) best = { index: i, score, tie: 0 };
     }
-    if (best !== null) return { nodeId: nodes[best.index]!.id, index: best.index, prefetch: true };
+    if (best !== null) return { nodeId: views[best.index]!.node.id, index: best.index, prefetch: true };
   }
   return { nodeId: null, fitsSomewhereEver, rejections };
 }
 
 function summarize(nodeCount: number, fitsSomewhereEver: boolean, rejections: readonly NodeRejection[]): string {
   if (nodeCount === 0) return 'no nodes are online: start an agent (`dsg agent --coordinator URL --token T`)';
+  if (!fitsSomewhereEver && rejections.some((r) => r.code === 'constraint_mismatch') && rejections.every((r) => r.code === 'constraint_mismatch'))
+    return `no node in the grid matches its constraints (${rejections.map((r) => r.message).join('; ')}); it will wait until a matching node joins (\`dsg agent --label KEY=VALUE\`), or change constraints:`;
   if (!fitsSomewhereEver)
-    return `no node in the grid is big enough (${rejections.map((r) => r.message).join('; ')}); it will wait until a bigger node joins`;
+    return rejections.every((r) => r.code === 'exceeds_capacity')
+      ? `no node in the grid is big enough (${rejections.map((r) => r.message).join('; ')}); it will wait until a bigger node joins`
+      : `no node in the grid can run it (${rejections.map((r) => r.message).join('; ')}); it will wait until a bigger or matching node joins`;
   return `all ${nodeCount} node(s) are busy; waiting for room`;
 }

@@ -1,4 +1,4 @@
-import type { JobId, NodeId, Resources, TaskId } from '@dsg/core';
+import type { Constraint, JobId, NodeFacts, NodeId, Resources, TaskId } from '@dsg/core';
 
 /** A node as the scheduler sees it: a frozen copy taken from the store, never a live object. */
 export interface SchedulerNode {
@@ -9,6 +9,8 @@ export interface SchedulerNode {
   /** What its active attempts hold now. */
   readonly allocated: Resources;
   readonly labels: Readonly<Record<string, string>>;
+  /** Probed facts (os, arch, GPUs…), matched by constraints; absent in tests that do not need them. */
+  readonly facts?: NodeFacts;
 }
 
 export interface SchedulerTask {
@@ -33,6 +35,10 @@ export interface SchedulerJob {
   readonly queued: number;
   /** Its first queued tasks, in queue order. */
   readonly tasks: readonly SchedulerTask[];
+  /** Hard placement conditions on node labels and facts (none when absent). */
+  readonly constraints?: readonly Constraint[];
+  /** Soft preferences: among feasible nodes, those matching more of these rank first. */
+  readonly prefer?: readonly Constraint[];
 }
 
 export interface Snapshot {
@@ -81,6 +87,8 @@ export const RejectCode = {
   insufficientMemory: 'insufficient_memory',
   insufficientGpus: 'insufficient_gpus',
   insufficientDisk: 'insufficient_disk',
+  /** The node does not satisfy the job's constraints (labels, facts): a "never" on this node. */
+  constraintMismatch: 'constraint_mismatch',
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
 

@@ -105,7 +105,7 @@ export class Dispatcher {
     const usage = await this.deps.store.listNodeUsage(['online']);
     const nodes: SchedulerNode[] = usage
       .filter((u) => connected.has(u.node.id))
-      .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels }));
+      .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels, facts: u.node.facts }));
     let freeCpu = 0;
     const f = this.deps.config.maxOvercommit;
     for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
@@ -132,9 +132,13 @@ export class Dispatcher {
       if (!l) tasksOf.set(t.jobId, (l = []));
       l.push({ taskId: t.taskId, seq: t.seq });
     }
+    // Constraints and preferences come from the compiled spec (cached: jobs are immutable once accepted).
+    const specs = await Promise.all(queuedJobs.map((j) => this.jobs.get(j.jobId)));
     const jobs: SchedulerJob[] = queuedJobs.map((j, i) => ({
       jobId: j.jobId,
       ...summaries[i]!,
+      constraints: specs[i]?.compiled.constraints ?? [],
+      prefer: specs[i]?.compiled.prefer ?? [],
       tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
     }));
     const now = this.deps.clock.now();

@@ -5,6 +5,9 @@
  */
 import {
   compileJobSpec,
+  describeConstraint,
+  matches,
+  nodeAttributes,
   compileWorkflowSpec,
   eachChainOf,
   fits,
@@ -174,7 +177,19 @@ async function resolveWorkflowLines(wf: CompiledWorkflow, perStage: ReadonlyArra
 }
 
 function capacityWarnings(compiled: CompiledJobSpec, nodes: readonly NodeUsage[]): string[] {
-  if (nodes.length === 0 || nodes.some((n) => fits(compiled.resources, n.node.capacity))) return [];
+  if (nodes.length === 0) return [];
+  if (compiled.constraints.length > 0) {
+    const matching = nodes.filter((n) => {
+      const attrs = nodeAttributes(n.node.labels, n.node.facts);
+      return compiled.constraints.every((c) => matches(c, attrs));
+    });
+    if (matching.length === 0)
+      return [
+        `no node in the grid matches constraints ${compiled.constraints.map(describeConstraint).join(', ')}; the tasks wait until a matching node joins ` +
+          '(an operator adds labels with `dsg agent --label KEY=VALUE`; `dsg nodes --json` shows each node\'s labels and facts)',
+      ];
+  }
+  if (nodes.some((n) => fits(compiled.resources, n.node.capacity))) return [];
   const r = compiled.resources;
   const biggest = nodes.reduce((a, b) => (b.node.capacity.cpuMillis > a.node.capacity.cpuMillis ? b : a)).node;
   return [
