@@ -27,7 +27,7 @@ describe('constraints and preferences place work by labels and facts', { timeout
   const sb = new Sandbox();
   after(async () => sb.cleanup());
 
-  it('constrained tasks run only on matching nodes; a job no node matches waits saying why and blocks nothing', async () => {
+  it('constrained tasks run only on matching nodes; parallelism caps a job; a job no node matches waits saying why and blocks nothing', async () => {
     const data = join(sb.dir, 'data');
     const coord = sb.start(['coordinator', '--data-dir', data, '--port', String(await freePort()), '--host', '127.0.0.1']);
     const creds = await sb.credentials(data, coord.output);
@@ -50,6 +50,15 @@ describe('constraints and preferences place work by labels and facts', { timeout
     const job = JSON.parse(r.stdout) as JobV1;
     const tasks = (await sb.api<{ items: TaskV1[] }>(creds, 'GET', `/jobs/${job.id}/tasks`)).items;
     assert.deepEqual([...new Set(tasks.map((t) => nameOf(t.nodeId)))], ['pc-lab2'], 'every task ran on the lab2 machine');
+
+    // parallelism: 2 caps the job at two tasks at a time although four cores are free.
+    writeFileSync(join(sb.dir, 'throttle.yaml'), 'name: throttled\nscript: sleep 0.4\narray: 6\nparallelism: 2\nresources: { cpu: 0.5, memory: 16Mi }\n');
+    const t = await sb.run(['submit', join(sb.dir, 'throttle.yaml'), '--wait', '--json'], { env, timeoutMs: 60_000 });
+    assert.equal(t.code, 0, t.stderr);
+    const spans = (await sb.api<{ items: Array<{ startedAt: string; finishedAt: string }> }>(creds, 'GET', `/jobs/${(JSON.parse(t.stdout) as JobV1).id}/tasks`)).items
+      .map((x) => [Date.parse(x.startedAt), Date.parse(x.finishedAt)] as const);
+    const most = Math.max(...spans.map(([s0]) => spans.filter(([a, b]) => a <= s0 && s0 < b).length));
+    assert.equal(most, 2, `at most 2 tasks at once (saw ${most})`);
 
     const n = JSON.parse((await sb.run(['job', JSON.parse(nowhere.stdout).id, '--json'], { env })).stdout) as JobV1;
     assert.equal(n.counts['queued'], 50);

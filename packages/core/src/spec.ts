@@ -231,6 +231,13 @@ const taskFields = {
     .record(ENV_NAME, scalar, { error: (iss) => (iss.code === 'invalid_type' ? 'expected a map of environment variables' : undefined) })
     .optional()
     .meta({ description: 'Environment variables for every task.' }),
+  parallelism: z
+    .number({ error: 'expected a whole number of tasks' })
+    .int({ error: 'expected a whole number of tasks' })
+    .min(1, { error: 'expected at least 1' })
+    .max(100_000, { error: 'expected at most 100000' })
+    .optional()
+    .meta({ description: 'At most this many of the job\'s tasks run at once, however many nodes are free (like Slurm\'s --array=0-99%4). Default: no cap.' }),
   constraints: z
     .record(z.string(), z.unknown(), { error: 'expected a map of label or fact → condition, like { room: lab2, arch: [x86_64, aarch64] }' })
     .optional()
@@ -352,6 +359,8 @@ export interface CompiledJobSpec {
   readonly constraints: readonly Constraint[];
   /** Soft placement preferences. */
   readonly prefer: readonly Constraint[];
+  /** At most this many tasks on nodes at once; null = no cap. */
+  readonly parallelism: number | null;
 }
 
 /** Options of compilation: parameter values given at submit (`--set NAME=VALUE`). */
@@ -598,6 +607,7 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     params: { ...params },
     constraints,
     prefer,
+    parallelism: spec.parallelism ?? null,
   };
 }
 
@@ -643,7 +653,7 @@ export function upgradeCompiledSpec(raw: unknown): CompiledJobSpec {
   const fanOut: FanOut = c.fanOut ?? (c.arrayValues ? { kind: 'values' } : c.taskCount > 1 ? { kind: 'count' } : { kind: 'single' });
   return {
     ...c, inputs, fanOut, artifacts: c.artifacts ?? [], optionalOutputs: c.optionalOutputs ?? [], params: c.params ?? {},
-    constraints: c.constraints ?? [], prefer: c.prefer ?? [],
+    constraints: c.constraints ?? [], prefer: c.prefer ?? [], parallelism: c.parallelism ?? null,
   };
 }
 

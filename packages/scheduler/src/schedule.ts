@@ -58,6 +58,16 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
   jobs: for (const job of [...snapshot.jobs].sort(byQueuePosition)) {
     const first = job.tasks[0];
     if (!first) continue;
+    // Throttle (`parallelism: N`, like Slurm's --array=0-99%N): a job at its cap waits, whatever the grid has free.
+    const cap = job.parallelism ?? null;
+    let room = cap === null ? Infinity : cap - (job.active ?? 0);
+    if (room <= 0) {
+      pending.push({
+        jobId: job.jobId, taskId: first.taskId, never: false, nodes: [],
+        summary: `throttled: parallelism ${cap} reached (${job.active} of its tasks on nodes); the next starts when one ends`,
+      });
+      continue;
+    }
     const factor = prefetchFactor(config, job.typicalRunMs);
     const req: PlacementRequest = { resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [] };
     const key = shapeKey(req, factor);
@@ -71,8 +81,16 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
         more = true;
         break jobs;
       }
+      if (room <= 0) {
+        pending.push({
+          jobId: job.jobId, taskId: task.taskId, never: false, nodes: [],
+          summary: `throttled: parallelism ${cap} reached; the next starts when one ends`,
+        });
+        continue jobs;
+      }
       const placed = place(req, factor, views, allocated, chain, ctx);
       if (placed.nodeId !== null) {
+        room--;
         const node = nodes[placed.index]!;
         allocated.set(node.id, addResources(allocated.get(node.id)!, job.resources));
         assignments.push({ taskId: task.taskId, nodeId: node.id, prefetch: placed.prefetch });

@@ -39,6 +39,10 @@ export interface SchedulerJob {
   readonly constraints?: readonly Constraint[];
   /** Soft preferences: among feasible nodes, those matching more of these rank first. */
   readonly prefer?: readonly Constraint[];
+  /** At most this many of its tasks on nodes at once (the spec's `parallelism`); null or absent: no cap. */
+  readonly parallelism?: number | null;
+  /** Its tasks on nodes now (assigned or running). */
+  readonly active?: number;
 }
 
 export interface Snapshot {

@@ -113,6 +113,18 @@ describe('schedule with constraints and preferences', () => {
     const plan = schedule({ nodes, jobs: [job('x', 0, 4, { prefer: { room: 'lab2' } })] }, DEFAULT_SCHEDULER_CONFIG, ctx());
     assert.deepEqual(plan.assignments.map((a) => a.nodeId), ['b', 'b', 'a', 'a']);
   });
+  it('parallelism caps a job\'s tasks on nodes, counting those already there; the rest wait "not now", and other jobs run', () => {
+    const nodes = [node('a', {}, facts(), res(8, 32))];
+    const capped: SchedulerJob = { ...job('x', 0, 6), parallelism: 3, active: 1 };
+    const plan = schedule({ nodes, jobs: [capped, job('y', 10, 2)] }, DEFAULT_SCHEDULER_CONFIG, ctx());
+    assert.deepEqual(plan.assignments.map((a) => a.taskId), ['x.0', 'x.1', 'y.0', 'y.1']);
+    const x = plan.pending.find((p) => p.jobId === 'x');
+    assert.equal(x?.never, false);
+    assert.match(x!.summary, /throttled: parallelism 3 reached/);
+    const full = schedule({ nodes, jobs: [{ ...job('x', 0, 6), parallelism: 2, active: 2 }] }, DEFAULT_SCHEDULER_CONFIG, ctx());
+    assert.deepEqual(full.assignments, []);
+    assert.match(full.pending[0]!.summary, /throttled: parallelism 2 reached \(2 of its tasks on nodes\)/);
+  });
   it('property: every placement satisfies its constraints, and no node is over-committed (500 random rounds)', () => {
     const rooms = ['lab1', 'lab2', 'lab3'];
     for (let round = 0; round < 500; round++) {

@@ -200,6 +200,8 @@ export interface QueuedJob {
   readonly typicalRunMs: number | null;
   /** How many of its tasks are queued now. */
   readonly queued: number;
+  /** How many of its tasks hold a node now (assigned or running): what `parallelism` counts. */
+  readonly active: number;
   /** Its first queued task: jobs are listed in queue order of this task (a retried task keeps its old position). */
   readonly first: QueuedTaskRef;
 }

@@ -139,6 +139,8 @@ export class Dispatcher {
       ...summaries[i]!,
       constraints: specs[i]?.compiled.constraints ?? [],
       prefer: specs[i]?.compiled.prefer ?? [],
+      parallelism: specs[i]?.compiled.parallelism ?? null,
+      active: j.active,
       tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
     }));
     const now = this.deps.clock.now();

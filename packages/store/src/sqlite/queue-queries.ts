@@ -14,6 +14,7 @@
  */
 export const QUEUED_JOBS_SQL = `
   SELECT j.id, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes, j.run_ms_total, j.runs_timed, j.n_queued,
+         j.n_assigned + j.n_running AS n_active,
          t.id AS task_id, t.idx AS task_idx, t.queue_seq AS task_seq
     FROM jobs j
     JOIN tasks t ON t.rowid = (
@@ -29,6 +30,6 @@ export const QUEUED_TASKS_OF_JOB_SQL = `
 
 export interface QueuedJobRow {
   id: string; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number;
-  run_ms_total: number; runs_timed: number; n_queued: number; task_id: string; task_idx: number; task_seq: number;
+  run_ms_total: number; runs_timed: number; n_queued: number; n_active: number; task_id: string; task_idx: number; task_seq: number;
 }
 export interface QueuedTaskRow { id: string; job_id: string; idx: number; queue_seq: number }

@@ -294,6 +294,7 @@ export class SqliteStore implements Store {
       resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
       typicalRunMs: r.runs_timed > 0 ? r.run_ms_total / r.runs_timed : null,
       queued: r.n_queued,
+      active: r.n_active,
       first: { taskId: r.task_id as TaskId, jobId: r.id as JobId, index: r.task_idx, seq: r.task_seq },
     }));
   }
