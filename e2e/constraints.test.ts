@@ -19,7 +19,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-interface JobV1 { id: string; state: string; counts: Record<string, number>; waiting: { never: boolean; reason: string } | null }
+interface JobV1 { id: string; name?: string; state: string; counts: Record<string, number>; waiting: { never: boolean; reason: string } | null }
 interface TaskV1 { index: number; nodeId: string | null; state: string }
 interface NodeV1 { id: string; name: string; state: string; labels: Record<string, string> }
 
@@ -64,5 +64,12 @@ describe('constraints and preferences place work by labels and facts', { timeout
     assert.equal(n.counts['queued'], 50);
     assert.equal(n.waiting?.never, true);
     assert.match(n.waiting?.reason ?? '', /no node in the grid matches its constraints .*room=lab9 \(it has room=lab/);
+    // `dsg job explain` says the same, filter by filter and node by node.
+    const x = await sb.run(['job', 'explain', n.id, '--json'], { env });
+    assert.equal(x.code, 0, x.stderr);
+    const ex = JSON.parse(x.stdout) as { verdict: string; filters: Array<{ filter: string; rejected: number }>; nodes: Array<{ name: string; filter: string }> };
+    assert.equal(ex.verdict, 'never');
+    assert.deepEqual(ex.filters.find((f) => f.filter === 'constraints')?.rejected, 2);
+    assert.deepEqual(ex.nodes.map((m) => [m.name, m.filter]), [['pc-lab1', 'constraints'], ['pc-lab2', 'constraints']]);
   });
 });

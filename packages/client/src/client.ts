@@ -23,6 +23,7 @@ import {
   type SubmitJobResponseV1,
   type TaskV1,
   type RetryResponseV1,
+  type JobExplainV1,
   type SubmitWorkflowRequestV1,
   type SubmitWorkflowResponseV1,
   type WorkflowV1,
@@ -136,6 +137,7 @@ export class DsgClient {
   listOutputs = (id: string): Promise<{ items: OutputV1[] }> => this.json('GET', `/jobs/${encodeURIComponent(id)}/outputs`);
   downloadOutput = (id: string, index: number, path: string): Promise<Response> =>
     this.request('GET', `/jobs/${encodeURIComponent(id)}/tasks/${index}/outputs/${path.split('/').map(encodeURIComponent).join('/')}`);
+  explainJob = (id: string, task?: number): Promise<JobExplainV1> => this.json('GET', `/jobs/${encodeURIComponent(id)}/explain`, { query: { task } });
   retryJob = (id: string): Promise<RetryResponseV1 & { job: JobV1 }> => this.json('POST', `/jobs/${encodeURIComponent(id)}/retry`);
 
   submitWorkflow = (req: SubmitWorkflowRequestV1): Promise<SubmitWorkflowResponseV1> => this.json('POST', '/workflows', { json: req });

@@ -95,6 +95,22 @@ export interface WorkflowV1 {
   warnings: string[];
 }
 
+/** `GET /api/v1/jobs/:id/explain`: why a job's tasks wait, node by node (the scheduler's filters, run now). */
+export interface JobExplainV1 {
+  jobId: string;
+  state: JobState;
+  /** The task asked about (`?task=N`), or null for the job as a whole. */
+  task: { index: number; state: TaskState } | null;
+  /** `placeable`, `not_now`, `never`, `throttled`, `no_nodes`; `finished` or `not_queued` when nothing waits. */
+  verdict: 'placeable' | 'not_now' | 'never' | 'throttled' | 'no_nodes' | 'finished' | 'not_queued';
+  summary: string;
+  /** Queued tasks of other jobs ahead of this one's first queued task, and how many jobs they belong to. */
+  queue: { tasksAhead: number; jobsAhead: number } | null;
+  /** Per filter, how many nodes it rejected (each node counted at the first filter that rejects it). */
+  filters: Array<{ filter: string; verdict: 'never' | 'busy'; rejected: number }>;
+  nodes: Array<{ nodeId: string; name: string; filter: string | null; verdict: 'never' | 'busy' | 'fits'; message: string | null }>;
+}
+
 export interface RetryResponseV1 {
   /** Tasks put back in the queue. */
   requeued: number;
@@ -265,6 +281,10 @@ export const ListTasksQueryV1Schema = z.strictObject({
   cursor: z.string().max(200).optional(),
 });
 export type ListTasksQueryV1 = z.infer<typeof ListTasksQueryV1Schema>;
+
+export const ExplainQueryV1Schema = z.strictObject({
+  task: z.coerce.number().int().min(0).optional(),
+});
 
 export const LogQueryV1Schema = z.strictObject({
   offset: z.coerce.number().int().min(0).optional(),

@@ -5,3 +5,4 @@ export { checkCapacity, checkFree } from './filters.js';
 export { loadAfter, scoreNode } from './rank.js';
 export { seededRng } from './rng.js';
 export * from './plugins.js';
+export * from './explain.js';

@@ -9,6 +9,7 @@ import {
   preferScorer,
   schedule,
   seededRng,
+  explainJob,
   viewOf,
   type PlacementRequest,
   type SchedulerJob,
@@ -150,5 +151,25 @@ describe('schedule with constraints and preferences', () => {
       // Same snapshot, same seed → same plan.
       assert.deepEqual(schedule({ nodes, jobs }, DEFAULT_SCHEDULER_CONFIG, ctx(round)), plan);
     }
+  });
+});
+
+describe('explain', () => {
+  const nodes = [
+    node('a', { room: 'lab1' }, facts(), res(2, 8)),
+    { ...node('b', { room: 'lab2' }, facts(), res(2, 8)), allocated: res(2, 1) },
+    node('c', { room: 'lab2' }, facts(), res(1, 8)),
+  ];
+  it('counts rejections per filter, each node at its first rejecting filter, and gives a verdict', () => {
+    const x = explainJob(job('j', 0, 5, { constraints: { room: 'lab2' }, r: res(2, 1) }), nodes, DEFAULT_SCHEDULER_CONFIG);
+    assert.equal(x.verdict, 'not_now');
+    assert.deepEqual(x.filters.map((f) => [f.filter, f.rejected]), [['constraints', 1], ['capacity', 1], ['free', 1]]);
+    assert.deepEqual(x.nodes.map((n) => [n.name, n.verdict, n.filter]), [['a', 'never', 'constraints'], ['b', 'busy', 'free'], ['c', 'never', 'capacity']]);
+  });
+  it('never, placeable, throttled and no nodes', () => {
+    assert.equal(explainJob(job('j', 0, 1, { constraints: { room: 'lab9' } }), nodes, DEFAULT_SCHEDULER_CONFIG).verdict, 'never');
+    assert.equal(explainJob(job('j', 0, 1), nodes, DEFAULT_SCHEDULER_CONFIG).verdict, 'placeable');
+    assert.equal(explainJob({ ...job('j', 0, 1), parallelism: 1, active: 1 }, nodes, DEFAULT_SCHEDULER_CONFIG).verdict, 'throttled');
+    assert.equal(explainJob(job('j', 0, 1), [], DEFAULT_SCHEDULER_CONFIG).verdict, 'no_nodes');
   });
 });

@@ -352,6 +352,11 @@ export interface Store {
    * workflow's stages are released again as their needs succeed. Null when the job does not exist.
    */
   retryJob(id: JobId, now: number): Promise<{ job: JobRecord; result: RetryResult } | null>;
+  /**
+   * Where a job's first queued task stands in the queue: queued tasks of other jobs ahead of it, and how many jobs
+   * they belong to. Null when the job has no queued task.
+   */
+  queueAhead(id: JobId): Promise<{ readonly tasksAhead: number; readonly jobsAhead: number } | null>;
 
   // ── workflows ──
   /** Insert the workflow and one job per stage, releasing the stages that need nothing, in one commit. */

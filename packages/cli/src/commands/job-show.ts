@@ -3,7 +3,7 @@ import { TASK_STATES, formatSize, type JobV1, type TaskState } from '@dsg/core';
 import { clientFrom, print, printJson, type GlobalFlags } from '../context.js';
 import { ago, bold, colorState, dim, plural, red, table, taskValue, yellow } from '../format.js';
 import { loadNodeNamer } from '../node-names.js';
-import { parseState } from './parse-flags.js';
+import { parseIndexFlag, parseState } from './parse-flags.js';
 
 /** "1 core, 512Mi memory, 1 GPU per task". */
 export function describeResources(r: JobV1['resources']): string {
@@ -11,12 +11,12 @@ export function describeResources(r: JobV1['resources']): string {
 }
 
 export function registerJobShow(program: Command, globals: () => GlobalFlags): void {
-  program
+  const jobCmd = program
     .command('job')
     .description('show one job: state, progress, resources, failed tasks')
     .argument('<id>', 'job id')
     .option('--json', 'print the JobV1 as JSON')
-    .addHelpText('after', '\nExamples:\n  dsg job job_01jd…\n  dsg job job_01jd… --json | jq .counts\n\nAll tasks: dsg tasks ID · wait for it: dsg wait ID')
+    .addHelpText('after', '\nExamples:\n  dsg job job_01jd…\n  dsg job job_01jd… --json | jq .counts\n  dsg job explain job_01jd…       why its tasks wait, node by node\n\nAll tasks: dsg tasks ID · wait for it: dsg wait ID')
     .action(async (id: string, opts: { json?: boolean }) => {
       const client = clientFrom(globals());
       const job = await client.getJob(id);
@@ -55,5 +55,29 @@ export function registerJobShow(program: Command, globals: () => GlobalFlags): v
       print(table(['TASK', 'VALUE', 'STATE', 'ATTEMPTS', 'EXIT', 'NODE', 'WHY'], items.map((t) => [
         String(t.index), taskValue(t), colorState(t.state), String(t.attempts), t.exitCode === null ? '' : String(t.exitCode), nodeName(t.nodeId), t.failure?.message ?? '',
       ])));
+    });
+  registerJobExplain(jobCmd, globals);
+}
+
+/** `dsg job explain ID [--task N]`: why a job's tasks wait, filter by filter and node by node. */
+export function registerJobExplain(jobCmd: Command, globals: () => GlobalFlags): void {
+  jobCmd
+    .command('explain')
+    .description('why a job (or one task) is waiting: the scheduler\'s filters run now against every online node')
+    .argument('<id>', 'job id')
+    .option('-t, --task <n>', 'one task (default: the job)')
+    .option('--json', 'print the JobExplainV1 as JSON')
+    .addHelpText('after', '\nExamples:\n  dsg job explain job_01jd…\n  dsg job explain job_01jd… --task 7 --json | jq .filters')
+    .action(async (id: string, opts: { task?: string; json?: boolean }) => {
+      const x = await clientFrom(globals()).explainJob(id, opts.task === undefined ? undefined : parseIndexFlag(opts.task));
+      // `dsg job explain ID --json`: commander hands --json to `job`, which declares it too.
+      if (opts.json || jobCmd.opts<{ json?: boolean }>().json) return printJson(x);
+      print(`${bold(x.jobId)}${x.task ? ` task ${x.task.index}` : ''}: ${x.verdict.replace('_', ' ')}`);
+      print(x.summary);
+      if (x.queue) print(`queue      ${plural(x.queue.tasksAhead, 'task')} of ${plural(x.queue.jobsAhead, 'other job')} ahead of it`);
+      if (x.filters.length > 0)
+        print(`filters    ${x.filters.map((f) => `${f.filter}: ${f.rejected} rejected${f.verdict === 'never' ? ' (never)' : ' (not now)'}`).join(' · ')}`);
+      if (x.nodes.length > 0)
+        print(table(['NODE', 'VERDICT', 'FILTER', 'WHY'], x.nodes.map((n) => [n.name, n.verdict === 'fits' ? 'fits now' : n.verdict === 'never' ? red('never') : yellow('not now'), n.filter ?? '-', n.message ?? ''])));
     });
 }

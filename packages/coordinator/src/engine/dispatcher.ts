@@ -97,15 +97,21 @@ export class Dispatcher {
     }
   }
 
+  /** The nodes a pass may use: online in the store and connected now, with what their attempts hold. */
+  async snapshotNodes(link: AgentLink | null = this.deps.link()): Promise<SchedulerNode[]> {
+    if (!link) return [];
+    const connected = link.connectedNodes();
+    const usage = await this.deps.store.listNodeUsage(['online']);
+    return usage
+      .filter((u) => connected.has(u.node.id))
+      .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels, facts: u.node.facts }));
+  }
+
   private async dispatchOnce(): Promise<void> {
     const link = this.deps.link();
     if (!link) return;
     const t0 = performance.now();
-    const connected = link.connectedNodes();
-    const usage = await this.deps.store.listNodeUsage(['online']);
-    const nodes: SchedulerNode[] = usage
-      .filter((u) => connected.has(u.node.id))
-      .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels, facts: u.node.facts }));
+    const nodes = await this.snapshotNodes(link);
     let freeCpu = 0;
     const f = this.deps.config.maxOvercommit;
     for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);

@@ -13,7 +13,7 @@
  * The HTTP routes reach these through the WorkService (service/work-service.ts), never directly.
  */
 import type { FinishedMessage, HelloMessage, JobId, NodeId } from '@dsg/core';
-import type { PendingReason, SchedulerConfig } from '@dsg/scheduler';
+import type { PendingReason, SchedulerConfig, SchedulerNode } from '@dsg/scheduler';
 import type { AttemptRecord, Store, StorePolicy } from '@dsg/store';
 import type { AgentEvents, AgentLink } from '../agents/agent-events.js';
 import type { Clock } from '../clock.js';
@@ -51,6 +51,8 @@ export interface EngineConfig {
 export class Engine implements AgentEvents {
   /** Cancels jobs in chunks, without stalling the event loop (see job-canceller.ts). */
   readonly cancels: JobCanceller;
+  /** The scheduler's settings (explain runs its chain with them). */
+  readonly schedulerConfig: SchedulerConfig;
   private link: AgentLink | null = null;
   private readonly dispatcher: Dispatcher;
   private readonly reports: ReportCommitter;
@@ -64,6 +66,7 @@ export class Engine implements AgentEvents {
     config: EngineConfig,
     private readonly log: Logger,
   ) {
+    this.schedulerConfig = config.scheduler;
     const attempts = new AttemptRegistry();
     const link = (): AgentLink | null => this.link;
     this.dispatcher = new Dispatcher({ store, clock, config: config.scheduler, log, attempts, link });
@@ -109,6 +112,11 @@ export class Engine implements AgentEvents {
 
   requestTick(): void {
     this.dispatcher.requestTick();
+  }
+
+  /** The nodes a dispatch pass would use now (for `dsg job explain`). */
+  snapshotNodes(): Promise<SchedulerNode[]> {
+    return this.dispatcher.snapshotNodes();
   }
 
   /** Commit every report gathered so far. Exposed for tests and shutdown. */

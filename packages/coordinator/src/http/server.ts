@@ -17,6 +17,7 @@ import {
   isTerminalAttempt,
   isTerminalJob,
   isTerminalTask,
+  ExplainQueryV1Schema,
   ListJobsQueryV1Schema,
   ListTasksQueryV1Schema,
   LogQueryV1Schema,
@@ -162,6 +163,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const r = await work.cancelJob(id);
     if (r.alreadyFinished) throw new ConflictError(`job ${id} already ${r.job.state}; there is nothing to cancel`, { job: jobV1(r.job), state: r.job.state });
     return jobV1(r.job);
+  });
+  app.get(`${API_PREFIX}/jobs/:id/explain`, async (req) => {
+    await authed(req, 'jobs:read');
+    const q = parseOr400(ExplainQueryV1Schema, req.query, 'query');
+    return work.explainJob((req.params as { id: string }).id, q.task ?? null);
   });
   app.post(`${API_PREFIX}/jobs/:id/retry`, async (req) => {
     await authed(req, 'jobs:write');

@@ -5,6 +5,8 @@
  */
 import {
   isJobId,
+  taskIdOf,
+  type JobExplainV1,
   isTerminalJob,
   isWorkflowId,
   NotFoundError,
@@ -16,6 +18,7 @@ import type { Clock } from '../clock.js';
 import type { Engine } from '../engine/engine.js';
 import { submitJob, submitWorkflow } from '../engine/submit.js';
 import type { BlobStore } from '../files/blob-store.js';
+import { explainJob } from '@dsg/scheduler';
 import type { Logger } from '../logger.js';
 
 export interface WorkServiceDeps {
@@ -93,6 +96,41 @@ export class WorkService {
     this.deps.engine.requestTick();
     this.deps.log.info({ workflowId: id, ...r.result }, 'workflow retry');
     return r;
+  }
+
+  /** Why a job (or one of its tasks) waits: the scheduler's chain run now against every online node. */
+  async explainJob(id: string, taskIndex: number | null): Promise<JobExplainV1> {
+    const job = await this.job(id);
+    const { store, engine } = this.deps;
+    let task: JobExplainV1['task'] = null;
+    if (taskIndex !== null) {
+      const t = taskIndex < job.taskCount ? await store.getTask(taskIdOf(job.id, taskIndex)) : null;
+      if (!t) throw new NotFoundError('task', `${id}.${taskIndex} (the job has ${job.taskCount} tasks, numbered from 0)`);
+      task = { index: t.index, state: t.state };
+    }
+    const base = { jobId: job.id, state: job.state, task, queue: null, filters: [], nodes: [] };
+    if (isTerminalJob(job.state)) return { ...base, verdict: 'finished', summary: `the job has ${job.state}; nothing waits` };
+    if (task && task.state !== 'queued')
+      return { ...base, verdict: 'not_queued', summary: `task ${task.index} is ${task.state}, not waiting for a node` };
+    if (job.counts.queued === 0)
+      return { ...base, verdict: 'not_queued', summary: job.state === 'waiting' ? `waiting for the stages it needs${job.skipReason ? ` (${job.skipReason})` : ''}` : 'no task of the job is queued' };
+    const c = job.compiled;
+    const x = explainJob(
+      {
+        jobId: job.id, resources: c.resources, typicalRunMs: null, seq: 0, queued: job.counts.queued, tasks: [],
+        constraints: c.constraints, prefer: c.prefer, parallelism: c.parallelism, active: job.counts.assigned + job.counts.running,
+      },
+      await engine.snapshotNodes(),
+      engine.schedulerConfig,
+    );
+    return {
+      ...base,
+      verdict: x.verdict,
+      summary: x.summary,
+      queue: await store.queueAhead(job.id),
+      filters: x.filters.map((f) => ({ ...f })),
+      nodes: x.nodes.map(({ nodeId, name, filter, verdict, message }) => ({ nodeId, name, filter, verdict, message })),
+    };
   }
 
   /** Whether a job is finished (no pending reason to show). */

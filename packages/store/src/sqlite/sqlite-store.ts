@@ -287,6 +287,15 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async queueAhead(id: JobId): Promise<{ readonly tasksAhead: number; readonly jobsAhead: number } | null> {
+    const first = this.q("SELECT MIN(queue_seq) AS seq FROM tasks WHERE job_id = ? AND state = 'queued'").get(id) as { seq: number | null };
+    if (first.seq === null) return null;
+    const r = this.q(
+      "SELECT COUNT(*) AS tasks, COUNT(DISTINCT t.job_id) AS jobs FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.state = 'queued' AND t.queue_seq < ? AND t.job_id != ? AND j.cancel_requested = 0",
+    ).get(first.seq, id) as { tasks: number; jobs: number };
+    return { tasksAhead: r.tasks, jobsAhead: r.jobs };
+  }
+
   async listQueuedJobs(): Promise<readonly QueuedJob[]> {
     // A job counted as queued without a queued task (the counter drifted) has no row here: the join drops it.
     return (this.q(QUEUED_JOBS_SQL).all() as QueuedJobRow[]).map((r) => ({

@@ -1,0 +1,75 @@
+/**
+ * Why is my job pending? (HTCondor's `-better-analyze`, HyperQueue's `task explain`.) Runs the same plugin chain the
+ * pass runs, for one job against every node, and counts per filter how many nodes it rejects and why. Pure.
+ */
+import { defaultChain, runScorers, viewOf, type PlacementRequest, type PluginChain } from './plugins.js';
+import type { SchedulerConfig, SchedulerJob, SchedulerNode } from './types.js';
+
+export interface FilterCount {
+  readonly filter: string;
+  readonly verdict: 'never' | 'busy';
+  /** Nodes this filter rejected (each node counts once, at the first filter that rejects it). */
+  readonly rejected: number;
+}
+
+export interface NodeVerdict {
+  readonly nodeId: string;
+  readonly name: string;
+  /** The filter that rejected it, or null when a task fits there now. */
+  readonly filter: string | null;
+  readonly verdict: 'never' | 'busy' | 'fits';
+  readonly message: string | null;
+  /** The chain's score where it fits (higher is chosen first). */
+  readonly score: number | null;
+}
+
+export type ExplainVerdict = 'placeable' | 'not_now' | 'never' | 'throttled' | 'no_nodes';
+
+export interface Explanation {
+  readonly verdict: ExplainVerdict;
+  readonly summary: string;
+  readonly filters: readonly FilterCount[];
+  readonly nodes: readonly NodeVerdict[];
+}
+
+export function explainJob(job: SchedulerJob, nodes: readonly SchedulerNode[], config: SchedulerConfig, chain: PluginChain = defaultChain(config)): Explanation {
+  const req: PlacementRequest = { resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [] };
+  const counts = new Map(chain.filters.map((f) => [f.name, 0]));
+  const verdicts: NodeVerdict[] = [];
+  for (const node of [...nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const view = viewOf(node);
+    let v: NodeVerdict | null = null;
+    for (const f of chain.filters) {
+      const r = f.filter(req, view, node.allocated, 1);
+      if (r) {
+        counts.set(f.name, (counts.get(f.name) ?? 0) + 1);
+        v = { nodeId: node.id, name: node.name, filter: f.name, verdict: f.verdict, message: r.message, score: null };
+        break;
+      }
+    }
+    verdicts.push(v ?? { nodeId: node.id, name: node.name, filter: null, verdict: 'fits', message: null, score: runScorers(chain, req, view, node.allocated) });
+  }
+  const filters = chain.filters.map((f) => ({ filter: f.name, verdict: f.verdict, rejected: counts.get(f.name) ?? 0 }));
+  const fits = verdicts.filter((v) => v.verdict === 'fits').length;
+  const ever = verdicts.filter((v) => v.verdict !== 'never').length;
+  const cap = job.parallelism ?? null;
+  let verdict: ExplainVerdict;
+  let summary: string;
+  if (nodes.length === 0) {
+    verdict = 'no_nodes';
+    summary = 'no nodes are online: start an agent (`dsg agent --coordinator URL --token T`)';
+  } else if (ever === 0) {
+    verdict = 'never';
+    summary = `no node in the grid can ever run it: ${filters.filter((f) => f.rejected > 0).map((f) => `${f.rejected} rejected by ${f.filter}`).join(', ')}`;
+  } else if (cap !== null && (job.active ?? 0) >= cap) {
+    verdict = 'throttled';
+    summary = `throttled: parallelism ${cap} reached (${job.active} of its tasks on nodes); the next starts when one ends`;
+  } else if (fits === 0) {
+    verdict = 'not_now';
+    summary = `${ever} of ${nodes.length} node(s) could run it but none has room now; it starts when one frees up`;
+  } else {
+    verdict = 'placeable';
+    summary = `${fits} node(s) have room now; the next dispatch pass places it unless work ahead of it in the queue takes the room`;
+  }
+  return { verdict, summary, filters, nodes: verdicts };
+}
