@@ -19,6 +19,7 @@ import { systemClock, type Clock } from './clock.js';
 import { Engine } from './engine/engine.js';
 import { FileBlobStore } from './files/blob-store.js';
 import { lockDataDir } from './files/data-dir-lock.js';
+import { CoordinatorMetrics } from './metrics.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
 import { createLogger } from './logger.js';
@@ -51,6 +52,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const credentialsFile = join(dataDir, 'credentials.json');
   const creds = await ensureCredentials(store, credentialsFile, clock.now());
 
+  const metrics = new CoordinatorMetrics(store);
   const engine = new Engine(store, blobs, logs, clock, {
     heartbeatIntervalMs,
     nodeTimeoutMs,
@@ -60,11 +62,12 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     reportBatchMs: 2,
     policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES },
     scheduler: DEFAULT_SCHEDULER_CONFIG,
+    metrics,
   }, log);
   const auth = new Authenticator(store);
   const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log);
   const startedAt = clock.now();
-  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3 });
+  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, metrics });
   hub.attach(app.server);
   await engine.start(hub);
 

@@ -25,6 +25,7 @@ import type { AgentLink } from '../agents/agent-events.js';
 import { toAssignment } from '../agents/assignment.js';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
+import type { EngineMetrics } from '../metrics.js';
 import type { AttemptRegistry } from './attempt-registry.js';
 import { JobCache } from './job-cache.js';
 
@@ -36,6 +37,7 @@ export interface DispatcherDeps {
   readonly attempts: AttemptRegistry;
   /** The transport toward agents, once started. */
   readonly link: () => AgentLink | null;
+  readonly metrics?: EngineMetrics;
 }
 
 export class Dispatcher {
@@ -155,6 +157,7 @@ export class Dispatcher {
     this.pendingReasons.clear();
     for (const p of plan.pending) this.pendingReasons.set(p.jobId, p);
     this.lastPass = { ms: performance.now() - t0, jobsRead: queuedJobs.length, tasksRead: tasks.length, assigned: plan.assignments.length };
+    this.deps.metrics?.observePass(this.lastPass.ms / 1000, plan.assignments.length);
     if (plan.assignments.length === 0) return;
 
     const result = await this.deps.store.applyPlan(

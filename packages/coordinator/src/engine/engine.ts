@@ -20,6 +20,7 @@ import type { Clock } from '../clock.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
+import type { EngineMetrics } from '../metrics.js';
 import { AttemptRegistry } from './attempt-registry.js';
 import { Dispatcher } from './dispatcher.js';
 import type { JobCache } from './job-cache.js';
@@ -46,6 +47,8 @@ export interface EngineConfig {
   readonly reportBatchMs: number;
   readonly policy: StorePolicy;
   readonly scheduler: SchedulerConfig;
+  /** Where the engine reports passes and outcomes (Prometheus); none in most tests. */
+  readonly metrics?: EngineMetrics;
 }
 
 export class Engine implements AgentEvents {
@@ -69,13 +72,15 @@ export class Engine implements AgentEvents {
     this.schedulerConfig = config.scheduler;
     const attempts = new AttemptRegistry();
     const link = (): AgentLink | null => this.link;
-    this.dispatcher = new Dispatcher({ store, clock, config: config.scheduler, log, attempts, link });
+    const metrics = config.metrics ? { metrics: config.metrics } : {};
+    this.dispatcher = new Dispatcher({ store, clock, config: config.scheduler, log, attempts, link, ...metrics });
     this.reports = new ReportCommitter({
       store, blobs, logStore, clock, log, attempts, link,
       policy: config.policy,
       reportBatchMs: config.reportBatchMs,
       reconcileGraceMs: config.reconcileGraceMs,
       onChanged: () => this.requestTick(),
+      ...metrics,
     });
     this.liveness = new LivenessMonitor({ store, clock, log, link, reports: this.reports, config });
     this.cancels = new JobCanceller(store, this, clock, log);

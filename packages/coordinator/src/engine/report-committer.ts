@@ -21,6 +21,7 @@ import type { Clock } from '../clock.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
+import type { EngineMetrics } from '../metrics.js';
 import type { AttemptRegistry } from './attempt-registry.js';
 
 export interface ReportCommitterDeps {
@@ -37,6 +38,7 @@ export interface ReportCommitterDeps {
   readonly link: () => AgentLink | null;
   /** Something changed in the queue (a task ended or was requeued): a dispatch pass may place more. */
   readonly onChanged: () => void;
+  readonly metrics?: EngineMetrics;
 }
 
 export class ReportCommitter {
@@ -195,7 +197,10 @@ export class ReportCommitter {
     let changed = false;
     for (const r of results) {
       this.deps.attempts.delete(r.attemptId);
-      if (r.applied) changed = true;
+      if (!r.applied) continue;
+      changed = true;
+      const outcome = r.retry ? 'retried' : r.taskState;
+      if (outcome === 'retried' || outcome === 'succeeded' || outcome === 'failed' || outcome === 'cancelled') this.deps.metrics?.countOutcome(outcome);
     }
     if (changed) this.deps.onChanged();
   }

@@ -33,6 +33,7 @@ import { requireCapability, type Authenticator, type Capability, type Principal 
 import type { Clock } from '../clock.js';
 import type { Engine } from '../engine/engine.js';
 import { WorkService } from '../service/work-service.js';
+import type { CoordinatorMetrics } from '../metrics.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
@@ -51,6 +52,8 @@ export interface ApiDeps {
   readonly log: Logger;
   readonly staticDir: string;
   readonly startedAt: number;
+  /** Prometheus metrics served at /metrics; none in tests that do not need them. */
+  readonly metrics?: CoordinatorMetrics;
   /** Largest input or output file accepted. */
   readonly maxUploadBytes: number;
 }
@@ -111,6 +114,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       nodesOnline: nodes.length,
     };
     return body;
+  });
+
+  // ── metrics (Prometheus text format; scrape with a bearer token) ──
+  app.get('/metrics', async (req, reply) => {
+    await authed(req, 'nodes:read');
+    if (!deps.metrics) throw new NotFoundError('route', '/metrics');
+    const m = await deps.metrics.render();
+    return reply.type(m.contentType).send(m.body);
   });
 
   // ── blobs (job inputs) ──

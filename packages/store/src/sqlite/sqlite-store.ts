@@ -287,6 +287,11 @@ export class SqliteStore implements Store {
     }));
   }
 
+  async activeTaskCounts(): Promise<{ readonly queued: number; readonly assigned: number; readonly running: number }> {
+    const r = this.q('SELECT COALESCE(SUM(n_queued), 0) AS q, COALESCE(SUM(n_assigned), 0) AS a, COALESCE(SUM(n_running), 0) AS r FROM jobs WHERE finished_at IS NULL').get() as { q: number; a: number; r: number };
+    return { queued: r.q, assigned: r.a, running: r.r };
+  }
+
   async queueAhead(id: JobId): Promise<{ readonly tasksAhead: number; readonly jobsAhead: number } | null> {
     const first = this.q("SELECT MIN(queue_seq) AS seq FROM tasks WHERE job_id = ? AND state = 'queued'").get(id) as { seq: number | null };
     if (first.seq === null) return null;
