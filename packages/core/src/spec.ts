@@ -231,6 +231,10 @@ const taskFields = {
     .record(ENV_NAME, scalar, { error: (iss) => (iss.code === 'invalid_type' ? 'expected a map of environment variables' : undefined) })
     .optional()
     .meta({ description: 'Environment variables for every task.' }),
+  priority: z
+    .enum(['urgent', 'high', 'normal', 'low'], { error: 'expected a priority class: urgent, high, normal or low' })
+    .optional()
+    .meta({ description: 'Priority class: jobs of a higher class are placed first; within a class, first come first served. Default normal.' }),
   parallelism: z
     .number({ error: 'expected a whole number of tasks' })
     .int({ error: 'expected a whole number of tasks' })
@@ -361,7 +365,12 @@ export interface CompiledJobSpec {
   readonly prefer: readonly Constraint[];
   /** At most this many tasks on nodes at once; null = no cap. */
   readonly parallelism: number | null;
+  /** Priority class; higher classes are placed first. */
+  readonly priority: PriorityClass;
 }
+
+export const PRIORITY_CLASSES = { urgent: 3, high: 2, normal: 1, low: 0 } as const;
+export type PriorityClass = keyof typeof PRIORITY_CLASSES;
 
 /** Options of compilation: parameter values given at submit (`--set NAME=VALUE`). */
 export interface CompileOptions {
@@ -608,6 +617,7 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     constraints,
     prefer,
     parallelism: spec.parallelism ?? null,
+    priority: spec.priority ?? 'normal',
   };
 }
 
@@ -653,7 +663,7 @@ export function upgradeCompiledSpec(raw: unknown): CompiledJobSpec {
   const fanOut: FanOut = c.fanOut ?? (c.arrayValues ? { kind: 'values' } : c.taskCount > 1 ? { kind: 'count' } : { kind: 'single' });
   return {
     ...c, inputs, fanOut, artifacts: c.artifacts ?? [], optionalOutputs: c.optionalOutputs ?? [], params: c.params ?? {},
-    constraints: c.constraints ?? [], prefer: c.prefer ?? [], parallelism: c.parallelism ?? null,
+    constraints: c.constraints ?? [], prefer: c.prefer ?? [], parallelism: c.parallelism ?? null, priority: c.priority ?? 'normal',
   };
 }
 

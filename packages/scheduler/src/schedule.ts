@@ -41,8 +41,9 @@ const shapeKey = (req: PlacementRequest, factor: number): string => {
   return `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}|${constraintsKey(req.constraints)}|${constraintsKey(req.prefer)}`;
 };
 
-/** Queue order of jobs: by the position of their first queued task, then by id (deterministic). */
+/** Queue order of jobs: higher priority class first, then by the position of their first queued task, then id. */
 export const byQueuePosition = (a: SchedulerJob, b: SchedulerJob): number =>
+  (b.priority ?? 1) - (a.priority ?? 1) ||
   a.seq - b.seq || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
 
 export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: ScheduleContext, chain: PluginChain = defaultChain(config)): Plan {

@@ -21,6 +21,8 @@ export interface QueuedJobSummary {
   readonly queued: number;
   /** Queue position of its first queued task. */
   readonly seq: number;
+  /** Priority class rank (higher first); absent: normal (1). */
+  readonly priority?: number;
 }
 
 /** For each job (same order as given), how many of its first queued tasks to read; at least 1 per job. */
@@ -29,7 +31,7 @@ export function tasksToRead(jobs: readonly QueuedJobSummary[], nodes: readonly S
   const limits = new Array<number>(jobs.length).fill(1);
   let budget = config.maxAssignments;
   // Queue order, as the pass walks them (the store lists them so already; sorting keeps this pure and safe).
-  const order = jobs.map((job, i) => ({ job, i })).sort((a, b) => a.job.seq - b.job.seq || a.i - b.i);
+  const order = jobs.map((job, i) => ({ job, i })).sort((a, b) => (b.job.priority ?? 1) - (a.job.priority ?? 1) || a.job.seq - b.job.seq || a.i - b.i);
   for (const { job, i } of order) {
     const f = prefetchFactor(config, job.typicalRunMs);
     const want = job.resources;

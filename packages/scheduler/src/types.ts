@@ -39,6 +39,8 @@ export interface SchedulerJob {
   readonly constraints?: readonly Constraint[];
   /** Soft preferences: among feasible nodes, those matching more of these rank first. */
   readonly prefer?: readonly Constraint[];
+  /** Priority class rank (core's PRIORITY_CLASSES: urgent 3 … low 0); higher goes first. Absent: normal (1). */
+  readonly priority?: number;
   /** At most this many of its tasks on nodes at once (the spec's `parallelism`); null or absent: no cap. */
   readonly parallelism?: number | null;
   /** Its tasks on nodes now (assigned or running). */

@@ -126,6 +126,11 @@ describe('schedule with constraints and preferences', () => {
     assert.deepEqual(full.assignments, []);
     assert.match(full.pending[0]!.summary, /throttled: parallelism 2 reached \(2 of its tasks on nodes\)/);
   });
+  it('a higher priority class goes first, whatever its queue position; within a class, first come first served', () => {
+    const nodes = [node('a', {}, facts(), res(2, 8))];
+    const plan = schedule({ nodes, jobs: [job('sweep', 0, 16), { ...job('small', 100, 1), priority: 2 }, { ...job('later', 200, 1), priority: 2 }] }, DEFAULT_SCHEDULER_CONFIG, ctx());
+    assert.deepEqual(plan.assignments.map((a) => a.taskId), ['small.0', 'later.0']);
+  });
   it('property: every placement satisfies its constraints, and no node is over-committed (500 random rounds)', () => {
     const rooms = ['lab1', 'lab2', 'lab3'];
     for (let round = 0; round < 500; round++) {

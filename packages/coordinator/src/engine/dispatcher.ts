@@ -9,7 +9,7 @@
  * State machine of a pass: idle ──requestTick──▶ queued (setImmediate) ──▶ ticking ──▶ idle, or queued again when
  * a trigger arrived while ticking (`tickAgain`), a plan was partly rejected, or the scheduler says more could fit.
  */
-import { newAttemptId, type Assignment, type JobId, type NodeId } from '@dsg/core';
+import { newAttemptId, PRIORITY_CLASSES, type Assignment, type JobId, type NodeId } from '@dsg/core';
 import {
   schedule,
   seededRng,
@@ -130,7 +130,12 @@ export class Dispatcher {
       this.lastPass = { ms: performance.now() - t0, jobsRead: 0, tasksRead: 0, assigned: 0 };
       return;
     }
-    const summaries = queuedJobs.map((j) => ({ resources: j.resources, typicalRunMs: j.typicalRunMs, queued: j.queued, seq: j.first.seq }));
+    // Constraints, preferences, priority and parallelism come from the compiled spec (cached: jobs are immutable).
+    const specs = await Promise.all(queuedJobs.map((j) => this.jobs.get(j.jobId)));
+    const summaries = queuedJobs.map((j, i) => ({
+      resources: j.resources, typicalRunMs: j.typicalRunMs, queued: j.queued, seq: j.first.seq,
+      priority: PRIORITY_CLASSES[specs[i]?.compiled.priority ?? 'normal'],
+    }));
     const limits = tasksToRead(summaries, nodes, this.deps.config);
     const reads = queuedJobs.flatMap((j, i) => (limits[i]! > 1 ? [{ jobId: j.jobId, limit: limits[i]! }] : []));
     const tasks = reads.length > 0 ? await this.deps.store.listQueuedTasks(reads) : [];
@@ -140,8 +145,6 @@ export class Dispatcher {
       if (!l) tasksOf.set(t.jobId, (l = []));
       l.push({ taskId: t.taskId, seq: t.seq });
     }
-    // Constraints and preferences come from the compiled spec (cached: jobs are immutable once accepted).
-    const specs = await Promise.all(queuedJobs.map((j) => this.jobs.get(j.jobId)));
     const jobs: SchedulerJob[] = queuedJobs.map((j, i) => ({
       jobId: j.jobId,
       ...summaries[i]!,
