@@ -12,7 +12,7 @@ const ended = (s: StageV1 | WorkflowV1): number => s.counts.succeeded + s.counts
 /** One line about a stage: progress, and why it waits or was skipped. */
 export function stageNote(s: StageV1): string {
   if (s.skipReason) return `skipped: ${s.skipReason}`;
-  if (s.state === 'waiting') return s.each && s.heldTasks < s.taskCount ? `tasks start as ${s.each}'s succeed` : `waiting for ${s.needs.join(', ')}`;
+  if (s.state === 'waiting') return s.each && s.heldTasks < s.taskCount ? `each task starts when its ${s.each} task succeeds` : `needs ${s.needs.join(', ')}`;
   if (s.waiting?.never) return s.waiting.reason;
   if (s.counts.failed > 0) return `${plural(s.counts.failed, 'task')} failed`;
   return '';
