@@ -68,6 +68,10 @@ try {
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : Exit.usage);
   if (debugEnabled() && e instanceof Error) process.stderr.write(`${e.stack}\n`);
   if (e instanceof ValidationError) fail(Exit.usage, e.message);
+  if (isDsgError(e) && e.code === 'over_limit') {
+    const after = e.details?.['retryAfterSeconds'];
+    fail(Exit.overLimit, `${e.message}${typeof after === 'number' ? ` (the coordinator suggests again in ${after}s)` : ''}`);
+  }
   if (isDsgError(e)) fail(e.code === 'unavailable' ? Exit.unavailable : e.code === 'validation' ? Exit.usage : Exit.failed, explainClientError(e, activeClientConfig()));
   fail(Exit.failed, e instanceof Error ? `${e.message} (DSG_DEBUG=1 shows the stack)` : String(e));
 }

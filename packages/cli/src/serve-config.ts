@@ -19,6 +19,8 @@ const FIELDS = {
   heartbeat: { schema: z.coerce.number({ error: 'expected a number of seconds' }).positive({ error: 'expected a number of seconds greater than 0' }), env: 'DSG_HEARTBEAT', flag: '--heartbeat', file: 'heartbeatSeconds' },
   nodeTimeout: { schema: z.coerce.number({ error: 'expected a number of seconds' }).positive({ error: 'expected a number of seconds greater than 0' }), env: 'DSG_NODE_TIMEOUT', flag: '--node-timeout', file: 'nodeTimeoutSeconds' },
   logLevel: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'expected debug, info, warn, error or silent' }), env: 'DSG_LOG_LEVEL', flag: '--log-level', file: 'logLevel' },
+  maxQueuedTasks: { schema: z.coerce.number({ error: 'expected a number of tasks' }).int({ error: 'expected a whole number of tasks' }).min(1, { error: 'expected at least 1 task' }), env: 'DSG_MAX_QUEUED_TASKS', flag: '--max-queued-tasks', file: 'maxQueuedTasks' },
+  maxQueuedTasksPerProject: { schema: z.coerce.number({ error: 'expected a number of tasks' }).int({ error: 'expected a whole number of tasks' }).min(1, { error: 'expected at least 1 task' }), env: 'DSG_MAX_QUEUED_TASKS_PER_PROJECT', flag: '--max-queued-tasks-per-project', file: 'maxQueuedTasksPerProject' },
 } as const;
 type Field = keyof typeof FIELDS;
 
@@ -33,6 +35,8 @@ export const SERVE_DEFAULTS: Record<Field, string | number> = {
   heartbeat: 2,
   nodeTimeout: 10,
   logLevel: 'info',
+  maxQueuedTasks: 1_000_000,
+  maxQueuedTasksPerProject: 1_000_000,
 };
 
 export const FILE_KEYS: readonly string[] = Object.values(FIELDS).map((f) => f.file);
@@ -74,6 +78,8 @@ export function resolveServeConfig(input: {
     heartbeatIntervalSeconds: out.heartbeat as number,
     nodeTimeoutSeconds: out.nodeTimeout as number,
     logLevel: out.logLevel as CoordinatorOptions['logLevel'] & string,
+    maxQueuedTasks: out.maxQueuedTasks as number,
+    maxQueuedTasksPerProject: out.maxQueuedTasksPerProject as number,
   };
 }
 

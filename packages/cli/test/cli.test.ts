@@ -162,7 +162,13 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
   const base = { fileName: 'grid.yaml', defaults: SERVE_DEFAULTS, cwd: '/srv' };
   it('uses the defaults with nothing given', () => {
     const o = resolveServeConfig({ ...base, flags: {}, env: {}, file: null });
-    assert.deepEqual(o, { dataDir: '/srv/.dsg', host: '0.0.0.0', port: 7070, heartbeatIntervalSeconds: 2, nodeTimeoutSeconds: 10, logLevel: 'info' });
+    assert.deepEqual(o, { dataDir: '/srv/.dsg', host: '0.0.0.0', port: 7070, heartbeatIntervalSeconds: 2, nodeTimeoutSeconds: 10, logLevel: 'info', maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000 });
+  });
+  it('admission limits come from the same layers and are checked', () => {
+    const o = resolveServeConfig({ ...base, flags: { maxQueuedTasksPerProject: '50' }, env: { DSG_MAX_QUEUED_TASKS: '500' }, file: null });
+    assert.deepEqual([o.maxQueuedTasks, o.maxQueuedTasksPerProject], [500, 50]);
+    const bad = issues(() => resolveServeConfig({ ...base, flags: {}, env: { DSG_MAX_QUEUED_TASKS: '0' }, file: null }));
+    assert.deepEqual(bad.map((i) => i.path), ['DSG_MAX_QUEUED_TASKS']);
   });
   it('layers file, env and flags', () => {
     const file = { port: 8000, dataDir: '/data/dsg', heartbeatSeconds: 2, nodeTimeoutSeconds: 10 };

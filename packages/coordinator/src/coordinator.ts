@@ -67,7 +67,12 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const auth = new Authenticator(store);
   const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log);
   const startedAt = clock.now();
-  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, metrics });
+  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, metrics,
+    admission: {
+      ...(options.maxQueuedTasks !== undefined ? { maxQueuedTasks: options.maxQueuedTasks } : {}),
+      ...(options.maxQueuedTasksPerProject !== undefined ? { maxQueuedTasksPerProject: options.maxQueuedTasksPerProject } : {}),
+    },
+  });
   hub.attach(app.server);
   await engine.start(hub);
 

@@ -31,6 +31,13 @@ export interface CoordinatorOptions {
    * it is declared lost and its tasks requeued. Default 10. (After a coordinator restart, agents get at least 30 s.)
    */
   readonly nodeTimeoutSeconds?: number;
+  /**
+   * Admission control: the most tasks waiting to start (queued, or in stages not started yet) in the whole grid, and
+   * in one project. A submit that would go over is refused with HTTP 429 and Retry-After, and nothing is queued.
+   * Defaults: 1,000,000 in all, no cap per project beyond that.
+   */
+  readonly maxQueuedTasks?: number;
+  readonly maxQueuedTasksPerProject?: number;
   /** Log level. Default `info`. */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }

@@ -11,6 +11,7 @@ export const ErrorCode = {
   forbidden: 'forbidden',
   tooLarge: 'too_large',
   unavailable: 'unavailable',
+  overLimit: 'over_limit',
   illegalTransition: 'illegal_transition',
   internal: 'internal',
 } as const;
@@ -77,6 +78,14 @@ export class IllegalTransitionError extends DsgError {
   constructor(kind: string, from: string, to: string) {
     super(ErrorCode.illegalTransition, `illegal ${kind} transition ${from} → ${to}`, { kind, from, to });
     this.name = 'IllegalTransitionError';
+  }
+}
+
+/** Refused at ingress because a limit is reached (HTTP 429); `retryAfterSeconds` says when to try again. */
+export class OverLimitError extends DsgError {
+  constructor(message: string, readonly retryAfterSeconds: number, details: Record<string, unknown> = {}) {
+    super(ErrorCode.overLimit, message, { ...details, retryAfterSeconds });
+    this.name = 'OverLimitError';
   }
 }
 

@@ -277,6 +277,7 @@ export const JobSpecSchema = z
   .strictObject({
     version: versionField,
     name: nameField.meta({ description: 'A short name for the job.', examples: ['pi-sweep'] }),
+    project: nameField.optional().meta({ description: 'The project the job belongs to (limits and sharing are per project). Default "default".' }),
     params: ParamsSchema,
     ...taskFields,
   })
@@ -367,6 +368,8 @@ export interface CompiledJobSpec {
   readonly parallelism: number | null;
   /** Priority class; higher classes are placed first. */
   readonly priority: PriorityClass;
+  /** The project it belongs to (limits are per project). */
+  readonly project: string;
 }
 
 export const PRIORITY_CLASSES = { urgent: 3, high: 2, normal: 1, low: 0 } as const;
@@ -381,7 +384,7 @@ export interface CompileOptions {
 const JOB_FIELDS: readonly string[] = Object.keys(JobSpecSchema.shape);
 const STAGE_FIELDS: readonly string[] = Object.keys(StageSpecSchema.shape);
 const RESOURCE_FIELDS: readonly string[] = Object.keys(ResourcesSchema.shape);
-const WORKFLOW_FIELDS: readonly string[] = ['version', 'name', 'description', 'params', 'stages', 'publish'];
+const WORKFLOW_FIELDS: readonly string[] = ['version', 'name', 'description', 'project', 'params', 'stages', 'publish'];
 
 /** The fields allowed at a path of a job or workflow spec, for "did you mean" hints. */
 function knownFieldsAt(path: string): readonly string[] | undefined {
@@ -471,7 +474,7 @@ export function compileJobSpec(input: unknown, options: CompileOptions = {}): Co
   if (!parsed.success || issues.length > 0) throw new ValidationError(issues, 'invalid job spec');
   const spec = parsed.data;
   const params = resolveParams(spec.params, options.params, '');
-  const compiled = compileTaskFields(spec, spec.name, '', params);
+  const compiled = { ...compileTaskFields(spec, spec.name, '', params), project: spec.project ?? 'default' };
   const stageOnly: Issue[] = [];
   compiled.artifacts.forEach((a) => stageOnly.push({ path: `inputs[${a.at}]`, message: `{ from: ${a.from} } takes the outputs of a workflow stage; a plain job has no stages` }));
   if (compiled.fanOut.kind === 'files') stageOnly.push({ path: 'array.from', message: 'one task per output file of an earlier stage works only in a workflow stage' });
@@ -618,6 +621,7 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     prefer,
     parallelism: spec.parallelism ?? null,
     priority: spec.priority ?? 'normal',
+    project: 'default',
   };
 }
 
@@ -663,7 +667,7 @@ export function upgradeCompiledSpec(raw: unknown): CompiledJobSpec {
   const fanOut: FanOut = c.fanOut ?? (c.arrayValues ? { kind: 'values' } : c.taskCount > 1 ? { kind: 'count' } : { kind: 'single' });
   return {
     ...c, inputs, fanOut, artifacts: c.artifacts ?? [], optionalOutputs: c.optionalOutputs ?? [], params: c.params ?? {},
-    constraints: c.constraints ?? [], prefer: c.prefer ?? [], parallelism: c.parallelism ?? null, priority: c.priority ?? 'normal',
+    constraints: c.constraints ?? [], prefer: c.prefer ?? [], parallelism: c.parallelism ?? null, priority: c.priority ?? 'normal', project: c.project ?? 'default',
   };
 }
 

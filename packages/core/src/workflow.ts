@@ -37,6 +37,11 @@ export const WorkflowSpecSchema = z
       .regex(NAME_PATTERN, { error: 'expected a name of letters, digits, ".", "_" or "-" (at most 100, starting with a letter or digit)' })
       .meta({ description: 'A short name for the workflow.', examples: ['align-reads'] }),
     description: z.string({ error: 'expected a string' }).max(2000).optional(),
+    project: z
+      .string({ error: 'expected a project name as a string' })
+      .regex(NAME_PATTERN, { error: 'expected a name of letters, digits, ".", "_" or "-" (at most 100, starting with a letter or digit)' })
+      .optional()
+      .meta({ description: 'The project every stage belongs to (limits and sharing are per project). Default "default".' }),
     params: z
       .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected parameter names like SAMPLES' }), z.union([z.string(), z.number(), z.boolean()]), {
         error: (iss) => (iss.code === 'invalid_type' ? 'expected a map of parameter names to default values' : undefined),
@@ -107,7 +112,7 @@ export function compileWorkflowSpec(input: unknown, options: CompileOptions = {}
   const jobs = new Map<string, CompiledJobSpec>();
   for (const n of names) {
     try {
-      jobs.set(n, compileTaskFields(spec.stages[n]!, `${spec.name}/${n}`, `stages.${n}.`, params));
+      jobs.set(n, { ...compileTaskFields(spec.stages[n]!, `${spec.name}/${n}`, `stages.${n}.`, params), project: spec.project ?? 'default' });
     } catch (e) {
       if (e instanceof ValidationError) issues.push(...e.issues);
       else throw e;

@@ -356,6 +356,8 @@ export interface Store {
    * Where a job's first queued task stands in the queue: queued tasks of other jobs ahead of it, and how many jobs
    * they belong to. Null when the job has no queued task.
    */
+  /** Tasks of unfinished jobs not started yet (queued or not created), in all and in one project: admission. */
+  waitingTasks(project: string): Promise<{ readonly total: number; readonly project: number }>;
   /** Tasks of unfinished jobs by state (for metrics): queued, assigned, running. */
   activeTaskCounts(): Promise<{ readonly queued: number; readonly assigned: number; readonly running: number }>;
   queueAhead(id: JobId): Promise<{ readonly tasksAhead: number; readonly jobsAhead: number } | null>;

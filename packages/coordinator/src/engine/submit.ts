@@ -39,7 +39,10 @@ export interface SubmitDeps {
 /** Largest file a `{ lines: FILE }` fan-out reads. */
 const MAX_LINES_FILE_BYTES = 16 * 1024 * 1024;
 
-export async function submitJob(req: SubmitJobRequestV1, deps: SubmitDeps): Promise<JobRecord> {
+/** Called once the work is valid and sized, before anything is stored: throws to refuse it (admission control). */
+export type Admit<T> = (compiled: T) => Promise<void>;
+
+export async function submitJob(req: SubmitJobRequestV1, deps: SubmitDeps, admit?: Admit<CompiledJobSpec>): Promise<JobRecord> {
   let compiled = compileJobSpec(req.spec, { params: req.params ?? {} });
   const files = req.inputs ?? [];
   const issues: Issue[] = [];
@@ -50,6 +53,7 @@ export async function submitJob(req: SubmitJobRequestV1, deps: SubmitDeps): Prom
   if (issues.length === 0) await checkBlobsPresent(files, deps.blobs, issues);
   if (issues.length === 0) compiled = await resolveLines(compiled, inputs, deps.blobs, 'spec.', issues);
   if (issues.length > 0) throw new ValidationError(issues, 'invalid job inputs');
+  await admit?.(compiled);
 
   const now = deps.clock.now();
   const nodes = await deps.store.listNodeUsage(['online', 'offline']);
@@ -64,7 +68,7 @@ export async function submitJob(req: SubmitJobRequestV1, deps: SubmitDeps): Prom
   });
 }
 
-export async function submitWorkflow(req: SubmitWorkflowRequestV1, deps: SubmitDeps): Promise<WorkflowRecord> {
+export async function submitWorkflow(req: SubmitWorkflowRequestV1, deps: SubmitDeps, admit?: Admit<CompiledWorkflow>): Promise<WorkflowRecord> {
   let wf = compileWorkflowSpec(req.spec, { params: req.params ?? {} });
   const files = req.inputs ?? [];
   const issues: Issue[] = [];
@@ -84,6 +88,7 @@ export async function submitWorkflow(req: SubmitWorkflowRequestV1, deps: SubmitD
   if (issues.length === 0) await checkBlobsPresent(files, deps.blobs, issues);
   if (issues.length === 0) wf = await resolveWorkflowLines(wf, perStage, deps.blobs, issues);
   if (issues.length > 0) throw new ValidationError(issues, 'invalid workflow inputs');
+  await admit?.(wf);
 
   const now = deps.clock.now();
   const nodes = await deps.store.listNodeUsage(['online', 'offline']);

@@ -9,6 +9,7 @@ const STATUS: Record<ErrorCode, number> = {
   forbidden: 403,
   too_large: 413,
   unavailable: 503,
+  over_limit: 429,
   illegal_transition: 409,
   internal: 500,
 };

@@ -52,6 +52,8 @@ export interface ApiDeps {
   readonly log: Logger;
   readonly staticDir: string;
   readonly startedAt: number;
+  /** Admission limits (HTTP 429 over them); defaults in WorkService. */
+  readonly admission?: { readonly maxQueuedTasks?: number; readonly maxQueuedTasksPerProject?: number };
   /** Prometheus metrics served at /metrics; none in tests that do not need them. */
   readonly metrics?: CoordinatorMetrics;
   /** Largest input or output file accepted. */
@@ -76,6 +78,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttpError(err);
     if (status >= 500) deps.log.error({ err, url: req.url }, 'request failed');
+    const retryAfter = body.error.details?.['retryAfterSeconds'];
+    if (status === 429 && typeof retryAfter === 'number') void reply.header('retry-after', String(Math.ceil(retryAfter)));
     void reply.status(status).send(body);
   });
   app.setNotFoundHandler((req, reply) => {
@@ -96,7 +100,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   };
   const pendingOf = (j: JobRecord) => (isTerminalJobState(j) || j.counts.queued === 0 ? undefined : engine.pendingReasons.get(j.id));
   const jobV1 = (j: JobRecord) => toJobV1(j, pendingOf(j));
-  const work = new WorkService({ store, engine, blobs, clock, log: deps.log });
+  const work = new WorkService({ store, engine, blobs, clock, log: deps.log, ...(deps.admission ? { admission: deps.admission } : {}) });
   workflowRoutes(app, { work, store, authed, pendingOf });
 
   // ── dashboard ──

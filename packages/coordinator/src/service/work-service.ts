@@ -5,6 +5,7 @@
  */
 import {
   isJobId,
+  OverLimitError,
   taskIdOf,
   type JobExplainV1,
   isTerminalJob,
@@ -27,14 +28,40 @@ export interface WorkServiceDeps {
   readonly blobs: BlobStore;
   readonly clock: Clock;
   readonly log: Logger;
+  /** Admission limits (see CoordinatorOptions); defaults 1,000,000 in all, no extra cap per project. */
+  readonly admission?: { readonly maxQueuedTasks?: number; readonly maxQueuedTasksPerProject?: number };
 }
+
+/** How long a client refused for a full queue is told to wait before trying again. */
+const RETRY_AFTER_SECONDS = 30;
 
 export class WorkService {
   constructor(private readonly deps: WorkServiceDeps) {}
 
+  /**
+   * Admission control at ingress: refuse (429, Retry-After) a submit that would put more tasks waiting than the
+   * grid's or the project's limit. Checked after validation (so a bad spec still gets its 400) and before anything is
+   * stored. Two submits racing for the last room can both pass; the limit is a bound on the backlog, not a quota.
+   */
+  private async admit(project: string, incoming: number): Promise<void> {
+    const maxAll = this.deps.admission?.maxQueuedTasks ?? 1_000_000;
+    const maxProject = this.deps.admission?.maxQueuedTasksPerProject ?? Infinity;
+    const w = await this.deps.store.waitingTasks(project);
+    if (w.total + incoming > maxAll)
+      throw new OverLimitError(
+        `the grid's queue is full: ${w.total} tasks wait to start and this adds ${incoming}, over the limit of ${maxAll} (maxQueuedTasks); try again when some have run`,
+        RETRY_AFTER_SECONDS, { limit: 'maxQueuedTasks', waiting: w.total, incoming, max: maxAll },
+      );
+    if (w.project + incoming > maxProject)
+      throw new OverLimitError(
+        `project "${project}" has ${w.project} tasks waiting to start and this adds ${incoming}, over its limit of ${maxProject} (maxQueuedTasksPerProject); try again when some have run`,
+        RETRY_AFTER_SECONDS, { limit: 'maxQueuedTasksPerProject', project, waiting: w.project, incoming, max: maxProject },
+      );
+  }
+
   async submitJob(req: SubmitJobRequestV1): Promise<JobRecord> {
     const { store, blobs, clock, engine, log } = this.deps;
-    const job = await submitJob(req, { store, blobs, clock });
+    const job = await submitJob(req, { store, blobs, clock }, (c) => this.admit(c.project, c.taskCount));
     engine.jobs.put(job.id, { name: job.name, compiled: job.compiled, inputs: job.inputs });
     engine.requestTick();
     log.info({ jobId: job.id, name: job.name, tasks: job.taskCount }, 'job accepted');
@@ -43,7 +70,8 @@ export class WorkService {
 
   async submitWorkflow(req: SubmitWorkflowRequestV1): Promise<WorkflowRecord> {
     const { store, blobs, clock, engine, log } = this.deps;
-    const wf = await submitWorkflow(req, { store, blobs, clock });
+    const wf = await submitWorkflow(req, { store, blobs, clock }, (c) =>
+      this.admit(c.stages[0]?.job.project ?? 'default', c.stages.reduce((n, s) => n + s.job.taskCount, 0)));
     for (const s of wf.stages) engine.jobs.put(s.job.id, { name: s.job.name, compiled: s.job.compiled, inputs: s.job.inputs });
     engine.requestTick();
     log.info({ workflowId: wf.id, name: wf.name, stages: wf.stages.length }, 'workflow accepted');

@@ -161,4 +161,13 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_job_queue ON tasks (job_id, queue_seq) WHERE state = 'queued';
     `,
   },
+  {
+    version: 6,
+    name: 'projects',
+    sql: `
+      -- The project a job belongs to (admission limits count per project); jobs from before are in 'default'.
+      ALTER TABLE jobs ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+      CREATE INDEX jobs_open_by_project ON jobs (project) WHERE finished_at IS NULL;
+    `,
+  },
 ];

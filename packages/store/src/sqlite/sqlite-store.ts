@@ -162,10 +162,10 @@ export class SqliteStore implements Store {
       const { value: end } = this.q("UPDATE meta SET value = value + ? WHERE key = 'queue_seq' RETURNING value").get(n) as { value: number };
       const first = end - n + 1;
       this.q(
-        `INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, n_queued)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, n_queued, project)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(job.id, job.name, JSON.stringify(job.spec), JSON.stringify(c), JSON.stringify(job.inputs), JSON.stringify(job.warnings), n,
-        c.resources.cpuMillis, c.resources.memoryBytes, c.resources.gpus, c.resources.diskBytes, job.createdAt, n);
+        c.resources.cpuMillis, c.resources.memoryBytes, c.resources.gpus, c.resources.diskBytes, job.createdAt, n, c.project ?? 'default');
       const ins = this.q("INSERT INTO tasks (id, job_id, idx, array_value, state, queue_seq) VALUES (?, ?, ?, ?, 'queued', ?)");
       for (let i = 0; i < n; i++) ins.run(taskIdOf(job.id, i), job.id, i, c.arrayValues ? (c.arrayValues[i] ?? null) : null, first + i);
     })();
@@ -285,6 +285,14 @@ export class SqliteStore implements Store {
       resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
       typicalRunMs: r.runs_timed > 0 ? r.run_ms_total / r.runs_timed : null,
     }));
+  }
+
+  async waitingTasks(project: string): Promise<{ readonly total: number; readonly project: number }> {
+    // Tasks of unfinished jobs that have not started: queued, or not created yet (waiting workflow stages).
+    const waiting = 'COALESCE(SUM(task_count - n_assigned - n_running - n_succeeded - n_failed - n_cancelled), 0)';
+    const all = this.q(`SELECT ${waiting} AS n FROM jobs WHERE finished_at IS NULL`).get() as { n: number };
+    const mine = this.q(`SELECT ${waiting} AS n FROM jobs WHERE finished_at IS NULL AND project = ?`).get(project) as { n: number };
+    return { total: all.n, project: mine.n };
   }
 
   async activeTaskCounts(): Promise<{ readonly queued: number; readonly assigned: number; readonly running: number }> {
@@ -629,15 +637,15 @@ export class SqliteStore implements Store {
       );
       const ins = this.q(
         `INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at,
-                           workflow_id, stage, released)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+                           workflow_id, stage, released, project)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
       );
       c.stages.forEach((st, i) => {
         const s = wf.stages[i]!;
         const j = st.job;
         const stageSpec = ((wf.spec['stages'] as Record<string, Record<string, unknown>> | undefined)?.[st.name]) ?? {};
         ins.run(s.jobId, j.name, JSON.stringify(stageSpec), JSON.stringify(j), JSON.stringify(s.inputs), JSON.stringify(s.warnings), j.taskCount,
-          j.resources.cpuMillis, j.resources.memoryBytes, j.resources.gpus, j.resources.diskBytes, wf.createdAt, wf.id, st.name);
+          j.resources.cpuMillis, j.resources.memoryBytes, j.resources.gpus, j.resources.diskBytes, wf.createdAt, wf.id, st.name, j.project ?? 'default');
       });
       this.advanceWorkflow(wf.id, wf.createdAt, []);
     })();
