@@ -56,12 +56,37 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
   const failedShapes = new Map<string, PendingReason>();
   let more = false;
 
-  jobs: for (const job of [...snapshot.jobs].sort(byQueuePosition)) {
+  // Fair share between projects (weighted, by dominant resource, like DRF): each placement goes to the project whose
+  // current allocation — what its attempts hold on the grid, plus what this pass has placed — is the smallest share
+  // of the grid's capacity divided by its weight. Within a project, jobs go in queue order (priority class, then
+  // first come first served); across projects, a higher priority class still goes first.
+  const total = nodes.reduce((t, n) => addResources(t, n.capacity), { cpuMillis: 0, memoryBytes: 0, gpus: 0, diskBytes: 0 } as Resources);
+  const usage = new Map<string, Resources>(snapshot.projectUsage ? [...snapshot.projectUsage] : []);
+  const weightOf = (p: string): number => Math.max(config.projectWeights?.[p] ?? 1, 1e-9);
+  const shareOf = (p: string): number => {
+    const u = usage.get(p);
+    if (!u) return 0;
+    const d = Math.max(total.cpuMillis ? u.cpuMillis / total.cpuMillis : 0, total.memoryBytes ? u.memoryBytes / total.memoryBytes : 0, total.gpus ? u.gpus / total.gpus : 0);
+    return d / weightOf(p);
+  };
+
+  interface Active {
+    readonly job: SchedulerJob;
+    readonly project: string;
+    readonly cap: number | null;
+    room: number;
+    readonly factor: number;
+    readonly req: PlacementRequest;
+    readonly key: string;
+    next: number;
+  }
+  const queues = new Map<string, Active[]>();
+  for (const job of [...snapshot.jobs].sort(byQueuePosition)) {
     const first = job.tasks[0];
     if (!first) continue;
     // Throttle (`parallelism: N`, like Slurm's --array=0-99%N): a job at its cap waits, whatever the grid has free.
     const cap = job.parallelism ?? null;
-    let room = cap === null ? Infinity : cap - (job.active ?? 0);
+    const room = cap === null ? Infinity : cap - (job.active ?? 0);
     if (room <= 0) {
       pending.push({
         jobId: job.jobId, taskId: first.taskId, never: false, nodes: [],
@@ -71,45 +96,75 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
     }
     const factor = prefetchFactor(config, job.typicalRunMs);
     const req: PlacementRequest = { resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [] };
-    const key = shapeKey(req, factor);
-    const failed = failedShapes.get(key);
+    const project = job.project ?? 'default';
+    let q = queues.get(project);
+    if (!q) queues.set(project, (q = []));
+    q.push({ job, project, cap, room, factor, req, key: shapeKey(req, factor), next: 0 });
+  }
+  const projects = [...queues.keys()].sort();
+
+  for (;;) {
+    // The next job: the head of the project that goes first (priority class, then share, then queue position).
+    let best: Active | null = null;
+    let bestShare = 0;
+    for (const p of projects) {
+      const head = queues.get(p)![0];
+      if (!head) continue;
+      const share = shareOf(p);
+      if (
+        best === null ||
+        (head.job.priority ?? 1) > (best.job.priority ?? 1) ||
+        ((head.job.priority ?? 1) === (best.job.priority ?? 1) && (share < bestShare || (share === bestShare && byQueuePosition(head.job, best.job) < 0)))
+      ) {
+        best = head;
+        bestShare = share;
+      }
+    }
+    if (best === null) break;
+    const s = best;
+    const done = (): void => void queues.get(s.project)!.shift();
+    const task = s.job.tasks[s.next]!;
+    const failed = failedShapes.get(s.key);
     if (failed) {
-      pending.push({ ...failed, jobId: job.jobId, taskId: first.taskId });
+      // A job of the same shape (and constraints) found no node in this pass: the same holds for this one.
+      pending.push({ ...failed, jobId: s.job.jobId, taskId: task.taskId });
+      done();
       continue;
     }
-    for (const task of job.tasks) {
-      if (assignments.length >= config.maxAssignments) {
-        more = true;
-        break jobs;
-      }
-      if (room <= 0) {
-        pending.push({
-          jobId: job.jobId, taskId: task.taskId, never: false, nodes: [],
-          summary: `throttled: parallelism ${cap} reached; the next starts when one ends`,
-        });
-        continue jobs;
-      }
-      const placed = place(req, factor, views, allocated, chain, ctx);
-      if (placed.nodeId !== null) {
-        room--;
-        const node = nodes[placed.index]!;
-        allocated.set(node.id, addResources(allocated.get(node.id)!, job.resources));
-        assignments.push({ taskId: task.taskId, nodeId: node.id, prefetch: placed.prefetch });
-        continue;
-      }
-      const reason: PendingReason = {
-        jobId: job.jobId,
-        taskId: task.taskId,
-        never: !placed.fitsSomewhereEver,
-        summary: summarize(nodes.length, placed.fitsSomewhereEver, placed.rejections),
-        nodes: placed.rejections,
-      };
-      failedShapes.set(key, reason);
-      pending.push(reason);
-      continue jobs;
+    if (assignments.length >= config.maxAssignments) {
+      more = true;
+      break;
     }
-    // Every task it was given is placed; if it has more queued, the next pass may place more.
-    if (job.queued > job.tasks.length) more = true;
+    if (s.room <= 0) {
+      pending.push({ jobId: s.job.jobId, taskId: task.taskId, never: false, nodes: [], summary: `throttled: parallelism ${s.cap} reached; the next starts when one ends` });
+      done();
+      continue;
+    }
+    const placed = place(s.req, s.factor, views, allocated, chain, ctx);
+    if (placed.nodeId !== null) {
+      s.room--;
+      s.next++;
+      const node = nodes[placed.index]!;
+      allocated.set(node.id, addResources(allocated.get(node.id)!, s.job.resources));
+      usage.set(s.project, addResources(usage.get(s.project) ?? { cpuMillis: 0, memoryBytes: 0, gpus: 0, diskBytes: 0 }, s.job.resources));
+      assignments.push({ taskId: task.taskId, nodeId: node.id, prefetch: placed.prefetch });
+      if (s.next >= s.job.tasks.length) {
+        // Every task it was given is placed; if it has more queued, the next pass may place more.
+        if (s.job.queued > s.job.tasks.length) more = true;
+        done();
+      }
+      continue;
+    }
+    const reason: PendingReason = {
+      jobId: s.job.jobId,
+      taskId: task.taskId,
+      never: !placed.fitsSomewhereEver,
+      summary: summarize(nodes.length, placed.fitsSomewhereEver, placed.rejections),
+      nodes: placed.rejections,
+    };
+    failedShapes.set(s.key, reason);
+    pending.push(reason);
+    done();
   }
   return { assignments, pending, more };
 }

@@ -39,6 +39,8 @@ export interface SchedulerJob {
   readonly constraints?: readonly Constraint[];
   /** Soft preferences: among feasible nodes, those matching more of these rank first. */
   readonly prefer?: readonly Constraint[];
+  /** The project it belongs to (fair share is between projects). Absent: `default`. */
+  readonly project?: string;
   /** Priority class rank (core's PRIORITY_CLASSES: urgent 3 … low 0); higher goes first. Absent: normal (1). */
   readonly priority?: number;
   /** At most this many of its tasks on nodes at once (the spec's `parallelism`); null or absent: no cap. */
@@ -51,6 +53,8 @@ export interface Snapshot {
   readonly nodes: readonly SchedulerNode[];
   /** Every job with queued tasks (any order: the pass sorts them by `seq`). */
   readonly jobs: readonly SchedulerJob[];
+  /** What each project's active attempts hold now (fair share); absent: nothing. */
+  readonly projectUsage?: ReadonlyMap<string, Resources>;
 }
 
 export const Strategy = { spread: 'spread', binpack: 'binpack' } as const;
@@ -75,6 +79,8 @@ export interface SchedulerConfig {
   readonly prefetchWindowMs: number;
   /** Upper bound of the prefetch factor (the store enforces it too). Default 8; 1 turns prefetch off. */
   readonly maxOvercommit: number;
+  /** Fair-share weight per project (default 1): a project of weight 2 gets twice the share of one of weight 1. */
+  readonly projectWeights?: Readonly<Record<string, number>>;
 }
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { strategy: 'spread', maxAssignments: 5000, prefetchWindowMs: 50, maxOvercommit: 8 };

@@ -358,6 +358,8 @@ export interface Store {
    */
   /** Tasks of unfinished jobs not started yet (queued or not created), in all and in one project: admission. */
   waitingTasks(project: string): Promise<{ readonly total: number; readonly project: number }>;
+  /** What the active attempts (assigned or running) of each project hold: fair share between projects. */
+  allocationByProject(): Promise<ReadonlyMap<string, Resources>>;
   /** Tasks of unfinished jobs by state (for metrics): queued, assigned, running. */
   activeTaskCounts(): Promise<{ readonly queued: number; readonly assigned: number; readonly running: number }>;
   queueAhead(id: JobId): Promise<{ readonly tasksAhead: number; readonly jobsAhead: number } | null>;

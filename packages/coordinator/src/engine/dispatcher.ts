@@ -151,11 +151,14 @@ export class Dispatcher {
       constraints: specs[i]?.compiled.constraints ?? [],
       prefer: specs[i]?.compiled.prefer ?? [],
       parallelism: specs[i]?.compiled.parallelism ?? null,
+      project: specs[i]?.compiled.project ?? 'default',
       active: j.active,
       tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
     }));
     const now = this.deps.clock.now();
-    const plan = schedule({ nodes, jobs }, this.deps.config, { now, rng: this.rng });
+    // Fair share needs what each project holds now; with one project there is nothing to share.
+    const projectUsage = new Set(jobs.map((j) => j.project)).size > 1 ? await this.deps.store.allocationByProject() : undefined;
+    const plan = schedule({ nodes, jobs, ...(projectUsage ? { projectUsage } : {}) }, this.deps.config, { now, rng: this.rng });
     // One reason per waiting job: every job with queued tasks is examined in each pass.
     this.pendingReasons.clear();
     for (const p of plan.pending) this.pendingReasons.set(p.jobId, p);

@@ -295,6 +295,14 @@ export class SqliteStore implements Store {
     return { total: all.n, project: mine.n };
   }
 
+  async allocationByProject(): Promise<ReadonlyMap<string, Resources>> {
+    const rows = this.q(
+      `SELECT j.project, SUM(a.cpu_millis) AS cpu, SUM(a.memory_bytes) AS mem, SUM(a.gpus) AS gpus, SUM(a.disk_bytes) AS disk
+         FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.state IN ('assigned', 'running') GROUP BY j.project`,
+    ).all() as Array<{ project: string; cpu: number; mem: number; gpus: number; disk: number }>;
+    return new Map(rows.map((r) => [r.project, { cpuMillis: r.cpu, memoryBytes: r.mem, gpus: r.gpus, diskBytes: r.disk }]));
+  }
+
   async activeTaskCounts(): Promise<{ readonly queued: number; readonly assigned: number; readonly running: number }> {
     const r = this.q('SELECT COALESCE(SUM(n_queued), 0) AS q, COALESCE(SUM(n_assigned), 0) AS a, COALESCE(SUM(n_running), 0) AS r FROM jobs WHERE finished_at IS NULL').get() as { q: number; a: number; r: number };
     return { queued: r.q, assigned: r.a, running: r.r };
