@@ -40,6 +40,11 @@ describe('Ctrl-C / SIGTERM of an agent mid-job', { timeout: 120_000 }, () => {
     const script = 'trap "sleep 0.3; exit 143" TERM; sleep 0.02 & wait $!';
     const { job } = await sb.api<{ job: JobV1 }>(creds, 'POST', '/jobs', { spec: { name: 'many', script, array: TASKS, resources: { cpu: 1, memory: '16Mi' } } });
     await sb.waitFor('the job under way', async () => (await sb.api<JobV1>(creds, 'GET', `/jobs/${job.id}`)).counts['succeeded']! >= 40, 30_000, coord.output);
+    // Signal while a1 surely holds work (on a loaded machine the job could otherwise be nearly done by now).
+    await sb.waitFor('a1 holding tasks', async () => {
+      const a = (await sb.api<{ items: Array<NodeV1 & { runningTasks: number; assignedTasks: number }> }>(creds, 'GET', '/nodes')).items.find((n) => n.name === 'a1');
+      return a && a.runningTasks + a.assignedTasks > 0;
+    }, 10_000, coord.output);
     const t0 = Date.now();
     const exited = new Promise<number | null>((r) => a1.proc.once('exit', (code) => r(code)));
     // To its whole process group, agent and launcher, as Ctrl-C in a terminal does; then SIGTERM from a supervisor
