@@ -317,6 +317,11 @@ export interface Store {
   /** Create or migrate the schema. Idempotent. */
   init(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Prove the store can commit: a tiny real write in its own transaction (readiness checks). Throws when it cannot
+   * (disk full, read-only file system, database locked past its timeout, store closed).
+   */
+  probeWrite(now: number): Promise<void>;
 
   // ── jobs and tasks ──
   /** Insert the job and its `compiled.taskCount` tasks, all queued, in one commit. */

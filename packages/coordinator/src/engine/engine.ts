@@ -52,6 +52,7 @@ export class Engine implements AgentEvents {
   /** Cancels jobs in chunks, without stalling the event loop (see job-canceller.ts). */
   readonly cancels: JobCanceller;
   private link: AgentLink | null = null;
+  private running = false;
   private readonly dispatcher: Dispatcher;
   private readonly reports: ReportCommitter;
   private readonly liveness: LivenessMonitor;
@@ -94,14 +95,21 @@ export class Engine implements AgentEvents {
     return this.dispatcher.lastPass;
   }
 
+  /** True between `start()` and `stop()`: submitted work will be scheduled (readiness). */
+  get accepting(): boolean {
+    return this.running;
+  }
+
   async start(link: AgentLink): Promise<void> {
     this.link = link;
+    this.running = true;
     await this.liveness.start();
     this.requestTick();
     void this.cancels.resume().catch((e: unknown) => this.log.error({ err: e }, 'finishing interrupted cancels failed'));
   }
 
   async stop(): Promise<void> {
+    this.running = false;
     this.dispatcher.close();
     this.liveness.stop();
     await this.reports.drain();

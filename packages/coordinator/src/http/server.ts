@@ -98,6 +98,22 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // ── dashboard ──
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(join(deps.staticDir, 'index.html'))));
 
+  // ── probes for supervisors and load balancers: no token, and nothing revealed but ok / not ready and why ──
+  // /healthz: the process answers. /readyz: the store commits a real write and the engine takes work; 503 with a
+  // short reason otherwise (no version, counts or error details: these routes are open to anyone who can connect).
+  app.get('/healthz', async (_req, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    void reply.header('cache-control', 'no-store');
+    if (!engine.accepting) return reply.status(503).send({ status: 'unavailable', reason: 'not accepting work (starting or stopping)' });
+    try {
+      await store.probeWrite(clock.now());
+    } catch (e) {
+      deps.log.error({ err: e }, 'readiness: the store cannot commit');
+      return reply.status(503).send({ status: 'unavailable', reason: 'store not writable' });
+    }
+    return reply.send({ status: 'ready' });
+  });
+
   // ── health ──
   app.get(`${API_PREFIX}/health`, async (req) => {
     await authed(req, 'nodes:read');

@@ -154,6 +154,13 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
+  async probeWrite(now: number): Promise<void> {
+    // A real commit (synchronous=FULL: through to the disk), not a read: a full disk or a read-only mount fails here.
+    this.db.transaction(() => {
+      this.q("INSERT INTO meta (key, value) VALUES ('ready_probe', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(now);
+    })();
+  }
+
   // ── jobs and tasks ──────────────────────────────────────────────────────────────────────────────────────
   async createJob(job: NewJob): Promise<JobRecord> {
     const c = job.compiled;
