@@ -18,6 +18,10 @@ const FIELDS = {
   port: { schema: z.coerce.number({ error: 'expected a port number' }).int({ error: 'expected a whole port number' }).min(0, { error: 'expected a port from 0 to 65535' }).max(65535, { error: 'expected a port from 0 to 65535' }), env: 'DSG_PORT', flag: '--port', file: 'port' },
   heartbeat: { schema: z.coerce.number({ error: 'expected a number of seconds' }).positive({ error: 'expected a number of seconds greater than 0' }), env: 'DSG_HEARTBEAT', flag: '--heartbeat', file: 'heartbeatSeconds' },
   nodeTimeout: { schema: z.coerce.number({ error: 'expected a number of seconds' }).positive({ error: 'expected a number of seconds greater than 0' }), env: 'DSG_NODE_TIMEOUT', flag: '--node-timeout', file: 'nodeTimeoutSeconds' },
+  offlineNodeRetention: { schema: z.coerce.number({ error: 'expected a number of hours' }).positive({ error: 'expected a number of hours greater than 0' }), env: 'DSG_OFFLINE_NODE_RETENTION_HOURS', flag: '--offline-node-retention', file: 'offlineNodeRetentionHours' },
+  quarantineFailures: { schema: z.coerce.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(0, { error: 'expected 0 (off) or more' }), env: 'DSG_QUARANTINE_FAILURES', flag: '--quarantine-failures', file: 'quarantineFailures' },
+  quarantineWindow: { schema: z.coerce.number({ error: 'expected a number of minutes' }).positive({ error: 'expected a number of minutes greater than 0' }), env: 'DSG_QUARANTINE_WINDOW_MINUTES', flag: '--quarantine-window', file: 'quarantineWindowMinutes' },
+  quarantineCoolDown: { schema: z.coerce.number({ error: 'expected a number of minutes' }).positive({ error: 'expected a number of minutes greater than 0' }), env: 'DSG_QUARANTINE_COOL_DOWN_MINUTES', flag: '--quarantine-cool-down', file: 'quarantineCoolDownMinutes' },
   logLevel: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'expected debug, info, warn, error or silent' }), env: 'DSG_LOG_LEVEL', flag: '--log-level', file: 'logLevel' },
 } as const;
 type Field = keyof typeof FIELDS;
@@ -32,6 +36,10 @@ export const SERVE_DEFAULTS: Record<Field, string | number> = {
   // within ~11 s.
   heartbeat: 2,
   nodeTimeout: 10,
+  offlineNodeRetention: 7 * 24,
+  quarantineFailures: 3,
+  quarantineWindow: 10,
+  quarantineCoolDown: 30,
   logLevel: 'info',
 };
 
@@ -73,6 +81,8 @@ export function resolveServeConfig(input: {
     port: out.port as number,
     heartbeatIntervalSeconds: out.heartbeat as number,
     nodeTimeoutSeconds: out.nodeTimeout as number,
+    offlineNodeRetentionSeconds: (out.offlineNodeRetention as number) * 3600,
+    quarantine: { failures: out.quarantineFailures as number, windowSeconds: (out.quarantineWindow as number) * 60, coolDownSeconds: (out.quarantineCoolDown as number) * 60 },
     logLevel: out.logLevel as CoordinatorOptions['logLevel'] & string,
   };
 }

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
-import { openSqliteStore, type Store } from '@dsg/store';
+import { openSqliteStore, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
 import { Authenticator, createToken, hashToken } from './auth.js';
 import { systemClock, type Clock } from './clock.js';
@@ -58,7 +58,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     restartGraceMs: Math.max(nodeTimeoutMs, COORDINATOR_DEFAULTS.restartGraceSeconds * 1000),
     reconcileGraceMs: Math.max(2 * heartbeatIntervalMs, 5000),
     reportBatchMs: 2,
-    policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES },
+    policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES, ...quarantinePolicy(options) },
     scheduler: DEFAULT_SCHEDULER_CONFIG,
   }, log);
   const auth = new Authenticator(store);
@@ -85,6 +85,15 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   await writeCredentials(credentialsFile, { ...creds, url });
   log.info({ url, dataDir }, 'coordinator listening');
 
+  // Housekeeping, off the request path: forget nodes gone for longer than the retention.
+  const nodeRetentionMs = (options.offlineNodeRetentionSeconds ?? COORDINATOR_DEFAULTS.offlineNodeRetentionSeconds) * 1000;
+  const housekeeping = async (): Promise<void> => {
+    await engine.pruneNodes(nodeRetentionMs);
+  };
+  const housekeepingTimer = setInterval(() => void housekeeping().catch((e: unknown) => log.error({ err: e }, 'housekeeping failed')), Math.min(60_000, Math.max(1000, nodeRetentionMs / 4)));
+  housekeepingTimer.unref();
+  void housekeeping().catch((e: unknown) => log.error({ err: e }, 'housekeeping failed'));
+
   let closing: Promise<void> | null = null;
   return {
     url,
@@ -94,6 +103,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     credentialsFile,
     close: () =>
       (closing ??= (async () => {
+        clearInterval(housekeepingTimer);
         // The engine first, so agents' disconnects during shutdown are not taken for lost nodes.
         await engine.stop();
         await hub.close();
@@ -125,4 +135,17 @@ async function writeCredentials(file: string, c: Credentials): Promise<void> {
   await writeFile(tmp, `${JSON.stringify(c, null, 2)}\n`, { mode: 0o600 });
   await chmod(tmp, 0o600);
   await rename(tmp, file);
+}
+
+function quarantinePolicy(options: CoordinatorOptions): { quarantine?: QuarantinePolicy } {
+  const q = options.quarantine ?? {};
+  const failures = q.failures ?? COORDINATOR_DEFAULTS.quarantineFailures;
+  if (failures <= 0) return {};
+  return {
+    quarantine: {
+      failures,
+      windowMs: (q.windowSeconds ?? COORDINATOR_DEFAULTS.quarantineWindowSeconds) * 1000,
+      coolDownMs: (q.coolDownSeconds ?? COORDINATOR_DEFAULTS.quarantineCoolDownSeconds) * 1000,
+    },
+  };
 }

@@ -11,6 +11,14 @@ export const COORDINATOR_DEFAULTS = {
   silentHeartbeats: 3,
   /** Least grace after a coordinator restart for agents to reconnect (their backoff tops out at 10 s). */
   restartGraceSeconds: 30,
+  /** Offline or lost nodes holding no work are forgotten after this long (7 days). */
+  offlineNodeRetentionSeconds: 7 * 24 * 3600,
+  /** A node reporting this many system failures of its own ... */
+  quarantineFailures: 3,
+  /** ... within this window (10 min) ... */
+  quarantineWindowSeconds: 600,
+  /** ... gets no new work for this long (30 min), or until `dsg node uncordon`. */
+  quarantineCoolDownSeconds: 1800,
 } as const;
 
 /** Options for one coordinator process. The CLI's config module builds these (defaults < file < DSG_* env < flags). */
@@ -31,6 +39,14 @@ export interface CoordinatorOptions {
    * it is declared lost and its tasks requeued. Default 10. (After a coordinator restart, agents get at least 30 s.)
    */
   readonly nodeTimeoutSeconds?: number;
+  /** Seconds after which an offline or lost node that holds no work is forgotten. Default 7 days. */
+  readonly offlineNodeRetentionSeconds?: number;
+  /**
+   * Quarantine: a node with `failures` system failures of its own (it could not start a process, fetch inputs or
+   * send outputs; never a task's own exit code) within `windowSeconds` gets no new work for `coolDownSeconds` or
+   * until `dsg node uncordon`. Defaults 3 in 600 s, 1800 s; `failures: 0` turns quarantine off.
+   */
+  readonly quarantine?: { readonly failures?: number; readonly windowSeconds?: number; readonly coolDownSeconds?: number };
   /** Log level. Default `info`. */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }

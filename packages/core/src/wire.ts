@@ -166,6 +166,26 @@ export interface NodeV1 {
   address: string | null;
   joinedAt: string;
   lastSeenAt: string;
+  /**
+   * Whether it takes new work: `eligible`; `cordoned` (an operator's cordon); `draining` (no new work, its work
+   * finishes) then `drained` (nothing left on it); `quarantined` (too many system failures; see `schedulingReason`).
+   */
+  scheduling: NodeScheduling;
+  /** Why it takes no new work (quarantine reason and until when), or null. */
+  schedulingReason: string | null;
+  /** When its quarantine ends (cool-down), or null when not quarantined. */
+  quarantinedUntil: string | null;
+}
+
+export const NodeScheduling = { eligible: 'eligible', cordoned: 'cordoned', draining: 'draining', drained: 'drained', quarantined: 'quarantined' } as const;
+export type NodeScheduling = (typeof NodeScheduling)[keyof typeof NodeScheduling];
+
+/** Answer of `POST /nodes/:id/remove`. */
+export interface RemoveNodeResponseV1 {
+  removed: boolean;
+  node: { id: string; name: string };
+  /** Tasks put back in the queue (with `force`). */
+  requeuedTasks: number;
 }
 
 export interface OutputV1 {

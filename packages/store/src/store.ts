@@ -157,6 +157,16 @@ export interface NodeRecord {
   readonly address: string | null;
   readonly joinedAt: number;
   readonly lastSeenAt: number;
+  /** An operator's `dsg node cordon`: no new work. */
+  readonly cordoned: boolean;
+  /** An operator's `dsg node drain`: no new work; what it runs finishes (then it is drained). */
+  readonly draining: boolean;
+  /**
+   * While later than now, the node is quarantined (too many system failures in a window): no new work. Also where
+   * the count of its system failures starts again. Null when it never was.
+   */
+  readonly quarantinedUntil: number | null;
+  readonly quarantineReason: string | null;
 }
 
 /** A node with what its active attempts hold. */
@@ -309,6 +319,29 @@ export interface Page<T> {
 export interface StorePolicy {
   /** How often a task is re-run after system failures (node lost, …). Default 3. */
   readonly maxSystemRetries: number;
+  /**
+   * Quarantine a node that reports `failures` system failures of its own (executor errors, inputs or outputs it
+   * could not move; never user failures, lost nodes or agent stops) within `windowMs`: it gets no new work for
+   * `coolDownMs`, or until an operator's uncordon. Absent: never quarantine.
+   */
+  readonly quarantine?: QuarantinePolicy;
+}
+
+export interface QuarantinePolicy {
+  /** Default 3. */
+  readonly failures: number;
+  /** Default 10 minutes. */
+  readonly windowMs: number;
+  /** Default 30 minutes. */
+  readonly coolDownMs: number;
+}
+
+/** Operator flags to change on a node; absent fields stay as they are. */
+export interface NodeFlagsChange {
+  readonly cordoned?: boolean;
+  readonly draining?: boolean;
+  /** End a quarantine now (and count its system failures afresh from now). */
+  readonly releaseQuarantine?: boolean;
 }
 
 export interface Store {
@@ -407,6 +440,15 @@ export interface Store {
   upsertNode(node: NodeUpsert): Promise<NodeRecord>;
   setNodeState(id: NodeId, state: NodeState, now: number): Promise<void>;
   getNode(id: NodeId): Promise<NodeRecord | null>;
+  /** Set or clear operator flags (cordon, drain, quarantine release). Null when the node does not exist. */
+  setNodeFlags(id: NodeId, change: NodeFlagsChange, now: number): Promise<NodeRecord | null>;
+  /**
+   * Forget a node. Refused (`removed: false`, with the attempts it holds) while it holds active attempts, unless
+   * `force`: then those attempts end as lost in the same commit (a system failure: their tasks are requeued).
+   */
+  removeNode(id: NodeId, options: { readonly force: boolean; readonly reason: string }, now: number, policy: StorePolicy): Promise<{ removed: boolean; held: readonly AttemptRecord[]; requeued: readonly FinishResult[] } | null>;
+  /** Forget offline or lost nodes last seen before `before` that hold no work; returns those removed. */
+  pruneNodes(before: number): Promise<readonly NodeRecord[]>;
 
   // ── outputs ──
   /** Outputs of each task's latest attempt that reported any. */

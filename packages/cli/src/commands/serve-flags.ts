@@ -8,12 +8,16 @@ export type { ServeFlags };
 
 export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
   return cmd
-    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, logLevel (env DSG_CONFIG)')
+    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, logLevel (env DSG_CONFIG)')
     .option('--data-dir <dir>', 'where the database, logs, blobs and credentials live (env DSG_DATA_DIR; default .dsg)')
     .option('-p, --port <port>', 'port for the API, dashboard and agents (env DSG_PORT; default 7070; 0 = any free port)')
     .option('--host <address>', 'address to listen on (env DSG_HOST; default 0.0.0.0)')
     .option('--heartbeat <seconds>', 'seconds between agent heartbeats; an agent silent for 3 of them is disconnected (env DSG_HEARTBEAT; default 2)')
     .option('--node-timeout <seconds>', 'seconds a node may be out of reach (disconnected or silent) before it is declared lost and its tasks requeued (env DSG_NODE_TIMEOUT; default 10)')
+    .option('--offline-node-retention <hours>', 'offline nodes holding no work are forgotten after this many hours (env DSG_OFFLINE_NODE_RETENTION_HOURS; default 168, a week)')
+    .option('--quarantine-failures <n>', 'a node with this many system failures of its own (not exit codes) within the window gets no new work; 0 = off (env DSG_QUARANTINE_FAILURES; default 3)')
+    .option('--quarantine-window <minutes>', 'window for --quarantine-failures (env DSG_QUARANTINE_WINDOW_MINUTES; default 10)')
+    .option('--quarantine-cool-down <minutes>', 'a quarantined node takes work again after this long, or at `dsg node uncordon` (env DSG_QUARANTINE_COOL_DOWN_MINUTES; default 30)')
     .option('--log-level <level>', `debug, info, warn, error or silent (env DSG_LOG_LEVEL; default ${defaultLevel})`);
 }
 

@@ -39,6 +39,7 @@ import { toHttpError } from './error-map.js';
 import { toAttemptV1, toJobV1, toNodeV1, toOutputV1, toTaskV1 } from './mappers.js';
 import { parseIndex, parseOr400 } from './parse.js';
 import { workflowRoutes } from './routes/workflows.js';
+import { nodeRoutes } from './routes/nodes.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -94,6 +95,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const jobV1 = (j: JobRecord) => toJobV1(j, pendingOf(j));
   const work = new WorkService({ store, engine, blobs, clock, log: deps.log });
   workflowRoutes(app, { work, store, authed, pendingOf });
+  nodeRoutes(app, { store, engine, clock, authed });
 
   // ── dashboard ──
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(join(deps.staticDir, 'index.html'))));
@@ -263,14 +265,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, async (req) => {
     await authed(req, 'nodes:read');
-    return { items: (await store.listNodeUsage()).map(toNodeV1) };
+    return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now())) };
   });
   app.get(`${API_PREFIX}/nodes/:id`, async (req) => {
     await authed(req, 'nodes:read');
     const { id } = req.params as { id: string };
     const u = isNodeId(id) ? (await store.listNodeUsage()).find((n) => n.node.id === id) : undefined;
     if (!u) throw new NotFoundError('node', id);
-    return toNodeV1(u);
+    return toNodeV1(u, clock.now());
   });
 
   return app;

@@ -64,6 +64,7 @@ import type {
   ListTasksQuery,
   NewAttempt,
   NewJob,
+  NodeFlagsChange,
   NodeRecord,
   NodeUpsert,
   NodeUsage,
@@ -77,6 +78,7 @@ import type {
   StorePolicy,
   TaskRecord,
   TokenRecord,
+  QuarantinePolicy,
 } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
@@ -108,6 +110,9 @@ export interface SqliteStoreOptions {
 
 const TERMINAL_SQL = "'succeeded', 'failed', 'cancelled', 'skipped'";
 const CANCELLED_BEFORE_START = JSON.stringify({ kind: 'user', reason: 'cancelled', message: 'cancelled before it started' });
+
+/** System failures that are the node's own doing (it could not start, fetch or send): they count toward quarantine. */
+const QUARANTINE_REASONS: ReadonlySet<string> = new Set(['executor_error', 'inputs_unavailable', 'outputs_failed']);
 
 const COUNTER: Record<TaskState, string> = {
   queued: 'n_queued', assigned: 'n_assigned', running: 'n_running',
@@ -370,7 +375,8 @@ export class SqliteStore implements Store {
           node = (this.q('SELECT * FROM nodes WHERE id = ?').get(a.nodeId) as NodeRow | undefined) ?? null;
           nodes.set(a.nodeId, node);
         }
-        if (!node || node.state !== 'online') {
+        // Online, and not held back by an operator (cordon, drain) or a quarantine still running.
+        if (!node || node.state !== 'online' || node.cordoned === 1 || node.draining === 1 || (node.quarantined_until ?? 0) > now) {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'node_unavailable' });
           continue;
         }
@@ -500,6 +506,7 @@ export class SqliteStore implements Store {
     const ins = this.q('INSERT OR REPLACE INTO outputs (attempt_id, job_id, task_index, path, size, sha256) VALUES (?, ?, ?, ?, ?, ?)');
     for (const o of outputs) ins.run(att.id, att.job_id, att.task_index, o.path, o.size, o.sha256);
 
+    if (policy.quarantine && failure?.kind === 'system' && QUARANTINE_REASONS.has(failure.reason)) this.maybeQuarantine(att.node_id, now, policy.quarantine);
     const retry = taskState === 'queued';
     const failureCol = failure ? JSON.stringify(failure) : null;
     if (retry) {
@@ -517,6 +524,25 @@ export class SqliteStore implements Store {
       }
     }
     return { attemptId, applied: true, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskState, retry };
+  }
+
+  /**
+   * Quarantine a node with `failures` system failures of its own within the window (counted from its last release,
+   * if later). Runs inside the report's transaction, after the failure was written.
+   */
+  private maybeQuarantine(nodeId: string, now: number, p: QuarantinePolicy): void {
+    const node = this.q('SELECT quarantined_until FROM nodes WHERE id = ?').get(nodeId) as { quarantined_until: number | null } | undefined;
+    if (!node || (node.quarantined_until ?? 0) > now) return;
+    const since = Math.max(now - p.windowMs, node.quarantined_until ?? 0);
+    const rows = this.q(
+      `SELECT failure_json FROM attempts WHERE node_id = ? AND finished_at > ? AND failure_json IS NOT NULL
+        AND json_extract(failure_json, '$.kind') = 'system' AND json_extract(failure_json, '$.reason') IN (${[...QUARANTINE_REASONS].map((r) => `'${r}'`).join(', ')})
+        ORDER BY finished_at DESC`,
+    ).all(nodeId, since) as Array<{ failure_json: string }>;
+    if (rows.length < p.failures) return;
+    const last = (JSON.parse(rows[0]!.failure_json) as { reason: string; message: string });
+    const reason = `${rows.length} system failures in ${Math.round(p.windowMs / 60_000)} min (latest: ${last.reason}: ${last.message.slice(0, 200)})`;
+    this.q('UPDATE nodes SET quarantined_until = ?, quarantine_reason = ? WHERE id = ?').run(now + p.coolDownMs, reason, nodeId);
   }
 
   async activeAttemptsOnNode(nodeId: NodeId): Promise<readonly AttemptRecord[]> {
@@ -544,6 +570,39 @@ export class SqliteStore implements Store {
   async getNode(id: NodeId): Promise<NodeRecord | null> {
     const r = this.q('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
     return r ? toNode(r) : null;
+  }
+
+  async setNodeFlags(id: NodeId, change: NodeFlagsChange, now: number): Promise<NodeRecord | null> {
+    this.db.transaction(() => {
+      if (change.cordoned !== undefined) this.q('UPDATE nodes SET cordoned = ? WHERE id = ?').run(change.cordoned ? 1 : 0, id);
+      if (change.draining !== undefined) this.q('UPDATE nodes SET draining = ? WHERE id = ?').run(change.draining ? 1 : 0, id);
+      // Ending a quarantine moves its end to now: failures before it no longer count toward the next one.
+      if (change.releaseQuarantine) this.q('UPDATE nodes SET quarantined_until = ? WHERE id = ? AND quarantined_until > ?').run(now, id, now);
+    })();
+    return this.getNode(id);
+  }
+
+  async removeNode(id: NodeId, options: { readonly force: boolean; readonly reason: string }, now: number, policy: StorePolicy): Promise<{ removed: boolean; held: readonly AttemptRecord[]; requeued: readonly FinishResult[] } | null> {
+    return this.db.transaction(() => {
+      if (!this.q('SELECT 1 FROM nodes WHERE id = ?').get(id)) return null;
+      const held = (this.q("SELECT * FROM attempts WHERE node_id = ? AND state IN ('assigned', 'running') ORDER BY id").all(id) as AttemptRow[]).map(toAttempt);
+      if (held.length > 0 && !options.force) return { removed: false, held, requeued: [] };
+      const requeued = held.map((a) => this.finishOne(a.id, { kind: 'lost', message: options.reason }, null, now, [], now, policy));
+      this.q('DELETE FROM nodes WHERE id = ?').run(id);
+      return { removed: true, held, requeued };
+    })();
+  }
+
+  async pruneNodes(before: number): Promise<readonly NodeRecord[]> {
+    return this.db.transaction(() => {
+      const rows = this.q(
+        `SELECT * FROM nodes n WHERE state IN ('offline', 'lost') AND last_seen_at < ?
+            AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.node_id = n.id AND a.state IN ('assigned', 'running'))`,
+      ).all(before) as NodeRow[];
+      const del = this.q('DELETE FROM nodes WHERE id = ?');
+      for (const r of rows) del.run(r.id);
+      return rows.map(toNode);
+    })();
   }
 
   // ── outputs ─────────────────────────────────────────────────────────────────────────────────────────────
