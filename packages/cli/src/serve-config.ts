@@ -22,6 +22,10 @@ const FIELDS = {
   quarantineFailures: { schema: z.coerce.number({ error: 'expected a whole number' }).int({ error: 'expected a whole number' }).min(0, { error: 'expected 0 (off) or more' }), env: 'DSG_QUARANTINE_FAILURES', flag: '--quarantine-failures', file: 'quarantineFailures' },
   quarantineWindow: { schema: z.coerce.number({ error: 'expected a number of minutes' }).positive({ error: 'expected a number of minutes greater than 0' }), env: 'DSG_QUARANTINE_WINDOW_MINUTES', flag: '--quarantine-window', file: 'quarantineWindowMinutes' },
   quarantineCoolDown: { schema: z.coerce.number({ error: 'expected a number of minutes' }).positive({ error: 'expected a number of minutes greater than 0' }), env: 'DSG_QUARANTINE_COOL_DOWN_MINUTES', flag: '--quarantine-cool-down', file: 'quarantineCoolDownMinutes' },
+  retentionDays: { schema: z.coerce.number({ error: 'expected a number of days' }).min(0, { error: 'expected 0 (keep forever) or more days' }), env: 'DSG_RETENTION_DAYS', flag: '--retention-days', file: 'retentionDays' },
+  retentionMaxGb: { schema: z.coerce.number({ error: 'expected a number of GB' }).min(0, { error: 'expected 0 (no limit) or more GB' }), env: 'DSG_RETENTION_MAX_GB', flag: '--retention-max-gb', file: 'retentionMaxGb' },
+  gcInterval: { schema: z.coerce.number({ error: 'expected a number of minutes' }).positive({ error: 'expected a number of minutes greater than 0' }), env: 'DSG_GC_INTERVAL_MINUTES', flag: '--gc-interval', file: 'gcIntervalMinutes' },
+  gcGrace: { schema: z.coerce.number({ error: 'expected a number of minutes' }).min(0, { error: 'expected 0 or more minutes' }), env: 'DSG_GC_GRACE_MINUTES', flag: '--gc-grace', file: 'gcGraceMinutes' },
   logLevel: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'expected debug, info, warn, error or silent' }), env: 'DSG_LOG_LEVEL', flag: '--log-level', file: 'logLevel' },
 } as const;
 type Field = keyof typeof FIELDS;
@@ -40,6 +44,10 @@ export const SERVE_DEFAULTS: Record<Field, string | number> = {
   quarantineFailures: 3,
   quarantineWindow: 10,
   quarantineCoolDown: 30,
+  retentionDays: 30,
+  retentionMaxGb: 0,
+  gcInterval: 60,
+  gcGrace: 60,
   logLevel: 'info',
 };
 
@@ -83,6 +91,7 @@ export function resolveServeConfig(input: {
     nodeTimeoutSeconds: out.nodeTimeout as number,
     offlineNodeRetentionSeconds: (out.offlineNodeRetention as number) * 3600,
     quarantine: { failures: out.quarantineFailures as number, windowSeconds: (out.quarantineWindow as number) * 60, coolDownSeconds: (out.quarantineCoolDown as number) * 60 },
+    retention: { maxAgeDays: out.retentionDays as number, maxBytes: Math.round((out.retentionMaxGb as number) * 1e9), intervalMinutes: out.gcInterval as number, graceMinutes: out.gcGrace as number },
     logLevel: out.logLevel as CoordinatorOptions['logLevel'] & string,
   };
 }

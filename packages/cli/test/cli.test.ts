@@ -165,6 +165,7 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
     assert.deepEqual(o, {
       dataDir: '/srv/.dsg', host: '0.0.0.0', port: 7070, heartbeatIntervalSeconds: 2, nodeTimeoutSeconds: 10, logLevel: 'info',
       offlineNodeRetentionSeconds: 7 * 24 * 3600, quarantine: { failures: 3, windowSeconds: 600, coolDownSeconds: 1800 },
+      retention: { maxAgeDays: 30, maxBytes: 0, intervalMinutes: 60, graceMinutes: 60 },
     });
   });
   it('layers file, env and flags', () => {

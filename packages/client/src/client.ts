@@ -24,6 +24,8 @@ import {
   type TaskV1,
   type RetryResponseV1,
   type RemoveNodeResponseV1,
+  type StatusV1,
+  type GcReportV1,
   type SubmitWorkflowRequestV1,
   type SubmitWorkflowResponseV1,
   type WorkflowV1,
@@ -161,6 +163,11 @@ export class DsgClient {
    */
   removeNode = (idOrName: string, opts: { force?: boolean } = {}): Promise<RemoveNodeResponseV1> =>
     this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/remove`, { json: { force: opts.force ?? false } });
+
+  /** Disk use (database, blobs, logs), jobs, workflows and nodes by state, retention settings, the latest collection. */
+  status = (): Promise<StatusV1> => this.json('GET', '/status');
+  /** Run a garbage collection now (admin); with dryRun, report what it would remove and change nothing. */
+  gc = (opts: { dryRun?: boolean } = {}): Promise<GcReportV1> => this.json('POST', '/gc', { json: { dryRun: opts.dryRun ?? false } });
 
   /** Every task of a job, following pagination. */
   async allTasks(id: string, q: Omit<ListTasksQueryV1, 'cursor'> = {}): Promise<TaskV1[]> {

@@ -21,6 +21,7 @@ import { FileBlobStore } from './files/blob-store.js';
 import { lockDataDir } from './files/data-dir-lock.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
+import { DataLifecycle, DEFAULT_RETENTION, type RetentionSettings } from './service/data-lifecycle.js';
 import { createLogger } from './logger.js';
 import { COORDINATOR_DEFAULTS, type CoordinatorOptions, type RunningCoordinator } from './options.js';
 
@@ -64,7 +65,10 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const auth = new Authenticator(store);
   const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log);
   const startedAt = clock.now();
-  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3 });
+  const retention = retentionSettings(options);
+  const dbFile = join(dataDir, 'dsg.sqlite');
+  const lifecycle = new DataLifecycle({ store, blobs, logs, clock, log, settings: retention, databaseFiles: [dbFile, `${dbFile}-wal`, `${dbFile}-shm`] });
+  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, lifecycle });
   hub.attach(app.server);
   await engine.start(hub);
 
@@ -94,6 +98,13 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   housekeepingTimer.unref();
   void housekeeping().catch((e: unknown) => log.error({ err: e }, 'housekeeping failed'));
 
+  // Periodic garbage collection (retention), off the request path: the first one a minute after start.
+  const collect = (): void => void lifecycle.collect({ dryRun: false }).catch((e: unknown) => log.error({ err: e }, 'garbage collection failed'));
+  const gcFirst = setTimeout(collect, Math.min(60_000, retention.intervalMs));
+  gcFirst.unref();
+  const gcTimer = setInterval(collect, retention.intervalMs);
+  gcTimer.unref();
+
   let closing: Promise<void> | null = null;
   return {
     url,
@@ -104,6 +115,8 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     close: () =>
       (closing ??= (async () => {
         clearInterval(housekeepingTimer);
+        clearTimeout(gcFirst);
+        clearInterval(gcTimer);
         // The engine first, so agents' disconnects during shutdown are not taken for lost nodes.
         await engine.stop();
         await hub.close();
@@ -147,5 +160,16 @@ function quarantinePolicy(options: CoordinatorOptions): { quarantine?: Quarantin
       windowMs: (q.windowSeconds ?? COORDINATOR_DEFAULTS.quarantineWindowSeconds) * 1000,
       coolDownMs: (q.coolDownSeconds ?? COORDINATOR_DEFAULTS.quarantineCoolDownSeconds) * 1000,
     },
+  };
+}
+
+function retentionSettings(options: CoordinatorOptions): RetentionSettings {
+  const r = options.retention ?? {};
+  const days = r.maxAgeDays === undefined ? DEFAULT_RETENTION.maxAgeMs : r.maxAgeDays > 0 ? r.maxAgeDays * 86_400_000 : null;
+  return {
+    maxAgeMs: days,
+    maxBytes: r.maxBytes !== undefined && r.maxBytes > 0 ? r.maxBytes : DEFAULT_RETENTION.maxBytes,
+    intervalMs: r.intervalMinutes !== undefined ? r.intervalMinutes * 60_000 : DEFAULT_RETENTION.intervalMs,
+    graceMs: r.graceMinutes !== undefined ? r.graceMinutes * 60_000 : DEFAULT_RETENTION.graceMs,
   };
 }

@@ -47,6 +47,20 @@ export interface CoordinatorOptions {
    * until `dsg node uncordon`. Defaults 3 in 600 s, 1800 s; `failures: 0` turns quarantine off.
    */
   readonly quarantine?: { readonly failures?: number; readonly windowSeconds?: number; readonly coolDownSeconds?: number };
+  /**
+   * Retention of finished work (jobs, workflows, their logs and outputs) and garbage collection of blobs nothing
+   * refers to. Nothing a queued or running job or an unfinished workflow needs is ever removed.
+   */
+  readonly retention?: {
+    /** Finished work older than this many days is removed. Default 30; 0 keeps it forever. */
+    readonly maxAgeDays?: number;
+    /** While blobs and logs take more than this many bytes, the oldest finished work is removed. Default: no limit. */
+    readonly maxBytes?: number;
+    /** Minutes between periodic collections. Default 60. */
+    readonly intervalMinutes?: number;
+    /** Unreferenced blobs and logs younger than this many minutes are kept (uploads in flight). Default 60. */
+    readonly graceMinutes?: number;
+  };
   /** Log level. Default `info`. */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }

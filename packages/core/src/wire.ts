@@ -188,6 +188,45 @@ export interface RemoveNodeResponseV1 {
   requeuedTasks: number;
 }
 
+/** `GET /status`: what the grid holds and the disk it uses. */
+export interface StatusV1 {
+  disk: {
+    /** The database file with its write-ahead log. */
+    databaseBytes: number;
+    blobs: { count: number; bytes: number };
+    logs: { jobs: number; bytes: number };
+  };
+  jobs: Record<string, number>;
+  workflows: Record<string, number>;
+  nodes: Record<string, number>;
+  retention: RetentionV1;
+  /** The latest garbage collection (periodic or `dsg gc`), or null since start. */
+  lastGc: GcReportV1 | null;
+}
+
+export interface RetentionV1 {
+  /** Finished jobs and workflows older than this are removed with their logs and outputs; null = kept forever. */
+  maxAgeDays: number | null;
+  /** Oldest finished work is removed while blobs and logs take more than this; null = no size limit. */
+  maxBytes: number | null;
+  /** Minutes between periodic collections. */
+  intervalMinutes: number;
+}
+
+/** `POST /gc`: what a collection removed (or, with dryRun, would remove). */
+export interface GcReportV1 {
+  dryRun: boolean;
+  at: string;
+  /** Finished work removed, oldest first (at most 200 listed; `jobs` and `workflows` count them all). */
+  removed: Array<{ kind: 'job' | 'workflow'; id: string; name: string; finishedAt: string; why: 'age' | 'size' }>;
+  jobs: number;
+  workflows: number;
+  logs: { jobs: number; bytes: number };
+  blobs: { count: number; bytes: number };
+  /** Blobs and logs freed together. */
+  bytesFreed: number;
+}
+
 export interface OutputV1 {
   taskIndex: number;
   attemptId: string;

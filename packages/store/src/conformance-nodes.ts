@@ -1,11 +1,12 @@
 /**
  * Store conformance for node operations: operator flags honoured by applyPlan's re-check, remove (refused while a
  * node holds work, forced requeues it), pruning of long-gone nodes, and quarantine counting only a node's own system
- * failures within the window, released by the cool-down or an operator. Called by runStoreConformance.
+ * failures within the window, released by the cool-down or an operator; and retention (finished work only, a
+ * workflow as a whole, re-checked at deletion; the blobs remaining jobs refer to). Called by runStoreConformance.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileJobSpec, newAttemptId, newJobId, newNodeId, taskIdOf, type AttemptId, type JobId, type NodeId } from '@dsg/core';
+import { compileJobSpec, compileWorkflowSpec, newAttemptId, newJobId, newNodeId, newWorkflowId, taskIdOf, type AttemptId, type JobId, type NodeId } from '@dsg/core';
 import type { FinishReport, Store, StorePolicy } from './store.js';
 import type { StoreFactoryResult } from './conformance.js';
 
@@ -43,6 +44,61 @@ export function runNodeConformance(name: string, make: () => Promise<StoreFactor
     s.applyPlan([{ attemptId: newAttemptId(tick()), taskId: taskIdOf(jobId, index), nodeId, prefetch: false }], clock, { overcommit: 1 });
   const fail = (attemptId: AttemptId, end: FinishReport['end']): FinishReport => ({ attemptId, end, startedAt: clock, finishedAt: tick(), outputs: [] });
   const SYSTEM: FinishReport['end'] = { kind: 'error', reason: 'inputs_unavailable', message: 'blob gone' };
+
+  describe(`Store conformance, retention: ${name}`, () => {
+    withStore('lists only finished work, a workflow as a whole; deletes re-check; referenced blobs follow what remains', async (s) => {
+      const sha = (c: string) => c.repeat(64);
+      const n = await node(s, 'n');
+      const mk = async (nm: string, input: string) => {
+        const id = newJobId(tick());
+        return s.createJob({ id, name: nm, spec: {}, compiled: compileJobSpec({ name: nm, command: ['x'] }), inputs: [{ path: 'in', sha256: sha(input), size: 1, mode: 0o644 }], createdAt: clock, warnings: [] });
+      };
+      const done = await mk('done', 'a');
+      const queued = await mk('queued', 'a');
+      const retried = await mk('retried', 'b');
+      for (const j of [done, retried]) {
+        const [a] = (await assign(s, j.id, 0, n)).created;
+        await s.recordReports([], [{ attemptId: a!.id, end: { kind: 'exited', exitCode: j === done ? 0 : 1, signal: null }, startedAt: clock, finishedAt: tick(), outputs: j === done ? [{ path: 'o', size: 5, sha256: sha('c') }] : [] }], clock, POLICY);
+      }
+      const spec = { name: 'wf', stages: { A: { command: ['x'] }, B: { needs: ['A'], command: ['x'] } } };
+      const compiled = compileWorkflowSpec(spec);
+      const wf = await s.createWorkflow({ id: newWorkflowId(tick()), name: 'wf', spec, compiled, createdAt: clock, stages: compiled.stages.map(() => ({ jobId: newJobId(tick()), inputs: [], warnings: [] })) });
+      const stageA = wf.stages[0]!.job.id;
+      const [wa] = (await assign(s, stageA, 0, n)).created;
+      await s.recordReports([], [{ attemptId: wa!.id, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: clock, finishedAt: tick(), outputs: [{ path: 'w', size: 3, sha256: sha('d') }] }], clock, POLICY);
+
+      // The unfinished workflow's finished stage A is not listed; neither is the queued job.
+      let work = await s.listFinishedWork(100);
+      assert.deepEqual(work.map((w) => [w.kind, w.id]), [['job', done.id], ['job', retried.id]]);
+      assert.equal(work[0]!.outputBytes, 5);
+      // A dry run's view: without `done`, its output goes, the input it shares with the queued job stays.
+      const without = await s.referencedBlobs(new Set([done.id]));
+      assert.deepEqual([...without].sort(), [sha('a'), sha('b'), sha('d')]);
+      // A retry reopens `retried` before the deletion commits: it is kept.
+      await s.retryJob(retried.id, tick());
+      const deleted = await s.deleteFinishedWork(work.map((w) => ({ kind: w.kind, id: w.id })));
+      assert.deepEqual(deleted, [done.id]);
+      assert.equal(await s.getJob(done.id), null);
+      assert.ok(await s.getJob(retried.id));
+      assert.ok(await s.getJob(queued.id));
+      assert.deepEqual([...(await s.referencedBlobs())].sort(), [sha('a'), sha('b'), sha('d')]);
+      assert.equal(await s.jobExists(done.id), false);
+
+      // Once the workflow finishes (B runs), it is listed and deleted as a whole.
+      const stageB = wf.stages[1]!.job.id;
+      const [wb] = (await assign(s, stageB, 0, n)).created;
+      await s.recordReports([], [{ attemptId: wb!.id, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: clock, finishedAt: tick(), outputs: [] }], clock, POLICY);
+      work = await s.listFinishedWork(100);
+      const w = work.find((x) => x.kind === 'workflow')!;
+      assert.deepEqual([w.id, [...w.jobIds].sort(), w.outputBytes], [wf.id, [stageA, stageB].sort(), 3]);
+      assert.deepEqual([...(await s.deleteFinishedWork([{ kind: 'workflow', id: wf.id }]))].sort(), [stageA, stageB].sort());
+      assert.equal(await s.getWorkflow(wf.id), null);
+      assert.deepEqual([...(await s.referencedBlobs())].sort(), [sha('a'), sha('b')]);
+      const st = await s.stats();
+      assert.deepEqual(st.jobsByState, { queued: 2 });
+      assert.deepEqual(st.nodesByState, { online: 1 });
+    });
+  });
 
   describe(`Store conformance, node operations: ${name}`, () => {
     withStore('cordoned, draining and quarantined nodes are refused by applyPlan; clearing the flags takes them back', async (s) => {

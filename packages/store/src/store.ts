@@ -344,6 +344,24 @@ export interface NodeFlagsChange {
   readonly releaseQuarantine?: boolean;
 }
 
+/** Finished work retention may remove as one unit: a plain job, or a whole workflow with all its stage jobs. */
+export interface FinishedWork {
+  readonly kind: 'job' | 'workflow';
+  readonly id: string;
+  readonly name: string;
+  readonly finishedAt: number;
+  readonly jobIds: readonly JobId[];
+  /** Sum of the sizes its outputs list (blobs may be shared with other work). */
+  readonly outputBytes: number;
+}
+
+/** Counts for `dsg status`. */
+export interface StoreStats {
+  readonly jobsByState: Readonly<Record<string, number>>;
+  readonly workflowsByState: Readonly<Record<string, number>>;
+  readonly nodesByState: Readonly<Record<string, number>>;
+}
+
 export interface Store {
   /** A short name for health output, e.g. `sqlite`. */
   readonly kind: string;
@@ -453,6 +471,26 @@ export interface Store {
   // ── outputs ──
   /** Outputs of each task's latest attempt that reported any. */
   listOutputs(jobId: JobId): Promise<readonly OutputRecord[]>;
+
+  // ── data lifecycle ──
+  /**
+   * Finished plain jobs and finished workflows, oldest first (at most `limit`). A job of a workflow is never listed
+   * on its own: it goes with its workflow once the whole workflow has finished.
+   */
+  listFinishedWork(limit: number): Promise<readonly FinishedWork[]>;
+  /**
+   * Delete finished work (rows of jobs, tasks, attempts, outputs, workflows) in one commit, re-checking inside it
+   * that each is still finished (a retry may have reopened it): what is not is skipped. Returns the jobs deleted.
+   */
+  deleteFinishedWork(items: ReadonlyArray<{ readonly kind: 'job' | 'workflow'; readonly id: string }>): Promise<readonly JobId[]>;
+  /**
+   * Every blob the remaining jobs refer to — their inputs, their tasks' inputs from earlier stages, their outputs —
+   * leaving out the jobs in `excluding` (a dry run's view of what a deletion would leave).
+   */
+  referencedBlobs(excluding?: ReadonlySet<string>): Promise<ReadonlySet<string>>;
+  /** Whether a job with this id exists (log files of deleted jobs are swept). */
+  jobExists(id: string): Promise<boolean>;
+  stats(): Promise<StoreStats>;
 
   // ── tokens ──
   createToken(token: TokenRecord): Promise<void>;

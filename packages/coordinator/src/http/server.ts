@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import {
   API_PREFIX,
   ConflictError,
@@ -32,6 +33,7 @@ import { requireCapability, type Authenticator, type Capability, type Principal 
 import type { Clock } from '../clock.js';
 import type { Engine } from '../engine/engine.js';
 import { WorkService } from '../service/work-service.js';
+import { DataLifecycle, DEFAULT_RETENTION } from '../service/data-lifecycle.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
@@ -53,6 +55,8 @@ export interface ApiDeps {
   readonly startedAt: number;
   /** Largest input or output file accepted. */
   readonly maxUploadBytes: number;
+  /** Retention and garbage collection (default: DEFAULT_RETENTION, database size not measured). */
+  readonly lifecycle?: DataLifecycle;
 }
 
 declare module 'fastify' {
@@ -62,6 +66,7 @@ declare module 'fastify' {
 }
 
 const SHA = /^[0-9a-f]{64}$/;
+const GcRequestSchema = z.strictObject({ dryRun: z.boolean({ error: 'expected true or false' }).optional() }).optional();
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { store, engine, blobs, clock } = deps;
@@ -130,12 +135,26 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return body;
   });
 
+  // ── status and garbage collection ──
+  const lifecycle = deps.lifecycle ?? new DataLifecycle({ store, blobs, logs: deps.logs, clock, log: deps.log, settings: DEFAULT_RETENTION, databaseFiles: [] });
+  app.get(`${API_PREFIX}/status`, async (req) => {
+    await authed(req, 'nodes:read');
+    return lifecycle.status();
+  });
+  app.post(`${API_PREFIX}/gc`, async (req) => {
+    await authed(req, 'nodes:write');
+    const body = parseOr400(GcRequestSchema, req.body ?? undefined, 'body');
+    return lifecycle.collect({ dryRun: body?.dryRun ?? false });
+  });
+
   // ── blobs (job inputs) ──
   app.head(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
     await authed(req, 'blobs:read');
     const { sha256 } = req.params as { sha256: string };
     const size = SHA.test(sha256) ? await blobs.size(sha256) : null;
     if (size === null) return reply.status(404).send();
+    // Found: the client will name it in a submit instead of uploading it; keep it safe from a sweep meanwhile.
+    await blobs.touch(sha256);
     return reply.header('content-length', size).status(200).send();
   });
   app.get(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {

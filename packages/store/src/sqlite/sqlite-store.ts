@@ -79,6 +79,8 @@ import type {
   TaskRecord,
   TokenRecord,
   QuarantinePolicy,
+  FinishedWork,
+  StoreStats,
 } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
@@ -903,6 +905,94 @@ export class SqliteStore implements Store {
   private allocSeq(n: number): number {
     const { value: end } = this.q("UPDATE meta SET value = value + ? WHERE key = 'queue_seq' RETURNING value").get(n) as { value: number };
     return end - n + 1;
+  }
+
+  // ── data lifecycle ────────────────────────────────────────────────────────────────────────────────────
+  async listFinishedWork(limit: number): Promise<readonly FinishedWork[]> {
+    const jobs = this.q(
+      `SELECT j.id, j.name, j.finished_at, (SELECT COALESCE(SUM(size), 0) FROM outputs o WHERE o.job_id = j.id) AS bytes
+         FROM jobs j WHERE j.finished_at IS NOT NULL AND j.workflow_id IS NULL ORDER BY j.finished_at, j.id LIMIT ?`,
+    ).all(limit) as Array<{ id: string; name: string; finished_at: number; bytes: number }>;
+    const wfs = this.q(
+      `SELECT w.id, w.name, w.finished_at,
+              (SELECT COALESCE(SUM(o.size), 0) FROM outputs o JOIN jobs j ON j.id = o.job_id WHERE j.workflow_id = w.id) AS bytes
+         FROM workflows w WHERE w.finished_at IS NOT NULL ORDER BY w.finished_at, w.id LIMIT ?`,
+    ).all(limit) as Array<{ id: string; name: string; finished_at: number; bytes: number }>;
+    const stageJobs = this.q('SELECT id FROM jobs WHERE workflow_id = ?');
+    const out: FinishedWork[] = [
+      ...jobs.map((j) => ({ kind: 'job' as const, id: j.id, name: j.name, finishedAt: j.finished_at, jobIds: [j.id as JobId], outputBytes: j.bytes })),
+      ...wfs.map((w) => ({
+        kind: 'workflow' as const, id: w.id, name: w.name, finishedAt: w.finished_at, outputBytes: w.bytes,
+        jobIds: (stageJobs.all(w.id) as Array<{ id: string }>).map((r) => r.id as JobId),
+      })),
+    ];
+    return out.sort((a, b) => a.finishedAt - b.finishedAt || (a.id < b.id ? -1 : 1)).slice(0, limit);
+  }
+
+  async deleteFinishedWork(items: ReadonlyArray<{ readonly kind: 'job' | 'workflow'; readonly id: string }>): Promise<readonly JobId[]> {
+    return this.db.transaction(() => {
+      const deleted: JobId[] = [];
+      const dropJob = (id: string): void => {
+        this.q('DELETE FROM outputs WHERE job_id = ?').run(id);
+        this.q('DELETE FROM attempts WHERE job_id = ?').run(id);
+        this.q('DELETE FROM tasks WHERE job_id = ?').run(id);
+        this.q('DELETE FROM jobs WHERE id = ?').run(id);
+        deleted.push(id as JobId);
+      };
+      for (const it of items) {
+        if (it.kind === 'job') {
+          // Still finished, not part of a workflow, and nothing of it active (a retry reopens a job).
+          const j = this.q('SELECT finished_at, workflow_id FROM jobs WHERE id = ?').get(it.id) as { finished_at: number | null; workflow_id: string | null } | undefined;
+          if (!j || j.finished_at === null || j.workflow_id !== null) continue;
+          if (this.q("SELECT 1 FROM attempts WHERE job_id = ? AND state IN ('assigned', 'running') LIMIT 1").get(it.id)) continue;
+          dropJob(it.id);
+        } else {
+          const w = this.q('SELECT finished_at FROM workflows WHERE id = ?').get(it.id) as { finished_at: number | null } | undefined;
+          if (!w || w.finished_at === null) continue;
+          const stages = this.q('SELECT id, finished_at FROM jobs WHERE workflow_id = ?').all(it.id) as Array<{ id: string; finished_at: number | null }>;
+          if (stages.some((st) => st.finished_at === null)) continue;
+          if (this.q("SELECT 1 FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.workflow_id = ? AND a.state IN ('assigned', 'running') LIMIT 1").get(it.id)) continue;
+          for (const st of stages) dropJob(st.id);
+          this.q('DELETE FROM workflows WHERE id = ?').run(it.id);
+        }
+      }
+      return deleted;
+    })();
+  }
+
+  async referencedBlobs(excluding: ReadonlySet<string> = new Set()): Promise<ReadonlySet<string>> {
+    // One read transaction: a consistent view of every job's inputs and outputs.
+    return this.db.transaction(() => {
+      const refs = new Set<string>();
+      const addFiles = (json: string | null): void => {
+        if (!json) return;
+        for (const f of JSON.parse(json) as Array<{ sha256?: string }>) if (f.sha256) refs.add(f.sha256);
+      };
+      for (const r of this.q('SELECT id, inputs_json FROM jobs').iterate() as Iterable<{ id: string; inputs_json: string }>) if (!excluding.has(r.id)) addFiles(r.inputs_json);
+      for (const r of this.q('SELECT job_id, inputs_json FROM tasks WHERE inputs_json IS NOT NULL').iterate() as Iterable<{ job_id: string; inputs_json: string }>)
+        if (!excluding.has(r.job_id)) addFiles(r.inputs_json);
+      for (const r of this.q('SELECT job_id, sha256 FROM outputs').iterate() as Iterable<{ job_id: string; sha256: string }>) if (!excluding.has(r.job_id)) refs.add(r.sha256);
+      return refs;
+    })();
+  }
+
+  async jobExists(id: string): Promise<boolean> {
+    return this.q('SELECT 1 FROM jobs WHERE id = ?').get(id) !== undefined;
+  }
+
+  async stats(): Promise<StoreStats> {
+    const count = (rows: Array<{ k: string; n: number }>): Record<string, number> => Object.fromEntries(rows.map((r) => [r.k, r.n]));
+    // A workflow's state is derived from its stages (workflowState), so it is read per workflow.
+    const wfStates = new Map<string, number>();
+    for (const r of this.q('SELECT * FROM workflows').all() as WorkflowRow[]) {
+      const st = this.toWorkflow(r).state;
+      wfStates.set(st, (wfStates.get(st) ?? 0) + 1);
+    }
+    return {
+      jobsByState: count(this.q(`SELECT (${JOB_STATE_SQL}) AS k, COUNT(*) AS n FROM jobs GROUP BY k`).all() as Array<{ k: string; n: number }>),
+      workflowsByState: Object.fromEntries(wfStates),
+      nodesByState: count(this.q('SELECT state AS k, COUNT(*) AS n FROM nodes GROUP BY state').all() as Array<{ k: string; n: number }>),
+    };
   }
 
   // ── tokens ──────────────────────────────────────────────────────────────────────────────────────────────
