@@ -149,6 +149,7 @@ describe('node operations on a real grid', { timeout: 150_000 }, () => {
     const done = await finished(work.id, 20_000);
     assert.equal(done.state, 'succeeded');
     assert.ok(Date.now() - t0 < 15_000, 'requeued at once, not after the 60 s node timeout');
+    console.log(`forced remove of a dead node (node timeout 60 s): its 2 s task rerun and done ${((Date.now() - t0) / 1000).toFixed(1)} s after the remove`);
     const tries = await attempts(work.id);
     assert.equal(tries.length, 2);
     assert.equal(tries[0]!.failure?.kind, 'system');
@@ -161,6 +162,10 @@ describe('node operations on a real grid', { timeout: 150_000 }, () => {
     const r = await dsg(['node', 'remove', 'a3']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /node a3 \(node_\S+\) removed/);
+    // Operator actions need the admin token: a node's join token is refused.
+    const byNode = await fetch(`${creds.url}/api/v1/nodes/a2/cordon`, { method: 'POST', headers: { authorization: `Bearer ${creds.joinToken}` } });
+    assert.equal(byNode.status, 403);
+    assert.equal((await node('a2'))!.scheduling, 'eligible');
     const missing = await dsg(['node', 'drain', 'nosuchnode']);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /nosuchnode/);
@@ -182,9 +187,11 @@ describe('node operations on a real grid', { timeout: 150_000 }, () => {
     const doomed = await submit({ name: 'doomed', script: 'cat in.txt', inputs: ['in.txt'] }, [{ path: 'in.txt', sha256: sha, size: body.length }]);
     unlinkSync(join(data, 'blobs', sha.slice(0, 2), sha));
     await dsg(['node', 'uncordon', 'a2']);
+    const tq = Date.now();
 
     const q = await sb.waitFor('a2 quarantined', async () => ((await node('a2'))?.scheduling === 'quarantined' ? node('a2') : null), 20_000, coordOut);
     assert.match(q!.schedulingReason!, /3 system failures in 10 min \(latest: inputs_unavailable/);
+    console.log(`quarantine: a2 quarantined ${((Date.now() - tq) / 1000).toFixed(1)} s after it started failing: ${q!.schedulingReason}`);
     assert.ok(q!.quarantinedUntil && Date.parse(q!.quarantinedUntil) > Date.now() + 50_000, 'released after the cool-down');
     const table = await dsg(['nodes']);
     assert.match(table.stdout, /a2\s+\S+\s+online, quarantined/);
