@@ -112,6 +112,38 @@ describe('data lifecycle', () => {
     assert.deepEqual(s.nodes, { online: 1 });
   });
 
+  it('deletes in commits of at most 20,000 tasks (so the event loop is never held long), oldest first', async () => {
+    now = Date.now();
+    const ids: JobId[] = [];
+    for (let k = 0; k < 12; k++) {
+      const id = newJobId(now + k);
+      ids.push(id);
+      await store.createJob({ id, name: `sweep-${k}`, spec: {}, compiled: compileJobSpec({ name: 'sweep', command: ['x'], array: 5000 }), inputs: [], createdAt: now, warnings: [] });
+      await store.requestCancel(id, now + k);
+      await store.cancelQueuedTasks(id, { from: 0, to: 5000 }, now + k);
+    }
+    const commits: number[] = [];
+    const spy = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'deleteFinishedWork')
+          return async (items: Parameters<Store['deleteFinishedWork']>[0]) => {
+            let tasks = 0;
+            for (const it of items) tasks += (await target.getJob(it.id as JobId))?.taskCount ?? 0;
+            commits.push(tasks);
+            return target.deleteFinishedWork(items);
+          };
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    now += 2 * HOUR;
+    const lc = new DataLifecycle({ store: spy, blobs, logs, clock, log: pino({ level: 'silent' }), settings: { maxAgeMs: HOUR, maxBytes: null, intervalMs: HOUR, graceMs: HOUR }, databaseFiles: [] });
+    const r = await lc.collect({ dryRun: false });
+    assert.deepEqual(r.removed.filter((w) => w.name.startsWith('sweep-')).map((w) => w.id), ids);
+    assert.ok(commits.length >= 3 && commits.every((n) => n <= 20_000), `commits of ${commits.join(', ')} tasks`);
+    for (const id of ids) assert.equal(await store.getJob(id), null);
+  });
+
   it('a real coordinator collects on its own, on its interval', async () => {
     const data = await mkdtemp(join(tmpdir(), 'dsg-gc-coord-'));
     // Finished work is kept 0.5 s; a collection every 0.6 s.

@@ -70,7 +70,7 @@ export function runNodeConformance(name: string, make: () => Promise<StoreFactor
       // The unfinished workflow's finished stage A is not listed; neither is the queued job.
       let work = await s.listFinishedWork(100);
       assert.deepEqual(work.map((w) => [w.kind, w.id]), [['job', done.id], ['job', retried.id]]);
-      assert.equal(work[0]!.outputBytes, 5);
+      assert.deepEqual([work[0]!.outputBytes, work[0]!.taskCount], [5, 1]);
       // A dry run's view: without `done`, its output goes, the input it shares with the queued job stays.
       const without = await s.referencedBlobs(new Set([done.id]));
       assert.deepEqual([...without].sort(), [sha('a'), sha('b'), sha('d')]);
@@ -90,7 +90,7 @@ export function runNodeConformance(name: string, make: () => Promise<StoreFactor
       await s.recordReports([], [{ attemptId: wb!.id, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: clock, finishedAt: tick(), outputs: [] }], clock, POLICY);
       work = await s.listFinishedWork(100);
       const w = work.find((x) => x.kind === 'workflow')!;
-      assert.deepEqual([w.id, [...w.jobIds].sort(), w.outputBytes], [wf.id, [stageA, stageB].sort(), 3]);
+      assert.deepEqual([w.id, [...w.jobIds].sort(), w.outputBytes, w.taskCount], [wf.id, [stageA, stageB].sort(), 3, 2]);
       assert.deepEqual([...(await s.deleteFinishedWork([{ kind: 'workflow', id: wf.id }]))].sort(), [stageA, stageB].sort());
       assert.equal(await s.getWorkflow(wf.id), null);
       assert.deepEqual([...(await s.referencedBlobs())].sort(), [sha('a'), sha('b')]);

@@ -353,6 +353,8 @@ export interface FinishedWork {
   readonly jobIds: readonly JobId[];
   /** Sum of the sizes its outputs list (blobs may be shared with other work). */
   readonly outputBytes: number;
+  /** Tasks of all its jobs: what deleting it costs (callers size their commits by it). */
+  readonly taskCount: number;
 }
 
 /** Counts for `dsg status`. */

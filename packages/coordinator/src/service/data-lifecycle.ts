@@ -49,7 +49,8 @@ export interface DataLifecycleDeps {
 export const DEFAULT_RETENTION: RetentionSettings = { maxAgeMs: 30 * 86_400_000, maxBytes: null, intervalMs: 3_600_000, graceMs: 3_600_000 };
 
 const LISTED = 200;
-const CHUNK = 50;
+/** Tasks deleted per commit: about 60 ms of work. A single larger job is still deleted in one commit. */
+const TASKS_PER_COMMIT = 20_000;
 
 export class DataLifecycle {
   lastGc: GcReportV1 | null = null;
@@ -94,8 +95,15 @@ export class DataLifecycle {
       removedJobs = new Set(chosen.flatMap((c) => c.w.jobIds));
     } else {
       removedJobs = new Set();
-      for (let i = 0; i < chosen.length; i += CHUNK) {
-        for (const id of await store.deleteFinishedWork(chosen.slice(i, i + CHUNK).map((c) => ({ kind: c.w.kind, id: c.w.id })))) removedJobs.add(id);
+      // Commits sized by the tasks they delete (~3 µs each), so none holds the event loop for long.
+      for (let i = 0; i < chosen.length; ) {
+        const batch: typeof chosen = [];
+        let tasks = 0;
+        while (i < chosen.length && (batch.length === 0 || tasks + chosen[i]!.w.taskCount <= TASKS_PER_COMMIT)) {
+          tasks += chosen[i]!.w.taskCount;
+          batch.push(chosen[i++]!);
+        }
+        for (const id of await store.deleteFinishedWork(batch.map((c) => ({ kind: c.w.kind, id: c.w.id })))) removedJobs.add(id);
         await new Promise((r) => setImmediate(r));
       }
     }

@@ -180,6 +180,8 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX workflows_finished ON workflows (finished_at) WHERE finished_at IS NOT NULL;
       CREATE INDEX outputs_sha ON outputs (sha256);
       CREATE INDEX attempts_job ON attempts (job_id);
+      -- Tasks whose inputs come from earlier stages (the blobs they need stay referenced).
+      CREATE INDEX tasks_with_inputs ON tasks (job_id) WHERE inputs_json IS NOT NULL;
     `,
   },
 ];

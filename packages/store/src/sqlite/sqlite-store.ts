@@ -910,19 +910,20 @@ export class SqliteStore implements Store {
   // ── data lifecycle ────────────────────────────────────────────────────────────────────────────────────
   async listFinishedWork(limit: number): Promise<readonly FinishedWork[]> {
     const jobs = this.q(
-      `SELECT j.id, j.name, j.finished_at, (SELECT COALESCE(SUM(size), 0) FROM outputs o WHERE o.job_id = j.id) AS bytes
+      `SELECT j.id, j.name, j.finished_at, j.task_count AS tasks, (SELECT COALESCE(SUM(size), 0) FROM outputs o WHERE o.job_id = j.id) AS bytes
          FROM jobs j WHERE j.finished_at IS NOT NULL AND j.workflow_id IS NULL ORDER BY j.finished_at, j.id LIMIT ?`,
-    ).all(limit) as Array<{ id: string; name: string; finished_at: number; bytes: number }>;
+    ).all(limit) as Array<{ id: string; name: string; finished_at: number; bytes: number; tasks: number }>;
     const wfs = this.q(
       `SELECT w.id, w.name, w.finished_at,
-              (SELECT COALESCE(SUM(o.size), 0) FROM outputs o JOIN jobs j ON j.id = o.job_id WHERE j.workflow_id = w.id) AS bytes
+              (SELECT COALESCE(SUM(o.size), 0) FROM outputs o JOIN jobs j ON j.id = o.job_id WHERE j.workflow_id = w.id) AS bytes,
+              (SELECT COALESCE(SUM(j.task_count), 0) FROM jobs j WHERE j.workflow_id = w.id) AS tasks
          FROM workflows w WHERE w.finished_at IS NOT NULL ORDER BY w.finished_at, w.id LIMIT ?`,
-    ).all(limit) as Array<{ id: string; name: string; finished_at: number; bytes: number }>;
+    ).all(limit) as Array<{ id: string; name: string; finished_at: number; bytes: number; tasks: number }>;
     const stageJobs = this.q('SELECT id FROM jobs WHERE workflow_id = ?');
     const out: FinishedWork[] = [
-      ...jobs.map((j) => ({ kind: 'job' as const, id: j.id, name: j.name, finishedAt: j.finished_at, jobIds: [j.id as JobId], outputBytes: j.bytes })),
+      ...jobs.map((j) => ({ kind: 'job' as const, id: j.id, name: j.name, finishedAt: j.finished_at, jobIds: [j.id as JobId], outputBytes: j.bytes, taskCount: j.tasks })),
       ...wfs.map((w) => ({
-        kind: 'workflow' as const, id: w.id, name: w.name, finishedAt: w.finished_at, outputBytes: w.bytes,
+        kind: 'workflow' as const, id: w.id, name: w.name, finishedAt: w.finished_at, outputBytes: w.bytes, taskCount: w.tasks,
         jobIds: (stageJobs.all(w.id) as Array<{ id: string }>).map((r) => r.id as JobId),
       })),
     ];
@@ -969,7 +970,7 @@ export class SqliteStore implements Store {
         for (const f of JSON.parse(json) as Array<{ sha256?: string }>) if (f.sha256) refs.add(f.sha256);
       };
       for (const r of this.q('SELECT id, inputs_json FROM jobs').iterate() as Iterable<{ id: string; inputs_json: string }>) if (!excluding.has(r.id)) addFiles(r.inputs_json);
-      for (const r of this.q('SELECT job_id, inputs_json FROM tasks WHERE inputs_json IS NOT NULL').iterate() as Iterable<{ job_id: string; inputs_json: string }>)
+      for (const r of this.q('SELECT job_id, inputs_json FROM tasks INDEXED BY tasks_with_inputs WHERE inputs_json IS NOT NULL').iterate() as Iterable<{ job_id: string; inputs_json: string }>)
         if (!excluding.has(r.job_id)) addFiles(r.inputs_json);
       for (const r of this.q('SELECT job_id, sha256 FROM outputs').iterate() as Iterable<{ job_id: string; sha256: string }>) if (!excluding.has(r.job_id)) refs.add(r.sha256);
       return refs;
