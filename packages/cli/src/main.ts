@@ -16,6 +16,8 @@ import { registerOutputs } from './commands/job-outputs.js';
 import { registerJobShow } from './commands/job-show.js';
 import { registerSubmit } from './commands/job-submit.js';
 import { registerNodes } from './commands/node-list.js';
+import { registerNodeOps } from './commands/node-ops.js';
+import { registerStatus } from './commands/status.js';
 import { registerCoordinator } from './commands/coordinator.js';
 import { registerSpec } from './commands/spec-check.js';
 import { registerUp } from './commands/up.js';
@@ -35,6 +37,7 @@ Start here:
   npm start                                  (or: dsg up) a grid on this machine
   dsg submit examples/pi/pi.yaml --wait      run a 20-task Monte Carlo sweep
   dsg jobs · dsg job ID · dsg wait ID · dsg logs ID · dsg outputs ID --to DIR · dsg nodes
+  dsg status · dsg gc --dry-run · dsg node drain NAME    operate the grid
 
 Every read command takes --json. Exit codes: 0 ok · 1 a job failed or a runtime error · 2 bad input ·
 3 cannot reach the coordinator (waiting commands keep trying for 5m first: --give-up-after) · 130 interrupted.`);
@@ -52,6 +55,8 @@ registerCancel(program, globals);
 registerOutputs(program, globals);
 registerWorkflow(program, globals);
 registerNodes(program, globals);
+registerNodeOps(program, globals);
+registerStatus(program, globals);
 registerSpec(program);
 
 function fail(code: number, message: string): never {

@@ -162,7 +162,12 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
   const base = { fileName: 'grid.yaml', defaults: SERVE_DEFAULTS, cwd: '/srv' };
   it('uses the defaults with nothing given', () => {
     const o = resolveServeConfig({ ...base, flags: {}, env: {}, file: null });
-    assert.deepEqual(o, { dataDir: '/srv/.dsg', host: '0.0.0.0', port: 7070, heartbeatIntervalSeconds: 2, nodeTimeoutSeconds: 10, logLevel: 'info', maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000 });
+    assert.deepEqual(o, {
+      dataDir: '/srv/.dsg', host: '0.0.0.0', port: 7070, heartbeatIntervalSeconds: 2, nodeTimeoutSeconds: 10, logLevel: 'info',
+      offlineNodeRetentionSeconds: 7 * 24 * 3600, quarantine: { failures: 3, windowSeconds: 600, coolDownSeconds: 1800 },
+      retention: { maxAgeDays: 30, maxBytes: 0, intervalMinutes: 60, graceMinutes: 60 },
+      maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000,
+    });
   });
   it('admission limits come from the same layers and are checked', () => {
     const o = resolveServeConfig({ ...base, flags: { maxQueuedTasksPerProject: '50' }, env: { DSG_MAX_QUEUED_TASKS: '500' }, file: null });
@@ -183,6 +188,14 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
     assert.match(byPath['DSG_PORT'] ?? '', /expected a port number/);
     assert.match(byPath['grid.yaml: nodeTimeoutSeconds'] ?? '', /greater than 0/);
     assert.match(byPath['grid.yaml: colour'] ?? '', /unknown setting/);
+  });
+  it('node retention and quarantine come from the file, env and flags, each bad value named', () => {
+    const o = resolveServeConfig({ ...base, flags: { quarantineFailures: '0' }, env: { DSG_OFFLINE_NODE_RETENTION_HOURS: '2' }, file: { quarantineCoolDownMinutes: 5 } });
+    assert.deepEqual([o.offlineNodeRetentionSeconds, o.quarantine], [7200, { failures: 0, windowSeconds: 600, coolDownSeconds: 300 }]);
+    const bad = issues(() => resolveServeConfig({ ...base, flags: { quarantineFailures: '-1' }, env: {}, file: { offlineNodeRetentionHours: 'soon' } }));
+    const byPath = Object.fromEntries(bad.map((i) => [i.path, i.message]));
+    assert.match(byPath['--quarantine-failures'] ?? '', /0 \(off\) or more/);
+    assert.match(byPath['grid.yaml: offlineNodeRetentionHours'] ?? '', /expected a number of hours/);
   });
   it('refuses a node timeout not longer than the heartbeat', () => {
     assert.match(issues(() => resolveServeConfig({ ...base, flags: { heartbeat: '10', nodeTimeout: '5' }, env: {}, file: null }))[0]!.message, /longer than the heartbeat/);

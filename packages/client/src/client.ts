@@ -24,6 +24,9 @@ import {
   type TaskV1,
   type RetryResponseV1,
   type JobExplainV1,
+  type RemoveNodeResponseV1,
+  type StatusV1,
+  type GcReportV1,
   type SubmitWorkflowRequestV1,
   type SubmitWorkflowResponseV1,
   type WorkflowV1,
@@ -150,6 +153,23 @@ export class DsgClient {
 
   listNodes = (): Promise<{ items: NodeV1[] }> => this.json('GET', '/nodes');
   getNode = (id: string): Promise<NodeV1> => this.json('GET', `/nodes/${encodeURIComponent(id)}`);
+  /** No new work for the node (by id or name); what it runs goes on. Admin only. */
+  cordonNode = (idOrName: string): Promise<NodeV1> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/cordon`);
+  /** Take the node back: ends a cordon, a drain or a quarantine. Admin only. */
+  uncordonNode = (idOrName: string): Promise<NodeV1> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/uncordon`);
+  /** No new work; what it runs finishes (the node shows `draining`, then `drained`). Admin only. */
+  drainNode = (idOrName: string): Promise<NodeV1> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/drain`);
+  /**
+   * Forget the node. Refused (DsgError `conflict`) while it holds work, unless `force`: that work is requeued.
+   * Admin only.
+   */
+  removeNode = (idOrName: string, opts: { force?: boolean } = {}): Promise<RemoveNodeResponseV1> =>
+    this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/remove`, { json: { force: opts.force ?? false } });
+
+  /** Disk use (database, blobs, logs), jobs, workflows and nodes by state, retention settings, the latest collection. */
+  status = (): Promise<StatusV1> => this.json('GET', '/status');
+  /** Run a garbage collection now (admin); with dryRun, report what it would remove and change nothing. */
+  gc = (opts: { dryRun?: boolean } = {}): Promise<GcReportV1> => this.json('POST', '/gc', { json: { dryRun: opts.dryRun ?? false } });
 
   /** Every task of a job, following pagination. */
   async allTasks(id: string, q: Omit<ListTasksQueryV1, 'cursor'> = {}): Promise<TaskV1[]> {

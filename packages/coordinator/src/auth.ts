@@ -48,10 +48,10 @@ export class Authenticator {
 
 /** Capabilities per role. */
 const CAN: Record<TokenRole, ReadonlySet<string>> = {
-  admin: new Set(['jobs:read', 'jobs:write', 'nodes:read', 'agent', 'blobs:read', 'blobs:write', 'outputs:write']),
+  admin: new Set(['jobs:read', 'jobs:write', 'nodes:read', 'nodes:write', 'agent', 'blobs:read', 'blobs:write', 'outputs:write']),
   node: new Set(['agent', 'blobs:read', 'outputs:write']),
 };
-export type Capability = 'jobs:read' | 'jobs:write' | 'nodes:read' | 'agent' | 'blobs:read' | 'blobs:write' | 'outputs:write';
+export type Capability = 'jobs:read' | 'jobs:write' | 'nodes:read' | 'nodes:write' | 'agent' | 'blobs:read' | 'blobs:write' | 'outputs:write';
 
 export function requireCapability(p: Principal, cap: Capability): void {
   if (!CAN[p.role].has(cap)) throw new ForbiddenError(`a ${p.role} token cannot do this (needs ${cap})`);

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
-import { openSqliteStore, type Store } from '@dsg/store';
+import { openSqliteStore, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
 import { Authenticator, createToken, hashToken } from './auth.js';
 import { systemClock, type Clock } from './clock.js';
@@ -22,6 +22,7 @@ import { lockDataDir } from './files/data-dir-lock.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
+import { DataLifecycle, DEFAULT_RETENTION, type RetentionSettings } from './service/data-lifecycle.js';
 import { createLogger } from './logger.js';
 import { COORDINATOR_DEFAULTS, type CoordinatorOptions, type RunningCoordinator } from './options.js';
 
@@ -60,14 +61,17 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     restartGraceMs: Math.max(nodeTimeoutMs, COORDINATOR_DEFAULTS.restartGraceSeconds * 1000),
     reconcileGraceMs: Math.max(2 * heartbeatIntervalMs, 5000),
     reportBatchMs: 2,
-    policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES },
+    policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES, ...quarantinePolicy(options) },
     scheduler: DEFAULT_SCHEDULER_CONFIG,
     metrics,
   }, log);
   const auth = new Authenticator(store);
   const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log);
   const startedAt = clock.now();
-  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, metrics,
+  const retention = retentionSettings(options);
+  const dbFile = join(dataDir, 'dsg.sqlite');
+  const lifecycle = new DataLifecycle({ store, blobs, logs, clock, log, settings: retention, databaseFiles: [dbFile, `${dbFile}-wal`, `${dbFile}-shm`] });
+  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics,
     admission: {
       ...(options.maxQueuedTasks !== undefined ? { maxQueuedTasks: options.maxQueuedTasks } : {}),
       ...(options.maxQueuedTasksPerProject !== undefined ? { maxQueuedTasksPerProject: options.maxQueuedTasksPerProject } : {}),
@@ -93,6 +97,22 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   await writeCredentials(credentialsFile, { ...creds, url });
   log.info({ url, dataDir }, 'coordinator listening');
 
+  // Housekeeping, off the request path: forget nodes gone for longer than the retention.
+  const nodeRetentionMs = (options.offlineNodeRetentionSeconds ?? COORDINATOR_DEFAULTS.offlineNodeRetentionSeconds) * 1000;
+  const housekeeping = async (): Promise<void> => {
+    await engine.pruneNodes(nodeRetentionMs);
+  };
+  const housekeepingTimer = setInterval(() => void housekeeping().catch((e: unknown) => log.error({ err: e }, 'housekeeping failed')), Math.min(60_000, Math.max(1000, nodeRetentionMs / 4)));
+  housekeepingTimer.unref();
+  void housekeeping().catch((e: unknown) => log.error({ err: e }, 'housekeeping failed'));
+
+  // Periodic garbage collection (retention), off the request path: the first one a minute after start.
+  const collect = (): void => void lifecycle.collect({ dryRun: false }).catch((e: unknown) => log.error({ err: e }, 'garbage collection failed'));
+  const gcFirst = setTimeout(collect, Math.min(60_000, retention.intervalMs));
+  gcFirst.unref();
+  const gcTimer = setInterval(collect, retention.intervalMs);
+  gcTimer.unref();
+
   let closing: Promise<void> | null = null;
   return {
     url,
@@ -102,6 +122,9 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     credentialsFile,
     close: () =>
       (closing ??= (async () => {
+        clearInterval(housekeepingTimer);
+        clearTimeout(gcFirst);
+        clearInterval(gcTimer);
         // The engine first, so agents' disconnects during shutdown are not taken for lost nodes.
         await engine.stop();
         await hub.close();
@@ -133,4 +156,28 @@ async function writeCredentials(file: string, c: Credentials): Promise<void> {
   await writeFile(tmp, `${JSON.stringify(c, null, 2)}\n`, { mode: 0o600 });
   await chmod(tmp, 0o600);
   await rename(tmp, file);
+}
+
+function quarantinePolicy(options: CoordinatorOptions): { quarantine?: QuarantinePolicy } {
+  const q = options.quarantine ?? {};
+  const failures = q.failures ?? COORDINATOR_DEFAULTS.quarantineFailures;
+  if (failures <= 0) return {};
+  return {
+    quarantine: {
+      failures,
+      windowMs: (q.windowSeconds ?? COORDINATOR_DEFAULTS.quarantineWindowSeconds) * 1000,
+      coolDownMs: (q.coolDownSeconds ?? COORDINATOR_DEFAULTS.quarantineCoolDownSeconds) * 1000,
+    },
+  };
+}
+
+function retentionSettings(options: CoordinatorOptions): RetentionSettings {
+  const r = options.retention ?? {};
+  const days = r.maxAgeDays === undefined ? DEFAULT_RETENTION.maxAgeMs : r.maxAgeDays > 0 ? r.maxAgeDays * 86_400_000 : null;
+  return {
+    maxAgeMs: days,
+    maxBytes: r.maxBytes !== undefined && r.maxBytes > 0 ? r.maxBytes : DEFAULT_RETENTION.maxBytes,
+    intervalMs: r.intervalMinutes !== undefined ? r.intervalMinutes * 60_000 : DEFAULT_RETENTION.intervalMs,
+    graceMs: r.graceMinutes !== undefined ? r.graceMinutes * 60_000 : DEFAULT_RETENTION.graceMs,
+  };
 }

@@ -11,6 +11,14 @@ export const COORDINATOR_DEFAULTS = {
   silentHeartbeats: 3,
   /** Least grace after a coordinator restart for agents to reconnect (their backoff tops out at 10 s). */
   restartGraceSeconds: 30,
+  /** Offline or lost nodes holding no work are forgotten after this long (7 days). */
+  offlineNodeRetentionSeconds: 7 * 24 * 3600,
+  /** A node reporting this many system failures of its own ... */
+  quarantineFailures: 3,
+  /** ... within this window (10 min) ... */
+  quarantineWindowSeconds: 600,
+  /** ... gets no new work for this long (30 min), or until `dsg node uncordon`. */
+  quarantineCoolDownSeconds: 1800,
 } as const;
 
 /** Options for one coordinator process. The CLI's config module builds these (defaults < file < DSG_* env < flags). */
@@ -38,6 +46,28 @@ export interface CoordinatorOptions {
    */
   readonly maxQueuedTasks?: number;
   readonly maxQueuedTasksPerProject?: number;
+  /** Seconds after which an offline or lost node that holds no work is forgotten. Default 7 days. */
+  readonly offlineNodeRetentionSeconds?: number;
+  /**
+   * Quarantine: a node with `failures` system failures of its own (it could not start a process, fetch inputs or
+   * send outputs; never a task's own exit code) within `windowSeconds` gets no new work for `coolDownSeconds` or
+   * until `dsg node uncordon`. Defaults 3 in 600 s, 1800 s; `failures: 0` turns quarantine off.
+   */
+  readonly quarantine?: { readonly failures?: number; readonly windowSeconds?: number; readonly coolDownSeconds?: number };
+  /**
+   * Retention of finished work (jobs, workflows, their logs and outputs) and garbage collection of blobs nothing
+   * refers to. Nothing a queued or running job or an unfinished workflow needs is ever removed.
+   */
+  readonly retention?: {
+    /** Finished work older than this many days is removed. Default 30; 0 keeps it forever. */
+    readonly maxAgeDays?: number;
+    /** While blobs and logs take more than this many bytes, the oldest finished work is removed. Default: no limit. */
+    readonly maxBytes?: number;
+    /** Minutes between periodic collections. Default 60. */
+    readonly intervalMinutes?: number;
+    /** Unreferenced blobs and logs younger than this many minutes are kept (uploads in flight). Default 60. */
+    readonly graceMinutes?: number;
+  };
   /** Log level. Default `info`. */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }

@@ -184,6 +184,65 @@ export interface NodeV1 {
   address: string | null;
   joinedAt: string;
   lastSeenAt: string;
+  /**
+   * Whether it takes new work: `eligible`; `cordoned` (an operator's cordon); `draining` (no new work, its work
+   * finishes) then `drained` (nothing left on it); `quarantined` (too many system failures; see `schedulingReason`).
+   */
+  scheduling: NodeScheduling;
+  /** Why it takes no new work (quarantine reason and until when), or null. */
+  schedulingReason: string | null;
+  /** When its quarantine ends (cool-down), or null when not quarantined. */
+  quarantinedUntil: string | null;
+}
+
+export const NodeScheduling = { eligible: 'eligible', cordoned: 'cordoned', draining: 'draining', drained: 'drained', quarantined: 'quarantined' } as const;
+export type NodeScheduling = (typeof NodeScheduling)[keyof typeof NodeScheduling];
+
+/** Answer of `POST /nodes/:id/remove`. */
+export interface RemoveNodeResponseV1 {
+  removed: boolean;
+  node: { id: string; name: string };
+  /** Tasks put back in the queue (with `force`). */
+  requeuedTasks: number;
+}
+
+/** `GET /status`: what the grid holds and the disk it uses. */
+export interface StatusV1 {
+  disk: {
+    /** The database file with its write-ahead log. */
+    databaseBytes: number;
+    blobs: { count: number; bytes: number };
+    logs: { jobs: number; bytes: number };
+  };
+  jobs: Record<string, number>;
+  workflows: Record<string, number>;
+  nodes: Record<string, number>;
+  retention: RetentionV1;
+  /** The latest garbage collection (periodic or `dsg gc`), or null since start. */
+  lastGc: GcReportV1 | null;
+}
+
+export interface RetentionV1 {
+  /** Finished jobs and workflows older than this are removed with their logs and outputs; null = kept forever. */
+  maxAgeDays: number | null;
+  /** Oldest finished work is removed while blobs and logs take more than this; null = no size limit. */
+  maxBytes: number | null;
+  /** Minutes between periodic collections. */
+  intervalMinutes: number;
+}
+
+/** `POST /gc`: what a collection removed (or, with dryRun, would remove). */
+export interface GcReportV1 {
+  dryRun: boolean;
+  at: string;
+  /** Finished work removed, oldest first (at most 200 listed; `jobs` and `workflows` count them all). */
+  removed: Array<{ kind: 'job' | 'workflow'; id: string; name: string; finishedAt: string; why: 'age' | 'size' }>;
+  jobs: number;
+  workflows: number;
+  logs: { jobs: number; bytes: number };
+  blobs: { count: number; bytes: number };
+  /** Blobs and logs freed together. */
+  bytesFreed: number;
 }
 
 export interface OutputV1 {

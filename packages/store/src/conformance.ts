@@ -18,6 +18,7 @@ import {
 } from '@dsg/core';
 import type { FinishReport, Store } from './store.js';
 import { runWorkflowConformance } from './conformance-workflows.js';
+import { runNodeConformance } from './conformance-nodes.js';
 
 export interface StoreFactoryResult {
   readonly store: Store;
@@ -359,4 +360,5 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
     });
   });
   runWorkflowConformance(name, make);
+  runNodeConformance(name, make);
 }

@@ -157,6 +157,16 @@ export interface NodeRecord {
   readonly address: string | null;
   readonly joinedAt: number;
   readonly lastSeenAt: number;
+  /** An operator's `dsg node cordon`: no new work. */
+  readonly cordoned: boolean;
+  /** An operator's `dsg node drain`: no new work; what it runs finishes (then it is drained). */
+  readonly draining: boolean;
+  /**
+   * While later than now, the node is quarantined (too many system failures in a window): no new work. Also where
+   * the count of its system failures starts again. Null when it never was.
+   */
+  readonly quarantinedUntil: number | null;
+  readonly quarantineReason: string | null;
 }
 
 /** A node with what its active attempts hold. */
@@ -311,6 +321,49 @@ export interface Page<T> {
 export interface StorePolicy {
   /** How often a task is re-run after system failures (node lost, …). Default 3. */
   readonly maxSystemRetries: number;
+  /**
+   * Quarantine a node that reports `failures` system failures of its own (executor errors, inputs or outputs it
+   * could not move; never user failures, lost nodes or agent stops) within `windowMs`: it gets no new work for
+   * `coolDownMs`, or until an operator's uncordon. Absent: never quarantine.
+   */
+  readonly quarantine?: QuarantinePolicy;
+}
+
+export interface QuarantinePolicy {
+  /** Default 3. */
+  readonly failures: number;
+  /** Default 10 minutes. */
+  readonly windowMs: number;
+  /** Default 30 minutes. */
+  readonly coolDownMs: number;
+}
+
+/** Operator flags to change on a node; absent fields stay as they are. */
+export interface NodeFlagsChange {
+  readonly cordoned?: boolean;
+  readonly draining?: boolean;
+  /** End a quarantine now (and count its system failures afresh from now). */
+  readonly releaseQuarantine?: boolean;
+}
+
+/** Finished work retention may remove as one unit: a plain job, or a whole workflow with all its stage jobs. */
+export interface FinishedWork {
+  readonly kind: 'job' | 'workflow';
+  readonly id: string;
+  readonly name: string;
+  readonly finishedAt: number;
+  readonly jobIds: readonly JobId[];
+  /** Sum of the sizes its outputs list (blobs may be shared with other work). */
+  readonly outputBytes: number;
+  /** Tasks of all its jobs: what deleting it costs (callers size their commits by it). */
+  readonly taskCount: number;
+}
+
+/** Counts for `dsg status`. */
+export interface StoreStats {
+  readonly jobsByState: Readonly<Record<string, number>>;
+  readonly workflowsByState: Readonly<Record<string, number>>;
+  readonly nodesByState: Readonly<Record<string, number>>;
 }
 
 export interface Store {
@@ -319,6 +372,11 @@ export interface Store {
   /** Create or migrate the schema. Idempotent. */
   init(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Prove the store can commit: a tiny real write in its own transaction (readiness checks). Throws when it cannot
+   * (disk full, read-only file system, database locked past its timeout, store closed).
+   */
+  probeWrite(now: number): Promise<void>;
 
   // ── jobs and tasks ──
   /** Insert the job and its `compiled.taskCount` tasks, all queued, in one commit. */
@@ -415,10 +473,39 @@ export interface Store {
   upsertNode(node: NodeUpsert): Promise<NodeRecord>;
   setNodeState(id: NodeId, state: NodeState, now: number): Promise<void>;
   getNode(id: NodeId): Promise<NodeRecord | null>;
+  /** Set or clear operator flags (cordon, drain, quarantine release). Null when the node does not exist. */
+  setNodeFlags(id: NodeId, change: NodeFlagsChange, now: number): Promise<NodeRecord | null>;
+  /**
+   * Forget a node. Refused (`removed: false`, with the attempts it holds) while it holds active attempts, unless
+   * `force`: then those attempts end as lost in the same commit (a system failure: their tasks are requeued).
+   */
+  removeNode(id: NodeId, options: { readonly force: boolean; readonly reason: string }, now: number, policy: StorePolicy): Promise<{ removed: boolean; held: readonly AttemptRecord[]; requeued: readonly FinishResult[] } | null>;
+  /** Forget offline or lost nodes last seen before `before` that hold no work; returns those removed. */
+  pruneNodes(before: number): Promise<readonly NodeRecord[]>;
 
   // ── outputs ──
   /** Outputs of each task's latest attempt that reported any. */
   listOutputs(jobId: JobId): Promise<readonly OutputRecord[]>;
+
+  // ── data lifecycle ──
+  /**
+   * Finished plain jobs and finished workflows, oldest first (at most `limit`). A job of a workflow is never listed
+   * on its own: it goes with its workflow once the whole workflow has finished.
+   */
+  listFinishedWork(limit: number): Promise<readonly FinishedWork[]>;
+  /**
+   * Delete finished work (rows of jobs, tasks, attempts, outputs, workflows) in one commit, re-checking inside it
+   * that each is still finished (a retry may have reopened it): what is not is skipped. Returns the jobs deleted.
+   */
+  deleteFinishedWork(items: ReadonlyArray<{ readonly kind: 'job' | 'workflow'; readonly id: string }>): Promise<readonly JobId[]>;
+  /**
+   * Every blob the remaining jobs refer to — their inputs, their tasks' inputs from earlier stages, their outputs —
+   * leaving out the jobs in `excluding` (a dry run's view of what a deletion would leave).
+   */
+  referencedBlobs(excluding?: ReadonlySet<string>): Promise<ReadonlySet<string>>;
+  /** Whether a job with this id exists (log files of deleted jobs are swept). */
+  jobExists(id: string): Promise<boolean>;
+  stats(): Promise<StoreStats>;
 
   // ── tokens ──
   createToken(token: TokenRecord): Promise<void>;

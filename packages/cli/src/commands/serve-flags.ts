@@ -8,7 +8,7 @@ export type { ServeFlags };
 
 export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
   return cmd
-    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, logLevel, maxQueuedTasks, maxQueuedTasksPerProject (env DSG_CONFIG)')
+    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, retentionDays, retentionMaxGb, gcIntervalMinutes, gcGraceMinutes, logLevel, maxQueuedTasks, maxQueuedTasksPerProject (env DSG_CONFIG)')
     .option('--data-dir <dir>', 'where the database, logs, blobs and credentials live (env DSG_DATA_DIR; default .dsg)')
     .option('-p, --port <port>', 'port for the API, dashboard and agents (env DSG_PORT; default 7070; 0 = any free port)')
     .option('--host <address>', 'address to listen on (env DSG_HOST; default 0.0.0.0)')
@@ -16,6 +16,14 @@ export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
     .option('--node-timeout <seconds>', 'seconds a node may be out of reach (disconnected or silent) before it is declared lost and its tasks requeued (env DSG_NODE_TIMEOUT; default 10)')
     .option('--max-queued-tasks <n>', 'admission: most tasks waiting to start in the grid; a submit over it gets HTTP 429 (env DSG_MAX_QUEUED_TASKS; default 1000000)')
     .option('--max-queued-tasks-per-project <n>', 'admission: most tasks waiting to start per project (env DSG_MAX_QUEUED_TASKS_PER_PROJECT; default 1000000)')
+    .option('--offline-node-retention <hours>', 'offline nodes holding no work are forgotten after this many hours (env DSG_OFFLINE_NODE_RETENTION_HOURS; default 168, a week)')
+    .option('--quarantine-failures <n>', 'a node with this many system failures of its own (not exit codes) within the window gets no new work; 0 = off (env DSG_QUARANTINE_FAILURES; default 3)')
+    .option('--quarantine-window <minutes>', 'window for --quarantine-failures (env DSG_QUARANTINE_WINDOW_MINUTES; default 10)')
+    .option('--quarantine-cool-down <minutes>', 'a quarantined node takes work again after this long, or at `dsg node uncordon` (env DSG_QUARANTINE_COOL_DOWN_MINUTES; default 30)')
+    .option('--retention-days <days>', 'finished jobs and workflows, their logs and outputs are removed after this many days; 0 = keep forever (env DSG_RETENTION_DAYS; default 30)')
+    .option('--retention-max-gb <GB>', 'while blobs and logs take more than this, the oldest finished work is removed; 0 = no limit (env DSG_RETENTION_MAX_GB; default 0)')
+    .option('--gc-interval <minutes>', 'minutes between garbage collections (env DSG_GC_INTERVAL_MINUTES; default 60); `dsg gc` runs one now')
+    .option('--gc-grace <minutes>', 'files nothing refers to yet are kept this long (uploads in flight) (env DSG_GC_GRACE_MINUTES; default 60)')
     .option('--log-level <level>', `debug, info, warn, error or silent (env DSG_LOG_LEVEL; default ${defaultLevel})`);
 }
 

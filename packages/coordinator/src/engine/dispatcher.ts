@@ -20,7 +20,7 @@ import {
   type SchedulerNode,
   type SchedulerTask,
 } from '@dsg/scheduler';
-import type { Store } from '@dsg/store';
+import type { NodeRecord, Store } from '@dsg/store';
 import type { AgentLink } from '../agents/agent-events.js';
 import { toAssignment } from '../agents/assignment.js';
 import type { Clock } from '../clock.js';
@@ -101,19 +101,33 @@ export class Dispatcher {
 
   /** The nodes a pass may use: online in the store and connected now, with what their attempts hold. */
   async snapshotNodes(link: AgentLink | null = this.deps.link()): Promise<SchedulerNode[]> {
-    if (!link) return [];
+    return (await this.snapshot(link)).nodes;
+  }
+
+  /**
+   * The pass's view of the nodes: online and connected, less those an operator cordoned or drains and quarantined
+   * ones (applyPlan re-checks the same flags), which are returned apart to be named in waiting reasons.
+   */
+  private async snapshot(link: AgentLink | null): Promise<{ nodes: SchedulerNode[]; held: Array<{ name: string; why: string }> }> {
+    if (!link) return { nodes: [], held: [] };
     const connected = link.connectedNodes();
-    const usage = await this.deps.store.listNodeUsage(['online']);
-    return usage
-      .filter((u) => connected.has(u.node.id))
+    const now0 = this.deps.clock.now();
+    const usage = (await this.deps.store.listNodeUsage(['online'])).filter((u) => connected.has(u.node.id));
+    const held = usage.flatMap((u) => {
+      const why = heldBack(u.node, now0);
+      return why ? [{ name: u.node.name, why }] : [];
+    });
+    const nodes: SchedulerNode[] = usage
+      .filter((u) => !heldBack(u.node, now0))
       .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels, facts: u.node.facts }));
+    return { nodes, held };
   }
 
   private async dispatchOnce(): Promise<void> {
     const link = this.deps.link();
     if (!link) return;
     const t0 = performance.now();
-    const nodes = await this.snapshotNodes(link);
+    const { nodes, held } = await this.snapshot(link);
     let freeCpu = 0;
     const f = this.deps.config.maxOvercommit;
     for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
@@ -161,7 +175,7 @@ export class Dispatcher {
     const plan = schedule({ nodes, jobs, ...(projectUsage ? { projectUsage } : {}) }, this.deps.config, { now, rng: this.rng });
     // One reason per waiting job: every job with queued tasks is examined in each pass.
     this.pendingReasons.clear();
-    for (const p of plan.pending) this.pendingReasons.set(p.jobId, p);
+    for (const p of plan.pending) this.pendingReasons.set(p.jobId, held.length > 0 ? withHeldNodes(p, held) : p);
     this.lastPass = { ms: performance.now() - t0, jobsRead: queuedJobs.length, tasksRead: tasks.length, assigned: plan.assignments.length };
     this.deps.metrics?.observePass(this.lastPass.ms / 1000, plan.assignments.length);
     if (plan.assignments.length === 0) return;
@@ -187,4 +201,21 @@ export class Dispatcher {
     }
     if (result.rejected.length > 0 || plan.more) this.tickAgain = true;
   }
+}
+
+/** Why a node takes no new work now (cordoned, draining, quarantined), or null when it takes work. */
+export function heldBack(n: NodeRecord, now: number): string | null {
+  if (n.quarantinedUntil !== null && n.quarantinedUntil > now) return 'quarantined';
+  if (n.draining) return 'draining';
+  if (n.cordoned) return 'cordoned';
+  return null;
+}
+
+/**
+ * A job's waiting reason when some nodes are held back: they are named, and "never" becomes "not now" (an
+ * uncordon, the end of a drain or of a quarantine may bring a node that fits).
+ */
+function withHeldNodes(p: PendingReason, held: ReadonlyArray<{ name: string; why: string }>): PendingReason {
+  const list = held.slice(0, 5).map((h) => `${h.name} (${h.why})`).join(', ') + (held.length > 5 ? ` and ${held.length - 5} more` : '');
+  return { ...p, never: false, summary: `${p.summary}; ${held.length} node(s) take no new work: ${list} — \`dsg node uncordon NAME\` takes one back` };
 }

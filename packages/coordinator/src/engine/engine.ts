@@ -57,6 +57,7 @@ export class Engine implements AgentEvents {
   /** The scheduler's settings (explain runs its chain with them). */
   readonly schedulerConfig: SchedulerConfig;
   private link: AgentLink | null = null;
+  private running = false;
   private readonly dispatcher: Dispatcher;
   private readonly reports: ReportCommitter;
   private readonly liveness: LivenessMonitor;
@@ -66,7 +67,7 @@ export class Engine implements AgentEvents {
     blobs: BlobStore,
     logStore: LogStore,
     private readonly clock: Clock,
-    config: EngineConfig,
+    private readonly config: EngineConfig,
     private readonly log: Logger,
   ) {
     this.schedulerConfig = config.scheduler;
@@ -102,14 +103,21 @@ export class Engine implements AgentEvents {
     return this.dispatcher.lastPass;
   }
 
+  /** True between `start()` and `stop()`: submitted work will be scheduled (readiness). */
+  get accepting(): boolean {
+    return this.running;
+  }
+
   async start(link: AgentLink): Promise<void> {
     this.link = link;
+    this.running = true;
     await this.liveness.start();
     this.requestTick();
     void this.cancels.resume().catch((e: unknown) => this.log.error({ err: e }, 'finishing interrupted cancels failed'));
   }
 
   async stop(): Promise<void> {
+    this.running = false;
     this.dispatcher.close();
     this.liveness.stop();
     await this.reports.drain();
@@ -143,6 +151,29 @@ export class Engine implements AgentEvents {
       l.push(a.id);
     }
     for (const [nodeId, ids] of byNode) this.link?.send(nodeId, [{ type: 'cancel', attemptIds: ids, reason }]);
+  }
+
+  /**
+   * Forget a node (see Store.removeNode): refused while it holds work unless `force`, which requeues that work,
+   * tells its agent to stop those attempts and closes its connection (a still-running agent joins again as a new
+   * node: stop it first to keep it out).
+   */
+  async removeNode(nodeId: NodeId, force: boolean): Promise<{ removed: boolean; held: readonly AttemptRecord[]; requeuedTasks: number } | null> {
+    const r = await this.store.removeNode(nodeId, { force, reason: 'its node was removed by an operator (dsg node remove --force); run again' }, this.clock.now(), this.config.policy);
+    if (!r || !r.removed) return r ? { removed: false, held: r.held, requeuedTasks: 0 } : null;
+    if (r.held.length > 0) this.killAttempts(r.held, 'the node was removed by an operator');
+    this.liveness.forget(nodeId);
+    this.link?.disconnect(nodeId, 'node removed by an operator');
+    this.requestTick();
+    return { removed: true, held: r.held, requeuedTasks: r.requeued.filter((x) => x.applied && x.retry).length };
+  }
+
+  /** Forget offline and lost nodes last seen more than `olderThanMs` ago that hold no work. */
+  async pruneNodes(olderThanMs: number): Promise<readonly string[]> {
+    const gone = await this.store.pruneNodes(this.clock.now() - olderThanMs);
+    for (const n of gone) this.liveness.forget(n.id);
+    if (gone.length > 0) this.log.info({ nodes: gone.map((n) => n.name) }, 'pruned nodes offline for too long');
+    return gone.map((n) => n.name);
   }
 
   // ─── AgentEvents ───────────────────────────────────────────────────────────────────────────────────────

@@ -82,6 +82,13 @@ export class LivenessMonitor {
     this.touch(nodeId);
   }
 
+  /** The node was removed from the store: stop tracking it. */
+  forget(nodeId: NodeId): void {
+    this.offlineDeadline.delete(nodeId);
+    this.lastSeen.delete(nodeId);
+    this.stopping.delete(nodeId);
+  }
+
   async onDisconnect(nodeId: NodeId): Promise<void> {
     if (this.closed) return;
     const { store, config, log } = this.deps;

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,6 +20,11 @@ export interface BlobStore {
   /** Store a stream; rejects (and stores nothing) if it is larger than maxBytes or does not hash to sha256. */
   put(sha256: string, body: Readable, maxBytes: number): Promise<{ size: number }>;
   open(sha256: string): Readable;
+  /** Every stored blob with its size and when it was last written or asked about (data lifecycle). */
+  list(): AsyncIterable<{ readonly sha256: string; readonly size: number; readonly mtimeMs: number }>;
+  remove(sha256: string): Promise<void>;
+  /** Mark a blob as just used: a client that found it (HEAD) before submitting keeps it safe from a sweep. */
+  touch(sha256: string): Promise<void>;
 }
 
 const SHA = /^[0-9a-f]{64}$/;
@@ -84,5 +89,35 @@ export class FileBlobStore implements BlobStore {
 
   open(sha256: string): Readable {
     return createReadStream(this.pathOf(sha256));
+  }
+
+  async *list(): AsyncIterable<{ readonly sha256: string; readonly size: number; readonly mtimeMs: number }> {
+    for (const sub of await readdir(this.dir)) {
+      if (sub.length !== 2) continue; // tmp/ and anything else
+      let names: string[];
+      try {
+        names = await readdir(join(this.dir, sub));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (!SHA.test(name)) continue;
+        try {
+          const st = await stat(join(this.dir, sub, name));
+          yield { sha256: name, size: st.size, mtimeMs: st.mtimeMs };
+        } catch {
+          /* removed meanwhile */
+        }
+      }
+    }
+  }
+
+  async remove(sha256: string): Promise<void> {
+    await rm(this.pathOf(sha256), { force: true });
+  }
+
+  async touch(sha256: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.pathOf(sha256), now, now).catch(() => undefined);
   }
 }

@@ -5,13 +5,17 @@
  * commits the attempt's end, so once an attempt is finished its log is complete on disk. Each attempt's log is
  * capped (`maxBytesPerAttempt`); past the cap one marker line is written and the rest dropped.
  */
-import { open, mkdir, stat } from 'node:fs/promises';
+import { open, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface LogStore {
   /** Append chunks; the map is attemptId → { jobId, text }. */
   append(batch: ReadonlyMap<string, { jobId: string; text: string }>): Promise<void>;
   read(jobId: string, attemptId: string, offset: number, limit: number): Promise<{ data: string; size: number; nextOffset: number }>;
+  /** Every job that has logs, with their total size and latest write (data lifecycle). */
+  listJobs(): Promise<ReadonlyArray<{ readonly jobId: string; readonly bytes: number; readonly mtimeMs: number }>>;
+  /** Remove a job's logs; resolves to the bytes freed. */
+  removeJob(jobId: string): Promise<number>;
 }
 
 const TRUNCATED = '\n[dsg] log truncated: this attempt wrote more than the per-attempt limit\n';
@@ -87,6 +91,50 @@ export class FileLogStore implements LogStore {
       await fh.close();
     }
   }
+
+  async listJobs(): Promise<ReadonlyArray<{ readonly jobId: string; readonly bytes: number; readonly mtimeMs: number }>> {
+    let dirs: string[];
+    try {
+      dirs = await readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const out: Array<{ jobId: string; bytes: number; mtimeMs: number }> = [];
+    for (const jobId of dirs) {
+      let bytes = 0;
+      let mtimeMs = 0;
+      try {
+        const dir = join(this.dir, jobId);
+        mtimeMs = (await stat(dir)).mtimeMs;
+        for (const f of await readdir(dir)) {
+          const st = await stat(join(dir, f)).catch(() => null);
+          if (!st) continue;
+          bytes += st.size;
+          mtimeMs = Math.max(mtimeMs, st.mtimeMs);
+        }
+      } catch {
+        continue;
+      }
+      out.push({ jobId, bytes, mtimeMs });
+    }
+    return out;
+  }
+
+  async removeJob(jobId: string): Promise<number> {
+    const dir = join(this.dir, jobId);
+    let bytes = 0;
+    try {
+      for (const f of await readdir(dir)) bytes += (await stat(join(dir, f)).catch(() => ({ size: 0 }))).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw e;
+    }
+    this.dirsMade.delete(dir);
+    await rm(dir, { recursive: true, force: true });
+    return bytes;
+  }
+
 }
 
 function utf8Boundary(buf: Buffer, end: number): number {

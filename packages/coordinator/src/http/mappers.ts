@@ -108,7 +108,17 @@ export const toAttemptV1 = (a: AttemptRecord): AttemptV1 => ({
   finishedAt: isoOrNull(a.finishedAt),
 });
 
-export const toNodeV1 = (u: NodeUsage): NodeV1 => ({
+/** Whether a node takes new work now, and why not. Quarantine first: it is the one an operator must look into. */
+export function schedulingOf(u: NodeUsage, now: number): { scheduling: NodeV1['scheduling']; reason: string | null } {
+  const n = u.node;
+  if (n.quarantinedUntil !== null && n.quarantinedUntil > now)
+    return { scheduling: 'quarantined', reason: `${n.quarantineReason ?? 'repeated system failures'}; released at ${iso(n.quarantinedUntil)} or by \`dsg node uncordon ${n.name}\`` };
+  if (n.draining) return { scheduling: u.activeAttempts > 0 ? 'draining' : 'drained', reason: 'drained by an operator (`dsg node uncordon` takes it back)' };
+  if (n.cordoned) return { scheduling: 'cordoned', reason: 'cordoned by an operator (`dsg node uncordon` takes it back)' };
+  return { scheduling: 'eligible', reason: null };
+}
+
+export const toNodeV1 = (u: NodeUsage, now: number = Date.now()): NodeV1 => ({
   id: u.node.id,
   name: u.node.name,
   state: u.node.state,
@@ -122,6 +132,9 @@ export const toNodeV1 = (u: NodeUsage): NodeV1 => ({
   address: u.node.address,
   joinedAt: iso(u.node.joinedAt),
   lastSeenAt: iso(u.node.lastSeenAt),
+  scheduling: schedulingOf(u, now).scheduling,
+  schedulingReason: schedulingOf(u, now).reason,
+  quarantinedUntil: u.node.quarantinedUntil !== null && u.node.quarantinedUntil > now ? iso(u.node.quarantinedUntil) : null,
 });
 
 export const toOutputV1 = (o: OutputRecord): OutputV1 => ({

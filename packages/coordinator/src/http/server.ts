@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import {
   API_PREFIX,
   ConflictError,
@@ -34,6 +35,7 @@ import type { Clock } from '../clock.js';
 import type { Engine } from '../engine/engine.js';
 import { WorkService } from '../service/work-service.js';
 import type { CoordinatorMetrics } from '../metrics.js';
+import { DataLifecycle, DEFAULT_RETENTION } from '../service/data-lifecycle.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
@@ -41,6 +43,7 @@ import { toHttpError } from './error-map.js';
 import { toAttemptV1, toJobV1, toNodeV1, toOutputV1, toTaskV1 } from './mappers.js';
 import { parseIndex, parseOr400 } from './parse.js';
 import { workflowRoutes } from './routes/workflows.js';
+import { nodeRoutes } from './routes/nodes.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -58,6 +61,8 @@ export interface ApiDeps {
   readonly metrics?: CoordinatorMetrics;
   /** Largest input or output file accepted. */
   readonly maxUploadBytes: number;
+  /** Retention and garbage collection (default: DEFAULT_RETENTION, database size not measured). */
+  readonly lifecycle?: DataLifecycle;
 }
 
 declare module 'fastify' {
@@ -67,6 +72,7 @@ declare module 'fastify' {
 }
 
 const SHA = /^[0-9a-f]{64}$/;
+const GcRequestSchema = z.strictObject({ dryRun: z.boolean({ error: 'expected true or false' }).optional() }).optional();
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { store, engine, blobs, clock } = deps;
@@ -102,9 +108,26 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const jobV1 = (j: JobRecord) => toJobV1(j, pendingOf(j));
   const work = new WorkService({ store, engine, blobs, clock, log: deps.log, ...(deps.admission ? { admission: deps.admission } : {}) });
   workflowRoutes(app, { work, store, authed, pendingOf });
+  nodeRoutes(app, { store, engine, clock, authed });
 
   // ── dashboard ──
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(join(deps.staticDir, 'index.html'))));
+
+  // ── probes for supervisors and load balancers: no token, and nothing revealed but ok / not ready and why ──
+  // /healthz: the process answers. /readyz: the store commits a real write and the engine takes work; 503 with a
+  // short reason otherwise (no version, counts or error details: these routes are open to anyone who can connect).
+  app.get('/healthz', async (_req, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    void reply.header('cache-control', 'no-store');
+    if (!engine.accepting) return reply.status(503).send({ status: 'unavailable', reason: 'not accepting work (starting or stopping)' });
+    try {
+      await store.probeWrite(clock.now());
+    } catch (e) {
+      deps.log.error({ err: e }, 'readiness: the store cannot commit');
+      return reply.status(503).send({ status: 'unavailable', reason: 'store not writable' });
+    }
+    return reply.send({ status: 'ready' });
+  });
 
   // ── health ──
   app.get(`${API_PREFIX}/health`, async (req) => {
@@ -128,12 +151,26 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.type(m.contentType).send(m.body);
   });
 
+  // ── status and garbage collection ──
+  const lifecycle = deps.lifecycle ?? new DataLifecycle({ store, blobs, logs: deps.logs, clock, log: deps.log, settings: DEFAULT_RETENTION, databaseFiles: [] });
+  app.get(`${API_PREFIX}/status`, async (req) => {
+    await authed(req, 'nodes:read');
+    return lifecycle.status();
+  });
+  app.post(`${API_PREFIX}/gc`, async (req) => {
+    await authed(req, 'nodes:write');
+    const body = parseOr400(GcRequestSchema, req.body ?? undefined, 'body');
+    return lifecycle.collect({ dryRun: body?.dryRun ?? false });
+  });
+
   // ── blobs (job inputs) ──
   app.head(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
     await authed(req, 'blobs:read');
     const { sha256 } = req.params as { sha256: string };
     const size = SHA.test(sha256) ? await blobs.size(sha256) : null;
     if (size === null) return reply.status(404).send();
+    // Found: the client will name it in a submit instead of uploading it; keep it safe from a sweep meanwhile.
+    await blobs.touch(sha256);
     return reply.header('content-length', size).status(200).send();
   });
   app.get(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
@@ -268,14 +305,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, async (req) => {
     await authed(req, 'nodes:read');
-    return { items: (await store.listNodeUsage()).map(toNodeV1) };
+    return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now())) };
   });
   app.get(`${API_PREFIX}/nodes/:id`, async (req) => {
     await authed(req, 'nodes:read');
     const { id } = req.params as { id: string };
     const u = isNodeId(id) ? (await store.listNodeUsage()).find((n) => n.node.id === id) : undefined;
     if (!u) throw new NotFoundError('node', id);
-    return toNodeV1(u);
+    return toNodeV1(u, clock.now());
   });
 
   return app;

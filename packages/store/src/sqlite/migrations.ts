@@ -162,6 +162,29 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 5,
+    name: 'node_operations_and_retention',
+    sql: `
+      -- Operator flags on nodes, honoured by the dispatcher and by applyPlan's re-check: a cordoned or draining node
+      -- gets no new work (draining: its running work finishes, then it shows drained); a quarantined one neither,
+      -- until quarantined_until (a cool-down) or an operator's uncordon. quarantined_until also marks where the
+      -- count of system failures starts again after a release.
+      ALTER TABLE nodes ADD COLUMN cordoned INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE nodes ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE nodes ADD COLUMN quarantined_until INTEGER;
+      ALTER TABLE nodes ADD COLUMN quarantine_reason TEXT;
+      -- Recent failures per node (quarantine counts a node's system failures in a window).
+      CREATE INDEX attempts_node_ended ON attempts (node_id, finished_at) WHERE failure_json IS NOT NULL;
+      -- Retention: finished jobs and workflows by age.
+      CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+      CREATE INDEX workflows_finished ON workflows (finished_at) WHERE finished_at IS NOT NULL;
+      CREATE INDEX outputs_sha ON outputs (sha256);
+      CREATE INDEX attempts_job ON attempts (job_id);
+      -- Tasks whose inputs come from earlier stages (the blobs they need stay referenced).
+      CREATE INDEX tasks_with_inputs ON tasks (job_id) WHERE inputs_json IS NOT NULL;
+    `,
+  },
+  {
     version: 6,
     name: 'projects',
     sql: `

@@ -44,6 +44,7 @@ export interface AttemptRow {
 export interface NodeRow {
   id: string; name: string; state: string; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number;
   facts_json: string; labels_json: string; agent_version: string; address: string | null; joined_at: number; last_seen_at: number;
+  cordoned: number; draining: number; quarantined_until: number | null; quarantine_reason: string | null;
 }
 export interface OutputRow { attempt_id: string; job_id: string; task_index: number; path: string; size: number; sha256: string }
 export interface TokenRow { id: string; hash: string; role: string; name: string; created_at: number; revoked_at: number | null }
@@ -147,6 +148,10 @@ export const toNode = (r: NodeRow): NodeRecord => ({
   address: r.address,
   joinedAt: r.joined_at,
   lastSeenAt: r.last_seen_at,
+  cordoned: r.cordoned === 1,
+  draining: r.draining === 1,
+  quarantinedUntil: r.quarantined_until,
+  quarantineReason: r.quarantine_reason,
 });
 
 export const toOutput = (r: OutputRow): OutputRecord => ({

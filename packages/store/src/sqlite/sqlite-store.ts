@@ -64,6 +64,7 @@ import type {
   ListTasksQuery,
   NewAttempt,
   NewJob,
+  NodeFlagsChange,
   NodeRecord,
   NodeUpsert,
   NodeUsage,
@@ -77,6 +78,9 @@ import type {
   StorePolicy,
   TaskRecord,
   TokenRecord,
+  QuarantinePolicy,
+  FinishedWork,
+  StoreStats,
 } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
 import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
@@ -108,6 +112,9 @@ export interface SqliteStoreOptions {
 
 const TERMINAL_SQL = "'succeeded', 'failed', 'cancelled', 'skipped'";
 const CANCELLED_BEFORE_START = JSON.stringify({ kind: 'user', reason: 'cancelled', message: 'cancelled before it started' });
+
+/** System failures that are the node's own doing (it could not start, fetch or send): they count toward quarantine. */
+const QUARANTINE_REASONS: ReadonlySet<string> = new Set(['executor_error', 'inputs_unavailable', 'outputs_failed']);
 
 const COUNTER: Record<TaskState, string> = {
   queued: 'n_queued', assigned: 'n_assigned', running: 'n_running',
@@ -152,6 +159,13 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  async probeWrite(now: number): Promise<void> {
+    // A real commit (synchronous=FULL: through to the disk), not a read: a full disk or a read-only mount fails here.
+    this.db.transaction(() => {
+      this.q("INSERT INTO meta (key, value) VALUES ('ready_probe', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(now);
+    })();
   }
 
   // ── jobs and tasks ──────────────────────────────────────────────────────────────────────────────────────
@@ -394,7 +408,8 @@ export class SqliteStore implements Store {
           node = (this.q('SELECT * FROM nodes WHERE id = ?').get(a.nodeId) as NodeRow | undefined) ?? null;
           nodes.set(a.nodeId, node);
         }
-        if (!node || node.state !== 'online') {
+        // Online, and not held back by an operator (cordon, drain) or a quarantine still running.
+        if (!node || node.state !== 'online' || node.cordoned === 1 || node.draining === 1 || (node.quarantined_until ?? 0) > now) {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'node_unavailable' });
           continue;
         }
@@ -524,6 +539,7 @@ export class SqliteStore implements Store {
     const ins = this.q('INSERT OR REPLACE INTO outputs (attempt_id, job_id, task_index, path, size, sha256) VALUES (?, ?, ?, ?, ?, ?)');
     for (const o of outputs) ins.run(att.id, att.job_id, att.task_index, o.path, o.size, o.sha256);
 
+    if (policy.quarantine && failure?.kind === 'system' && QUARANTINE_REASONS.has(failure.reason)) this.maybeQuarantine(att.node_id, now, policy.quarantine);
     const retry = taskState === 'queued';
     const failureCol = failure ? JSON.stringify(failure) : null;
     if (retry) {
@@ -541,6 +557,25 @@ export class SqliteStore implements Store {
       }
     }
     return { attemptId, applied: true, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskState, retry };
+  }
+
+  /**
+   * Quarantine a node with `failures` system failures of its own within the window (counted from its last release,
+   * if later). Runs inside the report's transaction, after the failure was written.
+   */
+  private maybeQuarantine(nodeId: string, now: number, p: QuarantinePolicy): void {
+    const node = this.q('SELECT quarantined_until FROM nodes WHERE id = ?').get(nodeId) as { quarantined_until: number | null } | undefined;
+    if (!node || (node.quarantined_until ?? 0) > now) return;
+    const since = Math.max(now - p.windowMs, node.quarantined_until ?? 0);
+    const rows = this.q(
+      `SELECT failure_json FROM attempts WHERE node_id = ? AND finished_at > ? AND failure_json IS NOT NULL
+        AND json_extract(failure_json, '$.kind') = 'system' AND json_extract(failure_json, '$.reason') IN (${[...QUARANTINE_REASONS].map((r) => `'${r}'`).join(', ')})
+        ORDER BY finished_at DESC`,
+    ).all(nodeId, since) as Array<{ failure_json: string }>;
+    if (rows.length < p.failures) return;
+    const last = (JSON.parse(rows[0]!.failure_json) as { reason: string; message: string });
+    const reason = `${rows.length} system failures in ${Math.round(p.windowMs / 60_000)} min (latest: ${last.reason}: ${last.message.slice(0, 200)})`;
+    this.q('UPDATE nodes SET quarantined_until = ?, quarantine_reason = ? WHERE id = ?').run(now + p.coolDownMs, reason, nodeId);
   }
 
   async activeAttemptsOnNode(nodeId: NodeId): Promise<readonly AttemptRecord[]> {
@@ -568,6 +603,39 @@ export class SqliteStore implements Store {
   async getNode(id: NodeId): Promise<NodeRecord | null> {
     const r = this.q('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
     return r ? toNode(r) : null;
+  }
+
+  async setNodeFlags(id: NodeId, change: NodeFlagsChange, now: number): Promise<NodeRecord | null> {
+    this.db.transaction(() => {
+      if (change.cordoned !== undefined) this.q('UPDATE nodes SET cordoned = ? WHERE id = ?').run(change.cordoned ? 1 : 0, id);
+      if (change.draining !== undefined) this.q('UPDATE nodes SET draining = ? WHERE id = ?').run(change.draining ? 1 : 0, id);
+      // Ending a quarantine moves its end to now: failures before it no longer count toward the next one.
+      if (change.releaseQuarantine) this.q('UPDATE nodes SET quarantined_until = ? WHERE id = ? AND quarantined_until > ?').run(now, id, now);
+    })();
+    return this.getNode(id);
+  }
+
+  async removeNode(id: NodeId, options: { readonly force: boolean; readonly reason: string }, now: number, policy: StorePolicy): Promise<{ removed: boolean; held: readonly AttemptRecord[]; requeued: readonly FinishResult[] } | null> {
+    return this.db.transaction(() => {
+      if (!this.q('SELECT 1 FROM nodes WHERE id = ?').get(id)) return null;
+      const held = (this.q("SELECT * FROM attempts WHERE node_id = ? AND state IN ('assigned', 'running') ORDER BY id").all(id) as AttemptRow[]).map(toAttempt);
+      if (held.length > 0 && !options.force) return { removed: false, held, requeued: [] };
+      const requeued = held.map((a) => this.finishOne(a.id, { kind: 'lost', message: options.reason }, null, now, [], now, policy));
+      this.q('DELETE FROM nodes WHERE id = ?').run(id);
+      return { removed: true, held, requeued };
+    })();
+  }
+
+  async pruneNodes(before: number): Promise<readonly NodeRecord[]> {
+    return this.db.transaction(() => {
+      const rows = this.q(
+        `SELECT * FROM nodes n WHERE state IN ('offline', 'lost') AND last_seen_at < ?
+            AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.node_id = n.id AND a.state IN ('assigned', 'running'))`,
+      ).all(before) as NodeRow[];
+      const del = this.q('DELETE FROM nodes WHERE id = ?');
+      for (const r of rows) del.run(r.id);
+      return rows.map(toNode);
+    })();
   }
 
   // ── outputs ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -868,6 +936,95 @@ export class SqliteStore implements Store {
   private allocSeq(n: number): number {
     const { value: end } = this.q("UPDATE meta SET value = value + ? WHERE key = 'queue_seq' RETURNING value").get(n) as { value: number };
     return end - n + 1;
+  }
+
+  // ── data lifecycle ────────────────────────────────────────────────────────────────────────────────────
+  async listFinishedWork(limit: number): Promise<readonly FinishedWork[]> {
+    const jobs = this.q(
+      `SELECT j.id, j.name, j.finished_at, j.task_count AS tasks, (SELECT COALESCE(SUM(size), 0) FROM outputs o WHERE o.job_id = j.id) AS bytes
+         FROM jobs j WHERE j.finished_at IS NOT NULL AND j.workflow_id IS NULL ORDER BY j.finished_at, j.id LIMIT ?`,
+    ).all(limit) as Array<{ id: string; name: string; finished_at: number; bytes: number; tasks: number }>;
+    const wfs = this.q(
+      `SELECT w.id, w.name, w.finished_at,
+              (SELECT COALESCE(SUM(o.size), 0) FROM outputs o JOIN jobs j ON j.id = o.job_id WHERE j.workflow_id = w.id) AS bytes,
+              (SELECT COALESCE(SUM(j.task_count), 0) FROM jobs j WHERE j.workflow_id = w.id) AS tasks
+         FROM workflows w WHERE w.finished_at IS NOT NULL ORDER BY w.finished_at, w.id LIMIT ?`,
+    ).all(limit) as Array<{ id: string; name: string; finished_at: number; bytes: number; tasks: number }>;
+    const stageJobs = this.q('SELECT id FROM jobs WHERE workflow_id = ?');
+    const out: FinishedWork[] = [
+      ...jobs.map((j) => ({ kind: 'job' as const, id: j.id, name: j.name, finishedAt: j.finished_at, jobIds: [j.id as JobId], outputBytes: j.bytes, taskCount: j.tasks })),
+      ...wfs.map((w) => ({
+        kind: 'workflow' as const, id: w.id, name: w.name, finishedAt: w.finished_at, outputBytes: w.bytes, taskCount: w.tasks,
+        jobIds: (stageJobs.all(w.id) as Array<{ id: string }>).map((r) => r.id as JobId),
+      })),
+    ];
+    return out.sort((a, b) => a.finishedAt - b.finishedAt || (a.id < b.id ? -1 : 1)).slice(0, limit);
+  }
+
+  async deleteFinishedWork(items: ReadonlyArray<{ readonly kind: 'job' | 'workflow'; readonly id: string }>): Promise<readonly JobId[]> {
+    return this.db.transaction(() => {
+      const deleted: JobId[] = [];
+      const dropJob = (id: string): void => {
+        this.q('DELETE FROM outputs WHERE job_id = ?').run(id);
+        this.q('DELETE FROM attempts WHERE job_id = ?').run(id);
+        this.q('DELETE FROM tasks WHERE job_id = ?').run(id);
+        this.q('DELETE FROM jobs WHERE id = ?').run(id);
+        deleted.push(id as JobId);
+      };
+      for (const it of items) {
+        if (it.kind === 'job') {
+          // Still finished, not part of a workflow, and nothing of it active (a retry reopens a job).
+          const j = this.q('SELECT finished_at, workflow_id FROM jobs WHERE id = ?').get(it.id) as { finished_at: number | null; workflow_id: string | null } | undefined;
+          if (!j || j.finished_at === null || j.workflow_id !== null) continue;
+          if (this.q("SELECT 1 FROM attempts WHERE job_id = ? AND state IN ('assigned', 'running') LIMIT 1").get(it.id)) continue;
+          dropJob(it.id);
+        } else {
+          const w = this.q('SELECT finished_at FROM workflows WHERE id = ?').get(it.id) as { finished_at: number | null } | undefined;
+          if (!w || w.finished_at === null) continue;
+          const stages = this.q('SELECT id, finished_at FROM jobs WHERE workflow_id = ?').all(it.id) as Array<{ id: string; finished_at: number | null }>;
+          if (stages.some((st) => st.finished_at === null)) continue;
+          if (this.q("SELECT 1 FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.workflow_id = ? AND a.state IN ('assigned', 'running') LIMIT 1").get(it.id)) continue;
+          for (const st of stages) dropJob(st.id);
+          this.q('DELETE FROM workflows WHERE id = ?').run(it.id);
+        }
+      }
+      return deleted;
+    })();
+  }
+
+  async referencedBlobs(excluding: ReadonlySet<string> = new Set()): Promise<ReadonlySet<string>> {
+    // One read transaction: a consistent view of every job's inputs and outputs.
+    return this.db.transaction(() => {
+      const refs = new Set<string>();
+      const addFiles = (json: string | null): void => {
+        if (!json) return;
+        for (const f of JSON.parse(json) as Array<{ sha256?: string }>) if (f.sha256) refs.add(f.sha256);
+      };
+      for (const r of this.q('SELECT id, inputs_json FROM jobs').iterate() as Iterable<{ id: string; inputs_json: string }>) if (!excluding.has(r.id)) addFiles(r.inputs_json);
+      for (const r of this.q('SELECT job_id, inputs_json FROM tasks INDEXED BY tasks_with_inputs WHERE inputs_json IS NOT NULL').iterate() as Iterable<{ job_id: string; inputs_json: string }>)
+        if (!excluding.has(r.job_id)) addFiles(r.inputs_json);
+      for (const r of this.q('SELECT job_id, sha256 FROM outputs').iterate() as Iterable<{ job_id: string; sha256: string }>) if (!excluding.has(r.job_id)) refs.add(r.sha256);
+      return refs;
+    })();
+  }
+
+  async jobExists(id: string): Promise<boolean> {
+    return this.q('SELECT 1 FROM jobs WHERE id = ?').get(id) !== undefined;
+  }
+
+  async stats(): Promise<StoreStats> {
+    const count = (rows: Array<{ k: string; n: number }>): Record<string, number> => Object.fromEntries(rows.map((r) => [r.k, r.n]));
+    // A workflow's state is derived from its stages (workflowState), so it is read per workflow.
+    const wfStates = new Map<string, number>();
+    for (const r of this.q('SELECT * FROM workflows').all() as WorkflowRow[]) {
+      const st = this.toWorkflow(r).state;
+      wfStates.set(st, (wfStates.get(st) ?? 0) + 1);
+    }
+    return {
+      jobsByState: count(this.q(`SELECT (${JOB_STATE_SQL}) AS k, COUNT(*) AS n FROM jobs GROUP BY k`).all() as Array<{ k: string; n: number }>),
+      workflowsByState: Object.fromEntries(wfStates),
+      nodesByState: count(this.q('SELECT state AS k, COUNT(*) AS n FROM nodes GROUP BY state').all() as Array<{ k: string; n: number }>),
+    };
   }
 
   // ── tokens ──────────────────────────────────────────────────────────────────────────────────────────────
