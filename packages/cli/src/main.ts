@@ -16,6 +16,7 @@ import { registerOutputs } from './commands/job-outputs.js';
 import { registerJobShow } from './commands/job-show.js';
 import { registerSubmit } from './commands/job-submit.js';
 import { registerNodes } from './commands/node-list.js';
+import { registerNodeRevoke } from './commands/node-revoke.js';
 import { registerCoordinator } from './commands/coordinator.js';
 import { registerSpec } from './commands/spec-check.js';
 import { registerUp } from './commands/up.js';
@@ -52,6 +53,7 @@ registerCancel(program, globals);
 registerOutputs(program, globals);
 registerWorkflow(program, globals);
 registerNodes(program, globals);
+registerNodeRevoke(program, globals);
 registerSpec(program);
 
 function fail(code: number, message: string): never {

@@ -148,6 +148,9 @@ export class DsgClient {
 
   listNodes = (): Promise<{ items: NodeV1[] }> => this.json('GET', '/nodes');
   getNode = (id: string): Promise<NodeV1> => this.json('GET', `/nodes/${encodeURIComponent(id)}`);
+  /** Revoke a node's credential at once (admin): its socket is closed, its work requeued; it must join anew. */
+  revokeNode = (id: string): Promise<{ nodeId: string; name: string; credentialsRevoked: number }> =>
+    this.json('POST', `/nodes/${encodeURIComponent(id)}/revoke`);
 
   /** Every task of a job, following pagination. */
   async allTasks(id: string, q: Omit<ListTasksQueryV1, 'cursor'> = {}): Promise<TaskV1[]> {

@@ -60,9 +60,13 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     reportBatchMs: 2,
     policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES },
     scheduler: DEFAULT_SCHEDULER_CONFIG,
+    ...(options.outputQuotaBytes !== undefined ? { outputQuotaBytes: options.outputQuotaBytes } : {}),
   }, log);
   const auth = new Authenticator(store);
-  const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log);
+  const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log, {
+    refusals: engine.refusals,
+    ...(options.maxJoinsPerMinute !== undefined ? { maxJoinsPerMinute: options.maxJoinsPerMinute } : {}),
+  });
   const startedAt = clock.now();
   const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3 });
   hub.attach(app.server);

@@ -31,6 +31,10 @@ export interface CoordinatorOptions {
    * it is declared lost and its tasks requeued. Default 10. (After a coordinator restart, agents get at least 30 s.)
    */
   readonly nodeTimeoutSeconds?: number;
+  /** New nodes one join token may register per minute (agents reconnecting with their own credential do not count). Default 60. */
+  readonly maxJoinsPerMinute?: number;
+  /** Most bytes of outputs one attempt may upload, all files together. Default 16 GiB. */
+  readonly outputQuotaBytes?: number;
   /** Log level. Default `info`. */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }

@@ -26,6 +26,8 @@ import type { JobCache } from './job-cache.js';
 import { JobCanceller } from './job-canceller.js';
 import { LivenessMonitor } from './liveness.js';
 import { ReportCommitter } from './report-committer.js';
+import { AgentRefusals } from '../security/agent-refusals.js';
+import { OutputLedger } from '../security/output-ledger.js';
 
 export type { AgentLink } from '../agents/agent-events.js';
 
@@ -46,15 +48,23 @@ export interface EngineConfig {
   readonly reportBatchMs: number;
   readonly policy: StorePolicy;
   readonly scheduler: SchedulerConfig;
+  /** Most bytes of outputs one attempt may upload. Default 16 GiB. */
+  readonly outputQuotaBytes?: number;
 }
 
 export class Engine implements AgentEvents {
   /** Cancels jobs in chunks, without stalling the event loop (see job-canceller.ts). */
   readonly cancels: JobCanceller;
+  /** Agent messages refused because the sender does not hold the attempt they name (security/agent-refusals.ts). */
+  readonly refusals: AgentRefusals;
+  /** What each active attempt has uploaded, against its quota (security/output-ledger.ts). */
+  readonly uploads: OutputLedger;
   private link: AgentLink | null = null;
   private readonly dispatcher: Dispatcher;
   private readonly reports: ReportCommitter;
   private readonly liveness: LivenessMonitor;
+  /** Which node holds each active attempt this process knows of (the upload route asks it too). */
+  readonly attempts: AttemptRegistry;
 
   constructor(
     private readonly store: Store,
@@ -65,10 +75,15 @@ export class Engine implements AgentEvents {
     private readonly log: Logger,
   ) {
     const attempts = new AttemptRegistry();
+    this.attempts = attempts;
+    this.refusals = new AgentRefusals(log, () => clock.now());
+    this.uploads = new OutputLedger(config.outputQuotaBytes ?? 16 * 1024 ** 3);
     const link = (): AgentLink | null => this.link;
     this.dispatcher = new Dispatcher({ store, clock, config: config.scheduler, log, attempts, link });
     this.reports = new ReportCommitter({
       store, blobs, logStore, clock, log, attempts, link,
+      refusals: this.refusals,
+      uploads: this.uploads,
       policy: config.policy,
       reportBatchMs: config.reportBatchMs,
       reconcileGraceMs: config.reconcileGraceMs,
@@ -132,6 +147,18 @@ export class Engine implements AgentEvents {
     for (const [nodeId, ids] of byNode) this.link?.send(nodeId, [{ type: 'cancel', attemptIds: ids, reason }]);
   }
 
+  /**
+   * A node's credential was revoked: close its socket, send it no more work and requeue what it holds now (after
+   * the reports already gathered), without waiting for any timeout. It stays offline until it joins anew.
+   */
+  async onNodeRevoked(nodeId: NodeId, why: string): Promise<void> {
+    this.link?.disconnect(nodeId, why);
+    await this.liveness.onStopping(nodeId, why);
+    await this.liveness.onDisconnect(nodeId);
+    this.reports.markDeparted(nodeId, why); // requeued with the reason, not as a plain stop
+    await this.reports.drain();
+  }
+
   // ─── AgentEvents ───────────────────────────────────────────────────────────────────────────────────────
   async onHello(hello: HelloMessage, proposedId: NodeId, address: string | null): Promise<NodeId> {
     const now = this.clock.now();
@@ -166,7 +193,7 @@ export class Engine implements AgentEvents {
 
   onStarted(nodeId: NodeId, attemptId: string, at: number): void {
     this.liveness.touch(nodeId);
-    this.reports.onStarted(attemptId, at);
+    this.reports.onStarted(nodeId, attemptId, at);
   }
 
   onLog(nodeId: NodeId, attemptId: string, data: string): void {

@@ -11,7 +11,6 @@ import {
   API_PREFIX,
   ConflictError,
   DSG_VERSION,
-  isAttemptId,
   isJobId,
   isNodeId,
   isTerminalAttempt,
@@ -39,6 +38,8 @@ import { toHttpError } from './error-map.js';
 import { toAttemptV1, toJobV1, toNodeV1, toOutputV1, toTaskV1 } from './mappers.js';
 import { parseIndex, parseOr400 } from './parse.js';
 import { workflowRoutes } from './routes/workflows.js';
+import { agentOutputRoutes } from './routes/agent-outputs.js';
+import { nodeCredentialRoutes } from './routes/node-credentials.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -231,18 +232,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.type('application/octet-stream').header('content-length', out.size).header('x-dsg-sha256', out.sha256).send(blobs.open(out.sha256));
   });
 
-  // ── outputs from agents ──
-  app.put(`${API_PREFIX}/attempts/:attemptId/outputs/*`, async (req, reply) => {
-    await authed(req, 'outputs:write');
-    const { attemptId } = req.params as { attemptId: string };
-    const sha256 = String(req.headers['x-dsg-sha256'] ?? '');
-    if (!SHA.test(sha256)) throw new ValidationError([{ path: 'headers.x-dsg-sha256', message: 'expected the sha256 of the file' }]);
-    const attempt = isAttemptId(attemptId) ? await store.getAttempt(attemptId) : null;
-    if (!attempt) throw new NotFoundError('attempt', attemptId);
-    if (isTerminalAttempt(attempt.state)) throw new ConflictError(`attempt ${attemptId} has already ended (${attempt.state}); its outputs are no longer accepted`);
-    await blobs.put(sha256, requireStream(req), deps.maxUploadBytes);
-    return reply.status(204).send();
-  });
+  // ── outputs from agents (only the attempt's node, declared paths, within a quota) ──
+  agentOutputRoutes(app, { store, engine, blobs, authed, maxUploadBytes: deps.maxUploadBytes, requireStream });
+  nodeCredentialRoutes(app, { store, engine, auth: deps.auth, clock, log: deps.log, authed });
 
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, async (req) => {

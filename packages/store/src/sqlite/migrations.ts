@@ -161,4 +161,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_job_queue ON tasks (job_id, queue_seq) WHERE state = 'queued';
     `,
   },
+  {
+    version: 4,
+    name: 'node_credentials',
+    sql: `
+      -- A node joins with the join token and receives its own credential: a token bound to its node id (stored
+      -- hashed, like every token). It is the only token that can speak for that node; revoking it cuts the node off.
+      ALTER TABLE tokens ADD COLUMN node_id TEXT;
+      CREATE INDEX tokens_node ON tokens (node_id) WHERE node_id IS NOT NULL;
+    `,
+  },
 ];
