@@ -102,7 +102,7 @@ describe('a rogue node with the join token or its own credential', () => {
   const jobState = async (id: string): Promise<string> => (await api<{ state: string }>('GET', `/jobs/${id}`)).body.state;
 
   before(async () => {
-    c = await startCoordinator({ dataDir: join(sb.dir, 'data'), port: 0, host: '127.0.0.1', logLevel: 'silent', maxJoinsPerMinute: 6, outputQuotaBytes: 64 * 1024 });
+    c = await startCoordinator({ dataDir: join(sb.dir, 'data'), port: 0, host: '127.0.0.1', logLevel: 'silent', maxJoinsPerMinute: 6, outputQuotaBytes: 64 * 1024, timeoutGraceSeconds: 1 });
     // The victim: a real agent, one core, no GPU.
     const agent = sb.start(['agent', '--coordinator', c.url, '--token', c.joinToken, '--state-dir', join(sb.dir, 'victim'), '--name', 'victim', '--cpus', '1']);
     victimId = await sb.waitFor('the victim online', async () => {
@@ -252,6 +252,42 @@ describe('a rogue node with the join token or its own credential', () => {
     await s.opened;
     s.hello(rogueId, 0);
     assert.equal((await s.next('welcome'))['nodeId'], rogueId);
+  });
+
+  it('cannot hold an attempt past its timeout by heartbeating it as running', async () => {
+    const r = rogue(rogueCred);
+    await r.opened;
+    r.hello(rogueId, 2, 2); // room beside the attempt of the last test, which it never reported
+    await r.next('welcome');
+    const job = await submit({ name: 'held-forever', script: 'sleep 1000', resources: { gpus: 1 }, timeout: '1s' });
+    const attemptId = String(((await r.next('assign'))['attempts'] as Array<{ attemptId: string }>)[0]!.attemptId);
+    const t0 = Date.now();
+    r.send({ type: 'started', attemptId, at: Date.now() + 3_600_000 }); // a start "an hour from now" must not postpone it
+    const beat = setInterval(() => r.send({ type: 'heartbeat', running: [attemptId] }), 200);
+    try {
+      const cancel = await r.next('cancel', 10_000);
+      assert.deepEqual(cancel['attemptIds'], [attemptId]);
+      const elapsed = Date.now() - t0;
+      const a = (await api<{ items: Array<{ id: string; state: string; failure: { reason: string } | null }> }>('GET', `/jobs/${job}/tasks/0/attempts`)).body.items.find((x) => x.id === attemptId)!;
+      assert.equal(a.state, 'failed');
+      assert.equal(a.failure?.reason, 'timeout');
+      console.log(`a task with timeout 1 s, grace 1 s, heartbeated forever with a start an hour ahead: ended as timed out after ${elapsed} ms`);
+      assert.ok(elapsed < 6000, `ended after ${elapsed} ms`);
+    } finally {
+      clearInterval(beat);
+      await api('POST', `/jobs/${job}/cancel`);
+      r.hello(rogueId, 0); // no more work for the rogue
+      await r.next('welcome');
+    }
+  });
+
+  it('cannot send an oversize frame: the socket is closed, the coordinator carries on', async () => {
+    const r = rogue(rogueCred);
+    await r.opened;
+    r.send({ type: 'log', attemptId: 'att_x', stream: 'stdout', data: 'x'.repeat(17 * 1024 * 1024) });
+    const code = await Promise.race([r.closed, new Promise((res) => setTimeout(() => res('still open after 5 s'), 5000))]);
+    assert.equal(code, 1009);
+    assert.equal((await api<{ status: string }>('GET', '/health')).body.status, 'ok');
   });
 
   it('`revoke` cuts a real agent off at once: socket closed, work requeued, no reconnect with its credential', async () => {

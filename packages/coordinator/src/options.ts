@@ -33,6 +33,8 @@ export interface CoordinatorOptions {
   readonly nodeTimeoutSeconds?: number;
   /** New nodes one join token may register per minute (agents reconnecting with their own credential do not count). Default 60. */
   readonly maxJoinsPerMinute?: number;
+  /** Seconds past its timeout a node may hold an attempt (heartbeating it as running) before the coordinator ends it. Default 30. */
+  readonly timeoutGraceSeconds?: number;
   /** Most bytes of outputs one attempt may upload, all files together. Default 16 GiB. */
   readonly outputQuotaBytes?: number;
   /** Log level. Default `info`. */

@@ -48,6 +48,8 @@ export interface EngineConfig {
   readonly reportBatchMs: number;
   readonly policy: StorePolicy;
   readonly scheduler: SchedulerConfig;
+  /** How long past its timeout a node may hold an attempt before the coordinator ends it as timed out. Default 30 s. */
+  readonly timeoutGraceMs?: number;
   /** Most bytes of outputs one attempt may upload. Default 16 GiB. */
   readonly outputQuotaBytes?: number;
 }
@@ -84,6 +86,8 @@ export class Engine implements AgentEvents {
       store, blobs, logStore, clock, log, attempts, link,
       refusals: this.refusals,
       uploads: this.uploads,
+      timeoutOf: async (jobId) => (await this.dispatcher.jobs.get(jobId))?.compiled.timeoutMs ?? null,
+      timeoutGraceMs: config.timeoutGraceMs ?? 30_000,
       policy: config.policy,
       reportBatchMs: config.reportBatchMs,
       reconcileGraceMs: config.reconcileGraceMs,

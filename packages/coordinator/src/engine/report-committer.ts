@@ -10,6 +10,10 @@
  * but the agent does not list (assigned more than `reconcileGraceMs` before the heartbeat, so an assignment still
  * in flight is not mistaken) are ended as lost; attempts the agent runs that are no longer current are cancelled.
  * Heartbeats are processed in the same flush, after the finishes that arrived before them on the same socket.
+ * The coordinator enforces timeouts itself: an attempt a node still lists past its job's timeout plus
+ * `timeoutGraceMs` — counted from its start, or from its assignment when it never started; a start reported later
+ * than one timeout plus grace after the assignment counts as that late, so a node's clock cannot postpone it — is
+ * ended as timed out (a user failure, retried as the spec says) and the node is told to cancel it.
  *
  * Ownership: every report is checked against the node that sent it. A `started`, `log` or `finished` about an
  * attempt that was not assigned to the sending node, and a heartbeat listing one, is ignored, logged and counted
@@ -21,8 +25,8 @@
  * State machine: idle ──report──▶ queued (setTimeout reportBatchMs) ──▶ flushing ──▶ idle, or queued again when
  * reports arrived meanwhile (retried after 1 s when the commit failed).
  */
-import { isAttemptId, isTerminalAttempt, type AttemptId, type FinishedMessage, type NodeId } from '@dsg/core';
-import type { FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
+import { isAttemptId, isTerminalAttempt, type AttemptId, type FinishedMessage, type JobId, type NodeId } from '@dsg/core';
+import type { AttemptRecord, FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
 import type { AgentLink } from '../agents/agent-events.js';
 import type { Clock } from '../clock.js';
 import type { BlobStore } from '../files/blob-store.js';
@@ -50,6 +54,10 @@ export interface ReportCommitterDeps {
   readonly refusals: AgentRefusals;
   /** What each attempt uploaded: a finished report may only name those outputs. */
   readonly uploads: OutputLedger;
+  /** The timeout of a job's tasks (null when the job is unknown). */
+  readonly timeoutOf: (jobId: JobId) => Promise<number | null>;
+  /** How long past its timeout a node may hold an attempt before the coordinator ends it. */
+  readonly timeoutGraceMs: number;
 }
 
 export class ReportCommitter {
@@ -244,6 +252,22 @@ export class ReportCommitter {
     if (changed) this.deps.onChanged();
   }
 
+  /** End, as timed out, the attempts a node still runs past their timeout plus the grace. */
+  private async endOverdue(nodeId: NodeId, running: readonly AttemptRecord[], at: number): Promise<void> {
+    const g = this.deps.timeoutGraceMs;
+    const overdue: FinishReport[] = [];
+    for (const a of running) {
+      const t = await this.deps.timeoutOf(a.jobId);
+      if (t === null) continue;
+      const from = a.startedAt === null ? a.assignedAt : Math.min(Math.max(a.startedAt, a.assignedAt), a.assignedAt + t + g);
+      if (at > from + t + g) overdue.push({ attemptId: a.id, end: { kind: 'timeout', timeoutMs: t }, startedAt: a.startedAt, finishedAt: at, outputs: [] });
+    }
+    if (overdue.length === 0) return;
+    this.deps.log.warn({ nodeId, attempts: overdue.map((o) => o.attemptId) }, 'node still runs attempts past their timeout plus grace; the coordinator ends them as timed out');
+    this.afterFinishes(await this.deps.store.recordReports([], overdue, this.deps.clock.now(), this.deps.policy));
+    this.deps.link()?.send(nodeId, [{ type: 'cancel', attemptIds: overdue.map((o) => o.attemptId), reason: 'the attempt ran past its timeout; the coordinator ended it' }]);
+  }
+
   private async reconcile(nodeId: NodeId, running: ReadonlySet<string>, at: number): Promise<void> {
     const active = await this.deps.store.activeAttemptsOnNode(nodeId);
     const activeIds = new Set<string>(active.map((a) => a.id));
@@ -253,6 +277,7 @@ export class ReportCommitter {
       const results = await this.deps.store.loseAttempts(gone, 'the agent no longer had this attempt (it restarted or never received it)', this.deps.clock.now(), this.deps.policy);
       this.afterFinishes(results);
     }
+    await this.endOverdue(nodeId, active.filter((a) => running.has(a.id)), at);
     const stale: string[] = [];
     for (const id of running) {
       if (activeIds.has(id)) continue;
