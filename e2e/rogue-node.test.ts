@@ -70,6 +70,7 @@ describe('a rogue node with the join token or its own credential', () => {
   let rogueCred: string;
   let victimJob: string;
   let victimAttempt: string;
+  let victimOutput: () => string;
   const sockets: RogueSocket[] = [];
   const rogue = (token: string): RogueSocket => {
     const s = new RogueSocket(c.url, token);
@@ -105,6 +106,7 @@ describe('a rogue node with the join token or its own credential', () => {
     c = await startCoordinator({ dataDir: join(sb.dir, 'data'), port: 0, host: '127.0.0.1', logLevel: 'silent', maxJoinsPerMinute: 6, outputQuotaBytes: 64 * 1024, timeoutGraceSeconds: 1 });
     // The victim: a real agent, one core, no GPU.
     const agent = sb.start(['agent', '--coordinator', c.url, '--token', c.joinToken, '--state-dir', join(sb.dir, 'victim'), '--name', 'victim', '--cpus', '1']);
+    victimOutput = agent.output;
     victimId = await sb.waitFor('the victim online', async () => {
       const { body } = await api<{ items: Array<{ id: string; name: string; state: string }> }>('GET', '/nodes');
       return body.items.find((n) => n.name === 'victim' && n.state === 'online')?.id;
@@ -316,6 +318,9 @@ describe('a rogue node with the join token or its own credential', () => {
     assert.equal(cred.nodeId, victimId);
     await assert.rejects(async () => (await new RogueSocket(c.url, cred.credential).opened), /HTTP 401/);
     assert.equal((await upload(attempt, 'x', 'x', cred.credential)).status, 401);
+    // The agent says why, and does not quietly join again as a new node.
+    await sb.waitFor('the agent to say its credential was revoked', () => /credential was revoked/.test(victimOutput()), 10_000, victimOutput);
+    assert.equal(JSON.parse(readFileSync(join(sb.dir, 'victim', 'node.json'), 'utf8')).nodeId, victimId);
     assert.equal((await api('POST', `/nodes/${victimId}/revoke`, undefined, c.joinToken)).status, 403, 'only an admin revokes');
     await api('POST', `/jobs/${job}/cancel`);
   });

@@ -4,7 +4,7 @@
 // dir into its outputs (`ln -s DATA out`, `outputs: [out/*]`) uploads nothing from it and says so on the task.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -34,11 +34,13 @@ describe('files at rest, and outputs leaving the working dir', () => {
   const data = join(sb.dir, 'data');
   const state = join(sb.dir, 'agent');
   let creds: Credentials;
+  let coordProc: ReturnType<Sandbox['start']>;
+  let agentProc: ReturnType<Sandbox['start']>;
 
   before(async () => {
-    const coord = sb.start(['coordinator', '--data-dir', data, '--port', String(await freePort()), '--host', '127.0.0.1']);
+    const coord = (coordProc = sb.start(['coordinator', '--data-dir', data, '--port', String(await freePort()), '--host', '127.0.0.1']));
     creds = await sb.credentials(data, coord.output);
-    const agent = sb.start(['agent', '--coordinator', creds.url, '--token', creds.joinToken, '--state-dir', state, '--name', 'a1', '--cpus', '1']);
+    const agent = (agentProc = sb.start(['agent', '--coordinator', creds.url, '--token', creds.joinToken, '--state-dir', state, '--name', 'a1', '--cpus', '1']));
     await sb.waitFor('the agent online', async () => (await sb.api<{ items: Array<{ state: string }> }>(creds, 'GET', '/nodes')).items.some((n) => n.state === 'online'), 20_000, agent.output);
   });
   after(() => sb.cleanup());
@@ -89,5 +91,22 @@ describe('files at rest, and outputs leaving the working dir', () => {
     assert.match(log.data, /\[dsg\] output "out\/credentials.json" was not uploaded/);
     const show = await sb.run(['--coordinator', creds.url, '--token', creds.adminToken, 'outputs', job.id, '--to', join(sb.dir, 'got')]);
     assert.doesNotMatch(show.stdout + show.stderr, /adminToken/);
+  });
+
+  it('an agent whose credential the coordinator does not know (a new grid) joins again as a new node with the join token', async () => {
+    const before = JSON.parse(readFileSync(join(state, 'node.json'), 'utf8')) as { nodeId: string; credential: string };
+    await sb.stop(agentProc.proc);
+    await sb.stop(coordProc.proc);
+    const data2 = join(sb.dir, 'data2');
+    const coord2 = sb.start(['coordinator', '--data-dir', data2, '--port', String(await freePort()), '--host', '127.0.0.1']);
+    const creds2 = await sb.credentials(data2, coord2.output);
+    const agent2 = sb.start(['agent', '--coordinator', creds2.url, '--token', creds2.joinToken, '--state-dir', state, '--name', 'a1', '--cpus', '1']);
+    const id = await sb.waitFor('the agent online on the new grid', async () =>
+      (await sb.api<{ items: Array<{ id: string; state: string }> }>(creds2, 'GET', '/nodes')).items.find((n) => n.state === 'online')?.id, 20_000, agent2.output);
+    assert.notEqual(id, before.nodeId);
+    const after = JSON.parse(readFileSync(join(state, 'node.json'), 'utf8')) as { nodeId: string; credential: string };
+    assert.equal(after.nodeId, id);
+    assert.notEqual(after.credential, before.credential);
+    assert.match(agent2.output(), /does not know this node's credential .*joining again as a new node/);
   });
 });

@@ -167,12 +167,27 @@ class Agent implements RunningAgent {
     let rejectedToken = false;
     ws.on('unexpected-response', (_req, res) => {
       rejectedToken = res.statusCode === 401 || res.statusCode === 403;
-      this.log('error', rejectedToken
-        ? this.credential
-          ? `the coordinator rejected this node's credential (HTTP ${res.statusCode}): it was revoked, or the coordinator's data was reset; to join again as a new node, delete ${join(this.options.stateDir, 'node.json')} and restart the agent`
-          : `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
-        : `the coordinator refused the connection (HTTP ${res.statusCode})`);
-      ws.terminate();
+      let body = '';
+      res.on('data', (d: Buffer) => (body += String(d)));
+      res.on('end', () => {
+        if (rejectedToken && this.credential && res.statusCode === 401 && !/revoked/.test(body)) {
+          // The coordinator does not know this credential at all (its data was reset, or this is another grid):
+          // join again, as a new node, with the join token. A *revoked* credential is never replaced this way.
+          this.log('warn', `the coordinator does not know this node's credential (was its data reset?); joining again as a new node with the join token`);
+          this.credential = null;
+          this.id = null;
+          this.outbox.clear();
+          rejectedToken = false;
+        } else {
+          this.log('error', rejectedToken
+            ? this.credential
+              ? `the coordinator rejected this node's credential (HTTP ${res.statusCode}): ${body.trim() || 'revoked'}; to join again as a new node, delete ${join(this.options.stateDir, 'node.json')} and restart the agent`
+              : `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
+            : `the coordinator refused the connection (HTTP ${res.statusCode})`);
+        }
+        ws.terminate();
+      });
+      res.on('error', () => ws.terminate());
     });
     ws.on('open', () => void this.onOpen(ws));
     ws.on('message', (data) => this.onFrame(String(data)));

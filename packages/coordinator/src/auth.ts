@@ -45,8 +45,12 @@ export class Authenticator {
     const hash = hashToken(m[1]!);
     const hit = this.cache.get(hash);
     if (hit) return hit;
-    const rec = await this.store.findTokenByHash(hash);
+    const rec = await this.store.findTokenByHash(hash, { includeRevoked: true });
     if (!rec) throw new UnauthorizedError('invalid token');
+    if (rec.revokedAt !== null)
+      throw new UnauthorizedError(rec.nodeId
+        ? `this node's credential was revoked (dsg node revoke); to join again as a new node, delete node.json in the agent's state dir and restart it with the join token`
+        : 'this token was revoked');
     const p: Principal = { tokenId: rec.id, role: rec.role, name: rec.name, nodeId: rec.nodeId ?? null };
     this.cache.set(hash, p);
     return p;

@@ -414,7 +414,8 @@ export interface Store {
 
   // ── tokens ──
   createToken(token: TokenRecord): Promise<void>;
-  findTokenByHash(hash: string): Promise<TokenRecord | null>;
+  /** The token with this hash; a revoked one only with `includeRevoked` (to tell "revoked" from "unknown"). */
+  findTokenByHash(hash: string, options?: { includeRevoked?: boolean }): Promise<TokenRecord | null>;
   listTokens(): Promise<readonly TokenRecord[]>;
   /** Revoke every credential of a node at once; resolves to how many were revoked. */
   revokeNodeTokens(nodeId: NodeId, now: number): Promise<number>;
