@@ -100,6 +100,10 @@ describe('a rogue node with the join token or its own credential', () => {
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return r.body.job.id;
   };
+  const putBlob = async (content: string): Promise<void> => {
+    const r = await fetch(`${c.url}/api/v1/blobs/${sha(content)}`, { method: 'PUT', headers: { authorization: `Bearer ${c.adminToken}`, 'content-type': 'application/octet-stream' }, body: content });
+    assert.equal(r.status, 201);
+  };
   const jobState = async (id: string): Promise<string> => (await api<{ state: string }>('GET', `/jobs/${id}`)).body.state;
 
   before(async () => {
@@ -135,10 +139,14 @@ describe('a rogue node with the join token or its own credential', () => {
   });
 
   it("cannot report on, log into, heartbeat or upload for the victim's attempt; the victim's result stands", async () => {
-    victimJob = await submit({
-      name: 'victim-job', script: 'echo hello-from-victim; sleep 2; mkdir -p out; echo genuine > out/result.txt',
-      outputs: ['out/*'], timeout: '60s',
+    const secret = 'victim-secret-input\n';
+    await putBlob(secret);
+    const r0 = await api<{ job: { id: string } }>('POST', '/jobs', {
+      spec: { name: 'victim-job', script: 'cat secret.txt; echo hello-from-victim; sleep 2; mkdir -p out; echo genuine > out/result.txt', inputs: ['secret.txt'], outputs: ['out/*'], timeout: '60s' },
+      inputs: [{ path: 'secret.txt', sha256: sha(secret), size: secret.length }],
     });
+    assert.equal(r0.status, 201, JSON.stringify(r0.body));
+    victimJob = r0.body.job.id;
     victimAttempt = await sb.waitFor('the victim running its attempt', async () => {
       const { body } = await api<{ items: Array<{ id: string; nodeId: string; state: string }> }>('GET', `/jobs/${victimJob}/tasks/0/attempts`);
       const a = body.items.find((x) => x.state === 'running' || x.state === 'assigned');
@@ -146,6 +154,11 @@ describe('a rogue node with the join token or its own credential', () => {
     });
     const r = sockets[0]!;
     const evil = 'forged result\n';
+    // The victim's input is not the rogue's to read (the real agent fetched it with its own credential).
+    for (const method of ['GET', 'HEAD']) {
+      const b = await fetch(`${c.url}/api/v1/blobs/${sha(secret)}`, { method, headers: { authorization: `Bearer ${rogueCred}` } });
+      assert.equal(b.status, 403, method);
+    }
     // Reports over the join-token socket (now speaking as the rogue node).
     r.send([
       { type: 'started', attemptId: victimAttempt, at: Date.now() },
@@ -171,14 +184,14 @@ describe('a rogue node with the join token or its own credential', () => {
     const attempts = (await api<{ items: Array<{ id: string; nodeId: string; state: string }> }>('GET', `/jobs/${victimJob}/tasks/0/attempts`)).body.items;
     assert.deepEqual(attempts.map((a) => [a.id, a.nodeId, a.state]), [[victimAttempt, victimId, 'succeeded']]);
     const log = (await api<{ data: string }>('GET', `/jobs/${victimJob}/tasks/0/logs`)).body.data;
-    assert.match(log, /hello-from-victim/);
+    assert.match(log, /victim-secret-input\nhello-from-victim/);
     assert.doesNotMatch(log, /INJECTED/);
     const outputs = (await api<{ items: Array<{ path: string; sha256: string }> }>('GET', `/jobs/${victimJob}/outputs`)).body.items;
     assert.deepEqual(outputs.map((o) => [o.path, o.sha256]), [['out/result.txt', sha('genuine\n')]]);
     // Every refusal was counted against the rogue node.
     const ref = (await api<{ items: Array<{ nodeId: string; kind: string; count: number }> }>('GET', '/security/refusals')).body.items;
     const kinds = new Set(ref.filter((x) => x.nodeId === rogueId).map((x) => x.kind));
-    for (const k of ['started', 'log', 'heartbeat', 'finished', 'upload']) assert.ok(kinds.has(k), `${k} refusal counted: ${JSON.stringify(ref)}`);
+    for (const k of ['started', 'log', 'heartbeat', 'finished', 'upload', 'blob']) assert.ok(kinds.has(k), `${k} refusal counted: ${JSON.stringify(ref)}`);
     assert.ok(!ref.some((x) => x.nodeId === victimId), 'nothing counted against the well-behaved agent');
   });
 
@@ -206,9 +219,19 @@ describe('a rogue node with the join token or its own credential', () => {
     await r.opened;
     r.hello(rogueId, 1, 1); // now it offers a GPU, which the victim lacks: the next GPU job lands here
     await r.next('welcome');
-    const job = await submit({ name: 'rogue-own', script: 'true', outputs: ['result.txt'], resources: { gpus: 1 }, timeout: '30s' });
+    const own = 'input of the rogue\'s own task\n';
+    await putBlob(own);
+    const sub = await api<{ job: { id: string } }>('POST', '/jobs', {
+      spec: { name: 'rogue-own', script: 'true', inputs: ['own.txt'], outputs: ['result.txt'], resources: { gpus: 1 }, timeout: '30s' },
+      inputs: [{ path: 'own.txt', sha256: sha(own), size: own.length }],
+    });
+    const job = sub.body.job.id;
     const assign = await r.next('assign');
     const attemptId = String((assign['attempts'] as Array<{ attemptId: string }>)[0]!.attemptId);
+    // Its own attempt's inputs it may read.
+    const b = await fetch(`${c.url}/api/v1/blobs/${sha(own)}`, { headers: { authorization: `Bearer ${rogueCred}` } });
+    assert.equal(b.status, 200);
+    assert.equal(await b.text(), own);
     assert.equal((await upload(attemptId, 'result.txt', 'small\n', rogueCred)).status, 204);
     const undeclared = await upload(attemptId, 'secret/credentials.json', 'x', rogueCred);
     assert.equal(undeclared.status, 403);

@@ -28,6 +28,7 @@ import { LivenessMonitor } from './liveness.js';
 import { ReportCommitter } from './report-committer.js';
 import { AgentRefusals } from '../security/agent-refusals.js';
 import { OutputLedger } from '../security/output-ledger.js';
+import { InputGrants } from '../security/input-grants.js';
 
 export type { AgentLink } from '../agents/agent-events.js';
 
@@ -61,6 +62,8 @@ export class Engine implements AgentEvents {
   readonly refusals: AgentRefusals;
   /** What each active attempt has uploaded, against its quota (security/output-ledger.ts). */
   readonly uploads: OutputLedger;
+  /** Which input blobs each node may fetch (security/input-grants.ts). */
+  readonly inputGrants = new InputGrants();
   private link: AgentLink | null = null;
   private readonly dispatcher: Dispatcher;
   private readonly reports: ReportCommitter;
@@ -81,11 +84,15 @@ export class Engine implements AgentEvents {
     this.refusals = new AgentRefusals(log, () => clock.now());
     this.uploads = new OutputLedger(config.outputQuotaBytes ?? 16 * 1024 ** 3);
     const link = (): AgentLink | null => this.link;
-    this.dispatcher = new Dispatcher({ store, clock, config: config.scheduler, log, attempts, link });
+    this.dispatcher = new Dispatcher({
+      store, clock, config: config.scheduler, log, attempts, link,
+      onAssigned: (nodeId, a) => this.inputGrants.grant(nodeId, a.attemptId, a.inputs.map((i) => i.sha256)),
+    });
     this.reports = new ReportCommitter({
       store, blobs, logStore, clock, log, attempts, link,
       refusals: this.refusals,
       uploads: this.uploads,
+      inputGrants: this.inputGrants,
       timeoutOf: async (jobId) => (await this.dispatcher.jobs.get(jobId))?.compiled.timeoutMs ?? null,
       timeoutGraceMs: config.timeoutGraceMs ?? 30_000,
       policy: config.policy,

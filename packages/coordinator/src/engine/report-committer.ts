@@ -34,6 +34,7 @@ import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
 import type { AgentRefusals } from '../security/agent-refusals.js';
 import type { OutputLedger } from '../security/output-ledger.js';
+import type { InputGrants } from '../security/input-grants.js';
 import type { AttemptRegistry } from './attempt-registry.js';
 
 export interface ReportCommitterDeps {
@@ -54,6 +55,8 @@ export interface ReportCommitterDeps {
   readonly refusals: AgentRefusals;
   /** What each attempt uploaded: a finished report may only name those outputs. */
   readonly uploads: OutputLedger;
+  /** Input blobs each node may fetch; an ended attempt's grants are dropped. */
+  readonly inputGrants: InputGrants;
   /** The timeout of a job's tasks (null when the job is unknown). */
   readonly timeoutOf: (jobId: JobId) => Promise<number | null>;
   /** How long past its timeout a node may hold an attempt before the coordinator ends it. */
@@ -247,6 +250,7 @@ export class ReportCommitter {
     for (const r of results) {
       this.deps.attempts.delete(r.attemptId);
       this.deps.uploads.forget(r.attemptId);
+      this.deps.inputGrants.forget(r.attemptId);
       if (r.applied) changed = true;
     }
     if (changed) this.deps.onChanged();

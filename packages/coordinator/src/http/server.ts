@@ -11,6 +11,7 @@ import {
   API_PREFIX,
   ConflictError,
   DSG_VERSION,
+  ForbiddenError,
   isJobId,
   isNodeId,
   isTerminalAttempt,
@@ -114,16 +115,30 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   // ── blobs (job inputs) ──
+  // A node credential may read only the inputs of attempts assigned to its node; an admin token reads any blob.
+  const mayRead = async (p: Principal, sha256: string): Promise<void> => {
+    if (!p.nodeId || engine.inputGrants.allowed(p.nodeId, sha256)) return;
+    // After a restart the grants are gone: the job inputs of the node's active attempts still count.
+    for (const a of await store.activeAttemptsOnNode(p.nodeId)) {
+      const job = await engine.jobs.get(a.jobId);
+      if (job?.inputs.some((i) => i.sha256 === sha256)) return;
+    }
+    const msg = `blob ${sha256} is not an input of any attempt assigned to this node`;
+    engine.refusals.refuse(p.nodeId, 'blob', null, msg);
+    throw new ForbiddenError(msg);
+  };
   app.head(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
-    await authed(req, 'blobs:read');
+    const p = await authed(req, 'blobs:read');
     const { sha256 } = req.params as { sha256: string };
+    await mayRead(p, sha256);
     const size = SHA.test(sha256) ? await blobs.size(sha256) : null;
     if (size === null) return reply.status(404).send();
     return reply.header('content-length', size).status(200).send();
   });
   app.get(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
-    await authed(req, 'blobs:read');
+    const p = await authed(req, 'blobs:read');
     const { sha256 } = req.params as { sha256: string };
+    await mayRead(p, sha256);
     const size = SHA.test(sha256) ? await blobs.size(sha256) : null;
     if (size === null) throw new NotFoundError('blob', sha256);
     return reply.type('application/octet-stream').header('content-length', size).send(blobs.open(sha256));

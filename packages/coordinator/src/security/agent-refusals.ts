@@ -14,6 +14,7 @@ export const RefusalKind = {
   finished: 'finished',
   heartbeat: 'heartbeat',
   upload: 'upload',
+  blob: 'blob',
   hello: 'hello',
 } as const;
 export type RefusalKind = (typeof RefusalKind)[keyof typeof RefusalKind];
