@@ -107,7 +107,7 @@ describe('a rogue node with the join token or its own credential', () => {
   const jobState = async (id: string): Promise<string> => (await api<{ state: string }>('GET', `/jobs/${id}`)).body.state;
 
   before(async () => {
-    c = await startCoordinator({ dataDir: join(sb.dir, 'data'), port: 0, host: '127.0.0.1', logLevel: 'silent', maxJoinsPerMinute: 6, outputQuotaBytes: 64 * 1024, timeoutGraceSeconds: 1 });
+    c = await startCoordinator({ dataDir: join(sb.dir, 'data'), port: 0, host: '127.0.0.1', logLevel: 'silent', maxJoinsPerMinute: 6, outputQuotaBytes: 64 * 1024, logQuotaBytes: 64 * 1024, timeoutGraceSeconds: 1 });
     // The victim: a real agent, one core, no GPU.
     const agent = sb.start(['agent', '--coordinator', c.url, '--token', c.joinToken, '--state-dir', join(sb.dir, 'victim'), '--name', 'victim', '--cpus', '1']);
     victimOutput = agent.output;
@@ -214,7 +214,7 @@ describe('a rogue node with the join token or its own credential', () => {
     await sb.waitFor('the next victim job', async () => (await jobState(j)) === 'succeeded', 20_000);
   });
 
-  it('uploads for its own attempt only to declared outputs, within the quota, and only names outputs it uploaded', async () => {
+  it('uploads for its own attempt only to declared outputs, within the quota, and only names outputs it uploaded; its log is cut at the quota', async () => {
     const r = rogue(rogueCred);
     await r.opened;
     r.hello(rogueId, 1, 1); // now it offers a GPU, which the victim lacks: the next GPU job lands here
@@ -239,6 +239,8 @@ describe('a rogue node with the join token or its own credential', () => {
     const big = await upload(attemptId, 'result.txt', Buffer.alloc(70 * 1024, 1), rogueCred);
     assert.equal(big.status, 413);
     assert.match(big.body!.error!.message, /at most 65536 bytes of outputs/);
+    // Logs beyond the coordinator's quota (64 KiB here) are dropped, with a notice.
+    for (let i = 0; i < 10; i++) r.send({ type: 'log', attemptId, stream: 'stdout', data: `${i}`.repeat(10 * 1024) });
     // Claiming the victim's blob (it exists on the coordinator) as an output it never uploaded.
     r.send({
       type: 'finished', attemptId, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: Date.now(), finishedAt: Date.now(),
@@ -249,6 +251,9 @@ describe('a rogue node with the join token or its own credential', () => {
     assert.equal(a.state, 'failed');
     assert.match(a.failure?.message ?? '', /outputs not received/);
     assert.equal((await api<{ items: unknown[] }>('GET', `/jobs/${job}/outputs`)).body.items.length, 0);
+    const log = (await api<{ data: string }>('GET', `/jobs/${job}/tasks/0/logs?attempt=${attemptId}`)).body.data;
+    assert.equal(log.length, 64 * 1024 + '\n[dsg] log cut by the coordinator: more than 65536 bytes for this attempt\n'.length);
+    assert.match(log, /\[dsg\] log cut by the coordinator: more than 65536 bytes for this attempt\n$/);
     // After the attempt ended, nothing more is accepted for it.
     assert.equal((await upload(attemptId, 'result.txt', 'late\n', rogueCred)).status, 409);
     await api('POST', `/jobs/${job}/cancel`);

@@ -66,6 +66,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES },
     scheduler: DEFAULT_SCHEDULER_CONFIG,
     ...(options.outputQuotaBytes !== undefined ? { outputQuotaBytes: options.outputQuotaBytes } : {}),
+    ...(options.logQuotaBytes !== undefined ? { logQuotaBytes: options.logQuotaBytes } : {}),
     ...(options.timeoutGraceSeconds !== undefined ? { timeoutGraceMs: options.timeoutGraceSeconds * 1000 } : {}),
   }, log);
   const auth = new Authenticator(store);

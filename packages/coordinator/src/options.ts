@@ -35,6 +35,8 @@ export interface CoordinatorOptions {
   readonly maxJoinsPerMinute?: number;
   /** Seconds past its timeout a node may hold an attempt (heartbeating it as running) before the coordinator ends it. Default 30. */
   readonly timeoutGraceSeconds?: number;
+  /** Most log bytes the coordinator keeps per attempt. Default 16 MiB. */
+  readonly logQuotaBytes?: number;
   /** Most bytes of outputs one attempt may upload, all files together. Default 16 GiB. */
   readonly outputQuotaBytes?: number;
   /** Log level. Default `info`. */

@@ -51,6 +51,8 @@ export interface EngineConfig {
   readonly scheduler: SchedulerConfig;
   /** How long past its timeout a node may hold an attempt before the coordinator ends it as timed out. Default 30 s. */
   readonly timeoutGraceMs?: number;
+  /** Most log bytes kept per attempt. Default 16 MiB (agents cut their tasks' logs at 8 MiB themselves). */
+  readonly logQuotaBytes?: number;
   /** Most bytes of outputs one attempt may upload. Default 16 GiB. */
   readonly outputQuotaBytes?: number;
 }
@@ -93,6 +95,7 @@ export class Engine implements AgentEvents {
       refusals: this.refusals,
       uploads: this.uploads,
       inputGrants: this.inputGrants,
+      logQuotaBytes: config.logQuotaBytes ?? 16 * 1024 ** 2,
       timeoutOf: async (jobId) => (await this.dispatcher.jobs.get(jobId))?.compiled.timeoutMs ?? null,
       timeoutGraceMs: config.timeoutGraceMs ?? 30_000,
       policy: config.policy,

@@ -57,6 +57,8 @@ export interface ReportCommitterDeps {
   readonly uploads: OutputLedger;
   /** Input blobs each node may fetch; an ended attempt's grants are dropped. */
   readonly inputGrants: InputGrants;
+  /** Most log bytes kept per attempt; what goes beyond is dropped with a notice. */
+  readonly logQuotaBytes: number;
   /** The timeout of a job's tasks (null when the job is unknown). */
   readonly timeoutOf: (jobId: JobId) => Promise<number | null>;
   /** How long past its timeout a node may hold an attempt before the coordinator ends it. */
@@ -68,6 +70,8 @@ export class ReportCommitter {
   private starts: Array<{ report: StartReport; nodeId: NodeId }> = [];
   private finishes: Array<{ report: FinishReport; nodeId: NodeId }> = [];
   private logs = new Map<string, { jobId: string; text: string }>();
+  /** Log bytes accepted per active attempt (against `logQuotaBytes`). */
+  private readonly logBytes = new Map<string, number>();
   private heartbeats = new Map<NodeId, { running: Set<string>; at: number }>();
   /** Nodes whose agent stopped cleanly: what they still hold is requeued in the next flush, after their last reports. */
   private departed = new Map<NodeId, string>();
@@ -101,6 +105,17 @@ export class ReportCommitter {
   }
 
   private appendLog(attemptId: string, jobId: string, data: string): void {
+    // The coordinator's own log quota per attempt (agents limit themselves; a node that does not is cut here).
+    const used = this.logBytes.get(attemptId) ?? 0;
+    const quota = this.deps.logQuotaBytes;
+    if (used >= quota) return;
+    const bytes = Buffer.byteLength(data);
+    if (used + bytes > quota) {
+      const nodeId = this.deps.attempts.get(attemptId as AttemptId)?.nodeId ?? 'unknown';
+      this.deps.refusals.refuse(nodeId, 'log', attemptId, `log of attempt ${attemptId} went over the quota of ${quota} bytes; the rest is dropped`);
+      data = `${Buffer.from(data).subarray(0, quota - used).toString()}\n[dsg] log cut by the coordinator: more than ${quota} bytes for this attempt\n`;
+      this.logBytes.set(attemptId, quota);
+    } else this.logBytes.set(attemptId, used + bytes);
     const cur = this.logs.get(attemptId);
     if (cur) cur.text += data;
     else this.logs.set(attemptId, { jobId, text: data });
@@ -251,6 +266,7 @@ export class ReportCommitter {
       this.deps.attempts.delete(r.attemptId);
       this.deps.uploads.forget(r.attemptId);
       this.deps.inputGrants.forget(r.attemptId);
+      this.logBytes.delete(r.attemptId);
       if (r.applied) changed = true;
     }
     if (changed) this.deps.onChanged();
