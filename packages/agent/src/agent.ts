@@ -3,7 +3,14 @@
  *
  * Connection states:
  *   connecting ──open──▶ hello sent ──welcome──▶ ready ──close/error──▶ waiting (backoff 0.5 s → 10 s, jittered) ──▶ connecting
- *   A 401/403 at the upgrade means the token is wrong: it keeps retrying, but only every 30 s, and says why.
+ *   A 401/403 at the upgrade means the token is wrong (or this node's credential was revoked): it keeps retrying,
+ *   but only every 30 s, and says why.
+ *
+ * Identity: the first contact uses the join token; the `welcome` then carries this node's own credential, saved
+ * with the node id in `<stateDir>/node.json` (mode 0600, the state dir 0700) before anything else, and used from then
+ * on for the WebSocket and for blob and output HTTP calls. Should the coordinator welcome it under another id than
+ * the one it had (its old identity was not honoured), results kept for the old node are dropped: they belong to
+ * attempts the coordinator has requeued already.
  *
  * Delivery: outgoing messages queued in one tick go out as one frame. `finished` reports stay in an outbox until
  * the coordinator acks them (after committing them) and are re-sent after every reconnect; the coordinator fences
@@ -14,7 +21,7 @@
  * (working dir, inputs) and handed to the executor, which admits them in order as running ones leave room
  * (AdmissionExecutor); each one's timeout counts from its own start.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import {
@@ -68,6 +75,8 @@ class Agent implements RunningAgent {
   private ws: WebSocket | null = null;
   private ready = false;
   private id: string | null = null;
+  /** This node's own credential (from the welcome of its first contact); null until it has joined. */
+  private credential: string | null = null;
   private capacity: Resources | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -81,7 +90,7 @@ class Agent implements RunningAgent {
     this.log = options.log ?? noop;
     this.workDir = options.workDir ?? join(options.stateDir, 'work');
     this.probe = ports.probe ?? new SystemProbe(this.workDir);
-    this.http = new CoordinatorHttp(options.coordinatorUrl, options.token, join(options.stateDir, 'blobs'), options.log ? { log: options.log } : {});
+    this.http = new CoordinatorHttp(options.coordinatorUrl, () => this.credential ?? options.token, join(options.stateDir, 'blobs'), options.log ? { log: options.log } : {});
   }
 
   nodeId(): string | null {
@@ -89,6 +98,9 @@ class Agent implements RunningAgent {
   }
 
   async start(): Promise<void> {
+    // The state dir holds this node's credential: nobody else on the machine may read it.
+    await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 });
+    await chmod(this.options.stateDir, 0o700);
     await mkdir(this.workDir, { recursive: true });
     // What this node offers decides how many tasks run at once: the executor admits tasks against it, and holds
     // prefetched ones until a core frees (in the launcher helper, so the next one starts without a round trip).
@@ -101,8 +113,9 @@ class Agent implements RunningAgent {
         ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace }), cap)
         : new LauncherExecutor({ killGraceMs: grace, capacity: cap });
     try {
-      const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string };
+      const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string; credential?: string };
       this.id = saved.nodeId ?? null;
+      this.credential = saved.credential ?? null;
     } catch {
       this.id = null;
     }
@@ -149,15 +162,32 @@ class Agent implements RunningAgent {
 
   private connect(): void {
     if (this.stopped) return;
-    const ws = new WebSocket(this.wsUrl(), { headers: { authorization: `Bearer ${this.options.token}` }, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(this.wsUrl(), { headers: { authorization: `Bearer ${this.credential ?? this.options.token}` }, handshakeTimeout: 10_000 });
     this.ws = ws;
     let rejectedToken = false;
     ws.on('unexpected-response', (_req, res) => {
       rejectedToken = res.statusCode === 401 || res.statusCode === 403;
-      this.log('error', rejectedToken
-        ? `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
-        : `the coordinator refused the connection (HTTP ${res.statusCode})`);
-      ws.terminate();
+      let body = '';
+      res.on('data', (d: Buffer) => (body += String(d)));
+      res.on('end', () => {
+        if (rejectedToken && this.credential && res.statusCode === 401 && !/revoked/.test(body)) {
+          // The coordinator does not know this credential at all (its data was reset, or this is another grid):
+          // join again, as a new node, with the join token. A *revoked* credential is never replaced this way.
+          this.log('warn', `the coordinator does not know this node's credential (was its data reset?); joining again as a new node with the join token`);
+          this.credential = null;
+          this.id = null;
+          this.outbox.clear();
+          rejectedToken = false;
+        } else {
+          this.log('error', rejectedToken
+            ? this.credential
+              ? `the coordinator rejected this node's credential (HTTP ${res.statusCode}): ${body.trim() || 'revoked'}; to join again as a new node, delete ${join(this.options.stateDir, 'node.json')} and restart the agent`
+              : `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
+            : `the coordinator refused the connection (HTTP ${res.statusCode})`);
+        }
+        ws.terminate();
+      });
+      res.on('error', () => ws.terminate());
     });
     ws.on('open', () => void this.onOpen(ws));
     ws.on('message', (data) => this.onFrame(String(data)));
@@ -217,11 +247,14 @@ class Agent implements RunningAgent {
       case 'welcome': {
         this.ready = true;
         this.backoffMs = 500;
-        if (this.id !== m.nodeId) {
+        if (this.id !== null && this.id !== m.nodeId) {
+          this.log('warn', `the coordinator welcomed this agent as a new node ${m.nodeId} (it was node ${this.id}); results kept for the old node are dropped`);
+          this.outbox.clear();
+        }
+        if (this.id !== m.nodeId || m.credential) {
           this.id = m.nodeId;
-          void mkdir(this.options.stateDir, { recursive: true })
-            .then(() => writeFile(join(this.options.stateDir, 'node.json'), `${JSON.stringify({ nodeId: m.nodeId })}\n`))
-            .catch((e: unknown) => this.log('error', `cannot save the node id: ${String(e)}`));
+          if (m.credential) this.credential = m.credential;
+          void this.saveIdentity();
         }
         this.log('info', `connected to ${this.options.coordinatorUrl} as node ${m.nodeId}`);
         // Results the coordinator may not have committed yet.
@@ -244,6 +277,20 @@ class Agent implements RunningAgent {
       case 'error':
         this.log('warn', `coordinator says: ${m.message}`);
         break;
+    }
+  }
+
+  /** node.json: the node id and its credential, mode 0600, written whole (temp file + rename). */
+  private async saveIdentity(): Promise<void> {
+    const file = join(this.options.stateDir, 'node.json');
+    const tmp = `${file}.tmp-${process.pid}`;
+    try {
+      await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 });
+      await writeFile(tmp, `${JSON.stringify({ nodeId: this.id, ...(this.credential ? { credential: this.credential } : {}) })}\n`, { mode: 0o600 });
+      await chmod(tmp, 0o600);
+      await rename(tmp, file);
+    } catch (e) {
+      this.log('error', `cannot save the node id and credential in ${file}: ${String(e)}`);
     }
   }
 

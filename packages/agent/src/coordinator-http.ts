@@ -40,14 +40,17 @@ export class CoordinatorHttp {
   /** sha256 → signature of the cached file when this process last found its content right. */
   private readonly verified = new Map<string, string>();
   private readonly log: HttpLog;
+  private readonly token: () => string;
   private tmpCounter = 0;
 
   constructor(
     private readonly baseUrl: string,
-    private readonly token: string,
+    /** The bearer token to send: the node's credential once it has one. */
+    token: string | (() => string),
     private readonly blobDir: string,
     options: CoordinatorHttpOptions = {},
   ) {
+    this.token = typeof token === 'function' ? token : () => token;
     this.log = options.log ?? stderrLog;
   }
 
@@ -102,7 +105,7 @@ export class CoordinatorHttp {
   private async download(sha256: string, size: number | undefined, dest: string): Promise<string> {
     const name = `input ${sha256.slice(0, 12)}…`;
     await mkdir(this.blobDir, { recursive: true });
-    const res = await fetch(this.url(`/blobs/${sha256}`), { headers: { authorization: `Bearer ${this.token}` } });
+    const res = await fetch(this.url(`/blobs/${sha256}`), { headers: { authorization: `Bearer ${this.token()}` } });
     if (!res.ok || !res.body) throw new Error(`${name} could not be fetched: HTTP ${res.status}`);
     const announced = res.headers.get('content-length');
     if (size !== undefined && announced !== null && Number(announced) !== size) {
@@ -145,7 +148,7 @@ export class CoordinatorHttp {
     const res = await fetch(this.url(`/attempts/${attemptId}/outputs/${encoded}`), {
       method: 'PUT',
       headers: {
-        authorization: `Bearer ${this.token}`,
+        authorization: `Bearer ${this.token()}`,
         'content-type': 'application/octet-stream',
         'content-length': String(size),
         'x-dsg-sha256': sha256,

@@ -2,7 +2,10 @@
 export interface AgentOptions {
   /** Coordinator base URL, e.g. `http://192.168.1.10:7070`. */
   readonly coordinatorUrl: string;
-  /** Node join token (or an admin token). */
+  /**
+   * Node join token (or an admin token): used only for this node's first contact. The coordinator then issues the
+   * node its own credential, kept in `<stateDir>/node.json` (mode 0600) and used from then on.
+   */
   readonly token: string;
   /** Where the agent keeps its node id and caches (created if missing). */
   readonly stateDir: string;

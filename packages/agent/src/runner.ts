@@ -10,14 +10,17 @@
  * code, signal or timeout are reported as they are.
  * A program that exits 0 but leaves a required output pattern (`outputs`, not `optionalOutputs`) unmatched ends
  * as `outputs_missing`, a user failure: the next stage of a pipeline would otherwise fail far from the cause.
- * Whatever the end, the outputs that do exist are uploaded.
+ * Whatever the end, the outputs that do exist are uploaded — but only files that really are inside the working dir:
+ * every matched path is resolved in full (directories included, so `ln -s /elsewhere out` with `outputs: [out/*]`
+ * uploads nothing from /elsewhere), and one that leads outside is refused, said in the task's log, and makes an
+ * exit 0 end as `outputs_missing` naming it — never dropped silently.
  * The working dir is removed afterwards unless `keepWorkDirs`.
  */
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, chmod, lstat, mkdir, realpath, rm, rmdir } from 'node:fs/promises';
+import { copyFile, chmod, mkdir, readdir, realpath, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { glob } from 'tinyglobby';
-import type { AgentMessage, Assignment, FinishedMessage, OutputFile } from '@dsg/core';
+import { outputPathMatcher, type AgentMessage, type Assignment, type FinishedMessage, type OutputFile } from '@dsg/core';
 import type { CoordinatorHttp } from './coordinator-http.js';
 import { sha256File } from './coordinator-http.js';
 import type { ExecHandle, Executor } from './executor/executor.js';
@@ -100,18 +103,25 @@ export class AttemptRun {
       if (r.spawnError) return finished({ kind: 'error', reason: 'executor_error', message: r.spawnError }, r.startedAt);
       let outputs: OutputFile[] = [];
       let unmatched: string[] = [];
+      let refused: RefusedOutput[] = [];
       if (a.outputs.length > 0 || (a.optionalOutputs?.length ?? 0) > 0) {
         try {
-          ({ outputs, unmatched } = await this.collectOutputs(cwd));
+          ({ outputs, unmatched, refused } = await this.collectOutputs(cwd));
         } catch (e) {
           return finished({ kind: 'error', reason: 'outputs_failed', message: errorText(e) }, r.startedAt);
+        }
+        if (refused.length > 0) {
+          this.deps.send({ type: 'log', attemptId: a.attemptId, stream: 'stderr', data: refused.map((x) => `[dsg] output ${JSON.stringify(x.path)} was not uploaded: ${x.why}\n`).join('') });
         }
       }
       if (r.cancelled || this.cancelled) return finished({ kind: 'cancelled' }, r.startedAt, outputs);
       if (r.timedOut) return finished({ kind: 'timeout', timeoutMs: a.timeoutMs }, r.startedAt, outputs);
       // A non-zero exit or a signal keeps its own failure: it says more than the outputs it did not write.
-      if (r.exitCode === 0 && !r.signal && unmatched.length > 0)
-        return finished({ kind: 'error', reason: 'outputs_missing', message: describeUnmatched(unmatched) }, r.startedAt, outputs);
+      if (r.exitCode === 0 && !r.signal && (unmatched.length > 0 || refused.length > 0))
+        return finished({ kind: 'error', reason: 'outputs_missing', message: [
+          ...(refused.length > 0 ? [describeRefused(refused)] : []),
+          ...(unmatched.length > 0 ? [describeUnmatched(unmatched)] : []),
+        ].join('; ') }, r.startedAt, outputs);
       return finished({ kind: 'exited', exitCode: r.exitCode, signal: r.signal }, r.startedAt, outputs);
     } catch (e) {
       this.flushLogs();
@@ -164,30 +174,53 @@ export class AttemptRun {
    * matched no file. Each pattern is globbed on its own so that "matched nothing" is exactly what tinyglobby says,
    * with no second matcher that could disagree with it; a task has few patterns.
    */
-  private async collectOutputs(cwd: string): Promise<{ outputs: OutputFile[]; unmatched: string[] }> {
+  private async collectOutputs(cwd: string): Promise<{ outputs: OutputFile[]; unmatched: string[]; refused: RefusedOutput[] }> {
     const a = this.assignment;
     const realCwd = await realpath(cwd);
     const patterns = [...new Set([...a.outputs, ...(a.optionalOutputs ?? [])])];
     const matches = await Promise.all(
-      patterns.map((p) => glob(p, { cwd, onlyFiles: true, dot: false, followSymbolicLinks: false, expandDirectories: false })),
+      patterns.map((p) => glob(p, { cwd, onlyFiles: false, dot: false, followSymbolicLinks: false, expandDirectories: false })),
     );
-    const optional = new Set(a.optionalOutputs ?? []);
-    const unmatched = patterns.filter((p, i) => matches[i]!.length === 0 && !optional.has(p));
-    const paths = [...new Set(matches.flat())];
+    // tinyglobby leaves links out when it does not follow them (and following them could walk the whole disk), so
+    // the links in the working dir are listed apart (not followed) and matched with the same patterns: each one is
+    // resolved and checked below like any match, and none is dropped unexplained.
+    const links = await linksIn(cwd);
+    patterns.forEach((p, i) => {
+      const declared = outputPathMatcher([p]);
+      for (const l of links) if (declared(l) && !l.split('/').some((seg) => seg.startsWith('.'))) matches[i]!.push(l);
+    });
+    const paths = [...new Set(matches.flat().map((m) => m.replace(/\/$/, '')))];
     const out: OutputFile[] = [];
+    const refused: RefusedOutput[] = [];
+    const accepted = new Set<string>();
     for (const p of paths.sort()) {
-      const abs = join(cwd, p);
-      const st = await lstat(abs);
-      if (st.isSymbolicLink()) {
-        const target = await realpath(abs).catch(() => null);
-        if (!target || !isInside(realCwd, target)) throw new Error(`output ${p} is a link to outside the working directory; refusing to upload it`);
+      // Resolve the whole path, not just its last entry: any directory on the way may be a link (`out -> /etc`).
+      // The file is then read through its resolved path, so what was checked is what is uploaded.
+      const real = await realpath(join(cwd, p)).catch(() => null);
+      if (!real) {
+        refused.push({ path: p, why: 'it is a link that leads nowhere' });
+        continue;
       }
-      const sha256 = await sha256File(abs);
-      const size = (await lstat(await realpath(abs))).size;
-      await this.deps.http.uploadOutput(this.assignment.attemptId, p, abs, sha256, size);
-      out.push({ path: p, size, sha256 });
+      if (!isInside(realCwd, real)) {
+        refused.push({ path: p, why: 'it resolves to outside the working directory (through a link); files outside it are never uploaded' });
+        continue;
+      }
+      const st = await stat(real);
+      if (st.isDirectory()) continue; // a pattern that matches a directory collects nothing from it (as ever)
+      if (!st.isFile()) {
+        refused.push({ path: p, why: 'it is not a regular file' });
+        continue;
+      }
+      const sha256 = await sha256File(real);
+      await this.deps.http.uploadOutput(this.assignment.attemptId, p, real, sha256, st.size);
+      out.push({ path: p, size: st.size, sha256 });
+      accepted.add(p);
     }
-    return { outputs: out, unmatched };
+    // A required pattern whose every match was refused matched nothing usable.
+    const optional = new Set(a.optionalOutputs ?? []);
+    const strip = (m: string): string => m.replace(/\/$/, '');
+    const unmatched = patterns.filter((p, i) => !optional.has(p) && !matches[i]!.some((m) => accepted.has(strip(m)) || refused.some((r) => r.path === strip(m))));
+    return { outputs: out, unmatched, refused };
   }
 
   private onOutput(stream: 'stdout' | 'stderr', data: string): void {
@@ -217,6 +250,23 @@ export class AttemptRun {
       this.buffers[stream] = '';
     }
   }
+}
+
+/** Every symbolic link under `dir`, as paths relative to it (links are listed, never followed). */
+async function linksIn(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isSymbolicLink()).map((e) => relative(dir, join(e.parentPath, e.name)).split(sep).join('/'));
+}
+
+interface RefusedOutput {
+  readonly path: string;
+  readonly why: string;
+}
+
+/** `output "out/key" was not uploaded: it resolves to outside the working directory (through a link)…` */
+function describeRefused(refused: readonly RefusedOutput[]): string {
+  const shown = refused.slice(0, 5).map((r) => `output ${JSON.stringify(r.path)} was not uploaded: ${r.why}`);
+  return refused.length > 5 ? `${shown.join('; ')}; and ${refused.length - 5} more` : shown.join('; ');
 }
 
 function isInside(root: string, p: string): boolean {

@@ -77,9 +77,14 @@ describe('required outputs', () => {
     assert.deepEqual(fin.end, { kind: 'timeout', timeoutMs: 200 });
   });
 
-  it('does not count a symbolic link as a match (it is never uploaded)', async () => {
-    const { fin } = await run({ run: { kind: 'script', script: 'echo t > target.dat; ln -s target.dat result.txt' }, outputs: ['result.txt'] });
-    assert.equal(fin.end.kind, 'error');
-    assert.equal((fin.end as { reason: string }).reason, 'outputs_missing');
+  it('counts a link that stays inside the working dir (its file is uploaded), never one that leads outside', async () => {
+    const inside = await run({ run: { kind: 'script', script: 'echo t > target.dat; ln -s target.dat result.txt' }, outputs: ['result.txt'] });
+    assert.deepEqual(inside.fin.end, { kind: 'exited', exitCode: 0, signal: null });
+    assert.deepEqual(inside.fin.outputs.map((o) => [o.path, o.size]), [['result.txt', 2]]);
+    const outside = await run({ run: { kind: 'script', script: 'ln -s /etc/hostname result.txt' }, outputs: ['result.txt'] });
+    assert.equal(outside.fin.end.kind, 'error');
+    assert.equal((outside.fin.end as { reason: string }).reason, 'outputs_missing');
+    assert.match((outside.fin.end as { message: string }).message, /output "result.txt" was not uploaded: it resolves to outside the working directory/);
+    assert.deepEqual(outside.fin.outputs, []);
   });
 });

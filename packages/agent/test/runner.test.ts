@@ -1,7 +1,7 @@
 // The runner against a small real HTTP server standing in for the coordinator's blob and output endpoints.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, readdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, readdir, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,11 +99,34 @@ describe('AttemptRun', () => {
       assert.equal(await stat(p).then(() => true, () => false), false, `${p} must not exist`);
   });
 
-  it('never uploads a symbolic link (it could point outside the working directory)', async () => {
-    const { fin } = await runIt(assignment({ run: { kind: 'script', script: 'ln -s /etc/passwd leak.txt; echo ok > real.txt' }, outputs: ['*.txt'] }));
-    assert.deepEqual(fin.end, { kind: 'exited', exitCode: 0, signal: null });
-    assert.deepEqual(fin.outputs.map((o) => o.path), ['real.txt']);
+  it('never uploads a link to outside the working directory, and says so on the task', async () => {
+    const { fin, logs } = await runIt(assignment({ run: { kind: 'script', script: 'ln -s /etc/passwd leak.txt; echo ok > real.txt; ln -s real.txt inside.txt' }, outputs: ['*.txt'] }));
+    assert.deepEqual(fin.end, { kind: 'error', reason: 'outputs_missing', message: 'output "leak.txt" was not uploaded: it resolves to outside the working directory (through a link); files outside it are never uploaded' });
+    assert.deepEqual(fin.outputs.map((o) => o.path), ['inside.txt', 'real.txt'], 'a link that stays inside is uploaded');
     assert.equal(uploads.has('leak.txt'), false);
+    assert.match(logs, /\[dsg\] output "leak.txt" was not uploaded: it resolves to outside the working directory/);
+  });
+
+  it('resolves every directory on the way: a linked directory leading outside uploads nothing from there', async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'dsg-runner-outside-'));
+    try {
+      await writeFile(join(outside, 'credentials.json'), '{"adminToken":"secret"}');
+      await mkdir(join(outside, 'sub'));
+      await writeFile(join(outside, 'sub', 'deep.txt'), 'secret too');
+      uploads.clear();
+      const { fin, logs } = await runIt(assignment({
+        run: { kind: 'script', script: `ln -s ${outside} out; mkdir -p res; echo fine > res/ok.txt; ln -s ${outside} res/more` },
+        outputs: ['out/*', 'res/**'],
+      }));
+      assert.equal(fin.end.kind, 'error');
+      assert.equal((fin.end as { reason: string }).reason, 'outputs_missing');
+      assert.match((fin.end as { message: string }).message, /output "out\/credentials.json" was not uploaded: it resolves to outside the working directory/);
+      assert.deepEqual(fin.outputs.map((o) => o.path), ['res/ok.txt']);
+      for (const k of uploads.keys()) assert.ok(!k.startsWith('out/') && !k.startsWith('res/more'), `${k} must not be uploaded`);
+      assert.match(logs, /\[dsg\] output "out\/credentials.json" was not uploaded/);
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
   });
 
   it('reports a timeout', async () => {

@@ -18,6 +18,7 @@ import { registerSubmit } from './commands/job-submit.js';
 import { registerNodes } from './commands/node-list.js';
 import { registerNodeOps } from './commands/node-ops.js';
 import { registerStatus } from './commands/status.js';
+import { registerNodeRevoke } from './commands/node-revoke.js';
 import { registerCoordinator } from './commands/coordinator.js';
 import { registerSpec } from './commands/spec-check.js';
 import { registerUp } from './commands/up.js';
@@ -57,6 +58,7 @@ registerWorkflow(program, globals);
 registerNodes(program, globals);
 registerNodeOps(program, globals);
 registerStatus(program, globals);
+registerNodeRevoke(program, globals);
 registerSpec(program);
 
 function fail(code: number, message: string): never {

@@ -170,6 +170,9 @@ export class DsgClient {
   status = (): Promise<StatusV1> => this.json('GET', '/status');
   /** Run a garbage collection now (admin); with dryRun, report what it would remove and change nothing. */
   gc = (opts: { dryRun?: boolean } = {}): Promise<GcReportV1> => this.json('POST', '/gc', { json: { dryRun: opts.dryRun ?? false } });
+  /** Revoke a node's credential at once (admin): its socket is closed, its work requeued; it must join anew. */
+  revokeNode = (id: string): Promise<{ nodeId: string; name: string; credentialsRevoked: number }> =>
+    this.json('POST', `/nodes/${encodeURIComponent(id)}/revoke`);
 
   /** Every task of a job, following pagination. */
   async allTasks(id: string, q: Omit<ListTasksQueryV1, 'cursor'> = {}): Promise<TaskV1[]> {

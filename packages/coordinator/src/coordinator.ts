@@ -7,7 +7,7 @@
  * nodes offline (with a grace period) before the port opens, so a reconnecting agent finds a consistent view.
  * Shutdown is the reverse: stop accepting, close agent sockets, flush pending reports, close the store.
  */
-import { chmod, mkdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError } from '@dsg/core';
@@ -42,13 +42,18 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const nodeTimeoutMs = (options.nodeTimeoutSeconds ?? COORDINATOR_DEFAULTS.nodeTimeoutSeconds) * 1000;
   const log = createLogger(options.logLevel ?? 'info');
 
-  await mkdir(dataDir, { recursive: true });
+  // The data dir holds every token, input and result: only the coordinator's user may enter it (0700), and its files
+  // are 0600. SQLite gives its -wal and -shm files the mode of the database file, so those are created 0600 first.
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
+  for (const f of ['dsg.sqlite', 'coordinator.lock']) await createPrivate(join(dataDir, f));
   const lock = lockDataDir(dataDir);
   const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite') });
   await store.init();
   const blobs = new FileBlobStore(join(dataDir, 'blobs'));
   await blobs.init();
   const logs = new FileLogStore(join(dataDir, 'logs'));
+  await tightenDataDir(dataDir);
 
   const credentialsFile = join(dataDir, 'credentials.json');
   const creds = await ensureCredentials(store, credentialsFile, clock.now());
@@ -64,9 +69,15 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES, ...quarantinePolicy(options) },
     scheduler: DEFAULT_SCHEDULER_CONFIG,
     metrics,
+    ...(options.outputQuotaBytes !== undefined ? { outputQuotaBytes: options.outputQuotaBytes } : {}),
+    ...(options.logQuotaBytes !== undefined ? { logQuotaBytes: options.logQuotaBytes } : {}),
+    ...(options.timeoutGraceSeconds !== undefined ? { timeoutGraceMs: options.timeoutGraceSeconds * 1000 } : {}),
   }, log);
   const auth = new Authenticator(store);
-  const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log);
+  const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log, {
+    refusals: engine.refusals,
+    ...(options.maxJoinsPerMinute !== undefined ? { maxJoinsPerMinute: options.maxJoinsPerMinute } : {}),
+  });
   const startedAt = clock.now();
   const retention = retentionSettings(options);
   const dbFile = join(dataDir, 'dsg.sqlite');
@@ -134,6 +145,21 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
         log.info('coordinator stopped');
       })()),
   };
+}
+
+/** Create `file` empty with mode 0600 if it does not exist; make it 0600 if it does. */
+async function createPrivate(file: string): Promise<void> {
+  const fh = await open(file, 'a', 0o600);
+  await fh.close();
+  await chmod(file, 0o600);
+}
+
+/** Files of a data dir made by an older version (0644): every file at its top 0600, its subdirectories 0700. */
+async function tightenDataDir(dataDir: string): Promise<void> {
+  for (const e of await readdir(dataDir, { withFileTypes: true })) {
+    if (e.isFile()) await chmod(join(dataDir, e.name), 0o600);
+    else if (e.isDirectory()) await chmod(join(dataDir, e.name), 0o700);
+  }
 }
 
 async function ensureCredentials(store: Store, file: string, now: number): Promise<Omit<Credentials, 'url'>> {

@@ -68,6 +68,14 @@ export interface CoordinatorOptions {
     /** Unreferenced blobs and logs younger than this many minutes are kept (uploads in flight). Default 60. */
     readonly graceMinutes?: number;
   };
+  /** New nodes one join token may register per minute (agents reconnecting with their own credential do not count). Default 60. */
+  readonly maxJoinsPerMinute?: number;
+  /** Seconds past its timeout a node may hold an attempt (heartbeating it as running) before the coordinator ends it. Default 30. */
+  readonly timeoutGraceSeconds?: number;
+  /** Most log bytes the coordinator keeps per attempt. Default 16 MiB. */
+  readonly logQuotaBytes?: number;
+  /** Most bytes of outputs one attempt may upload, all files together. Default 16 GiB. */
+  readonly outputQuotaBytes?: number;
   /** Log level. Default `info`. */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }

@@ -11,4 +11,5 @@ export * from './workflow-release.js';
 export * from './spawn-limits.js';
 export * from './wire.js';
 export * from './protocol.js';
+export * from './output-paths.js';
 export const DSG_VERSION = '0.1.0';

@@ -155,7 +155,12 @@ export interface Assignment {
 }
 
 export type CoordinatorMessage =
-  | { type: 'welcome'; nodeId: string; heartbeatIntervalMs: number; coordinatorVersion: string }
+  /**
+   * `credential`: on a node's first contact (joined with the join token), its own secret credential, bound to its
+   * node id. The agent keeps it (mode 0600) and uses it from then on for the WebSocket and its HTTP calls; a hello
+   * claiming an existing node id is honoured only with that node's credential.
+   */
+  | { type: 'welcome'; nodeId: string; heartbeatIntervalMs: number; coordinatorVersion: string; credential?: string }
   | { type: 'assign'; attempts: Assignment[] }
   | { type: 'cancel'; attemptIds: string[]; reason: string }
   | { type: 'ack'; attemptIds: string[] }

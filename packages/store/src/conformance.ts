@@ -331,6 +331,23 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.equal((await s.listTokens()).length, 2);
     });
 
+    withStore('a node credential keeps its node id; revoking a node revokes its credentials only, at once', async (s) => {
+      const n1 = newNodeId(tick());
+      const n2 = newNodeId(tick());
+      await s.createToken({ id: newTokenId(tick()), hash: 'c1', role: 'node', name: 'n1', createdAt: clock, revokedAt: null, nodeId: n1 });
+      await s.createToken({ id: newTokenId(tick()), hash: 'c2', role: 'node', name: 'n2', createdAt: clock, revokedAt: null, nodeId: n2 });
+      await s.createToken({ id: newTokenId(tick()), hash: 'join', role: 'node', name: 'join', createdAt: clock, revokedAt: null });
+      assert.equal((await s.findTokenByHash('c1'))?.nodeId, n1);
+      assert.equal((await s.findTokenByHash('join'))?.nodeId ?? null, null);
+      const at = tick();
+      assert.equal(await s.revokeNodeTokens(n1, at), 1);
+      assert.equal(await s.revokeNodeTokens(n1, tick()), 0, 'already revoked');
+      assert.equal(await s.findTokenByHash('c1'), null);
+      assert.equal((await s.findTokenByHash('c1', { includeRevoked: true }))?.revokedAt, at);
+      assert.equal((await s.findTokenByHash('c2'))?.nodeId, n2);
+      assert.notEqual(await s.findTokenByHash('join'), null);
+    });
+
     withStore('an illegal transition is refused and changes nothing', async (s) => {
       const j = await job(s, { name: 'j', command: ['x'] });
       const n = await node(s, 1);

@@ -286,6 +286,11 @@ export interface TokenRecord {
   readonly name: string;
   readonly createdAt: number;
   readonly revokedAt: number | null;
+  /**
+   * Set for a node credential: the node this token authenticates, and the only one it may act for (join tokens
+   * and admin tokens have none). Absent is read as null.
+   */
+  readonly nodeId?: NodeId | null;
 }
 
 export interface NodeUpsert {
@@ -509,6 +514,9 @@ export interface Store {
 
   // ── tokens ──
   createToken(token: TokenRecord): Promise<void>;
-  findTokenByHash(hash: string): Promise<TokenRecord | null>;
+  /** The token with this hash; a revoked one only with `includeRevoked` (to tell "revoked" from "unknown"). */
+  findTokenByHash(hash: string, options?: { includeRevoked?: boolean }): Promise<TokenRecord | null>;
   listTokens(): Promise<readonly TokenRecord[]>;
+  /** Revoke every credential of a node at once; resolves to how many were revoked. */
+  revokeNodeTokens(nodeId: NodeId, now: number): Promise<number>;
 }

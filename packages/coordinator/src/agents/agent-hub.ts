@@ -2,6 +2,12 @@
  * AgentHub: the WebSocket side of the agent protocol (the real adapter of the engine's AgentLink port).
  *
  * Per connection:  upgrade (token checked, 401 otherwise) → awaiting hello (10 s) → ready → closed.
+ * Identity: the upgrade's token is either the join token (or an admin token), which may only register a *new*
+ * node — a hello claiming an existing node id with it is registered as a new node, never as that one — or a node
+ * credential, which may only speak for its own node. A new node gets its credential in the `welcome`. How many
+ * nodes one join token may register per minute is limited (`maxJoinsPerMinute`): beyond it the hello is answered
+ * with an `error` (code `rate_limited`) and the socket closed (4029).
+ *
  * Only one live connection per node: a newer hello for the same node id closes the older socket. Frames are
  * parsed and validated with core's protocol schemas; a malformed frame gets an `error` message and is dropped,
  * and the connection stays up (one bad report must not cost a node its running tasks).
@@ -18,7 +24,8 @@ import {
   type CoordinatorMessage,
   type NodeId,
 } from '@dsg/core';
-import { requireCapability, type Authenticator } from '../auth.js';
+import { requireCapability, type Authenticator, type Principal } from '../auth.js';
+import type { AgentRefusals } from '../security/agent-refusals.js';
 import type { Clock } from '../clock.js';
 import type { AgentEvents, AgentLink } from './agent-events.js';
 import type { Logger } from '../logger.js';
@@ -26,10 +33,23 @@ import type { Logger } from '../logger.js';
 interface Session {
   readonly ws: WebSocket;
   nodeId: NodeId | null;
+  /** Who opened the socket: the join token, an admin token, or a node credential. */
+  readonly principal: Principal;
+}
+
+export interface AgentHubOptions {
+  /** New nodes one join (or admin) token may register per minute. Default 60. */
+  readonly maxJoinsPerMinute?: number;
+  /** Largest WebSocket frame accepted from an agent, in bytes; a bigger one closes the socket (1009). Default 16 MiB. */
+  readonly maxPayloadBytes?: number;
+  /** Where refused hellos are counted. */
+  readonly refusals?: AgentRefusals;
 }
 
 export class AgentHub implements AgentLink {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
+  private readonly wss: WebSocketServer;
+  /** Registration times per token id in the last minute (join rate limit). */
+  private readonly joins = new Map<string, number[]>();
   private readonly byNode = new Map<NodeId, Session>();
   private readonly connected = new Set<NodeId>();
 
@@ -39,7 +59,10 @@ export class AgentHub implements AgentLink {
     private readonly clock: Clock,
     private readonly heartbeatIntervalMs: number,
     private readonly log: Logger,
-  ) {}
+    private readonly options: AgentHubOptions = {},
+  ) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes ?? 16 * 1024 * 1024 });
+  }
 
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -52,7 +75,7 @@ export class AgentHub implements AgentLink {
         .authenticate(req.headers.authorization)
         .then((p) => {
           requireCapability(p, 'agent');
-          this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
+          this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req, p));
         })
         .catch((e: unknown) => {
           const msg = isDsgError(e) ? e.message : 'unauthorized';
@@ -90,8 +113,8 @@ export class AgentHub implements AgentLink {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const session: Session = { ws, nodeId: null };
+  private onConnection(ws: WebSocket, req: IncomingMessage, principal: Principal): void {
+    const session: Session = { ws, nodeId: null, principal };
     const address = req.socket.remoteAddress ?? null;
     const helloTimer = setTimeout(() => {
       if (!session.nodeId) ws.close(4001, 'no hello within 10s');
@@ -127,7 +150,36 @@ export class AgentHub implements AgentLink {
     }
     for (const m of messages) {
       if (m.type === 'hello') {
-        const nodeId = await this.engine.onHello(m, newNodeId(this.clock.now()), address);
+        const p = session.principal;
+        let claimed: NodeId | null = null;
+        if (p.nodeId) {
+          if (m.nodeId && m.nodeId !== p.nodeId) {
+            const msg = `this credential belongs to node ${p.nodeId}; it cannot speak for node ${m.nodeId}`;
+            this.options.refusals?.refuse(p.nodeId, 'hello', null, msg);
+            this.sendRaw(session, { type: 'error', code: 'forbidden', message: msg });
+            session.ws.close(4003, 'credential of another node');
+            return;
+          }
+          claimed = p.nodeId;
+        } else {
+          const limit = this.options.maxJoinsPerMinute ?? 60;
+          if (!this.takeJoin(p.tokenId, limit)) {
+            this.sendRaw(session, {
+              type: 'error',
+              code: 'rate_limited',
+              message: `this join token has registered ${limit} nodes in the last minute, the most it may; try again in a minute (an agent that already joined reconnects with its own credential and is not limited)`,
+            });
+            session.ws.close(4029, 'too many nodes joined with this token');
+            return;
+          }
+        }
+        const nodeId = await this.engine.onHello({ ...m, nodeId: claimed }, newNodeId(this.clock.now()), address);
+        if (!p.nodeId && m.nodeId) {
+          // No takeover with the join token: whoever claims an existing id without its credential is a new node.
+          this.options.refusals?.refuse(nodeId, 'hello', null, `hello claimed node ${m.nodeId} without that node's credential; registered as a new node ${nodeId} instead`);
+        }
+        // A new node (or one whose record was removed) gets its own credential, shown once, in the welcome.
+        const credential = p.nodeId === nodeId ? undefined : await this.auth.issueNodeCredential(nodeId, m.name, this.clock.now());
         const previous = this.byNode.get(nodeId);
         if (previous && previous !== session) {
           previous.nodeId = null; // its close must not mark the node offline
@@ -136,7 +188,7 @@ export class AgentHub implements AgentLink {
         session.nodeId = nodeId;
         this.byNode.set(nodeId, session);
         this.connected.add(nodeId);
-        this.sendRaw(session, { type: 'welcome', nodeId, heartbeatIntervalMs: this.heartbeatIntervalMs, coordinatorVersion: DSG_VERSION });
+        this.sendRaw(session, { type: 'welcome', nodeId, heartbeatIntervalMs: this.heartbeatIntervalMs, coordinatorVersion: DSG_VERSION, ...(credential ? { credential } : {}) });
         this.engine.onNodeReady();
         continue;
       }
@@ -163,6 +215,19 @@ export class AgentHub implements AgentLink {
           break;
       }
     }
+  }
+
+  /** Count one registration against the token's per-minute budget; false when the budget is spent. */
+  private takeJoin(tokenId: string, limit: number): boolean {
+    const now = this.clock.now();
+    const recent = (this.joins.get(tokenId) ?? []).filter((t) => t > now - 60_000);
+    if (recent.length >= limit) {
+      this.joins.set(tokenId, recent);
+      return false;
+    }
+    recent.push(now);
+    this.joins.set(tokenId, recent);
+    return true;
   }
 
   private sendRaw(session: Session, msg: CoordinatorMessage): void {

@@ -38,6 +38,8 @@ export interface DispatcherDeps {
   /** The transport toward agents, once started. */
   readonly link: () => AgentLink | null;
   readonly metrics?: EngineMetrics;
+  /** An assignment is about to be sent to a node (its input blobs become fetchable by that node). */
+  readonly onAssigned?: (nodeId: NodeId, assignment: Assignment) => void;
 }
 
 export class Dispatcher {
@@ -191,6 +193,7 @@ export class Dispatcher {
       const job = await this.jobs.get(att.jobId);
       if (!job) continue;
       const assignment = toAssignment(att, job);
+      this.deps.onAssigned?.(att.nodeId, assignment);
       let list = byNode.get(att.nodeId);
       if (!list) byNode.set(att.nodeId, (list = []));
       list.push(assignment);

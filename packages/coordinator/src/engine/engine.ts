@@ -27,6 +27,9 @@ import type { JobCache } from './job-cache.js';
 import { JobCanceller } from './job-canceller.js';
 import { LivenessMonitor } from './liveness.js';
 import { ReportCommitter } from './report-committer.js';
+import { AgentRefusals } from '../security/agent-refusals.js';
+import { OutputLedger } from '../security/output-ledger.js';
+import { InputGrants } from '../security/input-grants.js';
 
 export type { AgentLink } from '../agents/agent-events.js';
 
@@ -49,6 +52,12 @@ export interface EngineConfig {
   readonly scheduler: SchedulerConfig;
   /** Where the engine reports passes and outcomes (Prometheus); none in most tests. */
   readonly metrics?: EngineMetrics;
+  /** How long past its timeout a node may hold an attempt before the coordinator ends it as timed out. Default 30 s. */
+  readonly timeoutGraceMs?: number;
+  /** Most log bytes kept per attempt. Default 16 MiB (agents cut their tasks' logs at 8 MiB themselves). */
+  readonly logQuotaBytes?: number;
+  /** Most bytes of outputs one attempt may upload. Default 16 GiB. */
+  readonly outputQuotaBytes?: number;
 }
 
 export class Engine implements AgentEvents {
@@ -56,11 +65,19 @@ export class Engine implements AgentEvents {
   readonly cancels: JobCanceller;
   /** The scheduler's settings (explain runs its chain with them). */
   readonly schedulerConfig: SchedulerConfig;
+  /** Agent messages refused because the sender does not hold the attempt they name (security/agent-refusals.ts). */
+  readonly refusals: AgentRefusals;
+  /** What each active attempt has uploaded, against its quota (security/output-ledger.ts). */
+  readonly uploads: OutputLedger;
+  /** Which input blobs each node may fetch (security/input-grants.ts). */
+  readonly inputGrants = new InputGrants();
   private link: AgentLink | null = null;
   private running = false;
   private readonly dispatcher: Dispatcher;
   private readonly reports: ReportCommitter;
   private readonly liveness: LivenessMonitor;
+  /** Which node holds each active attempt this process knows of (the upload route asks it too). */
+  readonly attempts: AttemptRegistry;
 
   constructor(
     private readonly store: Store,
@@ -72,11 +89,23 @@ export class Engine implements AgentEvents {
   ) {
     this.schedulerConfig = config.scheduler;
     const attempts = new AttemptRegistry();
+    this.attempts = attempts;
+    this.refusals = new AgentRefusals(log, () => clock.now());
+    this.uploads = new OutputLedger(config.outputQuotaBytes ?? 16 * 1024 ** 3);
     const link = (): AgentLink | null => this.link;
     const metrics = config.metrics ? { metrics: config.metrics } : {};
-    this.dispatcher = new Dispatcher({ store, clock, config: config.scheduler, log, attempts, link, ...metrics });
+    this.dispatcher = new Dispatcher({
+      store, clock, config: config.scheduler, log, attempts, link, ...metrics,
+      onAssigned: (nodeId, a) => this.inputGrants.grant(nodeId, a.attemptId, a.inputs.map((i) => i.sha256)),
+    });
     this.reports = new ReportCommitter({
       store, blobs, logStore, clock, log, attempts, link,
+      refusals: this.refusals,
+      uploads: this.uploads,
+      inputGrants: this.inputGrants,
+      logQuotaBytes: config.logQuotaBytes ?? 16 * 1024 ** 2,
+      timeoutOf: async (jobId) => (await this.dispatcher.jobs.get(jobId))?.compiled.timeoutMs ?? null,
+      timeoutGraceMs: config.timeoutGraceMs ?? 30_000,
       policy: config.policy,
       reportBatchMs: config.reportBatchMs,
       reconcileGraceMs: config.reconcileGraceMs,
@@ -176,6 +205,18 @@ export class Engine implements AgentEvents {
     return gone.map((n) => n.name);
   }
 
+  /**
+   * A node's credential was revoked: close its socket, send it no more work and requeue what it holds now (after
+   * the reports already gathered), without waiting for any timeout. It stays offline until it joins anew.
+   */
+  async onNodeRevoked(nodeId: NodeId, why: string): Promise<void> {
+    this.link?.disconnect(nodeId, why);
+    await this.liveness.onStopping(nodeId, why);
+    await this.liveness.onDisconnect(nodeId);
+    this.reports.markDeparted(nodeId, why); // requeued with the reason, not as a plain stop
+    await this.reports.drain();
+  }
+
   // ─── AgentEvents ───────────────────────────────────────────────────────────────────────────────────────
   async onHello(hello: HelloMessage, proposedId: NodeId, address: string | null): Promise<NodeId> {
     const now = this.clock.now();
@@ -210,7 +251,7 @@ export class Engine implements AgentEvents {
 
   onStarted(nodeId: NodeId, attemptId: string, at: number): void {
     this.liveness.touch(nodeId);
-    this.reports.onStarted(attemptId, at);
+    this.reports.onStarted(nodeId, attemptId, at);
   }
 
   onLog(nodeId: NodeId, attemptId: string, data: string): void {

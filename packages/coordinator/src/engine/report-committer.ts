@@ -10,18 +10,32 @@
  * but the agent does not list (assigned more than `reconcileGraceMs` before the heartbeat, so an assignment still
  * in flight is not mistaken) are ended as lost; attempts the agent runs that are no longer current are cancelled.
  * Heartbeats are processed in the same flush, after the finishes that arrived before them on the same socket.
+ * The coordinator enforces timeouts itself: an attempt a node still lists past its job's timeout plus
+ * `timeoutGraceMs` — counted from its start, or from its assignment when it never started; a start reported later
+ * than one timeout plus grace after the assignment counts as that late, so a node's clock cannot postpone it — is
+ * ended as timed out (a user failure, retried as the spec says) and the node is told to cancel it.
+ *
+ * Ownership: every report is checked against the node that sent it. A `started`, `log` or `finished` about an
+ * attempt that was not assigned to the sending node, and a heartbeat listing one, is ignored, logged and counted
+ * (AgentRefusals) — a node can report only on its own attempts. An attempt's node never changes once it is
+ * created, so checking ownership at flush time, before the commit, is as good as checking inside it. A `finished`
+ * report may name only outputs its attempt uploaded (OutputLedger): a node cannot pass off an existing blob,
+ * another job's, as its result.
  *
  * State machine: idle ──report──▶ queued (setTimeout reportBatchMs) ──▶ flushing ──▶ idle, or queued again when
  * reports arrived meanwhile (retried after 1 s when the commit failed).
  */
-import { isAttemptId, type AttemptId, type FinishedMessage, type NodeId } from '@dsg/core';
-import type { FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
+import { isAttemptId, isTerminalAttempt, type AttemptId, type FinishedMessage, type JobId, type NodeId } from '@dsg/core';
+import type { AttemptRecord, FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
 import type { AgentLink } from '../agents/agent-events.js';
 import type { Clock } from '../clock.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { LogStore } from '../files/log-store.js';
 import type { Logger } from '../logger.js';
 import type { EngineMetrics } from '../metrics.js';
+import type { AgentRefusals } from '../security/agent-refusals.js';
+import type { OutputLedger } from '../security/output-ledger.js';
+import type { InputGrants } from '../security/input-grants.js';
 import type { AttemptRegistry } from './attempt-registry.js';
 
 export interface ReportCommitterDeps {
@@ -39,13 +53,27 @@ export interface ReportCommitterDeps {
   /** Something changed in the queue (a task ended or was requeued): a dispatch pass may place more. */
   readonly onChanged: () => void;
   readonly metrics?: EngineMetrics;
+  /** Reports about attempts the sender does not hold are counted here. */
+  readonly refusals: AgentRefusals;
+  /** What each attempt uploaded: a finished report may only name those outputs. */
+  readonly uploads: OutputLedger;
+  /** Input blobs each node may fetch; an ended attempt's grants are dropped. */
+  readonly inputGrants: InputGrants;
+  /** Most log bytes kept per attempt; what goes beyond is dropped with a notice. */
+  readonly logQuotaBytes: number;
+  /** The timeout of a job's tasks (null when the job is unknown). */
+  readonly timeoutOf: (jobId: JobId) => Promise<number | null>;
+  /** How long past its timeout a node may hold an attempt before the coordinator ends it. */
+  readonly timeoutGraceMs: number;
 }
 
 export class ReportCommitter {
   // The batch, swapped out whole at each flush.
-  private starts: StartReport[] = [];
+  private starts: Array<{ report: StartReport; nodeId: NodeId }> = [];
   private finishes: Array<{ report: FinishReport; nodeId: NodeId }> = [];
   private logs = new Map<string, { jobId: string; text: string }>();
+  /** Log bytes accepted per active attempt (against `logQuotaBytes`). */
+  private readonly logBytes = new Map<string, number>();
   private heartbeats = new Map<NodeId, { running: Set<string>; at: number }>();
   /** Nodes whose agent stopped cleanly: what they still hold is requeued in the next flush, after their last reports. */
   private departed = new Map<NodeId, string>();
@@ -54,20 +82,24 @@ export class ReportCommitter {
 
   constructor(private readonly deps: ReportCommitterDeps) {}
 
-  onStarted(attemptId: string, at: number): void {
+  onStarted(nodeId: NodeId, attemptId: string, at: number): void {
     if (!isAttemptId(attemptId)) return;
-    this.starts.push({ attemptId, at });
+    this.starts.push({ nodeId, report: { attemptId, at } });
     this.scheduleFlush();
   }
 
   onLog(nodeId: NodeId, attemptId: string, data: string): void {
     if (!isAttemptId(attemptId)) return;
     const info = this.deps.attempts.get(attemptId);
-    if (info) this.appendLog(attemptId, info.jobId, data);
-    else {
-      // An attempt dispatched by an earlier coordinator process: look it up once.
+    if (info) {
+      if (info.nodeId === nodeId) this.appendLog(attemptId, info.jobId, data);
+      else this.deps.refusals.refuse(nodeId, 'log', attemptId, `log for attempt ${attemptId}, which is assigned to node ${info.nodeId}`);
+    } else {
+      // An attempt dispatched by an earlier coordinator process (or no attempt of this node at all): look it up once.
       void this.deps.store.getAttempt(attemptId).then((a) => {
-        if (!a || a.nodeId !== nodeId) return;
+        if (!a) return this.deps.refusals.refuse(nodeId, 'log', attemptId, `log for attempt ${attemptId}, which does not exist`);
+        if (a.nodeId !== nodeId) return this.deps.refusals.refuse(nodeId, 'log', attemptId, `log for attempt ${attemptId}, which is assigned to node ${a.nodeId}`);
+        if (isTerminalAttempt(a.state)) return; // a late chunk of an attempt that has ended: its log is closed
         this.deps.attempts.set(attemptId, a.jobId, a.nodeId);
         this.appendLog(attemptId, a.jobId, data);
       });
@@ -75,6 +107,17 @@ export class ReportCommitter {
   }
 
   private appendLog(attemptId: string, jobId: string, data: string): void {
+    // The coordinator's own log quota per attempt (agents limit themselves; a node that does not is cut here).
+    const used = this.logBytes.get(attemptId) ?? 0;
+    const quota = this.deps.logQuotaBytes;
+    if (used >= quota) return;
+    const bytes = Buffer.byteLength(data);
+    if (used + bytes > quota) {
+      const nodeId = this.deps.attempts.get(attemptId as AttemptId)?.nodeId ?? 'unknown';
+      this.deps.refusals.refuse(nodeId, 'log', attemptId, `log of attempt ${attemptId} went over the quota of ${quota} bytes; the rest is dropped`);
+      data = `${Buffer.from(data).subarray(0, quota - used).toString()}\n[dsg] log cut by the coordinator: more than ${quota} bytes for this attempt\n`;
+      this.logBytes.set(attemptId, quota);
+    } else this.logBytes.set(attemptId, used + bytes);
     const cur = this.logs.get(attemptId);
     if (cur) cur.text += data;
     else this.logs.set(attemptId, { jobId, text: data });
@@ -149,9 +192,12 @@ export class ReportCommitter {
     if (logs.size > 0) await this.deps.logStore.append(logs).catch((e: unknown) => this.deps.log.error({ err: e }, 'writing task logs failed'));
     if (starts.length > 0 || finishes.length > 0) {
       let results: readonly FinishResult[];
+      let owned: typeof finishes;
       try {
-        const reports = await Promise.all(finishes.map((f) => this.checkOutputs(f.report)));
-        results = await this.deps.store.recordReports(starts, reports, this.deps.clock.now(), this.deps.policy);
+        const ownStarts = await this.ownedOnly(starts, 'started');
+        owned = await this.ownedOnly(finishes, 'finished');
+        const reports = owned.map((f) => this.checkOutputs(f.report));
+        results = await this.deps.store.recordReports(ownStarts.map((s) => s.report), reports, this.deps.clock.now(), this.deps.policy);
       } catch (e) {
         // Nothing was committed and nothing acked: keep the reports for the next attempt, ahead of newer ones.
         this.starts = [...starts, ...this.starts];
@@ -162,7 +208,8 @@ export class ReportCommitter {
       }
       this.afterFinishes(results);
       const acks = new Map<NodeId, AttemptId[]>();
-      for (const f of finishes) {
+      // Refused reports are not acked: the coordinator has taken nothing from them.
+      for (const f of owned) {
         let l = acks.get(f.nodeId);
         if (!l) acks.set(f.nodeId, (l = []));
         l.push(f.report.attemptId);
@@ -180,11 +227,33 @@ export class ReportCommitter {
     return active.length;
   }
 
-  /** An output the agent claims but whose blob is missing turns the attempt into a system failure. */
-  private async checkOutputs(r: FinishReport): Promise<FinishReport> {
+  /**
+   * The reports whose attempt is assigned to the node that sent them; the others are refused (logged, counted).
+   * The registry knows the attempts this process dispatched; the store is asked about the rest (attempts dispatched
+   * before a restart, and whatever a misbehaving node makes up).
+   */
+  private async ownedOnly<T extends { nodeId: NodeId; report: { attemptId: AttemptId } }>(items: readonly T[], kind: 'started' | 'finished'): Promise<T[]> {
+    const out: T[] = [];
+    for (const it of items) {
+      const id = it.report.attemptId;
+      const owner = this.deps.attempts.get(id)?.nodeId ?? (await this.deps.store.getAttempt(id))?.nodeId;
+      if (owner === it.nodeId) out.push(it);
+      else this.deps.refusals.refuse(it.nodeId, kind, id, owner ? `${kind} for attempt ${id}, which is assigned to node ${owner}` : `${kind} for attempt ${id}, which does not exist`);
+    }
+    return out;
+  }
+
+  /**
+   * Every output the agent claims must be one its attempt uploaded (same path, same hash and size), and its blob
+   * must be present; otherwise the attempt becomes a system failure (`outputs_failed`, retried).
+   */
+  private checkOutputs(r: FinishReport): FinishReport {
     if (r.outputs.length === 0) return r;
     const missing: string[] = [];
-    for (const o of r.outputs) if (!(await this.deps.blobs.has(o.sha256))) missing.push(o.path);
+    for (const o of r.outputs) {
+      const up = this.deps.uploads.uploaded(r.attemptId, o.path);
+      if (!up || up.sha256 !== o.sha256 || up.size !== o.size) missing.push(o.path);
+    }
     if (missing.length === 0) return r;
     return {
       ...r,
@@ -197,12 +266,31 @@ export class ReportCommitter {
     let changed = false;
     for (const r of results) {
       this.deps.attempts.delete(r.attemptId);
+      this.deps.uploads.forget(r.attemptId);
+      this.deps.inputGrants.forget(r.attemptId);
+      this.logBytes.delete(r.attemptId);
       if (!r.applied) continue;
       changed = true;
       const outcome = r.retry ? 'retried' : r.taskState;
       if (outcome === 'retried' || outcome === 'succeeded' || outcome === 'failed' || outcome === 'cancelled') this.deps.metrics?.countOutcome(outcome);
     }
     if (changed) this.deps.onChanged();
+  }
+
+  /** End, as timed out, the attempts a node still runs past their timeout plus the grace. */
+  private async endOverdue(nodeId: NodeId, running: readonly AttemptRecord[], at: number): Promise<void> {
+    const g = this.deps.timeoutGraceMs;
+    const overdue: FinishReport[] = [];
+    for (const a of running) {
+      const t = await this.deps.timeoutOf(a.jobId);
+      if (t === null) continue;
+      const from = a.startedAt === null ? a.assignedAt : Math.min(Math.max(a.startedAt, a.assignedAt), a.assignedAt + t + g);
+      if (at > from + t + g) overdue.push({ attemptId: a.id, end: { kind: 'timeout', timeoutMs: t }, startedAt: a.startedAt, finishedAt: at, outputs: [] });
+    }
+    if (overdue.length === 0) return;
+    this.deps.log.warn({ nodeId, attempts: overdue.map((o) => o.attemptId) }, 'node still runs attempts past their timeout plus grace; the coordinator ends them as timed out');
+    this.afterFinishes(await this.deps.store.recordReports([], overdue, this.deps.clock.now(), this.deps.policy));
+    this.deps.link()?.send(nodeId, [{ type: 'cancel', attemptIds: overdue.map((o) => o.attemptId), reason: 'the attempt ran past its timeout; the coordinator ended it' }]);
   }
 
   private async reconcile(nodeId: NodeId, running: ReadonlySet<string>, at: number): Promise<void> {
@@ -214,7 +302,15 @@ export class ReportCommitter {
       const results = await this.deps.store.loseAttempts(gone, 'the agent no longer had this attempt (it restarted or never received it)', this.deps.clock.now(), this.deps.policy);
       this.afterFinishes(results);
     }
-    const stale = [...running].filter((id) => !activeIds.has(id));
+    await this.endOverdue(nodeId, active.filter((a) => running.has(a.id)), at);
+    const stale: string[] = [];
+    for (const id of running) {
+      if (activeIds.has(id)) continue;
+      // Not one of this node's active attempts: an old one of its own (cancel it), or another node's (refuse).
+      const owner = isAttemptId(id) ? (this.deps.attempts.get(id)?.nodeId ?? (await this.deps.store.getAttempt(id))?.nodeId) : undefined;
+      if (owner && owner !== nodeId) this.deps.refusals.refuse(nodeId, 'heartbeat', id, `heartbeat lists attempt ${id}, which is assigned to node ${owner}`);
+      else stale.push(id);
+    }
     if (stale.length > 0) this.deps.link()?.send(nodeId, [{ type: 'cancel', attemptIds: stale, reason: 'this attempt is no longer current (it was reassigned or cancelled)' }]);
   }
 }

@@ -34,7 +34,7 @@ export class FileBlobStore implements BlobStore {
   constructor(private readonly dir: string) {}
 
   async init(): Promise<void> {
-    await mkdir(join(this.dir, 'tmp'), { recursive: true });
+    await mkdir(join(this.dir, 'tmp'), { recursive: true, mode: 0o700 });
     // Partial uploads from a crash are garbage.
     for (const f of await readdir(join(this.dir, 'tmp'))) await rm(join(this.dir, 'tmp', f), { force: true });
   }
@@ -73,12 +73,12 @@ export class FileBlobStore implements BlobStore {
             yield chunk;
           }
         },
-        createWriteStream(tmp),
+        createWriteStream(tmp, { mode: 0o600 }),
       );
       const actual = hash.digest('hex');
       if (actual !== sha256)
         throw new ValidationError([{ path: 'sha256', message: `content hashes to ${actual}, not ${sha256}; the upload was corrupted or the hash is wrong` }]);
-      await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true });
+      await mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true, mode: 0o700 });
       await rename(tmp, final);
       return { size };
     } catch (e) {

@@ -43,7 +43,7 @@ export class FileLogStore implements LogStore {
       [...batch].map(async ([attemptId, { jobId, text }]) => {
         const jobDir = join(this.dir, jobId);
         if (!this.dirsMade.has(jobDir)) {
-          await mkdir(jobDir, { recursive: true });
+          await mkdir(jobDir, { recursive: true, mode: 0o700 });
           if (this.dirsMade.size >= FileLogStore.CACHE_LIMIT) this.dirsMade.clear();
           this.dirsMade.add(jobDir);
         }
@@ -59,7 +59,7 @@ export class FileLogStore implements LogStore {
         this.sizes.delete(attemptId);
         if (this.sizes.size >= FileLogStore.CACHE_LIMIT) this.sizes.delete(this.sizes.keys().next().value!);
         this.sizes.set(attemptId, used);
-        const fh = await open(file, 'a');
+        const fh = await open(file, 'a', 0o600);
         try {
           await fh.write(buf);
         } finally {

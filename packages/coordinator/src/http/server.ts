@@ -12,7 +12,7 @@ import {
   API_PREFIX,
   ConflictError,
   DSG_VERSION,
-  isAttemptId,
+  ForbiddenError,
   isJobId,
   isNodeId,
   isTerminalAttempt,
@@ -44,6 +44,8 @@ import { toAttemptV1, toJobV1, toNodeV1, toOutputV1, toTaskV1 } from './mappers.
 import { parseIndex, parseOr400 } from './parse.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { agentOutputRoutes } from './routes/agent-outputs.js';
+import { nodeCredentialRoutes } from './routes/node-credentials.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -164,9 +166,22 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   // ── blobs (job inputs) ──
+  // A node credential may read only the inputs of attempts assigned to its node; an admin token reads any blob.
+  const mayRead = async (p: Principal, sha256: string): Promise<void> => {
+    if (!p.nodeId || engine.inputGrants.allowed(p.nodeId, sha256)) return;
+    // After a restart the grants are gone: the job inputs of the node's active attempts still count.
+    for (const a of await store.activeAttemptsOnNode(p.nodeId)) {
+      const job = await engine.jobs.get(a.jobId);
+      if (job?.inputs.some((i) => i.sha256 === sha256)) return;
+    }
+    const msg = `blob ${sha256} is not an input of any attempt assigned to this node`;
+    engine.refusals.refuse(p.nodeId, 'blob', null, msg);
+    throw new ForbiddenError(msg);
+  };
   app.head(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
-    await authed(req, 'blobs:read');
+    const p = await authed(req, 'blobs:read');
     const { sha256 } = req.params as { sha256: string };
+    await mayRead(p, sha256);
     const size = SHA.test(sha256) ? await blobs.size(sha256) : null;
     if (size === null) return reply.status(404).send();
     // Found: the client will name it in a submit instead of uploading it; keep it safe from a sweep meanwhile.
@@ -174,8 +189,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.header('content-length', size).status(200).send();
   });
   app.get(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
-    await authed(req, 'blobs:read');
+    const p = await authed(req, 'blobs:read');
     const { sha256 } = req.params as { sha256: string };
+    await mayRead(p, sha256);
     const size = SHA.test(sha256) ? await blobs.size(sha256) : null;
     if (size === null) throw new NotFoundError('blob', sha256);
     return reply.type('application/octet-stream').header('content-length', size).send(blobs.open(sha256));
@@ -289,18 +305,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.type('application/octet-stream').header('content-length', out.size).header('x-dsg-sha256', out.sha256).send(blobs.open(out.sha256));
   });
 
-  // ── outputs from agents ──
-  app.put(`${API_PREFIX}/attempts/:attemptId/outputs/*`, async (req, reply) => {
-    await authed(req, 'outputs:write');
-    const { attemptId } = req.params as { attemptId: string };
-    const sha256 = String(req.headers['x-dsg-sha256'] ?? '');
-    if (!SHA.test(sha256)) throw new ValidationError([{ path: 'headers.x-dsg-sha256', message: 'expected the sha256 of the file' }]);
-    const attempt = isAttemptId(attemptId) ? await store.getAttempt(attemptId) : null;
-    if (!attempt) throw new NotFoundError('attempt', attemptId);
-    if (isTerminalAttempt(attempt.state)) throw new ConflictError(`attempt ${attemptId} has already ended (${attempt.state}); its outputs are no longer accepted`);
-    await blobs.put(sha256, requireStream(req), deps.maxUploadBytes);
-    return reply.status(204).send();
-  });
+  // ── outputs from agents (only the attempt's node, declared paths, within a quota) ──
+  agentOutputRoutes(app, { store, engine, blobs, authed, maxUploadBytes: deps.maxUploadBytes, requireStream });
+  nodeCredentialRoutes(app, { store, engine, auth: deps.auth, clock, log: deps.log, authed });
 
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, async (req) => {

@@ -162,6 +162,16 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 4,
+    name: 'node_credentials',
+    sql: `
+      -- A node joins with the join token and receives its own credential: a token bound to its node id (stored
+      -- hashed, like every token). It is the only token that can speak for that node; revoking it cuts the node off.
+      ALTER TABLE tokens ADD COLUMN node_id TEXT;
+      CREATE INDEX tokens_node ON tokens (node_id) WHERE node_id IS NOT NULL;
+    `,
+  },
+  {
     version: 5,
     name: 'node_operations_and_retention',
     sql: `

@@ -47,7 +47,7 @@ export interface NodeRow {
   cordoned: number; draining: number; quarantined_until: number | null; quarantine_reason: string | null;
 }
 export interface OutputRow { attempt_id: string; job_id: string; task_index: number; path: string; size: number; sha256: string }
-export interface TokenRow { id: string; hash: string; role: string; name: string; created_at: number; revoked_at: number | null }
+export interface TokenRow { id: string; hash: string; role: string; name: string; created_at: number; revoked_at: number | null; node_id?: string | null }
 
 const failureOf = (json: string | null): Failure | null => (json ? (JSON.parse(json) as Failure) : null);
 
@@ -170,6 +170,7 @@ export const toToken = (r: TokenRow): TokenRecord => ({
   name: r.name,
   createdAt: r.created_at,
   revokedAt: r.revoked_at,
+  nodeId: (r.node_id ?? null) as NodeId | null,
 });
 
 /** SQL for the derived job state; must agree with core's deriveJobState (a conformance test checks it). */

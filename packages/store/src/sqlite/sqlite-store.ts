@@ -1029,12 +1029,16 @@ export class SqliteStore implements Store {
 
   // ── tokens ──────────────────────────────────────────────────────────────────────────────────────────────
   async createToken(t: TokenRecord): Promise<void> {
-    this.q('INSERT INTO tokens (id, hash, role, name, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)').run(t.id, t.hash, t.role, t.name, t.createdAt, t.revokedAt);
+    this.q('INSERT INTO tokens (id, hash, role, name, created_at, revoked_at, node_id) VALUES (?, ?, ?, ?, ?, ?, ?)').run(t.id, t.hash, t.role, t.name, t.createdAt, t.revokedAt, t.nodeId ?? null);
   }
 
-  async findTokenByHash(hash: string): Promise<TokenRecord | null> {
-    const r = this.q('SELECT * FROM tokens WHERE hash = ? AND revoked_at IS NULL').get(hash) as TokenRow | undefined;
-    return r ? toToken(r) : null;
+  async findTokenByHash(hash: string, options: { includeRevoked?: boolean } = {}): Promise<TokenRecord | null> {
+    const r = this.q('SELECT * FROM tokens WHERE hash = ?').get(hash) as TokenRow | undefined;
+    return r && (r.revoked_at === null || options.includeRevoked) ? toToken(r) : null;
+  }
+
+  async revokeNodeTokens(nodeId: NodeId, now: number): Promise<number> {
+    return this.q('UPDATE tokens SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL').run(now, nodeId).changes;
   }
 
   async listTokens(): Promise<readonly TokenRecord[]> {

@@ -1,0 +1,36 @@
+/**
+ * `POST /api/v1/nodes/:id/revoke` (admin): revoke a node's credential at once. Its socket is closed, its work
+ * requeued, and it cannot reconnect — nor fetch inputs or upload outputs — until it joins anew with the join token
+ * (as a new node, with a new id).
+ */
+import type { FastifyInstance } from 'fastify';
+import { API_PREFIX, isNodeId, NotFoundError } from '@dsg/core';
+import type { Store } from '@dsg/store';
+import type { Authenticator } from '../../auth.js';
+import type { Clock } from '../../clock.js';
+import type { Engine } from '../../engine/engine.js';
+import type { Logger } from '../../logger.js';
+import type { Authed } from './authed.js';
+
+export interface NodeCredentialRouteDeps {
+  readonly store: Store;
+  readonly engine: Engine;
+  readonly auth: Authenticator;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly authed: Authed;
+}
+
+export function nodeCredentialRoutes(app: FastifyInstance, deps: NodeCredentialRouteDeps): void {
+  app.post(`${API_PREFIX}/nodes/:id/revoke`, async (req) => {
+    const who = await deps.authed(req, 'nodes:admin');
+    const { id } = req.params as { id: string };
+    const node = isNodeId(id) ? await deps.store.getNode(id) : null;
+    if (!node) throw new NotFoundError('node', id);
+    const revoked = await deps.auth.revokeNode(node.id, deps.clock.now());
+    const why = `the credential of node ${node.name} was revoked by ${who.name}`;
+    await deps.engine.onNodeRevoked(node.id, why);
+    deps.log.warn({ nodeId: node.id, name: node.name, credentials: revoked }, 'node credential revoked; its work is requeued');
+    return { nodeId: node.id, name: node.name, credentialsRevoked: revoked };
+  });
+}
