@@ -230,6 +230,10 @@ const taskFields = {
     .record(ENV_NAME, scalar, { error: (iss) => (iss.code === 'invalid_type' ? 'expected a map of environment variables' : undefined) })
     .optional()
     .meta({ description: 'Environment variables for every task.' }),
+  network: z
+    .boolean({ error: 'expected true or false' })
+    .optional()
+    .meta({ description: 'The tasks need network access (downloads, APIs). Default false: on a sandboxed node a task has no network at all. A node may refuse network access; the task then runs without it.' }),
 };
 
 const ParamsSchema = z
@@ -331,6 +335,8 @@ export interface CompiledJobSpec {
   /** Output globs that may match nothing. */
   readonly optionalOutputs: readonly string[];
   readonly timeoutMs: number;
+  /** The tasks asked for network access (`network: true`); absent means no. */
+  readonly network?: boolean;
   readonly retries: number;
   /** Environment of every task: the parameters' values, then the spec's env. */
   readonly env: Readonly<Record<string, string>>;
@@ -571,6 +577,7 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     outputs,
     optionalOutputs,
     timeoutMs: timeoutMs!,
+    ...(spec.network ? { network: true } : {}),
     retries: spec.retries ?? DEFAULTS.retries,
     env,
     params: { ...params },
