@@ -34,6 +34,25 @@ describe('a grid on one machine (dsg up)', { timeout: 300_000 }, () => {
     assert.ok(list[0]!.capacity.cpu >= 1);
   });
 
+  it('the agent of dsg up gets its join token in its environment, not on its command line (ps), and dsg nodes shows its isolation', async () => {
+    const procs = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+    const cmdlines = procs.map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ');
+      } catch {
+        return '';
+      }
+    });
+    const agent = cmdlines.filter((c) => c.includes(' agent ') && c.includes(join(sb.dir, 'data')));
+    assert.equal(agent.length, 1, 'the agent process of this grid');
+    assert.ok(!agent[0]!.includes(creds.joinToken), 'the join token is on the agent\'s command line');
+    assert.ok(!cmdlines.some((c) => c.includes(creds.joinToken)), 'the join token is on a command line');
+    const r = await sb.run(['nodes']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /ISOLATION/);
+    assert.match(r.stdout, / (sandbox\+cgroups|sandbox|cgroups|none) /);
+  });
+
   it('runs the π sweep example: submit --wait, outputs on disk, logs', async () => {
     cpSync(join(ROOT, 'examples', 'pi'), join(sb.dir, 'pi'), { recursive: true });
     const r = await sb.run(['submit', join(sb.dir, 'pi', 'pi.yaml'), '--wait', '--json'], { timeoutMs: 180_000 });

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { parseSize, ValidationError } from '@dsg/core';
 // The coordinator (fastify, SQLite) is loaded only when this command runs, so client commands start fast.
 import type { RunningCoordinator } from '@dsg/coordinator';
-import { writeClientConfig } from '../config.js';
+import { processEnv, writeClientConfig } from '../config.js';
 import { info } from '../context.js';
 import { bold, cyan, dim, green } from '../format.js';
 import { parsePositiveNumber } from './parse-flags.js';
@@ -45,7 +45,7 @@ export function registerUp(program: Command): void {
       info(`  dashboard  ${bold(`${coord.url}/#token=${coord.adminToken}`)}`);
       info(`  credentials ${coord.credentialsFile} ${dim('(admin token, node join token)')}`);
       info(`  CLI config ${configPath} ${dim('(dsg commands find this grid without flags)')}`);
-      if (lan) info(`  add a machine: ${cyan(`dsg agent --coordinator http://${lan}:${coord.port} --token ${coord.joinToken}`)}`);
+      if (lan) info(`  add a machine: ${cyan(`DSG_JOIN_TOKEN=${coord.joinToken} dsg agent --coordinator http://${lan}:${coord.port}`)}`);
       info(`\nnext: ${cyan('npx dsg submit examples/pi/pi.yaml --wait')}   ·   Ctrl-C stops the grid (jobs are kept)`);
       const agent = flags.agent ? superviseAgent(coord, opts.dataDir, flags) : null;
       const shutdown = async (): Promise<void> => {
@@ -65,11 +65,13 @@ function superviseAgent(coord: RunningCoordinator, dataDir: string, flags: { cpu
   let backoff = 1000;
   let startedAt = 0;
   const start = (): void => {
-    const args = [BIN, 'agent', '--coordinator', coord.url, '--token', coord.joinToken, '--state-dir', `${dataDir}/agent`];
+    // The join token goes in the environment, not on the command line, where any process (a task too) could read it
+    // with ps. The coordinator's data dir is hidden from sandboxed tasks.
+    const args = [BIN, 'agent', '--coordinator', coord.url, '--state-dir', `${dataDir}/agent`, '--hide', dataDir];
     if (flags.cpus) args.push('--cpus', flags.cpus);
     if (flags.memory) args.push('--memory', flags.memory);
     startedAt = Date.now();
-    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...processEnv, DSG_JOIN_TOKEN: coord.joinToken } });
     const prefix = (d: Buffer): void => {
       for (const line of String(d).split('\n')) if (line) process.stderr.write(`${dim('[agent]')} ${line}\n`);
     };
