@@ -42,6 +42,7 @@ describe('cgroups v2 (fake unified tree)', () => {
       assert.equal(cg.oomKilled(), true);
       // The whole-task kill is one write to cgroup.kill where the kernel has it.
       writeFileSync(join(dir, 'cgroup.kill'), '');
+      writeFileSync(join(dir, 'cgroup.procs'), '999999999\n'); // a pid no process has
       cg.killAll();
       assert.equal(readFileSync(join(dir, 'cgroup.kill'), 'utf8'), '1');
       // Joining: the wrapper writes its own pid to the one cgroup.procs, then execs the task.
@@ -92,6 +93,19 @@ describe('cgroups v2 (fake unified tree)', () => {
     }
   });
 
+  it('sweeps the task cgroups of executors that are gone, keeping live ones and anything not ours', () => {
+    const { root, base } = setup();
+    try {
+      const d = detectCgroups({ procSelfCgroup: '0::/system.slice/dsg.service\n', root, pid: 1 }, `dsg-${process.pid}`);
+      assert.ok(d.ok);
+      for (const n of ['dsg-999999999-1', 'dsg-999999999-2', `dsg-${process.pid}-1`, 'user-stuff']) mkdirSync(join(base, n));
+      assert.equal(d.cgroups.sweepStale(), 2);
+      assert.deepEqual(['dsg-999999999-1', 'dsg-999999999-2', `dsg-${process.pid}-1`, 'user-stuff'].map((n) => existsSync(join(base, n))), [false, false, true, true]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('enableV2Controllers reports an unreadable group with its path', () => {
     assert.match(enableV2Controllers('/nonexistent/dsg', 1) ?? '', /cannot read \/nonexistent\/dsg\/cgroup.controllers/);
   });
@@ -118,8 +132,8 @@ describe('cgroups v1 (fake per-controller trees)', () => {
       assert.equal(cg.procsFiles.length, 4, 'memory, pids, cpu and freezer');
       writeFileSync(join(root, 'memory', 'agent', 'v1-1', 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n');
       assert.equal(cg.oomKilled(), true);
-      // Freeze, kill every pid listed (none here), thaw.
-      writeFileSync(join(root, 'pids', 'agent', 'v1-1', 'cgroup.procs'), '');
+      // Freeze, kill every pid listed (one no process has), thaw.
+      writeFileSync(join(root, 'pids', 'agent', 'v1-1', 'cgroup.procs'), '999999999\n');
       cg.killAll();
       assert.equal(at('freezer', 'freezer.state'), 'THAWED');
     } finally {

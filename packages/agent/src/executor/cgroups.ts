@@ -20,7 +20,7 @@
  * its own pid into each `cgroup.procs` and then `exec`s the task, so nothing the task forks can start outside.
  * File operations are synchronous: they run in the launcher helper, a handful of small writes per task.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface CgroupLimits {
@@ -166,6 +166,35 @@ export class Cgroups {
     return this.layout.version;
   }
 
+  /**
+   * Removes task cgroups left by an executor process that is gone (an agent killed with SIGKILL, a crashed
+   * launcher), killing what still runs in them. Returns how many were removed.
+   */
+  sweepStale(): number {
+    const parents = this.layout.version === 2 ? { unified: this.layout.base } : this.layout.dirs;
+    const stale = new Map<string, Record<string, string>>();
+    for (const [c, parent] of Object.entries(parents)) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(parent);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        const m = /^dsg-(\d+)-(\d+|probe)$/.exec(n);
+        if (!m || pidAlive(Number(m[1]))) continue;
+        stale.set(n, { ...(stale.get(n) ?? {}), [c]: join(parent, n) });
+      }
+    }
+    let removed = 0;
+    for (const dirs of stale.values()) {
+      const cg = new TaskCgroup(this.layout.version, dirs);
+      cg.killAll();
+      if (cg.removeNow()) removed++;
+    }
+    return removed;
+  }
+
   /** Creates the task's cgroup with its limits written. Throws with the file that could not be written. */
   create(limits: CgroupLimits): TaskCgroup {
     const name = `${this.prefix}-${++this.seq}`;
@@ -206,6 +235,15 @@ export class Cgroups {
       throw e;
     }
     return cg;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -265,6 +303,7 @@ export class TaskCgroup {
    * otherwise the group is frozen (so nothing forks in between), every pid killed, then thawed.
    */
   killAll(): void {
+    if (this.pids().length === 0) return; // the usual case at a task's end: nothing left to freeze
     if (this.version === 2) {
       const dir = this.dirs['unified']!;
       if (existsSync(join(dir, 'cgroup.kill'))) {

@@ -43,6 +43,7 @@ export class NativeExecutor implements Executor {
       // The agent found them at start; if this process cannot, say so on every task rather than run unlimited.
       if (!d.ok) throw new Error(`per-task cgroups are not available to the executor: ${d.why}`);
       cgroups = d.cgroups;
+      cgroups.sweepStale(); // what an executor that died (agent killed with SIGKILL) left behind
     }
     this.cgroups = cgroups;
   }

@@ -31,11 +31,14 @@ export function registerUp(program: Command): void {
     .option('--cpus <n>', "cores the local agent offers (default: all)")
     .option('--memory <size>', 'memory the local agent offers, e.g. 8Gi (default: most of it)')
     .option('--no-agent', 'start only the coordinator')
+    .option('--isolation <level>', 'task isolation of the local agent: sandbox, cgroups or none (default: the strongest available; see dsg agent --help)')
     .addHelpText('after', '\nExamples:\n  dsg up\n  dsg up --cpus 2 --port 8080\n\nThen, in another terminal: dsg submit examples/pi/pi.yaml --wait')
-    .action(async (flags: ServeFlags & { cpus?: string; memory?: string; agent: boolean }) => {
+    .action(async (flags: ServeFlags & { cpus?: string; memory?: string; agent: boolean; isolation?: string }) => {
       const opts = coordinatorOptions(flags, 'warn');
       if (flags.cpus !== undefined) parsePositiveNumber(flags.cpus, '--cpus');
       if (flags.memory !== undefined && parseSize(flags.memory) === null) throw new ValidationError([{ path: '--memory', message: 'expected a size like 8Gi' }]);
+      if (flags.isolation !== undefined && !['none', 'cgroups', 'sandbox'].includes(flags.isolation))
+        throw new ValidationError([{ path: '--isolation', message: `expected none, cgroups or sandbox, got "${flags.isolation}"` }]);
       const { startCoordinator } = await import('@dsg/coordinator');
       const coord = await startCoordinator(opts);
       const configPath = writeClientConfig({ coordinator: coord.url, token: coord.adminToken });
@@ -59,7 +62,7 @@ export function registerUp(program: Command): void {
     });
 }
 
-function superviseAgent(coord: RunningCoordinator, dataDir: string, flags: { cpus?: string; memory?: string; logLevel?: string }): { stop(): Promise<void> } {
+function superviseAgent(coord: RunningCoordinator, dataDir: string, flags: { cpus?: string; memory?: string; logLevel?: string; isolation?: string }): { stop(): Promise<void> } {
   let child: ChildProcess | null = null;
   let stopping = false;
   let backoff = 1000;
@@ -70,6 +73,7 @@ function superviseAgent(coord: RunningCoordinator, dataDir: string, flags: { cpu
     const args = [BIN, 'agent', '--coordinator', coord.url, '--state-dir', `${dataDir}/agent`, '--hide', dataDir];
     if (flags.cpus) args.push('--cpus', flags.cpus);
     if (flags.memory) args.push('--memory', flags.memory);
+    if (flags.isolation) args.push('--isolation', flags.isolation);
     startedAt = Date.now();
     child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...processEnv, DSG_JOIN_TOKEN: coord.joinToken } });
     const prefix = (d: Buffer): void => {
