@@ -11,11 +11,37 @@
  * task is then started through `setpriv` as an unprivileged user (default 65534, "nobody") with no capabilities
  * and `no_new_privs`, so setuid programs cannot raise it back. As another user, bwrap uses an unprivileged user
  * namespace and the task keeps that user.
+ *
+ * Without bubblewrap, a root agent builds the same view with util-linux `unshare` (mount, PID, IPC, UTS and
+ * network namespaces, its own /proc) and a short `sh` script run inside before `setpriv`: every mount remounted
+ * read-only, tmpfs on /tmp and the hidden directories, the working directory bound back read-write.
  */
 import { existsSync } from 'node:fs';
 
+/**
+ * Runs inside the new mount namespace, as root, before the task: `sh -c UNSHARE_SETUP sh CWD N HIDE… -- TASK…`.
+ * The working directory is held open (`cd`) before the tmpfs mounts cover it, then bound back from
+ * /proc/self/cwd (not by name: the name now leads into the tmpfs).
+ */
+const UNSHARE_SETUP = [
+  'set -e',
+  'cwd=$1; n=$2; shift 2',
+  'cd "$cwd"',
+  'for m in $(awk \'{print $5}\' /proc/self/mountinfo | sort -r); do case "$m" in /proc|/proc/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null || true ;; esac; done',
+  'mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp',
+  'while [ "$n" -gt 0 ]; do if [ -d "$1" ]; then mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$1"; fi; shift; n=$((n-1)); done',
+  'shift',
+  'mkdir -p "$cwd"',
+  'mount --no-canonicalize --bind /proc/self/cwd "$cwd"',
+  'mount -o remount,bind,rw "$cwd"',
+  'cd "$cwd"',
+  'exec "$@"',
+].join('\n');
+
 export interface SandboxSettings {
-  /** Path of the bwrap program. */
+  /** Which sandbox program: bubblewrap, or util-linux unshare (root only) where bubblewrap is missing. */
+  readonly tool: 'bwrap' | 'unshare';
+  /** Path of the program (bwrap or unshare). */
   readonly bwrap: string;
   /** Path of setpriv, used to drop to `uid` when the agent runs as root. */
   readonly setpriv: string | null;
@@ -29,6 +55,17 @@ export interface SandboxSettings {
 /** The argv that runs `argv` in the sandbox with `cwd` as its only writable directory (`devices`: the host's /dev, for GPUs). */
 export function sandboxArgv(s: SandboxSettings, cwd: string, network: boolean, argv: readonly string[], devices = false): string[] {
   const root = s.uid !== null && s.setpriv !== null;
+  if (s.tool === 'unshare') {
+    // Root only (the probe makes sure). Devices: the host's /dev is visible (read-only mount, device nodes work).
+    void devices;
+    const hide = [...new Set(s.hide)].sort((a, b) => a.length - b.length);
+    return [
+      s.bwrap, '--mount', '--pid', '--fork', '--kill-child', '--ipc', '--uts', ...(network ? [] : ['--net']), '--mount-proc', '--propagation', 'private', '--',
+      '/bin/sh', '-c', UNSHARE_SETUP, 'sh', cwd, String(hide.length), ...hide, '--',
+      s.setpriv!, `--reuid=${s.uid}`, `--regid=${s.gid ?? s.uid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--',
+      ...argv,
+    ];
+  }
   const out = [s.bwrap];
   // As root: every namespace but the user one (see above). Otherwise --unshare-all includes a user namespace.
   if (root) out.push('--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup-try', ...(network ? [] : ['--unshare-net']));

@@ -51,6 +51,8 @@ export interface IsolationProbeOptions {
   readonly taskUid?: number;
   /** Directories tasks must not see: the agent's state directory, its work directory, others. */
   readonly hide: readonly string[];
+  /** Which sandbox program to use. Default bubblewrap, else `unshare` (root only). Tests force `unshare`. */
+  readonly sandboxTool?: 'bwrap' | 'unshare';
 }
 
 function findProgram(name: string): string | null {
@@ -79,19 +81,26 @@ export function probeIsolation(o: IsolationProbeOptions): IsolationProbe {
   if (want === 'sandbox') {
     if (!linux) notes.push(`no sandbox on ${process.platform}: tasks run as the agent's user and see its files`);
     else {
-      const bwrap = findProgram('bwrap');
       const root = process.getuid?.() === 0;
+      const bwrap = o.sandboxTool === 'unshare' ? null : findProgram('bwrap');
+      const unshare = root && o.sandboxTool !== 'bwrap' ? findProgram('unshare') : null;
       const setpriv = root ? findProgram('setpriv') : null;
-      if (!bwrap) notes.push('no sandbox: bubblewrap is not installed (apt-get install bubblewrap, dnf install bubblewrap)');
-      else if (root && !setpriv) notes.push('no sandbox: setpriv (util-linux) is not installed, so tasks cannot run as an unprivileged user');
-      else {
-        const uid = root ? (o.taskUid ?? DEFAULT_TASK_UID) : null;
-        const candidate: SandboxSettings = { bwrap, setpriv, uid, gid: uid, hide: [...o.hide] };
+      const uid = root ? (o.taskUid ?? DEFAULT_TASK_UID) : null;
+      if (root && !setpriv) notes.push('no sandbox: setpriv (util-linux) is not installed, so tasks cannot run as an unprivileged user');
+      else if (bwrap) {
+        const candidate: SandboxSettings = { tool: 'bwrap', bwrap, setpriv, uid, gid: uid, hide: [...o.hide] };
         // Try it once: user namespaces may be disabled, or a container may forbid mounts.
         const r = spawnSync(bwrap, root ? ['--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'] : ['--unshare-all', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'], { encoding: 'utf8', timeout: 10_000 });
         if (r.status === 0) sandbox = candidate;
         else notes.push(`no sandbox: bubblewrap does not work here (${(r.stderr || r.error?.message || `exit ${r.status}`).trim()})`);
-      }
+      } else if (unshare) {
+        const candidate: SandboxSettings = { tool: 'unshare', bwrap: unshare, setpriv, uid, gid: uid, hide: [...o.hide] };
+        const r = spawnSync(unshare, ['--mount', '--pid', '--fork', '--kill-child', '--ipc', '--uts', '--net', '--mount-proc', '--propagation', 'private', 'true'], { encoding: 'utf8', timeout: 10_000 });
+        if (r.status === 0) {
+          sandbox = candidate;
+          notes.push('bubblewrap is not installed: the sandbox is built with unshare (apt-get install bubblewrap for the usual one)');
+        } else notes.push(`no sandbox: bubblewrap is not installed and unshare does not work here (${(r.stderr || r.error?.message || `exit ${r.status}`).trim()})`);
+      } else notes.push(root ? 'no sandbox: neither bubblewrap nor unshare is installed (apt-get install bubblewrap)' : 'no sandbox: bubblewrap is not installed (apt-get install bubblewrap, dnf install bubblewrap)');
     }
   }
   let user: IsolationSettings['user'] = null;
