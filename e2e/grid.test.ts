@@ -107,6 +107,29 @@ describe('a grid on one machine (dsg up)', { timeout: 300_000 }, () => {
     assert.ok(Date.now() - t0 > 700, 'it waited for the task instead of printing a snapshot');
   });
 
+  it('a job looking for credentials finds none: not in its environment, not on a command line, not in /proc, not in the data dir', async () => {
+    const spec = join(sb.dir, 'snoop.yaml');
+    const data = join(sb.dir, 'data');
+    writeFileSync(spec, `name: snoop
+script: |
+  env
+  ps axww -o args
+  for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done
+  cat ${data}/credentials.json 2>&1
+  ls -la ${data} 2>&1
+  cat ${join(data, 'agent', 'node.json')} 2>&1
+  true
+`);
+    const r = await sb.run(['submit', spec, '--wait', '--json']);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const logs = await sb.run(['logs', (JSON.parse(r.stdout) as { id: string }).id]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /DSG_TASK_ID=/, 'the task ran and printed its environment');
+    assert.ok(!logs.stdout.includes(creds.joinToken), 'the join token reached the task');
+    assert.ok(!logs.stdout.includes(creds.adminToken), 'the admin token reached the task');
+    assert.doesNotMatch(logs.stdout, /"nodeId"/, 'the agent\'s node.json reached the task');
+  });
+
   it('reports a failing job: retries, exit code 1 from --wait, stderr in the logs', async () => {
     const spec = join(sb.dir, 'fail.yaml');
     writeFileSync(spec, 'name: fails\nscript: echo "boom on $DSG_TASK_INDEX" >&2; exit 3\nretries: 1\n');
