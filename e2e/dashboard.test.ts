@@ -46,6 +46,7 @@ describe('dashboard in a real browser', { timeout: 120_000 }, () => {
     assert.equal(page.url().includes('token='), false, 'the token is taken out of the address bar');
     const nodeText = await page.textContent('#nodes');
     assert.match(nodeText ?? '', /online/);
+    assert.match(nodeText ?? '', /sandbox\+cgroups|sandbox|cgroups|none/, 'the node\'s isolation level is shown');
     await page.waitForSelector(`tr[data-id="${bad.job.id}"]`);
     const jobs = await page.textContent('#jobs');
     assert.match(jobs ?? '', /dash-ok/);

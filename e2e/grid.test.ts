@@ -34,6 +34,25 @@ describe('a grid on one machine (dsg up)', { timeout: 300_000 }, () => {
     assert.ok(list[0]!.capacity.cpu >= 1);
   });
 
+  it('the agent of dsg up gets its join token in its environment, not on its command line (ps), and dsg nodes shows its isolation', async () => {
+    const procs = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+    const cmdlines = procs.map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ');
+      } catch {
+        return '';
+      }
+    });
+    const agent = cmdlines.filter((c) => c.includes(' agent ') && c.includes(join(sb.dir, 'data')));
+    assert.equal(agent.length, 1, 'the agent process of this grid');
+    assert.ok(!agent[0]!.includes(creds.joinToken), 'the join token is on the agent\'s command line');
+    assert.ok(!cmdlines.some((c) => c.includes(creds.joinToken)), 'the join token is on a command line');
+    const r = await sb.run(['nodes']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /ISOLATION/);
+    assert.match(r.stdout, / (sandbox\+cgroups|sandbox|cgroups|none) /);
+  });
+
   it('runs the π sweep example: submit --wait, outputs on disk, logs', async () => {
     cpSync(join(ROOT, 'examples', 'pi'), join(sb.dir, 'pi'), { recursive: true });
     const r = await sb.run(['submit', join(sb.dir, 'pi', 'pi.yaml'), '--wait', '--json'], { timeoutMs: 180_000 });
@@ -86,6 +105,29 @@ describe('a grid on one machine (dsg up)', { timeout: 300_000 }, () => {
     assert.equal(f.code, 0, f.stderr);
     assert.equal(f.stdout, 'line 1\nline 2\nline 3\nline 4\nline 5\n');
     assert.ok(Date.now() - t0 > 700, 'it waited for the task instead of printing a snapshot');
+  });
+
+  it('a job looking for credentials finds none: not in its environment, not on a command line, not in /proc, not in the data dir', async () => {
+    const spec = join(sb.dir, 'snoop.yaml');
+    const data = join(sb.dir, 'data');
+    writeFileSync(spec, `name: snoop
+script: |
+  env
+  ps axww -o args
+  for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null; tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done
+  cat ${data}/credentials.json 2>&1
+  ls -la ${data} 2>&1
+  cat ${join(data, 'agent', 'node.json')} 2>&1
+  true
+`);
+    const r = await sb.run(['submit', spec, '--wait', '--json']);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const logs = await sb.run(['logs', (JSON.parse(r.stdout) as { id: string }).id]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /DSG_TASK_ID=/, 'the task ran and printed its environment');
+    assert.ok(!logs.stdout.includes(creds.joinToken), 'the join token reached the task');
+    assert.ok(!logs.stdout.includes(creds.adminToken), 'the admin token reached the task');
+    assert.doesNotMatch(logs.stdout, /"nodeId"/, 'the agent\'s node.json reached the task');
   });
 
   it('reports a failing job: retries, exit code 1 from --wait, stderr in the logs', async () => {

@@ -4,7 +4,7 @@
 // what failed; `dsg cancel` cascades; `dsg outputs` writes one folder per stage (or as publish: says); a bad
 // spec is refused with exit 2 and its path; a corrupted cached artifact is fetched again.
 import assert from 'node:assert/strict';
-import { cpSync, readdirSync, readFileSync, writeFileSync, mkdirSync, statSync, existsSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ROOT, Sandbox, type Credentials } from './harness.js';
@@ -186,10 +186,15 @@ stages:
     assert.deepEqual(yamls, ['climate', 'epidemic', 'mapreduce', 'pi', 'stations']);
   });
 
-  it('a failing middle stage: --wait exits 1 and the next stage reads skipped; after the fix, retry --wait exits 0 without re-running what succeeded', async () => {
+  it('a failing middle stage: --wait exits 1 and the next stage reads skipped; after the fix, retry --wait exits 0 without re-running what succeeded', async (t) => {
     const dir = join(sb.dir, 'flaky');
     mkdirSync(dir);
-    const marker = join(dir, 'fixed');
+    // The "fix" is a file the task checks for: outside /tmp, which a sandboxed task sees as its own empty tmpfs, in
+    // a directory the task's unprivileged user may read.
+    const shared = mkdtempSync(join('/var/tmp', 'dsg-e2e-flaky-'));
+    chmodSync(shared, 0o755);
+    t.after(() => rmSync(shared, { recursive: true, force: true }));
+    const marker = join(shared, 'fixed');
     writeFileSync(join(dir, 'flaky.yaml'), `
 name: flaky
 params: { MARKER: "${marker}" }

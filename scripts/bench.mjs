@@ -6,6 +6,7 @@
 // Then workflows: W3 = 100 chains × 3 dependent steps (per-item chaining) and a 1 → 1,000 → 1 fan-out/fan-in, each
 // against the same number of independent tasks in one job, run in the same grid: tasks/s and overhead per edge.
 //   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --repeat N (workflow runs, default 3)  --json
+//            --isolation sandbox|cgroups|none (the local agent's task isolation; default: the strongest available)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -18,6 +19,8 @@ const N = arg('--tasks', 2000);
 const LAT = arg('--latency-samples', 40);
 const REPEAT = arg('--repeat', 3);
 const asJson = process.argv.includes('--json');
+const isolationAt = process.argv.indexOf('--isolation');
+const isolation = isolationAt > 0 ? ['--isolation', process.argv[isolationAt + 1]] : [];
 const cores = availableParallelism();
 const say = (m) => process.stderr.write(`[bench] ${m}\n`);
 
@@ -56,7 +59,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'dsg-bench-'));
 const home = join(dataDir, 'home');
 let grid;
 async function startGrid() {
-  grid = spawn(process.execPath, [join(root, 'packages', 'cli', 'bin', 'dsg.js'), 'up', '--data-dir', join(dataDir, 'data'), '--port', '0'], {
+  grid = spawn(process.execPath, [join(root, 'packages', 'cli', 'bin', 'dsg.js'), 'up', '--data-dir', join(dataDir, 'data'), '--port', '0', ...isolation], {
     env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), DSG_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'], detached: true,
   });

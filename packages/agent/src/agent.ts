@@ -41,6 +41,7 @@ import { LauncherExecutor } from './executor/launcher-executor.js';
 import { NativeExecutor } from './executor/native-executor.js';
 import type { AgentOptions, RunningAgent } from './options.js';
 import { offeredCapacity, SystemProbe, type Probe } from './probe/probe.js';
+import { probeIsolation, type IsolationProbe } from './probe/isolation.js';
 import { AttemptRun } from './runner.js';
 
 export interface AgentPorts {
@@ -78,6 +79,8 @@ class Agent implements RunningAgent {
   /** This node's own credential (from the welcome of its first contact); null until it has joined. */
   private credential: string | null = null;
   private capacity: Resources | null = null;
+  /** What this node does to contain its tasks; reported in the hello facts. Null with an injected executor. */
+  private isolation: IsolationProbe | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 500;
@@ -107,11 +110,25 @@ class Agent implements RunningAgent {
     this.capacity = offeredCapacity(await this.probe.facts(), { cpus: this.options.cpus, memoryBytes: this.options.memoryBytes });
     const grace = this.options.killGraceMs ?? 5000;
     const cap = { cpuMillis: this.capacity.cpuMillis, memoryBytes: this.capacity.memoryBytes, gpus: this.capacity.gpus };
+    if (!this.ports.executor) {
+      const o = this.options;
+      this.isolation = probeIsolation({
+        ...(o.isolation ? { isolation: o.isolation } : {}),
+        ...(o.maxProcesses !== undefined ? { maxProcesses: o.maxProcesses } : {}),
+        ...(o.allowNetwork !== undefined ? { allowNetwork: o.allowNetwork } : {}),
+        ...(o.taskUid !== undefined ? { taskUid: o.taskUid } : {}),
+        hide: [...new Set([o.stateDir, this.workDir, ...(o.hidePaths ?? [])])],
+      });
+      this.log(this.isolation.level === 'sandbox+cgroups' ? 'info' : 'warn', `task isolation: ${this.isolation.level}${this.isolation.notes.length > 0 ? ` (${this.isolation.notes.join('; ')})` : ''}`);
+    }
+    // Plain processes need no wrapping at all (`none` as a non-root agent): keep the executor's fastest path.
+    const iso = this.isolation;
+    const isolation = iso && (iso.level !== 'none' || iso.settings.user) ? { isolation: iso.settings } : {};
     this.executor = this.ports.executor
       ? new AdmissionExecutor(this.ports.executor, cap)
       : this.options.executor === 'native'
-        ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace }), cap)
-        : new LauncherExecutor({ killGraceMs: grace, capacity: cap });
+        ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace, ...isolation }), cap)
+        : new LauncherExecutor({ killGraceMs: grace, capacity: cap, ...isolation });
     try {
       const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string; credential?: string };
       this.id = saved.nodeId ?? null;
@@ -224,7 +241,7 @@ class Agent implements RunningAgent {
       name: this.options.name ?? facts.hostname,
       agentVersion: DSG_VERSION,
       capacity: this.capacity,
-      facts,
+      facts: this.isolation ? { ...facts, isolation: this.isolation.level } : facts,
       labels: { ...(this.options.labels ?? {}) },
       running: this.held(),
     };

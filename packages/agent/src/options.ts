@@ -30,6 +30,23 @@ export interface AgentOptions {
    * process start-up off the agent's event loop; `native` forks them from the agent itself.
    */
   readonly executor?: 'launcher' | 'native';
+  /**
+   * The strongest isolation to give tasks: `sandbox` (default: bubblewrap plus per-task cgroups, each as available),
+   * `cgroups` (limits and whole-task kill, no sandbox) or `none` (plain processes). What the node really does is
+   * reported in its facts (`dsg nodes`) and logged at start with the reason for any step down.
+   */
+  readonly isolation?: 'none' | 'cgroups' | 'sandbox';
+  /** Most processes and threads one task may have at once (cgroup `pids.max`). Default 1024. */
+  readonly maxProcesses?: number;
+  /** Give network access to jobs that ask for it (`network: true`). Default true; sandboxed tasks never get it otherwise. */
+  readonly allowNetwork?: boolean;
+  /** User id tasks run as when the agent runs as root (group id the same). Default 65534 (nobody). */
+  readonly taskUid?: number;
+  /**
+   * More directories sandboxed tasks must not see (a coordinator's data directory on the same machine). The agent's
+   * state and work directories are always hidden. Default none.
+   */
+  readonly hidePaths?: readonly string[];
   /** Log sink; default writes nothing. */
   readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }

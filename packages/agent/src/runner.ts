@@ -20,7 +20,7 @@ import { constants as fsConstants } from 'node:fs';
 import { copyFile, chmod, mkdir, readdir, realpath, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { glob } from 'tinyglobby';
-import { outputPathMatcher, type AgentMessage, type Assignment, type FinishedMessage, type OutputFile } from '@dsg/core';
+import { formatSize, outputPathMatcher, type AgentMessage, type Assignment, type FinishedMessage, type OutputFile } from '@dsg/core';
 import type { CoordinatorHttp } from './coordinator-http.js';
 import { sha256File } from './coordinator-http.js';
 import type { ExecHandle, Executor } from './executor/executor.js';
@@ -89,7 +89,7 @@ export class AttemptRun {
       const argv = a.run.kind === 'script' ? ['/bin/sh', '-c', a.run.script] : a.run.argv;
       // The executor may hold the task until a core is free (prefetched tasks); `started` is sent when it starts.
       this.handle = this.deps.executor.start(
-        { argv, cwd, env: this.envFor(cwd), timeoutMs: a.timeoutMs, resources: a.resources },
+        { argv, cwd, env: this.envFor(cwd), timeoutMs: a.timeoutMs, resources: a.resources, ...(a.network ? { network: true } : {}) },
         {
           onStdout: (d) => this.onOutput('stdout', d),
           onStderr: (d) => this.onOutput('stderr', d),
@@ -116,6 +116,10 @@ export class AttemptRun {
       }
       if (r.cancelled || this.cancelled) return finished({ kind: 'cancelled' }, r.startedAt, outputs);
       if (r.timedOut) return finished({ kind: 'timeout', timeoutMs: a.timeoutMs }, r.startedAt, outputs);
+      // Killed by its cgroup's memory limit: say so, not "killed by signal SIGKILL" (a task that survived the loss
+      // of a child and still exited 0 succeeded).
+      if (r.oomKilled && !(r.exitCode === 0 && !r.signal))
+        return finished({ kind: 'error', reason: 'memory_limit', message: `exceeded its memory limit of ${formatSize(a.resources.memoryBytes)}` }, r.startedAt, outputs);
       // A non-zero exit or a signal keeps its own failure: it says more than the outputs it did not write.
       if (r.exitCode === 0 && !r.signal && (unmatched.length > 0 || refused.length > 0))
         return finished({ kind: 'error', reason: 'outputs_missing', message: [

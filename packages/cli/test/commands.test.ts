@@ -213,6 +213,13 @@ describe('dsg commands against a real grid', { timeout: 120_000 }, () => {
     }
   });
 
+  it('dsg agent refuses an unknown --isolation and a too small --max-processes before joining, naming both', async () => {
+    const r = await dsg(['agent', '--coordinator', coord.url, '--state-dir', join(dir, 'agent-bad'), '--isolation', 'total', '--max-processes', '3'], { env: { DSG_JOIN_TOKEN: coord.joinToken } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--isolation: expected none, cgroups or sandbox, got "total"/);
+    assert.match(r.stderr, /--max-processes: expected a whole number, at least 16/);
+  });
+
   it('an unreachable coordinator: exit 3, the resolved URL and where it came from', async () => {
     const port = await closedPort();
     const r = await dsg(['jobs'], { env: { DSG_COORDINATOR: `127.0.0.1:${port}` } });

@@ -3,7 +3,7 @@
  * SQLite and PostgreSQL make the same decision.
  *
  * Failures are classified: `user` failures come from the job itself (non-zero exit, killed by a signal, timeout,
- * a required output that the program did not write) and are retried only as often as the spec's `retries` says;
+ * a required output that the program did not write, more memory than declared) and are retried only as often as the spec's `retries` says;
  * `system` failures come from the grid (node lost, inputs could not be fetched, the executor could not start the
  * process, the agent was stopped) and are retried up to
  * `maxSystemRetries` times whatever the spec says, because another node may well succeed.
@@ -24,6 +24,8 @@ export const FailureReason = {
   outputsMissing: 'outputs_missing',
   /** The agent was stopped (SIGTERM, Ctrl-C) while the attempt ran or waited: requeued for another node. */
   agentStopped: 'agent_stopped',
+  /** The task used more memory than it declared and the node's limit killed it: a user failure. */
+  memoryLimit: 'memory_limit',
   cancelled: 'cancelled',
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
@@ -40,7 +42,7 @@ export type AttemptEnd =
   | { readonly kind: 'timeout'; readonly timeoutMs: number }
   | { readonly kind: 'cancelled' }
   | { readonly kind: 'lost'; readonly message: string }
-  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed' | 'outputs_missing' | 'agent_stopped'; readonly message: string };
+  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed' | 'outputs_missing' | 'agent_stopped' | 'memory_limit'; readonly message: string };
 
 export interface AttemptHistory {
   /** User-caused failures of this task before this attempt. */
@@ -74,8 +76,9 @@ export function classifyEnd(end: AttemptEnd): Failure | null {
       return { kind: 'system', reason: 'node_lost', message: end.message };
     case 'error':
       // `outputs_missing`: the program exited 0 without writing a required output. That is the job's doing, and
-      // another node would most likely do the same, so it is a user failure; every other error is the grid's.
-      return { kind: end.reason === 'outputs_missing' ? 'user' : 'system', reason: end.reason, message: end.message };
+      // another node would most likely do the same, so it is a user failure; so is `memory_limit` (the task used more
+      // memory than it declared). Every other error is the grid's.
+      return { kind: end.reason === 'outputs_missing' || end.reason === 'memory_limit' ? 'user' : 'system', reason: end.reason, message: end.message };
   }
 }
 

@@ -35,6 +35,8 @@ export const NodeFactsSchema = z.object({
   memoryBytes: z.number().int().min(0),
   diskBytes: z.number().int().min(0),
   gpus: z.array(GpuWire),
+  /** What the agent can do to contain its tasks (`sandbox+cgroups`, `sandbox`, `cgroups`, `none`). Absent from older agents. */
+  isolation: z.enum(['none', 'cgroups', 'sandbox', 'sandbox+cgroups']).optional(),
 });
 export type NodeFacts = z.infer<typeof NodeFactsSchema>;
 
@@ -51,7 +53,7 @@ const AttemptEndWire = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('cancelled') }),
   z.object({
     kind: z.literal('error'),
-    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed', 'outputs_missing', 'agent_stopped']),
+    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed', 'outputs_missing', 'agent_stopped', 'memory_limit']),
     message: z.string(),
   }),
 ]);
@@ -152,6 +154,8 @@ export interface Assignment {
   optionalOutputs?: string[];
   timeoutMs: number;
   resources: z.infer<typeof ResourcesWire>;
+  /** The job asked for network access (`network: true`); a sandboxed task has none otherwise. Absent: false. */
+  network?: boolean;
 }
 
 export type CoordinatorMessage =

@@ -253,6 +253,10 @@ const taskFields = {
     .record(z.string(), z.unknown(), { error: 'expected a map of label or fact → condition, like { room: lab1 }' })
     .optional()
     .meta({ description: 'Soft preferences, same syntax as constraints: among the nodes that fit, those matching more of these are chosen first.' }),
+  network: z
+    .boolean({ error: 'expected true or false' })
+    .optional()
+    .meta({ description: 'The tasks need network access (downloads, APIs). Default false: on a sandboxed node a task has no network at all. A node may refuse network access; the task then runs without it.' }),
 };
 
 const ParamsSchema = z
@@ -355,6 +359,8 @@ export interface CompiledJobSpec {
   /** Output globs that may match nothing. */
   readonly optionalOutputs: readonly string[];
   readonly timeoutMs: number;
+  /** The tasks asked for network access (`network: true`); absent means no. */
+  readonly network?: boolean;
   readonly retries: number;
   /** Environment of every task: the parameters' values, then the spec's env. */
   readonly env: Readonly<Record<string, string>>;
@@ -614,6 +620,7 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     outputs,
     optionalOutputs,
     timeoutMs: timeoutMs!,
+    ...(spec.network ? { network: true } : {}),
     retries: spec.retries ?? DEFAULTS.retries,
     env,
     params: { ...params },

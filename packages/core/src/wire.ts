@@ -166,6 +166,8 @@ export interface NodeFactsV1 {
   memoryBytes: number;
   diskBytes: number;
   gpus: GpuFactsV1[];
+  /** What the node does to contain tasks: `sandbox+cgroups`, `sandbox`, `cgroups` or `none`. Absent: unknown (older agent). */
+  isolation?: 'none' | 'cgroups' | 'sandbox' | 'sandbox+cgroups';
 }
 
 export interface NodeV1 {

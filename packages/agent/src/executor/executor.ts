@@ -14,6 +14,8 @@ export interface ExecSpec {
   readonly timeoutMs: number;
   /** What the task declared it needs; executors that admit by capacity wait until it is free. */
   readonly resources?: ExecResources;
+  /** The job asked for network access (a sandboxed task has none otherwise, and only if the node allows it). */
+  readonly network?: boolean;
 }
 
 export interface ExecResources {
@@ -36,6 +38,8 @@ export interface ExecResult {
   readonly cancelled: boolean;
   /** Set when the process could not be started at all (e.g. the program does not exist). */
   readonly spawnError: string | null;
+  /** The kernel killed a process of the task for exceeding its memory limit (cgroup OOM kill). */
+  readonly oomKilled?: boolean;
   readonly startedAt: number;
   readonly finishedAt: number;
 }

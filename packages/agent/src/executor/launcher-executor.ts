@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ExecEvents, ExecHandle, ExecResources, ExecResult, ExecSpec, Executor } from './executor.js';
+import type { IsolationSettings } from '../probe/isolation.js';
 
 const MAIN = fileURLToPath(new URL('./launcher-main.js', import.meta.url));
 
@@ -31,12 +32,13 @@ export class LauncherExecutor implements Executor {
   /**
    * @param options.capacity when given, the helper admits tasks against it (see AdmissionExecutor), so a waiting
    * task starts there the moment another ends. Default: start every task at once.
+   * @param options.isolation sandbox, cgroup limits and task user applied in the helper. Default: none.
    */
-  constructor(private readonly options: { killGraceMs?: number; capacity?: ExecResources } = {}) {}
+  constructor(private readonly options: { killGraceMs?: number; capacity?: ExecResources; isolation?: IsolationSettings } = {}) {}
 
   private ensureHelper(): ChildProcess {
     if (this.helper) return this.helper;
-    const args = [MAIN, String(this.options.killGraceMs ?? 5000), ...(this.options.capacity ? [JSON.stringify(this.options.capacity)] : [])];
+    const args = [MAIN, String(this.options.killGraceMs ?? 5000), this.options.capacity ? JSON.stringify(this.options.capacity) : '-', ...(this.options.isolation ? [JSON.stringify(this.options.isolation)] : [])];
     const h = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     this.helper = h;
     createInterface({ input: h.stdout! }).on('line', (line) => this.onLine(line));
@@ -99,7 +101,7 @@ export class LauncherExecutor implements Executor {
     const id = String(++this.seq);
     this.ensureHelper();
     const done = new Promise<ExecResult>((resolve) => this.inflight.set(id, { events, resolve, startedAt: Date.now() }));
-    this.send({ op: 'start', id, argv: spec.argv, cwd: spec.cwd, env: spec.env, timeoutMs: spec.timeoutMs, ...(spec.resources ? { resources: spec.resources } : {}) });
+    this.send({ op: 'start', id, argv: spec.argv, cwd: spec.cwd, env: spec.env, timeoutMs: spec.timeoutMs, ...(spec.resources ? { resources: spec.resources } : {}), ...(spec.network ? { network: true } : {}) });
     return {
       pid: undefined,
       kill: (reason) => {

@@ -4,7 +4,7 @@
  * from the agent; it also moves process start-up off the agent's event loop onto another core.
  *
  * Protocol, NDJSON over stdin/stdout:
- *   in:  {"op":"start","id","argv","cwd","env","timeoutMs"} | {"op":"kill","id","reason"}
+ *   in:  {"op":"start","id","argv","cwd","env","timeoutMs","resources"?,"network"?} | {"op":"kill","id","reason"}
  *   out: {"id","ev":"start","pid","at"} | {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
  * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits;
  * SIGINT and SIGTERM are ignored (they reach it with its agent's process group; the agent decides).
@@ -14,12 +14,23 @@ import { createInterface } from 'node:readline';
 import { AdmissionExecutor } from './admission-executor.js';
 import type { ExecHandle, ExecResources, Executor } from './executor.js';
 import { failedToStart, NativeExecutor } from './native-executor.js';
+import type { IsolationSettings } from '../probe/isolation.js';
 
-// argv: killGraceMs, then optionally the capacity to admit tasks against (JSON), so that a task waiting for a core
-// starts here the moment another ends, without a round trip to the agent.
+// argv: killGraceMs, then optionally the capacity to admit tasks against (JSON, or "-"), so that a task waiting
+// for a core starts here the moment another ends, without a round trip to the agent; then optionally the
+// isolation settings (JSON) every task gets.
 const grace = Number(process.argv[2] ?? '5000');
-const native = new NativeExecutor({ killGraceMs: Number.isFinite(grace) ? grace : 5000 });
-const capacity = process.argv[3] ? (JSON.parse(process.argv[3]) as ExecResources) : null;
+const capacity = process.argv[3] && process.argv[3] !== '-' ? (JSON.parse(process.argv[3]) as ExecResources) : null;
+const isolation = process.argv[4] ? (JSON.parse(process.argv[4]) as IsolationSettings) : undefined;
+let native: Executor;
+try {
+  native = new NativeExecutor({ killGraceMs: Number.isFinite(grace) ? grace : 5000, ...(isolation ? { isolation } : {}) });
+} catch (e) {
+  // Isolation the agent promised but this process cannot give: fail every task with the reason (never run
+  // them without their limits).
+  const why = (e as Error).message;
+  native = { start: (spec) => failedToStart(spec.argv[0] ?? '', new Error(why), Date.now()) };
+}
 const executor: Executor = capacity ? new AdmissionExecutor(native, capacity) : native;
 const running = new Map<string, ExecHandle>();
 let pending: string[] = [];
@@ -38,7 +49,7 @@ function emit(msg: unknown): void {
   }
 }
 
-interface StartOp { op: 'start'; id: string; argv: string[]; cwd: string; env: Record<string, string>; timeoutMs: number; resources?: ExecResources }
+interface StartOp { op: 'start'; id: string; argv: string[]; cwd: string; env: Record<string, string>; timeoutMs: number; resources?: ExecResources; network?: boolean }
 interface KillOp { op: 'kill'; id: string; reason: 'cancel' | 'timeout' }
 
 // The helper lives exactly as long as its agent: it ends when its stdin closes. A SIGINT or SIGTERM sent to the
@@ -60,7 +71,7 @@ createInterface({ input: process.stdin })
       let h: ExecHandle;
       try {
         h = executor.start(
-          { argv: m.argv, cwd: m.cwd, env: m.env, timeoutMs: m.timeoutMs, ...(m.resources ? { resources: m.resources } : {}) },
+          { argv: m.argv, cwd: m.cwd, env: m.env, timeoutMs: m.timeoutMs, ...(m.resources ? { resources: m.resources } : {}), ...(m.network ? { network: true } : {}) },
           {
             onStdout: (data) => emit({ id, ev: 'out', stream: 'stdout', data }),
             onStderr: (data) => emit({ id, ev: 'out', stream: 'stderr', data }),

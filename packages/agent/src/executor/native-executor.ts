@@ -7,46 +7,120 @@
  *
  * After the leader exits, the group is SIGKILLed once more, so background children a script left behind do not
  * outlive their task. The spawn path avoids sync calls and uses no shell unless the task is a script.
+ *
+ * With isolation (see probe/isolation.ts) the task's argv is wrapped, outermost first: the cgroup join (`sh`
+ * writing its pid to `cgroup.procs`, then `exec`), the sandbox (`bwrap … setpriv …`) or, without one, `setpriv`
+ * alone. Then a kill reaches the whole cgroup — `setsid` children included — the leader's exit kills whatever is
+ * left in it, an out-of-memory kill is told apart (`oomKilled`), and the cgroup is removed before `done` settles.
+ * The working directory is given to the task's user first, since it is the one place the task may write.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { chownSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ExecEvents, ExecHandle, ExecResult, ExecSpec, Executor } from './executor.js';
+import { detectCgroups, type Cgroups, type TaskCgroup } from './cgroups.js';
+import { sandboxArgv } from './sandbox.js';
+import type { IsolationSettings } from '../probe/isolation.js';
 
 export interface NativeExecutorOptions {
   /** Time between SIGTERM and SIGKILL. Default 5000 ms. */
   readonly killGraceMs?: number;
+  /** Sandbox, cgroup limits and task user (see probe/isolation.ts). Default: none, plain processes. */
+  readonly isolation?: IsolationSettings;
 }
 
 export class NativeExecutor implements Executor {
   private readonly killGraceMs: number;
+  private readonly isolation: IsolationSettings | null;
+  private readonly cgroups: Cgroups | null;
   constructor(options: NativeExecutorOptions = {}) {
     this.killGraceMs = options.killGraceMs ?? 5000;
+    this.isolation = options.isolation ?? null;
+    let cgroups: Cgroups | null = null;
+    if (this.isolation?.cgroups) {
+      const d = detectCgroups();
+      // The agent found them at start; if this process cannot, say so on every task rather than run unlimited.
+      if (!d.ok) throw new Error(`per-task cgroups are not available to the executor: ${d.why}`);
+      cgroups = d.cgroups;
+      cgroups.sweepStale(); // what an executor that died (agent killed with SIGKILL) left behind
+    }
+    this.cgroups = cgroups;
+  }
+
+  /** The argv, environment and cgroup of an isolated task; throws with what could not be set up. */
+  private isolate(spec: ExecSpec, events: ExecEvents): { argv: string[]; env: Record<string, string>; cg: TaskCgroup | null } {
+    const iso = this.isolation!;
+    let argv = [...spec.argv];
+    let env: Record<string, string> = { ...spec.env };
+    const owner = iso.sandbox && iso.sandbox.uid !== null ? { uid: iso.sandbox.uid, gid: iso.sandbox.gid ?? iso.sandbox.uid } : iso.user;
+    if (owner) {
+      // setpriv looks the program up as the task's user but stops at the first match it may not reach (root's
+      // ~/.pyenv/shims/python3 before /usr/bin/python3): look it up here, among what others may run.
+      const found = lookUpForOthers(argv[0] ?? '', spec.cwd, spec.env['PATH']);
+      if (found) argv[0] = found;
+      chownTree(spec.cwd, owner.uid, owner.gid);
+      // The agent's home is not the task's (and not readable by it): its working dir is.
+      env = { ...env, HOME: spec.cwd };
+    }
+    if (spec.network && !iso.allowNetwork) events.onStderr('[dsg] the job asked for network access, but this node does not allow it: the task runs without network\n');
+    if (iso.sandbox) argv = sandboxArgv(iso.sandbox, spec.cwd, Boolean(spec.network) && iso.allowNetwork, argv, (spec.resources?.gpus ?? 0) > 0);
+    else if (iso.user) argv = [iso.user.setpriv, `--reuid=${iso.user.uid}`, `--regid=${iso.user.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--', ...argv];
+    let cg: TaskCgroup | null = null;
+    if (this.cgroups) {
+      cg = this.cgroups.create({ memoryBytes: spec.resources?.memoryBytes ?? 0, cpuMillis: spec.resources?.cpuMillis ?? 0, pids: iso.maxProcesses });
+      argv = cg.joinArgv(argv);
+    }
+    return { argv, env, cg };
   }
 
   start(spec: ExecSpec, events: ExecEvents): ExecHandle {
     const startedAt = Date.now();
-    const [program, ...args] = spec.argv;
+    let [program, ...args] = spec.argv;
+    const taskProgram = spec.argv[0] ?? '';
+    let env = spec.env;
+    let cg: TaskCgroup | null = null;
     let timedOut = false;
     let cancelled = false;
     let killTimer: NodeJS.Timeout | null = null;
     let exited = false;
     let child: ChildProcessByStdio<null, Readable, Readable>;
+    if (this.isolation) {
+      // Wrapped, a missing program would end as the wrapper's exit code: tell it as a failure to start, as without.
+      const missing = missingProgram(program ?? '', spec.cwd, spec.env['PATH']);
+      if (missing) return failedToStart(taskProgram, Object.assign(new Error(missing), { code: 'ENOENT' }), startedAt);
+      try {
+        const w = this.isolate(spec, events);
+        [program, ...args] = w.argv;
+        env = w.env;
+        cg = w.cg;
+      } catch (e) {
+        return failedToStart(taskProgram, new Error(`the task's isolation could not be set up: ${(e as Error).message}`), startedAt);
+      }
+    }
     try {
-      child = spawn(program!, args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(program!, args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (e) {
+      cg?.removeNow();
       // spawn() throws, rather than emitting 'error', for what can never start: arguments or environment too big
       // for the kernel (E2BIG), a NUL byte in either. Only this task fails; the caller goes on with the others.
-      return failedToStart(program ?? '', e, startedAt);
+      return failedToStart(taskProgram, e, startedAt);
     }
     const pid = child.pid;
     if (pid !== undefined) events.onStart?.(startedAt, pid);
 
     const signalGroup = (sig: NodeJS.Signals): void => {
-      if (pid === undefined) return;
-      try {
-        process.kill(-pid, sig);
-      } catch {
-        /* group already gone */
+      if (pid !== undefined) {
+        try {
+          process.kill(-pid, sig);
+        } catch {
+          /* group already gone */
+        }
+      }
+      // The cgroup holds what the process group misses: `setsid` and double-forked children.
+      if (cg) {
+        if (sig === 'SIGKILL') cg.killAll();
+        else cg.signalAll(sig);
       }
     };
     const kill = (reason: 'cancel' | 'timeout'): void => {
@@ -66,9 +140,12 @@ export class NativeExecutor implements Executor {
     const done = new Promise<ExecResult>((resolve) => {
       let spawnError: string | null = null;
       child.on('error', (e: NodeJS.ErrnoException) => {
-        spawnError = e.code === 'ENOENT' ? `cannot run "${program}": no such program (is it installed and on PATH?)` : `cannot run "${program}": ${e.message}`;
+        spawnError = e.code === 'ENOENT' ? `cannot run "${taskProgram}": no such program (is it installed and on PATH?)` : `cannot run "${taskProgram}": ${e.message}`;
         if (pid === undefined) finish(null, null);
       });
+      // With a cgroup, the leader's exit ends the task at once: what it left behind is killed, so its pipes close
+      // (without one, 'close' waits for background children that still hold them, as before).
+      if (cg) child.on('exit', () => cg!.killAll());
       child.on('close', (code, signal) => finish(code, signal));
       const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
         if (exited) return;
@@ -76,19 +153,67 @@ export class NativeExecutor implements Executor {
         clearTimeout(timeout);
         if (killTimer) clearTimeout(killTimer);
         // Leftover background processes of the task die with it.
+        const oomKilled = cg?.oomKilled() ?? false;
         signalGroup('SIGKILL');
-        resolve({ exitCode: code, signal: signal ?? null, timedOut, cancelled, spawnError, startedAt, finishedAt: Date.now() });
+        const result = (): ExecResult => ({ exitCode: code, signal: signal ?? null, timedOut, cancelled, spawnError, ...(oomKilled ? { oomKilled } : {}), startedAt, finishedAt: Date.now() });
+        if (cg) void cg.remove().then(() => resolve(result()));
+        else resolve(result());
       };
     });
     return { pid, kill, done };
   }
 }
 
+/** Gives the working directory (and what inputs it holds) to the task's user. */
+function chownTree(dir: string, uid: number, gid: number): void {
+  chownSync(dir, uid, gid);
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) chownTree(p, uid, gid);
+    else if (!e.isSymbolicLink()) chownSync(p, uid, gid);
+  }
+}
+
+/**
+ * The first `program` on PATH that a user owning nothing on the way may run (every directory searchable by others,
+ * the file executable by others); null when there is none (the task's own lookup then reports the failure).
+ */
+function lookUpForOthers(program: string, cwd: string, path: string | undefined): string | null {
+  if (program === '' || program.includes('/')) return null;
+  const reachable = (file: string): boolean => {
+    try {
+      if ((statSync(file).mode & 0o001) === 0) return false;
+      for (let d = dirname(file); ; d = dirname(d)) {
+        if ((statSync(d).mode & 0o001) === 0) return false;
+        if (d === dirname(d)) return true;
+      }
+    } catch {
+      return false;
+    }
+  };
+  for (const dir of (path ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
+    if (!dir) continue;
+    const f = join(isAbsolute(dir) ? dir : join(cwd, dir), program);
+    if (reachable(f)) return f;
+  }
+  return null;
+}
+
+/** The "no such program" message when `program` cannot be found, as spawn would say it; null when it exists. */
+function missingProgram(program: string, cwd: string, path: string | undefined): string | null {
+  if (program === '') return null;
+  if (program.includes('/')) return existsSync(isAbsolute(program) ? program : join(cwd, program)) ? null : program;
+  for (const dir of (path ?? '/usr/local/bin:/usr/bin:/bin').split(':')) if (dir && existsSync(join(isAbsolute(dir) ? dir : join(cwd, dir), program))) return null;
+  return program;
+}
+
 /** A handle for a task whose process could not be created at all. */
 export function failedToStart(program: string, e: unknown, at: number): ExecHandle {
   const err = e as NodeJS.ErrnoException;
   const why =
-    err.code === 'E2BIG'
+    err.code === 'ENOENT'
+      ? 'no such program (is it installed and on PATH?)'
+      : err.code === 'E2BIG'
       ? 'its arguments and environment are larger than the operating system allows (E2BIG)'
       : err.code === 'ERR_INVALID_ARG_VALUE'
         ? `${err.message.split('. Received')[0]}`

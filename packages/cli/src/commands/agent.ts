@@ -17,8 +17,12 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .option('--label <key=value...>', 'labels for placement constraints (repeatable)')
     .option('--keep-work-dirs', 'keep task working directories after they finish (debugging)')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .addHelpText('after', '\nAlso needs --coordinator <url> (env DSG_COORDINATOR) and --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json).\n\nExample:\n  dsg agent --coordinator http://192.168.1.10:7070 --token dsg_node_… --cpus 4 --label gpu=rtx3090')
-    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string }) => {
+    .option('--isolation <level>', 'the strongest task isolation to use: sandbox (bubblewrap + cgroup limits), cgroups (limits only) or none (default: sandbox, as available)')
+    .option('--max-processes <n>', 'most processes and threads one task may have (default 1024)')
+    .option('--no-network', 'never give tasks network access, even when their job asks for it (network: true)')
+    .option('--hide <dir...>', 'more directories sandboxed tasks must not see (the agent\'s own state dir is always hidden)')
+    .addHelpText('after', '\nAlso needs --coordinator <url> (env DSG_COORDINATOR) and --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json). Prefer the environment variable: a --token on the\ncommand line is visible to every process of the machine (ps).\n\nExample:\n  dsg agent --coordinator http://192.168.1.10:7070 --token dsg_node_… --cpus 4 --label gpu=rtx3090')
+    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[] }) => {
       const g = globals();
       const [rawUrl, urlSource] = g.coordinator ? [g.coordinator, '--coordinator'] : [processEnv['DSG_COORDINATOR'], 'DSG_COORDINATOR'];
       const token = g.token ?? processEnv['DSG_JOIN_TOKEN'] ?? processEnv['DSG_TOKEN'];
@@ -43,6 +47,9 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
         else labels[m[1]!] = m[2]!;
       }
       if (!LEVELS.includes(f.logLevel as (typeof LEVELS)[number])) issues.push({ path: '--log-level', message: `expected one of ${LEVELS.join(', ')}` });
+      if (f.isolation !== undefined && !['none', 'cgroups', 'sandbox'].includes(f.isolation)) issues.push({ path: '--isolation', message: `expected none, cgroups or sandbox, got "${f.isolation}"` });
+      const maxProcesses = f.maxProcesses === undefined ? undefined : Number(f.maxProcesses);
+      if (maxProcesses !== undefined && !(Number.isInteger(maxProcesses) && maxProcesses >= 16)) issues.push({ path: '--max-processes', message: 'expected a whole number, at least 16 (a Node or Python program alone needs about 10)' });
       if (issues.length > 0) throw new ValidationError(issues);
       const min = LEVELS.indexOf(f.logLevel as (typeof LEVELS)[number]);
       const { startAgent } = await import('@dsg/agent'); // loaded only for this command
@@ -56,6 +63,10 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
         labels,
         keepWorkDirs: Boolean(f.keepWorkDirs),
         baseEnv: taskBaseEnv(processEnv),
+        ...(f.isolation ? { isolation: f.isolation as 'none' | 'cgroups' | 'sandbox' } : {}),
+        ...(maxProcesses !== undefined ? { maxProcesses } : {}),
+        allowNetwork: f.network,
+        ...(f.hide ? { hidePaths: f.hide } : {}),
         log: (level, message) => {
           if (LEVELS.indexOf(level) >= min) info(`${new Date().toISOString().slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${message}`);
         },

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { parseSize, ValidationError } from '@dsg/core';
 // The coordinator (fastify, SQLite) is loaded only when this command runs, so client commands start fast.
 import type { RunningCoordinator } from '@dsg/coordinator';
-import { writeClientConfig } from '../config.js';
+import { processEnv, writeClientConfig } from '../config.js';
 import { info } from '../context.js';
 import { bold, cyan, dim, green } from '../format.js';
 import { parsePositiveNumber } from './parse-flags.js';
@@ -31,11 +31,14 @@ export function registerUp(program: Command): void {
     .option('--cpus <n>', "cores the local agent offers (default: all)")
     .option('--memory <size>', 'memory the local agent offers, e.g. 8Gi (default: most of it)')
     .option('--no-agent', 'start only the coordinator')
+    .option('--isolation <level>', 'task isolation of the local agent: sandbox, cgroups or none (default: the strongest available; see dsg agent --help)')
     .addHelpText('after', '\nExamples:\n  dsg up\n  dsg up --cpus 2 --port 8080\n\nThen, in another terminal: dsg submit examples/pi/pi.yaml --wait')
-    .action(async (flags: ServeFlags & { cpus?: string; memory?: string; agent: boolean }) => {
+    .action(async (flags: ServeFlags & { cpus?: string; memory?: string; agent: boolean; isolation?: string }) => {
       const opts = coordinatorOptions(flags, 'warn');
       if (flags.cpus !== undefined) parsePositiveNumber(flags.cpus, '--cpus');
       if (flags.memory !== undefined && parseSize(flags.memory) === null) throw new ValidationError([{ path: '--memory', message: 'expected a size like 8Gi' }]);
+      if (flags.isolation !== undefined && !['none', 'cgroups', 'sandbox'].includes(flags.isolation))
+        throw new ValidationError([{ path: '--isolation', message: `expected none, cgroups or sandbox, got "${flags.isolation}"` }]);
       const { startCoordinator } = await import('@dsg/coordinator');
       const coord = await startCoordinator(opts);
       const configPath = writeClientConfig({ coordinator: coord.url, token: coord.adminToken });
@@ -45,7 +48,7 @@ export function registerUp(program: Command): void {
       info(`  dashboard  ${bold(`${coord.url}/#token=${coord.adminToken}`)}`);
       info(`  credentials ${coord.credentialsFile} ${dim('(admin token, node join token)')}`);
       info(`  CLI config ${configPath} ${dim('(dsg commands find this grid without flags)')}`);
-      if (lan) info(`  add a machine: ${cyan(`dsg agent --coordinator http://${lan}:${coord.port} --token ${coord.joinToken}`)}`);
+      if (lan) info(`  add a machine: ${cyan(`DSG_JOIN_TOKEN=${coord.joinToken} dsg agent --coordinator http://${lan}:${coord.port}`)}`);
       info(`\nnext: ${cyan('npx dsg submit examples/pi/pi.yaml --wait')}   ·   Ctrl-C stops the grid (jobs are kept)`);
       const agent = flags.agent ? superviseAgent(coord, opts.dataDir, flags) : null;
       const shutdown = async (): Promise<void> => {
@@ -59,17 +62,20 @@ export function registerUp(program: Command): void {
     });
 }
 
-function superviseAgent(coord: RunningCoordinator, dataDir: string, flags: { cpus?: string; memory?: string; logLevel?: string }): { stop(): Promise<void> } {
+function superviseAgent(coord: RunningCoordinator, dataDir: string, flags: { cpus?: string; memory?: string; logLevel?: string; isolation?: string }): { stop(): Promise<void> } {
   let child: ChildProcess | null = null;
   let stopping = false;
   let backoff = 1000;
   let startedAt = 0;
   const start = (): void => {
-    const args = [BIN, 'agent', '--coordinator', coord.url, '--token', coord.joinToken, '--state-dir', `${dataDir}/agent`];
+    // The join token goes in the environment, not on the command line, where any process (a task too) could read it
+    // with ps. The coordinator's data dir is hidden from sandboxed tasks.
+    const args = [BIN, 'agent', '--coordinator', coord.url, '--state-dir', `${dataDir}/agent`, '--hide', dataDir];
     if (flags.cpus) args.push('--cpus', flags.cpus);
     if (flags.memory) args.push('--memory', flags.memory);
+    if (flags.isolation) args.push('--isolation', flags.isolation);
     startedAt = Date.now();
-    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...processEnv, DSG_JOIN_TOKEN: coord.joinToken } });
     const prefix = (d: Buffer): void => {
       for (const line of String(d).split('\n')) if (line) process.stderr.write(`${dim('[agent]')} ${line}\n`);
     };

@@ -26,5 +26,6 @@ export function toAssignment(att: CreatedAttempt, job: CachedJob): Assignment {
     optionalOutputs: [...c.optionalOutputs],
     timeoutMs: c.timeoutMs,
     resources: { ...c.resources },
+    ...(c.network ? { network: true } : {}),
   };
 }

@@ -1,0 +1,289 @@
+// Escape attempts as real tasks through the executors, with the isolation the agent would use on this machine:
+// cgroup limits (v1 controllers here), bubblewrap, an unprivileged task user. Needs root and cgroups; skipped
+// (loudly) otherwise, but never with CI=true.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { AgentMessage, Assignment } from '@dsg/core';
+import { AttemptRun, CoordinatorHttp, LauncherExecutor, NativeExecutor, type ExecResult, type ExecSpec, type Executor } from '@dsg/agent';
+import { detectCgroups } from '../src/executor/cgroups.js';
+import { probeIsolation, type IsolationSettings } from '../src/probe/isolation.js';
+
+const root = process.getuid?.() === 0;
+const cg = detectCgroups();
+const why = !root ? 'not root' : !cg.ok ? cg.why : null;
+if (why) {
+  if (process.env['CI'] === 'true') throw new Error(`isolation tests cannot run here (${why}); with CI=true nothing may skip`);
+  console.warn(`SKIPPING isolation tests: ${why}`);
+}
+const MiB = 1024 * 1024;
+const PATH = process.env['PATH'] ?? '/usr/bin:/bin';
+
+const base = mkdtempSync(join(tmpdir(), 'dsg-iso-'));
+const stateDir = join(base, 'state');
+const workDir = join(stateDir, 'work');
+mkdirSync(workDir, { recursive: true, mode: 0o700 });
+writeFileSync(join(stateDir, 'node.json'), '{"nodeId":"secret-node"}', { mode: 0o600 });
+
+const probe = (isolation: 'none' | 'cgroups' | 'sandbox', extra: { allowNetwork?: boolean; maxProcesses?: number; sandboxTool?: 'bwrap' | 'unshare' } = {}) =>
+  probeIsolation({ isolation, hide: [stateDir, workDir], ...extra });
+
+/** Any process whose command line contains `marker`, besides this test. */
+const processesWith = (marker: string): number[] =>
+  readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      return cmd.includes(marker) && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    } catch {
+      return false;
+    }
+  }).map(Number);
+
+let seq = 0;
+async function run(ex: Executor, script: string, over: Partial<ExecSpec> = {}): Promise<{ r: ExecResult; out: string; err: string; cwd: string }> {
+  const cwd = join(workDir, `att_${++seq}`);
+  mkdirSync(cwd, { recursive: true });
+  let out = '';
+  let err = '';
+  const h = ex.start(
+    { argv: ['/bin/sh', '-c', script], cwd, env: { PATH }, timeoutMs: 20_000, resources: { cpuMillis: 1000, memoryBytes: 256 * MiB, gpus: 0 }, ...over },
+    { onStdout: (d) => (out += d), onStderr: (d) => (err += d) },
+  );
+  const r = await h.done;
+  return { r, out, err, cwd };
+}
+
+after(() => rmSync(base, { recursive: true, force: true }));
+
+describe('isolation: cgroup limits on real tasks', { skip: why ?? false }, () => {
+  let settings: IsolationSettings;
+  let ex: NativeExecutor;
+  before(() => {
+    const p = probe('cgroups', { maxProcesses: 64 });
+    assert.equal(p.level, 'cgroups', p.notes.join('; '));
+    settings = p.settings;
+    ex = new NativeExecutor({ killGraceMs: 200, isolation: settings });
+  });
+
+  it('a memory hog over its 128Mi is killed by the kernel and told apart as out of memory', async () => {
+    const hog = `node -e 'const a=[];for(let i=0;i<64;i++){a.push(Buffer.alloc(16<<20,1))}console.log("survived")'`;
+    const { r, out } = await run(ex, hog, { resources: { cpuMillis: 1000, memoryBytes: 128 * MiB, gpus: 0 } });
+    assert.equal(r.oomKilled, true, `expected an OOM kill, got ${JSON.stringify(r)}`);
+    assert.doesNotMatch(out, /survived/);
+    // The same hog with room enough runs to the end, and is not reported as OOM.
+    const ok = await run(ex, `node -e 'const a=[];for(let i=0;i<4;i++){a.push(Buffer.alloc(16<<20,1))}console.log("survived")'`, { resources: { cpuMillis: 1000, memoryBytes: 256 * MiB, gpus: 0 } });
+    assert.equal(ok.r.exitCode, 0);
+    assert.equal(ok.r.oomKilled, undefined);
+  });
+
+  it('the runner reports it as a user failure: "exceeded its memory limit of 128Mi"', async () => {
+    const a: Assignment = {
+      attemptId: 'att_memhog', attemptNumber: 1, jobId: 'job_m', jobName: 'm', taskId: 'job_m.0', taskIndex: 0, taskCount: 1, arrayValue: null,
+      run: { kind: 'script', script: `node -e 'const a=[];for(;;){a.push(Buffer.alloc(16<<20,1))}'` }, env: {}, inputs: [], outputs: [], timeoutMs: 30_000,
+      resources: { cpuMillis: 1000, memoryBytes: 128 * MiB, gpus: 0, diskBytes: 0 },
+    };
+    const sent: AgentMessage[] = [];
+    const http = new CoordinatorHttp('http://127.0.0.1:9', 'x', join(base, 'blobs'));
+    const fin = await new AttemptRun(a, { executor: ex, http, workDir, baseEnv: { PATH }, keepWorkDirs: false, send: (m) => sent.push(m) }).done;
+    assert.deepEqual(fin.end, { kind: 'error', reason: 'memory_limit', message: 'exceeded its memory limit of 128Mi' });
+    const { classifyEnd } = await import('@dsg/core');
+    assert.equal(classifyEnd(fin.end)?.kind, 'user');
+  });
+
+  it('a busy loop declared 0.5 cores gets about half a core (measured over 1 s)', async () => {
+    const loop = `node -e 'const t=Date.now(),c=process.cpuUsage();while(Date.now()-t<1000);const u=process.cpuUsage(c);console.log((u.user+u.system)/1000/(Date.now()-t))'`;
+    const { r, out } = await run(ex, loop, { resources: { cpuMillis: 500, memoryBytes: 256 * MiB, gpus: 0 } });
+    assert.equal(r.exitCode, 0);
+    const used = Number(out.trim());
+    console.log(`busy loop under a 0.5-core quota used ${used.toFixed(2)} cores`);
+    assert.ok(used <= 0.7, `used ${used} cores`);
+    assert.ok(used > 0.2, `used ${used} cores (the loop should still run)`);
+  });
+
+  it('a bounded fork bomb is stopped by the process limit (64), and nothing it started survives', async () => {
+    const marker = `dsgforkbomb${process.pid}x${Date.now()}`;
+    // Each child is a shell that outlives the loop (its command line carries the marker), waiting on a sleep. The
+    // loop runs in a subshell, which dies at the first fork refused; the task then reports and waits.
+    const bomb = `(i=0; while [ $i -lt 300 ]; do sh -c 'sleep 30; true ${marker}' & i=$((i+1)); done); echo forked; exec sleep 30`;
+    const cwd = join(workDir, `att_${++seq}`);
+    mkdirSync(cwd, { recursive: true });
+    let err = '';
+    let peak = -1;
+    const h = ex.start(
+      { argv: ['/bin/sh', '-c', bomb], cwd, env: { PATH }, timeoutMs: 20_000, resources: { cpuMillis: 1000, memoryBytes: 256 * MiB, gpus: 0 } },
+      {
+        onStdout: (d) => {
+          if (!d.includes('forked')) return;
+          peak = processesWith(marker).length;
+          h.kill('cancel');
+        },
+        onStderr: (d) => (err += d),
+      },
+    );
+    const r = await h.done;
+    assert.equal(r.cancelled, true, `${JSON.stringify(r)} ${err}`);
+    console.log(`fork bomb under pids.max 64: ${peak} of 300 children ran at once`);
+    assert.ok(peak > 0 && peak < 64, `${peak} marked shells ran at once under a limit of 64 processes`);
+    assert.match(err, /fork|Resource temporarily unavailable/i, 'the shell was refused forks');
+    assert.deepEqual(processesWith(marker), [], 'children of the fork bomb outlived their task');
+  });
+
+  it('a setsid child with detached stdio does not survive the task\'s timeout', async () => {
+    const marker = `dsgsetsid${process.pid}x${Date.now()}`;
+    const { r } = await run(ex, `setsid sh -c 'sleep 60; true ${marker}' </dev/null >/dev/null 2>&1 & sleep 0.1; sleep 60`, { timeoutMs: 400 });
+    assert.equal(r.timedOut, true);
+    assert.deepEqual(processesWith(marker), [], 'the setsid child outlived the timeout kill');
+  });
+
+  it('tasks run as an unprivileged user (nobody), owning their working directory', async () => {
+    const { out } = await run(ex, 'id -u; touch made && echo wrote; cat ' + join(stateDir, 'node.json') + ' || echo denied');
+    assert.match(out, /^65534\nwrote\ndenied/);
+  });
+
+  it('without cgroups (isolation none) the same setsid child does survive: the test above can fail', async () => {
+    const plain = new NativeExecutor({ killGraceMs: 200 });
+    const marker = `dsgsetsidplain${process.pid}x${Date.now()}`;
+    try {
+      await run(plain, `setsid sh -c 'sleep 60; true ${marker}' </dev/null >/dev/null 2>&1 & sleep 0.1; sleep 60`, { timeoutMs: 400 });
+      assert.equal(processesWith(marker).length, 1);
+    } finally {
+      for (const p of processesWith(marker)) process.kill(p, 'SIGKILL');
+    }
+  });
+});
+
+// The same escapes against both sandboxes: bubblewrap, and the unshare fallback used where it is missing.
+for (const tool of ['bwrap', 'unshare'] as const) describe(`isolation: the sandbox (${tool})`, { skip: why ?? false }, () => {
+  let ex: LauncherExecutor;
+  let noNet: LauncherExecutor;
+  before(() => {
+    const p = probe('sandbox', { sandboxTool: tool });
+    assert.equal(p.level, 'sandbox+cgroups', p.notes.join('; '));
+    assert.equal(p.settings.sandbox?.tool, tool);
+    ex = new LauncherExecutor({ killGraceMs: 200, isolation: p.settings });
+    noNet = new LauncherExecutor({ killGraceMs: 200, isolation: probe('sandbox', { allowNetwork: false, sandboxTool: tool }).settings });
+  });
+  after(() => {
+    ex.close();
+    noNet.close();
+  });
+
+  it('cannot read the agent\'s state dir, nor another task\'s working dir, nor other processes', async () => {
+    const other = join(workDir, 'att_other');
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, 'result.txt'), 'private');
+    const { r, out, err } = await run(ex, [
+      `cat ${join(stateDir, 'node.json')} && echo READ-STATE`,
+      `cat ${join(other, 'result.txt')} && echo READ-OTHER`,
+      `ls ${workDir}`,
+      `ls /proc | grep -c '^[0-9]'`,
+      `cat /proc/${process.pid}/environ >/dev/null 2>&1 && echo READ-ENVIRON`, // the agent side's environment
+      'id -u',
+    ].join('; '));
+    assert.equal(r.exitCode, 0, err);
+    assert.doesNotMatch(out, /READ-STATE|READ-OTHER|secret-node|private/);
+    const lines = out.trim().split('\n');
+    assert.deepEqual(lines.slice(0, 1), [readdirSync(workDir).filter((d) => d === `att_${seq}`)[0]], 'only its own dir is in the work dir');
+    assert.ok(Number(lines[1]) <= 5, `sees ${lines[1]} processes`);
+    assert.equal(lines[2], '65534');
+  });
+
+  it('can write its working dir and a private /tmp, but nowhere else', async () => {
+    const { out, cwd } = await run(ex, [
+      'echo ok > mine && echo WROTE-CWD',
+      'echo t > /tmp/t && echo WROTE-TMP',
+      `echo x > ${join(workDir, 'escape')} 2>/dev/null && echo WROTE-WORKDIR`,
+      `echo x > ${join(base, 'escape')} 2>/dev/null && echo WROTE-BASE`,
+      'echo x > /var/tmp/dsg-escape 2>/dev/null && echo WROTE-VARTMP',
+      'echo x > /etc/dsg-escape 2>/dev/null && echo WROTE-ETC',
+      'true',
+    ].join('; '));
+    assert.match(out, /WROTE-CWD/);
+    assert.match(out, /WROTE-TMP/);
+    assert.doesNotMatch(out, /WROTE-WORKDIR|WROTE-BASE|WROTE-VARTMP|WROTE-ETC/);
+    assert.equal(readFileSync(join(cwd, 'mine'), 'utf8'), 'ok\n');
+    assert.throws(() => readFileSync(join(workDir, 'escape')));
+    assert.throws(() => readFileSync('/var/tmp/dsg-escape'));
+  });
+
+  it('reaches its working dir by its absolute path, also below a hidden parent (the coordinator data dir of dsg up)', async () => {
+    const e = new LauncherExecutor({ killGraceMs: 200, isolation: probeIsolation({ hide: [base], sandboxTool: tool }).settings });
+    try {
+      const { r, out, err, cwd } = await run(e, 'echo here > mine && cat "$PWD/mine" && { ls "$(dirname "$PWD")" 2>/dev/null || echo unlistable; }');
+      assert.equal(r.exitCode, 0, err);
+      // Its parents are searchable; listed (unshare) they hold nothing but its own directory.
+      assert.ok(out === 'here\nunlistable\n' || out === `here\n${cwd.split('/').pop()}\n`, out);
+    } finally {
+      e.close();
+    }
+  });
+
+  it('has no network unless the job asks for it and the node allows it', async () => {
+    const server = createServer((s) => s.end('hello\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const connect = `node -e 'require("net").connect(${port},"127.0.0.1").on("data",d=>{process.stdout.write("CONNECTED "+d);process.exit(0)}).on("error",e=>{console.log("FAILED",e.code);process.exit(3)})'`;
+    try {
+      const without = await run(ex, connect);
+      assert.match(without.out, /FAILED/);
+      assert.equal(without.r.exitCode, 3);
+      const withNet = await run(ex, connect, { network: true });
+      assert.match(withNet.out, /CONNECTED hello/);
+      const refused = await run(noNet, connect, { network: true });
+      assert.match(refused.out, /FAILED/);
+      assert.match(refused.err, /this node does not allow it/);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a command is found on PATH past a directory only root may enter (root\'s ~/.pyenv/shims before /usr/bin)', async () => {
+    const rootOnly = join(base, 'root-only-bin'); // base is 0700: nobody cannot reach inside
+    mkdirSync(rootOnly, { recursive: true });
+    writeFileSync(join(rootOnly, 'id'), '#!/bin/sh\necho shadowed\n', { mode: 0o755 });
+    const cwd = join(workDir, `att_${++seq}`);
+    mkdirSync(cwd, { recursive: true });
+    let out = '';
+    const r = await ex.start({ argv: ['id', '-u'], cwd, env: { PATH: `${rootOnly}:${PATH}` }, timeoutMs: 5000 }, { onStdout: (d) => (out += d), onStderr: (d) => (out += d) }).done;
+    assert.equal(r.exitCode, 0, out);
+    assert.equal(out, '65534\n');
+  });
+
+  it('a missing program is still a failure to start, and exit codes come through', async () => {
+    const h = ex.start({ argv: ['no-such-program-dsg'], cwd: workDir, env: { PATH }, timeoutMs: 5000 }, { onStdout: () => undefined, onStderr: () => undefined });
+    assert.match((await h.done).spawnError ?? '', /no such program/);
+    const { r } = await run(ex, 'exit 7');
+    assert.equal(r.exitCode, 7);
+  });
+
+  it('start-up cost per task: tasks/s with `true`, by isolation level (2 at a time)', async () => {
+    const rates: Record<string, number> = {};
+    for (const level of ['none', 'cgroups', 'sandbox'] as const) {
+      const p = probe(level, { sandboxTool: tool });
+      const e = new LauncherExecutor({ killGraceMs: 200, ...(p.level === 'none' ? {} : { isolation: p.settings }) });
+      try {
+        const n = 60;
+        const cwd = join(workDir, `bench_${level}`);
+        mkdirSync(cwd, { recursive: true });
+        await e.start({ argv: ['true'], cwd, env: { PATH }, timeoutMs: 5000 }, { onStdout: () => undefined, onStderr: () => undefined }).done; // warm up the helper
+        const t0 = performance.now();
+        let next = 0;
+        const worker = async (): Promise<void> => {
+          while (next++ < n) {
+            const r = await e.start({ argv: ['true'], cwd, env: { PATH }, timeoutMs: 5000, resources: { cpuMillis: 1000, memoryBytes: 64 * MiB, gpus: 0 } }, { onStdout: () => undefined, onStderr: () => undefined }).done;
+            assert.equal(r.exitCode, 0, JSON.stringify(r));
+          }
+        };
+        await Promise.all([worker(), worker()]);
+        rates[p.level] = Math.round(n / ((performance.now() - t0) / 1000));
+      } finally {
+        e.close();
+      }
+    }
+    console.log(`tasks/s with \`true\`, 2 at a time (sandbox: ${tool}): ${Object.entries(rates).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  });
+});
