@@ -20,3 +20,9 @@ it('the schema lists every top-level field and forbids unknown ones', () => {
   assert.equal(s.additionalProperties, false);
   assert.deepEqual(s.required, ['name']);
 });
+
+it('the committed workflow JSON Schema matches the validator (regenerate with `npx dsg spec schema --workflow > schema/workflow-spec-v1.json`)', async () => {
+  const { workflowSpecJsonSchema } = await import('@dsg/core');
+  const committed = JSON.parse(readFileSync(join(root, 'schema', 'workflow-spec-v1.json'), 'utf8'));
+  assert.deepEqual(committed, JSON.parse(JSON.stringify(workflowSpecJsonSchema())));
+});
