@@ -156,3 +156,45 @@ it('a big job is accepted in chunks without holding the event loop, and a crash 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it('a big finished job is deleted range by range without holding the event loop; while marked it cannot be retried', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dsg-bigdel-'));
+  const file = join(dir, 'x.sqlite');
+  const { compileJobSpec, newJobId, DsgError } = await import('@dsg/core');
+  try {
+    const s = openSqliteStore({ file });
+    await s.init();
+    const spec = { name: 'big', command: ['true'], array: 60_000 };
+    const job = await s.createJob({ id: newJobId(), name: 'big', spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] });
+    await s.requestCancel(job.id, Date.now());
+    for (let from = 0; from < 60_000; from += 2000) await s.cancelQueuedTasks(job.id, { from, to: from + 2000 }, Date.now());
+    assert.equal((await s.getJob(job.id))?.state, 'cancelled');
+
+    let worst = 0;
+    let last = performance.now();
+    const probe = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 1);
+    const t0 = performance.now();
+    assert.deepEqual(await s.deleteFinishedWork([{ kind: 'job', id: job.id }]), [job.id]);
+    clearInterval(probe);
+    console.log(`60,000-task job deleted in ${(performance.now() - t0).toFixed(0)} ms; longest event-loop stall ${worst.toFixed(1)} ms`);
+    assert.ok(worst < 100, `the event loop was held ${worst.toFixed(1)} ms`);
+    assert.equal(await s.getJob(job.id), null);
+
+    // A job marked for deletion (as after a crash midway) refuses a retry.
+    const other = await s.createJob({ id: newJobId(), name: 'x', spec: { name: 'x', command: ['true'] }, compiled: compileJobSpec({ name: 'x', command: ['true'] }), inputs: [], createdAt: Date.now(), warnings: [] });
+    await s.close();
+    const db = new Database(file);
+    db.prepare('UPDATE jobs SET deleting = 1 WHERE id = ?').run(other.id);
+    db.close();
+    const again = openSqliteStore({ file });
+    await again.init();
+    await assert.rejects(again.retryJob(other.id, Date.now()), (e: unknown) => e instanceof DsgError && e.code === 'conflict');
+    await again.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

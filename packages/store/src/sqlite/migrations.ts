@@ -203,4 +203,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_open_by_project ON jobs (project) WHERE finished_at IS NULL;
     `,
   },
+  {
+    version: 7,
+    name: 'deleting',
+    sql: `
+      -- A finished job too big to delete in one short commit is marked first, then deleted range by range; while
+      -- marked it cannot be retried (a retry would reopen a half-deleted job). A crash midway leaves it marked and
+      -- still finished: the next collection finishes the deletion.
+      ALTER TABLE jobs ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
