@@ -5,7 +5,7 @@
 // latency on an idle grid. Not a test: it asserts nothing, but exits non-zero if the grid run fails.
 // Then workflows: W3 = 100 chains × 3 dependent steps (per-item chaining) and a 1 → 1,000 → 1 fan-out/fan-in, each
 // against the same number of independent tasks in one job, run in the same grid: tasks/s and overhead per edge.
-//   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --repeat N (workflow runs, default 3)  --json
+//   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --repeat N (workflow runs, default 5)  --json
 //            --isolation sandbox|cgroups|none (the local agent's task isolation; default: the strongest available)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -17,7 +17,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, def) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : def; };
 const N = arg('--tasks', 2000);
 const LAT = arg('--latency-samples', 40);
-const REPEAT = arg('--repeat', 3);
+const REPEAT = arg('--repeat', 5);
 const asJson = process.argv.includes('--json');
 const isolationAt = process.argv.indexOf('--isolation');
 const isolation = isolationAt > 0 ? ['--isolation', process.argv[isolationAt + 1]] : [];
