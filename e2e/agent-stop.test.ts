@@ -2,20 +2,10 @@
 // of a job. What it held (running, and waiting in its queue) is requeued at once — the node timeout is set to 60 s,
 // so only a prompt requeue lets the job finish in time — and the job succeeds with every task, none cancelled.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Sandbox, type Credentials } from './harness.js';
+import { Sandbox, type Credentials, freePort } from './harness.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface JobV1 { id: string; state: string; counts: Record<string, number>; finishedAt: string | null }
 interface TaskV1 { index: number; state: string; attempts: number }

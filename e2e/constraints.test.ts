@@ -4,20 +4,10 @@
 // not hold up the rest.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Sandbox } from './harness.js';
+import { Sandbox, freePort } from './harness.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface JobV1 { id: string; name?: string; state: string; counts: Record<string, number>; waiting: { never: boolean; reason: string } | null }
 interface TaskV1 { index: number; nodeId: string | null; state: string }

@@ -5,20 +5,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Sandbox, type Credentials } from './harness.js';
+import { Sandbox, type Credentials, freePort } from './harness.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface JobV1 { id: string; state: string; finishedAt: string | null }
 interface WorkflowV1 { id: string; state: string; stages: Array<{ name: string; jobId: string; state: string }> }

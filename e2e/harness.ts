@@ -2,6 +2,7 @@
  * Test harness for end-to-end tests: real `dsg` processes in a temp dir with their own HOME, on 127.0.0.1 and
  * free ports. Everything a test starts is registered and killed (whole process group) in `cleanup()`.
  */
+import { createServer } from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,17 @@ export interface Credentials {
   url: string;
   adminToken: string;
   joinToken: string;
+}
+
+/** A free TCP port on 127.0.0.1 (found by listening on port 0, then closed again). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 export class Sandbox {

@@ -3,20 +3,10 @@
 // `dsg submit --wait` must run at once on the idle node, while the GPU job keeps waiting with its "never" reason.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Sandbox } from './harness.js';
+import { Sandbox, freePort } from './harness.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface JobV1 { id: string; state: string; counts: Record<string, number>; waiting: { never: boolean; reason: string } | null; warnings: string[] }
 

@@ -3,20 +3,10 @@
 // within 3 silent heartbeats (plus the check interval) — well before the 4 s timeout — and its task requeued at
 // 4 s after it was last heard from, then run to success on the other agent. The figures are printed.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Sandbox, type Credentials } from './harness.js';
+import { Sandbox, type Credentials, freePort } from './harness.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface JobV1 { id: string; state: string; finishedAt: string | null }
 interface TaskV1 { index: number; state: string; nodeId: string | null; attempts: number }

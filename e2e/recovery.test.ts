@@ -1,20 +1,10 @@
 // Crash and restart with real processes: a coordinator killed with SIGKILL mid-job loses no accepted job and no
 // finished result; an agent killed mid-task has its task requeued onto another agent.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { Sandbox, type Credentials } from './harness.js';
+import { Sandbox, type Credentials, freePort } from './harness.js';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface JobV1 { id: string; state: string; counts: Record<string, number>; finishedAt: string | null }
 interface TaskV1 { index: number; state: string; attempts: number; nodeId: string | null; finishedAt: string | null }

@@ -2,51 +2,20 @@
 // tasks waiting than the grid's or the project's limit is refused with 429, Retry-After and a message naming the
 // limit, and nothing is queued; a bad spec over the limit still gets its 400; workflows count every stage.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
-import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
-import { openSqliteStore, type Store } from '@dsg/store';
-import { Engine } from '@dsg/coordinator';
-import { Authenticator, createToken } from '../src/auth.js';
-import { FileBlobStore } from '../src/files/blob-store.js';
-import { FileLogStore } from '../src/files/log-store.js';
-import { buildApi } from '../src/http/server.js';
+import type { Store } from '@dsg/store';
+import { startTestApi, type TestApi } from './fixtures/api-app.js';
 
 describe('admission control', () => {
-  let dir: string;
+  let t: TestApi;
   let store: Store;
-  let app: FastifyInstance;
-  let engine: Engine;
-  let admin: string;
-  const clock = { now: () => Date.now() };
-
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'dsg-admit-'));
-    store = openSqliteStore({ file: join(dir, 'db.sqlite') });
-    await store.init();
-    const blobs = new FileBlobStore(join(dir, 'blobs'));
-    await blobs.init();
-    const logs = new FileLogStore(join(dir, 'logs'));
-    const log = pino({ level: 'silent' });
-    engine = new Engine(store, blobs, logs, clock, { heartbeatIntervalMs: 5000, nodeTimeoutMs: 30000, reconcileGraceMs: 10000, reportBatchMs: 0, policy: { maxSystemRetries: 3 }, scheduler: DEFAULT_SCHEDULER_CONFIG }, log);
-    admin = (await createToken(store, 'admin', 'a', clock.now())).secret;
-    app = buildApi({
-      store, engine, blobs, logs, auth: new Authenticator(store), clock, log, staticDir: join(dir, 'static'), startedAt: clock.now(), maxUploadBytes: 1024,
-      admission: { maxQueuedTasks: 20, maxQueuedTasksPerProject: 12 },
-    });
+    t = await startTestApi({ admission: { maxQueuedTasks: 20, maxQueuedTasksPerProject: 12 }, maxUploadBytes: 1024 });
+    store = t.store;
   });
-  after(async () => {
-    await app.close();
-    await engine.stop();
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(async () => t.close());
 
-  const post = (url: string, json: unknown) => app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${admin}` }, payload: json as object });
+  const post = (url: string, json: unknown) => t.app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${t.admin}` }, payload: json as object });
   const job = (name: string, array: number, project?: string) => ({ spec: { name, command: ['true'], array, ...(project ? { project } : {}) } });
   const count = async () => (await store.listJobs({ limit: 100 })).items.length;
 

@@ -4,56 +4,32 @@
 // stage. Agents are played by calling the store, as an engine would after their reports.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
 import { newAttemptId, taskIdOf, type JobId, type NodeId, type StageV1, type WorkflowV1 } from '@dsg/core';
-import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
-import { openSqliteStore, type Store } from '@dsg/store';
-import { Engine } from '@dsg/coordinator';
-import { Authenticator, createToken } from '../src/auth.js';
-import { FileBlobStore } from '../src/files/blob-store.js';
-import { FileLogStore } from '../src/files/log-store.js';
-import { buildApi } from '../src/http/server.js';
+import type { Store } from '@dsg/store';
+import { startTestApi, type TestApi } from './fixtures/api-app.js';
 
 const NODE = 'node_0000000000000000000000000w' as NodeId;
 
 describe('REST API v1: workflows', () => {
-  let dir: string;
   let store: Store;
   let app: FastifyInstance;
-  let engine: Engine;
   let admin: string;
   let nodeToken: string;
   const clock = { now: () => Date.now() };
 
+  let t: TestApi;
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'dsg-wfapi-'));
-    store = openSqliteStore({ file: join(dir, 'db.sqlite') });
-    await store.init();
-    const blobs = new FileBlobStore(join(dir, 'blobs'));
-    await blobs.init();
-    const logs = new FileLogStore(join(dir, 'logs'));
-    const log = pino({ level: 'silent' });
-    engine = new Engine(store, blobs, logs, clock, { heartbeatIntervalMs: 5000, nodeTimeoutMs: 30000, reconcileGraceMs: 10000, reportBatchMs: 0, policy: { maxSystemRetries: 3 }, scheduler: DEFAULT_SCHEDULER_CONFIG }, log);
-    admin = (await createToken(store, 'admin', 'a', clock.now())).secret;
-    nodeToken = (await createToken(store, 'node', 'n', clock.now())).secret;
-    app = buildApi({ store, engine, blobs, logs, auth: new Authenticator(store), clock, log, staticDir: join(dir, 'static'), startedAt: clock.now(), maxUploadBytes: 1 << 20 });
+    t = await startTestApi();
+    ({ store, app, admin, nodeToken } = t);
     await store.upsertNode({
       id: NODE, name: 'w', capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3, gpus: 0, diskBytes: 0 },
       facts: { hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'x', cores: 64, memoryBytes: 64 * 1024 ** 3, diskBytes: 0, gpus: [] },
       labels: {}, agentVersion: 't', address: null, now: clock.now(),
     });
   });
-  after(async () => {
-    await app.close();
-    await engine.stop();
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(async () => t.close());
 
   const call = (method: 'GET' | 'POST' | 'PUT', url: string, opts: { token?: string; json?: unknown; body?: Buffer } = {}) =>
     app.inject({
