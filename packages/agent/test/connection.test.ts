@@ -44,7 +44,7 @@ describe('agent connection', () => {
     for (const c of conns) c.terminate();
     await new Promise((r) => wss.close(r));
     await new Promise((r) => server.close(r));
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
   const waitFor = async (what: string, fn: () => boolean) => {

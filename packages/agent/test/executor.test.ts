@@ -34,7 +34,7 @@ for (const [name, make] of executors) describe(`${name} (real processes)`, () =>
   before(async () => (dir = await mkdtemp(join(tmpdir(), 'dsg-exec-'))));
   after(async () => {
     if (ex instanceof LauncherExecutor) ex.close();
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
   const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', FOO: 'bar' };
   const run = (argv: string[], timeoutMs = 10_000) => {

@@ -40,7 +40,8 @@ describe('agent: isolation level in the hello facts', () => {
     for (const c of wss.clients) c.terminate();
     await new Promise((r) => wss.close(r));
     await new Promise((r) => server.close(r));
-    await rm(dir, { recursive: true, force: true });
+    // A stopped agent's helper may still be removing its working dirs: retry while the tree is still changing.
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
   const helloWith = async (options: { isolation?: 'none' | 'cgroups' | 'sandbox' }, name: string): Promise<Record<string, unknown>> => {

@@ -49,7 +49,7 @@ for (const [name, make] of cases) {
         assert.deepEqual([later.r.exitCode, later.r.spawnError, later.out], [0, null, 'ok 3\n']);
       } finally {
         if (ex instanceof LauncherExecutor) ex.close();
-        await rm(dir, { recursive: true, force: true });
+        await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
       }
     });
   });

@@ -20,7 +20,7 @@ describe('required outputs', () => {
   });
   after(async () => {
     await srv.close();
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
   const run = (over: Parameters<typeof assignment>[0]) => runAttempt(assignment(over), http, join(dir, 'work'));
 

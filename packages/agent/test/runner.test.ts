@@ -44,7 +44,7 @@ describe('AttemptRun', () => {
   });
   after(async () => {
     await new Promise((r) => server.close(r));
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
   const assignment = (over: Partial<Assignment>): Assignment => ({
