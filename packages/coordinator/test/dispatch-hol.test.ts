@@ -6,32 +6,16 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { compileJobSpec, newJobId, newNodeId, type Assignment, type CoordinatorMessage, type HelloMessage, type JobId, type NodeId } from '@dsg/core';
+import { compileJobSpec, newJobId, newNodeId, type HelloMessage, type JobId, type NodeId } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type Store } from '@dsg/store';
-import { Engine, type AgentLink } from '@dsg/coordinator';
+import { Engine } from '@dsg/coordinator';
 import { FileBlobStore } from '../src/files/blob-store.js';
 import { FileLogStore } from '../src/files/log-store.js';
 import { submitJob } from '../src/engine/submit.js';
 import { pino } from 'pino';
+import { FakeLink } from './fixtures/fake-link.js';
 
-class FakeLink implements AgentLink {
-  readonly sent: Array<{ nodeId: NodeId; msg: CoordinatorMessage }> = [];
-  readonly live = new Set<NodeId>();
-  send(nodeId: NodeId, messages: readonly CoordinatorMessage[]): boolean {
-    for (const msg of messages) this.sent.push({ nodeId, msg });
-    return this.live.has(nodeId);
-  }
-  connectedNodes(): ReadonlySet<NodeId> {
-    return this.live;
-  }
-  disconnect(nodeId: NodeId): void {
-    this.live.delete(nodeId);
-  }
-  assignments(): Assignment[] {
-    return this.sent.flatMap((s) => (s.msg.type === 'assign' ? s.msg.attempts : []));
-  }
-}
 
 const GiB = 1024 ** 3;
 const hello = (cores: number): HelloMessage => ({

@@ -7,28 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { newNodeId, type Assignment, type CoordinatorMessage, type HelloMessage, type NodeId } from '@dsg/core';
+import { newNodeId, type HelloMessage } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type Store } from '@dsg/store';
-import { Engine, type AgentLink } from '@dsg/coordinator';
+import { Engine } from '@dsg/coordinator';
 import { FileBlobStore } from '../src/files/blob-store.js';
 import { FileLogStore } from '../src/files/log-store.js';
 import { submitJob } from '../src/engine/submit.js';
+import { FakeLink } from './fixtures/fake-link.js';
 
-class FakeLink implements AgentLink {
-  readonly assigned: Assignment[] = [];
-  readonly live = new Set<NodeId>();
-  send(_nodeId: NodeId, messages: readonly CoordinatorMessage[]): boolean {
-    for (const m of messages) if (m.type === 'assign') this.assigned.push(...m.attempts);
-    return true;
-  }
-  connectedNodes(): ReadonlySet<NodeId> {
-    return this.live;
-  }
-  disconnect(nodeId: NodeId): void {
-    this.live.delete(nodeId);
-  }
-}
 
 const hello: HelloMessage = {
   type: 'hello', protocol: 1, nodeId: null, name: 'n', agentVersion: 'test',

@@ -9,13 +9,14 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import { AGENT_WS_PATH, newNodeId, type Assignment, type CoordinatorMessage, type HelloMessage, type NodeId } from '@dsg/core';
+import { AGENT_WS_PATH, newNodeId, type CoordinatorMessage, type HelloMessage, type NodeId } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type Store } from '@dsg/store';
-import { COORDINATOR_DEFAULTS, Engine, startCoordinator, type AgentLink } from '@dsg/coordinator';
+import { COORDINATOR_DEFAULTS, Engine, startCoordinator } from '@dsg/coordinator';
 import { FileBlobStore } from '../src/files/blob-store.js';
 import { FileLogStore } from '../src/files/log-store.js';
 import { submitJob } from '../src/engine/submit.js';
+import { FakeLink } from './fixtures/fake-link.js';
 
 const hello = (nodeId: string | null = null): HelloMessage => ({
   type: 'hello', protocol: 1, nodeId, name: 'n', agentVersion: 'test',
@@ -54,20 +55,6 @@ describe('liveness defaults', () => {
   });
 });
 
-class FakeLink implements AgentLink {
-  readonly assigned: Assignment[] = [];
-  readonly live = new Set<NodeId>();
-  send(_n: NodeId, messages: readonly CoordinatorMessage[]): boolean {
-    for (const m of messages) if (m.type === 'assign') this.assigned.push(...m.attempts);
-    return true;
-  }
-  connectedNodes(): ReadonlySet<NodeId> {
-    return this.live;
-  }
-  disconnect(nodeId: NodeId): void {
-    this.live.delete(nodeId);
-  }
-}
 
 describe('engine liveness', () => {
   let dir: string;
