@@ -161,8 +161,4 @@ export class WorkService {
     };
   }
 
-  /** Whether a job is finished (no pending reason to show). */
-  static finished(j: JobRecord): boolean {
-    return isTerminalJob(j.state);
-  }
 }
