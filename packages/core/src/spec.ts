@@ -57,17 +57,12 @@ export function isPlainRelativePath(p: string): boolean {
 export function inputPlacement(p: string): string | null {
   if (p.length === 0 || p.startsWith('/') || p.includes('\\') || p.includes('\0')) return null;
   const out: string[] = [];
-  let ups = 0;
   for (const seg of p.split('/')) {
     if (seg === '' || seg === '.') continue;
-    if (seg === '..') {
-      if (out.length > 0) out.pop();
-      else ups++;
-      continue;
-    }
-    out.push(seg);
+    // A leading `..` climbs out of the spec's folder: dropped (the file keeps the rest of its path).
+    if (seg === '..') out.pop();
+    else out.push(seg);
   }
-  void ups;
   return out.length === 0 ? null : out.join('/');
 }
 

@@ -34,7 +34,6 @@ import {
   taskIdOf,
   workflowState,
   ZERO_RESOURCES,
-  type CompiledWorkflow,
   type StageOutput,
   type StageProgress,
   type WireInputFile,
@@ -828,9 +827,8 @@ export class SqliteStore implements Store {
       if (row.skip_reason !== null || row.cancel_requested === 1) n++;
       this.q('UPDATE jobs SET skip_reason = NULL, cancel_requested = 0, released = CASE WHEN ? THEN 0 ELSE released END, finished_at = NULL WHERE id = ?').run(none ? 1 : 0, row.id);
     }
-    const wf = workflowOf(this.q('SELECT id, compiled_json FROM workflows WHERE id = ?').get(workflowId) as Pick<WorkflowRow, 'id' | 'compiled_json'>);
     const rows = this.stageRows(workflowId);
-    for (const row of rows.values()) if (row.released === 1 && compiledOf(row).fanOut.kind === 'each') this.releaseStage(wf, row, rows, now);
+    for (const row of rows.values()) if (row.released === 1 && compiledOf(row).fanOut.kind === 'each') this.releaseStage(row, rows, now);
     return n;
   }
 
@@ -899,7 +897,7 @@ export class SqliteStore implements Store {
       if (plan.release.length === 0 && plan.skip.length === 0) break;
       for (const s of plan.skip)
         this.q('UPDATE jobs SET skip_reason = ?, cancel_requested = MAX(cancel_requested, ?) WHERE id = ?').run(s.reason, wfRow.cancel_requested, rows.get(s.stage)!.id);
-      for (const stage of plan.release) this.releaseStage(wf, rows.get(stage)!, rows, now);
+      for (const stage of plan.release) this.releaseStage(rows.get(stage)!, rows, now);
       rows = this.stageRows(workflowId);
     }
     for (const r of rows.values()) this.finishJobIfDone(r.id, now);
@@ -910,7 +908,7 @@ export class SqliteStore implements Store {
   }
 
   /** Open a stage's gate and create the tasks that can exist now. */
-  private releaseStage(wf: CompiledWorkflow, row: JobRow, rows: ReadonlyMap<string, JobRow>, now: number): void {
+  private releaseStage(row: JobRow, rows: ReadonlyMap<string, JobRow>, now: number): void {
     const compiled = compiledOf(row);
     this.q('UPDATE jobs SET released = 1 WHERE id = ?').run(row.id);
     const existing = new Set((this.q('SELECT idx FROM tasks WHERE job_id = ?').all(row.id) as Array<{ idx: number }>).map((r) => r.idx));
@@ -932,7 +930,6 @@ export class SqliteStore implements Store {
       this.createTasks({ ...row, task_count: values.length }, values.map((_, i) => i).filter((i) => !existing.has(i)), rows, now, values);
       return;
     }
-    void wf;
     const all: number[] = [];
     for (let i = 0; i < row.task_count; i++) if (!existing.has(i)) all.push(i);
     this.createTasks(row, all, rows, now);
