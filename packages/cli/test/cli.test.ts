@@ -167,7 +167,14 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
       offlineNodeRetentionSeconds: 7 * 24 * 3600, quarantine: { failures: 3, windowSeconds: 600, coolDownSeconds: 1800 },
       retention: { maxAgeDays: 30, maxBytes: 0, intervalMinutes: 60, graceMinutes: 60 },
       maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000,
+      rateLimits: { perTokenPerSecond: 50, perTokenBurst: 1000, failedAuthPerMinute: 60 }, sessionHours: 12,
     });
+  });
+  it('rate limits and the session length come from the same layers and are checked', () => {
+    const o = resolveServeConfig({ ...base, flags: { rateLimit: '5' }, env: { DSG_RATE_LIMIT_BURST: '20', DSG_SESSION_HOURS: '2' }, file: { failedAuthPerMinute: 0 } });
+    assert.deepEqual([o.rateLimits, o.sessionHours], [{ perTokenPerSecond: 5, perTokenBurst: 20, failedAuthPerMinute: 0 }, 2]);
+    const bad = issues(() => resolveServeConfig({ ...base, flags: { rateLimit: '-1' }, env: { DSG_RATE_LIMIT_BURST: '0' }, file: null }));
+    assert.deepEqual(bad.map((i) => i.path).sort(), ['--rate-limit', 'DSG_RATE_LIMIT_BURST']);
   });
   it('admission limits come from the same layers and are checked', () => {
     const o = resolveServeConfig({ ...base, flags: { maxQueuedTasksPerProject: '50' }, env: { DSG_MAX_QUEUED_TASKS: '500' }, file: null });
