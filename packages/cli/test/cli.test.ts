@@ -120,8 +120,14 @@ describe('a rejected token names where it came from and what to do', () => {
   });
   it('a node token used for a command (403)', () => {
     const m = explainClientError(new DsgError('forbidden', 'a node token cannot do this (needs jobs:read)'), config({ token: 'dsg_node_x', coordinator: 'http://h:1' }, {}, null));
-    assert.match(m, /the token came from the --token flag; dsg commands need an admin token/);
+    assert.match(m, /the token came from the --token flag; dsg commands need an admin, submitter or reader token/);
     assert.match(m, /use adminToken, not joinToken/);
+  });
+  it('a submitter or reader token refused (403) sends the user to the admin', () => {
+    const m = explainClientError(new DsgError('forbidden', 'a reader token can read but not change anything (this needs jobs:write)'), config({ token: 'dsg_reader_x', coordinator: 'http://h:1' }, {}, null));
+    assert.match(m, /refused: a reader token can read but not change anything/);
+    assert.match(m, /ask the grid's admin/);
+    assert.doesNotMatch(m, /joinToken/);
   });
   it('leaves other errors alone', () => {
     assert.equal(explainClientError(new DsgError('not_found', 'job job_x not found'), config({ token: 'x', coordinator: 'http://h:1' }, {}, null)), 'job job_x not found');

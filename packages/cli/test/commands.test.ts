@@ -277,7 +277,7 @@ describe('dsg commands against a real grid', { timeout: 120_000 }, () => {
     const f = await dsg(['--token', 'wrong', 'jobs']);
     assert.match(f.stderr, /the token came from the --token flag/);
     const node = await dsg(['--token', coord.joinToken, 'jobs']);
-    assert.match(node.stderr, /refused: a node token cannot do this.*\n {2}the token came from the --token flag; dsg commands need an admin token/);
+    assert.match(node.stderr, /refused: a node token cannot do this.*\n {2}the token came from the --token flag; dsg commands need an admin, submitter or reader token/);
     mkdirSync(join(home, '.config', 'dsg'), { recursive: true });
     const file = join(home, '.config', 'dsg', 'config.json');
     writeFileSync(file, JSON.stringify({ coordinator: coord.url, token: 'dsg_admin_from_an_old_grid' }));
