@@ -58,8 +58,8 @@ export const SERVE_DEFAULTS: Record<Field, string | number> = {
   maxQueuedTasks: 1_000_000,
   maxQueuedTasksPerProject: 1_000_000,
   // Per-token request limits and failed sign-ins per IP (DEFAULT_RATE_LIMITS); dashboard sessions last 12 hours.
-  rateLimit: 50,
-  rateLimitBurst: 1000,
+  rateLimit: 200,
+  rateLimitBurst: 10_000,
   failedAuthLimit: 60,
   sessionHours: 12,
 };

@@ -365,6 +365,11 @@ describe('revocation, expiry and rate limits take effect at once', () => {
       assert.equal(r.statusCode, 429);
       assert.equal(r.headers['retry-after'], '1');
       assert.equal(r.json().error.code, 'over_limit');
+      // A node credential gets 10 times the allowance (an agent is never slowed by the limits meant for people).
+      const node = { authorization: `Bearer ${f.secrets.cred}` };
+      const nodeStatuses = new Set<number>();
+      for (let i = 0; i < 20; i++) nodeStatuses.add((await f.app.inject({ method: 'GET', url: `/api/v1/blobs/${'0'.repeat(64)}`, headers: node })).statusCode);
+      assert.deepEqual([...nodeStatuses], [403], 'refused for what it asks, never for its rate');
       // Another token is not held back by this one.
       assert.equal((await f.app.inject({ method: 'GET', url: '/api/v1/jobs', headers: { authorization: `Bearer ${f.secrets.admin}` } })).statusCode, 200);
       // A second later, one more request fits.

@@ -3,22 +3,26 @@
  * holds up to `burst` requests and refills at `perSecond`. A request finding its bucket empty is refused with 429
  * `over_limit` and Retry-After (the seconds until one request's worth has refilled).
  *
- * The defaults are far above what a person, the CLI, an agent or the dashboard does (the CLI checks each input
- * with one HEAD before a submit: a burst of a few thousand), so only a runaway script or a guessing attack meets
- * them. Buckets idle long enough to be full again are forgotten, so memory stays bounded by active callers.
+ * The defaults are far above what a person, the CLI or the dashboard does (the CLI checks each input with one HEAD
+ * before a submit, one after another: a submit of 10,000 files fits in one burst; the dashboard makes ~2 requests
+ * a second). A node credential gets `NODE_FACTOR` times the allowance: an agent fetches inputs and uploads outputs
+ * per task, at the pace its tasks finish, and must never be slowed by this. Only a runaway script or a guessing
+ * attack meets the limits. Buckets idle long enough to be full again are forgotten, so memory stays bounded.
  */
 import { OverLimitError } from '@dsg/core';
 
 export interface RateLimitSettings {
-  /** Sustained requests per second per token. Default 50; 0 turns per-token limits off. */
+  /** Sustained requests per second per token (node credentials: 10 times this). Default 200; 0 turns per-token limits off. */
   readonly perTokenPerSecond: number;
-  /** Requests a token may make at once before the sustained rate applies. Default 1000. */
+  /** Requests a token may make at once before the sustained rate applies (node credentials: 10 times this). Default 10,000. */
   readonly perTokenBurst: number;
   /** Failed authentications (no, wrong, revoked or expired token) per minute per client IP. Default 60; 0: off. */
   readonly failedAuthPerMinute: number;
 }
 
-export const DEFAULT_RATE_LIMITS: RateLimitSettings = { perTokenPerSecond: 50, perTokenBurst: 1000, failedAuthPerMinute: 60 };
+export const DEFAULT_RATE_LIMITS: RateLimitSettings = { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 };
+/** How many times the per-token allowance a node credential gets. */
+export const NODE_FACTOR = 10;
 
 interface Bucket {
   tokens: number;
@@ -31,8 +35,10 @@ export class RateLimiter {
   constructor(private readonly settings: RateLimitSettings, private readonly now: () => number = Date.now) {}
 
   /** Count one request of a token; throws OverLimitError (429) when its bucket is empty. */
-  takeToken(tokenId: string): void {
-    const { perTokenPerSecond: rate, perTokenBurst: burst } = this.settings;
+  takeToken(tokenId: string, isNode = false): void {
+    const f = isNode ? NODE_FACTOR : 1;
+    const rate = this.settings.perTokenPerSecond * f;
+    const burst = this.settings.perTokenBurst * f;
     if (rate <= 0) return;
     const wait = take(this.tokens, tokenId, rate, Math.max(1, burst), this.now());
     if (wait > 0)

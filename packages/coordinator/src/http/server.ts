@@ -127,7 +127,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       if (e instanceof UnauthorizedError) limiter.failedAuth(req.ip);
       throw e;
     }
-    limiter.takeToken(p.tokenId);
+    limiter.takeToken(p.tokenId, p.nodeId !== null);
     requireCapability(p, cap);
     req.principal = p;
     return p;
