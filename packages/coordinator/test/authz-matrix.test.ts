@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { pino } from 'pino';
-import { newNodeId, type NodeId } from '@dsg/core';
+import WebSocket from 'ws';
+import { AGENT_WS_PATH, newNodeId, type NodeId } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type Store } from '@dsg/store';
 import { Engine } from '@dsg/coordinator';
@@ -22,6 +23,7 @@ import { FileBlobStore } from '../src/files/blob-store.js';
 import { FileLogStore } from '../src/files/log-store.js';
 import { CoordinatorMetrics } from '../src/metrics.js';
 import { JobCache } from '../src/engine/job-cache.js';
+import { AgentHub } from '../src/agents/agent-hub.js';
 import { buildApi, registeredRoutes } from '../src/http/server.js';
 import type { RateLimitSettings } from '../src/http/rate-limit.js';
 
@@ -311,6 +313,38 @@ describe('authorization matrix: every route × every kind of caller', () => {
     for (const cache of [f.engine.jobs, fresh]) {
       assert.equal((await cache.get(mine.json().job.id))?.operatorOwned, false, 'a submitter\'s job is not the operator\'s');
       assert.equal((await cache.get(adminJob.id))?.operatorOwned, true, 'an admin\'s job is the operator\'s');
+    }
+  });
+});
+
+describe('authorization of the agent channel (the WebSocket upgrade, not a fastify route)', () => {
+  it('opens for the join token, a node credential and the admin; refuses submitter and reader (403) and bad tokens (401)', async () => {
+    const f = await fixture();
+    const hub = new AgentHub(f.engine, new Authenticator(f.store, f.clock.now), f.clock, 5000, pino({ level: 'silent' }), { refusals: f.engine.refusals });
+    hub.attach(f.app.server);
+    try {
+      await f.app.listen({ host: '127.0.0.1', port: 0 });
+      const addr = f.app.server.address() as { port: number };
+      const open = (headers: Record<string, string>): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${addr.port}${AGENT_WS_PATH}`, { headers });
+          ws.once('open', () => {
+            ws.close();
+            resolve(101);
+          });
+          ws.once('unexpected-response', (_req, res) => {
+            resolve(res.statusCode ?? 0);
+            ws.terminate();
+          });
+          ws.once('error', (e) => reject(e));
+        });
+      const want: Partial<Record<Kind, number>> = { admin: 101, join: 101, cred: 101, subOwn: 403, subOther: 403, reader: 403, none: 401, malformed: 401, wrong: 401, revoked: 401, expired: 401 };
+      const got: Partial<Record<Kind, number>> = {};
+      for (const k of Object.keys(want) as Kind[]) got[k] = await open(credentialsOf(f, k));
+      assert.deepEqual(got, want);
+    } finally {
+      await hub.close();
+      await f.close();
     }
   });
 });
