@@ -1,5 +1,6 @@
 // The dashboard in a real browser (headless Chromium driven by playwright-core) against a real grid:
-// sign-in by link, nodes and jobs tables, a job's detail with its failed task's log.
+// sign-in by link to a session cookie (never localStorage), nodes and jobs tables, a job's detail with its failed
+// task's log; a submitter's sign-in sees only its project; revoking the token ends the session at once.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,9 +57,55 @@ describe('dashboard in a real browser', { timeout: 120_000 }, () => {
     assert.match((await page.textContent('#job-detail')) ?? '', /it broke/);
     await page.screenshot({ path: join(sb.dir, 'dashboard.png'), fullPage: true });
 
-    // A wrong token sends the user back to the sign-in form.
+    // The browser holds a session cookie, httpOnly and SameSite=Strict; the token is nowhere in page storage.
+    const stored = await page.evaluate<string>('JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie');
+    assert.equal(stored.includes(creds.adminToken), false, 'the token is not kept in the page');
+    assert.equal(stored.includes('dsg_session'), false, 'the session cookie is not readable by scripts');
+    const cookies = await page.context().cookies();
+    const session = cookies.find((c) => c.name === 'dsg_session');
+    assert.ok(session, 'a session cookie is set');
+    assert.deepEqual([session.httpOnly, session.sameSite], [true, 'Strict']);
+    assert.notEqual(session.value, creds.adminToken, 'the cookie holds a session id, not the token');
+
+    // A cookie-authenticated change without the X-DSG-CSRF header is refused; with it, it goes through.
+    const noCsrf = await page.evaluate(async (id) => (await fetch(`/api/v1/jobs/${id}/retry`, { method: 'POST' })).status, bad.job.id);
+    assert.equal(noCsrf, 403);
+    const withCsrf = await page.evaluate(async (id) => (await fetch(`/api/v1/jobs/${id}/cancel`, { method: 'POST', headers: { 'x-dsg-csrf': '1' } })).status, ok.job.id);
+    assert.equal(withCsrf, 409, 'past authentication: the finished job has nothing to cancel');
+
+    // Signing out ends the session: the cookie no longer works.
+    await page.click('#signout');
+    await page.waitForSelector('#login:not([hidden])');
+    assert.equal(await page.evaluate(async () => (await fetch('/api/v1/jobs')).status), 401);
+
+    // A wrong token sends the user back to the sign-in form, saying why.
     const other = await browser.newPage();
     await other.goto(`${creds.url}/#token=wrong`);
     await other.waitForSelector('#login:not([hidden])');
+    assert.match((await other.textContent('#login-error')) ?? '', /invalid token/);
+    await other.close();
+  });
+
+  it('a submitter signs in with the form and sees only its project; revoking its token ends the session at once', async () => {
+    const mine = await sb.api<{ job: { id: string } }>(creds, 'POST', '/jobs', { spec: { name: 'dash-climate', project: 'climate', command: ['true'] } });
+    const theirs = await sb.api<{ job: { id: string } }>(creds, 'POST', '/jobs', { spec: { name: 'dash-bio', project: 'bio', command: ['true'] } });
+    const t = await sb.api<{ token: { id: string }; secret: string }>(creds, 'POST', '/tokens', { role: 'submitter', projects: ['climate'], name: 'student-1' });
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(creds.url);
+    await page.waitForSelector('#login:not([hidden])');
+    await page.fill('#token', t.secret);
+    await page.click('#login-form button');
+    await page.waitForSelector(`tr[data-id="${mine.job.id}"]`);
+    assert.match((await page.textContent('#who')) ?? '', /student-1 \(submitter: climate\)/);
+    assert.equal(await page.$(`tr[data-id="${theirs.job.id}"]`), null, 'another project\'s job is not listed');
+    assert.equal(await page.evaluate(async (id) => (await fetch(`/api/v1/jobs/${id}`)).status, theirs.job.id), 404);
+    // A reload keeps the session (the cookie), with no token anywhere in the page.
+    await page.reload();
+    await page.waitForSelector(`tr[data-id="${mine.job.id}"]`);
+    await sb.api(creds, 'DELETE', `/tokens/${t.token.id}`);
+    assert.equal(await page.evaluate(async () => (await fetch('/api/v1/jobs')).status), 401, 'revocation ends the session at once');
+    await page.waitForSelector('#login:not([hidden])');
+    await ctx.close();
   });
 });

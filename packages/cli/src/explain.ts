@@ -38,10 +38,17 @@ export function explainClientError(e: DsgError, c: ClientConfig | null): string 
         `  to fix: ${fixToken(c.tokenSource)}`,
       ].join('\n');
     case 'forbidden':
+      // A node token used for a command is a mix-up of the two tokens in credentials.json; a submitter or reader
+      // token refused is a question of permission, which the grid's admin decides.
+      if (/\bnode token\b|\bjoin token\b/.test(e.message))
+        return [
+          `the coordinator at ${c.coordinator} refused: ${e.message}`,
+          `  the token came from ${describeSource(c.tokenSource)}; dsg commands need an admin, submitter or reader token (a node's join token only lets agents join)`,
+          `  to fix: use adminToken, not joinToken, from ${WHERE_CREDENTIALS}`,
+        ].join('\n');
       return [
         `the coordinator at ${c.coordinator} refused: ${e.message}`,
-        `  the token came from ${describeSource(c.tokenSource)}; dsg commands need an admin token (a node's join token only lets agents join)`,
-        `  to fix: use adminToken, not joinToken, from ${WHERE_CREDENTIALS}`,
+        `  the token came from ${describeSource(c.tokenSource)}; if you need this, ask the grid's admin (\`dsg token list\` shows roles and projects)`,
       ].join('\n');
     case 'unavailable':
       return `${e.message} (${urlFrom()})`;

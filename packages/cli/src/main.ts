@@ -24,6 +24,7 @@ import { registerSpec } from './commands/spec-check.js';
 import { registerUp } from './commands/up.js';
 import { registerWorkflow } from './commands/workflow.js';
 import { registerWait } from './commands/wait.js';
+import { registerToken } from './commands/token.js';
 
 const program = new Command()
   .name('dsg')
@@ -39,6 +40,7 @@ Start here:
   dsg submit examples/pi/pi.yaml --wait      run a 20-task Monte Carlo sweep
   dsg jobs · dsg job ID · dsg wait ID · dsg logs ID · dsg outputs ID --to DIR · dsg nodes
   dsg status · dsg gc --dry-run · dsg node drain NAME    operate the grid
+  dsg token create --role submitter --project NAME         give someone their own token
 
 Every read command takes --json. Exit codes: 0 ok · 1 a job failed or a runtime error · 2 bad input ·
 3 cannot reach the coordinator (waiting commands keep trying for 5m first: --give-up-after) · 130 interrupted.`);
@@ -59,6 +61,7 @@ registerNodes(program, globals);
 registerNodeOps(program, globals);
 registerStatus(program, globals);
 registerNodeRevoke(program, globals);
+registerToken(program, globals);
 registerSpec(program);
 
 function fail(code: number, message: string): never {

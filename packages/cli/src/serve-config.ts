@@ -29,6 +29,10 @@ const FIELDS = {
   logLevel: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'expected debug, info, warn, error or silent' }), env: 'DSG_LOG_LEVEL', flag: '--log-level', file: 'logLevel' },
   maxQueuedTasks: { schema: z.coerce.number({ error: 'expected a number of tasks' }).int({ error: 'expected a whole number of tasks' }).min(1, { error: 'expected at least 1 task' }), env: 'DSG_MAX_QUEUED_TASKS', flag: '--max-queued-tasks', file: 'maxQueuedTasks' },
   maxQueuedTasksPerProject: { schema: z.coerce.number({ error: 'expected a number of tasks' }).int({ error: 'expected a whole number of tasks' }).min(1, { error: 'expected at least 1 task' }), env: 'DSG_MAX_QUEUED_TASKS_PER_PROJECT', flag: '--max-queued-tasks-per-project', file: 'maxQueuedTasksPerProject' },
+  rateLimit: { schema: z.coerce.number({ error: 'expected requests per second' }).min(0, { error: 'expected 0 (off) or more requests per second' }), env: 'DSG_RATE_LIMIT', flag: '--rate-limit', file: 'rateLimitPerSecond' },
+  rateLimitBurst: { schema: z.coerce.number({ error: 'expected a number of requests' }).int({ error: 'expected a whole number of requests' }).min(1, { error: 'expected at least 1 request' }), env: 'DSG_RATE_LIMIT_BURST', flag: '--rate-limit-burst', file: 'rateLimitBurst' },
+  failedAuthLimit: { schema: z.coerce.number({ error: 'expected attempts per minute' }).int({ error: 'expected a whole number' }).min(0, { error: 'expected 0 (off) or more attempts per minute' }), env: 'DSG_FAILED_AUTH_LIMIT', flag: '--failed-auth-limit', file: 'failedAuthPerMinute' },
+  sessionHours: { schema: z.coerce.number({ error: 'expected a number of hours' }).positive({ error: 'expected a number of hours greater than 0' }), env: 'DSG_SESSION_HOURS', flag: '--session-hours', file: 'sessionHours' },
 } as const;
 type Field = keyof typeof FIELDS;
 
@@ -53,6 +57,11 @@ export const SERVE_DEFAULTS: Record<Field, string | number> = {
   logLevel: 'info',
   maxQueuedTasks: 1_000_000,
   maxQueuedTasksPerProject: 1_000_000,
+  // Per-token request limits and failed sign-ins per IP (DEFAULT_RATE_LIMITS); dashboard sessions last 12 hours.
+  rateLimit: 200,
+  rateLimitBurst: 10_000,
+  failedAuthLimit: 60,
+  sessionHours: 12,
 };
 
 export const FILE_KEYS: readonly string[] = Object.values(FIELDS).map((f) => f.file);
@@ -99,6 +108,8 @@ export function resolveServeConfig(input: {
     logLevel: out.logLevel as CoordinatorOptions['logLevel'] & string,
     maxQueuedTasks: out.maxQueuedTasks as number,
     maxQueuedTasksPerProject: out.maxQueuedTasksPerProject as number,
+    rateLimits: { perTokenPerSecond: out.rateLimit as number, perTokenBurst: out.rateLimitBurst as number, failedAuthPerMinute: out.failedAuthLimit as number },
+    sessionHours: out.sessionHours as number,
   };
 }
 

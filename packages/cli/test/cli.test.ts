@@ -120,8 +120,14 @@ describe('a rejected token names where it came from and what to do', () => {
   });
   it('a node token used for a command (403)', () => {
     const m = explainClientError(new DsgError('forbidden', 'a node token cannot do this (needs jobs:read)'), config({ token: 'dsg_node_x', coordinator: 'http://h:1' }, {}, null));
-    assert.match(m, /the token came from the --token flag; dsg commands need an admin token/);
+    assert.match(m, /the token came from the --token flag; dsg commands need an admin, submitter or reader token/);
     assert.match(m, /use adminToken, not joinToken/);
+  });
+  it('a submitter or reader token refused (403) sends the user to the admin', () => {
+    const m = explainClientError(new DsgError('forbidden', 'a reader token can read but not change anything (this needs jobs:write)'), config({ token: 'dsg_reader_x', coordinator: 'http://h:1' }, {}, null));
+    assert.match(m, /refused: a reader token can read but not change anything/);
+    assert.match(m, /ask the grid's admin/);
+    assert.doesNotMatch(m, /joinToken/);
   });
   it('leaves other errors alone', () => {
     assert.equal(explainClientError(new DsgError('not_found', 'job job_x not found'), config({ token: 'x', coordinator: 'http://h:1' }, {}, null)), 'job job_x not found');
@@ -167,7 +173,14 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
       offlineNodeRetentionSeconds: 7 * 24 * 3600, quarantine: { failures: 3, windowSeconds: 600, coolDownSeconds: 1800 },
       retention: { maxAgeDays: 30, maxBytes: 0, intervalMinutes: 60, graceMinutes: 60 },
       maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000,
+      rateLimits: { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 }, sessionHours: 12,
     });
+  });
+  it('rate limits and the session length come from the same layers and are checked', () => {
+    const o = resolveServeConfig({ ...base, flags: { rateLimit: '5' }, env: { DSG_RATE_LIMIT_BURST: '20', DSG_SESSION_HOURS: '2' }, file: { failedAuthPerMinute: 0 } });
+    assert.deepEqual([o.rateLimits, o.sessionHours], [{ perTokenPerSecond: 5, perTokenBurst: 20, failedAuthPerMinute: 0 }, 2]);
+    const bad = issues(() => resolveServeConfig({ ...base, flags: { rateLimit: '-1' }, env: { DSG_RATE_LIMIT_BURST: '0' }, file: null }));
+    assert.deepEqual(bad.map((i) => i.path).sort(), ['--rate-limit', 'DSG_RATE_LIMIT_BURST']);
   });
   it('admission limits come from the same layers and are checked', () => {
     const o = resolveServeConfig({ ...base, flags: { maxQueuedTasksPerProject: '50' }, env: { DSG_MAX_QUEUED_TASKS: '500' }, file: null });

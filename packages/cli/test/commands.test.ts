@@ -132,6 +132,48 @@ describe('dsg commands against a real grid', { timeout: 120_000 }, () => {
     assert.match(s.stdout, /^0 {5}a {6}1 {9}lab-pc-7 {2}exited with code 1$/m);
   });
 
+  it('dsg token create | list | revoke: a submitter token sees its project only, says who submitted, and stops at revoke', async () => {
+    const c = await dsg(['token', 'create', '--role', 'submitter', '--project', 'climate', '--name', 'student-7', '--expires', '30d']);
+    assert.equal(c.code, 0, c.stderr);
+    const secret = c.stdout.split('\n').find((l) => l.startsWith('dsg_submitter_'));
+    assert.ok(secret, c.stdout);
+    assert.match(c.stdout, /^student-7 tok_\w+: submitter of climate, expires in 30d$/m);
+    assert.match(c.stderr, /shown only now/);
+    assert.match(c.stderr, /dsg token revoke "student-7"/);
+    const noProject = await dsg(['token', 'create', '--role', 'submitter']);
+    assert.equal(noProject.code, 2);
+    assert.match(noProject.stderr, /--project: a submitter token needs at least one --project NAME/);
+
+    const student = { DSG_TOKEN: secret };
+    const theirs = await submit({ name: 'not-yours', project: 'bio', script: 'true' }, false);
+    const { job } = await new DsgClient({ baseUrl: coord.url, token: secret }).submitJob({ spec: { name: 'homework', project: 'climate', script: 'true' } });
+    const shown = await dsg(['job', job.id], { env: student });
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /by student-7 \(submitter\)/);
+    assert.match(shown.stdout, /^project {4}climate$/m);
+    assert.match((await dsg(['job', job.id])).stdout, /by student-7 \(submitter\)/, 'the admin sees who submitted it too');
+    const hidden = await dsg(['job', theirs.id], { env: student });
+    assert.equal(hidden.code, 1);
+    assert.match(hidden.stderr, /not found/);
+    const wrongProject = await new DsgClient({ baseUrl: coord.url, token: secret }).submitJob({ spec: { name: 'x', project: 'bio', script: 'true' } }).catch((e: Error) => e);
+    assert.match(String(wrongProject), /may submit only to project "climate", not to "bio"/);
+
+    const l = await dsg(['token', 'list']);
+    assert.equal(l.code, 0, l.stderr);
+    assert.match(l.stdout, /^student-7 +tok_\w+ +submitter +climate +\S.* +in 30d +\S.* +active$/m);
+    assert.equal(l.stdout.includes(secret), false, 'no secret in the list');
+    const lj = JSON.parse((await dsg(['token', 'list', '--json'])).stdout) as { items: Array<{ name: string; lastUsedAt: string | null; role: string }> };
+    assert.ok(lj.items.find((t) => t.name === 'student-7')?.lastUsedAt, 'last used is recorded');
+    assert.equal(JSON.stringify(lj).includes('dsg_'), false, 'no secret in the JSON either');
+
+    const r = await dsg(['token', 'revoke', 'student-7']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^revoked submitter token "student-7"/);
+    const after = await dsg(['jobs'], { env: student });
+    assert.equal(after.code, 1);
+    assert.match(after.stderr, /revoked/);
+  });
+
   it('a task that ran and wrote nothing', async () => {
     const quiet = await submit({ name: 'silent', script: 'true', resources: { cpu: 1, memory: '16Mi' } });
     const r = await dsg(['logs', quiet.id]);
@@ -235,7 +277,7 @@ describe('dsg commands against a real grid', { timeout: 120_000 }, () => {
     const f = await dsg(['--token', 'wrong', 'jobs']);
     assert.match(f.stderr, /the token came from the --token flag/);
     const node = await dsg(['--token', coord.joinToken, 'jobs']);
-    assert.match(node.stderr, /refused: a node token cannot do this.*\n {2}the token came from the --token flag; dsg commands need an admin token/);
+    assert.match(node.stderr, /refused: a node token cannot do this.*\n {2}the token came from the --token flag; dsg commands need an admin, submitter or reader token/);
     mkdirSync(join(home, '.config', 'dsg'), { recursive: true });
     const file = join(home, '.config', 'dsg', 'config.json');
     writeFileSync(file, JSON.stringify({ coordinator: coord.url, token: 'dsg_admin_from_an_old_grid' }));

@@ -30,6 +30,10 @@ import {
   type SubmitWorkflowRequestV1,
   type SubmitWorkflowResponseV1,
   type WorkflowV1,
+  type CreateTokenRequestV1,
+  type CreateTokenResponseV1,
+  type SessionV1,
+  type TokenV1,
 } from '@dsg/core';
 
 export interface DsgClientOptions {
@@ -173,6 +177,15 @@ export class DsgClient {
   /** Revoke a node's credential at once (admin): its socket is closed, its work requeued; it must join anew. */
   revokeNode = (id: string): Promise<{ nodeId: string; name: string; credentialsRevoked: number }> =>
     this.json('POST', `/nodes/${encodeURIComponent(id)}/revoke`);
+
+  /** Mint a token (admin): its secret is in this answer only. */
+  createToken = (req: CreateTokenRequestV1): Promise<CreateTokenResponseV1> => this.json('POST', '/tokens', { json: req });
+  /** Every token (admin), never a secret. */
+  listTokens = (): Promise<{ items: TokenV1[] }> => this.json('GET', '/tokens');
+  /** Revoke a token by id or name (admin), at once, with its dashboard sessions. */
+  revokeToken = (idOrName: string): Promise<{ token: TokenV1 }> => this.json('DELETE', `/tokens/${encodeURIComponent(idOrName)}`);
+  /** Who this client's token speaks for: role and projects. */
+  whoAmI = (): Promise<SessionV1> => this.json('GET', '/session');
 
   /** Every task of a job, following pagination. */
   async allTasks(id: string, q: Omit<ListTasksQueryV1, 'cursor'> = {}): Promise<TaskV1[]> {

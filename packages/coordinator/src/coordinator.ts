@@ -14,7 +14,8 @@ import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
-import { Authenticator, createToken, hashToken } from './auth.js';
+import { Authenticator, createToken, DEFAULT_SESSION_TTL_MS, hashToken } from './auth.js';
+import { DEFAULT_RATE_LIMITS } from './http/rate-limit.js';
 import { systemClock, type Clock } from './clock.js';
 import { Engine } from './engine/engine.js';
 import { FileBlobStore } from './files/blob-store.js';
@@ -73,7 +74,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     ...(options.logQuotaBytes !== undefined ? { logQuotaBytes: options.logQuotaBytes } : {}),
     ...(options.timeoutGraceSeconds !== undefined ? { timeoutGraceMs: options.timeoutGraceSeconds * 1000 } : {}),
   }, log);
-  const auth = new Authenticator(store);
+  const auth = new Authenticator(store, () => clock.now(), (options.sessionHours ?? DEFAULT_SESSION_TTL_MS / 3600_000) * 3600_000);
   const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log, {
     refusals: engine.refusals,
     ...(options.maxJoinsPerMinute !== undefined ? { maxJoinsPerMinute: options.maxJoinsPerMinute } : {}),
@@ -83,6 +84,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const dbFile = join(dataDir, 'dsg.sqlite');
   const lifecycle = new DataLifecycle({ store, blobs, logs, clock, log, settings: retention, databaseFiles: [dbFile, `${dbFile}-wal`, `${dbFile}-shm`] });
   const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics,
+    rateLimits: { ...DEFAULT_RATE_LIMITS, ...options.rateLimits },
     admission: {
       ...(options.maxQueuedTasks !== undefined ? { maxQueuedTasks: options.maxQueuedTasks } : {}),
       ...(options.maxQueuedTasksPerProject !== undefined ? { maxQueuedTasksPerProject: options.maxQueuedTasksPerProject } : {}),

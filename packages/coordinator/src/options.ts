@@ -76,6 +76,15 @@ export interface CoordinatorOptions {
   readonly logQuotaBytes?: number;
   /** Most bytes of outputs one attempt may upload, all files together. Default 16 GiB. */
   readonly outputQuotaBytes?: number;
+  /**
+   * Request limits: each token may make `perTokenPerSecond` requests a second sustained, in bursts of up to
+   * `perTokenBurst`; each client IP may fail authentication `failedAuthPerMinute` times a minute. Over a limit:
+   * HTTP 429 with Retry-After. Defaults 200/s, 10,000, 60/min (node credentials: 10 times the per-token values);
+   * 0 turns a limit off.
+   */
+  readonly rateLimits?: { readonly perTokenPerSecond?: number; readonly perTokenBurst?: number; readonly failedAuthPerMinute?: number };
+  /** Hours a dashboard sign-in (session cookie) lasts, never past its token's expiry. Default 12. */
+  readonly sessionHours?: number;
   /** Log level. Default `info`. */
   readonly logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }

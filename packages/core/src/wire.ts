@@ -47,6 +47,79 @@ export interface JobV1 {
   stage: string | null;
   /** Why this stage, or some of its tasks, will not run (something it needs did not succeed). */
   skipReason: string | null;
+  /** The project it belongs to. */
+  project: string;
+  /** Who submitted it; null for work from before owners were recorded (only the admin token could submit then). */
+  submittedBy: OwnerV1 | null;
+}
+
+/** Who submitted a job or workflow: the token's id, its name and its role at the time. */
+export interface OwnerV1 {
+  tokenId: string;
+  name: string;
+  role: TokenRoleV1;
+}
+
+export type TokenRoleV1 = 'admin' | 'submitter' | 'reader' | 'node';
+
+/** `GET /api/v1/tokens`: a token as the admin sees it (never its secret). */
+export interface TokenV1 {
+  id: string;
+  name: string;
+  role: TokenRoleV1;
+  /** A submitter's projects; null for other roles. */
+  projects: string[] | null;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  /** Last request made with it, to the minute; null if never used. */
+  lastUsedAt: string | null;
+  /** The node a node credential belongs to; null for other tokens. */
+  nodeId: string | null;
+  /** `active`, `expired` or `revoked`. */
+  status: 'active' | 'expired' | 'revoked';
+}
+
+/** `POST /api/v1/tokens`: the new token and its secret, shown this once. */
+export interface CreateTokenResponseV1 {
+  token: TokenV1;
+  secret: string;
+}
+
+const projectName = z
+  .string({ error: 'expected a project name' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: 'expected a project name: letters, digits, ".", "_" or "-", at most 63' });
+
+export const CreateTokenRequestV1Schema = z
+  .strictObject({
+    role: z.enum(['admin', 'submitter', 'reader'], { error: 'expected role "admin", "submitter" or "reader" (node tokens are made by dsg up and by joining)' }),
+    name: z.string({ error: 'expected a name' }).trim().min(1).max(100).optional(),
+    projects: z.array(projectName).min(1).max(100).optional(),
+    /** Seconds from now until it stops working; absent: never. */
+    expiresInSeconds: z.number({ error: 'expected seconds as a number' }).int().min(60, { error: 'at least 60 seconds' }).max(10 * 365 * 86400).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.role === 'submitter' && !v.projects)
+      ctx.addIssue({ code: 'custom', path: ['projects'], message: 'a submitter token needs at least one project (dsg token create --role submitter --project NAME)' });
+    if (v.role !== 'submitter' && v.projects)
+      ctx.addIssue({ code: 'custom', path: ['projects'], message: `projects apply to submitter tokens only; a ${v.role} token sees every project` });
+  });
+export type CreateTokenRequestV1 = z.infer<typeof CreateTokenRequestV1Schema>;
+
+export const CreateSessionRequestV1Schema = z.strictObject({
+  token: z.string({ error: 'expected the token to sign in with' }).min(1).max(200),
+});
+
+/** `GET /api/v1/session` (and the answer to signing in): who the request speaks for. */
+export interface SessionV1 {
+  tokenId: string;
+  name: string;
+  role: TokenRoleV1;
+  projects: string[] | null;
+  /** `session` (the dashboard's cookie) or `bearer`. */
+  via: 'session' | 'bearer';
+  /** When the session ends; null for a bearer token. */
+  expiresAt: string | null;
 }
 
 export interface StageV1 {
@@ -93,6 +166,9 @@ export interface WorkflowV1 {
   counts: TaskCounts;
   /** Things the user should know, per stage (e.g. that no node in the grid is big enough for its tasks). */
   warnings: string[];
+  project: string;
+  /** Who submitted it; null when not recorded. */
+  submittedBy: OwnerV1 | null;
 }
 
 /** `GET /api/v1/jobs/:id/explain`: why a job's tasks wait, node by node (the scheduler's filters, run now). */

@@ -47,6 +47,11 @@ export interface SchedulerJob {
   readonly parallelism?: number | null;
   /** Its tasks on nodes now (assigned or running). */
   readonly active?: number;
+  /**
+   * The operator's job: submitted with an admin token (or before owners were recorded). Nodes without isolation run
+   * only these unless their operator opts in. Absent: false.
+   */
+  readonly operatorOwned?: boolean;
 }
 
 export interface Snapshot {

@@ -12,6 +12,7 @@ import {
   JOB_STATES,
   newAttemptId,
   newJobId,
+  newTokenId,
   newNodeId,
   newWorkflowId,
   taskIdOf,
@@ -124,6 +125,21 @@ export function runWorkflowConformance(name: string, make: () => Promise<StoreFa
     Object.fromEntries((await s.getWorkflow(wfId))!.stages.map((x) => [x.name, x.job.state]));
 
   describe(`Store conformance: ${name}: workflows`, () => {
+    withStore('a workflow keeps its project and who submitted it (its stages too); lists filter by project', async (s) => {
+      const spec = { name: 'owned', project: 'climate', stages: { a: { script: 'x' } } };
+      const compiled = compileWorkflowSpec(spec);
+      const owner = { tokenId: newTokenId(tick()), name: 'alice', role: 'submitter' as const };
+      const wf = await s.createWorkflow({
+        id: newWorkflowId(tick()), name: compiled.name, spec, compiled, createdAt: clock, owner,
+        stages: compiled.stages.map(() => ({ jobId: newJobId(clock), inputs: [], warnings: [] })),
+      });
+      const other = await createWorkflow(s, { name: 'other', stages: { a: { script: 'x' } } });
+      assert.deepEqual([wf.project, wf.owner, wf.stages[0]!.job.owner], ['climate', owner, owner]);
+      assert.deepEqual([other.project, other.owner], ['default', null]);
+      assert.deepEqual((await s.listWorkflows({ limit: 10, projects: ['climate'] })).items.map((w) => w.id), [wf.id]);
+      assert.equal((await s.listWorkflows({ limit: 10 })).items.length, 2);
+    });
+
     withStore('creating a workflow releases only the stages that need nothing; the others have no tasks and read waiting', async (s) => {
       const wf = await createWorkflow(s, {
         name: 'pipe',

@@ -331,6 +331,37 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.equal((await s.listTokens()).length, 2);
     });
 
+    withStore('a submitter token keeps its projects and expiry; revoking it deletes its sessions in the same commit', async (s) => {
+      const id = newTokenId(tick());
+      await s.createToken({ id, hash: 'sub', role: 'submitter', name: 'alice', createdAt: clock, revokedAt: null, projects: ['climate', 'bio'], expiresAt: clock + 5000 });
+      const t = await s.findTokenByHash('sub');
+      assert.deepEqual([t?.role, t?.projects, t?.expiresAt, t?.lastUsedAt], ['submitter', ['climate', 'bio'], clock + 5000, null]);
+      await s.touchToken(id, clock + 1);
+      assert.equal((await s.getToken(id))?.lastUsedAt, clock + 1);
+      await s.createSession({ hash: 'sess1', tokenId: id, createdAt: clock, expiresAt: clock + 100 });
+      await s.createSession({ hash: 'sess2', tokenId: id, createdAt: clock, expiresAt: clock + 10_000 });
+      assert.equal((await s.findSession('sess1'))?.tokenId, id);
+      assert.equal(await s.deleteExpiredSessions(clock + 100), 1);
+      assert.equal(await s.findSession('sess1'), null);
+      assert.equal(await s.revokeToken(id, tick()), true);
+      assert.equal(await s.revokeToken(id, tick()), false, 'already revoked');
+      assert.equal(await s.findSession('sess2'), null, 'revoking a token ends its sessions');
+      await s.createSession({ hash: 'sess3', tokenId: id, createdAt: clock, expiresAt: clock + 10_000 });
+      await s.deleteSession('sess3');
+      assert.equal(await s.findSession('sess3'), null);
+    });
+
+    withStore('jobs and workflows keep who submitted them; lists filter by project', async (s) => {
+      const owner = { tokenId: newTokenId(tick()), name: 'alice', role: 'submitter' as const };
+      const a = await s.createJob({ id: newJobId(tick()), name: 'a', spec: {}, compiled: compileJobSpec({ name: 'a', script: 'true', project: 'climate' }), inputs: [], createdAt: clock, warnings: [], owner });
+      const b = await job(s, { name: 'b', script: 'true', project: 'bio' });
+      assert.deepEqual((await s.getJob(a.id))?.owner, owner);
+      assert.equal(b.owner, null);
+      assert.deepEqual((await s.listJobs({ limit: 10, projects: ['climate'] })).items.map((j) => j.id), [a.id]);
+      assert.deepEqual((await s.listJobs({ limit: 10, projects: [] })).items, []);
+      assert.equal((await s.listJobs({ limit: 10 })).items.length, 2);
+    });
+
     withStore('a node credential keeps its node id; revoking a node revokes its credentials only, at once', async (s) => {
       const n1 = newNodeId(tick());
       const n2 = newNodeId(tick());

@@ -44,6 +44,19 @@ export interface NewJob {
   readonly inputs: readonly WireInputFile[];
   readonly createdAt: number;
   readonly warnings: readonly string[];
+  /** Who submitted it (absent: nobody recorded, e.g. tests and jobs from before owners were kept). */
+  readonly owner?: Owner | null;
+}
+
+/**
+ * Who submitted a job or workflow: the token's id, its name and role at the time. Kept as written (a revoked or
+ * renamed token does not change the history). Null on work from before owners were recorded (migration 8); that
+ * work could only have been submitted with the admin token.
+ */
+export interface Owner {
+  readonly tokenId: TokenId;
+  readonly name: string;
+  readonly role: TokenRole;
 }
 
 export interface JobRecord {
@@ -66,6 +79,8 @@ export interface JobRecord {
   readonly released: boolean;
   /** Why a stage (or some of its tasks) will not run: something it needs did not succeed. */
   readonly skipReason: string | null;
+  /** Who submitted it (a stage: who submitted its workflow); null when not recorded. */
+  readonly owner: Owner | null;
 }
 
 /** One stage of a workflow as stored: the job that runs it and how far it got. */
@@ -84,6 +99,8 @@ export interface NewWorkflow {
   /** One job per stage of `compiled.stages`, in the same order. */
   readonly stages: ReadonlyArray<{ readonly jobId: JobId; readonly inputs: readonly WireInputFile[]; readonly warnings: readonly string[] }>;
   readonly createdAt: number;
+  /** Who submitted it (absent: not recorded). */
+  readonly owner?: Owner | null;
 }
 
 export interface WorkflowRecord {
@@ -98,11 +115,17 @@ export interface WorkflowRecord {
   readonly finishedAt: number | null;
   /** In topological order. */
   readonly stages: readonly StageRecord[];
+  /** The project every stage belongs to. */
+  readonly project: string;
+  /** Who submitted it; null when not recorded. */
+  readonly owner: Owner | null;
 }
 
 export interface ListWorkflowsQuery {
   readonly limit: number;
   readonly cursor?: string;
+  /** Only workflows of these projects (a submitter's view); absent: all. */
+  readonly projects?: readonly string[];
 }
 
 export interface RetryResult {
@@ -275,7 +298,11 @@ export interface OutputRecord extends OutputFile {
   readonly attemptId: AttemptId;
 }
 
-export const TokenRole = { admin: 'admin', node: 'node' } as const;
+/**
+ * `admin`: everything. `submitter`: submit, read, cancel and retry the work of its projects. `reader`: read
+ * everything, change nothing. `node`: the join token and per-node credentials (agents only).
+ */
+export const TokenRole = { admin: 'admin', submitter: 'submitter', reader: 'reader', node: 'node' } as const;
 export type TokenRole = (typeof TokenRole)[keyof typeof TokenRole];
 
 export interface TokenRecord {
@@ -291,6 +318,20 @@ export interface TokenRecord {
    * and admin tokens have none). Absent is read as null.
    */
   readonly nodeId?: NodeId | null;
+  /** A submitter's projects (it may act only on their work); null or absent for every other role. */
+  readonly projects?: readonly string[] | null;
+  /** When it stops working (epoch ms); null or absent: never. */
+  readonly expiresAt?: number | null;
+  /** When it was last used (updated at most once a minute); null: never. Absent on writes. */
+  readonly lastUsedAt?: number | null;
+}
+
+/** A dashboard session: a random id (stored hashed) bound to the token that signed in. */
+export interface SessionRecord {
+  readonly hash: string;
+  readonly tokenId: TokenId;
+  readonly createdAt: number;
+  readonly expiresAt: number;
 }
 
 export interface NodeUpsert {
@@ -306,6 +347,8 @@ export interface NodeUpsert {
 
 export interface ListJobsQuery {
   readonly state?: JobState;
+  /** Only jobs of these projects (a submitter's view); absent: all. */
+  readonly projects?: readonly string[];
   readonly name?: string;
   readonly limit: number;
   /** Opaque; from a previous page's nextCursor. Jobs come newest first. */
@@ -517,6 +560,18 @@ export interface Store {
   /** The token with this hash; a revoked one only with `includeRevoked` (to tell "revoked" from "unknown"). */
   findTokenByHash(hash: string, options?: { includeRevoked?: boolean }): Promise<TokenRecord | null>;
   listTokens(): Promise<readonly TokenRecord[]>;
+  getToken(id: TokenId): Promise<TokenRecord | null>;
   /** Revoke every credential of a node at once; resolves to how many were revoked. */
   revokeNodeTokens(nodeId: NodeId, now: number): Promise<number>;
+  /** Revoke one token and delete its sessions in one commit; false when it was already revoked or is unknown. */
+  revokeToken(id: TokenId, now: number): Promise<boolean>;
+  /** Record a use of a token (callers throttle this; it is a write). */
+  touchToken(id: TokenId, now: number): Promise<void>;
+
+  // ── dashboard sessions ──
+  createSession(session: SessionRecord): Promise<void>;
+  findSession(hash: string): Promise<SessionRecord | null>;
+  deleteSession(hash: string): Promise<void>;
+  /** Delete sessions expired at `now`; resolves to how many. */
+  deleteExpiredSessions(now: number): Promise<number>;
 }

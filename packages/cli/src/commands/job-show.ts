@@ -26,7 +26,8 @@ export function registerJobShow(program: Command, globals: () => GlobalFlags): v
       print(`state      ${colorState(job.state)}${job.cancelRequested && job.state !== 'cancelled' ? yellow(' (cancelling)') : ''}`);
       print(`tasks      ${job.taskCount}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.running + c.assigned} running, ${c.queued} queued, ${c.cancelled} cancelled`);
       print(`resources  ${describeResources(job.resources)}`);
-      print(`submitted  ${ago(job.createdAt)}${job.finishedAt ? `, finished ${ago(job.finishedAt)}` : ''}`);
+      print(`submitted  ${ago(job.createdAt)}${job.submittedBy ? ` by ${job.submittedBy.name} (${job.submittedBy.role}${job.submittedBy.role === 'admin' ? ', the operator' : ''})` : ''}${job.finishedAt ? `, finished ${ago(job.finishedAt)}` : ''}`);
+      print(`project    ${job.project}`);
       if (job.waiting && !job.waiting.never) print(`waiting    ${job.waiting.reason}`);
       for (const w of job.warnings) print(yellow(`warning    ${w}`));
       if (c.failed > 0) {

@@ -8,7 +8,7 @@ export type { ServeFlags };
 
 export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
   return cmd
-    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, retentionDays, retentionMaxGb, gcIntervalMinutes, gcGraceMinutes, logLevel, maxQueuedTasks, maxQueuedTasksPerProject (env DSG_CONFIG)')
+    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, retentionDays, retentionMaxGb, gcIntervalMinutes, gcGraceMinutes, logLevel, maxQueuedTasks, maxQueuedTasksPerProject, rateLimitPerSecond, rateLimitBurst, failedAuthPerMinute, sessionHours (env DSG_CONFIG)')
     .option('--data-dir <dir>', 'where the database, logs, blobs and credentials live (env DSG_DATA_DIR; default .dsg)')
     .option('-p, --port <port>', 'port for the API, dashboard and agents (env DSG_PORT; default 7070; 0 = any free port)')
     .option('--host <address>', 'address to listen on (env DSG_HOST; default 0.0.0.0)')
@@ -24,6 +24,10 @@ export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
     .option('--retention-max-gb <GB>', 'while blobs and logs take more than this, the oldest finished work is removed; 0 = no limit (env DSG_RETENTION_MAX_GB; default 0)')
     .option('--gc-interval <minutes>', 'minutes between garbage collections (env DSG_GC_INTERVAL_MINUTES; default 60); `dsg gc` runs one now')
     .option('--gc-grace <minutes>', 'files nothing refers to yet are kept this long (uploads in flight) (env DSG_GC_GRACE_MINUTES; default 60)')
+    .option('--rate-limit <n>', 'requests per second each token may make, sustained; over it gets HTTP 429 with Retry-After; 0 = off (env DSG_RATE_LIMIT; default 200; node credentials get 10 times it)')
+    .option('--rate-limit-burst <n>', 'requests a token may make at once before --rate-limit applies (env DSG_RATE_LIMIT_BURST; default 10000)')
+    .option('--failed-auth-limit <n>', 'requests with no, a wrong, revoked or expired token allowed per minute per client IP before HTTP 429; 0 = off (env DSG_FAILED_AUTH_LIMIT; default 60)')
+    .option('--session-hours <hours>', 'a dashboard sign-in lasts this long, never past its token\'s expiry (env DSG_SESSION_HOURS; default 12)')
     .option('--log-level <level>', `debug, info, warn, error or silent (env DSG_LOG_LEVEL; default ${defaultLevel})`);
 }
 

@@ -49,6 +49,7 @@ export function registerUp(program: Command): void {
       info(`  credentials ${coord.credentialsFile} ${dim('(admin token, node join token)')}`);
       info(`  CLI config ${configPath} ${dim('(dsg commands find this grid without flags)')}`);
       if (lan) info(`  add a machine: ${cyan(`DSG_JOIN_TOKEN=${coord.joinToken} dsg agent --coordinator http://${lan}:${coord.port}`)}`);
+      info(`  share it:   ${cyan('dsg token create --role submitter --project NAME')} ${dim('(a token per person, limited to their projects)')}`);
       info(`\nnext: ${cyan('npx dsg submit examples/pi/pi.yaml --wait')}   ·   Ctrl-C stops the grid (jobs are kept)`);
       const agent = flags.agent ? superviseAgent(coord, opts.dataDir, flags) : null;
       const shutdown = async (): Promise<void> => {

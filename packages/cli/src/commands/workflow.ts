@@ -19,7 +19,7 @@ export function stageNote(s: StageV1): string {
 }
 
 export function printWorkflow(wf: WorkflowV1): void {
-  print(`${bold(wf.id)}  ${wf.name}  ${colorState(wf.state)}  ${plural(wf.stages.length, 'stage')}, ${ended(wf)}/${wf.taskCount} tasks done  (created ${ago(wf.createdAt)})`);
+  print(`${bold(wf.id)}  ${wf.name}  ${colorState(wf.state)}  ${plural(wf.stages.length, 'stage')}, ${ended(wf)}/${wf.taskCount} tasks done  (created ${ago(wf.createdAt)}${wf.submittedBy ? ` by ${wf.submittedBy.name}` : ''}, project ${wf.project})`);
   if (Object.keys(wf.params).length > 0) print(dim(`params: ${Object.entries(wf.params).map(([k, v]) => `${k}=${v}`).join(' ')}`));
   print(
     table(

@@ -168,6 +168,7 @@ export class Dispatcher {
       prefer: specs[i]?.compiled.prefer ?? [],
       parallelism: specs[i]?.compiled.parallelism ?? null,
       project: specs[i]?.compiled.project ?? 'default',
+      operatorOwned: specs[i]?.operatorOwned ?? false,
       active: j.active,
       tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
     }));

@@ -9,6 +9,8 @@ export interface CachedJob {
   readonly name: string;
   readonly compiled: CompiledJobSpec;
   readonly inputs: readonly WireInputFile[];
+  /** Submitted with an admin token (the operator's job; see auth.ts `isOperatorOwned`). */
+  readonly operatorOwned: boolean;
 }
 
 export class JobCache {
@@ -26,7 +28,8 @@ export class JobCache {
     if (hit) return hit;
     const rec = await this.store.getJob(id);
     if (!rec) return null;
-    const job = { name: rec.name, compiled: rec.compiled, inputs: rec.inputs };
+    // Same rule as auth.ts isOperatorOwned (kept here without importing the HTTP layer into the engine).
+    const job = { name: rec.name, compiled: rec.compiled, inputs: rec.inputs, operatorOwned: rec.owner === null || rec.owner.role === 'admin' };
     this.put(id, job);
     return job;
   }

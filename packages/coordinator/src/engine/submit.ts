@@ -26,7 +26,7 @@ import {
   type SubmitWorkflowRequestV1,
   type WireInputFile,
 } from '@dsg/core';
-import type { JobRecord, NodeUsage, Store, WorkflowRecord } from '@dsg/store';
+import type { JobRecord, NodeUsage, Owner, Store, WorkflowRecord } from '@dsg/store';
 import type { Clock } from '../clock.js';
 import type { BlobStore } from '../files/blob-store.js';
 
@@ -34,6 +34,10 @@ export interface SubmitDeps {
   readonly store: Store;
   readonly blobs: BlobStore;
   readonly clock: Clock;
+  /** Who submits (recorded on the job or workflow); absent: not recorded. */
+  readonly owner?: Owner;
+  /** Refuse a project the submitter may not use; called right after the spec compiles, before inputs are read. */
+  readonly checkProject?: (project: string) => void;
 }
 
 /** Largest file a `{ lines: FILE }` fan-out reads. */
@@ -44,6 +48,7 @@ export type Admit<T> = (compiled: T) => Promise<void>;
 
 export async function submitJob(req: SubmitJobRequestV1, deps: SubmitDeps, admit?: Admit<CompiledJobSpec>): Promise<JobRecord> {
   let compiled = compileJobSpec(req.spec, { params: req.params ?? {} });
+  deps.checkProject?.(compiled.project);
   const files = req.inputs ?? [];
   const issues: Issue[] = [];
   // `spec.` keeps the spec's inputs apart from the request's own `inputs` list (the uploaded files) in messages.
@@ -65,11 +70,13 @@ export async function submitJob(req: SubmitJobRequestV1, deps: SubmitDeps, admit
     inputs,
     createdAt: now,
     warnings: capacityWarnings(compiled, nodes),
+    owner: deps.owner ?? null,
   });
 }
 
 export async function submitWorkflow(req: SubmitWorkflowRequestV1, deps: SubmitDeps, admit?: Admit<CompiledWorkflow>): Promise<WorkflowRecord> {
   let wf = compileWorkflowSpec(req.spec, { params: req.params ?? {} });
+  deps.checkProject?.(wf.stages[0]?.job.project ?? 'default');
   const files = req.inputs ?? [];
   const issues: Issue[] = [];
   checkUploadShape(files, issues);
@@ -103,6 +110,7 @@ export async function submitWorkflow(req: SubmitWorkflowRequestV1, deps: SubmitD
       warnings: capacityWarnings(st.job, nodes).map((w) => `stage ${st.name}: ${w}`),
     })),
     createdAt: now,
+    owner: deps.owner ?? null,
   });
 }
 

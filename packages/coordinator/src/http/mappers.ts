@@ -1,7 +1,7 @@
 /** Domain records → wire types (v1). The only place where the HTTP shape of a thing is decided. */
-import { createdTasks, emptyTaskCounts, type AttemptV1, type Failure, type FailureV1, type JobV1, type NodeV1, type OutputV1, type Resources, type ResourcesV1, type StageV1, type TaskV1, type WorkflowEdgeV1, type WorkflowV1 } from '@dsg/core';
+import { createdTasks, emptyTaskCounts, type AttemptV1, type Failure, type FailureV1, type JobV1, type NodeV1, type OutputV1, type Resources, type ResourcesV1, type StageV1, type TaskV1, type WorkflowEdgeV1, type WorkflowV1, type OwnerV1, type TokenV1 } from '@dsg/core';
 import type { PendingReason } from '@dsg/scheduler';
-import type { AttemptRecord, JobRecord, NodeUsage, OutputRecord, TaskRecord, WorkflowRecord } from '@dsg/store';
+import type { AttemptRecord, JobRecord, NodeUsage, OutputRecord, Owner, TaskRecord, TokenRecord, WorkflowRecord } from '@dsg/store';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
@@ -32,6 +32,26 @@ export function toJobV1(j: JobRecord, pending?: PendingReason): JobV1 {
     workflowId: j.workflowId,
     stage: j.stage,
     skipReason: j.skipReason,
+    project: j.compiled.project,
+    submittedBy: toOwnerV1(j.owner),
+  };
+}
+
+export const toOwnerV1 = (o: Owner | null): OwnerV1 | null => (o ? { tokenId: o.tokenId, name: o.name, role: o.role } : null);
+
+export function toTokenV1(t: TokenRecord, now: number): TokenV1 {
+  const expired = t.expiresAt != null && t.expiresAt <= now;
+  return {
+    id: t.id,
+    name: t.name,
+    role: t.role,
+    projects: t.projects ? [...t.projects] : null,
+    createdAt: iso(t.createdAt),
+    expiresAt: t.expiresAt != null ? iso(t.expiresAt) : null,
+    revokedAt: isoOrNull(t.revokedAt),
+    lastUsedAt: t.lastUsedAt != null ? iso(t.lastUsedAt) : null,
+    nodeId: t.nodeId ?? null,
+    status: t.revokedAt !== null ? 'revoked' : expired ? 'expired' : 'active',
   };
 }
 
@@ -76,6 +96,8 @@ export function toWorkflowV1(w: WorkflowRecord, pendingOf: (j: JobRecord) => Pen
       ...w.stages.flatMap((s) => s.job.warnings),
       ...stages.filter((s) => s.waiting?.never).map((s) => `stage ${s.name}: tasks cannot be placed: ${s.waiting!.reason}`),
     ],
+    project: w.project,
+    submittedBy: toOwnerV1(w.owner),
   };
 }
 

@@ -13,6 +13,7 @@ import {
   ConflictError,
   DSG_VERSION,
   ForbiddenError,
+  UnauthorizedError,
   isJobId,
   isNodeId,
   isTerminalAttempt,
@@ -30,7 +31,10 @@ import {
   type LogChunkV1,
 } from '@dsg/core';
 import type { JobRecord, Store } from '@dsg/store';
-import { requireCapability, type Authenticator, type Capability, type Principal } from '../auth.js';
+import { projectFilter, requireCapability, seesProject, type Authenticator, type Capability, type Principal } from '../auth.js';
+import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimitSettings } from './rate-limit.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { sessionRoutes } from './routes/session.js';
 import type { Clock } from '../clock.js';
 import type { Engine } from '../engine/engine.js';
 import { WorkService } from '../service/work-service.js';
@@ -65,7 +69,17 @@ export interface ApiDeps {
   readonly maxUploadBytes: number;
   /** Retention and garbage collection (default: DEFAULT_RETENTION, database size not measured). */
   readonly lifecycle?: DataLifecycle;
+  /** Per-token and per-IP request limits (default DEFAULT_RATE_LIMITS). */
+  readonly rateLimits?: RateLimitSettings;
 }
+
+/** Method and URL pattern of every route registered on the API (the authorization matrix test walks them all). */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+}
+const ROUTES = Symbol('dsg.routes');
+export const registeredRoutes = (app: FastifyInstance): readonly RegisteredRoute[] => (app as unknown as { [ROUTES]: RegisteredRoute[] })[ROUTES];
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -79,6 +93,12 @@ const GcRequestSchema = z.strictObject({ dryRun: z.boolean({ error: 'expected tr
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { store, engine, blobs, clock } = deps;
   const app = Fastify({ bodyLimit: 32 * 1024 * 1024, logger: false, return503OnClosing: true });
+  const routes: RegisteredRoute[] = [];
+  (app as unknown as { [ROUTES]: RegisteredRoute[] })[ROUTES] = routes;
+  app.addHook('onRoute', (r) => {
+    // Fastify adds a HEAD route after each GET; only HEAD routes registered on purpose are listed.
+    for (const m of [r.method].flat()) if (m !== 'HEAD' || !routes.some((x) => x.method === 'GET' && x.url === r.url)) routes.push({ method: m, url: r.url });
+  });
 
   // Uploads stream straight to disk; the handler gets the raw stream.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
@@ -94,22 +114,37 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
+  // Every API request is authenticated here: a bearer token, or the dashboard's session cookie. A failed attempt
+  // counts against the client's IP (429 once over), a successful one against its token.
+  const limiter = new RateLimiter(deps.rateLimits ?? DEFAULT_RATE_LIMITS, () => clock.now());
   const authed = async (req: FastifyRequest, cap: Capability): Promise<Principal> => {
-    const p = await deps.auth.authenticate(req.headers.authorization);
+    let p: Principal;
+    try {
+      p = await deps.auth.authenticateRequest({
+        authorization: req.headers.authorization, cookie: req.headers.cookie, method: req.method, csrf: header(req, 'x-dsg-csrf'),
+      });
+    } catch (e) {
+      if (e instanceof UnauthorizedError) limiter.failedAuth(req.ip);
+      throw e;
+    }
+    limiter.takeToken(p.tokenId, p.nodeId !== null);
     requireCapability(p, cap);
     req.principal = p;
     return p;
   };
 
-  const jobOr404 = async (id: string): Promise<JobRecord> => {
+  /** The job, if the principal may see it: another project's job is "not found" to a submitter (see auth.ts). */
+  const jobOr404 = async (id: string, p: Principal): Promise<JobRecord> => {
     const job = isJobId(id) ? await store.getJob(id) : null;
-    if (!job) throw new NotFoundError('job', id);
+    if (!job || !seesProject(p, job.compiled.project)) throw new NotFoundError('job', id);
     return job;
   };
   const pendingOf = (j: JobRecord) => (isTerminalJobState(j) || j.counts.queued === 0 ? undefined : engine.pendingReasons.get(j.id));
   const jobV1 = (j: JobRecord) => toJobV1(j, pendingOf(j));
   const work = new WorkService({ store, engine, blobs, clock, log: deps.log, ...(deps.admission ? { admission: deps.admission } : {}) });
   workflowRoutes(app, { work, store, authed, pendingOf });
+  tokenRoutes(app, { store, auth: deps.auth, clock, authed });
+  sessionRoutes(app, { auth: deps.auth, clock, authed, onFailedAuth: (ip) => limiter.failedAuth(ip) });
   nodeRoutes(app, { store, engine, clock, authed });
 
   // ── dashboard ──
@@ -147,7 +182,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   // ── metrics (Prometheus text format; scrape with a bearer token) ──
   app.get('/metrics', async (req, reply) => {
-    await authed(req, 'nodes:read');
+    await authed(req, 'grid:read');
     if (!deps.metrics) throw new NotFoundError('route', '/metrics');
     const m = await deps.metrics.render();
     return reply.type(m.contentType).send(m.body);
@@ -156,7 +191,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // ── status and garbage collection ──
   const lifecycle = deps.lifecycle ?? new DataLifecycle({ store, blobs, logs: deps.logs, clock, log: deps.log, settings: DEFAULT_RETENTION, databaseFiles: [] });
   app.get(`${API_PREFIX}/status`, async (req) => {
-    await authed(req, 'nodes:read');
+    await authed(req, 'grid:read');
     return lifecycle.status();
   });
   app.post(`${API_PREFIX}/gc`, async (req) => {
@@ -179,7 +214,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     throw new ForbiddenError(msg);
   };
   app.head(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
-    const p = await authed(req, 'blobs:read');
+    const p = await authed(req, 'blobs:check');
     const { sha256 } = req.params as { sha256: string };
     await mayRead(p, sha256);
     const size = SHA.test(sha256) ? await blobs.size(sha256) : null;
@@ -207,71 +242,74 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   // ── jobs ──
   app.post(`${API_PREFIX}/jobs`, async (req, reply) => {
-    await authed(req, 'jobs:write');
+    const p = await authed(req, 'jobs:write');
     const body = parseOr400(SubmitJobRequestV1Schema, req.body, 'body');
-    const job = await work.submitJob(body);
+    const job = await work.submitJob(body, p);
     return reply.status(201).send({ job: jobV1(job) });
   });
   app.get(`${API_PREFIX}/jobs`, async (req) => {
-    await authed(req, 'jobs:read');
+    const p = await authed(req, 'jobs:read');
     const q = parseOr400(ListJobsQueryV1Schema, req.query, 'query');
-    const page = await store.listJobs({ limit: q.limit ?? 50, ...(q.state ? { state: q.state } : {}), ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+    const projects = projectFilter(p);
+    const page = await store.listJobs({
+      limit: q.limit ?? 50, ...(q.state ? { state: q.state } : {}), ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}), ...(projects ? { projects } : {}),
+    });
     return { items: page.items.map(jobV1), nextCursor: page.nextCursor };
   });
   app.get(`${API_PREFIX}/jobs/:id`, async (req) => {
-    await authed(req, 'jobs:read');
-    return jobV1(await jobOr404((req.params as { id: string }).id));
+    const p = await authed(req, 'jobs:read');
+    return jobV1(await jobOr404((req.params as { id: string }).id, p));
   });
   // Cancel: 200 with the job (queued tasks cancelled, running ones being killed). A job that has already finished
   // is left as it is: 409 `conflict`, "job … already succeeded; there is nothing to cancel", with the unchanged job
   // in `error.details.job`.
   app.post(`${API_PREFIX}/jobs/:id/cancel`, async (req) => {
-    await authed(req, 'jobs:write');
+    const p = await authed(req, 'jobs:write');
     const { id } = req.params as { id: string };
-    const r = await work.cancelJob(id);
+    const r = await work.cancelJob(id, p);
     if (r.alreadyFinished) throw new ConflictError(`job ${id} already ${r.job.state}; there is nothing to cancel`, { job: jobV1(r.job), state: r.job.state });
     return jobV1(r.job);
   });
   app.get(`${API_PREFIX}/jobs/:id/explain`, async (req) => {
-    await authed(req, 'jobs:read');
+    const p = await authed(req, 'jobs:read');
     const q = parseOr400(ExplainQueryV1Schema, req.query, 'query');
-    return work.explainJob((req.params as { id: string }).id, q.task ?? null);
+    return work.explainJob((req.params as { id: string }).id, q.task ?? null, p);
   });
   app.post(`${API_PREFIX}/jobs/:id/retry`, async (req) => {
-    await authed(req, 'jobs:write');
-    const r = await work.retryJob((req.params as { id: string }).id);
+    const p = await authed(req, 'jobs:write');
+    const r = await work.retryJob((req.params as { id: string }).id, p);
     return { ...r.result, job: jobV1(r.job) };
   });
   app.get(`${API_PREFIX}/jobs/:id/tasks`, async (req) => {
-    await authed(req, 'jobs:read');
-    const job = await jobOr404((req.params as { id: string }).id);
+    const p = await authed(req, 'jobs:read');
+    const job = await jobOr404((req.params as { id: string }).id, p);
     const q = parseOr400(ListTasksQueryV1Schema, req.query, 'query');
     const page = await store.listTasks(job.id, { limit: q.limit ?? 1000, ...(q.state ? { state: q.state } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
     return { items: page.items.map(toTaskV1), nextCursor: page.nextCursor };
   });
-  const taskOr404 = async (id: string, indexText: string) => {
-    const job = await jobOr404(id);
+  const taskOr404 = async (id: string, indexText: string, p: Principal) => {
+    const job = await jobOr404(id, p);
     const index = parseIndex(indexText);
     const task = index < job.taskCount ? await store.getTask(taskIdOf(job.id, index)) : null;
     if (!task) throw new NotFoundError('task', `${id}.${indexText} (the job has ${job.taskCount} tasks, numbered from 0)`);
     return { job, task };
   };
   app.get(`${API_PREFIX}/jobs/:id/tasks/:index`, async (req) => {
-    await authed(req, 'jobs:read');
+    const p = await authed(req, 'jobs:read');
     const { id, index } = req.params as { id: string; index: string };
-    return toTaskV1((await taskOr404(id, index)).task);
+    return toTaskV1((await taskOr404(id, index, p)).task);
   });
   app.get(`${API_PREFIX}/jobs/:id/tasks/:index/attempts`, async (req) => {
-    await authed(req, 'jobs:read');
+    const p = await authed(req, 'jobs:read');
     const { id, index } = req.params as { id: string; index: string };
-    const { task } = await taskOr404(id, index);
+    const { task } = await taskOr404(id, index, p);
     return { items: (await store.listAttempts(task.id)).map(toAttemptV1) };
   });
   app.get(`${API_PREFIX}/jobs/:id/tasks/:index/logs`, async (req) => {
-    await authed(req, 'jobs:read');
+    const p = await authed(req, 'jobs:read');
     const { id, index } = req.params as { id: string; index: string };
     const q = parseOr400(LogQueryV1Schema, req.query, 'query');
-    const { job, task } = await taskOr404(id, index);
+    const { job, task } = await taskOr404(id, index, p);
     const attempts = await store.listAttempts(task.id);
     const attempt = q.attempt ? attempts.find((a) => a.id === q.attempt || String(a.number) === q.attempt) : attempts[attempts.length - 1];
     if (q.attempt && !attempt) throw new NotFoundError('attempt', q.attempt);
@@ -291,14 +329,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return chunk;
   });
   app.get(`${API_PREFIX}/jobs/:id/outputs`, async (req) => {
-    await authed(req, 'jobs:read');
-    const job = await jobOr404((req.params as { id: string }).id);
+    const p = await authed(req, 'jobs:read');
+    const job = await jobOr404((req.params as { id: string }).id, p);
     return { items: (await store.listOutputs(job.id)).map(toOutputV1) };
   });
   app.get(`${API_PREFIX}/jobs/:id/tasks/:index/outputs/*`, async (req, reply) => {
-    await authed(req, 'jobs:read');
+    const p = await authed(req, 'jobs:read');
     const { id, index, '*': path } = req.params as { id: string; index: string; '*': string };
-    const job = await jobOr404(id);
+    const job = await jobOr404(id, p);
     const i = parseIndex(index);
     const out = (await store.listOutputs(job.id)).find((o) => o.taskIndex === i && o.path === path);
     if (!out) throw new NotFoundError('output', `${path} of task ${index}`);
@@ -330,6 +368,11 @@ function requireStream(req: FastifyRequest): Readable {
   if (!body || typeof (body as Readable).pipe !== 'function')
     throw new ValidationError([{ path: 'headers.content-type', message: 'expected content-type: application/octet-stream with the file as the body' }]);
   return body;
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function isTerminalJobState(j: JobRecord): boolean {

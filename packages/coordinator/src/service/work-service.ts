@@ -14,13 +14,14 @@ import {
   type SubmitJobRequestV1,
   type SubmitWorkflowRequestV1,
 } from '@dsg/core';
-import type { JobRecord, RetryResult, Store, WorkflowRecord } from '@dsg/store';
+import type { JobRecord, Owner, RetryResult, Store, WorkflowRecord } from '@dsg/store';
 import type { Clock } from '../clock.js';
 import type { Engine } from '../engine/engine.js';
 import { submitJob, submitWorkflow } from '../engine/submit.js';
 import type { BlobStore } from '../files/blob-store.js';
 import { explainJob } from '@dsg/scheduler';
 import type { Logger } from '../logger.js';
+import { isOperatorOwned, ownerOf, requireProject, seesProject, type Principal } from '../auth.js';
 
 export interface WorkServiceDeps {
   readonly store: Store;
@@ -59,39 +60,49 @@ export class WorkService {
       );
   }
 
-  async submitJob(req: SubmitJobRequestV1): Promise<JobRecord> {
+  /**
+   * Accept a job from `by` (recorded as its owner). A submitter's job must be in one of its projects: checked once
+   * the spec compiles (a bad spec still gets its 400), before its inputs are read and anything is stored.
+   */
+  async submitJob(req: SubmitJobRequestV1, by?: Principal): Promise<JobRecord> {
     const { store, blobs, clock, engine, log } = this.deps;
-    const job = await submitJob(req, { store, blobs, clock }, (c) => this.admit(c.project, c.taskCount));
-    engine.jobs.put(job.id, { name: job.name, compiled: job.compiled, inputs: job.inputs });
+    const job = await submitJob(req, { store, blobs, clock, ...this.submitter(by) }, (c) => this.admit(c.project, c.taskCount));
+    engine.jobs.put(job.id, { name: job.name, compiled: job.compiled, inputs: job.inputs, operatorOwned: isOperatorOwned(job.owner) });
     engine.requestTick();
     log.info({ jobId: job.id, name: job.name, tasks: job.taskCount }, 'job accepted');
     return job;
   }
 
-  async submitWorkflow(req: SubmitWorkflowRequestV1): Promise<WorkflowRecord> {
+  async submitWorkflow(req: SubmitWorkflowRequestV1, by?: Principal): Promise<WorkflowRecord> {
     const { store, blobs, clock, engine, log } = this.deps;
-    const wf = await submitWorkflow(req, { store, blobs, clock }, (c) =>
+    const wf = await submitWorkflow(req, { store, blobs, clock, ...this.submitter(by) }, (c) =>
       this.admit(c.stages[0]?.job.project ?? 'default', c.stages.reduce((n, s) => n + s.job.taskCount, 0)));
-    for (const s of wf.stages) engine.jobs.put(s.job.id, { name: s.job.name, compiled: s.job.compiled, inputs: s.job.inputs });
+    for (const s of wf.stages) engine.jobs.put(s.job.id, { name: s.job.name, compiled: s.job.compiled, inputs: s.job.inputs, operatorOwned: isOperatorOwned(s.job.owner) });
     engine.requestTick();
     log.info({ workflowId: wf.id, name: wf.name, stages: wf.stages.length }, 'workflow accepted');
     return wf;
   }
 
-  async job(id: string): Promise<JobRecord> {
+  /** The job, if `viewer` may see it: another project's job is "not found" to a submitter (see auth.ts). */
+  private submitter(by: Principal | undefined): { owner?: Owner; checkProject?: (project: string) => void } {
+    return by ? { owner: ownerOf(by), checkProject: (project) => requireProject(by, project) } : {};
+  }
+
+  async job(id: string, viewer?: Principal): Promise<JobRecord> {
     const job = isJobId(id) ? await this.deps.store.getJob(id) : null;
-    if (!job) throw new NotFoundError('job', id);
+    if (!job || (viewer && !seesProject(viewer, job.compiled.project))) throw new NotFoundError('job', id);
     return job;
   }
 
-  async workflow(id: string): Promise<WorkflowRecord> {
+  async workflow(id: string, viewer?: Principal): Promise<WorkflowRecord> {
     const wf = isWorkflowId(id) ? await this.deps.store.getWorkflow(id) : null;
-    if (!wf) throw new NotFoundError('workflow', id);
+    if (!wf || (viewer && !seesProject(viewer, wf.project))) throw new NotFoundError('workflow', id);
     return wf;
   }
 
   /** Cancel a job (its queued tasks range by range, its running ones killed); a finished job is left as it is. */
-  async cancelJob(id: string): Promise<{ job: JobRecord; alreadyFinished: boolean }> {
+  async cancelJob(id: string, by?: Principal): Promise<{ job: JobRecord; alreadyFinished: boolean }> {
+    if (by) await this.job(id, by);
     const r = isJobId(id) ? await this.deps.engine.cancels.cancel(id) : null;
     if (!r) throw new NotFoundError('job', id);
     this.deps.log.info({ jobId: id, state: r.job.state, alreadyFinished: r.alreadyFinished }, 'job cancel');
@@ -99,8 +110,9 @@ export class WorkService {
   }
 
   /** Cancel every unfinished stage of a workflow; stages not started yet never start. */
-  async cancelWorkflow(id: string): Promise<{ workflow: WorkflowRecord; alreadyFinished: boolean }> {
+  async cancelWorkflow(id: string, by?: Principal): Promise<{ workflow: WorkflowRecord; alreadyFinished: boolean }> {
     const { store, engine, clock, log } = this.deps;
+    if (by) await this.workflow(id, by);
     const r = isWorkflowId(id) ? await store.requestWorkflowCancel(id, clock.now()) : null;
     if (!r) throw new NotFoundError('workflow', id);
     if (r.alreadyFinished) return { workflow: r.workflow, alreadyFinished: true };
@@ -110,7 +122,8 @@ export class WorkService {
     return { workflow: (await store.getWorkflow(r.workflow.id))!, alreadyFinished: false };
   }
 
-  async retryJob(id: string): Promise<{ job: JobRecord; result: RetryResult }> {
+  async retryJob(id: string, by?: Principal): Promise<{ job: JobRecord; result: RetryResult }> {
+    if (by) await this.job(id, by);
     const r = isJobId(id) ? await this.deps.store.retryJob(id, this.deps.clock.now()) : null;
     if (!r) throw new NotFoundError('job', id);
     this.deps.engine.requestTick();
@@ -118,7 +131,8 @@ export class WorkService {
     return r;
   }
 
-  async retryWorkflow(id: string): Promise<{ workflow: WorkflowRecord; result: RetryResult }> {
+  async retryWorkflow(id: string, by?: Principal): Promise<{ workflow: WorkflowRecord; result: RetryResult }> {
+    if (by) await this.workflow(id, by);
     const r = isWorkflowId(id) ? await this.deps.store.retryWorkflow(id, this.deps.clock.now()) : null;
     if (!r) throw new NotFoundError('workflow', id);
     this.deps.engine.requestTick();
@@ -127,8 +141,8 @@ export class WorkService {
   }
 
   /** Why a job (or one of its tasks) waits: the scheduler's chain run now against every online node. */
-  async explainJob(id: string, taskIndex: number | null): Promise<JobExplainV1> {
-    const job = await this.job(id);
+  async explainJob(id: string, taskIndex: number | null, viewer?: Principal): Promise<JobExplainV1> {
+    const job = await this.job(id, viewer);
     const { store, engine } = this.deps;
     let task: JobExplainV1['task'] = null;
     if (taskIndex !== null) {

@@ -213,4 +213,36 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 8,
+    name: 'roles_owners_sessions',
+    sql: `
+      -- Tokens with roles: a submitter's projects (JSON list; NULL for other roles), an optional expiry, and when the
+      -- token was last used (written at most once a minute per token).
+      ALTER TABLE tokens ADD COLUMN projects_json TEXT;
+      ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+      ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;
+      -- Who submitted each job and workflow (token id, its name and role then). NULL on older work: only the admin
+      -- token could submit before this migration.
+      ALTER TABLE jobs ADD COLUMN owner_token_id TEXT;
+      ALTER TABLE jobs ADD COLUMN owner_name TEXT;
+      ALTER TABLE jobs ADD COLUMN owner_role TEXT;
+      ALTER TABLE workflows ADD COLUMN owner_token_id TEXT;
+      ALTER TABLE workflows ADD COLUMN owner_name TEXT;
+      ALTER TABLE workflows ADD COLUMN owner_role TEXT;
+      -- A workflow's project (all its stages share it), so a submitter's list is filtered in SQL.
+      ALTER TABLE workflows ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+      UPDATE workflows SET project = COALESCE((SELECT j.project FROM jobs j WHERE j.workflow_id = workflows.id LIMIT 1), 'default');
+      CREATE INDEX jobs_project ON jobs (project, id);
+      CREATE INDEX workflows_project ON workflows (project, id);
+      -- Dashboard sessions: the sha256 of a random id, bound to the token that signed in.
+      CREATE TABLE sessions (
+        hash       TEXT PRIMARY KEY,
+        token_id   TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX sessions_token ON sessions (token_id);
+    `,
+  },
 ];

@@ -18,7 +18,7 @@ import {
   type TokenId,
   type WireInputFile,
 } from '@dsg/core';
-import type { AttemptRecord, JobRecord, NodeRecord, OutputRecord, TaskRecord, TokenRecord, TokenRole } from '../store.js';
+import type { AttemptRecord, JobRecord, NodeRecord, OutputRecord, Owner, TaskRecord, TokenRecord, TokenRole } from '../store.js';
 
 export interface JobRow {
   id: string; name: string; spec_json: string; compiled_json: string; inputs_json: string; warnings_json: string;
@@ -26,9 +26,11 @@ export interface JobRow {
   cancel_requested: number; created_at: number; finished_at: number | null;
   n_queued: number; n_assigned: number; n_running: number; n_succeeded: number; n_failed: number; n_cancelled: number;
   workflow_id: string | null; stage: string | null; released: number; skip_reason: string | null;
+  owner_token_id?: string | null; owner_name?: string | null; owner_role?: string | null;
 }
 export interface WorkflowRow {
   id: string; name: string; spec_json: string; compiled_json: string; cancel_requested: number; created_at: number; finished_at: number | null;
+  project: string; owner_token_id: string | null; owner_name: string | null; owner_role: string | null;
 }
 export interface TaskRow {
   id: string; job_id: string; idx: number; array_value: string | null; state: string; attempts: number;
@@ -47,7 +49,15 @@ export interface NodeRow {
   cordoned: number; draining: number; quarantined_until: number | null; quarantine_reason: string | null;
 }
 export interface OutputRow { attempt_id: string; job_id: string; task_index: number; path: string; size: number; sha256: string }
-export interface TokenRow { id: string; hash: string; role: string; name: string; created_at: number; revoked_at: number | null; node_id?: string | null }
+export interface TokenRow {
+  id: string; hash: string; role: string; name: string; created_at: number; revoked_at: number | null; node_id?: string | null;
+  projects_json: string | null; expires_at: number | null; last_used_at: number | null;
+}
+export interface SessionRow { hash: string; token_id: string; created_at: number; expires_at: number }
+
+/** The owner columns of a job or workflow row, or null when not recorded. */
+export const ownerOf = (r: { owner_token_id?: string | null; owner_name?: string | null; owner_role?: string | null }): Owner | null =>
+  r.owner_token_id ? { tokenId: r.owner_token_id as TokenId, name: r.owner_name ?? '', role: (r.owner_role ?? 'admin') as TokenRole } : null;
 
 const failureOf = (json: string | null): Failure | null => (json ? (JSON.parse(json) as Failure) : null);
 
@@ -101,6 +111,7 @@ export function toJob(r: JobRow): JobRecord {
     stage: r.stage,
     released: r.released === 1,
     skipReason: r.skip_reason,
+    owner: ownerOf(r),
   };
 }
 
@@ -171,6 +182,9 @@ export const toToken = (r: TokenRow): TokenRecord => ({
   createdAt: r.created_at,
   revokedAt: r.revoked_at,
   nodeId: (r.node_id ?? null) as NodeId | null,
+  projects: r.projects_json ? (JSON.parse(r.projects_json) as string[]) : null,
+  expiresAt: r.expires_at,
+  lastUsedAt: r.last_used_at,
 });
 
 /** SQL for the derived job state; must agree with core's deriveJobState (a conformance test checks it). */

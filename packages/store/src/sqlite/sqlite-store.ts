@@ -37,6 +37,7 @@ import {
   type StageOutput,
   type StageProgress,
   type WireInputFile,
+  type TokenId,
   type WorkflowId,
   type AttemptEnd,
   type AttemptId,
@@ -78,6 +79,7 @@ import type {
   StorePolicy,
   TaskRecord,
   TokenRecord,
+  SessionRecord,
   QuarantinePolicy,
   FinishedWork,
   StoreStats,
@@ -97,6 +99,8 @@ import {
   toOutput,
   toTask,
   toToken,
+  ownerOf,
+  type SessionRow,
   type AttemptRow,
   type JobRow,
   type NodeRow,
@@ -196,10 +200,12 @@ export class SqliteStore implements Store {
     const first = this.db.transaction(() => {
       const start = this.allocSeq(n);
       this.q(
-        `INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, n_queued, project, released)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, n_queued, project, released,
+                           owner_token_id, owner_name, owner_role)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(job.id, job.name, JSON.stringify(job.spec), JSON.stringify(c), JSON.stringify(job.inputs), JSON.stringify(job.warnings), n,
-        c.resources.cpuMillis, c.resources.memoryBytes, c.resources.gpus, c.resources.diskBytes, job.createdAt, chunked ? 0 : n, c.project ?? 'default', chunked ? 0 : 1);
+        c.resources.cpuMillis, c.resources.memoryBytes, c.resources.gpus, c.resources.diskBytes, job.createdAt, chunked ? 0 : n, c.project ?? 'default', chunked ? 0 : 1,
+        job.owner?.tokenId ?? null, job.owner?.name ?? null, job.owner?.role ?? null);
       if (!chunked) this.insertQueuedTasks(job.id, c.arrayValues, 0, n, start);
       return start;
     })();
@@ -243,6 +249,10 @@ export class SqliteStore implements Store {
     if (query.state) {
       where.push(`(${JOB_STATE_SQL}) = ?`);
       args.push(query.state);
+    }
+    if (query.projects) {
+      where.push(`project IN (${query.projects.map(() => '?').join(', ') || 'NULL'})`);
+      args.push(...query.projects);
     }
     const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     const rows = this.db.prepare(sql).all(...args, query.limit + 1) as JobRow[];
@@ -741,20 +751,22 @@ export class SqliteStore implements Store {
     const c = wf.compiled;
     if (wf.stages.length !== c.stages.length) throw new Error('createWorkflow: one job per stage expected');
     this.db.transaction(() => {
-      this.q('INSERT INTO workflows (id, name, spec_json, compiled_json, created_at) VALUES (?, ?, ?, ?, ?)').run(
-        wf.id, wf.name, JSON.stringify(wf.spec), JSON.stringify(c), wf.createdAt,
+      const o = wf.owner ?? null;
+      this.q('INSERT INTO workflows (id, name, spec_json, compiled_json, created_at, project, owner_token_id, owner_name, owner_role) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+        wf.id, wf.name, JSON.stringify(wf.spec), JSON.stringify(c), wf.createdAt, c.stages[0]?.job.project ?? 'default', o?.tokenId ?? null, o?.name ?? null, o?.role ?? null,
       );
       const ins = this.q(
         `INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at,
-                           workflow_id, stage, released, project)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`,
+                           workflow_id, stage, released, project, owner_token_id, owner_name, owner_role)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
       );
       c.stages.forEach((st, i) => {
         const s = wf.stages[i]!;
         const j = st.job;
         const stageSpec = ((wf.spec['stages'] as Record<string, Record<string, unknown>> | undefined)?.[st.name]) ?? {};
         ins.run(s.jobId, j.name, JSON.stringify(stageSpec), JSON.stringify(j), JSON.stringify(s.inputs), JSON.stringify(s.warnings), j.taskCount,
-          j.resources.cpuMillis, j.resources.memoryBytes, j.resources.gpus, j.resources.diskBytes, wf.createdAt, wf.id, st.name, j.project ?? 'default');
+          j.resources.cpuMillis, j.resources.memoryBytes, j.resources.gpus, j.resources.diskBytes, wf.createdAt, wf.id, st.name, j.project ?? 'default',
+          o?.tokenId ?? null, o?.name ?? null, o?.role ?? null);
       });
       this.advanceWorkflow(wf.id, wf.createdAt, []);
     })();
@@ -767,9 +779,18 @@ export class SqliteStore implements Store {
   }
 
   async listWorkflows(query: ListWorkflowsQuery): Promise<Page<WorkflowRecord>> {
-    const rows = (query.cursor
-      ? this.q('SELECT * FROM workflows WHERE id < ? ORDER BY id DESC LIMIT ?').all(query.cursor, query.limit + 1)
-      : this.q('SELECT * FROM workflows ORDER BY id DESC LIMIT ?').all(query.limit + 1)) as WorkflowRow[];
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (query.cursor) {
+      where.push('id < ?');
+      args.push(query.cursor);
+    }
+    if (query.projects) {
+      where.push(`project IN (${query.projects.map(() => '?').join(', ') || 'NULL'})`);
+      args.push(...query.projects);
+    }
+    const sql = `SELECT * FROM workflows ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, query.limit + 1) as WorkflowRow[];
     const more = rows.length > query.limit;
     const items = rows.slice(0, query.limit).map((r) => this.toWorkflow(r));
     return { items, nextCursor: more ? items[items.length - 1]!.id : null };
@@ -851,6 +872,8 @@ export class SqliteStore implements Store {
       createdAt: r.created_at,
       finishedAt: r.finished_at,
       stages,
+      project: r.project,
+      owner: ownerOf(r),
     };
   }
 
@@ -1117,7 +1140,43 @@ export class SqliteStore implements Store {
 
   // ── tokens ──────────────────────────────────────────────────────────────────────────────────────────────
   async createToken(t: TokenRecord): Promise<void> {
-    this.q('INSERT INTO tokens (id, hash, role, name, created_at, revoked_at, node_id) VALUES (?, ?, ?, ?, ?, ?, ?)').run(t.id, t.hash, t.role, t.name, t.createdAt, t.revokedAt, t.nodeId ?? null);
+    this.q('INSERT INTO tokens (id, hash, role, name, created_at, revoked_at, node_id, projects_json, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      t.id, t.hash, t.role, t.name, t.createdAt, t.revokedAt, t.nodeId ?? null, t.projects ? JSON.stringify(t.projects) : null, t.expiresAt ?? null,
+    );
+  }
+
+  async getToken(id: TokenId): Promise<TokenRecord | null> {
+    const r = this.q('SELECT * FROM tokens WHERE id = ?').get(id) as TokenRow | undefined;
+    return r ? toToken(r) : null;
+  }
+
+  async revokeToken(id: TokenId, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const n = this.q('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes;
+      this.q('DELETE FROM sessions WHERE token_id = ?').run(id);
+      return n > 0;
+    })();
+  }
+
+  async touchToken(id: TokenId, now: number): Promise<void> {
+    this.q('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(now, id);
+  }
+
+  async createSession(s: SessionRecord): Promise<void> {
+    this.q('INSERT INTO sessions (hash, token_id, created_at, expires_at) VALUES (?, ?, ?, ?)').run(s.hash, s.tokenId, s.createdAt, s.expiresAt);
+  }
+
+  async findSession(hash: string): Promise<SessionRecord | null> {
+    const r = this.q('SELECT * FROM sessions WHERE hash = ?').get(hash) as SessionRow | undefined;
+    return r ? { hash: r.hash, tokenId: r.token_id as TokenId, createdAt: r.created_at, expiresAt: r.expires_at } : null;
+  }
+
+  async deleteSession(hash: string): Promise<void> {
+    this.q('DELETE FROM sessions WHERE hash = ?').run(hash);
+  }
+
+  async deleteExpiredSessions(now: number): Promise<number> {
+    return this.q('DELETE FROM sessions WHERE expires_at <= ?').run(now).changes;
   }
 
   async findTokenByHash(hash: string, options: { includeRevoked?: boolean } = {}): Promise<TokenRecord | null> {
@@ -1126,7 +1185,10 @@ export class SqliteStore implements Store {
   }
 
   async revokeNodeTokens(nodeId: NodeId, now: number): Promise<number> {
-    return this.q('UPDATE tokens SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL').run(now, nodeId).changes;
+    return this.db.transaction(() => {
+      this.q('DELETE FROM sessions WHERE token_id IN (SELECT id FROM tokens WHERE node_id = ?)').run(nodeId);
+      return this.q('UPDATE tokens SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL').run(now, nodeId).changes;
+    })();
   }
 
   async listTokens(): Promise<readonly TokenRecord[]> {

@@ -82,7 +82,7 @@ export function agentOutputRoutes(app: FastifyInstance, deps: AgentOutputRouteDe
   });
 
   app.get(`${API_PREFIX}/security/refusals`, async (req) => {
-    await authed(req, 'jobs:read');
+    await authed(req, 'grid:read');
     return { total: engine.refusals.total, items: engine.refusals.list() };
   });
 }

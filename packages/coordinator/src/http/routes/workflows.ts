@@ -15,6 +15,7 @@ import type { WorkService } from '../../service/work-service.js';
 import { toOutputV1, toWorkflowV1 } from '../mappers.js';
 import { parseOr400 } from '../parse.js';
 import type { Authed } from './authed.js';
+import { projectFilter } from '../../auth.js';
 
 export interface WorkflowRouteDeps {
   readonly work: WorkService;
@@ -28,38 +29,39 @@ export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): v
   const v1 = (w: WorkflowRecord): WorkflowV1 => toWorkflowV1(w, deps.pendingOf);
 
   app.post(`${API_PREFIX}/workflows`, async (req, reply) => {
-    await authed(req, 'jobs:write');
+    const p = await authed(req, 'jobs:write');
     const body = parseOr400(SubmitWorkflowRequestV1Schema, req.body, 'body');
-    const wf = await work.submitWorkflow(body);
+    const wf = await work.submitWorkflow(body, p);
     const res: SubmitWorkflowResponseV1 = { workflow: v1(wf) };
     return reply.status(201).send(res);
   });
   app.get(`${API_PREFIX}/workflows`, async (req) => {
-    await authed(req, 'jobs:read');
+    const p = await authed(req, 'jobs:read');
     const q = parseOr400(ListWorkflowsQueryV1Schema, req.query, 'query');
-    const page = await deps.store.listWorkflows({ limit: q.limit ?? 50, ...(q.cursor ? { cursor: q.cursor } : {}) });
+    const projects = projectFilter(p);
+    const page = await deps.store.listWorkflows({ limit: q.limit ?? 50, ...(q.cursor ? { cursor: q.cursor } : {}), ...(projects ? { projects } : {}) });
     return { items: page.items.map(v1), nextCursor: page.nextCursor };
   });
   app.get(`${API_PREFIX}/workflows/:id`, async (req) => {
-    await authed(req, 'jobs:read');
-    return v1(await work.workflow((req.params as { id: string }).id));
+    const p = await authed(req, 'jobs:read');
+    return v1(await work.workflow((req.params as { id: string }).id, p));
   });
   app.post(`${API_PREFIX}/workflows/:id/cancel`, async (req) => {
-    await authed(req, 'jobs:write');
+    const p = await authed(req, 'jobs:write');
     const { id } = req.params as { id: string };
-    const r = await work.cancelWorkflow(id);
+    const r = await work.cancelWorkflow(id, p);
     if (r.alreadyFinished) throw new ConflictError(`workflow ${id} already ${r.workflow.state}; there is nothing to cancel`, { workflow: v1(r.workflow), state: r.workflow.state });
     return v1(r.workflow);
   });
   app.post(`${API_PREFIX}/workflows/:id/retry`, async (req) => {
-    await authed(req, 'jobs:write');
-    const r = await work.retryWorkflow((req.params as { id: string }).id);
+    const p = await authed(req, 'jobs:write');
+    const r = await work.retryWorkflow((req.params as { id: string }).id, p);
     const body: RetryResponseV1 & { workflow: WorkflowV1 } = { ...r.result, workflow: v1(r.workflow) };
     return body;
   });
   app.get(`${API_PREFIX}/workflows/:id/outputs`, async (req) => {
-    await authed(req, 'jobs:read');
-    const wf = await work.workflow((req.params as { id: string }).id);
+    const p = await authed(req, 'jobs:read');
+    const wf = await work.workflow((req.params as { id: string }).id, p);
     const items = [];
     for (const s of wf.stages) for (const o of await deps.store.listOutputs(s.job.id)) items.push({ stage: s.name, jobId: s.job.id, ...toOutputV1(o) });
     return { items };

@@ -1,0 +1,69 @@
+/**
+ * Tokens (admin only): `POST /api/v1/tokens` mints one (its secret is in this answer only; the store keeps its
+ * sha256), `GET /api/v1/tokens` lists them (never a secret), `DELETE /api/v1/tokens/:id` revokes one by id or by
+ * name — at once, with every dashboard session it opened.
+ *
+ * Names are unique among tokens not revoked, so a name is enough to revoke one.
+ */
+import type { FastifyInstance } from 'fastify';
+import { API_PREFIX, ConflictError, CreateTokenRequestV1Schema, NotFoundError, ValidationError, type CreateTokenResponseV1, type TokenV1 } from '@dsg/core';
+import type { Store, TokenRecord } from '@dsg/store';
+import { createToken, type Authenticator } from '../../auth.js';
+import type { Clock } from '../../clock.js';
+import { toTokenV1 } from '../mappers.js';
+import { parseOr400 } from '../parse.js';
+import type { Authed } from './authed.js';
+
+export interface TokenRouteDeps {
+  readonly store: Store;
+  readonly auth: Authenticator;
+  readonly clock: Clock;
+  readonly authed: Authed;
+}
+
+/** The token named by id or by name (names are unique among live tokens; a revoked one is found by id). */
+export async function findToken(store: Store, idOrName: string): Promise<TokenRecord> {
+  const all = await store.listTokens();
+  const byId = all.find((t) => t.id === idOrName);
+  if (byId) return byId;
+  const named = all.filter((t) => t.name === idOrName && t.revokedAt === null);
+  if (named.length === 1) return named[0]!;
+  if (named.length > 1)
+    throw new ValidationError([{ path: 'params.id', message: `${named.length} tokens are named ${idOrName} (${named.map((t) => t.id).join(', ')}): name one by its id` }]);
+  throw new NotFoundError('token', `${idOrName} (see \`dsg token list\` for names and ids)`);
+}
+
+export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
+  const { store, clock, authed } = deps;
+
+  app.post(`${API_PREFIX}/tokens`, async (req, reply) => {
+    await authed(req, 'tokens:admin');
+    const body = parseOr400(CreateTokenRequestV1Schema, req.body, 'body');
+    const now = clock.now();
+    const name = body.name ?? `${body.role}${body.projects ? ` of ${body.projects.join(', ')}` : ''} ${new Date(now).toISOString().slice(0, 10)}`;
+    if ((await store.listTokens()).some((t) => t.name === name && t.revokedAt === null))
+      throw new ConflictError(`a token named "${name}" exists already; pick another --name, or revoke it first (dsg token revoke "${name}")`, { name });
+    const { secret, record } = await createToken(store, body.role, name, now, {
+      projects: body.projects ? [...new Set(body.projects)] : null,
+      expiresAt: body.expiresInSeconds !== undefined ? now + body.expiresInSeconds * 1000 : null,
+    });
+    const res: CreateTokenResponseV1 = { token: toTokenV1(record, now), secret };
+    return reply.status(201).send(res);
+  });
+
+  app.get(`${API_PREFIX}/tokens`, async (req) => {
+    await authed(req, 'tokens:admin');
+    const now = clock.now();
+    const items: TokenV1[] = (await store.listTokens()).map((t) => toTokenV1(t, now));
+    return { items };
+  });
+
+  app.delete(`${API_PREFIX}/tokens/:id`, async (req) => {
+    await authed(req, 'tokens:admin');
+    const t = await findToken(store, (req.params as { id: string }).id);
+    if (t.nodeId) throw new ConflictError(`token ${t.id} is the credential of a node; revoke it with \`dsg node revoke\` (its work is requeued then)`, { nodeId: t.nodeId });
+    if (t.revokedAt !== null) throw new ConflictError(`token "${t.name}" (${t.id}) was already revoked`, { token: toTokenV1(t, clock.now()) });
+    await deps.auth.revokeToken(t.id);
+    return { token: toTokenV1((await store.getToken(t.id))!, clock.now()) };
+  });
+}
