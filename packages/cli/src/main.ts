@@ -25,6 +25,7 @@ import { registerUp } from './commands/up.js';
 import { registerWorkflow } from './commands/workflow.js';
 import { registerWait } from './commands/wait.js';
 import { registerToken } from './commands/token.js';
+import { registerAudit } from './commands/audit.js';
 
 const program = new Command()
   .name('dsg')
@@ -41,6 +42,7 @@ Start here:
   dsg jobs · dsg job ID · dsg wait ID · dsg logs ID · dsg outputs ID --to DIR · dsg nodes
   dsg status · dsg gc --dry-run · dsg node drain NAME    operate the grid
   dsg token create --role submitter --project NAME         give someone their own token
+  dsg audit list · dsg audit verify                        who did what, and proof nobody edited it
 
 Every read command takes --json. Exit codes: 0 ok · 1 a job failed or a runtime error · 2 bad input ·
 3 cannot reach the coordinator (waiting commands keep trying for 5m first: --give-up-after) · 130 interrupted.`);
@@ -62,6 +64,7 @@ registerNodeOps(program, globals);
 registerStatus(program, globals);
 registerNodeRevoke(program, globals);
 registerToken(program, globals);
+registerAudit(program, globals);
 registerSpec(program);
 
 function fail(code: number, message: string): never {

@@ -4,6 +4,8 @@
  * failure becomes an `unavailable` DsgError that tells the user how to start a grid.
  */
 import {
+  type AuditPageV1,
+  type AuditVerifyV1,
   API_PREFIX,
   DsgError,
   ValidationError,
@@ -184,6 +186,11 @@ export class DsgClient {
   listTokens = (): Promise<{ items: TokenV1[] }> => this.json('GET', '/tokens');
   /** Revoke a token by id or name (admin), at once, with its dashboard sessions. */
   revokeToken = (idOrName: string): Promise<{ token: TokenV1 }> => this.json('DELETE', `/tokens/${encodeURIComponent(idOrName)}`);
+  /** Audit log entries, newest first (admin, reader); page with `before: page.nextBefore`. */
+  auditList = (q: { limit?: number; before?: number; action?: string; actor?: string; since?: string } = {}): Promise<AuditPageV1> =>
+    this.json('GET', '/audit', { query: q });
+  /** Walk the audit log's hash chain; `head` (`SEQ:HASH`) is one kept elsewhere, checked to be still in the log. */
+  auditVerify = (head?: string): Promise<AuditVerifyV1> => this.json('GET', '/audit/verify', head ? { query: { head } } : {});
   /** Who this client's token speaks for: role and projects. */
   whoAmI = (): Promise<SessionV1> => this.json('GET', '/session');
 

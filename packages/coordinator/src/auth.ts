@@ -192,14 +192,14 @@ export function readCookie(header: string | undefined, name: string): string | n
 export type Capability =
   | 'jobs:read' | 'jobs:write'
   | 'nodes:read' | 'nodes:write' | 'nodes:admin'
-  | 'grid:read' | 'tokens:admin' | 'session'
+  | 'grid:read' | 'tokens:admin' | 'session' | 'audit:read'
   | 'agent' | 'blobs:check' | 'blobs:read' | 'blobs:write' | 'outputs:write';
 
 /** Capabilities per role; a node credential (a `node` token bound to a node) has more than the join token. */
 const CAN: Record<TokenRole, ReadonlySet<Capability>> = {
-  admin: new Set<Capability>(['jobs:read', 'jobs:write', 'nodes:read', 'nodes:write', 'nodes:admin', 'grid:read', 'tokens:admin', 'session', 'agent', 'blobs:check', 'blobs:read', 'blobs:write', 'outputs:write']),
+  admin: new Set<Capability>(['jobs:read', 'jobs:write', 'nodes:read', 'nodes:write', 'nodes:admin', 'grid:read', 'tokens:admin', 'session', 'audit:read', 'agent', 'blobs:check', 'blobs:read', 'blobs:write', 'outputs:write']),
   submitter: new Set<Capability>(['jobs:read', 'jobs:write', 'nodes:read', 'session', 'blobs:check', 'blobs:write']),
-  reader: new Set<Capability>(['jobs:read', 'nodes:read', 'grid:read', 'session', 'blobs:check', 'blobs:read']),
+  reader: new Set<Capability>(['jobs:read', 'nodes:read', 'grid:read', 'session', 'audit:read', 'blobs:check', 'blobs:read']),
   node: new Set<Capability>(['agent']),
 };
 const NODE_CREDENTIAL: ReadonlySet<Capability> = new Set<Capability>(['agent', 'blobs:check', 'blobs:read', 'outputs:write']);

@@ -23,6 +23,7 @@ import { lockDataDir } from './files/data-dir-lock.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
+import { AuditLog, collectedDetail, SYSTEM_ACTOR } from './service/audit-log.js';
 import { DataLifecycle, DEFAULT_RETENTION, type RetentionSettings } from './service/data-lifecycle.js';
 import { createLogger } from './logger.js';
 import { COORDINATOR_DEFAULTS, type CoordinatorOptions, type RunningCoordinator } from './options.js';
@@ -75,15 +76,17 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     ...(options.timeoutGraceSeconds !== undefined ? { timeoutGraceMs: options.timeoutGraceSeconds * 1000 } : {}),
   }, log);
   const auth = new Authenticator(store, () => clock.now(), (options.sessionHours ?? DEFAULT_SESSION_TTL_MS / 3600_000) * 3600_000);
+  const auditLog = new AuditLog({ store, clock, log, anchorFile: join(dataDir, 'audit-head.json') });
   const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log, {
     refusals: engine.refusals,
+    audit: auditLog,
     ...(options.maxJoinsPerMinute !== undefined ? { maxJoinsPerMinute: options.maxJoinsPerMinute } : {}),
   });
   const startedAt = clock.now();
   const retention = retentionSettings(options);
   const dbFile = join(dataDir, 'dsg.sqlite');
   const lifecycle = new DataLifecycle({ store, blobs, logs, clock, log, settings: retention, databaseFiles: [dbFile, `${dbFile}-wal`, `${dbFile}-shm`] });
-  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics,
+  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics, auditLog,
     rateLimits: { ...DEFAULT_RATE_LIMITS, ...options.rateLimits },
     admission: {
       ...(options.maxQueuedTasks !== undefined ? { maxQueuedTasks: options.maxQueuedTasks } : {}),
@@ -113,14 +116,17 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   // Housekeeping, off the request path: forget nodes gone for longer than the retention.
   const nodeRetentionMs = (options.offlineNodeRetentionSeconds ?? COORDINATOR_DEFAULTS.offlineNodeRetentionSeconds) * 1000;
   const housekeeping = async (): Promise<void> => {
-    await engine.pruneNodes(nodeRetentionMs);
+    const pruned = await engine.pruneNodes(nodeRetentionMs);
+    if (pruned.length > 0) await auditLog.record(SYSTEM_ACTOR, 'nodes.pruned', '', { names: pruned.slice(0, 100), count: pruned.length, offlineForMoreThanSeconds: nodeRetentionMs / 1000 });
   };
   const housekeepingTimer = setInterval(() => void housekeeping().catch((e: unknown) => log.error({ err: e }, 'housekeeping failed')), Math.min(60_000, Math.max(1000, nodeRetentionMs / 4)));
   housekeepingTimer.unref();
   void housekeeping().catch((e: unknown) => log.error({ err: e }, 'housekeeping failed'));
 
   // Periodic garbage collection (retention), off the request path: the first one a minute after start.
-  const collect = (): void => void lifecycle.collect({ dryRun: false }).catch((e: unknown) => log.error({ err: e }, 'garbage collection failed'));
+  const collect = (): void => void lifecycle.collect({ dryRun: false })
+    .then((r) => (r.jobs + r.workflows > 0 || r.bytesFreed > 0 ? auditLog.record(SYSTEM_ACTOR, 'data.collected', '', collectedDetail(r)) : null))
+    .catch((e: unknown) => log.error({ err: e }, 'garbage collection failed'));
   const gcFirst = setTimeout(collect, Math.min(60_000, retention.intervalMs));
   gcFirst.unref();
   const gcTimer = setInterval(collect, retention.intervalMs);
@@ -142,6 +148,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
         await engine.stop();
         await hub.close();
         await app.close();
+        await auditLog.flush();
         await store.close();
         lock.release();
         log.info('coordinator stopped');

@@ -13,3 +13,4 @@ export * from './wire.js';
 export * from './protocol.js';
 export * from './output-paths.js';
 export const DSG_VERSION = '0.1.0';
+export * from './audit.js';

@@ -429,3 +429,53 @@ export const LogQueryV1Schema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(16 * 1024 * 1024).optional(),
 });
 export type LogQueryV1 = z.infer<typeof LogQueryV1Schema>;
+
+// ── audit log ──
+export interface AuditEntryV1 {
+  seq: number;
+  /** ISO 8601. */
+  at: string;
+  actor: { kind: 'token' | 'node' | 'system'; id: string; name: string; role: string };
+  action: string;
+  target: string;
+  detail: Record<string, unknown>;
+  /** The client's IP address; '' for the coordinator's own actions. */
+  origin: string;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditPageV1 {
+  /** Newest first. */
+  items: AuditEntryV1[];
+  /** Pass as `before` for the next (older) page; null at the start of the log. */
+  nextBefore: number | null;
+}
+
+export const ListAuditQueryV1Schema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  /** Entries older than this seq (paging). */
+  before: z.coerce.number().int().min(1).optional(),
+  action: z.string().min(1).max(64).optional(),
+  /** The actor's name (a token's or node's name, or `coordinator`). */
+  actor: z.string().min(1).max(200).optional(),
+  /** Entries at or after this time: ISO 8601 or epoch milliseconds. */
+  since: z.union([z.iso.datetime({ offset: true }), z.coerce.number().int().min(0)]).optional(),
+});
+export type ListAuditQueryV1 = z.infer<typeof ListAuditQueryV1Schema>;
+
+export const VerifyAuditQueryV1Schema = z.strictObject({
+  /** A head kept elsewhere, as printed by `dsg audit verify`: `SEQ:HASH`. */
+  head: z.string().regex(/^\d+:[0-9a-f]{64}$/, 'expected SEQ:HASH as printed by `dsg audit verify`').optional(),
+});
+
+export interface AuditVerifyV1 {
+  ok: boolean;
+  entries: number;
+  head: { seq: number; hash: string };
+  problems: Array<{ seq: number; reason: string }>;
+  /** How the head compared with the anchor file kept beside the database. */
+  anchor: 'match' | 'none' | 'mismatch' | 'behind';
+  /** Whether a head given with `head=` is still in the log. */
+  expectedHeadFound?: boolean;
+}

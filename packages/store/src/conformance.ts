@@ -3,8 +3,10 @@
  * (test/sqlite-store.test.ts); PostgreSQL will run the same suite. Registered as node:test suites.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
+  AuditChainChecker,
   compileJobSpec,
   deriveJobState,
   newAttemptId,
@@ -377,6 +379,29 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.equal((await s.findTokenByHash('c1', { includeRevoked: true }))?.revokedAt, at);
       assert.equal((await s.findTokenByHash('c2'))?.nodeId, n2);
       assert.notEqual(await s.findTokenByHash('join'), null);
+    });
+
+    withStore('the audit log: concurrent appends form one contiguous chain; filters and pages; survives reopening', async (s, f) => {
+      const hash = (t: string) => createHash('sha256').update(t).digest('hex');
+      const actor = { kind: 'token' as const, id: 'tok_1', name: 'alice', role: 'submitter' };
+      await Promise.all(Array.from({ length: 40 }, (_, i) =>
+        s.appendAudit({ at: 1000 + i, actor: i % 2 ? actor : { ...actor, name: 'bob' }, action: i % 4 ? 'job.submitted' : 'job.cancelled', target: `job_${i}`, detail: { i }, origin: '10.0.0.1' }, hash)));
+      const all = await s.listAudit({ ascending: true, limit: 100 });
+      assert.deepEqual(all.map((e) => e.seq), Array.from({ length: 40 }, (_, i) => i + 1));
+      const checker = new AuditChainChecker(hash, null);
+      for (const e of all) checker.check(e);
+      assert.equal(checker.finish().ok, true);
+      assert.deepEqual(await s.auditHead(), { seq: 40, hash: all[39]!.hash });
+      assert.deepEqual((await s.listAudit({ limit: 3 })).map((e) => e.seq), [40, 39, 38]);
+      assert.deepEqual((await s.listAudit({ limit: 3, beforeSeq: 38 })).map((e) => e.seq), [37, 36, 35]);
+      assert.equal((await s.listAudit({ limit: 100, action: 'job.cancelled' })).length, 10);
+      assert.equal((await s.listAudit({ limit: 100, actorName: 'bob' })).length, 20);
+      assert.equal((await s.listAudit({ limit: 100, since: 1030 })).length, 10);
+      if (f.reopen) {
+        const again = await f.reopen();
+        await again.init();
+        assert.deepEqual(await again.auditHead(), { seq: 40, hash: all[39]!.hash });
+      }
     });
 
     withStore('an illegal transition is refused and changes nothing', async (s) => {

@@ -11,6 +11,7 @@
  *
  * Conformance: `runStoreConformance()` (src/conformance.ts) is the behaviour every implementation must pass.
  */
+import type { AuditEntry, AuditInput, HashFn } from '@dsg/core';
 import type {
   AttemptEnd,
   AttemptId,
@@ -574,4 +575,30 @@ export interface Store {
   deleteSession(hash: string): Promise<void>;
   /** Delete sessions expired at `now`; resolves to how many. */
   deleteExpiredSessions(now: number): Promise<number>;
+
+  // ── audit log (append-only, hash-chained; rules in @dsg/core audit.ts) ──
+  /**
+   * Append one entry: reads the head, computes the entry's hash with `hash` (sha256 hex) chained to it and inserts
+   * it, in one commit, so concurrent appends can never fork the chain.
+   */
+  appendAudit(entry: AuditInput, hash: HashFn): Promise<AuditEntry>;
+  /**
+   * Entries, newest first by default. `afterSeq`/`beforeSeq` page through them; `action`, `actorName` and `since`
+   * (epoch ms) filter. `ascending: true` walks from the oldest (the verifier).
+   */
+  listAudit(query: AuditQuery): Promise<readonly AuditEntry[]>;
+  /** The last entry's seq and hash (seq 0 when the log is empty). */
+  auditHead(): Promise<{ readonly seq: number; readonly hash: string }>;
+}
+
+export interface AuditQuery {
+  readonly limit: number;
+  readonly ascending?: boolean;
+  /** Only entries with seq greater than this (ascending walks) … */
+  readonly afterSeq?: number;
+  /** … or smaller than this (newest-first pages). */
+  readonly beforeSeq?: number;
+  readonly action?: string;
+  readonly actorName?: string;
+  readonly since?: number;
 }

@@ -12,6 +12,7 @@
  * parsed and validated with core's protocol schemas; a malformed frame gets an `error` message and is dropped,
  * and the connection stays up (one bad report must not cost a node its running tasks).
  */
+import { actorOf, type AuditLog } from '../service/audit-log.js';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -38,6 +39,8 @@ interface Session {
 }
 
 export interface AgentHubOptions {
+  /** Where a node joining is recorded (who let it in: the join token; from where: its address). */
+  readonly audit?: AuditLog;
   /** New nodes one join (or admin) token may register per minute. Default 60. */
   readonly maxJoinsPerMinute?: number;
   /** Largest WebSocket frame accepted from an agent, in bytes; a bigger one closes the socket (1009). Default 16 MiB. */
@@ -180,6 +183,7 @@ export class AgentHub implements AgentLink {
         }
         // A new node (or one whose record was removed) gets its own credential, shown once, in the welcome.
         const credential = p.nodeId === nodeId ? undefined : await this.auth.issueNodeCredential(nodeId, m.name, this.clock.now());
+        if (credential) await this.options.audit?.record(actorOf(p), 'node.joined', nodeId, { name: m.name, agentVersion: m.agentVersion }, address ?? '');
         const previous = this.byNode.get(nodeId);
         if (previous && previous !== session) {
           previous.nodeId = null; // its close must not mark the node offline

@@ -50,6 +50,9 @@ import { workflowRoutes } from './routes/workflows.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { agentOutputRoutes } from './routes/agent-outputs.js';
 import { nodeCredentialRoutes } from './routes/node-credentials.js';
+import { auditRoutes } from './routes/audit.js';
+import type { Audit } from './routes/authed.js';
+import { actorOf, AuditLog, collectedDetail } from '../service/audit-log.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -71,6 +74,8 @@ export interface ApiDeps {
   readonly lifecycle?: DataLifecycle;
   /** Per-token and per-IP request limits (default DEFAULT_RATE_LIMITS). */
   readonly rateLimits?: RateLimitSettings;
+  /** The audit log (default: one on the same store without an anchor file). */
+  readonly auditLog?: AuditLog;
 }
 
 /** Method and URL pattern of every route registered on the API (the authorization matrix test walks them all). */
@@ -133,6 +138,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return p;
   };
 
+  const auditLog = deps.auditLog ?? new AuditLog({ store, clock, log: deps.log, anchorFile: null });
+  const audit: Audit = (req, action, target, detail = {}, as) => {
+    const p = as ?? req.principal;
+    return auditLog.record(p ? actorOf(p) : { kind: 'token', id: '', name: 'anonymous', role: 'none' }, action, target, detail, req.ip);
+  };
+
   /** The job, if the principal may see it: another project's job is "not found" to a submitter (see auth.ts). */
   const jobOr404 = async (id: string, p: Principal): Promise<JobRecord> => {
     const job = isJobId(id) ? await store.getJob(id) : null;
@@ -142,10 +153,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const pendingOf = (j: JobRecord) => (isTerminalJobState(j) || j.counts.queued === 0 ? undefined : engine.pendingReasons.get(j.id));
   const jobV1 = (j: JobRecord) => toJobV1(j, pendingOf(j));
   const work = new WorkService({ store, engine, blobs, clock, log: deps.log, ...(deps.admission ? { admission: deps.admission } : {}) });
-  workflowRoutes(app, { work, store, authed, pendingOf });
-  tokenRoutes(app, { store, auth: deps.auth, clock, authed });
-  sessionRoutes(app, { auth: deps.auth, clock, authed, onFailedAuth: (ip) => limiter.failedAuth(ip) });
-  nodeRoutes(app, { store, engine, clock, authed });
+  workflowRoutes(app, { work, store, authed, audit, pendingOf });
+  tokenRoutes(app, { store, auth: deps.auth, clock, authed, audit });
+  sessionRoutes(app, { auth: deps.auth, clock, authed, audit, onFailedAuth: (ip) => limiter.failedAuth(ip) });
+  nodeRoutes(app, { store, engine, clock, authed, audit });
+  auditRoutes(app, { auditLog, authed });
 
   // ── dashboard ──
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(join(deps.staticDir, 'index.html'))));
@@ -197,7 +209,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.post(`${API_PREFIX}/gc`, async (req) => {
     await authed(req, 'nodes:write');
     const body = parseOr400(GcRequestSchema, req.body ?? undefined, 'body');
-    return lifecycle.collect({ dryRun: body?.dryRun ?? false });
+    const report = await lifecycle.collect({ dryRun: body?.dryRun ?? false });
+    if (!report.dryRun) await audit(req, 'data.collected', '', collectedDetail(report));
+    return report;
   });
 
   // ── blobs (job inputs) ──
@@ -245,6 +259,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const p = await authed(req, 'jobs:write');
     const body = parseOr400(SubmitJobRequestV1Schema, req.body, 'body');
     const job = await work.submitJob(body, p);
+    await audit(req, 'job.submitted', job.id, { name: job.name, project: job.compiled.project, tasks: job.taskCount });
     return reply.status(201).send({ job: jobV1(job) });
   });
   app.get(`${API_PREFIX}/jobs`, async (req) => {
@@ -268,6 +283,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const { id } = req.params as { id: string };
     const r = await work.cancelJob(id, p);
     if (r.alreadyFinished) throw new ConflictError(`job ${id} already ${r.job.state}; there is nothing to cancel`, { job: jobV1(r.job), state: r.job.state });
+    await audit(req, 'job.cancelled', r.job.id, { name: r.job.name, project: r.job.compiled.project });
     return jobV1(r.job);
   });
   app.get(`${API_PREFIX}/jobs/:id/explain`, async (req) => {
@@ -278,6 +294,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.post(`${API_PREFIX}/jobs/:id/retry`, async (req) => {
     const p = await authed(req, 'jobs:write');
     const r = await work.retryJob((req.params as { id: string }).id, p);
+    await audit(req, 'job.retried', r.job.id, { name: r.job.name, project: r.job.compiled.project, ...r.result });
     return { ...r.result, job: jobV1(r.job) };
   });
   app.get(`${API_PREFIX}/jobs/:id/tasks`, async (req) => {
@@ -345,7 +362,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   // ── outputs from agents (only the attempt's node, declared paths, within a quota) ──
   agentOutputRoutes(app, { store, engine, blobs, authed, maxUploadBytes: deps.maxUploadBytes, requireStream });
-  nodeCredentialRoutes(app, { store, engine, auth: deps.auth, clock, log: deps.log, authed });
+  nodeCredentialRoutes(app, { store, engine, auth: deps.auth, clock, log: deps.log, authed, audit });
 
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, async (req) => {

@@ -245,4 +245,31 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX sessions_token ON sessions (token_id);
     `,
   },
+  {
+    version: 9,
+    name: 'audit_log',
+    sql: `
+      -- The audit log: append-only, each entry hash-chained to the one before (rules in @dsg/core audit.ts).
+      CREATE TABLE audit_log (
+        seq         INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        actor_kind  TEXT NOT NULL,
+        actor_id    TEXT NOT NULL,
+        actor_name  TEXT NOT NULL,
+        actor_role  TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        detail_json TEXT NOT NULL,
+        origin      TEXT NOT NULL,
+        prev_hash   TEXT NOT NULL,
+        hash        TEXT NOT NULL
+      );
+      CREATE INDEX audit_log_at ON audit_log (at);
+      CREATE INDEX audit_log_action ON audit_log (action, seq);
+      -- No code path changes or removes an entry: say so in the schema too, so a bug cannot (an attacker with the
+      -- file can drop these; the hash chain and the anchor catch what they then do).
+      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    `,
+  },
 ];

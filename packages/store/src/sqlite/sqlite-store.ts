@@ -18,6 +18,11 @@
  */
 import Database from 'better-sqlite3';
 import {
+  AUDIT_GENESIS,
+  auditHash,
+  type AuditEntry,
+  type AuditInput,
+  type HashFn,
   addResources,
   ConflictError,
   assertAttemptTransition,
@@ -50,6 +55,7 @@ import {
   type TaskState,
 } from '@dsg/core';
 import type {
+  AuditQuery,
   ApplyPlanResult,
   AttemptRecord,
   CreatedAttempt,
@@ -1194,4 +1200,55 @@ export class SqliteStore implements Store {
   async listTokens(): Promise<readonly TokenRecord[]> {
     return (this.q('SELECT * FROM tokens ORDER BY created_at').all() as TokenRow[]).map(toToken);
   }
+
+  // ── audit log ──
+  async appendAudit(e: AuditInput, hash: HashFn): Promise<AuditEntry> {
+    return this.db.transaction(() => {
+      const head = this.q('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
+      const seq = (head?.seq ?? 0) + 1;
+      const prevHash = head?.hash ?? AUDIT_GENESIS;
+      const entry: AuditEntry = { ...e, seq, prevHash, hash: auditHash(hash, prevHash, seq, e) };
+      this.q(`INSERT INTO audit_log (seq, at, actor_kind, actor_id, actor_name, actor_role, action, target, detail_json, origin, prev_hash, hash)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(seq, e.at, e.actor.kind, e.actor.id, e.actor.name, e.actor.role, e.action, e.target, JSON.stringify(e.detail), e.origin, prevHash, entry.hash);
+      return entry;
+    })();
+  }
+
+  async listAudit(q: AuditQuery): Promise<readonly AuditEntry[]> {
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (q.afterSeq !== undefined) { where.push('seq > ?'); args.push(q.afterSeq); }
+    if (q.beforeSeq !== undefined) { where.push('seq < ?'); args.push(q.beforeSeq); }
+    if (q.action !== undefined) { where.push('action = ?'); args.push(q.action); }
+    if (q.actorName !== undefined) { where.push('actor_name = ?'); args.push(q.actorName); }
+    if (q.since !== undefined) { where.push('at >= ?'); args.push(q.since); }
+    const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${q.ascending ? 'ASC' : 'DESC'} LIMIT ?`;
+    return (this.db.prepare(sql).all(...args, q.limit) as AuditRow[]).map(toAuditEntry);
+  }
+
+  async auditHead(): Promise<{ readonly seq: number; readonly hash: string }> {
+    const head = this.q('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
+    return head ?? { seq: 0, hash: AUDIT_GENESIS };
+  }
+}
+
+interface AuditRow {
+  seq: number; at: number; actor_kind: string; actor_id: string; actor_name: string; actor_role: string;
+  action: string; target: string; detail_json: string; origin: string; prev_hash: string; hash: string;
+}
+
+/** A row as it is (even a tampered one): the verifier must see what is stored, so nothing is normalised here. */
+function toAuditEntry(r: AuditRow): AuditEntry {
+  let detail: Record<string, unknown>;
+  try {
+    const v: unknown = JSON.parse(r.detail_json);
+    detail = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : { unparsable: r.detail_json };
+  } catch {
+    detail = { unparsable: r.detail_json };
+  }
+  return {
+    seq: r.seq, at: r.at, actor: { kind: r.actor_kind as AuditEntry['actor']['kind'], id: r.actor_id, name: r.actor_name, role: r.actor_role },
+    action: r.action, target: r.target, detail, origin: r.origin, prevHash: r.prev_hash, hash: r.hash,
+  };
 }

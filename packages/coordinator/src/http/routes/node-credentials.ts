@@ -10,7 +10,7 @@ import type { Authenticator } from '../../auth.js';
 import type { Clock } from '../../clock.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Logger } from '../../logger.js';
-import type { Authed } from './authed.js';
+import type { Audit, Authed } from './authed.js';
 
 export interface NodeCredentialRouteDeps {
   readonly store: Store;
@@ -19,6 +19,7 @@ export interface NodeCredentialRouteDeps {
   readonly clock: Clock;
   readonly log: Logger;
   readonly authed: Authed;
+  readonly audit: Audit;
 }
 
 export function nodeCredentialRoutes(app: FastifyInstance, deps: NodeCredentialRouteDeps): void {
@@ -30,6 +31,7 @@ export function nodeCredentialRoutes(app: FastifyInstance, deps: NodeCredentialR
     const revoked = await deps.auth.revokeNode(node.id, deps.clock.now());
     const why = `the credential of node ${node.name} was revoked by ${who.name}`;
     await deps.engine.onNodeRevoked(node.id, why);
+    await deps.audit(req, 'node.revoked', node.id, { name: node.name, credentialsRevoked: revoked });
     deps.log.warn({ nodeId: node.id, name: node.name, credentials: revoked }, 'node credential revoked; its work is requeued');
     return { nodeId: node.id, name: node.name, credentialsRevoked: revoked };
   });

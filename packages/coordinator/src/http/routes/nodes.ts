@@ -15,13 +15,14 @@ import type { Clock } from '../../clock.js';
 import type { Engine } from '../../engine/engine.js';
 import { toNodeV1 } from '../mappers.js';
 import { parseOr400 } from '../parse.js';
-import type { Authed } from './authed.js';
+import type { Audit, Authed } from './authed.js';
 
 export interface NodeRouteDeps {
   readonly store: Store;
   readonly engine: Engine;
   readonly clock: Clock;
   readonly authed: Authed;
+  readonly audit: Audit;
 }
 
 const RemoveBody = z.object({ force: z.boolean().optional() }).strict().optional();
@@ -38,15 +39,18 @@ export async function findNode(store: Store, idOrName: string): Promise<NodeUsag
   throw new NotFoundError('node', `${idOrName} (see \`dsg nodes\` for names and ids)`);
 }
 
+const AUDITED = { cordon: 'node.cordoned', drain: 'node.drained', uncordon: 'node.uncordoned' } as const;
+
 export function nodeRoutes(app: FastifyInstance, deps: NodeRouteDeps): void {
   const { store, engine, clock, authed } = deps;
   const fresh = async (id: string): Promise<NodeV1> => toNodeV1(await findNode(store, id), clock.now());
 
-  const flagRoute = (action: string, change: Parameters<Store['setNodeFlags']>[1]) =>
+  const flagRoute = (action: 'cordon' | 'drain' | 'uncordon', change: Parameters<Store['setNodeFlags']>[1]) =>
     app.post(`${API_PREFIX}/nodes/:id/${action}`, async (req) => {
       await authed(req, 'nodes:write');
       const u = await findNode(store, (req.params as { id: string }).id);
       await store.setNodeFlags(u.node.id, change, clock.now());
+      await deps.audit(req, AUDITED[action], u.node.id, { name: u.node.name });
       // Uncordon may bring capacity back; cordon and drain change nothing running.
       engine.requestTick();
       return fresh(u.node.id);
@@ -66,6 +70,7 @@ export function nodeRoutes(app: FastifyInstance, deps: NodeRouteDeps): void {
         `node ${u.node.name} still holds ${r.held.length} task(s); drain it first (\`dsg node drain ${u.node.name}\`, then remove it once \`dsg nodes\` shows it drained), or remove it now with --force to requeue them`,
         { held: r.held.length },
       );
+    await deps.audit(req, 'node.removed', u.node.id, { name: u.node.name, requeuedTasks: r.requeuedTasks, force: body?.force ?? false });
     const res: RemoveNodeResponseV1 = { removed: true, node: { id: u.node.id, name: u.node.name }, requeuedTasks: r.requeuedTasks };
     return res;
   });

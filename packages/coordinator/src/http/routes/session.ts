@@ -12,12 +12,13 @@ import { API_PREFIX, CreateSessionRequestV1Schema, UnauthorizedError, type Sessi
 import { SESSION_COOKIE, type Authenticator, type Principal } from '../../auth.js';
 import type { Clock } from '../../clock.js';
 import { parseOr400 } from '../parse.js';
-import type { Authed } from './authed.js';
+import type { Audit, Authed } from './authed.js';
 
 export interface SessionRouteDeps {
   readonly auth: Authenticator;
   readonly clock: Clock;
   readonly authed: Authed;
+  readonly audit: Audit;
   /** Count a failed sign-in against the client's IP (throws 429 when over the limit). */
   readonly onFailedAuth: (ip: string) => void;
 }
@@ -44,6 +45,7 @@ export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): voi
       if (e instanceof UnauthorizedError) deps.onFailedAuth(req.ip);
       throw e;
     }
+    await deps.audit(req, 'session.signed-in', s.principal.tokenId, { role: s.principal.role }, s.principal);
     setCookie(req, reply, s.sessionId, Math.max(1, Math.floor((s.expiresAt - clock.now()) / 1000)));
     void reply.header('cache-control', 'no-store');
     return reply.status(201).send(toSessionV1(s.principal, s.expiresAt));

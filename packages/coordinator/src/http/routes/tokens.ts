@@ -12,13 +12,14 @@ import { createToken, type Authenticator } from '../../auth.js';
 import type { Clock } from '../../clock.js';
 import { toTokenV1 } from '../mappers.js';
 import { parseOr400 } from '../parse.js';
-import type { Authed } from './authed.js';
+import type { Audit, Authed } from './authed.js';
 
 export interface TokenRouteDeps {
   readonly store: Store;
   readonly auth: Authenticator;
   readonly clock: Clock;
   readonly authed: Authed;
+  readonly audit: Audit;
 }
 
 /** The token named by id or by name (names are unique among live tokens; a revoked one is found by id). */
@@ -47,6 +48,7 @@ export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
       projects: body.projects ? [...new Set(body.projects)] : null,
       expiresAt: body.expiresInSeconds !== undefined ? now + body.expiresInSeconds * 1000 : null,
     });
+    await deps.audit(req, 'token.created', record.id, { name: record.name, role: record.role, projects: record.projects ?? null, expiresAt: record.expiresAt ?? null });
     const res: CreateTokenResponseV1 = { token: toTokenV1(record, now), secret };
     return reply.status(201).send(res);
   });
@@ -64,6 +66,7 @@ export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
     if (t.nodeId) throw new ConflictError(`token ${t.id} is the credential of a node; revoke it with \`dsg node revoke\` (its work is requeued then)`, { nodeId: t.nodeId });
     if (t.revokedAt !== null) throw new ConflictError(`token "${t.name}" (${t.id}) was already revoked`, { token: toTokenV1(t, clock.now()) });
     await deps.auth.revokeToken(t.id);
+    await deps.audit(req, 'token.revoked', t.id, { name: t.name, role: t.role });
     return { token: toTokenV1((await store.getToken(t.id))!, clock.now()) };
   });
 }

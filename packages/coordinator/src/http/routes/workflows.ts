@@ -14,13 +14,14 @@ import type { PendingReason } from '@dsg/scheduler';
 import type { WorkService } from '../../service/work-service.js';
 import { toOutputV1, toWorkflowV1 } from '../mappers.js';
 import { parseOr400 } from '../parse.js';
-import type { Authed } from './authed.js';
+import type { Audit, Authed } from './authed.js';
 import { projectFilter } from '../../auth.js';
 
 export interface WorkflowRouteDeps {
   readonly work: WorkService;
   readonly store: Store;
   readonly authed: Authed;
+  readonly audit: Audit;
   readonly pendingOf: (j: JobRecord) => PendingReason | undefined;
 }
 
@@ -32,6 +33,7 @@ export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): v
     const p = await authed(req, 'jobs:write');
     const body = parseOr400(SubmitWorkflowRequestV1Schema, req.body, 'body');
     const wf = await work.submitWorkflow(body, p);
+    await deps.audit(req, 'workflow.submitted', wf.id, { name: wf.name, project: wf.project, stages: wf.stages.length });
     const res: SubmitWorkflowResponseV1 = { workflow: v1(wf) };
     return reply.status(201).send(res);
   });
@@ -51,11 +53,13 @@ export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): v
     const { id } = req.params as { id: string };
     const r = await work.cancelWorkflow(id, p);
     if (r.alreadyFinished) throw new ConflictError(`workflow ${id} already ${r.workflow.state}; there is nothing to cancel`, { workflow: v1(r.workflow), state: r.workflow.state });
+    await deps.audit(req, 'workflow.cancelled', r.workflow.id, { name: r.workflow.name, project: r.workflow.project });
     return v1(r.workflow);
   });
   app.post(`${API_PREFIX}/workflows/:id/retry`, async (req) => {
     const p = await authed(req, 'jobs:write');
     const r = await work.retryWorkflow((req.params as { id: string }).id, p);
+    await deps.audit(req, 'workflow.retried', r.workflow.id, { name: r.workflow.name, project: r.workflow.project, ...r.result });
     const body: RetryResponseV1 & { workflow: WorkflowV1 } = { ...r.result, workflow: v1(r.workflow) };
     return body;
   });
