@@ -21,6 +21,7 @@
  * (working dir, inputs) and handed to the executor, which admits them in order as running ones leave room
  * (AdmissionExecutor); each one's timeout counts from its own start.
  */
+import { parseFingerprint, PinMismatchError, pinnedTransport, probeCertificate, UntrustedCertificateError, type Fingerprint, type PinnedTransport } from '@dsg/client/tls';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -78,6 +79,10 @@ class Agent implements RunningAgent {
   private id: string | null = null;
   /** This node's own credential (from the welcome of its first contact); null until it has joined. */
   private credential: string | null = null;
+  /** The certificate fingerprint pinned for an https:// coordinator (flag, else node.json); null: verify normally. */
+  private pin: Fingerprint | null = null;
+  /** The checked, pinned TLS transport (made on the first connection; dropped when a handshake fails). */
+  private transport: PinnedTransport | null = null;
   private capacity: Resources | null = null;
   /** What this node does to contain its tasks; reported in the hello facts. Null with an injected executor. */
   private isolation: IsolationProbe | null = null;
@@ -130,11 +135,23 @@ class Agent implements RunningAgent {
         ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace, ...isolation }), cap)
         : new LauncherExecutor({ killGraceMs: grace, capacity: cap, ...isolation });
     try {
-      const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string; credential?: string };
+      const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string; credential?: string; tlsFingerprint?: string };
       this.id = saved.nodeId ?? null;
       this.credential = saved.credential ?? null;
+      if (saved.tlsFingerprint) {
+        try {
+          this.pin = parseFingerprint(saved.tlsFingerprint, 'node.json: tlsFingerprint');
+        } catch {
+          this.log('warn', `node.json holds an unreadable tlsFingerprint; ignoring it (give --tls-fingerprint again)`);
+        }
+      }
     } catch {
       this.id = null;
+    }
+    if (this.options.tlsFingerprint) {
+      const given = parseFingerprint(this.options.tlsFingerprint);
+      if (this.pin && this.pin !== given) this.log('warn', `trusting the certificate ${given} given now instead of ${this.pin} saved before`);
+      this.pin = given;
     }
     this.connect();
   }
@@ -179,7 +196,27 @@ class Agent implements RunningAgent {
 
   private connect(): void {
     if (this.stopped) return;
-    const ws = new WebSocket(this.wsUrl(), { headers: { authorization: `Bearer ${this.credential ?? this.options.token}` }, handshakeTimeout: 10_000 });
+    const https = this.options.coordinatorUrl.startsWith('https:');
+    if (https && this.pin && !this.transport) {
+      // Check the pin with a handshake that sends nothing (no token) before the first connection; see client/tls.ts.
+      const url = this.options.coordinatorUrl;
+      pinnedTransport(url, this.pin).then((t) => {
+        this.transport = t;
+        this.http.setFetch(t.fetch);
+        this.connect();
+      }, (e: unknown) => {
+        const wait = e instanceof PinMismatchError ? 30_000 : Math.round(this.backoffMs * (0.5 + Math.random()));
+        this.backoffMs = Math.min(10_000, this.backoffMs * 2);
+        this.log(e instanceof PinMismatchError ? 'error' : 'warn', e instanceof PinMismatchError
+          ? `${e.message} Retrying in 30s.`
+          : `cannot reach the coordinator at ${url} (${e instanceof Error ? e.message : String(e)}), retrying in ${(wait / 1000).toFixed(1)}s`);
+        if (!this.stopped) this.retryTimer = setTimeout(() => this.connect(), wait);
+      });
+      return;
+    }
+    const ws = new WebSocket(this.wsUrl(), {
+      headers: { authorization: `Bearer ${this.credential ?? this.options.token}` }, handshakeTimeout: 10_000, ...(this.transport?.tlsOptions ?? {}),
+    });
     this.ws = ws;
     let rejectedToken = false;
     ws.on('unexpected-response', (_req, res) => {
@@ -208,7 +245,21 @@ class Agent implements RunningAgent {
     });
     ws.on('open', () => void this.onOpen(ws));
     ws.on('message', (data) => this.onFrame(String(data)));
-    ws.on('error', (e) => this.log('debug', `connection error: ${e.message}`));
+    ws.on('error', (e) => {
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      if (https && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(`${code} ${e.message}`)) {
+        if (this.transport) {
+          // The certificate changed since the pin was checked: check again (the next try says what it is now).
+          this.transport = null;
+        } else {
+          void probeCertificate(this.options.coordinatorUrl).then(
+            (p) => this.log('error', new UntrustedCertificateError(this.options.coordinatorUrl, p.fingerprint, code || e.message).message),
+            () => this.log('warn', `TLS error: ${e.message}`));
+          return;
+        }
+      }
+      this.log('debug', `connection error: ${e.message}`);
+    });
     ws.on('close', (code) => {
       if (this.ws !== ws) return;
       this.ws = null;
@@ -303,7 +354,7 @@ class Agent implements RunningAgent {
     const tmp = `${file}.tmp-${process.pid}`;
     try {
       await mkdir(this.options.stateDir, { recursive: true, mode: 0o700 });
-      await writeFile(tmp, `${JSON.stringify({ nodeId: this.id, ...(this.credential ? { credential: this.credential } : {}) })}\n`, { mode: 0o600 });
+      await writeFile(tmp, `${JSON.stringify({ nodeId: this.id, ...(this.credential ? { credential: this.credential } : {}), ...(this.pin ? { tlsFingerprint: this.pin } : {}) })}\n`, { mode: 0o600 });
       await chmod(tmp, 0o600);
       await rename(tmp, file);
     } catch (e) {

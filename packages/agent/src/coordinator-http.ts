@@ -42,6 +42,8 @@ export class CoordinatorHttp {
   private readonly log: HttpLog;
   private readonly token: () => string;
   private tmpCounter = 0;
+  /** The fetch to the coordinator: the global one, or one that trusts only its pinned certificate (setFetch). */
+  private fetch: typeof globalThis.fetch = (...a) => globalThis.fetch(...a);
 
   constructor(
     private readonly baseUrl: string,
@@ -52,6 +54,11 @@ export class CoordinatorHttp {
   ) {
     this.token = typeof token === 'function' ? token : () => token;
     this.log = options.log ?? stderrLog;
+  }
+
+  /** Use this fetch from now on (the agent's pinned TLS transport, once the pin was checked). */
+  setFetch(f: typeof globalThis.fetch): void {
+    this.fetch = f;
   }
 
   private url(path: string): string {
@@ -105,7 +112,7 @@ export class CoordinatorHttp {
   private async download(sha256: string, size: number | undefined, dest: string): Promise<string> {
     const name = `input ${sha256.slice(0, 12)}…`;
     await mkdir(this.blobDir, { recursive: true });
-    const res = await fetch(this.url(`/blobs/${sha256}`), { headers: { authorization: `Bearer ${this.token()}` } });
+    const res = await this.fetch(this.url(`/blobs/${sha256}`), { headers: { authorization: `Bearer ${this.token()}` } });
     if (!res.ok || !res.body) throw new Error(`${name} could not be fetched: HTTP ${res.status}`);
     const announced = res.headers.get('content-length');
     if (size !== undefined && announced !== null && Number(announced) !== size) {
@@ -145,7 +152,7 @@ export class CoordinatorHttp {
 
   async uploadOutput(attemptId: string, path: string, file: string, sha256: string, size: number): Promise<void> {
     const encoded = path.split('/').map(encodeURIComponent).join('/');
-    const res = await fetch(this.url(`/attempts/${attemptId}/outputs/${encoded}`), {
+    const res = await this.fetch(this.url(`/attempts/${attemptId}/outputs/${encoded}`), {
       method: 'PUT',
       headers: {
         authorization: `Bearer ${this.token()}`,

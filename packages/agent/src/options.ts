@@ -7,6 +7,12 @@ export interface AgentOptions {
    * node its own credential, kept in `<stateDir>/node.json` (mode 0600) and used from then on.
    */
   readonly token: string;
+  /**
+   * The coordinator certificate's fingerprint (`sha256:…`) to pin for an `https://` coordinator with a self-signed
+   * certificate (from the join command `dsg up` prints). Saved in node.json after the first connection, so later
+   * starts need not repeat it. Without one (and none saved), the certificate is verified the usual way.
+   */
+  readonly tlsFingerprint?: string;
   /** Where the agent keeps its node id and caches (created if missing). */
   readonly stateDir: string;
   /** Where task working directories go. Default `<stateDir>/work`. */

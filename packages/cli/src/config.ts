@@ -34,17 +34,25 @@ export interface ClientConfig {
   readonly source: string;
   readonly coordinatorSource: SettingSource;
   readonly tokenSource: SettingSource;
+  /**
+   * The coordinator certificate's pinned fingerprint (`sha256:…`), for `https://` coordinators with a self-signed
+   * certificate: --tls-fingerprint > DSG_TLS_FINGERPRINT > the file the URL came from. Null: verify the usual way.
+   */
+  readonly tlsFingerprint: string | null;
 }
 
 export interface ConfigFile {
   coordinator?: string;
   token?: string;
+  tlsFingerprint?: string;
 }
 
 export interface CredentialsFile {
   url?: string;
   adminToken?: string;
   joinToken?: string;
+  /** Set when the coordinator serves TLS with its own self-signed certificate. */
+  tlsFingerprint?: string;
 }
 
 export function configFilePath(env: Env): string {
@@ -105,7 +113,7 @@ export function normalizeCoordinatorUrl(value: string, where: string): string {
 
 /** Pure: pick the client settings from flags, env, config file and local credentials. Throws on a bad URL. */
 export function resolveClientConfig(input: {
-  flags: { coordinator?: string | undefined; token?: string | undefined };
+  flags: { coordinator?: string | undefined; token?: string | undefined; tlsFingerprint?: string | undefined };
   env: Env;
   file: ConfigFile | null;
   filePath: string;
@@ -126,9 +134,13 @@ export function resolveClientConfig(input: {
   if (!coordinator)
     throw new ValidationError([{ path: '--coordinator', message: `no coordinator URL (the token came from ${describeSource(token)}): pass --coordinator or set DSG_COORDINATOR, e.g. http://127.0.0.1:7070` }]);
   const url = normalizeCoordinatorUrl(coordinator.raw, sourceLabel(coordinator, coordinator.kind === 'credentials' ? 'url' : 'coordinator'));
+  // A pin belongs with the URL it was made for: a file's fingerprint counts only when the URL came from that file.
+  const pin = flags.tlsFingerprint ?? env['DSG_TLS_FINGERPRINT']
+    ?? (coordinator.kind === 'file' ? file?.tlsFingerprint : coordinator.kind === 'credentials' ? credentials?.tlsFingerprint : undefined);
   return {
     coordinator: url,
     token: token.raw.trim(),
+    tlsFingerprint: pin ? pin.trim() : null,
     source: coordinator.name === token.name ? coordinator.name : `${coordinator.name} + ${token.name}`,
     coordinatorSource: coordinator,
     tokenSource: token,
@@ -155,7 +167,7 @@ function readJson<T>(path: string): T | null {
 /** The process environment, read here and nowhere else. */
 export const processEnv: Env = process.env;
 
-export function loadClientConfig(flags: { coordinator?: string | undefined; token?: string | undefined }, env: Env = processEnv, cwd = process.cwd()): ClientConfig {
+export function loadClientConfig(flags: { coordinator?: string | undefined; token?: string | undefined; tlsFingerprint?: string | undefined }, env: Env = processEnv, cwd = process.cwd()): ClientConfig {
   const filePath = configFilePath(env);
   const credentialsPath = join(cwd, '.dsg', 'credentials.json');
   const c = resolveClientConfig({ flags, env, file: readJson<ConfigFile>(filePath), filePath, credentials: readJson<CredentialsFile>(credentialsPath), credentialsPath });

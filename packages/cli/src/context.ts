@@ -6,6 +6,7 @@ import { Reconnector } from './reconnect.js';
 export interface GlobalFlags {
   coordinator?: string;
   token?: string;
+  tlsFingerprint?: string;
 }
 
 /** The settings of the client this process made, so an error message can say where they came from. */
@@ -15,7 +16,19 @@ export const activeClientConfig = (): ClientConfig | null => active;
 export function clientFrom(flags: GlobalFlags): DsgClient {
   const c = loadClientConfig(flags);
   active = c;
-  return new DsgClient({ baseUrl: c.coordinator, token: c.token });
+  return new DsgClient({ baseUrl: c.coordinator, token: c.token, ...(c.coordinator.startsWith('https://') ? { fetch: lazyTlsFetch(c) } : {}) });
+}
+
+/**
+ * The fetch for an https:// coordinator (pinned when a fingerprint is configured; see @dsg/client/tls), loaded on
+ * first use so plain-HTTP commands never load the TLS code.
+ */
+function lazyTlsFetch(c: ClientConfig): typeof fetch {
+  let f: Promise<typeof fetch> | null = null;
+  return async (input, init) => {
+    f ??= import('@dsg/client/tls').then((t) => t.coordinatorFetch(c.coordinator, c.tlsFingerprint ? t.parseFingerprint(c.tlsFingerprint) : null));
+    return (await f)(input, init);
+  };
 }
 
 /** For commands that wait: retries an unreachable coordinator until the give-up time (flag > env > 5 minutes). */

@@ -33,6 +33,7 @@ const program = new Command()
   .version(DSG_VERSION)
   .option('--coordinator <url>', 'coordinator URL, e.g. http://127.0.0.1:7070; host:port means http:// (default: env DSG_COORDINATOR, then ~/.config/dsg/config.json)')
   .option('--token <token>', 'API token (default: env DSG_TOKEN, then the config file)')
+  .option('--tls-fingerprint <sha256>', "the coordinator certificate's fingerprint to trust, as `dsg up` prints it (default: env DSG_TLS_FINGERPRINT, then the file the URL came from)")
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride()
   .addHelpText('after', `
@@ -85,6 +86,8 @@ try {
     const after = e.details?.['retryAfterSeconds'];
     fail(Exit.overLimit, `${e.message}${typeof after === 'number' ? ` (the coordinator suggests again in ${after}s)` : ''}`);
   }
+  // A refused certificate (pin mismatch, untrusted): its message says what to do; no token advice applies.
+  if (isDsgError(e) && e.details?.['tls']) fail(Exit.failed, e.message);
   if (isDsgError(e)) fail(e.code === 'unavailable' ? Exit.unavailable : e.code === 'validation' ? Exit.usage : Exit.failed, explainClientError(e, activeClientConfig()));
   fail(Exit.failed, e instanceof Error ? `${e.message} (DSG_DEBUG=1 shows the stack)` : String(e));
 }

@@ -32,13 +32,18 @@ const FIELDS = {
   rateLimit: { schema: z.coerce.number({ error: 'expected requests per second' }).min(0, { error: 'expected 0 (off) or more requests per second' }), env: 'DSG_RATE_LIMIT', flag: '--rate-limit', file: 'rateLimitPerSecond' },
   rateLimitBurst: { schema: z.coerce.number({ error: 'expected a number of requests' }).int({ error: 'expected a whole number of requests' }).min(1, { error: 'expected at least 1 request' }), env: 'DSG_RATE_LIMIT_BURST', flag: '--rate-limit-burst', file: 'rateLimitBurst' },
   failedAuthLimit: { schema: z.coerce.number({ error: 'expected attempts per minute' }).int({ error: 'expected a whole number' }).min(0, { error: 'expected 0 (off) or more attempts per minute' }), env: 'DSG_FAILED_AUTH_LIMIT', flag: '--failed-auth-limit', file: 'failedAuthPerMinute' },
+  tls: { schema: z.enum(['auto', 'on', 'off'], { error: 'expected auto, on or off' }), env: 'DSG_TLS', flag: '--tls', file: 'tls' },
+  tlsCert: { schema: z.string().min(1).optional(), env: 'DSG_TLS_CERT', flag: '--tls-cert', file: 'tlsCert' },
+  tlsKey: { schema: z.string().min(1).optional(), env: 'DSG_TLS_KEY', flag: '--tls-key', file: 'tlsKey' },
   sessionHours: { schema: z.coerce.number({ error: 'expected a number of hours' }).positive({ error: 'expected a number of hours greater than 0' }), env: 'DSG_SESSION_HOURS', flag: '--session-hours', file: 'sessionHours' },
 } as const;
 type Field = keyof typeof FIELDS;
 
 export type ServeFlags = Partial<Record<Field, string>> & { config?: string };
 
-export const SERVE_DEFAULTS: Record<Field, string | number> = {
+export const SERVE_DEFAULTS: Partial<Record<Field, string | number>> = {
+  // TLS beyond loopback (tls.ts in the coordinator); the certificate is made in the data dir unless given.
+  tls: 'auto',
   dataDir: '.dsg',
   host: '0.0.0.0',
   port: 7070,
@@ -72,7 +77,7 @@ export function resolveServeConfig(input: {
   env: Env;
   file: Record<string, unknown> | null;
   fileName: string;
-  defaults: Record<Field, string | number>;
+  defaults: Partial<Record<Field, string | number>>;
   cwd: string;
 }): CoordinatorOptions {
   const issues: Issue[] = [];
@@ -110,6 +115,9 @@ export function resolveServeConfig(input: {
     maxQueuedTasksPerProject: out.maxQueuedTasksPerProject as number,
     rateLimits: { perTokenPerSecond: out.rateLimit as number, perTokenBurst: out.rateLimitBurst as number, failedAuthPerMinute: out.failedAuthLimit as number },
     sessionHours: out.sessionHours as number,
+    tls: out.tls as 'auto' | 'on' | 'off',
+    ...(out.tlsCert ? { tlsCertFile: resolve(input.cwd, out.tlsCert as string) } : {}),
+    ...(out.tlsKey ? { tlsKeyFile: resolve(input.cwd, out.tlsKey as string) } : {}),
   };
 }
 

@@ -85,9 +85,14 @@ export class DsgClient {
     try {
       res = await this.fetchImpl(this.url(path, init.query), { method, headers, ...(body !== undefined ? { body, duplex: 'half' } : {}) } as RequestInit);
     } catch (e) {
+      if (e instanceof DsgError) throw e; // a certificate refused (see tls.ts): nothing to retry
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (e instanceof Error ? e.message : String(e));
-      throw new DsgError('unavailable', `cannot reach the coordinator at ${this.baseUrl}: ${why}. Is it running? Start a grid with \`npm start\` or \`dsg up\`.`);
+      // A plain-HTTP request to a TLS port is dropped without an answer: say what that most likely means.
+      const tlsHint = this.baseUrl.startsWith('http://') && /UND_ERR_SOCKET|ECONNRESET/.test(why)
+        ? ` If the coordinator serves TLS (it does by default beyond loopback), use https://${this.baseUrl.slice('http://'.length)}.`
+        : '';
+      throw new DsgError('unavailable', `cannot reach the coordinator at ${this.baseUrl}: ${why}. Is it running? Start a grid with \`npm start\` or \`dsg up\`.${tlsHint}`);
     }
     if (res.ok) return res;
     let parsed: ErrorBodyV1 | null = null;

@@ -10,7 +10,7 @@
 import { chmod, mkdir, open, readdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError } from '@dsg/core';
+import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, ValidationError } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
@@ -23,16 +23,23 @@ import { lockDataDir } from './files/data-dir-lock.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
+import { tlsMaterial, wantsTls } from './tls.js';
 import { AuditLog, collectedDetail, SYSTEM_ACTOR } from './service/audit-log.js';
 import { DataLifecycle, DEFAULT_RETENTION, type RetentionSettings } from './service/data-lifecycle.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
 import { COORDINATOR_DEFAULTS, type CoordinatorOptions, type RunningCoordinator } from './options.js';
 
 interface Credentials {
   url: string;
   adminToken: string;
   joinToken: string;
+  /** Present when the coordinator serves TLS with its self-signed certificate: what clients pin. */
+  tlsFingerprint?: string;
 }
+
+/** Names of the tokens the coordinator mints for credentials.json (revoked when it mints new ones). */
+const MINTED_ADMIN = 'admin (created by dsg up)';
+const MINTED_JOIN = 'node join token';
 
 const STATIC_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'static');
 
@@ -58,7 +65,14 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   await tightenDataDir(dataDir);
 
   const credentialsFile = join(dataDir, 'credentials.json');
-  const creds = await ensureCredentials(store, credentialsFile, clock.now());
+  const creds = await ensureCredentials(store, credentialsFile, clock.now(), log);
+
+  const tlsMode = options.tls ?? 'auto';
+  if (tlsMode === 'off' && (options.tlsCertFile || options.tlsKeyFile))
+    throw new ValidationError([{ path: '--tls', message: '--tls off with --tls-cert/--tls-key: drop one of them' }]);
+  const tls = options.tlsCertFile || options.tlsKeyFile || wantsTls(tlsMode, host)
+    ? await tlsMaterial({ dataDir, host, certFile: options.tlsCertFile, keyFile: options.tlsKeyFile })
+    : null;
 
   const metrics = new CoordinatorMetrics(store);
   const engine = new Engine(store, blobs, logs, clock, {
@@ -87,6 +101,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const dbFile = join(dataDir, 'dsg.sqlite');
   const lifecycle = new DataLifecycle({ store, blobs, logs, clock, log, settings: retention, databaseFiles: [dbFile, `${dbFile}-wal`, `${dbFile}-shm`] });
   const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics, auditLog,
+    ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     rateLimits: { ...DEFAULT_RATE_LIMITS, ...options.rateLimits },
     admission: {
       ...(options.maxQueuedTasks !== undefined ? { maxQueuedTasks: options.maxQueuedTasks } : {}),
@@ -109,9 +124,9 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const addr = app.server.address();
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
   const reachableHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  const url = `http://${reachableHost}:${actualPort}`;
-  await writeCredentials(credentialsFile, { ...creds, url });
-  log.info({ url, dataDir }, 'coordinator listening');
+  const url = `${tls ? 'https' : 'http'}://${reachableHost}:${actualPort}`;
+  await writeCredentials(credentialsFile, { ...creds, url, ...(tls?.selfSigned ? { tlsFingerprint: tls.fingerprint } : {}) });
+  log.info({ url, dataDir, ...(tls ? { tlsFingerprint: tls.fingerprint, certificate: tls.selfSigned ? 'self-signed' : tls.certFile } : {}) }, 'coordinator listening');
 
   // Housekeeping, off the request path: forget nodes gone for longer than the retention.
   const nodeRetentionMs = (options.offlineNodeRetentionSeconds ?? COORDINATOR_DEFAULTS.offlineNodeRetentionSeconds) * 1000;
@@ -139,6 +154,8 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     adminToken: creds.adminToken,
     joinToken: creds.joinToken,
     credentialsFile,
+    tlsFingerprint: tls?.fingerprint ?? null,
+    tlsSelfSigned: tls?.selfSigned ?? false,
     close: () =>
       (closing ??= (async () => {
         clearInterval(housekeepingTimer);
@@ -171,7 +188,7 @@ async function tightenDataDir(dataDir: string): Promise<void> {
   }
 }
 
-async function ensureCredentials(store: Store, file: string, now: number): Promise<Omit<Credentials, 'url'>> {
+async function ensureCredentials(store: Store, file: string, now: number, log: Logger): Promise<Omit<Credentials, 'url'>> {
   try {
     const c = JSON.parse(await readFile(file, 'utf8')) as Partial<Credentials>;
     if (c.adminToken && c.joinToken) {
@@ -181,8 +198,14 @@ async function ensureCredentials(store: Store, file: string, now: number): Promi
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
   }
-  const admin = await createToken(store, 'admin', 'admin (created by dsg up)', now);
-  const join_ = await createToken(store, 'node', 'node join token', now);
+  // New credentials (first start, or credentials.json deleted, damaged or holding revoked tokens): the tokens minted
+  // for an earlier credentials.json stop working now, so deleting the file is how an operator rotates them (nodes
+  // that joined keep their own credentials; tokens made with `dsg token create` are untouched).
+  const old = (await store.listTokens()).filter((t) => t.revokedAt === null && !t.nodeId && (t.name === MINTED_ADMIN || t.name === MINTED_JOIN));
+  for (const t of old) await store.revokeToken(t.id, now);
+  if (old.length > 0) log.warn({ revoked: old.map((t) => t.id) }, `credentials.json was missing or stale: made new admin and join tokens and revoked the ${old.length} made before`);
+  const admin = await createToken(store, 'admin', MINTED_ADMIN, now);
+  const join_ = await createToken(store, 'node', MINTED_JOIN, now);
   return { adminToken: admin.secret, joinToken: join_.secret };
 }
 

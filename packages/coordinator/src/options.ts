@@ -30,6 +30,14 @@ export interface CoordinatorOptions {
   /** Port. Default 7070; 0 picks a free port. */
   readonly port?: number;
   /**
+   * TLS (HTTPS + WSS on the same port): `auto` (default) serves it when `host` is beyond loopback, `on` always,
+   * `off` never. See tls.ts.
+   */
+  readonly tls?: 'auto' | 'on' | 'off';
+  /** The operator's certificate and key (PEM files) instead of the self-signed one made in `<dataDir>/tls/`. */
+  readonly tlsCertFile?: string;
+  readonly tlsKeyFile?: string;
+  /**
    * Seconds between agent heartbeats. Default 2. A connected agent silent for 3 heartbeats (6 s) is taken for
    * frozen: disconnected and shown offline.
    */
@@ -97,7 +105,11 @@ export interface RunningCoordinator {
   readonly adminToken: string;
   /** Token agents use to join. */
   readonly joinToken: string;
-  /** `<dataDir>/credentials.json`, mode 0600: { url, adminToken, joinToken }. */
+  /** `<dataDir>/credentials.json`, mode 0600: { url, adminToken, joinToken, tlsFingerprint? }. */
   readonly credentialsFile: string;
+  /** The certificate's fingerprint (`sha256:…`) when serving TLS, else null. */
+  readonly tlsFingerprint: string | null;
+  /** Whether clients must pin `tlsFingerprint` (a self-signed certificate) rather than verify it the usual way. */
+  readonly tlsSelfSigned: boolean;
   close(): Promise<void>;
 }

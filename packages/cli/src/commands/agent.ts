@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseSize, ValidationError, type Issue } from '@dsg/core';
 import { normalizeCoordinatorUrl, processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
@@ -21,7 +22,7 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .option('--max-processes <n>', 'most processes and threads one task may have (default 1024)')
     .option('--no-network', 'never give tasks network access, even when their job asks for it (network: true)')
     .option('--hide <dir...>', 'more directories sandboxed tasks must not see (the agent\'s own state dir is always hidden)')
-    .addHelpText('after', '\nAlso needs --coordinator <url> (env DSG_COORDINATOR) and --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json). Prefer the environment variable: a --token on the\ncommand line is visible to every process of the machine (ps).\n\nExample:\n  dsg agent --coordinator http://192.168.1.10:7070 --token dsg_node_… --cpus 4 --label gpu=rtx3090')
+    .addHelpText('after', '\nAlso needs --coordinator <url> (env DSG_COORDINATOR) and --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json). Prefer the environment variable: a --token on the\ncommand line is visible to every process of the machine (ps). A coordinator serving TLS with its own certificate\nis pinned by fingerprint: --tls-fingerprint sha256:… (env DSG_TLS_FINGERPRINT), as `dsg up` prints it; it is saved\nwith the node\'s identity after the first connection.\n\nExample:\n  DSG_JOIN_TOKEN=dsg_node_… dsg agent --coordinator https://192.168.1.10:7070 --tls-fingerprint sha256:3f9a… --cpus 4 --label gpu=rtx3090')
     .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[] }) => {
       const g = globals();
       const [rawUrl, urlSource] = g.coordinator ? [g.coordinator, '--coordinator'] : [processEnv['DSG_COORDINATOR'], 'DSG_COORDINATOR'];
@@ -38,6 +39,10 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
         }
       }
       if (!token) issues.push({ path: '--token', message: 'the node join token (joinToken in the coordinator\'s credentials.json)' });
+      const pinText = g.tlsFingerprint ?? processEnv['DSG_TLS_FINGERPRINT'];
+      // The same check as @dsg/client/tls parseFingerprint, here so a typo is reported before anything loads.
+      if (pinText !== undefined && !/^(sha-?256[:=])?([0-9a-f]{2}:?){32}$/i.test(pinText.trim()))
+        issues.push({ path: g.tlsFingerprint ? '--tls-fingerprint' : 'DSG_TLS_FINGERPRINT', message: `expected a SHA-256 certificate fingerprint like sha256:3f9a… (64 hex digits), as \`dsg up\` prints it; got "${pinText}"` });
       const memoryBytes = f.memory === undefined ? undefined : parseSize(f.memory);
       if (memoryBytes === null) issues.push({ path: '--memory', message: 'expected a size like 8Gi' });
       const labels: Record<string, string> = {};
@@ -56,7 +61,9 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
       const agent = await startAgent({
         coordinatorUrl: coordinatorUrl!,
         token: token!,
-        stateDir: f.stateDir ?? stateDirDefault(processEnv),
+        ...(pinText ? { tlsFingerprint: pinText.trim() } : {}),
+        // Absolute: working dirs under it are bind-mounted into the sandbox, which needs full paths.
+        stateDir: resolve(f.stateDir ?? stateDirDefault(processEnv)),
         ...(f.name ? { name: f.name } : {}),
         ...(f.cpus !== undefined ? { cpus: parsePositiveNumber(f.cpus, '--cpus') } : {}),
         ...(memoryBytes ? { memoryBytes } : {}),
@@ -66,7 +73,7 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
         ...(f.isolation ? { isolation: f.isolation as 'none' | 'cgroups' | 'sandbox' } : {}),
         ...(maxProcesses !== undefined ? { maxProcesses } : {}),
         allowNetwork: f.network,
-        ...(f.hide ? { hidePaths: f.hide } : {}),
+        ...(f.hide ? { hidePaths: f.hide.map((p) => resolve(p)) } : {}),
         log: (level, message) => {
           if (LEVELS.indexOf(level) >= min) info(`${new Date().toISOString().slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${message}`);
         },

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { info } from '../context.js';
 import { bold, cyan, green } from '../format.js';
 import { addServeFlags, coordinatorOptions, type ServeFlags } from './serve-flags.js';
-import { lanAddress } from './up.js';
+import { joinCommand, lanAddress, tlsLines } from './up.js';
 
 export function registerCoordinator(program: Command): void {
   addServeFlags(program.command('coordinator').description('run only the coordinator (API, dashboard, agent endpoint); agents join from other machines'), 'info')
@@ -11,9 +11,10 @@ export function registerCoordinator(program: Command): void {
       const opts = coordinatorOptions(flags, 'info');
       const { startCoordinator } = await import('@dsg/coordinator'); // loaded only for this command
       const coord = await startCoordinator(opts);
-      const host = opts.host === '0.0.0.0' ? (lanAddress() ?? '127.0.0.1') : opts.host;
+      const host = opts.host === '0.0.0.0' || !opts.host ? (lanAddress() ?? '127.0.0.1') : opts.host;
       info(`${green('coordinator up')} at ${bold(coord.url)} (credentials: ${coord.credentialsFile})`);
-      info(`join a machine: ${cyan(`dsg agent --coordinator http://${host}:${coord.port} --token ${coord.joinToken}`)}`);
+      for (const line of tlsLines(coord)) info(line);
+      info(`join a machine: ${cyan(joinCommand(coord, host))}`);
       const stop = async (): Promise<void> => {
         await coord.close();
         process.exit(0);

@@ -23,6 +23,26 @@ export function lanAddress(): string | null {
   return null;
 }
 
+/**
+ * The command that joins another machine to this grid: the join token in the environment (not on a command line any
+ * process could read), the coordinator's LAN address, and the certificate fingerprint to pin when it serves TLS.
+ */
+export function joinCommand(coord: RunningCoordinator, host: string): string {
+  const scheme = coord.tlsFingerprint ? 'https' : 'http';
+  const pin = coord.tlsFingerprint && coord.tlsSelfSigned ? ` --tls-fingerprint ${coord.tlsFingerprint}` : '';
+  return `DSG_JOIN_TOKEN=${coord.joinToken} dsg agent --coordinator ${scheme}://${host.includes(':') ? `[${host}]` : host}:${coord.port}${pin}`;
+}
+
+/** Lines about TLS for the start-up banner. */
+export function tlsLines(coord: RunningCoordinator): string[] {
+  if (!coord.tlsFingerprint) return [];
+  if (!coord.tlsSelfSigned) return [`  TLS        ${dim('your certificate,')} ${coord.tlsFingerprint}`];
+  return [
+    `  TLS        ${bold(coord.tlsFingerprint)} ${dim('(self-signed, made for this grid: agents and the CLI pin it)')}`,
+    `             ${dim('a browser warns about it once: check the fingerprint it shows is this one, then accept')}`,
+  ];
+}
+
 export function registerUp(program: Command): void {
   addServeFlags(
     program.command('up').description('start a whole grid on this machine: coordinator, dashboard and a local agent'),
@@ -41,14 +61,15 @@ export function registerUp(program: Command): void {
         throw new ValidationError([{ path: '--isolation', message: `expected none, cgroups or sandbox, got "${flags.isolation}"` }]);
       const { startCoordinator } = await import('@dsg/coordinator');
       const coord = await startCoordinator(opts);
-      const configPath = writeClientConfig({ coordinator: coord.url, token: coord.adminToken });
+      const configPath = writeClientConfig({ coordinator: coord.url, token: coord.adminToken, ...(coord.tlsFingerprint && coord.tlsSelfSigned ? { tlsFingerprint: coord.tlsFingerprint } : {}) });
       const lan = opts.host === '0.0.0.0' ? lanAddress() : null;
       info(`${green('DSG grid is up')} ${dim(`(data in ${opts.dataDir})`)}`);
       info(`  API        ${bold(coord.url)}/api/v1`);
       info(`  dashboard  ${bold(`${coord.url}/#token=${coord.adminToken}`)}`);
       info(`  credentials ${coord.credentialsFile} ${dim('(admin token, node join token)')}`);
       info(`  CLI config ${configPath} ${dim('(dsg commands find this grid without flags)')}`);
-      if (lan) info(`  add a machine: ${cyan(`DSG_JOIN_TOKEN=${coord.joinToken} dsg agent --coordinator http://${lan}:${coord.port}`)}`);
+      for (const line of tlsLines(coord)) info(line);
+      if (lan) info(`  add a machine: ${cyan(joinCommand(coord, lan))}`);
       info(`  share it:   ${cyan('dsg token create --role submitter --project NAME')} ${dim('(a token per person, limited to their projects)')}`);
       info(`\nnext: ${cyan('npx dsg submit examples/pi/pi.yaml --wait')}   ·   Ctrl-C stops the grid (jobs are kept)`);
       const agent = flags.agent ? superviseAgent(coord, opts.dataDir, flags) : null;
@@ -72,6 +93,7 @@ function superviseAgent(coord: RunningCoordinator, dataDir: string, flags: { cpu
     // The join token goes in the environment, not on the command line, where any process (a task too) could read it
     // with ps. The coordinator's data dir is hidden from sandboxed tasks.
     const args = [BIN, 'agent', '--coordinator', coord.url, '--state-dir', `${dataDir}/agent`, '--hide', dataDir];
+    if (coord.tlsFingerprint && coord.tlsSelfSigned) args.push('--tls-fingerprint', coord.tlsFingerprint);
     if (flags.cpus) args.push('--cpus', flags.cpus);
     if (flags.memory) args.push('--memory', flags.memory);
     if (flags.isolation) args.push('--isolation', flags.isolation);

@@ -74,6 +74,8 @@ export interface ApiDeps {
   readonly lifecycle?: DataLifecycle;
   /** Per-token and per-IP request limits (default DEFAULT_RATE_LIMITS). */
   readonly rateLimits?: RateLimitSettings;
+  /** Serve HTTPS (and WSS) with this certificate and key (PEM); plain HTTP without. */
+  readonly https?: { readonly cert: string; readonly key: string };
   /** The audit log (default: one on the same store without an anchor file). */
   readonly auditLog?: AuditLog;
 }
@@ -97,7 +99,10 @@ const GcRequestSchema = z.strictObject({ dryRun: z.boolean({ error: 'expected tr
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { store, engine, blobs, clock } = deps;
-  const app = Fastify({ bodyLimit: 32 * 1024 * 1024, logger: false, return503OnClosing: true });
+  const app = Fastify({
+    bodyLimit: 32 * 1024 * 1024, logger: false, return503OnClosing: true,
+    ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key } } : {}),
+  }) as unknown as FastifyInstance;
   const routes: RegisteredRoute[] = [];
   (app as unknown as { [ROUTES]: RegisteredRoute[] })[ROUTES] = routes;
   app.addHook('onRoute', (r) => {
