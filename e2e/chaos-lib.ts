@@ -10,6 +10,7 @@
  * the bridge like any client), and tears everything down. Used by `npm run chaos` (scripts/chaos.mjs: 2,000 tasks,
  * 30 s faults, twice) and by e2e/chaos.test.ts (a smaller workload, in CI). Needs root, iproute2 and nftables.
  */
+import { coordinatorFetch, parseFingerprint } from '@dsg/client/tls';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,7 +104,8 @@ interface TaskV { index: number; state: string; attempts: number }
 
 async function driver(a: DriverArgs): Promise<FaultResult[]> {
   const say = (m: string): void => void process.stderr.write(`[chaos] ${m}\n`);
-  const url = 'http://10.78.0.11:7070';
+  // Beyond loopback the coordinator serves TLS (self-signed): the driver and the agents pin its fingerprint.
+  const url = 'https://10.78.0.11:7070';
   const results: FaultResult[] = [];
   for (const fault of a.faults ?? FAULTS) {
     const data = join(a.dir, `data-${fault}`);
@@ -119,9 +121,14 @@ async function driver(a: DriverArgs): Promise<FaultResult[]> {
     let coord = start(coordArgs, null);
     const credFile = join(data, 'credentials.json');
     for (let i = 0; i < 300 && !existsSync(credFile); i++) await sleep(100);
-    const creds = JSON.parse(readFileSync(credFile, 'utf8')) as { adminToken: string; joinToken: string };
+    let creds = JSON.parse(readFileSync(credFile, 'utf8')) as { adminToken: string; joinToken: string; url?: string; tlsFingerprint?: string };
+    for (let i = 0; i < 300 && !creds.url?.startsWith('https'); i++) {
+      await sleep(100);
+      creds = JSON.parse(readFileSync(credFile, 'utf8')) as typeof creds;
+    }
+    const pinned = coordinatorFetch(url, parseFingerprint(creds.tlsFingerprint ?? ''));
     const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-      const r = await fetch(`${url}/api/v1${path}`, {
+      const r = await pinned(`${url}/api/v1${path}`, {
         method,
         headers: { authorization: `Bearer ${creds.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
         ...(body ? { body: JSON.stringify(body) } : {}),
@@ -142,7 +149,7 @@ async function driver(a: DriverArgs): Promise<FaultResult[]> {
         await sleep(100);
       }
     };
-    const agents = [2, 3, 4].map((i) => start(['agent', '--coordinator', url, '--token', creds.joinToken, '--state-dir', join(a.dir, `agent-${fault}-${i}`), '--name', `h${i}`, '--cpus', '1'], a.hosts[i - 1]!));
+    const agents = [2, 3, 4].map((i) => start(['agent', '--coordinator', url, '--tls-fingerprint', creds.tlsFingerprint!, '--token', creds.joinToken, '--state-dir', join(a.dir, `agent-${fault}-${i}`), '--name', `h${i}`, '--cpus', '1'], a.hosts[i - 1]!));
     await poll('three agents online', async () => (await api<{ items: NodeV[] }>('GET', '/nodes')).items.filter((n) => n.state === 'online').length === 3, 60_000);
 
     const t0 = Date.now();

@@ -5,6 +5,12 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+/** base64 sha256 of a certificate's public key (SPKI), what Chromium's --ignore-certificate-errors-spki-list takes. */
+const spkiHash = (certFile: string): string =>
+  createHash('sha256').update(new X509Certificate(readFileSync(certFile)).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
 import { chromium, type Browser } from 'playwright-core';
 import { Sandbox, type Credentials } from './harness.js';
 
@@ -27,7 +33,10 @@ describe('dashboard in a real browser', { timeout: 120_000 }, () => {
     await sb.waitFor('an online node', async () => (await sb.api<{ items: Array<{ state: string }> }>(creds, 'GET', '/nodes')).items.some((n) => n.state === 'online'));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      // `dsg up` serves TLS with a self-signed certificate: trust exactly its key, as a user accepting the warning
+      // after checking the fingerprint would (Chromium's SPKI pin; nothing else is trusted).
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+        ...(creds.url.startsWith('https:') ? [`--ignore-certificate-errors-spki-list=${spkiHash(join(sb.dir, 'data', 'tls', 'cert.pem'))}`] : [])],
     });
   });
   after(async () => {

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { coordinatorFetch, parseFingerprint } from '@dsg/client/tls';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DSG = join(ROOT, 'packages', 'cli', 'bin', 'dsg.js');
@@ -16,6 +17,13 @@ export interface Credentials {
   url: string;
   adminToken: string;
   joinToken: string;
+  /** Set when the coordinator serves TLS with its self-signed certificate (beyond loopback, e.g. `dsg up`). */
+  tlsFingerprint?: string;
+}
+
+/** A fetch for these credentials: pinned to the coordinator's certificate when it serves TLS (as the CLI does). */
+export function fetchFor(c: Credentials): typeof fetch {
+  return c.tlsFingerprint ? coordinatorFetch(c.url, parseFingerprint(c.tlsFingerprint)) : fetch;
 }
 
 /** A free TCP port on 127.0.0.1 (found by listening on port 0, then closed again). */
@@ -92,7 +100,7 @@ export class Sandbox {
   }
 
   async api<T>(c: Credentials, method: string, path: string, body?: unknown): Promise<T> {
-    const r = await fetch(`${c.url}/api/v1${path}`, {
+    const r = await fetchFor(c)(`${c.url}/api/v1${path}`, {
       method,
       headers: { authorization: `Bearer ${c.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       ...(body ? { body: JSON.stringify(body) } : {}),

@@ -40,7 +40,9 @@ describe('several hosts on a bridge, one cut off mid-task', { timeout: 180_000 }
   const diag = (): string => [...outputs].map(([name, out]) => `--- ${name}\n${out().slice(-2000)}`).join('\n');
   let token = '';
   let join_ = '';
-  const url = `http://${ip(1)}:7070`;
+  // Beyond loopback the coordinator serves TLS: the agents and the CLI pin its fingerprint, as on a real LAN.
+  const url = `https://${ip(1)}:7070`;
+  let pin = '';
 
   const inHost = (i: number, args: string[], log: string): ChildProcess => {
     const p = spawn('ip', ['netns', 'exec', host(i), process.execPath, DSG, ...args], {
@@ -56,7 +58,7 @@ describe('several hosts on a bridge, one cut off mid-task', { timeout: 180_000 }
   };
   /** Run the CLI on host 1 (the coordinator's) and parse its JSON. */
   const cli = <T>(args: string[]): T => {
-    const r = spawnSync('ip', ['netns', 'exec', host(1), process.execPath, DSG, '--coordinator', url, '--token', token, ...args, '--json'], { encoding: 'utf8' });
+    const r = spawnSync('ip', ['netns', 'exec', host(1), process.execPath, DSG, '--coordinator', url, '--tls-fingerprint', pin, '--token', token, ...args, '--json'], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`dsg ${args.join(' ')}: ${r.stderr}`);
     return JSON.parse(r.stdout) as T;
   };
@@ -98,11 +100,13 @@ describe('several hosts on a bridge, one cut off mid-task', { timeout: 180_000 }
     inHost(1, ['coordinator', '--data-dir', join(dir, 'data'), '--host', ip(1), '--port', '7070', '--heartbeat', '1', '--node-timeout', '3'], 'coordinator');
     const creds = await waitFor('credentials', () => {
       const f = join(dir, 'data', 'credentials.json');
-      return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { adminToken: string; joinToken: string }) : null;
+      const c = existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as { adminToken: string; joinToken: string; url?: string; tlsFingerprint?: string }) : null;
+      return c?.url?.startsWith('https://') && c.tlsFingerprint ? c : null;
     });
+    pin = creds.tlsFingerprint!;
     token = creds.adminToken;
     join_ = creds.joinToken;
-    for (const i of [2, 3]) inHost(i, ['agent', '--coordinator', url, '--token', join_, '--state-dir', join(dir, `agent${i}`), '--name', `host${i}`, '--cpus', '1'], `agent${i}`);
+    for (const i of [2, 3]) inHost(i, ['agent', '--coordinator', url, '--tls-fingerprint', pin, '--token', join_, '--state-dir', join(dir, `agent${i}`), '--name', `host${i}`, '--cpus', '1'], `agent${i}`);
     await waitFor('two nodes online', () => cli<{ items: Node[] }>(['nodes']).items.filter((n) => n.state === 'online').length === 2);
   });
 
@@ -129,7 +133,7 @@ describe('several hosts on a bridge, one cut off mid-task', { timeout: 180_000 }
   it('declares the cut-off host lost, reruns its task elsewhere, and fences its stale result after the network heals', async () => {
     const spec = join(dir, 'job.yaml');
     writeFileSync(spec, 'name: across-hosts\nscript: sleep 3; echo "ran on $(hostname -I)"\nresources: { cpu: 1, memory: 32Mi }\n');
-    const sub = spawnSync('ip', ['netns', 'exec', host(1), process.execPath, DSG, '--coordinator', url, '--token', token, 'submit', spec, '--quiet'], { encoding: 'utf8' });
+    const sub = spawnSync('ip', ['netns', 'exec', host(1), process.execPath, DSG, '--coordinator', url, '--tls-fingerprint', pin, '--token', token, 'submit', spec, '--quiet'], { encoding: 'utf8' });
     assert.equal(sub.status, 0, sub.stderr);
     const jobId = sub.stdout.trim();
     const nodes = cli<{ items: Node[] }>(['nodes']).items;
@@ -153,8 +157,10 @@ describe('several hosts on a bridge, one cut off mid-task', { timeout: 180_000 }
     heal();
     await waitFor('the cut-off host back online', () => cli<{ items: Node[] }>(['nodes']).items.find((n) => n.id === victim.id)?.state === 'online', 60_000);
     await new Promise((r) => setTimeout(r, 3000));
+    // A plain fetch that trusts the coordinator's own certificate (it names host 1's address), as an operator's script would.
     const api = spawnSync('ip', ['netns', 'exec', host(1), 'node', '-e',
-      `fetch('${url}/api/v1/jobs/${jobId}/tasks/0/attempts',{headers:{authorization:'Bearer ${token}'}}).then(r=>r.json()).then(j=>console.log(JSON.stringify(j)))`], { encoding: 'utf8' });
+      `fetch('${url}/api/v1/jobs/${jobId}/tasks/0/attempts',{headers:{authorization:'Bearer ${token}'}}).then(r=>r.json()).then(j=>console.log(JSON.stringify(j)))`],
+    { encoding: 'utf8', env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'data', 'tls', 'cert.pem') } });
     const attempts = (JSON.parse(api.stdout) as { items: Attempt[] }).items;
     assert.deepEqual(attempts.map((a) => a.state), ['lost', 'succeeded'], 'the stale report did not overwrite anything');
     assert.equal(attempts[0]!.failure?.reason, 'node_lost');

@@ -292,7 +292,11 @@ class Agent implements RunningAgent {
       name: this.options.name ?? facts.hostname,
       agentVersion: DSG_VERSION,
       capacity: this.capacity,
-      facts: this.isolation ? { ...facts, isolation: this.isolation.level } : facts,
+      facts: {
+        ...facts,
+        ...(this.isolation ? { isolation: this.isolation.level } : {}),
+        ...(this.options.allowUnisolatedJobs ? { allowUnisolatedJobs: true } : {}),
+      },
       labels: { ...(this.options.labels ?? {}) },
       running: this.held(),
     };

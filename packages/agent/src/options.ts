@@ -46,6 +46,11 @@ export interface AgentOptions {
   readonly maxProcesses?: number;
   /** Give network access to jobs that ask for it (`network: true`). Default true; sandboxed tasks never get it otherwise. */
   readonly allowNetwork?: boolean;
+  /**
+   * Run jobs of anyone (not only the grid operator's) even when this node has no task isolation. Default false:
+   * a node without isolation would give a stranger's code this machine's user account.
+   */
+  readonly allowUnisolatedJobs?: boolean;
   /** User id tasks run as when the agent runs as root (group id the same). Default 65534 (nobody). */
   readonly taskUid?: number;
   /**

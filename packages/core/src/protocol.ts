@@ -37,6 +37,11 @@ export const NodeFactsSchema = z.object({
   gpus: z.array(GpuWire),
   /** What the agent can do to contain its tasks (`sandbox+cgroups`, `sandbox`, `cgroups`, `none`). Absent from older agents. */
   isolation: z.enum(['none', 'cgroups', 'sandbox', 'sandbox+cgroups']).optional(),
+  /**
+   * Its operator allows jobs of anyone, not only the operator's own, although the node has no isolation
+   * (`dsg agent --allow-unisolated-jobs`). Absent: no.
+   */
+  allowUnisolatedJobs: z.boolean().optional(),
 });
 export type NodeFacts = z.infer<typeof NodeFactsSchema>;
 

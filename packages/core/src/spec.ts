@@ -13,6 +13,21 @@ import { checkSpawnLimits } from './spawn-limits.js';
 import { parseDuration, parseSize } from './units.js';
 import { compileConstraints, type Constraint } from './constraints.js';
 
+/** What a job may require of a node's task isolation (see `isolationSatisfies`). */
+export const ISOLATION_REQUIREMENTS = ['none', 'cgroups', 'sandbox', 'sandbox+cgroups'] as const;
+export type IsolationRequirement = (typeof ISOLATION_REQUIREMENTS)[number];
+
+/**
+ * Whether a node's isolation level (what its agent reports: `sandbox+cgroups`, `sandbox`, `cgroups`, `none`, or
+ * nothing from an older agent, read as none) gives everything a requirement names. The levels are sets of two
+ * features, not a ladder: `sandbox` does not give `cgroups`.
+ */
+export function isolationSatisfies(nodeLevel: string | undefined, required: IsolationRequirement | undefined): boolean {
+  if (!required || required === 'none') return true;
+  const has = new Set((nodeLevel ?? 'none').split('+'));
+  return required.split('+').every((f) => has.has(f));
+}
+
 export const SPEC_VERSION = 1 as const;
 export const MAX_ARRAY = 100_000;
 export const DEFAULTS = {
@@ -252,6 +267,13 @@ const taskFields = {
     .boolean({ error: 'expected true or false' })
     .optional()
     .meta({ description: 'The tasks need network access (downloads, APIs). Default false: on a sandboxed node a task has no network at all. A node may refuse network access; the task then runs without it.' }),
+  isolation: z
+    .enum(ISOLATION_REQUIREMENTS, { error: `expected ${ISOLATION_REQUIREMENTS.join(', ')}` })
+    .optional()
+    .meta({
+      description:
+        'The least isolation a node must give the tasks: sandbox (private namespaces, no view of other tasks or the agent), cgroups (enforced memory, CPU and process limits), sandbox+cgroups (both), none (any node; the default). Nodes that give less never run them.',
+    }),
 };
 
 const ParamsSchema = z
@@ -356,6 +378,8 @@ export interface CompiledJobSpec {
   readonly timeoutMs: number;
   /** The tasks asked for network access (`network: true`); absent means no. */
   readonly network?: boolean;
+  /** The least isolation a node must give them (`isolation:`); absent means any. */
+  readonly isolation?: IsolationRequirement;
   readonly retries: number;
   /** Environment of every task: the parameters' values, then the spec's env. */
   readonly env: Readonly<Record<string, string>>;
@@ -616,6 +640,7 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     optionalOutputs,
     timeoutMs: timeoutMs!,
     ...(spec.network ? { network: true } : {}),
+    ...(spec.isolation && spec.isolation !== 'none' ? { isolation: spec.isolation } : {}),
     retries: spec.retries ?? DEFAULTS.retries,
     env,
     params: { ...params },

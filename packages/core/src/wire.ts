@@ -244,6 +244,8 @@ export interface NodeFactsV1 {
   gpus: GpuFactsV1[];
   /** What the node does to contain tasks: `sandbox+cgroups`, `sandbox`, `cgroups` or `none`. Absent: unknown (older agent). */
   isolation?: 'none' | 'cgroups' | 'sandbox' | 'sandbox+cgroups';
+  /** Runs everyone's jobs although it has no isolation (its operator opted in); absent: only the operator's. */
+  allowUnisolatedJobs?: boolean;
 }
 
 export interface NodeV1 {

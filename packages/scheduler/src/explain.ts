@@ -2,7 +2,7 @@
  * Why is my job pending? (HTCondor's `-better-analyze`, HyperQueue's `task explain`.) Runs the same plugin chain the
  * pass runs, for one job against every node, and counts per filter how many nodes it rejects and why. Pure.
  */
-import { defaultChain, runScorers, viewOf, type PlacementRequest, type PluginChain } from './plugins.js';
+import { defaultChain, requestOf, runScorers, viewOf, type PluginChain } from './plugins.js';
 import type { SchedulerConfig, SchedulerJob, SchedulerNode } from './types.js';
 
 export interface FilterCount {
@@ -33,7 +33,7 @@ export interface Explanation {
 }
 
 export function explainJob(job: SchedulerJob, nodes: readonly SchedulerNode[], config: SchedulerConfig, chain: PluginChain = defaultChain(config)): Explanation {
-  const req: PlacementRequest = { resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [] };
+  const req = requestOf(job);
   const counts = new Map(chain.filters.map((f) => [f.name, 0]));
   const verdicts: NodeVerdict[] = [];
   for (const node of [...nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {

@@ -11,17 +11,28 @@
  *
  * Every plugin is small and pure; each is table-tested in test/plugins.test.ts.
  */
-import { describeConstraint, matches, nodeAttributes, type Constraint, type Resources } from '@dsg/core';
+import { describeConstraint, matches, nodeAttributes, type Constraint, type IsolationRequirement, type Resources } from '@dsg/core';
 import { checkCapacity, checkFree } from './filters.js';
 import { scoreNode } from './rank.js';
-import type { NodeRejection, SchedulerConfig, SchedulerNode } from './types.js';
+import type { NodeRejection, SchedulerConfig, SchedulerJob, SchedulerNode } from './types.js';
+import { isolationFilter } from './isolation-filter.js';
 
 /** What is being placed: one task of a job (all its tasks ask for the same). */
 export interface PlacementRequest {
   readonly resources: Resources;
   readonly constraints: readonly Constraint[];
   readonly prefer: readonly Constraint[];
+  /** The least isolation a node must give (absent: any). */
+  readonly isolation?: IsolationRequirement;
+  /** The operator's job (admin-submitted): nodes without isolation run only these unless opted in. */
+  readonly operatorOwned?: boolean;
 }
+
+/** What the plugins read about a job, built once per job per pass. */
+export const requestOf = (job: SchedulerJob): PlacementRequest => ({
+  resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [],
+  ...(job.isolation ? { isolation: job.isolation } : {}), operatorOwned: job.operatorOwned ?? false,
+});
 
 /** A node with the attributes constraints are matched against, computed once per pass. */
 export interface NodeView {
@@ -100,9 +111,9 @@ export interface PluginChain {
   readonly scorers: readonly ScorePlugin[];
 }
 
-/** The default chain: constraints, capacity (never), free capacity (not now); preferences, then the strategy. */
+/** The default chain: constraints, isolation, capacity (never), free capacity (not now); preferences, then the strategy. */
 export const defaultChain = (config: SchedulerConfig): PluginChain => ({
-  filters: [constraintsFilter, capacityFilter, freeFilter],
+  filters: [constraintsFilter, isolationFilter, capacityFilter, freeFilter],
   scorers: [preferScorer, strategyScorer(config)],
 });
 

@@ -22,7 +22,7 @@
  * The plan is a proposal. The coordinator applies it in one store transaction that re-checks every assignment.
  */
 import { addResources, constraintsKey, type Resources } from '@dsg/core';
-import { defaultChain, runFilters, runScorers, viewOf, type NodeView, type PlacementRequest, type PluginChain } from './plugins.js';
+import { defaultChain, requestOf, runFilters, runScorers, viewOf, type NodeView, type PlacementRequest, type PluginChain } from './plugins.js';
 import {
   prefetchFactor,
   type Assignment,
@@ -38,7 +38,7 @@ import {
 /** Everything the plugins read about a job: two jobs with the same key get the same verdict in a pass. */
 const shapeKey = (req: PlacementRequest, factor: number): string => {
   const r = req.resources;
-  return `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}|${constraintsKey(req.constraints)}|${constraintsKey(req.prefer)}`;
+  return `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}|${constraintsKey(req.constraints)}|${constraintsKey(req.prefer)}|${req.isolation ?? ''}|${req.operatorOwned ? 'op' : ''}`;
 };
 
 /** Queue order of jobs: higher priority class first, then by the position of their first queued task, then id. */
@@ -95,7 +95,7 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
       continue;
     }
     const factor = prefetchFactor(config, job.typicalRunMs);
-    const req: PlacementRequest = { resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [] };
+    const req = requestOf(job);
     const project = job.project ?? 'default';
     let q = queues.get(project);
     if (!q) queues.set(project, (q = []));

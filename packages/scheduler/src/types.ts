@@ -1,4 +1,4 @@
-import type { Constraint, JobId, NodeFacts, NodeId, Resources, TaskId } from '@dsg/core';
+import type { Constraint, IsolationRequirement, JobId, NodeFacts, NodeId, Resources, TaskId } from '@dsg/core';
 
 /** A node as the scheduler sees it: a frozen copy taken from the store, never a live object. */
 export interface SchedulerNode {
@@ -52,6 +52,8 @@ export interface SchedulerJob {
    * only these unless their operator opts in. Absent: false.
    */
   readonly operatorOwned?: boolean;
+  /** The least isolation a node must give its tasks (the spec's `isolation`); absent: any. */
+  readonly isolation?: IsolationRequirement;
 }
 
 export interface Snapshot {
@@ -106,6 +108,10 @@ export const RejectCode = {
   insufficientDisk: 'insufficient_disk',
   /** The node does not satisfy the job's constraints (labels, facts): a "never" on this node. */
   constraintMismatch: 'constraint_mismatch',
+  /** The node does not give the isolation the job requires: never. */
+  isolationTooWeak: 'isolation_too_weak',
+  /** The node has no isolation and runs only the operator's jobs (unless opted in): never. */
+  unisolatedNode: 'unisolated_node',
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
 

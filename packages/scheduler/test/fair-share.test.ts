@@ -7,7 +7,8 @@ const GiB = 1024 ** 3;
 const res = (cpu: number, memGi = 1): Resources => ({ cpuMillis: cpu * 1000, memoryBytes: memGi * GiB, gpus: 0, diskBytes: 0 });
 const node = (id: string, cores: number, alloc = res(0, 0)): SchedulerNode => ({ id: id as NodeId, name: id, capacity: res(cores, 64), allocated: alloc, labels: {} });
 const job = (id: string, project: string, seq: number, n: number, r = res(1)): SchedulerJob => ({
-  jobId: id as JobId, project, resources: r, typicalRunMs: null, seq, queued: n,
+  // The operator's jobs (nodes in these tests report no isolation; see the isolation filter's own tests).
+  jobId: id as JobId, project, resources: r, typicalRunMs: null, seq, queued: n, operatorOwned: true,
   tasks: Array.from({ length: n }, (_, i) => ({ taskId: `${id}.${i}` as TaskId, seq: seq + i })),
 });
 const projectOf = (taskId: string): string => taskId.split('-')[0]!;

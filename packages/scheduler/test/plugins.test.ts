@@ -87,7 +87,7 @@ describe('prefer scorer', () => {
 });
 
 const job = (id: string, seq: number, n: number, opts: { constraints?: Record<string, unknown>; prefer?: Record<string, unknown>; r?: Resources } = {}): SchedulerJob => ({
-  jobId: id as JobId, resources: opts.r ?? res(1, 1), typicalRunMs: null, seq, queued: n,
+  jobId: id as JobId, resources: opts.r ?? res(1, 1), typicalRunMs: null, seq, queued: n, operatorOwned: true,
   tasks: Array.from({ length: n }, (_, i) => ({ taskId: `${id}.${i}` as TaskId, seq: seq + i })),
   constraints: cons(opts.constraints ?? {}), prefer: cons(opts.prefer ?? {}),
 });
@@ -168,7 +168,7 @@ describe('explain', () => {
   it('counts rejections per filter, each node at its first rejecting filter, and gives a verdict', () => {
     const x = explainJob(job('j', 0, 5, { constraints: { room: 'lab2' }, r: res(2, 1) }), nodes, DEFAULT_SCHEDULER_CONFIG);
     assert.equal(x.verdict, 'not_now');
-    assert.deepEqual(x.filters.map((f) => [f.filter, f.rejected]), [['constraints', 1], ['capacity', 1], ['free', 1]]);
+    assert.deepEqual(x.filters.map((f) => [f.filter, f.rejected]), [['constraints', 1], ['isolation', 0], ['capacity', 1], ['free', 1]]);
     assert.deepEqual(x.nodes.map((n) => [n.name, n.verdict, n.filter]), [['a', 'never', 'constraints'], ['b', 'busy', 'free'], ['c', 'never', 'capacity']]);
   });
   it('never, placeable, throttled and no nodes', () => {

@@ -19,6 +19,7 @@ const node = (id: string, cap: Resources, alloc: Resources = res(0, 0)): Schedul
 /** A job of `queued` tasks at queue positions seq, seq+1, …, of which the first `read` (default all) are given. */
 const job = (id: string, seq: number, r: Resources, queued: number, opts: { read?: number; typicalRunMs?: number | null } = {}): SchedulerJob => ({
   jobId: id as JobId,
+  operatorOwned: true, // nodes here report no isolation: the operator's jobs run on them
   resources: r,
   typicalRunMs: opts.typicalRunMs ?? null,
   seq,

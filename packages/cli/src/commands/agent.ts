@@ -21,9 +21,10 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .option('--isolation <level>', 'the strongest task isolation to use: sandbox (bubblewrap + cgroup limits), cgroups (limits only) or none (default: sandbox, as available)')
     .option('--max-processes <n>', 'most processes and threads one task may have (default 1024)')
     .option('--no-network', 'never give tasks network access, even when their job asks for it (network: true)')
+    .option('--allow-unisolated-jobs', "run anyone's jobs even if this machine cannot isolate tasks (by default a node without isolation runs only the grid operator's jobs)")
     .option('--hide <dir...>', 'more directories sandboxed tasks must not see (the agent\'s own state dir is always hidden)')
     .addHelpText('after', '\nAlso needs --coordinator <url> (env DSG_COORDINATOR) and --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json). Prefer the environment variable: a --token on the\ncommand line is visible to every process of the machine (ps). A coordinator serving TLS with its own certificate\nis pinned by fingerprint: --tls-fingerprint sha256:… (env DSG_TLS_FINGERPRINT), as `dsg up` prints it; it is saved\nwith the node\'s identity after the first connection.\n\nExample:\n  DSG_JOIN_TOKEN=dsg_node_… dsg agent --coordinator https://192.168.1.10:7070 --tls-fingerprint sha256:3f9a… --cpus 4 --label gpu=rtx3090')
-    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[] }) => {
+    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[]; allowUnisolatedJobs?: boolean }) => {
       const g = globals();
       const [rawUrl, urlSource] = g.coordinator ? [g.coordinator, '--coordinator'] : [processEnv['DSG_COORDINATOR'], 'DSG_COORDINATOR'];
       const token = g.token ?? processEnv['DSG_JOIN_TOKEN'] ?? processEnv['DSG_TOKEN'];
@@ -73,6 +74,7 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
         ...(f.isolation ? { isolation: f.isolation as 'none' | 'cgroups' | 'sandbox' } : {}),
         ...(maxProcesses !== undefined ? { maxProcesses } : {}),
         allowNetwork: f.network,
+        ...(f.allowUnisolatedJobs ? { allowUnisolatedJobs: true } : {}),
         ...(f.hide ? { hidePaths: f.hide.map((p) => resolve(p)) } : {}),
         log: (level, message) => {
           if (LEVELS.indexOf(level) >= min) info(`${new Date().toISOString().slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${message}`);

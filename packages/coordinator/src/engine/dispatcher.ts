@@ -169,6 +169,7 @@ export class Dispatcher {
       parallelism: specs[i]?.compiled.parallelism ?? null,
       project: specs[i]?.compiled.project ?? 'default',
       operatorOwned: specs[i]?.operatorOwned ?? false,
+      ...(specs[i]?.compiled.isolation ? { isolation: specs[i]!.compiled.isolation! } : {}),
       active: j.active,
       tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
     }));
