@@ -93,9 +93,14 @@ describe('TLS: self-signed certificate pinned by agents and the CLI', { timeout:
     assert.match(unpinned.stderr, new RegExp(`does not trust .*--tls-fingerprint ${creds.tlsFingerprint}`));
     const right = await sb.run(['jobs', '--tls-fingerprint', creds.tlsFingerprint!.replace('sha256:', '').toUpperCase().match(/../g)!.join(':')], { env });
     assert.equal(right.code, 0, `the colon form browsers print is accepted: ${right.stderr}`);
+    // Plain HTTP to the TLS port: the coordinator answers a readable 400 (not a dropped connection), so the CLI exits 2
+    // with its message.
     const plain = await sb.run(['jobs'], { env: { ...env, DSG_COORDINATOR: creds.url.replace('https:', 'http:') } });
-    assert.equal(plain.code, 3);
-    assert.match(plain.stderr, /use https:\/\//);
+    assert.equal(plain.code, 2, plain.stderr);
+    assert.match(plain.stderr, /serves HTTPS only: use https:\/\//);
+    const raw = await fetch(`${creds.url.replace('https:', 'http:')}/api/v1/jobs`);
+    assert.equal(raw.status, 400);
+    assert.equal(((await raw.json()) as { error: { code: string } }).error.code, 'validation');
     const typo = await sb.run(['jobs', '--tls-fingerprint', 'sha256:xyz'], { env });
     assert.equal(typo.code, 2);
     assert.match(typo.stderr, /--tls-fingerprint/);
