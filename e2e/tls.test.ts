@@ -106,6 +106,27 @@ describe('TLS: self-signed certificate pinned by agents and the CLI', { timeout:
     assert.match(typo.stderr, /--tls-fingerprint/);
   });
 
+  it('a fingerprint given once with --tls-fingerprint is remembered in the config file for its coordinator', async () => {
+    const cfgDir = join(sb.home, '.config', 'dsg');
+    mkdirSync(cfgDir, { recursive: true });
+    const cfg = join(cfgDir, 'config.json');
+    writeFileSync(cfg, JSON.stringify({ coordinator: creds.url, token: creds.adminToken }));
+    try {
+      const unpinned = await sb.run(['jobs']);
+      assert.equal(unpinned.code, 1, 'no pin yet: refused');
+      const wrong = await sb.run(['jobs', '--tls-fingerprint', WRONG]);
+      assert.equal(wrong.code, 1);
+      assert.equal((JSON.parse(readFileSync(cfg, 'utf8')) as { tlsFingerprint?: string }).tlsFingerprint, undefined, 'a refused pin is not saved');
+      const first = await sb.run(['jobs', '--tls-fingerprint', creds.tlsFingerprint!.toUpperCase().replace('SHA256:', '')]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal((JSON.parse(readFileSync(cfg, 'utf8')) as { tlsFingerprint?: string }).tlsFingerprint, creds.tlsFingerprint, 'saved, canonical');
+      const next = await sb.run(['jobs']);
+      assert.equal(next.code, 0, next.stderr);
+    } finally {
+      rmSync(cfg);
+    }
+  });
+
   it('deleting credentials.json makes new tokens and revokes the old ones', async () => {
     const old = readCreds();
     await sb.stop(coord.proc);
