@@ -93,12 +93,38 @@ describe('TLS: self-signed certificate pinned by agents and the CLI', { timeout:
     assert.match(unpinned.stderr, new RegExp(`does not trust .*--tls-fingerprint ${creds.tlsFingerprint}`));
     const right = await sb.run(['jobs', '--tls-fingerprint', creds.tlsFingerprint!.replace('sha256:', '').toUpperCase().match(/../g)!.join(':')], { env });
     assert.equal(right.code, 0, `the colon form browsers print is accepted: ${right.stderr}`);
+    // Plain HTTP to the TLS port: the coordinator answers a readable 400 (not a dropped connection), so the CLI exits 2
+    // with its message.
     const plain = await sb.run(['jobs'], { env: { ...env, DSG_COORDINATOR: creds.url.replace('https:', 'http:') } });
-    assert.equal(plain.code, 3);
-    assert.match(plain.stderr, /use https:\/\//);
+    assert.equal(plain.code, 2, plain.stderr);
+    assert.match(plain.stderr, /serves HTTPS only: use https:\/\//);
+    const raw = await fetch(`${creds.url.replace('https:', 'http:')}/api/v1/jobs`);
+    assert.equal(raw.status, 400);
+    assert.equal(((await raw.json()) as { error: { code: string } }).error.code, 'validation');
     const typo = await sb.run(['jobs', '--tls-fingerprint', 'sha256:xyz'], { env });
     assert.equal(typo.code, 2);
     assert.match(typo.stderr, /--tls-fingerprint/);
+  });
+
+  it('a fingerprint given once with --tls-fingerprint is remembered in the config file for its coordinator', async () => {
+    const cfgDir = join(sb.home, '.config', 'dsg');
+    mkdirSync(cfgDir, { recursive: true });
+    const cfg = join(cfgDir, 'config.json');
+    writeFileSync(cfg, JSON.stringify({ coordinator: creds.url, token: creds.adminToken }));
+    try {
+      const unpinned = await sb.run(['jobs']);
+      assert.equal(unpinned.code, 1, 'no pin yet: refused');
+      const wrong = await sb.run(['jobs', '--tls-fingerprint', WRONG]);
+      assert.equal(wrong.code, 1);
+      assert.equal((JSON.parse(readFileSync(cfg, 'utf8')) as { tlsFingerprint?: string }).tlsFingerprint, undefined, 'a refused pin is not saved');
+      const first = await sb.run(['jobs', '--tls-fingerprint', creds.tlsFingerprint!.toUpperCase().replace('SHA256:', '')]);
+      assert.equal(first.code, 0, first.stderr);
+      assert.equal((JSON.parse(readFileSync(cfg, 'utf8')) as { tlsFingerprint?: string }).tlsFingerprint, creds.tlsFingerprint, 'saved, canonical');
+      const next = await sb.run(['jobs']);
+      assert.equal(next.code, 0, next.stderr);
+    } finally {
+      rmSync(cfg);
+    }
   });
 
   it('deleting credentials.json makes new tokens and revokes the old ones', async () => {

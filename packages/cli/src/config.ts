@@ -176,6 +176,21 @@ export function loadClientConfig(flags: { coordinator?: string | undefined; toke
   return c;
 }
 
+/**
+ * Save a fingerprint the user gave (and the coordinator just matched) in the config file at `path`, for the
+ * coordinator that file names. Only the fingerprint changes; an unreadable file is left alone.
+ */
+export function rememberClientPin(path: string, fingerprint: string, env: Env = processEnv): void {
+  let file: ConfigFile | null;
+  try {
+    file = readJson<ConfigFile>(path);
+  } catch {
+    return;
+  }
+  if (!file || file.tlsFingerprint === fingerprint || path !== configFilePath(env)) return;
+  writeClientConfig({ ...file, tlsFingerprint: fingerprint }, env);
+}
+
 /** How long waiting commands keep trying an unreachable coordinator, unless told otherwise. */
 export const DEFAULT_GIVE_UP_AFTER_MS = 5 * 60_000;
 

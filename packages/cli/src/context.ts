@@ -1,6 +1,6 @@
 /** What every command gets: the client (built lazily from config) and the process's streams. */
 import { DsgClient } from '@dsg/client';
-import { loadClientConfig, resolveGiveUpAfter, type ClientConfig } from './config.js';
+import { loadClientConfig, rememberClientPin, resolveGiveUpAfter, type ClientConfig } from './config.js';
 import { Reconnector } from './reconnect.js';
 
 export interface GlobalFlags {
@@ -16,18 +16,31 @@ export const activeClientConfig = (): ClientConfig | null => active;
 export function clientFrom(flags: GlobalFlags): DsgClient {
   const c = loadClientConfig(flags);
   active = c;
-  return new DsgClient({ baseUrl: c.coordinator, token: c.token, ...(c.coordinator.startsWith('https://') ? { fetch: lazyTlsFetch(c) } : {}) });
+  // A fingerprint given with --tls-fingerprint for the coordinator the config file names is remembered there after
+  // the first request it pinned succeeds, so the next command needs no flag.
+  const remember = flags.tlsFingerprint !== undefined && c.coordinatorSource.kind === 'file';
+  return new DsgClient({ baseUrl: c.coordinator, token: c.token, ...(c.coordinator.startsWith('https://') ? { fetch: lazyTlsFetch(c, remember) } : {}) });
 }
 
 /**
  * The fetch for an https:// coordinator (pinned when a fingerprint is configured; see @dsg/client/tls), loaded on
  * first use so plain-HTTP commands never load the TLS code.
  */
-function lazyTlsFetch(c: ClientConfig): typeof fetch {
-  let f: Promise<typeof fetch> | null = null;
+function lazyTlsFetch(c: ClientConfig, rememberPin: boolean): typeof fetch {
+  let f: Promise<{ fetch: typeof fetch; pin: string | null }> | null = null;
+  let remembered = !rememberPin;
   return async (input, init) => {
-    f ??= import('@dsg/client/tls').then((t) => t.coordinatorFetch(c.coordinator, c.tlsFingerprint ? t.parseFingerprint(c.tlsFingerprint) : null));
-    return (await f)(input, init);
+    f ??= import('@dsg/client/tls').then((t) => {
+      const pin = c.tlsFingerprint ? t.parseFingerprint(c.tlsFingerprint) : null;
+      return { fetch: t.coordinatorFetch(c.coordinator, pin), pin };
+    });
+    const { fetch: pinned, pin } = await f;
+    const res = await pinned(input, init);
+    if (!remembered && pin) {
+      remembered = true;
+      rememberClientPin(c.coordinatorSource.name, pin);
+    }
+    return res;
   };
 }
 

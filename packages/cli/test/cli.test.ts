@@ -173,7 +173,7 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
       offlineNodeRetentionSeconds: 7 * 24 * 3600, quarantine: { failures: 3, windowSeconds: 600, coolDownSeconds: 1800 },
       retention: { maxAgeDays: 30, maxBytes: 0, intervalMinutes: 60, graceMinutes: 60 },
       maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000,
-      rateLimits: { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 }, sessionHours: 12,
+      rateLimits: { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 }, sessionHours: 12, tls: 'auto',
     });
   });
   it('rate limits and the session length come from the same layers and are checked', () => {

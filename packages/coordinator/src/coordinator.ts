@@ -23,7 +23,7 @@ import { lockDataDir } from './files/data-dir-lock.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
-import { tlsMaterial, wantsTls } from './tls.js';
+import { refusePlainHttp, tlsMaterial, wantsTls } from './tls.js';
 import { AuditLog, collectedDetail, SYSTEM_ACTOR } from './service/audit-log.js';
 import { DataLifecycle, DEFAULT_RETENTION, type RetentionSettings } from './service/data-lifecycle.js';
 import { createLogger, type Logger } from './logger.js';
@@ -109,6 +109,8 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     },
   });
   hub.attach(app.server);
+  // Plain HTTP on the TLS port gets a readable 400 ("use https://"), not a dropped connection.
+  if (tls) refusePlainHttp(app.server, tls.selfSigned ? tls.fingerprint : null);
   await engine.start(hub);
 
   try {

@@ -113,3 +113,33 @@ async function selfSignedCertificate(dataDir: string, host: string): Promise<Tls
   }
   return { cert: certPem, key: keyPem, fingerprint: fingerprintOfPem(certPem), selfSigned: true, certFile };
 }
+
+/**
+ * Answer plain-HTTP requests on the TLS port with a readable refusal instead of a dropped connection. The first byte
+ * of a TLS connection is 0x16 (a handshake record), of an HTTP request a letter: this takes over the server's
+ * `connection` event, peeks one chunk, puts it back and hands TLS connections to the server's own handler (Node's
+ * TLS socket reads what is buffered on the socket it wraps). A plain request gets a 400 in the API's error format
+ * saying to use https:// and is closed; it is never served. Its token, if any, has already crossed the network in
+ * clear, which the message says. The fingerprint in the message came over plain HTTP: the message asks to compare it.
+ */
+export function refusePlainHttp(server: import('node:net').Server, fingerprint: string | null, sniffTimeoutMs = 10_000): void {
+  const tlsHandlers = server.listeners('connection') as Array<(s: import('node:net').Socket) => void>;
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: import('node:net').Socket) => {
+    socket.setTimeout(sniffTimeoutMs, () => socket.destroy());
+    socket.once('error', () => socket.destroy());
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.setTimeout(0);
+      if (first[0] === 0x16) {
+        socket.unshift(first);
+        for (const h of tlsHandlers) h.call(server, socket);
+        return;
+      }
+      const pin = fingerprint ? ` (and pin its certificate: --tls-fingerprint ${fingerprint}, after comparing it with the one the coordinator printed)` : '';
+      const message = `this coordinator serves HTTPS only: use https:// instead of http://${pin}. If this request carried a token, it crossed the network unencrypted`;
+      const body = JSON.stringify({ error: { code: 'validation', message, details: { issues: [{ path: 'coordinator URL', message }] } } });
+      socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    });
+  });
+}
