@@ -7,6 +7,7 @@ export { AdmissionExecutor } from './executor/admission-executor.js';
 export { FakeExecutor, type FakeBehaviour } from './executor/fake-executor.js';
 export { SystemProbe, FakeProbe, offeredCapacity, type Probe } from './probe/probe.js';
 export { parseNvidiaSmi, probeNvidia } from './probe/nvidia.js';
+export { parseRocmSmi, probeRocm } from './probe/rocm.js';
 export { probeIsolation, ISOLATION_LEVELS, type IsolationLevel, type IsolationSettings, type IsolationProbe } from './probe/isolation.js';
 export { AttemptRun, type RunnerDeps } from './runner.js';
 export { CoordinatorHttp } from './coordinator-http.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { offeredCapacity, parseNvidiaSmi, probeNvidia, SystemProbe } from '@dsg/agent';
+import { offeredCapacity, parseNvidiaSmi, parseRocmSmi, probeNvidia, probeRocm, SystemProbe } from '@dsg/agent';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures');
 const fixture = (name: string) => readFileSync(join(fixtures, name), 'utf8');
@@ -32,9 +32,40 @@ describe('nvidia-smi parser (recorded output)', () => {
   });
 });
 
+describe('rocm-smi parser (AMD)', () => {
+  it('reads two Instinct cards in card order with bytes and unique ids', () => {
+    assert.deepEqual(parseRocmSmi(fixture('rocm-smi-2xmi210.json')), [
+      { index: 0, model: 'AMD Instinct MI210', memoryBytes: 68702699520, uuid: '0x8f3b1a2c4d5e6f70' },
+      { index: 1, model: 'AMD Instinct MI210', memoryBytes: 68702699520, uuid: '0x1c2d3e4f5a6b7c8d' },
+    ]);
+  });
+  it('tolerates key-case drift between ROCm releases, missing ids, non-card keys and junk', () => {
+    const out = JSON.stringify({
+      system: { 'Driver version': '6.2' },
+      card1: { 'Card Series': 'Radeon RX 7900 XTX', 'VRAM Total Memory (B)': '25753026560', 'Unique ID': 'N/A' },
+      card0: { 'Card SKU': 'D41205', 'VRAM Total Memory (B)': 'N/A' },
+      cardX: { 'Card series': 'ignored' },
+      card2: 'not an object',
+      card3: { 'VRAM Total Memory (B)': '1' },
+    });
+    assert.deepEqual(parseRocmSmi(out), [
+      { index: 0, model: 'D41205', memoryBytes: 0, uuid: null },
+      { index: 1, model: 'Radeon RX 7900 XTX', memoryBytes: 25753026560, uuid: null },
+    ]);
+  });
+  it('non-JSON or empty output means no GPUs', () => {
+    assert.deepEqual(parseRocmSmi(''), []);
+    assert.deepEqual(parseRocmSmi('ERROR: No AMD GPUs specified'), []);
+    assert.deepEqual(parseRocmSmi('[]'), []);
+  });
+  it('a missing rocm-smi means no GPUs, not a crash', async () => {
+    assert.deepEqual(await probeRocm('/nonexistent/rocm-smi'), []);
+  });
+});
+
 describe('system probe', () => {
   it('reports this machine', async () => {
-    const f = await new SystemProbe(process.cwd(), '/nonexistent/nvidia-smi').facts();
+    const f = await new SystemProbe(process.cwd(), '/nonexistent/nvidia-smi', '/nonexistent/rocm-smi').facts();
     assert.ok(f.cores >= 1);
     assert.ok(f.memoryBytes > 100 * MiB);
     assert.ok(f.diskBytes > 0);

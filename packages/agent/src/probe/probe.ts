@@ -6,13 +6,14 @@ import { statfs } from 'node:fs/promises';
 import { arch, availableParallelism, cpus, hostname, platform, release, totalmem } from 'node:os';
 import type { NodeFacts, Resources } from '@dsg/core';
 import { probeNvidia } from './nvidia.js';
+import { probeRocm } from './rocm.js';
 
 export interface Probe {
   facts(): Promise<NodeFacts>;
 }
 
 export class SystemProbe implements Probe {
-  constructor(private readonly workDir: string, private readonly nvidiaSmi = 'nvidia-smi') {}
+  constructor(private readonly workDir: string, private readonly nvidiaSmi = 'nvidia-smi', private readonly rocmSmi = 'rocm-smi') {}
 
   async facts(): Promise<NodeFacts> {
     let diskBytes = 0;
@@ -30,8 +31,17 @@ export class SystemProbe implements Probe {
       cores: availableParallelism(),
       memoryBytes: totalmem(),
       diskBytes,
-      gpus: await probeNvidia(this.nvidiaSmi),
+      gpus: await this.gpus(),
     };
+  }
+
+  /**
+   * NVIDIA first, AMD (rocm-smi) when there is none: both number their cards from 0, so a machine with both
+   * vendors reports its NVIDIA cards only until GPU facts carry a vendor (issue 8).
+   */
+  private async gpus(): Promise<NodeFacts['gpus']> {
+    const nvidia = await probeNvidia(this.nvidiaSmi);
+    return nvidia.length > 0 ? nvidia : probeRocm(this.rocmSmi);
   }
 }
 
