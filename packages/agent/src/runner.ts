@@ -17,7 +17,7 @@
  * The working dir is removed afterwards unless `keepWorkDirs`.
  */
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, chmod, mkdir, readdir, realpath, rm, rmdir, stat } from 'node:fs/promises';
+import { copyFile, chmod, lstat, mkdir, readdir, realpath, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { glob } from 'tinyglobby';
 import { formatSize, outputPathMatcher, type AgentMessage, type Assignment, type FinishedMessage, type OutputFile } from '@dsg/core';
@@ -197,6 +197,7 @@ export class AttemptRun {
     const out: OutputFile[] = [];
     const refused: RefusedOutput[] = [];
     const accepted = new Set<string>();
+    let links_: Map<string, number> | undefined;
     for (const p of paths.sort()) {
       // Resolve the whole path, not just its last entry: any directory on the way may be a link (`out -> /etc`).
       // The file is then read through its resolved path, so what was checked is what is uploaded.
@@ -214,6 +215,16 @@ export class AttemptRun {
       if (!st.isFile()) {
         refused.push({ path: p, why: 'it is not a regular file' });
         continue;
+      }
+      // A hard link is the same file under another name: `ln /var/lib/dsg/credentials.json out` passes every path
+      // check above. A file with more than one link is uploaded only when all its links are inside the working dir
+      // (the task linked its own files); otherwise one of its names is elsewhere, and it is refused.
+      if (st.nlink > 1) {
+        links_ ??= await hardLinkCounts(realCwd);
+        if ((links_.get(`${st.dev}:${st.ino}`) ?? 0) < st.nlink) {
+          refused.push({ path: p, why: `it is a hard link to a file that also has a name outside the working directory (${st.nlink} links); files outside it are never uploaded` });
+          continue;
+        }
       }
       const sha256 = await sha256File(real);
       await this.deps.http.uploadOutput(this.assignment.attemptId, p, real, sha256, st.size);
@@ -254,6 +265,19 @@ export class AttemptRun {
       this.buffers[stream] = '';
     }
   }
+}
+
+/** How many names each multiply-linked regular file has under `dir` (key `dev:ino`); links are not followed. */
+async function hardLinkCounts(dir: string): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const st = await lstat(join(e.parentPath, e.name)).catch(() => null);
+    if (!st || st.nlink < 2) continue;
+    const k = `${st.dev}:${st.ino}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  return counts;
 }
 
 /** Every symbolic link under `dir`, as paths relative to it (links are listed, never followed). */
