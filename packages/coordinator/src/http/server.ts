@@ -102,6 +102,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const app = Fastify({
     bodyLimit: 32 * 1024 * 1024, logger: false, return503OnClosing: true,
     ...(deps.https ? { https: { cert: deps.https.cert, key: deps.https.key } } : {}),
+    // Errors fastify raises before a route runs (a path parameter over maxParamLength, a malformed URL) are answered
+    // in the API's own error format too (found by the API fuzzer: they came back as fastify's { error, code }).
+    frameworkErrors: (err: { statusCode?: number; message: string }, _req: unknown, res: unknown) => {
+      const reply = res as { status(n: number): { send(b: unknown): unknown } };
+      const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      void reply.status(status).send({ error: { code: status === 414 || status === 413 ? 'too_large' : 'validation', message: `bad request: ${err.message}` } });
+    },
   }) as unknown as FastifyInstance;
   const routes: RegisteredRoute[] = [];
   (app as unknown as { [ROUTES]: RegisteredRoute[] })[ROUTES] = routes;
