@@ -192,6 +192,23 @@ for (const tool of ['bwrap', 'unshare'] as const) describe(`isolation: the sandb
     assert.equal(lines[2], '65534');
   });
 
+  it('cannot read the coordinator\'s credentials directly, nor hard-link them or the agent\'s credential into its outputs', async () => {
+    // A coordinator data dir on the same machine, as `dsg up` makes it (0700, files 0600), next to the agent's.
+    const data = join(base, 'coord-data');
+    mkdirSync(data, { recursive: true, mode: 0o700 });
+    writeFileSync(join(data, 'credentials.json'), '{"adminToken":"secret-admin"}', { mode: 0o600 });
+    const { r, out, err, cwd } = await run(ex, [
+      `cat ${join(data, 'credentials.json')} && echo READ-COORD`,
+      `ln ${join(data, 'credentials.json')} c1 2>/dev/null && echo LINKED-COORD`,
+      `ln ${join(stateDir, 'node.json')} c2 2>/dev/null && echo LINKED-STATE`,
+      `cp ${join(stateDir, 'node.json')} c3 2>/dev/null && echo COPIED-STATE`,
+      'true',
+    ].join('; '));
+    assert.equal(r.exitCode, 0, err);
+    assert.doesNotMatch(out, /READ-COORD|LINKED-COORD|LINKED-STATE|COPIED-STATE|secret-admin/);
+    for (const f of ['c1', 'c2', 'c3']) assert.throws(() => readFileSync(join(cwd, f)), `${f} exists in the working dir`);
+  });
+
   it('can write its working dir and a private /tmp, but nowhere else', async () => {
     const { out, cwd } = await run(ex, [
       'echo ok > mine && echo WROTE-CWD',

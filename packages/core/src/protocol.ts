@@ -73,7 +73,8 @@ export const HelloMessage = z.object({
   agentVersion: z.string(),
   capacity: ResourcesWire,
   facts: NodeFactsSchema,
-  labels: z.record(z.string(), z.string()),
+  // Bounded: labels are kept on the node's row and matched on every placement.
+  labels: z.record(z.string().max(100), z.string().max(1000)).refine((l) => Object.keys(l).length <= 100, { error: 'at most 100 labels' }),
   /** Attempts this agent is running right now (after a reconnect, the coordinator reconciles against these). */
   running: z.array(z.string()),
 });

@@ -30,6 +30,11 @@ export function isolationSatisfies(nodeLevel: string | undefined, required: Isol
 
 export const SPEC_VERSION = 1 as const;
 export const MAX_ARRAY = 100_000;
+/**
+ * Placement conditions a spec may hold (constraints, prefer): each is matched against every candidate node on every
+ * dispatch pass. Script, command and environment sizes are bounded in spawn-limits.ts.
+ */
+export const SPEC_LIMITS = { conditions: 100 } as const;
 export const DEFAULTS = {
   cpu: 1,
   memory: '256Mi',
@@ -254,6 +259,7 @@ const taskFields = {
     .meta({ description: 'At most this many of the job\'s tasks run at once, however many nodes are free (like Slurm\'s --array=0-99%4). Default: no cap.' }),
   constraints: z
     .record(z.string(), z.unknown(), { error: 'expected a map of label or fact → condition, like { room: lab2, arch: [x86_64, aarch64] }' })
+    .refine((c) => Object.keys(c).length <= SPEC_LIMITS.conditions, { error: `expected at most ${SPEC_LIMITS.conditions} conditions` })
     .optional()
     .meta({
       description:
@@ -261,6 +267,7 @@ const taskFields = {
     }),
   prefer: z
     .record(z.string(), z.unknown(), { error: 'expected a map of label or fact → condition, like { room: lab1 }' })
+    .refine((c) => Object.keys(c).length <= SPEC_LIMITS.conditions, { error: `expected at most ${SPEC_LIMITS.conditions} preferences` })
     .optional()
     .meta({ description: 'Soft preferences, same syntax as constraints: among the nodes that fit, those matching more of these are chosen first.' }),
   network: z
