@@ -14,6 +14,7 @@
 import { describeConstraint, matches, nodeAttributes, type Constraint, type Resources } from '@dsg/core';
 import { checkCapacity, checkFree } from './filters.js';
 import { scoreNode } from './rank.js';
+import { policyFilter } from './policy-filter.js';
 import type { NodeRejection, SchedulerConfig, SchedulerNode } from './types.js';
 
 /** What is being placed: one task of a job (all its tasks ask for the same). */
@@ -100,9 +101,9 @@ export interface PluginChain {
   readonly scorers: readonly ScorePlugin[];
 }
 
-/** The default chain: constraints, capacity (never), free capacity (not now); preferences, then the strategy. */
+/** The default chain: constraints, capacity (never), volunteer policy and free capacity (not now); preferences, then the strategy. */
 export const defaultChain = (config: SchedulerConfig): PluginChain => ({
-  filters: [constraintsFilter, capacityFilter, freeFilter],
+  filters: [constraintsFilter, capacityFilter, policyFilter, freeFilter],
   scorers: [preferScorer, strategyScorer(config)],
 });
 

@@ -1,4 +1,4 @@
-import type { Constraint, JobId, NodeFacts, NodeId, Resources, TaskId } from '@dsg/core';
+import type { Constraint, JobId, NodeFacts, NodeId, NodePolicyStatus, Resources, TaskId } from '@dsg/core';
 
 /** A node as the scheduler sees it: a frozen copy taken from the store, never a live object. */
 export interface SchedulerNode {
@@ -11,6 +11,8 @@ export interface SchedulerNode {
   readonly labels: Readonly<Record<string, string>>;
   /** Probed facts (os, arch, GPUs…), matched by constraints; absent in tests that do not need them. */
   readonly facts?: NodeFacts;
+  /** Its volunteer policy state, as its agent reports it; absent: no policy (always working). */
+  readonly policy?: NodePolicyStatus;
 }
 
 export interface SchedulerTask {
@@ -101,6 +103,8 @@ export const RejectCode = {
   insufficientDisk: 'insufficient_disk',
   /** The node does not satisfy the job's constraints (labels, facts): a "never" on this node. */
   constraintMismatch: 'constraint_mismatch',
+  /** The node's volunteer policy holds it back now (owner active, outside its window, on battery, too hot): "not now". */
+  nodePolicy: 'node_policy',
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
 
