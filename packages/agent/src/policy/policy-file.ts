@@ -177,7 +177,7 @@ export function parsePolicyText(text: string, source: string, overrides: PolicyO
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   if (doc.errors.length > 0)
-    throw new ValidationError(doc.errors.map((e) => ({ path: `line ${e.linePos?.[0]?.line ?? '?'}`, message: e.message.split('\n')[0]! })), `${source} is not valid YAML`);
+    throw new ValidationError(doc.errors.map((e) => ({ path: `line ${lines.linePos(e.pos[0]).line}`, message: e.message.split('\n')[0]! })), `${source} is not valid YAML`);
   try {
     return compilePolicy(doc.toJS(), overrides, source);
   } catch (e) {
