@@ -17,6 +17,12 @@
  * duplicates by attempt id, so a replay is harmless. While disconnected, running attempts carry on; their logs are
  * dropped (logs are best-effort; results are not).
  *
+ * Volunteer policy (optional, policy/): a PolicyController reads the machine (idle, owner CPU, power, temperature,
+ * local time) and tells the agent to suspend every task it holds (cgroup freezer or SIGSTOP), resume them, or —
+ * suspended past the grace period — give them back (`preempted`, requeued elsewhere, not counted as a failure).
+ * Each change of state goes to the coordinator at once (`policy` message; also in every hello), which sends no
+ * new work while the state is not `working`. The share limits cap what the node offers.
+ *
  * Local queue: the coordinator may send more short tasks than fit at once (prefetch). They are prepared at once
  * (working dir, inputs) and handed to the executor, which admits them in order as running ones leave room
  * (AdmissionExecutor); each one's timeout counts from its own start.
@@ -41,13 +47,17 @@ import { AdmissionExecutor } from './executor/admission-executor.js';
 import { LauncherExecutor } from './executor/launcher-executor.js';
 import { NativeExecutor } from './executor/native-executor.js';
 import type { AgentOptions, RunningAgent } from './options.js';
-import { offeredCapacity, SystemProbe, type Probe } from './probe/probe.js';
+import { offeredCapacity, sharedGpus, SystemProbe, type Probe } from './probe/probe.js';
 import { probeIsolation, type IsolationProbe } from './probe/isolation.js';
 import { AttemptRun } from './runner.js';
+import { PolicyController } from './policy/policy-controller.js';
+import { systemPolicyReaders, type PolicyReaders } from './policy/readers.js';
 
 export interface AgentPorts {
   readonly executor?: Executor;
   readonly probe?: Probe;
+  /** How the volunteer policy reads the machine. Default: the adapter for this OS. */
+  readonly policyReaders?: PolicyReaders;
 }
 
 export async function startAgent(options: AgentOptions, ports: AgentPorts = {}): Promise<RunningAgent> {
@@ -87,6 +97,9 @@ class Agent implements RunningAgent {
   /** What this node does to contain its tasks; reported in the hello facts. Null with an injected executor. */
   private isolation: IsolationProbe | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
+  private policy: PolicyController | null = null;
+  /** GPU visibility for tasks when the policy shares only some GPUs. */
+  private gpuEnv: Record<string, string> = {};
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 500;
   private stopped = false;
@@ -112,7 +125,14 @@ class Agent implements RunningAgent {
     await mkdir(this.workDir, { recursive: true });
     // What this node offers decides how many tasks run at once: the executor admits tasks against it, and holds
     // prefetched ones until a core frees (in the launcher helper, so the next one starts without a round trip).
-    this.capacity = offeredCapacity(await this.probe.facts(), { cpus: this.options.cpus, memoryBytes: this.options.memoryBytes });
+    const facts0 = await this.probe.facts();
+    this.capacity = offeredCapacity(facts0, this.limits());
+    // A volunteer who shares some GPUs only: tasks see only those (CUDA and the NVIDIA container runtime read these).
+    const share = this.options.policy?.share.gpus;
+    if (share) {
+      const ids = sharedGpus(facts0, share).map((g) => String(g.index)).join(',');
+      this.gpuEnv = { CUDA_VISIBLE_DEVICES: ids, NVIDIA_VISIBLE_DEVICES: ids === '' ? 'none' : ids };
+    }
     const grace = this.options.killGraceMs ?? 5000;
     const cap = { cpuMillis: this.capacity.cpuMillis, memoryBytes: this.capacity.memoryBytes, gpus: this.capacity.gpus };
     if (!this.ports.executor) {
@@ -153,7 +173,39 @@ class Agent implements RunningAgent {
       if (this.pin && this.pin !== given) this.log('warn', `trusting the certificate ${given} given now instead of ${this.pin} saved before`);
       this.pin = given;
     }
+    await this.startPolicy();
     this.connect();
+  }
+
+  /** What the node offers: flags and the policy's share limits, the smaller of each. */
+  private limits(): { cpus?: number; memoryBytes?: number; gpus?: ReadonlyArray<number | string> } {
+    const o = this.options;
+    const share = o.policy?.share ?? {};
+    const min = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : Math.min(a, b));
+    const cpus = min(o.cpus, share.cpus);
+    const memoryBytes = min(o.memoryBytes, share.memoryBytes);
+    return { ...(cpus !== undefined ? { cpus } : {}), ...(memoryBytes !== undefined ? { memoryBytes } : {}), ...(share.gpus ? { gpus: share.gpus } : {}) };
+  }
+
+  /** The volunteer policy: its first reading decides before the first hello whether this node works now. */
+  private async startPolicy(): Promise<void> {
+    const compiled = this.options.policy;
+    if (!compiled?.watches) return;
+    const readers = this.ports.policyReaders ?? systemPolicyReaders(this.options.policyReaders ?? {});
+    this.policy = new PolicyController(compiled, readers, {
+      suspend: () => {
+        for (const r of this.runs.values()) r.suspend();
+      },
+      resume: () => {
+        for (const r of this.runs.values()) r.resume();
+      },
+      stop: (reason) => {
+        for (const r of this.runs.values()) r.preempt(reason);
+      },
+      changed: (policy) => this.enqueue({ type: 'policy', policy }),
+      log: this.log,
+    });
+    await this.policy.start();
   }
 
   /**
@@ -171,6 +223,7 @@ class Agent implements RunningAgent {
 
   private async stopInOrder(): Promise<void> {
     this.stopped = true;
+    this.policy?.close();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.ready) {
       this.queue.push({ type: 'stopping', reason: 'the agent is stopping' });
@@ -282,7 +335,7 @@ class Agent implements RunningAgent {
   private async onOpen(ws: WebSocket): Promise<void> {
     const facts = await this.probe.facts();
     // Fresh facts on every connection (free disk changes); cores and memory stay what the executor admits against.
-    this.capacity = offeredCapacity(facts, { cpus: this.options.cpus, memoryBytes: this.options.memoryBytes });
+    this.capacity = offeredCapacity(facts, this.limits());
     if (this.options.cpus !== undefined && this.options.cpus > facts.cores)
       this.log('warn', `--cpus ${this.options.cpus} is more than this machine's ${facts.cores} cores; offering ${facts.cores}`);
     const hello: AgentMessage = {
@@ -292,13 +345,16 @@ class Agent implements RunningAgent {
       name: this.options.name ?? facts.hostname,
       agentVersion: DSG_VERSION,
       capacity: this.capacity,
+      // Only the GPUs the owner shares are this node's, for constraints as for capacity.
       facts: {
         ...facts,
+        gpus: sharedGpus(facts, this.options.policy?.share.gpus),
         ...(this.isolation ? { isolation: this.isolation.level } : {}),
         ...(this.options.allowUnisolatedJobs ? { allowUnisolatedJobs: true } : {}),
       },
       labels: { ...(this.options.labels ?? {}) },
       running: this.held(),
+      ...(this.policy ? { policy: this.policy.status() } : {}),
     };
     if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(hello));
   }
@@ -390,11 +446,14 @@ class Agent implements RunningAgent {
       executor: this.executor,
       http: this.http,
       workDir: this.workDir,
-      baseEnv: this.options.baseEnv ?? { PATH: '/usr/local/bin:/usr/bin:/bin' },
+      baseEnv: { ...(this.options.baseEnv ?? { PATH: '/usr/local/bin:/usr/bin:/bin' }), ...this.gpuEnv },
       keepWorkDirs: this.options.keepWorkDirs ?? false,
       send: (msg) => this.enqueue(msg),
     });
     this.runs.set(a.attemptId, run);
+    // Sent before the coordinator read our change of state: pause it with the others, or give it straight back.
+    if (this.policy?.givingBack()) run.preempt(this.policy.status().reason);
+    else if (this.policy?.suspended()) run.suspend();
     void run.done.then((f) => {
       this.runs.delete(a.attemptId);
       this.report(f);

@@ -5,7 +5,11 @@ export { NativeExecutor, type NativeExecutorOptions } from './executor/native-ex
 export { LauncherExecutor } from './executor/launcher-executor.js';
 export { AdmissionExecutor } from './executor/admission-executor.js';
 export { FakeExecutor, type FakeBehaviour } from './executor/fake-executor.js';
-export { SystemProbe, FakeProbe, offeredCapacity, type Probe } from './probe/probe.js';
+export { SystemProbe, FakeProbe, offeredCapacity, sharedGpus, type Probe } from './probe/probe.js';
+export { evaluatePolicy, initialPolicyMemory, inWindows, describeWindow, WEEKDAYS, type Weekday, type TimeWindow, type VolunteerPolicy, type PolicyReadings, type PolicyMemory, type PolicyAction, type PolicyDecision } from './policy/policy-engine.js';
+export { compilePolicy, parsePolicyText, loadPolicyFile, parseWindowFlag, PolicyFileSchema, POLICY_DEFAULTS, type CompiledPolicy, type PolicyFile, type PolicyOverrides } from './policy/policy-file.js';
+export { PolicyController, type PolicyHooks } from './policy/policy-controller.js';
+export { LinuxPolicyReaders, MacPolicyReaders, WindowsPolicyReaders, FakePolicyReaders, systemPolicyReaders, localTime, parseProcStat, parsePidStat, parseLoginctlIdle, parseIoregIdle, parsePmsetBatt, parseWindowsReadings, type PolicyReaders, type LinuxReaderOptions, type CommandRunner } from './policy/readers.js';
 export { parseNvidiaSmi, probeNvidia } from './probe/nvidia.js';
 export { parseRocmSmi, probeRocm } from './probe/rocm.js';
 export { probeIsolation, ISOLATION_LEVELS, type IsolationLevel, type IsolationSettings, type IsolationProbe } from './probe/isolation.js';

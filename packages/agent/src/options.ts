@@ -1,3 +1,6 @@
+import type { CompiledPolicy } from './policy/policy-file.js';
+import type { LinuxReaderOptions } from './policy/readers.js';
+
 /** Options for one agent process. The CLI's config module builds these (defaults < file < DSG_* env < flags). */
 export interface AgentOptions {
   /** Coordinator base URL, e.g. `http://192.168.1.10:7070`. */
@@ -58,6 +61,14 @@ export interface AgentOptions {
    * state and work directories are always hidden. Default none.
    */
   readonly hidePaths?: readonly string[];
+  /**
+   * The volunteer policy (see policy/policy-file.ts): share limits (capping `cpus`, `memoryBytes` and the GPUs
+   * offered), idle-only, time windows, AC power, temperature ceiling, grace period. Default: none — the agent
+   * offers what `cpus` / `memoryBytes` say, at all times.
+   */
+  readonly policy?: CompiledPolicy;
+  /** Where the Linux policy readers look (tests point them at fake trees) and the X display for `xprintidle`. */
+  readonly policyReaders?: LinuxReaderOptions;
   /** Log sink; default writes nothing. */
   readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 }

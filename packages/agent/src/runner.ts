@@ -6,7 +6,9 @@
  *
  * Every failure on the way has a place in the report: inputs that cannot be fetched are `inputs_unavailable`,
  * a program that cannot start is `executor_error`, outputs that cannot be uploaded are `outputs_failed`, an attempt
- * the agent's own stop interrupted is `agent_stopped` (all system failures, retried elsewhere); the task's own exit
+ * the agent's own stop interrupted is `agent_stopped` (all system failures, retried elsewhere), an attempt the
+ * volunteer policy gave back (owner busy past the grace period) is `preempted` (retried elsewhere, never counted,
+ * with the work lost in its message); the task's own exit
  * code, signal or timeout are reported as they are.
  * A program that exits 0 but leaves a required output pattern (`outputs`, not `optionalOutputs`) unmatched ends
  * as `outputs_missing`, a user failure: the next stage of a pipeline would otherwise fail far from the cause.
@@ -59,6 +61,45 @@ export class AttemptRun {
     this.handle?.kill('cancel');
   }
 
+  /** Paused by the volunteer policy (the machine's owner is back); a task that starts meanwhile is paused at once. */
+  private suspendedAt: number | null = null;
+  /** Time spent paused, for the wasted-time figure of a preempted attempt. */
+  private pausedMs = 0;
+  private startedAt: number | null = null;
+  /** Set when the volunteer policy gives the task back: why (reported as `preempted`, requeued, never counted). */
+  private preempted: string | null = null;
+
+  /** Pause the task's processes (volunteer policy); idempotent. */
+  suspend(now = Date.now()): void {
+    if (this.suspendedAt !== null) return;
+    this.suspendedAt = now;
+    this.handle?.suspend?.();
+  }
+
+  /** Continue after `suspend`; idempotent. */
+  resume(now = Date.now()): void {
+    if (this.suspendedAt === null) return;
+    if (this.startedAt !== null) this.pausedMs += now - Math.max(this.suspendedAt, this.startedAt);
+    this.suspendedAt = null;
+    this.handle?.resume?.();
+  }
+
+  /**
+   * The machine's owner stayed busy past the policy's grace period: kill the task (SIGTERM, then SIGKILL) and report
+   * it as `preempted`, with the work lost, so the coordinator runs it on another node without counting a failure.
+   */
+  preempt(why: string): void {
+    this.preempted = why;
+    this.handle?.kill('cancel');
+  }
+
+  private preemptedMessage(startedAt: number | null): string {
+    const now = Date.now();
+    const paused = this.pausedMs + (this.suspendedAt !== null && startedAt !== null ? now - Math.max(this.suspendedAt, startedAt) : 0);
+    const wasted = startedAt === null ? 0 : Math.max(0, now - startedAt - paused);
+    return `preempted by the machine's owner (${this.preempted}); ${(wasted / 1000).toFixed(1)}s of work lost; it runs again on another node`;
+  }
+
   /**
    * The agent is stopping: kill the task (or never start it) and report the attempt as `agent_stopped`, a system
    * failure the coordinator requeues at once — not `cancelled`, which would end the task for good. A task that
@@ -84,6 +125,7 @@ export class AttemptRun {
         return finished({ kind: 'error', reason: 'inputs_unavailable', message: errorText(e) }, null);
       }
       if (this.interrupted) return finished({ kind: 'error', reason: 'agent_stopped', message: this.interrupted }, null);
+      if (this.preempted) return finished({ kind: 'error', reason: 'preempted', message: this.preemptedMessage(null) }, null);
       if (this.cancelled) return finished({ kind: 'cancelled' }, null);
 
       const argv = a.run.kind === 'script' ? ['/bin/sh', '-c', a.run.script] : a.run.argv;
@@ -93,13 +135,21 @@ export class AttemptRun {
         {
           onStdout: (d) => this.onOutput('stdout', d),
           onStderr: (d) => this.onOutput('stderr', d),
-          onStart: (at) => this.deps.send({ type: 'started', attemptId: a.attemptId, at }),
+          onStart: (at) => {
+            this.startedAt = at;
+            // Started while the machine's owner is busy (it waited for a core, or an assignment crossed the
+            // suspension on the wire): pause it at once.
+            if (this.suspendedAt !== null) this.handle?.suspend?.();
+            this.deps.send({ type: 'started', attemptId: a.attemptId, at });
+          },
         },
       );
-      if (this.cancelled || this.interrupted) this.handle.kill('cancel');
+      if (this.cancelled || this.interrupted || this.preempted) this.handle.kill('cancel');
+      else if (this.suspendedAt !== null) this.handle.suspend?.();
       const r = await this.handle.done;
       this.flushLogs();
       if (this.interrupted && (r.cancelled || r.spawnError)) return finished({ kind: 'error', reason: 'agent_stopped', message: this.interrupted }, r.startedAt);
+      if (this.preempted && r.cancelled) return finished({ kind: 'error', reason: 'preempted', message: this.preemptedMessage(this.startedAt ?? r.startedAt) }, this.startedAt ?? r.startedAt);
       if (r.spawnError) return finished({ kind: 'error', reason: 'executor_error', message: r.spawnError }, r.startedAt);
       let outputs: OutputFile[] = [];
       let unmatched: string[] = [];

@@ -229,3 +229,15 @@ export function taskBaseEnv(env: Env): Record<string, string> {
 }
 
 export const debugEnabled = (env: Env = processEnv): boolean => env['DSG_DEBUG'] === '1';
+
+/**
+ * Where the agent's Linux volunteer-policy readers look: `$DISPLAY` for `xprintidle`; `DSG_AGENT_SYS_ROOT` and
+ * `DSG_AGENT_PROC_ROOT` replace /sys and /proc (for tests that fake a battery or a thermal zone; not for users).
+ */
+export function policyReaderOptions(env: Env = processEnv): { display?: string; sysRoot?: string; procRoot?: string } {
+  return {
+    ...(env['DISPLAY'] ? { display: env['DISPLAY'] } : {}),
+    ...(env['DSG_AGENT_SYS_ROOT'] ? { sysRoot: env['DSG_AGENT_SYS_ROOT'] } : {}),
+    ...(env['DSG_AGENT_PROC_ROOT'] ? { procRoot: env['DSG_AGENT_PROC_ROOT'] } : {}),
+  };
+}

@@ -12,5 +12,6 @@ export * from './spawn-limits.js';
 export * from './wire.js';
 export * from './protocol.js';
 export * from './output-paths.js';
+export * from './node-policy.js';
 export const DSG_VERSION = '0.1.0';
 export * from './audit.js';

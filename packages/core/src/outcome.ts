@@ -26,6 +26,11 @@ export const FailureReason = {
   agentStopped: 'agent_stopped',
   /** The task used more memory than it declared and the node's limit killed it: a user failure. */
   memoryLimit: 'memory_limit',
+  /**
+   * A volunteer node's owner came back and stayed past the policy's grace period: the agent stopped the task so it
+   * runs elsewhere. A system failure that never counts against any retry budget: nothing went wrong.
+   */
+  preempted: 'preempted',
   cancelled: 'cancelled',
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
@@ -42,7 +47,7 @@ export type AttemptEnd =
   | { readonly kind: 'timeout'; readonly timeoutMs: number }
   | { readonly kind: 'cancelled' }
   | { readonly kind: 'lost'; readonly message: string }
-  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed' | 'outputs_missing' | 'agent_stopped' | 'memory_limit'; readonly message: string };
+  | { readonly kind: 'error'; readonly reason: 'executor_error' | 'inputs_unavailable' | 'outputs_failed' | 'outputs_missing' | 'agent_stopped' | 'memory_limit' | 'preempted'; readonly message: string };
 
 export interface AttemptHistory {
   /** User-caused failures of this task before this attempt. */
@@ -57,6 +62,11 @@ export interface AttemptDecision {
   readonly failure: Failure | null;
   /** True when the task goes back to the queue for another attempt. */
   readonly retry: boolean;
+  /**
+   * Whether this end counts against the task's retry budget (its user or system failure counter goes up). False
+   * for successes, cancels and `preempted` (a volunteer's owner took the machine back: requeued, never counted).
+   */
+  readonly counted: boolean;
 }
 
 export const DEFAULT_MAX_SYSTEM_RETRIES = 3;
@@ -88,12 +98,15 @@ export function decideAfterAttempt(
   policy: { readonly retries: number; readonly maxSystemRetries: number },
 ): AttemptDecision {
   const failure = classifyEnd(end);
-  if (failure === null) return { attemptState: 'succeeded', taskState: 'succeeded', failure: null, retry: false };
-  if (end.kind === 'cancelled') return { attemptState: 'cancelled', taskState: 'cancelled', failure, retry: false };
+  if (failure === null) return { attemptState: 'succeeded', taskState: 'succeeded', failure: null, retry: false, counted: false };
+  if (end.kind === 'cancelled') return { attemptState: 'cancelled', taskState: 'cancelled', failure, retry: false, counted: false };
   const attemptState: AttemptState = end.kind === 'lost' ? 'lost' : 'failed';
+  // Preempted by the machine's owner: always requeued and not counted, so a job on volunteer machines cannot run out
+  // of retries because their owners came back (each such attempt still records its wasted time).
+  if (failure.reason === 'preempted') return { attemptState, taskState: 'queued', failure, retry: true, counted: false };
   const retry =
     failure.kind === 'user'
       ? history.userFailures < policy.retries
       : history.systemFailures < policy.maxSystemRetries;
-  return { attemptState, taskState: retry ? 'queued' : 'failed', failure, retry };
+  return { attemptState, taskState: retry ? 'queued' : 'failed', failure, retry, counted: true };
 }

@@ -8,6 +8,7 @@
  * it does only after they are committed to the store: a crash on either side loses no result.
  */
 import { z } from 'zod';
+import { NODE_POLICY_STATES } from './node-policy.js';
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_WS_PATH = '/api/v1/agent/connect';
@@ -17,6 +18,14 @@ const ResourcesWire = z.object({
   memoryBytes: z.number().int().min(0),
   gpus: z.number().int().min(0),
   diskBytes: z.number().int().min(0),
+});
+
+const NodePolicyStatusWire = z.object({
+  state: z.enum(NODE_POLICY_STATES),
+  /** Why, in words ("keyboard used 20 s ago"), for `dsg nodes`. */
+  reason: z.string().max(500),
+  /** Since when (epoch ms, agent's clock). */
+  since: z.number(),
 });
 
 const GpuWire = z.object({
@@ -58,7 +67,7 @@ const AttemptEndWire = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('cancelled') }),
   z.object({
     kind: z.literal('error'),
-    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed', 'outputs_missing', 'agent_stopped', 'memory_limit']),
+    reason: z.enum(['executor_error', 'inputs_unavailable', 'outputs_failed', 'outputs_missing', 'agent_stopped', 'memory_limit', 'preempted']),
     message: z.string(),
   }),
 ]);
@@ -77,6 +86,8 @@ export const HelloMessage = z.object({
   labels: z.record(z.string().max(100), z.string().max(1000)).refine((l) => Object.keys(l).length <= 100, { error: 'at most 100 labels' }),
   /** Attempts this agent is running right now (after a reconnect, the coordinator reconciles against these). */
   running: z.array(z.string()),
+  /** Its volunteer policy state (see node-policy.ts). Absent (older agents, no policy): `working`. */
+  policy: NodePolicyStatusWire.optional(),
 });
 
 export const HeartbeatMessage = z.object({
@@ -116,6 +127,16 @@ export const StoppingMessage = z.object({
   reason: z.string(),
 });
 
+/**
+ * The node's volunteer policy state changed (its owner came back, its time window closed, it went on battery, it
+ * got too hot, or it is free again). Sent at once on every change; the coordinator sends no new work to a node
+ * whose state is not `working`.
+ */
+export const PolicyMessage = z.object({
+  type: z.literal('policy'),
+  policy: NodePolicyStatusWire,
+});
+
 export const AgentMessage = z.discriminatedUnion('type', [
   HelloMessage,
   HeartbeatMessage,
@@ -123,6 +144,7 @@ export const AgentMessage = z.discriminatedUnion('type', [
   LogMessage,
   FinishedMessage,
   StoppingMessage,
+  PolicyMessage,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
@@ -130,6 +152,7 @@ export type FinishedMessage = z.infer<typeof FinishedMessage>;
 export type StartedMessage = z.infer<typeof StartedMessage>;
 export type LogMessage = z.infer<typeof LogMessage>;
 export type StoppingMessage = z.infer<typeof StoppingMessage>;
+export type PolicyMessage = z.infer<typeof PolicyMessage>;
 
 // ─── coordinator → agent ────────────────────────────────────────────────────────────────────────────────────
 export interface WireInputFile {

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { FailureKind, FailureReason } from './outcome.js';
 import type { AttemptState, JobState, TaskCounts, TaskState } from './states.js';
+import type { NodePolicyState } from './node-policy.js';
 
 export const API_PREFIX = '/api/v1';
 
@@ -273,6 +274,12 @@ export interface NodeV1 {
   schedulingReason: string | null;
   /** When its quarantine ends (cool-down), or null when not quarantined. */
   quarantinedUntil: string | null;
+  /**
+   * Its volunteer policy state while connected: `working`, or why its owner's policy holds it back now
+   * (`suspended:owner-active`, `outside-window`, `on-battery`, `too-hot`) — it then gets no new work. Null: no
+   * policy (or not connected).
+   */
+  policy: { state: NodePolicyState; reason: string; since: string } | null;
 }
 
 export const NodeScheduling = { eligible: 'eligible', cordoned: 'cordoned', draining: 'draining', drained: 'drained', quarantined: 'quarantined' } as const;

@@ -83,7 +83,7 @@ describe('decideAfterAttempt', () => {
   const policy = { retries: 1, maxSystemRetries: 2 };
   it('succeeds on exit 0', () => {
     const d = decideAfterAttempt({ kind: 'exited', exitCode: 0, signal: null }, { userFailures: 0, systemFailures: 0 }, policy);
-    assert.deepEqual(d, { attemptState: 'succeeded', taskState: 'succeeded', failure: null, retry: false });
+    assert.deepEqual(d, { attemptState: 'succeeded', taskState: 'succeeded', failure: null, retry: false, counted: false });
   });
   it('retries user failures only as often as the spec says', () => {
     const end = { kind: 'exited', exitCode: 3, signal: null } as const;
@@ -130,5 +130,16 @@ describe('decideAfterAttempt', () => {
     const d = decideAfterAttempt({ kind: 'cancelled' }, { userFailures: 0, systemFailures: 0 }, { retries: 5, maxSystemRetries: 5 });
     assert.equal(d.taskState, 'cancelled');
     assert.equal(d.retry, false);
+  });
+});
+
+describe('preempted by the machine\'s owner', () => {
+  it('is a system failure that is always requeued and never counted against any retry budget', async () => {
+    const { decideAfterAttempt } = await import('@dsg/core');
+    const end = { kind: 'error', reason: 'preempted', message: 'owner back' } as const;
+    const d = decideAfterAttempt(end, { userFailures: 0, systemFailures: 99 }, { retries: 0, maxSystemRetries: 3 });
+    assert.deepEqual([d.failure?.kind, d.retry, d.taskState, d.attemptState, d.counted], ['system', true, 'queued', 'failed', false]);
+    const other = decideAfterAttempt({ kind: 'error', reason: 'agent_stopped', message: 'x' }, { userFailures: 0, systemFailures: 0 }, { retries: 0, maxSystemRetries: 3 });
+    assert.equal(other.counted, true);
   });
 });

@@ -5,5 +5,6 @@ export { checkCapacity, checkFree } from './filters.js';
 export { loadAfter, scoreNode } from './rank.js';
 export { seededRng } from './rng.js';
 export * from './plugins.js';
+export { policyFilter } from './policy-filter.js';
 export * from './explain.js';
 export { isolationFilter } from './isolation-filter.js';

@@ -16,6 +16,7 @@ import { checkCapacity, checkFree } from './filters.js';
 import { scoreNode } from './rank.js';
 import type { NodeRejection, SchedulerConfig, SchedulerJob, SchedulerNode } from './types.js';
 import { isolationFilter } from './isolation-filter.js';
+import { policyFilter } from './policy-filter.js';
 
 /** What is being placed: one task of a job (all its tasks ask for the same). */
 export interface PlacementRequest {
@@ -111,9 +112,9 @@ export interface PluginChain {
   readonly scorers: readonly ScorePlugin[];
 }
 
-/** The default chain: constraints, isolation, capacity (never), free capacity (not now); preferences, then the strategy. */
+/** The default chain: constraints, isolation, capacity (never), volunteer policy and free capacity (not now); preferences, then the strategy. */
 export const defaultChain = (config: SchedulerConfig): PluginChain => ({
-  filters: [constraintsFilter, isolationFilter, capacityFilter, freeFilter],
+  filters: [constraintsFilter, isolationFilter, capacityFilter, policyFilter, freeFilter],
   scorers: [preferScorer, strategyScorer(config)],
 });
 

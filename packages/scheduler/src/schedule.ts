@@ -231,5 +231,8 @@ function summarize(nodeCount: number, fitsSomewhereEver: boolean, rejections: re
     return rejections.every((r) => r.code === 'exceeds_capacity')
       ? `no node in the grid is big enough (${rejections.map((r) => r.message).join('; ')}); it will wait until a bigger node joins`
       : `no node in the grid can run it (${rejections.map((r) => r.message).join('; ')}); it will wait until a bigger or matching node joins`;
+  const held = rejections.filter((r) => r.code === 'node_policy');
+  if (held.length > 0)
+    return `${held.length} of ${nodeCount} node(s) are held back by their owners' volunteer policies (${held.map((r) => r.message).join('; ')})${held.length < nodeCount ? ', the others are busy' : ''}; waiting`;
   return `all ${nodeCount} node(s) are busy; waiting for room`;
 }

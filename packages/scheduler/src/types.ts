@@ -1,4 +1,4 @@
-import type { Constraint, IsolationRequirement, JobId, NodeFacts, NodeId, Resources, TaskId } from '@dsg/core';
+import type { Constraint, IsolationRequirement, JobId, NodeFacts, NodeId, NodePolicyStatus, Resources, TaskId } from '@dsg/core';
 
 /** A node as the scheduler sees it: a frozen copy taken from the store, never a live object. */
 export interface SchedulerNode {
@@ -11,6 +11,8 @@ export interface SchedulerNode {
   readonly labels: Readonly<Record<string, string>>;
   /** Probed facts (os, arch, GPUs…), matched by constraints; absent in tests that do not need them. */
   readonly facts?: NodeFacts;
+  /** Its volunteer policy state, as its agent reports it; absent: no policy (always working). */
+  readonly policy?: NodePolicyStatus;
 }
 
 export interface SchedulerTask {
@@ -112,6 +114,8 @@ export const RejectCode = {
   isolationTooWeak: 'isolation_too_weak',
   /** The node has no isolation and runs only the operator's jobs (unless opted in): never. */
   unisolatedNode: 'unisolated_node',
+  /** The node's volunteer policy holds it back now (owner active, outside its window, on battery, too hot): "not now". */
+  nodePolicy: 'node_policy',
 } as const;
 export type RejectCode = (typeof RejectCode)[keyof typeof RejectCode];
 

@@ -153,6 +153,19 @@ export function runNodeConformance(name: string, make: () => Promise<StoreFactor
       void online;
     });
 
+    withStore('preempted by the machine\'s owner: requeued every time, never counted against retries, never quarantines', async (s) => {
+      const j = await job(s, { name: 'j', command: ['x'], retries: 0 });
+      const n = await node(s, 'n');
+      for (let i = 0; i < 6; i++) {
+        const [a] = (await assign(s, j.id, 0, n)).created;
+        assert.ok(a, `assigned (round ${i})`);
+        await s.recordReports([], [fail(a.id, { kind: 'error', reason: 'preempted', message: 'owner back; 1.0s of work lost' })], clock, POLICY);
+        const t = (await s.listTasks(j.id, { limit: 1 })).items[0]!;
+        assert.deepEqual([t.state, t.userFailures, t.systemFailures], ['queued', 0, 0], `round ${i}`);
+      }
+      assert.equal((await s.getNode(n))!.quarantinedUntil, null);
+    });
+
     withStore('quarantine: 3 system failures of the node\'s own within 10 min; not user failures, not lost attempts; cool-down and release', async (s) => {
       const j = await job(s, { name: 'j', command: ['x'], array: 20, retries: 10 });
       const n = await node(s, 'n');

@@ -86,6 +86,9 @@ export class AdmissionExecutor implements Executor {
         if (inner) inner.kill(reason);
         else waiting.cancel(reason);
       },
+      // A task still waiting for room has nothing to pause: it starts as usual (the agent suspends it then).
+      suspend: () => (inner as ExecHandle | null)?.suspend?.(),
+      resume: () => (inner as ExecHandle | null)?.resume?.(),
       done,
     };
   }

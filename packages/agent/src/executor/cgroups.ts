@@ -340,6 +340,23 @@ export class TaskCgroup {
     }
   }
 
+  /**
+   * Freeze (true) or thaw (false) every process of the task at once: v2 `cgroup.freeze`, v1 `freezer.state`.
+   * False when this cgroup has no freezer (v1 without the freezer hierarchy): the caller falls back to SIGSTOP.
+   */
+  setFrozen(frozen: boolean): boolean {
+    const [file, value] = this.version === 2
+      ? [join(this.dirs['unified']!, 'cgroup.freeze'), frozen ? '1' : '0']
+      : this.dirs['freezer'] ? [join(this.dirs['freezer'], 'freezer.state'), frozen ? 'FROZEN' : 'THAWED'] : [null, ''];
+    if (!file) return false;
+    try {
+      writeFileSync(file, value);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** True when the kernel's OOM killer killed a process of this task for its memory limit. */
   oomKilled(): boolean {
     const [dir, file] = this.version === 2 ? [this.dirs['unified']!, 'memory.events'] : [this.dirs['memory']!, 'memory.oom_control'];

@@ -47,8 +47,15 @@ export interface ExecResult {
 export interface ExecHandle {
   /** The process (group) id once started, if the executor knows it. */
   readonly pid: number | undefined;
-  /** Kill the whole process tree. Idempotent. */
+  /** Kill the whole process tree. Idempotent. A suspended task is resumed after its SIGTERM, so it can act on it. */
   kill(reason: 'cancel' | 'timeout'): void;
+  /**
+   * Pause every process of the task at once (cgroup freezer, else SIGSTOP to its process group) and stop its
+   * timeout clock; idempotent. Absent: the executor cannot (the agent then only stops such tasks).
+   */
+  suspend?(): void;
+  /** Undo `suspend` (thaw, or SIGCONT); the timeout clock runs again. Idempotent. */
+  resume?(): void;
   readonly done: Promise<ExecResult>;
 }
 

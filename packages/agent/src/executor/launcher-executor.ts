@@ -107,6 +107,12 @@ export class LauncherExecutor implements Executor {
       kill: (reason) => {
         if (this.inflight.has(id)) this.send({ op: 'kill', id, reason });
       },
+      suspend: () => {
+        if (this.inflight.has(id)) this.send({ op: 'suspend', id });
+      },
+      resume: () => {
+        if (this.inflight.has(id)) this.send({ op: 'resume', id });
+      },
       done,
     };
   }

@@ -5,6 +5,7 @@
  *
  * Protocol, NDJSON over stdin/stdout:
  *   in:  {"op":"start","id","argv","cwd","env","timeoutMs","resources"?,"network"?} | {"op":"kill","id","reason"}
+ *        | {"op":"suspend","id"} | {"op":"resume","id"}   (volunteer policy: pause and continue a task)
  *   out: {"id","ev":"start","pid","at"} | {"id","ev":"out","stream","data"} | {"id","ev":"done","result"}
  * When stdin closes (the agent exited or died), every running task's process group is killed and the launcher exits;
  * SIGINT and SIGTERM are ignored (they reach it with its agent's process group; the agent decides).
@@ -51,6 +52,7 @@ function emit(msg: unknown): void {
 
 interface StartOp { op: 'start'; id: string; argv: string[]; cwd: string; env: Record<string, string>; timeoutMs: number; resources?: ExecResources; network?: boolean }
 interface KillOp { op: 'kill'; id: string; reason: 'cancel' | 'timeout' }
+interface PauseOp { op: 'suspend' | 'resume'; id: string }
 
 // The helper lives exactly as long as its agent: it ends when its stdin closes. A SIGINT or SIGTERM sent to the
 // agent's whole process group (Ctrl-C in a terminal, a service manager stopping the agent) must not kill it first,
@@ -60,9 +62,9 @@ process.on('SIGTERM', () => undefined);
 
 createInterface({ input: process.stdin })
   .on('line', (line) => {
-    let m: StartOp | KillOp;
+    let m: StartOp | KillOp | PauseOp;
     try {
-      m = JSON.parse(line) as StartOp | KillOp;
+      m = JSON.parse(line) as StartOp | KillOp | PauseOp;
     } catch {
       return;
     }
@@ -89,6 +91,8 @@ createInterface({ input: process.stdin })
         emit({ id, ev: 'done', result });
       });
     } else if (m.op === 'kill') running.get(m.id)?.kill(m.reason);
+    else if (m.op === 'suspend') running.get(m.id)?.suspend?.();
+    else if (m.op === 'resume') running.get(m.id)?.resume?.();
   })
   .on('close', () => {
     for (const h of running.values()) h.kill('cancel');

@@ -123,14 +123,42 @@ export class NativeExecutor implements Executor {
         else cg.signalAll(sig);
       }
     };
+    // Suspension (volunteer policy: the machine's owner came back). The timeout counts running time only, so it is
+    // paused with the task. `pausedBy` remembers how, to undo it the same way.
+    let pausedBy: 'cgroup' | 'signal' | null = null;
+    let timeLeft = spec.timeoutMs;
+    let clockFrom = startedAt;
+    const resume = (): void => {
+      if (!pausedBy) return;
+      if (pausedBy === 'cgroup') cg?.setFrozen(false);
+      else signalGroup('SIGCONT');
+      pausedBy = null;
+      if (!exited && !killTimer) {
+        clockFrom = Date.now();
+        timeout = setTimeout(() => kill('timeout'), timeLeft);
+      }
+    };
+    const suspend = (): void => {
+      if (pausedBy || exited || killTimer || pid === undefined) return;
+      clearTimeout(timeout);
+      timeLeft = Math.max(0, timeLeft - (Date.now() - clockFrom));
+      pausedBy = cg?.setFrozen(true) ? 'cgroup' : 'signal';
+      if (pausedBy === 'signal') signalGroup('SIGSTOP');
+    };
     const kill = (reason: 'cancel' | 'timeout'): void => {
       if (exited || killTimer) return;
       if (reason === 'timeout') timedOut = true;
       else cancelled = true;
       signalGroup('SIGTERM');
+      // A frozen or stopped process gets its SIGTERM only once running again: let it act on it now.
+      if (pausedBy) {
+        if (pausedBy === 'cgroup') cg?.setFrozen(false);
+        else signalGroup('SIGCONT');
+        pausedBy = null;
+      }
       killTimer = setTimeout(() => signalGroup('SIGKILL'), this.killGraceMs);
     };
-    const timeout = setTimeout(() => kill('timeout'), spec.timeoutMs);
+    let timeout = setTimeout(() => kill('timeout'), spec.timeoutMs);
 
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
@@ -160,7 +188,7 @@ export class NativeExecutor implements Executor {
         else resolve(result());
       };
     });
-    return { pid, kill, done };
+    return { pid, kill, suspend, resume, done };
   }
 }
 

@@ -54,10 +54,19 @@ export class FakeProbe implements Probe {
 
 const MiB = 1024 * 1024;
 
-/** Cores: all, or `cpus` (at most all). Memory: `memoryBytes`, or total minus 10% (at least 256 MiB kept back). */
-export function offeredCapacity(f: NodeFacts, limits: { cpus?: number | undefined; memoryBytes?: number | undefined }): Resources {
+/**
+ * Cores: all, or `cpus` (at most all). Memory: `memoryBytes`, or total minus 10% (at least 256 MiB kept back).
+ * GPUs: all, or those `gpus` names by index or UUID (a volunteer's share limits).
+ */
+export function offeredCapacity(f: NodeFacts, limits: { cpus?: number | undefined; memoryBytes?: number | undefined; gpus?: ReadonlyArray<number | string> | undefined }): Resources {
   const cores = limits.cpus !== undefined ? Math.min(limits.cpus, f.cores) : f.cores;
   const keep = Math.max(256 * MiB, Math.round(f.memoryBytes * 0.1));
   const memory = limits.memoryBytes !== undefined ? Math.min(limits.memoryBytes, f.memoryBytes) : Math.max(0, f.memoryBytes - keep);
-  return { cpuMillis: Math.round(cores * 1000), memoryBytes: memory, gpus: f.gpus.length, diskBytes: f.diskBytes };
+  return { cpuMillis: Math.round(cores * 1000), memoryBytes: memory, gpus: sharedGpus(f, limits.gpus).length, diskBytes: f.diskBytes };
+}
+
+/** The GPUs offered: all, or those named by index or UUID. */
+export function sharedGpus(f: NodeFacts, selection: ReadonlyArray<number | string> | undefined): NodeFacts['gpus'] {
+  if (selection === undefined) return f.gpus;
+  return f.gpus.filter((g) => selection.some((s) => (typeof s === 'number' ? g.index === s : g.uuid === s || String(g.index) === s)));
 }

@@ -1,9 +1,30 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseSize, ValidationError, type Issue } from '@dsg/core';
-import { normalizeCoordinatorUrl, processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
+import { normalizeCoordinatorUrl, policyReaderOptions, processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
 import { info, type GlobalFlags } from '../context.js';
 import { parsePositiveNumber } from './parse-flags.js';
+
+interface PolicyFlags { policy?: string; idleMinutes?: string; ownerCpu?: string; window?: string[]; acOnly?: boolean; maxTemperature?: string; graceMinutes?: string; gpus?: string }
+
+/** The policy flags that override the file; bad values become issues naming the flag. */
+function policyOverrides(f: PolicyFlags, issues: Issue[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const num = (v: string | undefined, flag: string, key: string, ok: (n: number) => boolean, what: string): void => {
+    if (v === undefined) return;
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || !ok(n)) issues.push({ path: flag, message: `expected ${what}, got "${v}"` });
+    else out[key] = n;
+  };
+  num(f.idleMinutes, '--idle-minutes', 'idleMinutes', (n) => n >= 0, 'a number of minutes (0 or more)');
+  num(f.ownerCpu, '--owner-cpu', 'ownerCpuPercent', (n) => n >= 1 && n <= 100, 'a percentage from 1 to 100');
+  num(f.maxTemperature, '--max-temperature', 'maxTemperature', (n) => n >= 20 && n <= 150, 'degrees Celsius from 20 to 150');
+  num(f.graceMinutes, '--grace-minutes', 'gracePeriodMinutes', (n) => n >= 0, 'a number of minutes (0 or more)');
+  if (f.window) out['windows'] = f.window;
+  if (f.acOnly) out['acPowerOnly'] = true;
+  if (f.gpus !== undefined) out['gpus'] = f.gpus.trim() === 'none' ? [] : f.gpus.split(',').map((g) => g.trim()).filter(Boolean).map((g) => (/^\d+$/.test(g) ? Number(g) : g));
+  return out;
+}
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
@@ -23,8 +44,16 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .option('--no-network', 'never give tasks network access, even when their job asks for it (network: true)')
     .option('--allow-unisolated-jobs', "run anyone's jobs even if this machine cannot isolate tasks (by default a node without isolation runs only the grid operator's jobs)")
     .option('--hide <dir...>', 'more directories sandboxed tasks must not see (the agent\'s own state dir is always hidden)')
+    .option('--policy <file>', 'volunteer policy file (YAML): share limits, idle-only, time windows, AC only, temperature ceiling (see README "Volunteering a machine")')
+    .option('--idle-minutes <n>', 'run only after this many minutes without keyboard or mouse input (turns idle-only on)')
+    .option('--owner-cpu <percent>', 'idle-only: and only while the owner\'s programs use less CPU than this (% of the machine; default 25)')
+    .option('--window <spec...>', 'only at these local times, e.g. "sat,sun" "mon-fri 19:00-07:00" (repeatable; replaces the file\'s windows)')
+    .option('--ac-only', 'never run on battery power')
+    .option('--max-temperature <celsius>', 'suspend tasks while the hottest thermal zone is at or above this')
+    .option('--grace-minutes <n>', 'suspended this long: stop the tasks and let them run elsewhere (default 5)')
+    .option('--gpus <list>', 'GPUs to share, by index or UUID, comma-separated; "none" shares none (default: all)')
     .addHelpText('after', '\nAlso needs --coordinator <url> (env DSG_COORDINATOR) and --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json). Prefer the environment variable: a --token on the\ncommand line is visible to every process of the machine (ps). A coordinator serving TLS with its own certificate\nis pinned by fingerprint: --tls-fingerprint sha256:… (env DSG_TLS_FINGERPRINT), as `dsg up` prints it; it is saved\nwith the node\'s identity after the first connection.\n\nExample:\n  DSG_JOIN_TOKEN=dsg_node_… dsg agent --coordinator https://192.168.1.10:7070 --tls-fingerprint sha256:3f9a… --cpus 4 --label gpu=rtx3090')
-    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[]; allowUnisolatedJobs?: boolean }) => {
+    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[]; allowUnisolatedJobs?: boolean } & PolicyFlags) => {
       const g = globals();
       const [rawUrl, urlSource] = g.coordinator ? [g.coordinator, '--coordinator'] : [processEnv['DSG_COORDINATOR'], 'DSG_COORDINATOR'];
       const token = g.token ?? processEnv['DSG_JOIN_TOKEN'] ?? processEnv['DSG_TOKEN'];
@@ -56,9 +85,12 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
       if (f.isolation !== undefined && !['none', 'cgroups', 'sandbox'].includes(f.isolation)) issues.push({ path: '--isolation', message: `expected none, cgroups or sandbox, got "${f.isolation}"` });
       const maxProcesses = f.maxProcesses === undefined ? undefined : Number(f.maxProcesses);
       if (maxProcesses !== undefined && !(Number.isInteger(maxProcesses) && maxProcesses >= 16)) issues.push({ path: '--max-processes', message: 'expected a whole number, at least 16 (a Node or Python program alone needs about 10)' });
+      const overrides = policyOverrides(f, issues);
       if (issues.length > 0) throw new ValidationError(issues);
       const min = LEVELS.indexOf(f.logLevel as (typeof LEVELS)[number]);
-      const { startAgent } = await import('@dsg/agent'); // loaded only for this command
+      const { startAgent, loadPolicyFile, compilePolicy } = await import('@dsg/agent'); // loaded only for this command
+      // Policy: defaults < file < flags. Any flag alone makes a policy (e.g. `--ac-only`).
+      const policy = f.policy ? loadPolicyFile(f.policy, overrides) : Object.keys(overrides).length > 0 ? compilePolicy({}, overrides, 'flags') : undefined;
       const agent = await startAgent({
         coordinatorUrl: coordinatorUrl!,
         token: token!,
@@ -76,6 +108,7 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
         allowNetwork: f.network,
         ...(f.allowUnisolatedJobs ? { allowUnisolatedJobs: true } : {}),
         ...(f.hide ? { hidePaths: f.hide.map((p) => resolve(p)) } : {}),
+        ...(policy ? { policy, policyReaders: policyReaderOptions(processEnv) } : {}),
         log: (level, message) => {
           if (LEVELS.indexOf(level) >= min) info(`${new Date().toISOString().slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${message}`);
         },

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { describeNodePolicyState } from '@dsg/core';
 import { clientFrom, print, printJson, type GlobalFlags } from '../context.js';
 import { ago, colorState, formatSize, table } from '../format.js';
 
@@ -7,14 +8,16 @@ export function registerNodes(program: Command, globals: () => GlobalFlags): voi
     .command('nodes')
     .description('list the machines in the grid and what they offer')
     .option('--json', 'print JSON: { items: NodeV1[] }')
-    .addHelpText('after', '\nCORES and MEMORY show what running tasks hold / what the node offers; TASKS counts running tasks and\nthose waiting in the node\'s queue. STATE adds cordoned, draining, drained or quarantined for a node that\ngets no new work (the reason follows the table), and how long an offline node has been gone; offline nodes\nare forgotten after offlineNodeRetentionHours (default a week).\n\nExamples:\n  dsg nodes\n  dsg nodes --json | jq \'.items[] | {name, state}\'\nISOLATION is what the node does to contain tasks: sandbox+cgroups (sandboxed, limits enforced), sandbox,\ncgroups (limits only), none (plain processes), ? (older agent).')
+    .addHelpText('after', '\nCORES and MEMORY show what running tasks hold / what the node offers; TASKS counts running tasks and\nthose waiting in the node\'s queue. STATE adds cordoned, draining, drained or quarantined for a node that\ngets no new work (the reason follows the table), and a volunteer node\'s policy state when its owner\'s policy\nholds it back (suspended: owner active, outside its time window, on battery, too hot), and how long an offline node has been gone; offline nodes\nare forgotten after offlineNodeRetentionHours (default a week).\n\nExamples:\n  dsg nodes\n  dsg nodes --json | jq \'.items[] | {name, state}\'\nISOLATION is what the node does to contain tasks: sandbox+cgroups (sandboxed, limits enforced), sandbox,\ncgroups (limits only), none (plain processes), ? (older agent).')
     .action(async (opts: { json?: boolean }) => {
       const { items } = await clientFrom(globals()).listNodes();
       if (opts.json) return printJson({ items });
       if (items.length === 0) return print('no nodes yet: start an agent with `dsg agent --coordinator URL --token JOIN_TOKEN`');
       const now = Date.now();
+      // A volunteer node its owner's policy holds back: "online, suspended: owner active".
+      const held = (n: (typeof items)[number]): string => (n.policy && n.policy.state !== 'working' ? `, ${describeNodePolicyState(n.policy.state)}` : '');
       const state = (n: (typeof items)[number]): string =>
-        n.state === 'online' ? (n.scheduling === 'eligible' ? colorState('online') : `${colorState('online')}, ${colorState(n.scheduling)}`)
+        n.state === 'online' ? (n.scheduling === 'eligible' ? `${colorState('online')}${held(n)}` : `${colorState('online')}, ${colorState(n.scheduling)}${held(n)}`)
           : `${colorState(n.state)} (gone ${ago(n.lastSeenAt, now).replace(/ ago$/, '')})${n.scheduling === 'eligible' ? '' : `, ${n.scheduling}`}`;
       print(table(['NAME', 'ID', 'STATE', 'CORES', 'MEMORY', 'GPUS', 'TASKS', 'OS', 'ISOLATION', 'LAST SEEN'], items.map((n) => [
         n.name, n.id, state(n), `${n.allocated.cpu}/${n.capacity.cpu}`, `${formatSize(n.allocated.memoryBytes)}/${formatSize(n.capacity.memoryBytes)}`,
@@ -23,7 +26,8 @@ export function registerNodes(program: Command, globals: () => GlobalFlags): voi
         n.state === 'online' ? 'now' : ago(n.lastSeenAt, now),
       ])));
       // Why a node takes no new work (quarantine reasons in full: they tell the operator what to look into).
-      const held = items.filter((n) => n.schedulingReason);
-      for (const n of held) print(`${n.name}: ${n.scheduling}: ${n.schedulingReason}`);
+      for (const n of items.filter((x) => x.schedulingReason)) print(`${n.name}: ${n.scheduling}: ${n.schedulingReason}`);
+      for (const n of items.filter((x) => x.policy && x.policy.state !== 'working'))
+        print(`${n.name}: ${describeNodePolicyState(n.policy!.state)} for ${ago(n.policy!.since, now).replace(/ ago$/, '')}: ${n.policy!.reason} (its owner's volunteer policy; no new work until it is working again)`);
     });
 }

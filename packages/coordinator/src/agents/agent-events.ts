@@ -1,4 +1,4 @@
-import type { CoordinatorMessage, FinishedMessage, HelloMessage, NodeId } from '@dsg/core';
+import type { CoordinatorMessage, FinishedMessage, HelloMessage, NodeId, NodePolicyStatus } from '@dsg/core';
 
 /**
  * What the agent hub reports to the coordinator's core (the Engine implements it; tests may fake it). The hub
@@ -15,6 +15,8 @@ export interface AgentEvents {
   onLog(nodeId: NodeId, attemptId: string, data: string): void;
   onFinished(nodeId: NodeId, m: FinishedMessage): void;
   onHeartbeat(nodeId: NodeId, running: readonly string[]): void;
+  /** The node's volunteer policy state changed (owner back, outside its window, on battery, too hot, working again). */
+  onPolicy(nodeId: NodeId, policy: NodePolicyStatus): void;
 }
 
 /** The Transport port toward agents (implemented by AgentHub over WebSocket; faked in tests). */

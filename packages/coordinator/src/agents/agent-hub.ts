@@ -217,6 +217,9 @@ export class AgentHub implements AgentLink {
         case 'stopping':
           await this.engine.onStopping(nodeId, m.reason);
           break;
+        case 'policy':
+          this.engine.onPolicy(nodeId, m.policy);
+          break;
       }
     }
   }

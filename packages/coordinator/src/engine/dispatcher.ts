@@ -9,7 +9,7 @@
  * State machine of a pass: idle ──requestTick──▶ queued (setImmediate) ──▶ ticking ──▶ idle, or queued again when
  * a trigger arrived while ticking (`tickAgain`), a plan was partly rejected, or the scheduler says more could fit.
  */
-import { newAttemptId, PRIORITY_CLASSES, type Assignment, type JobId, type NodeId } from '@dsg/core';
+import { newAttemptId, PRIORITY_CLASSES, type Assignment, type JobId, type NodeId, type NodePolicyStatus } from '@dsg/core';
 import {
   schedule,
   seededRng,
@@ -38,6 +38,8 @@ export interface DispatcherDeps {
   /** The transport toward agents, once started. */
   readonly link: () => AgentLink | null;
   readonly metrics?: EngineMetrics;
+  /** A node's volunteer policy state (null: none; the scheduler's `policy` filter holds back a node not `working`). */
+  readonly nodePolicy?: (nodeId: NodeId) => NodePolicyStatus | null;
   /** An assignment is about to be sent to a node (its input blobs become fetchable by that node). */
   readonly onAssigned?: (nodeId: NodeId, assignment: Assignment) => void;
 }
@@ -121,7 +123,10 @@ export class Dispatcher {
     });
     const nodes: SchedulerNode[] = usage
       .filter((u) => !heldBack(u.node, now0))
-      .map((u) => ({ id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels, facts: u.node.facts }));
+      .map((u) => {
+        const policy = this.deps.nodePolicy?.(u.node.id) ?? null;
+        return { id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels, facts: u.node.facts, ...(policy ? { policy } : {}) };
+      });
     return { nodes, held };
   }
 

@@ -12,7 +12,7 @@
  *
  * The HTTP routes reach these through the WorkService (service/work-service.ts), never directly.
  */
-import type { FinishedMessage, HelloMessage, JobId, NodeId } from '@dsg/core';
+import type { FinishedMessage, HelloMessage, JobId, NodeId, NodePolicyStatus } from '@dsg/core';
 import type { PendingReason, SchedulerConfig, SchedulerNode } from '@dsg/scheduler';
 import type { AttemptRecord, Store, StorePolicy } from '@dsg/store';
 import type { AgentEvents, AgentLink } from '../agents/agent-events.js';
@@ -96,6 +96,7 @@ export class Engine implements AgentEvents {
     const metrics = config.metrics ? { metrics: config.metrics } : {};
     this.dispatcher = new Dispatcher({
       store, clock, config: config.scheduler, log, attempts, link, ...metrics,
+      nodePolicy: (id) => this.nodePolicy(id),
       onAssigned: (nodeId, a) => this.inputGrants.grant(nodeId, a.attemptId, a.inputs.map((i) => i.sha256)),
     });
     this.reports = new ReportCommitter({
@@ -114,6 +115,17 @@ export class Engine implements AgentEvents {
     });
     this.liveness = new LivenessMonitor({ store, clock, log, link, reports: this.reports, config });
     this.cancels = new JobCanceller(store, this, clock, log);
+  }
+
+  /**
+   * The volunteer policy state of each connected node, as its agent last reported it (hello, then `policy`
+   * messages). In memory only: an agent repeats it in every hello, and a node that is gone takes no work anyway.
+   */
+  private readonly policies = new Map<NodeId, NodePolicyStatus>();
+
+  /** A connected node's volunteer policy state; null when it has none (or is not connected). */
+  nodePolicy(nodeId: NodeId): NodePolicyStatus | null {
+    return this.policies.get(nodeId) ?? null;
   }
 
   /** The compiled specs of recent jobs (assignments are built without a store read). */
@@ -233,7 +245,9 @@ export class Engine implements AgentEvents {
       now,
     });
     this.liveness.joined(nodeId);
-    this.log.info({ nodeId, name: hello.name, cores: hello.capacity.cpuMillis / 1000, rejoined: Boolean(existing) }, 'node connected');
+    if (hello.policy) this.policies.set(nodeId, hello.policy);
+    else this.policies.delete(nodeId);
+    this.log.info({ nodeId, name: hello.name, cores: hello.capacity.cpuMillis / 1000, rejoined: Boolean(existing), ...(hello.policy ? { policy: hello.policy.state } : {}) }, 'node connected');
     return nodeId;
   }
 
@@ -242,6 +256,7 @@ export class Engine implements AgentEvents {
   }
 
   onDisconnect(nodeId: NodeId): Promise<void> {
+    this.policies.delete(nodeId);
     return this.liveness.onDisconnect(nodeId);
   }
 
@@ -266,5 +281,14 @@ export class Engine implements AgentEvents {
   onHeartbeat(nodeId: NodeId, running: readonly string[]): void {
     this.liveness.touch(nodeId);
     this.reports.onHeartbeat(nodeId, running, this.clock.now());
+  }
+
+  onPolicy(nodeId: NodeId, policy: NodePolicyStatus): void {
+    this.liveness.touch(nodeId);
+    const before = this.policies.get(nodeId)?.state ?? 'working';
+    this.policies.set(nodeId, policy);
+    this.log.info({ nodeId, policy: policy.state, reason: policy.reason }, policy.state === 'working' ? 'node available again (volunteer policy)' : 'node held back by its volunteer policy');
+    // Working again: its capacity is back for queued work.
+    if (policy.state === 'working' && before !== 'working') this.requestTick();
   }
 }

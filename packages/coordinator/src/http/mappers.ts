@@ -1,5 +1,5 @@
 /** Domain records → wire types (v1). The only place where the HTTP shape of a thing is decided. */
-import { createdTasks, emptyTaskCounts, type AttemptV1, type Failure, type FailureV1, type JobV1, type NodeV1, type OutputV1, type Resources, type ResourcesV1, type StageV1, type TaskV1, type WorkflowEdgeV1, type WorkflowV1, type OwnerV1, type TokenV1 } from '@dsg/core';
+import { createdTasks, emptyTaskCounts, type AttemptV1, type Failure, type FailureV1, type JobV1, type NodePolicyStatus, type NodeV1, type OutputV1, type Resources, type ResourcesV1, type StageV1, type TaskV1, type WorkflowEdgeV1, type WorkflowV1, type OwnerV1, type TokenV1 } from '@dsg/core';
 import type { PendingReason } from '@dsg/scheduler';
 import type { AttemptRecord, JobRecord, NodeUsage, OutputRecord, Owner, TaskRecord, TokenRecord, WorkflowRecord } from '@dsg/store';
 
@@ -140,7 +140,8 @@ export function schedulingOf(u: NodeUsage, now: number): { scheduling: NodeV1['s
   return { scheduling: 'eligible', reason: null };
 }
 
-export const toNodeV1 = (u: NodeUsage, now: number = Date.now()): NodeV1 => ({
+/** `policy`: the node's volunteer policy state while connected (the engine keeps it in memory), or null. */
+export const toNodeV1 = (u: NodeUsage, now: number = Date.now(), policy: NodePolicyStatus | null = null): NodeV1 => ({
   id: u.node.id,
   name: u.node.name,
   state: u.node.state,
@@ -157,6 +158,7 @@ export const toNodeV1 = (u: NodeUsage, now: number = Date.now()): NodeV1 => ({
   scheduling: schedulingOf(u, now).scheduling,
   schedulingReason: schedulingOf(u, now).reason,
   quarantinedUntil: u.node.quarantinedUntil !== null && u.node.quarantinedUntil > now ? iso(u.node.quarantinedUntil) : null,
+  policy: policy && u.node.state === 'online' ? { state: policy.state, reason: policy.reason, since: iso(policy.since) } : null,
 });
 
 export const toOutputV1 = (o: OutputRecord): OutputV1 => ({

@@ -591,11 +591,12 @@ export class SqliteStore implements Store {
     const retry = taskState === 'queued';
     const failureCol = failure ? JSON.stringify(failure) : null;
     if (retry) {
-      // Back to the queue at its original position, so retries run before later work.
+      // Back to the queue at its original position, so retries run before later work. An end core says does not
+      // count (preempted by a volunteer machine's owner) leaves both failure counters as they were.
       const counter = failure?.kind === 'system' ? 'system_failures' : 'user_failures';
       this.moveTask(task, 'queued', {
         current_attempt_id: null, node_id: null, exit_code: exitCode, failure_json: failureCol,
-        [counter]: (counter === 'system_failures' ? task.system_failures : task.user_failures) + 1,
+        ...(decision.counted ? { [counter]: (counter === 'system_failures' ? task.system_failures : task.user_failures) + 1 } : {}),
       });
     } else {
       this.moveTask(task, taskState, { exit_code: exitCode, failure_json: failureCol, finished_at: now, started_at: task.started_at ?? startedAt });

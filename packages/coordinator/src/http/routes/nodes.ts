@@ -43,7 +43,10 @@ const AUDITED = { cordon: 'node.cordoned', drain: 'node.drained', uncordon: 'nod
 
 export function nodeRoutes(app: FastifyInstance, deps: NodeRouteDeps): void {
   const { store, engine, clock, authed } = deps;
-  const fresh = async (id: string): Promise<NodeV1> => toNodeV1(await findNode(store, id), clock.now());
+  const fresh = async (id: string): Promise<NodeV1> => {
+    const u = await findNode(store, id);
+    return toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id));
+  };
 
   const flagRoute = (action: 'cordon' | 'drain' | 'uncordon', change: Parameters<Store['setNodeFlags']>[1]) =>
     app.post(`${API_PREFIX}/nodes/:id/${action}`, async (req) => {
