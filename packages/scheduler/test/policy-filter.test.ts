@@ -12,7 +12,7 @@ const node = (id: string, policy?: NodePolicyStatus['state'], allocated = res(0,
   ...(policy ? { policy: { state: policy, reason: `because ${policy}`, since: 0 } } : {}),
 });
 const job = (id: string, r = res(1, 1), n = 2, typicalRunMs: number | null = null): SchedulerJob => ({
-  jobId: id as JobId, resources: r, typicalRunMs, seq: 0, queued: n,
+  jobId: id as JobId, resources: r, typicalRunMs, seq: 0, queued: n, operatorOwned: true, // nodes here report no isolation
   tasks: Array.from({ length: n }, (_, i) => ({ taskId: `task_${id}_${i}` as TaskId, seq: i })),
 });
 const req = { resources: res(1, 1), constraints: [], prefer: [] };
