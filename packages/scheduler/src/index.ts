@@ -6,3 +6,4 @@ export { loadAfter, scoreNode } from './rank.js';
 export { seededRng } from './rng.js';
 export * from './plugins.js';
 export * from './explain.js';
+export * from './fair-share.js';

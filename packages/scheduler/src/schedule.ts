@@ -22,6 +22,7 @@
  * The plan is a proposal. The coordinator applies it in one store transaction that re-checks every assignment.
  */
 import { addResources, constraintsKey, type Resources } from '@dsg/core';
+import { checkProjectLimits, DEFAULT_HISTORY_WEIGHT, dominantShare, normalizedHistory, type ProjectActive } from './fair-share.js';
 import { defaultChain, runFilters, runScorers, viewOf, type NodeView, type PlacementRequest, type PluginChain } from './plugins.js';
 import {
   prefetchFactor,
@@ -34,6 +35,8 @@ import {
   type SchedulerJob,
   type Snapshot,
 } from './types.js';
+
+const NOTHING_ACTIVE: ProjectActive = { tasks: 0, gpus: 0 };
 
 /** Everything the plugins read about a job: two jobs with the same key get the same verdict in a pass. */
 const shapeKey = (req: PlacementRequest, factor: number): string => {
@@ -56,19 +59,24 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
   const failedShapes = new Map<string, PendingReason>();
   let more = false;
 
-  // Fair share between projects (weighted, by dominant resource, like DRF): each placement goes to the project whose
-  // current allocation — what its attempts hold on the grid, plus what this pass has placed — is the smallest share
-  // of the grid's capacity divided by its weight. Within a project, jobs go in queue order (priority class, then
-  // first come first served); across projects, a higher priority class still goes first.
+  // Fair share between projects (weighted, by dominant resource, like DRF, with Slurm-style memory): each placement
+  // goes to the project whose key — a mix of its current allocation (what its attempts hold, plus what this pass has
+  // placed) as a share of the grid, and its decayed recent use as a fraction of all projects' (fair-share.ts) —
+  // divided by its weight, is smallest. Within a project, jobs go in queue order (priority class, then first come
+  // first served); across projects, a higher priority class still goes first.
   const total = nodes.reduce((t, n) => addResources(t, n.capacity), { cpuMillis: 0, memoryBytes: 0, gpus: 0, diskBytes: 0 } as Resources);
   const usage = new Map<string, Resources>(snapshot.projectUsage ? [...snapshot.projectUsage] : []);
+  const history = normalizedHistory(snapshot.projectHistory, total);
+  const h = history.size > 0 ? Math.min(Math.max(config.historyWeight ?? DEFAULT_HISTORY_WEIGHT, 0), 1) : 0;
   const weightOf = (p: string): number => Math.max(config.projectWeights?.[p] ?? 1, 1e-9);
   const shareOf = (p: string): number => {
     const u = usage.get(p);
-    if (!u) return 0;
-    const d = Math.max(total.cpuMillis ? u.cpuMillis / total.cpuMillis : 0, total.memoryBytes ? u.memoryBytes / total.memoryBytes : 0, total.gpus ? u.gpus / total.gpus : 0);
-    return d / weightOf(p);
+    const now = u ? dominantShare(u, total) : 0;
+    return ((1 - h) * now + h * (history.get(p) ?? 0)) / weightOf(p);
   };
+  // Per-project caps (projectLimits): what each project holds on nodes, kept current as this pass places.
+  const limits = config.projectLimits;
+  const active = new Map<string, ProjectActive>(snapshot.projectActive ? [...snapshot.projectActive] : []);
 
   interface Active {
     readonly job: SchedulerJob;
@@ -140,6 +148,13 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
       done();
       continue;
     }
+    const limited = limits ? checkProjectLimits(s.project, s.job.resources, active.get(s.project) ?? NOTHING_ACTIVE, limits[s.project]) : null;
+    if (limited !== null) {
+      // Not about nodes, so not cached by shape: another project's job of the same shape may still go.
+      pending.push({ jobId: s.job.jobId, taskId: task.taskId, never: false, code: 'project_limit', nodes: [], summary: limited });
+      done();
+      continue;
+    }
     const placed = place(s.req, s.factor, views, allocated, chain, ctx);
     if (placed.nodeId !== null) {
       s.room--;
@@ -147,6 +162,10 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
       const node = nodes[placed.index]!;
       allocated.set(node.id, addResources(allocated.get(node.id)!, s.job.resources));
       usage.set(s.project, addResources(usage.get(s.project) ?? { cpuMillis: 0, memoryBytes: 0, gpus: 0, diskBytes: 0 }, s.job.resources));
+      if (limits) {
+        const a = active.get(s.project) ?? NOTHING_ACTIVE;
+        active.set(s.project, { tasks: a.tasks + 1, gpus: a.gpus + s.job.resources.gpus });
+      }
       assignments.push({ taskId: task.taskId, nodeId: node.id, prefetch: placed.prefetch });
       if (s.next >= s.job.tasks.length) {
         // Every task it was given is placed; if it has more queued, the next pass may place more.

@@ -1,4 +1,5 @@
 import type { Constraint, JobId, NodeFacts, NodeId, Resources, TaskId } from '@dsg/core';
+import type { ProjectActive, ProjectLimits } from './fair-share.js';
 
 /** A node as the scheduler sees it: a frozen copy taken from the store, never a live object. */
 export interface SchedulerNode {
@@ -60,6 +61,10 @@ export interface Snapshot {
   readonly jobs: readonly SchedulerJob[];
   /** What each project's active attempts hold now (fair share); absent: nothing. */
   readonly projectUsage?: ReadonlyMap<string, Resources>;
+  /** Each project's recent use in resource·ms, decayed by `usageHalfLifeMs` (fair-share.ts `decayedUsage`); absent: none. */
+  readonly projectHistory?: ReadonlyMap<string, Resources>;
+  /** Tasks and GPUs each project holds on nodes now (per-project limits); absent: nothing. */
+  readonly projectActive?: ReadonlyMap<string, ProjectActive>;
 }
 
 export const Strategy = { spread: 'spread', binpack: 'binpack' } as const;
@@ -86,6 +91,15 @@ export interface SchedulerConfig {
   readonly maxOvercommit: number;
   /** Fair-share weight per project (default 1): a project of weight 2 gets twice the share of one of weight 1. */
   readonly projectWeights?: Readonly<Record<string, number>>;
+  /** Per-project caps on tasks and GPUs on nodes (the pass) and queued tasks (admission). */
+  readonly projectLimits?: Readonly<Record<string, ProjectLimits>>;
+  /**
+   * How much recent use (`snapshot.projectHistory`) counts against what a project holds now when ordering projects:
+   * 0 = current allocation only, 1 = history only. Default 0.5.
+   */
+  readonly historyWeight?: number;
+  /** Half-life of recent use (the coordinator derives `snapshot.projectHistory` with it). Default 1 h. */
+  readonly usageHalfLifeMs?: number;
 }
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { strategy: 'spread', maxAssignments: 5000, prefetchWindowMs: 50, maxOvercommit: 8 };
@@ -125,6 +139,8 @@ export interface PendingReason {
    * waiting will not help unless a bigger node joins. `false` means "not now": nodes are busy.
    */
   readonly never: boolean;
+  /** Set when the job waits for a reason that is not about nodes: `project_limit` (a per-project cap). */
+  readonly code?: 'project_limit';
   readonly summary: string;
   readonly nodes: readonly NodeRejection[];
 }
