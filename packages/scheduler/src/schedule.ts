@@ -52,7 +52,11 @@ export const byQueuePosition = (a: SchedulerJob, b: SchedulerJob): number =>
 export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: ScheduleContext, chain: PluginChain = defaultChain(config)): Plan {
   const nodes = [...snapshot.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const views = nodes.map(viewOf);
-  const allocated = new Map(nodes.map((n) => [n.id, n.allocated] as const));
+  const allocated = nodes.map((n) => n.allocated);
+  /** Per shape key: the nodes that could ever run it (computed at its first placement in this pass). */
+  const eligibleFor = new Map<string, Eligibility>();
+  /** Bumped when a node's allocation changes in this pass: cached verdicts for it are stale. */
+  const versions = new Int32Array(nodes.length);
   const assignments: Assignment[] = [];
   const pending: PendingReason[] = [];
   /** Shapes that fit nowhere in this pass, with the reason found for the first job of that shape. */
@@ -155,12 +159,15 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
       done();
       continue;
     }
-    const placed = place(s.req, s.factor, views, allocated, chain, ctx);
+    let elig = eligibleFor.get(s.key);
+    if (!elig) eligibleFor.set(s.key, (elig = eligibility(s.req, views, allocated, chain)));
+    const placed = place(s.req, s.factor, views, allocated, elig, versions, chain, ctx);
     if (placed.nodeId !== null) {
       s.room--;
       s.next++;
       const node = nodes[placed.index]!;
-      allocated.set(node.id, addResources(allocated.get(node.id)!, s.job.resources));
+      allocated[placed.index] = addResources(allocated[placed.index]!, s.job.resources);
+      versions[placed.index]!++;
       usage.set(s.project, addResources(usage.get(s.project) ?? { cpuMillis: 0, memoryBytes: 0, gpus: 0, diskBytes: 0 }, s.job.resources));
       if (limits) {
         const a = active.get(s.project) ?? NOTHING_ACTIVE;
@@ -192,54 +199,114 @@ type Placement =
   | { readonly nodeId: string; readonly index: number; readonly prefetch: boolean }
   | { readonly nodeId: null; readonly fitsSomewhereEver: boolean; readonly rejections: readonly NodeRejection[] };
 
-/** The best node for one task of this shape now, or why there is none. */
+/**
+ * The nodes that could ever run a shape: its `never` filters (constraints, capacity, …) do not depend on what nodes
+ * hold, so they run once per shape per pass, not once per task. The rejections are kept for the reason.
+ */
+interface Eligibility {
+  readonly nodes: readonly number[];
+  readonly never: readonly NodeRejection[];
+  /**
+   * Per eligible node (same order as `nodes`): whether a task fits now and its score, as last computed, and the
+   * node's version then. Plugins are pure functions of (request, node, allocation), so a node whose allocation has
+   * not changed since (same version) keeps its verdict: a placement rescans one node, not the grid.
+   */
+  readonly fit: Uint8Array;
+  readonly score: Float64Array;
+  readonly seen: Int32Array;
+}
+
+function eligibility(req: PlacementRequest, views: readonly NodeView[], allocated: readonly Resources[], chain: PluginChain): Eligibility {
+  const nodes: number[] = [];
+  const never: NodeRejection[] = [];
+  const nevers = chain.filters.filter((f) => f.verdict === 'never');
+  outer: for (let i = 0; i < views.length; i++) {
+    for (const f of nevers) {
+      const r = f.filter(req, views[i]!, allocated[i]!, 1);
+      if (r) {
+        never.push(r);
+        continue outer;
+      }
+    }
+    nodes.push(i);
+  }
+  return { nodes, never, fit: new Uint8Array(nodes.length), score: new Float64Array(nodes.length), seen: new Int32Array(nodes.length).fill(-1) };
+}
+
+const fitsNow = (chain: PluginChain, req: PlacementRequest, view: NodeView, alloc: Resources, factor: number): boolean => {
+  for (const f of chain.filters) {
+    if (f.verdict === 'never') continue;
+    if (f.fits ? !f.fits(req, view, alloc, factor) : f.filter(req, view, alloc, factor) !== null) return false;
+  }
+  return true;
+};
+
+/**
+ * The best node for one task of this shape now, or why there is none. The hot loop asks only the `busy` filters, and
+ * through their `fits` fast path when they have one: reasons (strings) are built only when the task fits nowhere.
+ */
 function place(
   req: PlacementRequest,
   factor: number,
   views: readonly NodeView[],
-  allocated: ReadonlyMap<string, Resources>,
+  allocated: readonly Resources[],
+  elig: Eligibility,
+  versions: Int32Array,
   chain: PluginChain,
   ctx: ScheduleContext,
 ): Placement {
-  const rejections: NodeRejection[] = [];
-  let best: { index: number; score: number; tie: number } | null = null;
-  let fitsSomewhereEver = false;
-  /** Nodes only busy now: candidates for prefetch. */
-  const busy: number[] = [];
-  for (let i = 0; i < views.length; i++) {
-    const view = views[i]!;
-    const alloc = allocated.get(view.node.id)!;
-    const r = runFilters(chain, req, view, alloc, 1);
-    if (r) {
-      rejections.push(r.rejection);
-      if (r.verdict === 'busy') {
-        fitsSomewhereEver = true;
-        busy.push(i);
-      }
-      continue;
+  let best = -1;
+  let bestScore = 0;
+  let bestTie = 0;
+  const { nodes: eligible, fit, score: scores, seen } = elig;
+  for (let j = 0; j < eligible.length; j++) {
+    const i = eligible[j]!;
+    if (seen[j] !== versions[i]) {
+      seen[j] = versions[i]!;
+      const alloc = allocated[i]!;
+      const ok = fitsNow(chain, req, views[i]!, alloc, 1);
+      fit[j] = ok ? 1 : 0;
+      if (ok) scores[j] = runScorers(chain, req, views[i]!, alloc);
     }
-    fitsSomewhereEver = true;
-    const score = runScorers(chain, req, view, alloc);
-    if (best === null || score > best.score) best = { index: i, score, tie: ctx.rng() };
-    else if (score === best.score) {
+    if (fit[j] === 0) continue;
+    const score = scores[j]!;
+    if (best < 0 || score > bestScore) {
+      best = i;
+      bestScore = score;
+      bestTie = ctx.rng();
+    } else if (score === bestScore) {
       const tie = ctx.rng();
-      if (tie > best.tie) best = { index: i, score, tie };
+      if (tie > bestTie) {
+        best = i;
+        bestTie = tie;
+      }
     }
   }
-  if (best !== null) return { nodeId: views[best.index]!.node.id, index: best.index, prefetch: false };
+  if (best >= 0) return { nodeId: views[best]!.node.id, index: best, prefetch: false };
 
-  // Prefetch: the same chain with the free-capacity filter allowing `factor ×` capacity, on the busy nodes.
-  if (busy.length > 0 && factor > 1) {
-    for (const i of busy) {
+  // Prefetch: the busy filters again with `factor ×` capacity (every eligible node is busy now).
+  if (factor > 1) {
+    for (const i of elig.nodes) {
       const view = views[i]!;
-      const alloc = allocated.get(view.node.id)!;
-      if (runFilters(chain, req, view, alloc, factor)) continue;
+      const alloc = allocated[i]!;
+      if (!fitsNow(chain, req, view, alloc, factor)) continue;
       const score = runScorers(chain, req, view, alloc);
-      if (best === null || score > best.score) best = { index: i, score, tie: 0 };
+      if (best < 0 || score > bestScore) {
+        best = i;
+        bestScore = score;
+      }
     }
-    if (best !== null) return { nodeId: views[best.index]!.node.id, index: best.index, prefetch: true };
+    if (best >= 0) return { nodeId: views[best]!.node.id, index: best, prefetch: true };
   }
-  return { nodeId: null, fitsSomewhereEver, rejections };
+  // Fits nowhere: now build the reasons, node by node, in node order.
+  const busy: NodeRejection[] = [];
+  for (const i of elig.nodes) {
+    const r = runFilters(chain, req, views[i]!, allocated[i]!, 1);
+    if (r) busy.push(r.rejection);
+  }
+  const byNode = new Map([...elig.never, ...busy].map((r) => [r.nodeId, r] as const));
+  const rejections = views.map((v) => byNode.get(v.node.id)).filter((r): r is NodeRejection => r !== undefined);
+  return { nodeId: null, fitsSomewhereEver: elig.nodes.length > 0, rejections };
 }
 
 function summarize(nodeCount: number, fitsSomewhereEver: boolean, rejections: readonly NodeRejection[]): string {
