@@ -7,3 +7,4 @@ export { seededRng } from './rng.js';
 export * from './plugins.js';
 export * from './explain.js';
 export * from './fair-share.js';
+export * from './reservation.js';

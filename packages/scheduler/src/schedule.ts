@@ -22,6 +22,7 @@
  * The plan is a proposal. The coordinator applies it in one store transaction that re-checks every assignment.
  */
 import { addResources, constraintsKey, type Resources } from '@dsg/core';
+import { DEFAULT_RESERVE_AFTER_MS, estimatedStart, mayBackfill, pickReservedNode, shortfall, type Reservation } from './reservation.js';
 import { checkProjectLimits, DEFAULT_HISTORY_WEIGHT, dominantShare, normalizedHistory, type ProjectActive } from './fair-share.js';
 import { defaultChain, runFilters, runScorers, viewOf, type NodeView, type PlacementRequest, type PluginChain } from './plugins.js';
 import {
@@ -35,6 +36,13 @@ import {
   type SchedulerJob,
   type Snapshot,
 } from './types.js';
+
+/** The reserved nodes this job may not use: all but its own reservation and those it may backfill. */
+function blockedFor(reserved: ReadonlyMap<number, Reservation>, job: SchedulerJob, now: number): ReadonlySet<number> | null {
+  const out = new Set<number>();
+  for (const [i, r] of reserved) if (r.jobId !== job.jobId && !mayBackfill(r, job.timeoutMs, now)) out.add(i);
+  return out.size === 0 ? null : out;
+}
 
 const NOTHING_ACTIVE: ProjectActive = { tasks: 0, gpus: 0 };
 
@@ -115,6 +123,22 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
   }
   const projects = [...queues.keys()].sort();
 
+  // Reservations (reservation.ts): jobs that have waited reserveAfterMs, oldest in queue order first, each get the
+  // node closest to fitting their task if no node has room now. One node per job, one job per node.
+  const reserved = new Map<number, Reservation>();
+  const reserveAfter = config.reserveAfterMs ?? DEFAULT_RESERVE_AFTER_MS;
+  const reasonOf = new Map<string, string>();
+  for (const q of [...queues.values()].flat().filter((a) => a.job.waitingSince !== undefined && ctx.now - a.job.waitingSince >= reserveAfter).sort((a, b) => byQueuePosition(a.job, b.job))) {
+    let elig = eligibleFor.get(q.key);
+    if (!elig) eligibleFor.set(q.key, (elig = eligibility(q.req, views, allocated, chain)));
+    if (elig.nodes.some((i) => shortfall(q.job.resources, nodes[i]!.capacity, allocated[i]!) === 0 && !reserved.has(i))) continue;
+    const i = pickReservedNode(q.job.resources, elig.nodes.filter((n) => !reserved.has(n)), nodes, allocated);
+    if (i === null) continue;
+    const startAt = estimatedStart(q.job.resources, nodes[i]!, allocated[i]!, ctx.now);
+    reserved.set(i, { jobId: q.job.jobId, nodeIndex: i, startAt });
+    reasonOf.set(q.job.jobId, `waited ${Math.round((ctx.now - q.job.waitingSince!) / 1000)} s: node ${nodes[i]!.name} is reserved for it and takes no new work that would delay it${startAt !== null ? `; it starts by ${new Date(startAt).toISOString()} at the latest` : ''}`);
+  }
+
   for (;;) {
     // The next job: the head of the project that goes first (priority class, then share, then queue position).
     let best: Active | null = null;
@@ -161,7 +185,8 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
     }
     let elig = eligibleFor.get(s.key);
     if (!elig) eligibleFor.set(s.key, (elig = eligibility(s.req, views, allocated, chain)));
-    const placed = place(s.req, s.factor, views, allocated, elig, versions, chain, ctx);
+    const blocked = reserved.size === 0 ? null : blockedFor(reserved, s.job, ctx.now);
+    const placed = place(s.req, s.factor, views, allocated, elig, versions, chain, ctx, blocked);
     if (placed.nodeId !== null) {
       s.room--;
       s.next++;
@@ -181,14 +206,15 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
       }
       continue;
     }
+    const reserveNote = reasonOf.get(s.job.jobId);
     const reason: PendingReason = {
       jobId: s.job.jobId,
       taskId: task.taskId,
       never: !placed.fitsSomewhereEver,
-      summary: summarize(nodes.length, placed.fitsSomewhereEver, placed.rejections),
+      summary: summarize(nodes.length, placed.fitsSomewhereEver, placed.rejections) + (reserveNote ? ` (${reserveNote})` : ''),
       nodes: placed.rejections,
     };
-    failedShapes.set(s.key, reason);
+    if (blocked === null) failedShapes.set(s.key, reason); // with reservations, the verdict depends on the job
     pending.push(reason);
     done();
   }
@@ -254,6 +280,7 @@ function place(
   versions: Int32Array,
   chain: PluginChain,
   ctx: ScheduleContext,
+  blocked: ReadonlySet<number> | null = null,
 ): Placement {
   let best = -1;
   let bestScore = 0;
@@ -268,7 +295,7 @@ function place(
       fit[j] = ok ? 1 : 0;
       if (ok) scores[j] = runScorers(chain, req, views[i]!, alloc);
     }
-    if (fit[j] === 0) continue;
+    if (fit[j] === 0 || (blocked !== null && blocked.has(i))) continue;
     const score = scores[j]!;
     if (best < 0 || score > bestScore) {
       best = i;
@@ -289,6 +316,7 @@ function place(
     for (const i of elig.nodes) {
       const view = views[i]!;
       const alloc = allocated[i]!;
+      if (blocked !== null && blocked.has(i)) continue;
       if (!fitsNow(chain, req, view, alloc, factor)) continue;
       const score = runScorers(chain, req, view, alloc);
       if (best < 0 || score > bestScore) {

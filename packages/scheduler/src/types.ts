@@ -12,6 +12,8 @@ export interface SchedulerNode {
   readonly labels: Readonly<Record<string, string>>;
   /** Probed facts (os, arch, GPUs…), matched by constraints; absent in tests that do not need them. */
   readonly facts?: NodeFacts;
+  /** When its running tasks must end at the latest (start + timeout) and what they free: reservation estimates. */
+  readonly releases?: ReadonlyArray<{ readonly at: number; readonly resources: Resources }>;
 }
 
 export interface SchedulerTask {
@@ -53,6 +55,10 @@ export interface SchedulerJob {
    * only these unless their operator opts in. Absent: false.
    */
   readonly operatorOwned?: boolean;
+  /** Epoch ms its first queued task has waited since (reservation after `reserveAfterMs`); absent: never reserved for. */
+  readonly waitingSince?: number;
+  /** Its tasks' timeout (ms), or null/absent when they have none: only jobs with one may backfill a reserved node. */
+  readonly timeoutMs?: number | null;
 }
 
 export interface Snapshot {
@@ -100,6 +106,8 @@ export interface SchedulerConfig {
   readonly historyWeight?: number;
   /** Half-life of recent use (the coordinator derives `snapshot.projectHistory` with it). Default 1 h. */
   readonly usageHalfLifeMs?: number;
+  /** A job that has waited this long reserves the node closest to fitting it (reservation.ts). Default 60 s. */
+  readonly reserveAfterMs?: number;
 }
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { strategy: 'spread', maxAssignments: 5000, prefetchWindowMs: 50, maxOvercommit: 8 };

@@ -64,6 +64,9 @@ export class Dispatcher {
    * tasks read for jobs that could place more than one. For tests and diagnostics.
    */
   lastPass: { readonly ms: number; readonly jobsRead: number; readonly tasksRead: number; readonly assigned: number } | null = null;
+  /** When each queued job with nothing on nodes was first seen waiting (reservation). */
+  private waitingSince = new Map<JobId, number>();
+
   /** Recent use per project (decayed) and what each holds now, refreshed at most every FAIR_SHARE_REFRESH_MS. */
   private fairShareCache: { at: number; history: Map<string, Resources>; active: ReadonlyMap<string, ProjectActive> } | null = null;
 
@@ -191,6 +194,12 @@ export class Dispatcher {
       if (!l) tasksOf.set(t.jobId, (l = []));
       l.push({ taskId: t.taskId, seq: t.seq });
     }
+    // Reservation (scheduler reservation.ts): how long each job has waited with none of its tasks on a node, as seen
+    // by this coordinator (a restart starts the wait again: the bound only moves later by one reserveAfterMs).
+    const seenAt = this.deps.clock.now();
+    const waiting = new Map<JobId, number>();
+    for (const j of queuedJobs) if (j.active === 0) waiting.set(j.jobId, this.waitingSince.get(j.jobId) ?? seenAt);
+    this.waitingSince = waiting;
     const jobs: SchedulerJob[] = queuedJobs.map((j, i) => ({
       jobId: j.jobId,
       ...summaries[i]!,
@@ -200,6 +209,8 @@ export class Dispatcher {
       project: specs[i]?.compiled.project ?? 'default',
       operatorOwned: specs[i]?.operatorOwned ?? false,
       active: j.active,
+      ...(waiting.has(j.jobId) ? { waitingSince: waiting.get(j.jobId)! } : {}),
+      timeoutMs: specs[i]?.compiled.timeoutMs ?? null,
       tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
     }));
     const now = this.deps.clock.now();
