@@ -106,7 +106,7 @@ export interface SchedulerConfig {
   readonly historyWeight?: number;
   /** Half-life of recent use (the coordinator derives `snapshot.projectHistory` with it). Default 1 h. */
   readonly usageHalfLifeMs?: number;
-  /** A job that has waited this long reserves the node closest to fitting it (reservation.ts). Default 60 s. */
+  /** A job that has waited this long reserves the node closest to fitting it (reservation.ts). Off (Infinity) unless set; 60 s is the intended default (DEFAULT_RESERVE_AFTER_MS). */
   readonly reserveAfterMs?: number;
 }
 

@@ -15,6 +15,7 @@ const job = (id: string, seq: number, n: number, r: Resources, extra: Partial<Sc
   tasks: Array.from({ length: n }, (_, i) => ({ taskId: `${id}.${i}` as TaskId, seq: seq + i })), ...extra,
 });
 const ctx = { now: NOW, rng: seededRng(1) };
+const CFG = { ...DEFAULT_SCHEDULER_CONFIG, reserveAfterMs: 60_000 };
 
 describe('reservation helpers', () => {
   it('shortfall: 0 when it fits, else the largest missing fraction of capacity', () => {
@@ -44,12 +45,12 @@ describe('reservation in the pass', () => {
   const small = (extra: Partial<SchedulerJob> = {}) => job('small', 10, 5, res(1), extra);
 
   it('before the bounded wait, small work takes the free core (no reservation yet)', () => {
-    const plan = schedule({ nodes: [node('n', 8, 7)], jobs: [big(30_000), small()] }, DEFAULT_SCHEDULER_CONFIG, ctx);
+    const plan = schedule({ nodes: [node('n', 8, 7)], jobs: [big(30_000), small()] }, CFG, ctx);
     assert.deepEqual(plan.assignments.map((a) => a.taskId), ['small.0']);
   });
 
   it('after it, the node is reserved: small work without a proving timeout waits, and the big job says why', () => {
-    const plan = schedule({ nodes: [node('n', 8, 7)], jobs: [big(120_000), small()] }, DEFAULT_SCHEDULER_CONFIG, ctx);
+    const plan = schedule({ nodes: [node('n', 8, 7)], jobs: [big(120_000), small()] }, CFG, ctx);
     assert.deepEqual(plan.assignments, []);
     const r = plan.pending.find((p) => p.jobId === 'big')!;
     assert.match(r.summary, /waited 120 s: node n is reserved for it/);
@@ -57,14 +58,14 @@ describe('reservation in the pass', () => {
 
   it('backfill: a short job whose timeout ends before the reserved start may use the gap; a longer one may not', () => {
     const n = node('n', 8, 7, [{ at: NOW + 60_000, resources: res(7, 7) }]);
-    const ok = schedule({ nodes: [n], jobs: [big(120_000), small({ timeoutMs: 30_000 })] }, DEFAULT_SCHEDULER_CONFIG, ctx);
+    const ok = schedule({ nodes: [n], jobs: [big(120_000), small({ timeoutMs: 30_000 })] }, CFG, ctx);
     assert.deepEqual(ok.assignments.map((a) => a.taskId), ['small.0']);
-    const no = schedule({ nodes: [n], jobs: [big(120_000), small({ timeoutMs: 120_000 })] }, DEFAULT_SCHEDULER_CONFIG, ctx);
+    const no = schedule({ nodes: [n], jobs: [big(120_000), small({ timeoutMs: 120_000 })] }, CFG, ctx);
     assert.deepEqual(no.assignments, []);
   });
 
   it('only the node closest to fitting is reserved: small work still uses the others', () => {
-    const plan = schedule({ nodes: [node('a', 8, 7), node('b', 8, 2)], jobs: [big(120_000), small()] }, DEFAULT_SCHEDULER_CONFIG, ctx);
+    const plan = schedule({ nodes: [node('a', 8, 7), node('b', 8, 2)], jobs: [big(120_000), small()] }, CFG, ctx);
     assert.ok(plan.assignments.length > 0 && plan.assignments.every((a) => a.nodeId === 'a'), JSON.stringify(plan.assignments));
   });
 
@@ -75,7 +76,7 @@ describe('reservation in the pass', () => {
       const running: number[] = [];
       for (let round = 0; round < 200; round++) {
         const now = NOW + round * 10_000;
-        const plan = schedule({ nodes: [node('n', 8, used)], jobs: [job('big', 0, 1, res(8), { waitingSince: NOW }), job('small', 10 + round, 20, res(1))] }, DEFAULT_SCHEDULER_CONFIG, { now, rng: seededRng(round) });
+        const plan = schedule({ nodes: [node('n', 8, used)], jobs: [job('big', 0, 1, res(8), { waitingSince: NOW }), job('small', 10 + round, 20, res(1))] }, CFG, { now, rng: seededRng(round) });
         for (const a of plan.assignments) {
           if (a.taskId === 'big.0') return used === 0;
           used++; running.push(round);
