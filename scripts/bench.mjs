@@ -7,6 +7,7 @@
 // against the same number of independent tasks in one job, run in the same grid: tasks/s and overhead per edge.
 //   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --repeat N (workflow runs, default 5)  --json
 //            --isolation sandbox|cgroups|none (the local agent's task isolation; default: the strongest available)
+//            --scheduler: instead, the scheduler alone: 1,000 nodes × 100,000 tasks (scripts/bench-scheduler.mjs)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -23,6 +24,12 @@ const isolationAt = process.argv.indexOf('--isolation');
 const isolation = isolationAt > 0 ? ['--isolation', process.argv[isolationAt + 1]] : [];
 const cores = availableParallelism();
 const say = (m) => process.stderr.write(`[bench] ${m}\n`);
+
+// `--scheduler`: the pure scheduler alone at grid scale (scripts/bench-scheduler.mjs), then exit.
+if (process.argv.includes('--scheduler')) {
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'bench-scheduler.mjs'), ...process.argv.slice(2).filter((a) => a !== '--scheduler')], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 
 const ensure = spawnSync(process.execPath, [join(root, 'scripts', 'ensure.mjs'), '--quiet'], { stdio: 'inherit' });
 if (ensure.status !== 0) process.exit(ensure.status ?? 1);

@@ -27,6 +27,7 @@ const FIELDS = {
   gcInterval: { schema: z.coerce.number({ error: 'expected a number of minutes' }).positive({ error: 'expected a number of minutes greater than 0' }), env: 'DSG_GC_INTERVAL_MINUTES', flag: '--gc-interval', file: 'gcIntervalMinutes' },
   gcGrace: { schema: z.coerce.number({ error: 'expected a number of minutes' }).min(0, { error: 'expected 0 or more minutes' }), env: 'DSG_GC_GRACE_MINUTES', flag: '--gc-grace', file: 'gcGraceMinutes' },
   logLevel: { schema: z.enum(['debug', 'info', 'warn', 'error', 'silent'], { error: 'expected debug, info, warn, error or silent' }), env: 'DSG_LOG_LEVEL', flag: '--log-level', file: 'logLevel' },
+  usageHalfLife: { schema: z.coerce.number({ error: 'expected a number of minutes' }).positive({ error: 'expected a number of minutes greater than 0' }), env: 'DSG_USAGE_HALF_LIFE_MINUTES', flag: '--usage-half-life', file: 'usageHalfLifeMinutes' },
   maxQueuedTasks: { schema: z.coerce.number({ error: 'expected a number of tasks' }).int({ error: 'expected a whole number of tasks' }).min(1, { error: 'expected at least 1 task' }), env: 'DSG_MAX_QUEUED_TASKS', flag: '--max-queued-tasks', file: 'maxQueuedTasks' },
   maxQueuedTasksPerProject: { schema: z.coerce.number({ error: 'expected a number of tasks' }).int({ error: 'expected a whole number of tasks' }).min(1, { error: 'expected at least 1 task' }), env: 'DSG_MAX_QUEUED_TASKS_PER_PROJECT', flag: '--max-queued-tasks-per-project', file: 'maxQueuedTasksPerProject' },
   rateLimit: { schema: z.coerce.number({ error: 'expected requests per second' }).min(0, { error: 'expected 0 (off) or more requests per second' }), env: 'DSG_RATE_LIMIT', flag: '--rate-limit', file: 'rateLimitPerSecond' },
@@ -61,6 +62,8 @@ export const SERVE_DEFAULTS: Partial<Record<Field, string | number>> = {
   gcGrace: 60,
   logLevel: 'info',
   maxQueuedTasks: 1_000_000,
+  // Fair share remembers a project's use with this half-life: an hour ago counts half, two hours ago a quarter.
+  usageHalfLife: 60,
   maxQueuedTasksPerProject: 1_000_000,
   // Per-token request limits and failed sign-ins per IP (DEFAULT_RATE_LIMITS); dashboard sessions last 12 hours.
   rateLimit: 200,
@@ -69,7 +72,22 @@ export const SERVE_DEFAULTS: Partial<Record<Field, string | number>> = {
   sessionHours: 12,
 };
 
-export const FILE_KEYS: readonly string[] = Object.values(FIELDS).map((f) => f.file);
+/**
+ * Settings that are maps keyed by project: file only (a flag or env variable per project would not scale).
+ *   projectWeights: { physics: 2, bio: 1 }
+ *   projectLimits:  { physics: { maxRunningTasks: 200, maxGpus: 4, maxQueuedTasks: 100000 } }
+ */
+const PROJECT_NAME = z.string().min(1).max(100);
+const MAP_FIELDS = {
+  projectWeights: z.record(PROJECT_NAME, z.number({ error: 'expected a weight (a number greater than 0)' }).positive({ error: 'expected a weight greater than 0' })),
+  projectLimits: z.record(PROJECT_NAME, z.strictObject({
+    maxRunningTasks: z.number().int({ error: 'expected a whole number of tasks' }).min(0, { error: 'expected 0 or more tasks' }).optional(),
+    maxGpus: z.number().int({ error: 'expected a whole number of GPUs' }).min(0, { error: 'expected 0 or more GPUs' }).optional(),
+    maxQueuedTasks: z.number().int({ error: 'expected a whole number of tasks' }).min(1, { error: 'expected at least 1 task' }).optional(),
+  }, { error: 'expected { maxRunningTasks?, maxGpus?, maxQueuedTasks? }' })),
+} as const;
+
+export const FILE_KEYS: readonly string[] = [...Object.values(FIELDS).map((f) => f.file), ...Object.keys(MAP_FIELDS)];
 
 /** Pure: merge the layers and validate. `file` is the parsed config file, `fileName` how to name it in errors. */
 export function resolveServeConfig(input: {
@@ -98,6 +116,14 @@ export function resolveServeConfig(input: {
     if (r.success) out[name] = r.data;
     else issues.push({ path: source, message: `${r.error.issues[0]?.message.replace(/^Invalid input: /, '') ?? 'invalid'}, got ${JSON.stringify(value)}` });
   }
+  const maps: { projectWeights?: Record<string, number>; projectLimits?: Record<string, { maxRunningTasks?: number; maxGpus?: number; maxQueuedTasks?: number }> } = {};
+  for (const [key, schema] of Object.entries(MAP_FIELDS)) {
+    const value = input.file?.[key];
+    if (value === undefined) continue;
+    const r = (schema as z.ZodType).safeParse(value);
+    if (r.success) (maps as Record<string, unknown>)[key] = r.data;
+    else for (const i of r.error.issues) issues.push({ path: `${input.fileName}: ${[key, ...i.path.map(String)].join('.')}`, message: i.message.replace(/^Invalid input: /, '') });
+  }
   if (issues.length === 0 && (out.nodeTimeout as number) <= (out.heartbeat as number))
     issues.push({ path: FIELDS.nodeTimeout.flag, message: `must be longer than the heartbeat (${String(out.heartbeat)}s)` });
   if (issues.length > 0) throw new ValidationError(issues, 'invalid coordinator settings');
@@ -113,6 +139,7 @@ export function resolveServeConfig(input: {
     logLevel: out.logLevel as CoordinatorOptions['logLevel'] & string,
     maxQueuedTasks: out.maxQueuedTasks as number,
     maxQueuedTasksPerProject: out.maxQueuedTasksPerProject as number,
+    fairShare: { usageHalfLifeMinutes: out.usageHalfLife as number, ...maps },
     rateLimits: { perTokenPerSecond: out.rateLimit as number, perTokenBurst: out.rateLimitBurst as number, failedAuthPerMinute: out.failedAuthLimit as number },
     sessionHours: out.sessionHours as number,
     tls: out.tls as 'auto' | 'on' | 'off',

@@ -172,7 +172,7 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
       dataDir: '/srv/.dsg', host: '0.0.0.0', port: 7070, heartbeatIntervalSeconds: 2, nodeTimeoutSeconds: 10, logLevel: 'info',
       offlineNodeRetentionSeconds: 7 * 24 * 3600, quarantine: { failures: 3, windowSeconds: 600, coolDownSeconds: 1800 },
       retention: { maxAgeDays: 30, maxBytes: 0, intervalMinutes: 60, graceMinutes: 60 },
-      maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000,
+      maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000, fairShare: { usageHalfLifeMinutes: 60 },
       rateLimits: { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 }, sessionHours: 12, tls: 'auto',
     });
   });
@@ -187,6 +187,17 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
     assert.deepEqual([o.maxQueuedTasks, o.maxQueuedTasksPerProject], [500, 50]);
     const bad = issues(() => resolveServeConfig({ ...base, flags: {}, env: { DSG_MAX_QUEUED_TASKS: '0' }, file: null }));
     assert.deepEqual(bad.map((i) => i.path), ['DSG_MAX_QUEUED_TASKS']);
+  });
+  it('fair share: weights and per-project limits from the file, the half-life from every layer; bad values named by path', () => {
+    const file = { projectWeights: { physics: 2, bio: 1 }, projectLimits: { physics: { maxRunningTasks: 100, maxGpus: 4, maxQueuedTasks: 5000 } }, usageHalfLifeMinutes: 30 };
+    const o = resolveServeConfig({ ...base, flags: {}, env: {}, file });
+    assert.deepEqual(o.fairShare, { usageHalfLifeMinutes: 30, projectWeights: { physics: 2, bio: 1 }, projectLimits: { physics: { maxRunningTasks: 100, maxGpus: 4, maxQueuedTasks: 5000 } } });
+    assert.equal(resolveServeConfig({ ...base, flags: { usageHalfLife: '15' }, env: { DSG_USAGE_HALF_LIFE_MINUTES: '45' }, file }).fairShare?.usageHalfLifeMinutes, 15);
+    assert.equal(resolveServeConfig({ ...base, flags: {}, env: { DSG_USAGE_HALF_LIFE_MINUTES: '45' }, file }).fairShare?.usageHalfLifeMinutes, 45);
+    const bad = issues(() => resolveServeConfig({ ...base, flags: {}, env: {}, file: { projectWeights: { physics: 0 }, projectLimits: { bio: { maxGpus: -1, maxTasks: 3 } } } }));
+    const paths = bad.map((i) => i.path).sort();
+    assert.ok(paths.includes('grid.yaml: projectWeights.physics'), JSON.stringify(bad));
+    assert.ok(paths.includes('grid.yaml: projectLimits.bio.maxGpus') || paths.includes('grid.yaml: projectLimits.bio'), JSON.stringify(bad));
   });
   it('layers file, env and flags', () => {
     const file = { port: 8000, dataDir: '/data/dsg', heartbeatSeconds: 2, nodeTimeoutSeconds: 10 };

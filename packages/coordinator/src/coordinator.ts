@@ -83,7 +83,12 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     reconcileGraceMs: Math.max(2 * heartbeatIntervalMs, 5000),
     reportBatchMs: 2,
     policy: { maxSystemRetries: DEFAULT_MAX_SYSTEM_RETRIES, ...quarantinePolicy(options) },
-    scheduler: DEFAULT_SCHEDULER_CONFIG,
+    scheduler: {
+      ...DEFAULT_SCHEDULER_CONFIG,
+      ...(options.fairShare?.projectWeights ? { projectWeights: options.fairShare.projectWeights } : {}),
+      ...(options.fairShare?.projectLimits ? { projectLimits: options.fairShare.projectLimits } : {}),
+      ...(options.fairShare?.usageHalfLifeMinutes !== undefined ? { usageHalfLifeMs: options.fairShare.usageHalfLifeMinutes * 60_000 } : {}),
+    },
     metrics,
     ...(options.outputQuotaBytes !== undefined ? { outputQuotaBytes: options.outputQuotaBytes } : {}),
     ...(options.logQuotaBytes !== undefined ? { logQuotaBytes: options.logQuotaBytes } : {}),
@@ -106,6 +111,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     admission: {
       ...(options.maxQueuedTasks !== undefined ? { maxQueuedTasks: options.maxQueuedTasks } : {}),
       ...(options.maxQueuedTasksPerProject !== undefined ? { maxQueuedTasksPerProject: options.maxQueuedTasksPerProject } : {}),
+      ...(options.fairShare?.projectLimits ? { projectLimits: options.fairShare.projectLimits } : {}),
     },
   });
   hub.attach(app.server);

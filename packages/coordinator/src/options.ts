@@ -54,6 +54,15 @@ export interface CoordinatorOptions {
    */
   readonly maxQueuedTasks?: number;
   readonly maxQueuedTasksPerProject?: number;
+  /**
+   * Fair share between projects: weights (default 1 each), per-project limits (tasks and GPUs on nodes, queued
+   * tasks), and the half-life of recent use that counts against a project (default 60 minutes).
+   */
+  readonly fairShare?: {
+    readonly projectWeights?: Readonly<Record<string, number>>;
+    readonly projectLimits?: Readonly<Record<string, { readonly maxRunningTasks?: number; readonly maxGpus?: number; readonly maxQueuedTasks?: number }>>;
+    readonly usageHalfLifeMinutes?: number;
+  };
   /** Seconds after which an offline or lost node that holds no work is forgotten. Default 7 days. */
   readonly offlineNodeRetentionSeconds?: number;
   /**

@@ -43,3 +43,20 @@ describe('admission control', () => {
     assert.match((wf.json() as { error: { message: string } }).error.message, /this adds 3/);
   });
 });
+
+describe('admission control: a project\'s own limit (projectLimits.<project>.maxQueuedTasks)', () => {
+  let t: TestApi;
+  before(async () => {
+    t = await startTestApi({ admission: { maxQueuedTasks: 100, maxQueuedTasksPerProject: 50, projectLimits: { small: { maxQueuedTasks: 5 } } }, maxUploadBytes: 1024 });
+  });
+  after(async () => t.close());
+  const post = (json: unknown) => t.app.inject({ method: 'POST', url: '/api/v1/jobs', headers: { authorization: `Bearer ${t.admin}` }, payload: json as object });
+
+  it('overrides the default for that project only, and the message names the setting to change', async () => {
+    assert.equal((await post({ spec: { name: 'a', command: ['true'], array: 4, project: 'small' } })).statusCode, 201);
+    const r = await post({ spec: { name: 'b', command: ['true'], array: 2, project: 'small' } });
+    assert.equal(r.statusCode, 429);
+    assert.match((r.json() as { error: { message: string } }).error.message, /project "small" has 4 tasks waiting to start and this adds 2, over its limit of 5 \(projectLimits\.small\.maxQueuedTasks\)/);
+    assert.equal((await post({ spec: { name: 'c', command: ['true'], array: 30, project: 'big' } })).statusCode, 201, 'other projects keep the default');
+  });
+});

@@ -8,3 +8,5 @@ export * from './plugins.js';
 export { policyFilter } from './policy-filter.js';
 export * from './explain.js';
 export { isolationFilter } from './isolation-filter.js';
+export * from './fair-share.js';
+export * from './reservation.js';

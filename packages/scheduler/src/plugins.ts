@@ -48,6 +48,11 @@ export interface FilterPlugin {
   readonly verdict: 'never' | 'busy';
   /** `factor` > 1 when looking for room to prefetch into (only the capacity-in-use filter reads it). */
   filter(req: PlacementRequest, view: NodeView, allocated: Resources, factor: number): NodeRejection | null;
+  /**
+   * Optional fast path: the same yes/no as `filter` without building a rejection (the pass asks it for every node
+   * on every placement; the reason is only built when a job fits nowhere). Must agree with `filter`.
+   */
+  fits?(req: PlacementRequest, view: NodeView, allocated: Resources, factor: number): boolean;
 }
 
 export interface ScorePlugin {
@@ -88,6 +93,12 @@ export const freeFilter: FilterPlugin = {
   name: 'free',
   verdict: 'busy',
   filter: (req, view, allocated, factor) => checkFree(req.resources, view.node, allocated, factor),
+  fits: (req, view, a, factor) => {
+    const w = req.resources;
+    const c = view.node.capacity;
+    return w.cpuMillis <= c.cpuMillis * factor - a.cpuMillis && w.memoryBytes <= c.memoryBytes * factor - a.memoryBytes &&
+      w.gpus <= c.gpus * factor - a.gpus && w.diskBytes <= c.diskBytes * factor - a.diskBytes;
+  },
 };
 
 /** Load after placing the task: spread prefers the emptiest node, binpack the fullest. */

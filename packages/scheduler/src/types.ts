@@ -1,4 +1,5 @@
 import type { Constraint, IsolationRequirement, JobId, NodeFacts, NodeId, NodePolicyStatus, Resources, TaskId } from '@dsg/core';
+import type { ProjectActive, ProjectLimits } from './fair-share.js';
 
 /** A node as the scheduler sees it: a frozen copy taken from the store, never a live object. */
 export interface SchedulerNode {
@@ -13,6 +14,8 @@ export interface SchedulerNode {
   readonly facts?: NodeFacts;
   /** Its volunteer policy state, as its agent reports it; absent: no policy (always working). */
   readonly policy?: NodePolicyStatus;
+  /** When its running tasks must end at the latest (start + timeout) and what they free: reservation estimates. */
+  readonly releases?: ReadonlyArray<{ readonly at: number; readonly resources: Resources }>;
 }
 
 export interface SchedulerTask {
@@ -56,6 +59,10 @@ export interface SchedulerJob {
   readonly operatorOwned?: boolean;
   /** The least isolation a node must give its tasks (the spec's `isolation`); absent: any. */
   readonly isolation?: IsolationRequirement;
+  /** Epoch ms its first queued task has waited since (reservation after `reserveAfterMs`); absent: never reserved for. */
+  readonly waitingSince?: number;
+  /** Its tasks' timeout (ms), or null/absent when they have none: only jobs with one may backfill a reserved node. */
+  readonly timeoutMs?: number | null;
 }
 
 export interface Snapshot {
@@ -64,6 +71,10 @@ export interface Snapshot {
   readonly jobs: readonly SchedulerJob[];
   /** What each project's active attempts hold now (fair share); absent: nothing. */
   readonly projectUsage?: ReadonlyMap<string, Resources>;
+  /** Each project's recent use in resource·ms, decayed by `usageHalfLifeMs` (fair-share.ts `decayedUsage`); absent: none. */
+  readonly projectHistory?: ReadonlyMap<string, Resources>;
+  /** Tasks and GPUs each project holds on nodes now (per-project limits); absent: nothing. */
+  readonly projectActive?: ReadonlyMap<string, ProjectActive>;
 }
 
 export const Strategy = { spread: 'spread', binpack: 'binpack' } as const;
@@ -90,6 +101,17 @@ export interface SchedulerConfig {
   readonly maxOvercommit: number;
   /** Fair-share weight per project (default 1): a project of weight 2 gets twice the share of one of weight 1. */
   readonly projectWeights?: Readonly<Record<string, number>>;
+  /** Per-project caps on tasks and GPUs on nodes (the pass) and queued tasks (admission). */
+  readonly projectLimits?: Readonly<Record<string, ProjectLimits>>;
+  /**
+   * How much recent use (`snapshot.projectHistory`) counts against what a project holds now when ordering projects:
+   * 0 = current allocation only, 1 = history only. Default 0.5.
+   */
+  readonly historyWeight?: number;
+  /** Half-life of recent use (the coordinator derives `snapshot.projectHistory` with it). Default 1 h. */
+  readonly usageHalfLifeMs?: number;
+  /** A job that has waited this long reserves the node closest to fitting it (reservation.ts). Off (Infinity) unless set; 60 s is the intended default (DEFAULT_RESERVE_AFTER_MS). */
+  readonly reserveAfterMs?: number;
 }
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { strategy: 'spread', maxAssignments: 5000, prefetchWindowMs: 50, maxOvercommit: 8 };
@@ -135,6 +157,8 @@ export interface PendingReason {
    * waiting will not help unless a bigger node joins. `false` means "not now": nodes are busy.
    */
   readonly never: boolean;
+  /** Set when the job waits for a reason that is not about nodes: `project_limit` (a per-project cap). */
+  readonly code?: 'project_limit';
   readonly summary: string;
   readonly nodes: readonly NodeRejection[];
 }

@@ -467,6 +467,15 @@ export interface Store {
   waitingTasks(project: string): Promise<{ readonly total: number; readonly project: number }>;
   /** What the active attempts (assigned or running) of each project hold: fair share between projects. */
   allocationByProject(): Promise<ReadonlyMap<string, Resources>>;
+  /**
+   * Fair share with memory: every attempt that started and is still active or finished at or after `since`, with
+   * its project and resources. Attempts never started (assigned only) are not use. Also what each project holds on
+   * nodes now (tasks assigned or running, their GPUs): per-project limits.
+   */
+  projectUsageSince(since: number): Promise<{
+    readonly records: ReadonlyArray<{ readonly project: string; readonly resources: Resources; readonly startedAt: number; readonly finishedAt: number | null }>;
+    readonly active: ReadonlyMap<string, { readonly tasks: number; readonly gpus: number }>;
+  }>;
   /** Tasks of unfinished jobs by state (for metrics): queued, assigned, running. */
   activeTaskCounts(): Promise<{ readonly queued: number; readonly assigned: number; readonly running: number }>;
   queueAhead(id: JobId): Promise<{ readonly tasksAhead: number; readonly jobsAhead: number } | null>;

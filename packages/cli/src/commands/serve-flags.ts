@@ -8,7 +8,7 @@ export type { ServeFlags };
 
 export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
   return cmd
-    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, retentionDays, retentionMaxGb, gcIntervalMinutes, gcGraceMinutes, logLevel, maxQueuedTasks, maxQueuedTasksPerProject, rateLimitPerSecond, rateLimitBurst, failedAuthPerMinute, sessionHours, tls, tlsCert, tlsKey (env DSG_CONFIG)')
+    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, retentionDays, retentionMaxGb, gcIntervalMinutes, gcGraceMinutes, logLevel, maxQueuedTasks, maxQueuedTasksPerProject, projectWeights, projectLimits, usageHalfLifeMinutes, rateLimitPerSecond, rateLimitBurst, failedAuthPerMinute, sessionHours, tls, tlsCert, tlsKey (env DSG_CONFIG)')
     .option('--data-dir <dir>', 'where the database, logs, blobs and credentials live (env DSG_DATA_DIR; default .dsg)')
     .option('-p, --port <port>', 'port for the API, dashboard and agents (env DSG_PORT; default 7070; 0 = any free port)')
     .option('--host <address>', 'address to listen on (env DSG_HOST; default 0.0.0.0)')
@@ -16,6 +16,7 @@ export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
     .option('--node-timeout <seconds>', 'seconds a node may be out of reach (disconnected or silent) before it is declared lost and its tasks requeued (env DSG_NODE_TIMEOUT; default 10)')
     .option('--max-queued-tasks <n>', 'admission: most tasks waiting to start in the grid; a submit over it gets HTTP 429 (env DSG_MAX_QUEUED_TASKS; default 1000000)')
     .option('--max-queued-tasks-per-project <n>', 'admission: most tasks waiting to start per project (env DSG_MAX_QUEUED_TASKS_PER_PROJECT; default 1000000)')
+    .option('--usage-half-life <minutes>', 'fair share: a project\'s use this long ago counts half against it, twice as long ago a quarter (env DSG_USAGE_HALF_LIFE_MINUTES; default 60). Weights and per-project limits: projectWeights, projectLimits in --config')
     .option('--offline-node-retention <hours>', 'offline nodes holding no work are forgotten after this many hours (env DSG_OFFLINE_NODE_RETENTION_HOURS; default 168, a week)')
     .option('--quarantine-failures <n>', 'a node with this many system failures of its own (not exit codes) within the window gets no new work; 0 = off (env DSG_QUARANTINE_FAILURES; default 3)')
     .option('--quarantine-window <minutes>', 'window for --quarantine-failures (env DSG_QUARANTINE_WINDOW_MINUTES; default 10)')

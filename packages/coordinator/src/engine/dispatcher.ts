@@ -19,7 +19,14 @@ import {
   type SchedulerJob,
   type SchedulerNode,
   type SchedulerTask,
+  decayedUsage,
+  DEFAULT_USAGE_HALF_LIFE_MS,
+  type ProjectActive,
 } from '@dsg/scheduler';
+import type { Resources } from '@dsg/core';
+
+/** How often fair share re-reads recent use per project (it changes on the scale of its half-life). */
+const FAIR_SHARE_REFRESH_MS = 5_000;
 import type { NodeRecord, Store } from '@dsg/store';
 import type { AgentLink } from '../agents/agent-events.js';
 import { toAssignment } from '../agents/assignment.js';
@@ -59,6 +66,32 @@ export class Dispatcher {
    * tasks read for jobs that could place more than one. For tests and diagnostics.
    */
   lastPass: { readonly ms: number; readonly jobsRead: number; readonly tasksRead: number; readonly assigned: number } | null = null;
+  /** When each queued job with nothing on nodes was first seen waiting (reservation). */
+  private waitingSince = new Map<JobId, number>();
+
+  /** Recent use per project (decayed) and what each holds now, refreshed at most every FAIR_SHARE_REFRESH_MS. */
+  private fairShareCache: { at: number; history: Map<string, Resources>; active: ReadonlyMap<string, ProjectActive> } | null = null;
+
+  /**
+   * Fair share's memory and per-project limits. Derived from the attempts the store keeps (no table of its own: a
+   * restart reads the same attempts, so it keeps the history). The history changes slowly (half-life ~1 h), so it is
+   * read at most every few seconds; the active counts are read with it, and the pass keeps them current as it places
+   * (between refreshes, a limit may be overshot by what the previous passes placed — the next refresh corrects it).
+   */
+  private async fairShareInputs(now: number, manyProjects: boolean): Promise<{ projectHistory?: ReadonlyMap<string, Resources>; projectActive?: ReadonlyMap<string, ProjectActive> }> {
+    const limits = this.deps.config.projectLimits !== undefined && Object.keys(this.deps.config.projectLimits).length > 0;
+    if (!manyProjects && !limits) return {};
+    const c = this.fairShareCache;
+    if (c === null || now - c.at >= (limits ? 0 : FAIR_SHARE_REFRESH_MS) || now < c.at) {
+      const halfLife = this.deps.config.usageHalfLifeMs ?? DEFAULT_USAGE_HALF_LIFE_MS;
+      // Beyond 10 half-lives use weighs < 0.1 %: not read.
+      const { records, active } = await this.deps.store.projectUsageSince(now - 10 * halfLife);
+      this.fairShareCache = { at: now, history: decayedUsage(records, now, halfLife), active };
+    }
+    const f = this.fairShareCache!;
+    return { ...(manyProjects ? { projectHistory: f.history } : {}), ...(limits ? { projectActive: f.active } : {}) };
+  }
+
   private readonly rng = seededRng(Date.now() >>> 0);
   private tickQueued = false;
   private ticking = false;
@@ -166,6 +199,12 @@ export class Dispatcher {
       if (!l) tasksOf.set(t.jobId, (l = []));
       l.push({ taskId: t.taskId, seq: t.seq });
     }
+    // Reservation (scheduler reservation.ts): how long each job has waited with none of its tasks on a node, as seen
+    // by this coordinator (a restart starts the wait again: the bound only moves later by one reserveAfterMs).
+    const seenAt = this.deps.clock.now();
+    const waiting = new Map<JobId, number>();
+    for (const j of queuedJobs) if (j.active === 0) waiting.set(j.jobId, this.waitingSince.get(j.jobId) ?? seenAt);
+    this.waitingSince = waiting;
     const jobs: SchedulerJob[] = queuedJobs.map((j, i) => ({
       jobId: j.jobId,
       ...summaries[i]!,
@@ -176,12 +215,15 @@ export class Dispatcher {
       operatorOwned: specs[i]?.operatorOwned ?? false,
       ...(specs[i]?.compiled.isolation ? { isolation: specs[i]!.compiled.isolation! } : {}),
       active: j.active,
+      ...(waiting.has(j.jobId) ? { waitingSince: waiting.get(j.jobId)! } : {}),
+      timeoutMs: specs[i]?.compiled.timeoutMs ?? null,
       tasks: limits[i]! > 1 ? (tasksOf.get(j.jobId) ?? []) : [{ taskId: j.first.taskId, seq: j.first.seq }],
     }));
     const now = this.deps.clock.now();
     // Fair share needs what each project holds now; with one project there is nothing to share.
     const projectUsage = new Set(jobs.map((j) => j.project)).size > 1 ? await this.deps.store.allocationByProject() : undefined;
-    const plan = schedule({ nodes, jobs, ...(projectUsage ? { projectUsage } : {}) }, this.deps.config, { now, rng: this.rng });
+    const fair = await this.fairShareInputs(now, projectUsage !== undefined);
+    const plan = schedule({ nodes, jobs, ...(projectUsage ? { projectUsage } : {}), ...fair }, this.deps.config, { now, rng: this.rng });
     // One reason per waiting job: every job with queued tasks is examined in each pass.
     this.pendingReasons.clear();
     for (const p of plan.pending) this.pendingReasons.set(p.jobId, held.length > 0 ? withHeldNodes(p, held) : p);

@@ -65,7 +65,7 @@ export interface ApiDeps {
   readonly staticDir: string;
   readonly startedAt: number;
   /** Admission limits (HTTP 429 over them); defaults in WorkService. */
-  readonly admission?: { readonly maxQueuedTasks?: number; readonly maxQueuedTasksPerProject?: number };
+  readonly admission?: { readonly maxQueuedTasks?: number; readonly maxQueuedTasksPerProject?: number; readonly projectLimits?: Readonly<Record<string, { readonly maxQueuedTasks?: number }>> };
   /** Prometheus metrics served at /metrics; none in tests that do not need them. */
   readonly metrics?: CoordinatorMetrics;
   /** Largest input or output file accepted. */

@@ -30,7 +30,7 @@ export interface WorkServiceDeps {
   readonly clock: Clock;
   readonly log: Logger;
   /** Admission limits (see CoordinatorOptions); defaults 1,000,000 in all, no extra cap per project. */
-  readonly admission?: { readonly maxQueuedTasks?: number; readonly maxQueuedTasksPerProject?: number };
+  readonly admission?: { readonly maxQueuedTasks?: number; readonly maxQueuedTasksPerProject?: number; readonly projectLimits?: Readonly<Record<string, { readonly maxQueuedTasks?: number }>> };
 }
 
 /** How long a client refused for a full queue is told to wait before trying again. */
@@ -46,7 +46,10 @@ export class WorkService {
    */
   private async admit(project: string, incoming: number): Promise<void> {
     const maxAll = this.deps.admission?.maxQueuedTasks ?? 1_000_000;
-    const maxProject = this.deps.admission?.maxQueuedTasksPerProject ?? Infinity;
+    // A project's own limit (projectLimits.<project>.maxQueuedTasks) overrides the default for every project.
+    const own = this.deps.admission?.projectLimits?.[project]?.maxQueuedTasks;
+    const maxProject = own ?? this.deps.admission?.maxQueuedTasksPerProject ?? Infinity;
+    const setting = own !== undefined ? `projectLimits.${project}.maxQueuedTasks` : 'maxQueuedTasksPerProject';
     const w = await this.deps.store.waitingTasks(project);
     if (w.total + incoming > maxAll)
       throw new OverLimitError(
@@ -55,8 +58,8 @@ export class WorkService {
       );
     if (w.project + incoming > maxProject)
       throw new OverLimitError(
-        `project "${project}" has ${w.project} tasks waiting to start and this adds ${incoming}, over its limit of ${maxProject} (maxQueuedTasksPerProject); try again when some have run`,
-        RETRY_AFTER_SECONDS, { limit: 'maxQueuedTasksPerProject', project, waiting: w.project, incoming, max: maxProject },
+        `project "${project}" has ${w.project} tasks waiting to start and this adds ${incoming}, over its limit of ${maxProject} (${setting}); try again when some have run`,
+        RETRY_AFTER_SECONDS, { limit: setting, project, waiting: w.project, incoming, max: maxProject },
       );
   }
 

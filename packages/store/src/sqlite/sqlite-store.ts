@@ -365,6 +365,30 @@ export class SqliteStore implements Store {
     return new Map(rows.map((r) => [r.project, { cpuMillis: r.cpu, memoryBytes: r.mem, gpus: r.gpus, diskBytes: r.disk }]));
   }
 
+  async projectUsageSince(since: number): Promise<{
+    readonly records: ReadonlyArray<{ readonly project: string; readonly resources: Resources; readonly startedAt: number; readonly finishedAt: number | null }>;
+    readonly active: ReadonlyMap<string, { readonly tasks: number; readonly gpus: number }>;
+  }> {
+    const cols = 'j.project, a.cpu_millis AS cpu, a.memory_bytes AS mem, a.gpus, a.disk_bytes AS disk, a.started_at AS s, a.finished_at AS f';
+    type Row = { project: string; cpu: number; mem: number; gpus: number; disk: number; s: number; f: number | null };
+    // Two indexed reads (attempts_finished, attempts_active) instead of one scan of every attempt kept.
+    const rows = [
+      ...(this.q(`SELECT ${cols} FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.finished_at IS NOT NULL AND a.finished_at >= ? AND a.started_at IS NOT NULL`).all(since) as Row[]),
+      ...(this.q(`SELECT ${cols} FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.state IN ('assigned', 'running') AND a.finished_at IS NULL`).all() as Row[]),
+    ];
+    const active = new Map<string, { tasks: number; gpus: number }>();
+    const records = [];
+    for (const r of rows) {
+      const resources = { cpuMillis: r.cpu, memoryBytes: r.mem, gpus: r.gpus, diskBytes: r.disk };
+      if (r.f === null) {
+        const a = active.get(r.project) ?? { tasks: 0, gpus: 0 };
+        active.set(r.project, { tasks: a.tasks + 1, gpus: a.gpus + r.gpus });
+      }
+      if (r.s !== null) records.push({ project: r.project, resources, startedAt: r.s, finishedAt: r.f });
+    }
+    return { records, active };
+  }
+
   async activeTaskCounts(): Promise<{ readonly queued: number; readonly assigned: number; readonly running: number }> {
     const r = this.q('SELECT COALESCE(SUM(n_queued), 0) AS q, COALESCE(SUM(n_assigned), 0) AS a, COALESCE(SUM(n_running), 0) AS r FROM jobs WHERE finished_at IS NULL').get() as { q: number; a: number; r: number };
     return { queued: r.q, assigned: r.a, running: r.r };
