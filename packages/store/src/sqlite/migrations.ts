@@ -273,7 +273,7 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    version: 11,
+    version: 10,
     name: 'attempts_finished_index',
     sql: `
       -- Fair share with memory reads the attempts that finished in the last few half-lives (and the running ones)
