@@ -14,3 +14,4 @@ export * from './protocol.js';
 export * from './output-paths.js';
 export const DSG_VERSION = '0.1.0';
 export * from './audit.js';
+export * from './ledger.js';

@@ -8,6 +8,7 @@
  * it does only after they are committed to the store: a crash on either side loses no result.
  */
 import { z } from 'zod';
+import { AttemptUsageWire } from './ledger.js';
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_WS_PATH = '/api/v1/agent/connect';
@@ -98,6 +99,8 @@ export const FinishedMessage = z.object({
   startedAt: z.number().nullable(),
   finishedAt: z.number(),
   outputs: z.array(OutputFileWire),
+  /** What the agent measured of the attempt (cgroup CPU usage); absent from agents that measure nothing or predate it. */
+  usage: AttemptUsageWire.optional(),
 });
 
 /**
