@@ -27,6 +27,7 @@ import { registerWait } from './commands/wait.js';
 import { registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
 import { registerLedger } from './commands/ledger.js';
+import { registerAgentService } from './commands/agent-service.js';
 
 const program = new Command()
   .name('dsg')
@@ -53,6 +54,7 @@ const globals = (): GlobalFlags => program.opts<GlobalFlags>();
 registerUp(program);
 registerCoordinator(program);
 registerAgent(program, globals);
+registerAgentService(program.commands.find((c) => c.name() === 'agent')!);
 registerSubmit(program, globals);
 registerJobs(program, globals);
 registerJobShow(program, globals);
