@@ -109,7 +109,7 @@ verified on those systems.`)
       const scope: ServiceScope = opts.system ? 'system' : 'user';
       const l = layoutFor(process.platform, scope);
       const record = join(l.configDir, 'install.json');
-      if (!existsSync(record)) return print(`no ${scope} service installed by dsg here (no ${record}); nothing to remove`);
+      if (!existsSync(record)) return print(`no ${scope} agent service installed here (no ${record}); nothing to remove`);
       const r = JSON.parse(readFileSync(record, 'utf8')) as { files: string[]; stateDir: string };
       const sc = scope === 'user' ? ['--user'] : [];
       if (process.platform === 'linux' && systemdRunning(scope)) {
