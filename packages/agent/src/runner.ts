@@ -22,7 +22,7 @@ import { constants as fsConstants } from 'node:fs';
 import { copyFile, chmod, lstat, mkdir, readdir, realpath, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { glob } from 'tinyglobby';
-import { formatSize, outputPathMatcher, type AgentMessage, type Assignment, type FinishedMessage, type OutputFile } from '@dsg/core';
+import { AttemptUsageWire, formatSize, outputPathMatcher, type AgentMessage, type Assignment, type FinishedMessage, type OutputFile } from '@dsg/core';
 import type { CoordinatorHttp } from './coordinator-http.js';
 import { sha256File } from './coordinator-http.js';
 import type { ExecHandle, Executor } from './executor/executor.js';
@@ -113,8 +113,10 @@ export class AttemptRun {
   private async run(): Promise<FinishedMessage> {
     const a = this.assignment;
     const cwd = join(this.deps.workDir, a.attemptId);
+    // Measured usage goes with `finished` only when valid: an out-of-range figure must not get the report refused.
+    let usage: FinishedMessage['usage'];
     const finished = (end: FinishedMessage['end'], startedAt: number | null, outputs: OutputFile[] = []): FinishedMessage => ({
-      type: 'finished', attemptId: a.attemptId, end, startedAt, finishedAt: Date.now(), outputs,
+      type: 'finished', attemptId: a.attemptId, end, startedAt, finishedAt: Date.now(), outputs, ...(usage ? { usage } : {}),
     });
     try {
       // The agent creates workDir at start, so a plain mkdir usually suffices (cheaper than a recursive one).
@@ -147,6 +149,8 @@ export class AttemptRun {
       if (this.cancelled || this.interrupted || this.preempted) this.handle.kill('cancel');
       else if (this.suspendedAt !== null) this.handle.suspend?.();
       const r = await this.handle.done;
+      const measured = AttemptUsageWire.safeParse(r.usage ?? {});
+      if (measured.success && Object.keys(measured.data).length > 0) usage = measured.data;
       this.flushLogs();
       if (this.interrupted && (r.cancelled || r.spawnError)) return finished({ kind: 'error', reason: 'agent_stopped', message: this.interrupted }, r.startedAt);
       if (this.preempted && r.cancelled) return finished({ kind: 'error', reason: 'preempted', message: this.preemptedMessage(this.startedAt ?? r.startedAt) }, this.startedAt ?? r.startedAt);

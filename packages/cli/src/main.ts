@@ -26,6 +26,8 @@ import { registerWorkflow } from './commands/workflow.js';
 import { registerWait } from './commands/wait.js';
 import { registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
+import { registerLedger } from './commands/ledger.js';
+import { registerAgentService } from './commands/agent-service.js';
 
 const program = new Command()
   .name('dsg')
@@ -44,6 +46,7 @@ Start here:
   dsg status · dsg gc --dry-run · dsg node drain NAME    operate the grid
   dsg token create --role submitter --project NAME         give someone their own token
   dsg audit list · dsg audit verify                        who did what, and proof nobody edited it
+  dsg ledger --by node|project|user [--csv]                 what each machine gave, and each project used
 
 Every read command takes --json. Exit codes: 0 ok · 1 a job failed or a runtime error · 2 bad input ·
 3 cannot reach the coordinator (waiting commands keep trying for 5m first: --give-up-after) · 130 interrupted.`);
@@ -52,6 +55,7 @@ const globals = (): GlobalFlags => program.opts<GlobalFlags>();
 registerUp(program);
 registerCoordinator(program);
 registerAgent(program, globals);
+registerAgentService(program.commands.find((c) => c.name() === 'agent')!);
 registerSubmit(program, globals);
 registerJobs(program, globals);
 registerJobShow(program, globals);
@@ -66,6 +70,7 @@ registerStatus(program, globals);
 registerNodeRevoke(program, globals);
 registerToken(program, globals);
 registerAudit(program, globals);
+registerLedger(program, globals);
 registerSpec(program);
 
 function fail(code: number, message: string): never {

@@ -5,6 +5,7 @@
  */
 import {
   type AuditPageV1,
+  type LedgerV1,
   type AuditVerifyV1,
   API_PREFIX,
   DsgError,
@@ -192,6 +193,9 @@ export class DsgClient {
   /** Revoke a token by id or name (admin), at once, with its dashboard sessions. */
   revokeToken = (idOrName: string): Promise<{ token: TokenV1 }> => this.json('DELETE', `/tokens/${encodeURIComponent(idOrName)}`);
   /** Audit log entries, newest first (admin, reader); page with `before: page.nextBefore`. */
+  /** The contribution ledger, summed per node, project or user (admin, reader). */
+  ledger = (q: { by?: 'node' | 'project' | 'user'; since?: string; until?: string; node?: string; project?: string; user?: string } = {}): Promise<LedgerV1> =>
+    this.json('GET', '/ledger', { query: q });
   auditList = (q: { limit?: number; before?: number; action?: string; actor?: string; since?: string } = {}): Promise<AuditPageV1> =>
     this.json('GET', '/audit', { query: q });
   /** Walk the audit log's hash chain; `head` (`SEQ:HASH`) is one kept elsewhere, checked to be still in the log. */

@@ -182,6 +182,7 @@ describe('authorization matrix: every route × every kind of caller', () => {
       'POST /api/v1/gc': { request: post('/api/v1/gc', { dryRun: true }), expect: admin('POST', 200) },
       'GET /api/v1/audit': { request: get('/api/v1/audit?limit=5'), expect: gridRead(200) },
       'GET /api/v1/audit/verify': { request: get('/api/v1/audit/verify'), expect: gridRead(200) },
+      'GET /api/v1/ledger': { request: get('/api/v1/ledger?by=project'), expect: gridRead(200) },
       'HEAD /api/v1/blobs/:sha256': {
         request: () => ({ method: 'HEAD', url: `/api/v1/blobs/${ids.blob}` }),
         // A node credential may check only the inputs of its own attempts (it has none here).

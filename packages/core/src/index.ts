@@ -15,3 +15,4 @@ export * from './output-paths.js';
 export * from './node-policy.js';
 export const DSG_VERSION = '0.1.0';
 export * from './audit.js';
+export * from './ledger.js';

@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { NODE_POLICY_STATES } from './node-policy.js';
+import { AttemptUsageWire } from './ledger.js';
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_WS_PATH = '/api/v1/agent/connect';
@@ -115,6 +116,8 @@ export const FinishedMessage = z.object({
   startedAt: z.number().nullable(),
   finishedAt: z.number(),
   outputs: z.array(OutputFileWire),
+  /** What the agent measured of the attempt (cgroup CPU usage); absent from agents that measure nothing or predate it. */
+  usage: AttemptUsageWire.optional(),
 });
 
 /**

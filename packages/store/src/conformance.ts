@@ -68,6 +68,72 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
   });
 
   describe(`Store conformance: ${name}`, () => {
+    withStore('ledger: one entry per finished attempt, in its finishing transaction, adding up exactly to the recorded run times', async (s) => {
+      const owner = { tokenId: newTokenId(tick()), name: 'alice', role: 'submitter' as const };
+      const specA = { name: 'a', command: ['x'], array: 2, retries: 1, project: 'physics', resources: { cpu: 2, memory: '1Gi', gpus: 1 } };
+      const a = await s.createJob({ id: newJobId(tick()), name: 'a', spec: specA, compiled: compileJobSpec(specA), inputs: [], createdAt: clock, warnings: [], owner });
+      const b = await job(s, { name: 'b', command: ['x'], array: 2, resources: { cpu: 0.5, memory: '512Mi' } });
+      const gpuNode = async (name: string): Promise<NodeId> => {
+        const id = newNodeId(tick());
+        await s.upsertNode({
+          id, name, capacity: { cpuMillis: 8000, memoryBytes: 8 * GiB, gpus: 2, diskBytes: 100 * GiB },
+          facts: { hostname: name, os: 'linux', arch: 'x64', cpuModel: 'x', cores: 8, memoryBytes: 8 * GiB, diskBytes: 100 * GiB, gpus: [] },
+          labels: {}, agentVersion: 't', address: null, now: clock,
+        });
+        return id;
+      };
+      const alpha = await gpuNode('alpha');
+      const beta = await gpuNode('beta');
+
+      const a0 = (await assign(s, a.id, 0, alpha)).created[0]!.id;
+      const a1 = (await assign(s, a.id, 1, beta)).created[0]!.id;
+      const b0 = (await assign(s, b.id, 0, beta)).created[0]!.id;
+      const b1 = (await assign(s, b.id, 1, beta)).created[0]!.id;
+      const t0 = tick();
+      await s.recordReports([{ attemptId: b0, at: t0 }], [], clock, POLICY);
+      // a0 succeeds with measured usage; a1 fails (retried); b0 is lost after starting; b1 is lost before starting.
+      await s.recordReports([], [
+        { attemptId: a0, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: t0, finishedAt: t0 + 4000, outputs: [], usage: { cpuMs: 7000, peakMemoryBytes: 100 * 1024 ** 2 } },
+        { attemptId: a1, end: { kind: 'exited', exitCode: 1, signal: null }, startedAt: t0, finishedAt: t0 + 1500, outputs: [] },
+      ], tick(), POLICY);
+      // A duplicate report of a finished attempt is fenced off: no second entry.
+      await s.recordReports([], [{ attemptId: a0, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: t0, finishedAt: t0 + 9000, outputs: [] }], tick(), POLICY);
+      const lostAt = tick();
+      await s.loseAttempts([b0, b1], 'node lost', lostAt, POLICY);
+      const a1b = (await assign(s, a.id, 1, alpha)).created[0]!.id;
+      await s.recordReports([], [{ attemptId: a1b, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: t0 + 10_000, finishedAt: t0 + 12_500, outputs: [] }], tick(), POLICY);
+
+      // The recorded run times, from the attempts themselves.
+      const attempts = [];
+      for (const [j, i] of [[a.id, 0], [a.id, 1], [b.id, 0], [b.id, 1]] as const) attempts.push(...await s.listAttempts(taskIdOf(j, i)));
+      assert.equal(attempts.length, 5);
+      const runMs = attempts.reduce((sum, x) => sum + (x.startedAt === null ? 0 : x.finishedAt! - x.startedAt), 0);
+      assert.equal(runMs, 4000 + 1500 + (lostAt - t0) + 0 + 2500);
+
+      for (const by of ['node', 'project', 'user'] as const) {
+        const rows = await s.ledger({ by });
+        assert.equal(rows.reduce((n, r) => n + r.attempts, 0), 5, by);
+        assert.equal(rows.reduce((n, r) => n + r.wallMs, 0), runMs, `${by}: the ledger adds up to the recorded run times`);
+      }
+      const byNode = Object.fromEntries((await s.ledger({ by: 'node' })).map((r) => [r.key, r]));
+      assert.deepEqual(byNode['alpha'], {
+        key: 'alpha', attempts: 2, succeededAttempts: 2, wallMs: 6500, succeededWallMs: 6500,
+        cpuMs: 7000 + 2 * 2500, cpuMeasuredAttempts: 1, gpuMs: 4000 + 2500, memoryByteMs: 100 * 1024 ** 2 * 4000 + GiB * 2500,
+      });
+      assert.deepEqual(byNode['beta'], {
+        key: 'beta', attempts: 3, succeededAttempts: 0, wallMs: 1500 + (lostAt - t0), succeededWallMs: 0,
+        cpuMs: 2 * 1500 + 0.5 * (lostAt - t0), cpuMeasuredAttempts: 0, gpuMs: 1500, memoryByteMs: GiB * 1500 + 512 * 1024 ** 2 * (lostAt - t0),
+      });
+      assert.deepEqual((await s.ledger({ by: 'user' })).map((r) => [r.key, r.attempts]).sort(), [['admin', 2], ['alice', 3]]);
+      assert.deepEqual((await s.ledger({ by: 'project' })).map((r) => [r.key, r.attempts]).sort(), [['default', 2], ['physics', 3]]);
+      // Filters: by project, by node name, and by finishing time.
+      assert.deepEqual((await s.ledger({ by: 'node', project: 'physics' })).map((r) => [r.key, r.attempts]).sort(), [['alpha', 2], ['beta', 1]]);
+      assert.deepEqual((await s.ledger({ by: 'user', nodeName: 'beta', user: 'admin' })).map((r) => [r.key, r.attempts]), [['admin', 2]]);
+      assert.deepEqual((await s.ledger({ by: 'node', since: lostAt })).map((r) => [r.key, r.attempts]).sort(), [['alpha', 2], ['beta', 2]]);
+      assert.deepEqual((await s.ledger({ by: 'node', since: lostAt + 1 })).map((r) => [r.key, r.attempts]), [['alpha', 2]], 'since: the recorded finishing time, at or after');
+      assert.deepEqual(await s.ledger({ by: 'node', until: t0 }), []);
+    });
+
     withStore('creates a job with all its tasks queued, array values and counters', async (s) => {
       const j = await job(s, { name: 'sweep', command: ['x'], array: ['a', 'b', 'c'] });
       assert.equal(j.taskCount, 3);

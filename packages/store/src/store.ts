@@ -11,7 +11,7 @@
  *
  * Conformance: `runStoreConformance()` (src/conformance.ts) is the behaviour every implementation must pass.
  */
-import type { AuditEntry, AuditInput, HashFn } from '@dsg/core';
+import type { AttemptUsage, AuditEntry, AuditInput, HashFn, LedgerGroupBy, LedgerSums } from '@dsg/core';
 import type {
   AttemptEnd,
   AttemptId,
@@ -281,6 +281,18 @@ export interface FinishReport {
   readonly startedAt: number | null;
   readonly finishedAt: number;
   readonly outputs: readonly OutputFile[];
+  /** What the agent measured (CPU time, peak memory), for the ledger; absent when it measured nothing. */
+  readonly usage?: AttemptUsage | undefined;
+}
+
+/** Which ledger entries to add up, and by what. Times are epoch ms on the attempts' finished_at, [since, until). */
+export interface LedgerQuery {
+  readonly by: LedgerGroupBy;
+  readonly since?: number;
+  readonly until?: number;
+  readonly nodeName?: string;
+  readonly project?: string;
+  readonly user?: string;
 }
 
 export interface FinishResult {
@@ -598,6 +610,10 @@ export interface Store {
   listAudit(query: AuditQuery): Promise<readonly AuditEntry[]>;
   /** The last entry's seq and hash (seq 0 when the log is empty). */
   auditHead(): Promise<{ readonly seq: number; readonly hash: string }>;
+
+  // Contribution ledger (one entry per finished attempt, written by recordReports/loseAttempts in the same transaction)
+  /** The ledger's sums per node name, project or user, largest wall time first. */
+  ledger(query: LedgerQuery): Promise<readonly LedgerSums[]>;
 }
 
 export interface AuditQuery {

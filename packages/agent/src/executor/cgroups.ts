@@ -368,6 +368,35 @@ export class TaskCgroup {
     }
   }
 
+  /**
+   * What the task's processes used so far, for the contribution ledger: CPU time (v1 `cpuacct.usage`, ns; v2
+   * `cpu.stat` usage_usec) and peak memory (v1 `memory.max_usage_in_bytes`; v2 `memory.peak`, kernel 5.19+). A
+   * figure the kernel does not offer is left out (the ledger then charges the declared amount).
+   */
+  usage(): { cpuMs?: number; peakMemoryBytes?: number } {
+    const read = (dir: string | undefined, file: string): string | null => {
+      if (!dir) return null;
+      try {
+        return readFileSync(join(dir, file), 'utf8');
+      } catch {
+        return null;
+      }
+    };
+    const out: { cpuMs?: number; peakMemoryBytes?: number } = {};
+    if (this.version === 2) {
+      const m = /^usage_usec (\d+)$/m.exec(read(this.dirs['unified'], 'cpu.stat') ?? '');
+      if (m) out.cpuMs = Math.round(Number(m[1]) / 1000);
+      const peak = read(this.dirs['unified'], 'memory.peak');
+      if (peak !== null && /^\d+\s*$/.test(peak)) out.peakMemoryBytes = Number(peak);
+    } else {
+      const ns = read(this.dirs['cpu'], 'cpuacct.usage');
+      if (ns !== null && /^\d+\s*$/.test(ns)) out.cpuMs = Math.round(Number(ns) / 1e6);
+      const peak = read(this.dirs['memory'], 'memory.max_usage_in_bytes');
+      if (peak !== null && /^\d+\s*$/.test(peak)) out.peakMemoryBytes = Number(peak);
+    }
+    return out;
+  }
+
   /** Removes the cgroup directories now; false if one is still busy (processes still exiting). */
   removeNow(): boolean {
     let all = true;

@@ -40,6 +40,8 @@ export interface ExecResult {
   readonly spawnError: string | null;
   /** The kernel killed a process of the task for exceeding its memory limit (cgroup OOM kill). */
   readonly oomKilled?: boolean;
+  /** What the executor measured (per-task cgroup), for the contribution ledger; absent without a cgroup. */
+  readonly usage?: { readonly cpuMs?: number; readonly peakMemoryBytes?: number };
   readonly startedAt: number;
   readonly finishedAt: number;
 }

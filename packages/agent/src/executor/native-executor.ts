@@ -182,8 +182,11 @@ export class NativeExecutor implements Executor {
         if (killTimer) clearTimeout(killTimer);
         // Leftover background processes of the task die with it.
         const oomKilled = cg?.oomKilled() ?? false;
+        const usage = cg?.usage();
         signalGroup('SIGKILL');
-        const result = (): ExecResult => ({ exitCode: code, signal: signal ?? null, timedOut, cancelled, spawnError, ...(oomKilled ? { oomKilled } : {}), startedAt, finishedAt: Date.now() });
+        const result = (): ExecResult => ({
+          exitCode: code, signal: signal ?? null, timedOut, cancelled, spawnError, ...(oomKilled ? { oomKilled } : {}), ...(usage ? { usage } : {}), startedAt, finishedAt: Date.now(),
+        });
         if (cg) void cg.remove().then(() => resolve(result()));
         else resolve(result());
       };

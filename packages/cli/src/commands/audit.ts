@@ -29,7 +29,12 @@ function summary(e: AuditEntryV1): string {
 }
 
 export function registerAudit(program: Command, globals: () => GlobalFlags): void {
-  const group = program.command('audit').description('the audit log: who did what, when and from where (admin, reader)');
+  const group = program.command('audit').description('the audit log: who did what, when and from where (admin, reader)')
+    .addHelpText('after', `
+Examples:
+  dsg audit list --since 7d           the last week, newest first
+  dsg audit list --actor alice        what one token did
+  dsg audit verify                    prove nobody edited, inserted or deleted an entry`);
 
   group
     .command('list')

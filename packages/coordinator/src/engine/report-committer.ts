@@ -128,7 +128,7 @@ export class ReportCommitter {
     if (!isAttemptId(m.attemptId)) return;
     this.finishes.push({
       nodeId,
-      report: { attemptId: m.attemptId, end: m.end, startedAt: m.startedAt, finishedAt: m.finishedAt, outputs: m.outputs },
+      report: { attemptId: m.attemptId, end: m.end, startedAt: m.startedAt, finishedAt: m.finishedAt, outputs: m.outputs, ...(m.usage ? { usage: m.usage } : {}) },
     });
     this.scheduleFlush();
   }

@@ -51,6 +51,7 @@ import { nodeRoutes } from './routes/nodes.js';
 import { agentOutputRoutes } from './routes/agent-outputs.js';
 import { nodeCredentialRoutes } from './routes/node-credentials.js';
 import { auditRoutes } from './routes/audit.js';
+import { ledgerRoutes } from './routes/ledger.js';
 import type { Audit } from './routes/authed.js';
 import { actorOf, AuditLog, collectedDetail } from '../service/audit-log.js';
 
@@ -170,6 +171,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   sessionRoutes(app, { auth: deps.auth, clock, authed, audit, onFailedAuth: (ip) => limiter.failedAuth(ip) });
   nodeRoutes(app, { store, engine, clock, authed, audit });
   auditRoutes(app, { auditLog, authed });
+  ledgerRoutes(app, { store, authed });
 
   // ── dashboard ──
   app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(join(deps.staticDir, 'index.html'))));

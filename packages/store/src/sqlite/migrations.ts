@@ -281,4 +281,33 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX attempts_finished ON attempts (finished_at) WHERE finished_at IS NOT NULL;
     `,
   },
+  {
+    version: 11,
+    name: 'ledger',
+    sql: `
+      -- The contribution ledger: one row per finished attempt, written in the transaction that ends it (rules in
+      -- @dsg/core ledger.ts). Who it is charged to is copied in, so later renames do not rewrite history.
+      CREATE TABLE ledger (
+        attempt_id      TEXT PRIMARY KEY,
+        job_id          TEXT NOT NULL,
+        task_index      INTEGER NOT NULL,
+        node_id         TEXT NOT NULL,
+        node_name       TEXT NOT NULL,
+        project         TEXT NOT NULL,
+        user_name       TEXT NOT NULL,
+        attempt_state   TEXT NOT NULL,
+        outcome         TEXT NOT NULL,
+        started_at      INTEGER,
+        finished_at     INTEGER NOT NULL,
+        wall_ms         INTEGER NOT NULL,
+        cpu_ms          INTEGER NOT NULL,
+        cpu_source      TEXT NOT NULL,
+        gpu_ms          INTEGER NOT NULL,
+        -- byte-milliseconds overflow 64-bit integers within a day of a large node: kept as a double.
+        memory_byte_ms  REAL NOT NULL,
+        memory_source   TEXT NOT NULL
+      );
+      CREATE INDEX ledger_finished ON ledger (finished_at);
+    `,
+  },
 ];

@@ -20,6 +20,10 @@ import Database from 'better-sqlite3';
 import {
   AUDIT_GENESIS,
   auditHash,
+  chargeAttempt,
+  LEDGER_DEFAULT_USER,
+  type AttemptUsage,
+  type LedgerSums,
   type AuditEntry,
   type AuditInput,
   type HashFn,
@@ -55,6 +59,7 @@ import {
   type TaskState,
 } from '@dsg/core';
 import type {
+  LedgerQuery,
   AuditQuery,
   ApplyPlanResult,
   AttemptRecord,
@@ -545,7 +550,7 @@ export class SqliteStore implements Store {
   async recordReports(starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
     return this.db.transaction(() => {
       this.applyStarts(starts);
-      return finishes.map((f) => this.finishOne(f.attemptId, f.end, f.startedAt, f.finishedAt, f.outputs, now, policy));
+      return finishes.map((f) => this.finishOne(f.attemptId, f.end, f.startedAt, f.finishedAt, f.outputs, now, policy, f.usage));
     })();
   }
 
@@ -573,13 +578,14 @@ export class SqliteStore implements Store {
     outputs: FinishReport['outputs'],
     now: number,
     policy: StorePolicy,
+    usage?: AttemptUsage,
   ): FinishResult {
     const fenced: FinishResult = { attemptId, applied: false, taskId: null, jobId: null, taskState: null, retry: false };
     const att = this.q('SELECT * FROM attempts WHERE id = ?').get(attemptId) as AttemptRow | undefined;
     if (!att || !isActiveAttempt(att.state as AttemptState)) return fenced;
     const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
     if (task.current_attempt_id !== att.id) return fenced;
-    const job = this.q('SELECT id, compiled_json, cancel_requested, workflow_id, stage FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested' | 'workflow_id' | 'stage'>;
+    const job = this.q('SELECT id, compiled_json, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
 
     // A kill that no standing cancel explains: its agent was shutting down (Ctrl-C on `dsg agent`), or a retry lifted
     // the cancel before the kill landed. Neither is the task's doing, so it is requeued like a lost attempt.
@@ -605,6 +611,7 @@ export class SqliteStore implements Store {
     this.q('UPDATE attempts SET state = ?, exit_code = ?, signal = ?, failure_json = ?, started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ?').run(
       attemptState, exitCode, signal, failure ? JSON.stringify(failure) : null, startedAt, finishedAt, att.id,
     );
+    this.writeLedger(att, job, attemptState, att.started_at ?? startedAt, finishedAt, usage);
     const began = startedAt ?? att.started_at;
     if (began !== null && end.kind === 'exited')
       this.q('UPDATE jobs SET run_ms_total = run_ms_total + ?, runs_timed = runs_timed + 1 WHERE id = ?').run(Math.max(0, finishedAt - began), job.id);
@@ -630,6 +637,46 @@ export class SqliteStore implements Store {
       }
     }
     return { attemptId, applied: true, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskState, retry };
+  }
+
+  /**
+   * The attempt's ledger entry, from the same started/finished times just written to its row, so the ledger adds up
+   * exactly to the recorded run times. Node name, project and user are copied in: history keeps who it was.
+   */
+  private writeLedger(
+    att: AttemptRow, job: { id: string; project: string; owner_name: string | null }, attemptState: AttemptState,
+    startedAt: number | null, finishedAt: number, usage: AttemptUsage | undefined,
+  ): void {
+    const c = chargeAttempt({ startedAt, finishedAt, attemptState, cpuMillis: att.cpu_millis, memoryBytes: att.memory_bytes, gpus: att.gpus, usage });
+    const node = this.q('SELECT name FROM nodes WHERE id = ?').get(att.node_id) as { name: string } | undefined;
+    this.q(
+      `INSERT OR IGNORE INTO ledger (attempt_id, job_id, task_index, node_id, node_name, project, user_name, attempt_state, outcome, started_at,
+         finished_at, wall_ms, cpu_ms, cpu_source, gpu_ms, memory_byte_ms, memory_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      att.id, job.id, att.task_index, att.node_id, node?.name ?? att.node_id, job.project, job.owner_name ?? LEDGER_DEFAULT_USER, attemptState, c.outcome,
+      startedAt, finishedAt, c.wallMs, c.cpuMs, c.cpuSource, c.gpuMs, c.memoryByteMs, c.memorySource,
+    );
+  }
+
+  async ledger(q: LedgerQuery): Promise<readonly LedgerSums[]> {
+    const col = { node: 'node_name', project: 'project', user: 'user_name' }[q.by];
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (q.since !== undefined) { where.push('finished_at >= ?'); args.push(q.since); }
+    if (q.until !== undefined) { where.push('finished_at < ?'); args.push(q.until); }
+    if (q.nodeName !== undefined) { where.push('node_name = ?'); args.push(q.nodeName); }
+    if (q.project !== undefined) { where.push('project = ?'); args.push(q.project); }
+    if (q.user !== undefined) { where.push('user_name = ?'); args.push(q.user); }
+    const rows = this.db.prepare(
+      `SELECT ${col} AS key, COUNT(*) AS attempts, SUM(outcome = 'succeeded') AS succeeded, SUM(wall_ms) AS wall_ms,
+         SUM(CASE WHEN outcome = 'succeeded' THEN wall_ms ELSE 0 END) AS succeeded_wall_ms, SUM(cpu_ms) AS cpu_ms,
+         SUM(cpu_source = 'measured') AS cpu_measured, SUM(gpu_ms) AS gpu_ms, SUM(memory_byte_ms) AS memory_byte_ms
+       FROM ledger ${where.length ? `WHERE ${where.join(' AND ')}` : ''} GROUP BY ${col} ORDER BY wall_ms DESC, key`,
+    ).all(...args) as Array<{ key: string; attempts: number; succeeded: number; wall_ms: number; succeeded_wall_ms: number; cpu_ms: number; cpu_measured: number; gpu_ms: number; memory_byte_ms: number }>;
+    return rows.map((r) => ({
+      key: r.key, attempts: r.attempts, succeededAttempts: r.succeeded, wallMs: r.wall_ms, succeededWallMs: r.succeeded_wall_ms,
+      cpuMs: r.cpu_ms, cpuMeasuredAttempts: r.cpu_measured, gpuMs: r.gpu_ms, memoryByteMs: r.memory_byte_ms,
+    }));
   }
 
   /**
