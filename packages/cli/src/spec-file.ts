@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { parseDocument } from 'yaml';
 import {
@@ -106,7 +106,20 @@ export async function collectInputs(loaded: LoadedSpec): Promise<LocalInput[]> {
         issues.push({ path: `${prefix}inputs[${i}]`, message: `"${input.source}" does not exist (looked for ${abs})` });
         continue;
       }
-      const files = st.isDirectory() ? await walk(abs) : [abs];
+      // A path the spec names is the user's choice, even outside its folder (`../scripts/x.sh`). A *link* inside the
+      // folder that leads out of it is not: it may point anywhere (a key, a data dir) without the spec saying so.
+      const real = await realpath(abs);
+      const realBase = await realpath(base);
+      if (isInside(abs, base) && !isInside(real, realBase)) {
+        issues.push({ path: `${prefix}inputs[${i}]`, message: `"${input.source}" is a link to ${real}, outside the spec's folder; if you mean to send it, name it in the spec itself (inputs: [${real}])` });
+        continue;
+      }
+      let files: string[];
+      if (st.isDirectory()) {
+        const walked = await walk(abs, real);
+        for (const bad of walked.refused) issues.push({ path: `${prefix}inputs[${i}]`, message: bad });
+        files = walked.files;
+      } else files = [abs];
       if (files.length === 0) issues.push({ path: `${prefix}inputs[${i}]`, message: `directory "${input.source}" is empty` });
       for (const f of files) {
         const rel = st.isDirectory() ? `${input.path.replace(/\/+$/, '')}/${relative(abs, f).split(sep).join('/')}` : input.path;
@@ -124,14 +137,36 @@ export async function collectInputs(loaded: LoadedSpec): Promise<LocalInput[]> {
   return [...out.values()];
 }
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
+const isInside = (p: string, dir: string): boolean => p === dir || p.startsWith(dir.endsWith(sep) ? dir : dir + sep);
+
+/**
+ * Every file under an input directory, links included when they lead to a file inside it (its real path `root`);
+ * a link that leads outside it, or nowhere, is refused with its path, never dropped silently.
+ */
+async function walk(dir: string, root: string): Promise<{ files: string[]; refused: string[] }> {
+  const files: string[] = [];
+  const refused: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else if (e.isFile()) out.push(p);
+    if (e.isDirectory()) {
+      const sub = await walk(p, root);
+      files.push(...sub.files);
+      refused.push(...sub.refused);
+    } else if (e.isFile()) files.push(p);
+    else if (e.isSymbolicLink()) {
+      let target: string;
+      try {
+        target = await realpath(p);
+      } catch {
+        refused.push(`${p} is a link to nothing (broken): remove it or fix it`);
+        continue;
+      }
+      if (!isInside(target, root)) refused.push(`${p} is a link to ${target}, outside the input directory; copy the file in, or name it as an input of its own`);
+      else if ((await stat(target)).isFile()) files.push(p);
+      else refused.push(`${p} is a link to a directory; links to directories are not followed (name the directory as an input)`);
+    }
   }
-  return out.sort();
+  return { files: files.sort(), refused };
 }
 
 async function sha256Of(file: string): Promise<string> {
