@@ -32,11 +32,11 @@ describe('contribution ledger end to end', { timeout: 180_000 }, () => {
   };
 
   it('totals equal the recorded attempt run times, with a retried task and a failed job; wasted attempts are counted', async () => {
-    const marker = join(sb.dir, 'failed-once');
+    // Task 1 fails its first attempt (by attempt number: a sandboxed task cannot leave a marker file outside its dir).
     // Task 1 fails on its first attempt and succeeds on the retry; the CPU loop gives the cgroup something to measure.
     const flaky = await runJob({
       name: 'flaky', project: 'physics', array: 4, retries: 1, resources: { cpu: 1, memory: '64Mi' },
-      script: `i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; if [ "$DSG_TASK_INDEX" = 1 ] && [ ! -e ${marker} ]; then touch ${marker}; exit 3; fi`,
+      script: `i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; if [ "$DSG_TASK_INDEX" = 1 ] && [ "$DSG_ATTEMPT" = 1 ]; then exit 3; fi`,
     });
     assert.equal(flaky.state, 'succeeded');
     const broken = await runJob({ name: 'broken', array: 2, resources: { cpu: 0.5, memory: '32Mi' }, script: 'sleep 0.2; exit 2' });
