@@ -26,6 +26,7 @@ import { registerWorkflow } from './commands/workflow.js';
 import { registerWait } from './commands/wait.js';
 import { registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
+import { registerDiscover } from './commands/discover.js';
 
 const program = new Command()
   .name('dsg')
@@ -52,6 +53,7 @@ const globals = (): GlobalFlags => program.opts<GlobalFlags>();
 registerUp(program);
 registerCoordinator(program);
 registerAgent(program, globals);
+registerDiscover(program);
 registerSubmit(program, globals);
 registerJobs(program, globals);
 registerJobShow(program, globals);
