@@ -118,6 +118,7 @@ describe('discovery over mDNS between network-namespace hosts', { timeout: 120_0
     const started = Date.now();
     coordinator(1, 'physics-lab');
     await waitFor('the agent finding the grid', () => outputs.get('agent2')!().includes('found "physics-lab"'));
+    const foundMs = Date.now() - started;
     const { tlsFingerprint } = creds();
     assert.ok(tlsFingerprint, 'a coordinator on 0.0.0.0 serves TLS (auto)');
     const nodes = await waitFor('the node online', () => {
@@ -127,8 +128,9 @@ describe('discovery over mDNS between network-namespace hosts', { timeout: 120_0
     });
     assert.ok(nodes.length === 1);
     const tookMs = Date.now() - started;
-    console.log(`agent joined ${tookMs} ms after the coordinator was started`);
-    assert.ok(tookMs < 20_000, `took ${tookMs} ms`);
+    console.log(`agent found the grid ${foundMs} ms and was online ${tookMs} ms after the coordinator process was started (includes its start-up)`);
+    // Generous: the machine is shared and the coordinator's own start-up (TLS, SQLite) is in the figure.
+    assert.ok(tookMs < 45_000, `took ${tookMs} ms`);
   });
 
   it('dsg discover lists the grid with its id, URL and TLS fingerprint', () => {
@@ -150,6 +152,9 @@ describe('discovery over mDNS between network-namespace hosts', { timeout: 120_0
     assert.match(r.stderr, /--grid NAME/);
     const text = run(2, ['discover', '--timeout', '1.5']);
     assert.match(text.stdout, /chem-lab\thttps:\/\/10\.79\.0\.13:7070/);
+    const picked = inHost(2, ['agent', '--grid', 'chem-lab', '--state-dir', join(dir, 'agent2c'), '--name', 'desk2c'], 'agent2c', { DSG_JOIN_TOKEN: 'dsg_node_not-for-this-grid' });
+    await waitFor('--grid picking chem-lab', () => outputs.get('agent2c')!().includes(`found "chem-lab"`));
+    await stop(picked);
   });
 
   it('a coordinator started with --no-advertise is not found', async () => {
