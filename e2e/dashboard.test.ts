@@ -28,7 +28,7 @@ describe('dashboard in a real browser', { timeout: 120_000 }, () => {
   let browser: Browser;
 
   before(async () => {
-    const up = sb.start(['up', '--data-dir', join(sb.dir, 'data'), '--port', '0']);
+    const up = sb.start(['up', '--data-dir', join(sb.dir, 'data'), '--port', '0', '--no-advertise']);
     creds = await sb.credentials(join(sb.dir, 'data'), up.output);
     await sb.waitFor('an online node', async () => (await sb.api<{ items: Array<{ state: string }> }>(creds, 'GET', '/nodes')).items.some((n) => n.state === 'online'));
     browser = await chromium.launch({

@@ -13,7 +13,7 @@ describe('a grid on one machine (dsg up)', { timeout: 300_000 }, () => {
   let up: ReturnType<Sandbox['start']>;
 
   before(async () => {
-    up = sb.start(['up', '--data-dir', join(sb.dir, 'data'), '--port', '0']);
+    up = sb.start(['up', '--data-dir', join(sb.dir, 'data'), '--port', '0', '--no-advertise']);
     creds = await sb.credentials(join(sb.dir, 'data'), up.output);
     await sb.waitFor('an online node', async () => {
       const r = await sb.api<{ items: Array<{ state: string }> }>(creds, 'GET', '/nodes');

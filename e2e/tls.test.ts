@@ -28,7 +28,7 @@ describe('TLS: self-signed certificate pinned by agents and the CLI', { timeout:
     mkdirSync(work);
     port = await freePort();
     // Default TLS mode (auto) on an address beyond loopback.
-    coord = sb.start(['coordinator', '--data-dir', data, '--port', String(port), '--host', '0.0.0.0']);
+    coord = sb.start(['coordinator', '--data-dir', data, '--port', String(port), '--host', '0.0.0.0', '--no-advertise']);
     await sb.waitFor('credentials with a fingerprint', () => {
       try {
         const c = readCreds();
@@ -131,7 +131,7 @@ describe('TLS: self-signed certificate pinned by agents and the CLI', { timeout:
     const old = readCreds();
     await sb.stop(coord.proc);
     rmSync(join(data, 'credentials.json'));
-    coord = sb.start(['coordinator', '--data-dir', data, '--port', String(port), '--host', '0.0.0.0']);
+    coord = sb.start(['coordinator', '--data-dir', data, '--port', String(port), '--host', '0.0.0.0', '--no-advertise']);
     await sb.waitFor('new credentials', () => {
       try {
         const c = readCreds();
@@ -174,7 +174,7 @@ describe("TLS: the operator's own CA-signed certificate", { timeout: 60_000 }, (
     writeFileSync(join(sb.dir, 'key.pem'), `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64')}\n-----END PRIVATE KEY-----\n`);
     const data = join(sb.dir, 'data');
     const port = await freePort();
-    const c = sb.start(['coordinator', '--data-dir', data, '--port', String(port), '--host', '0.0.0.0', '--tls-cert', join(sb.dir, 'cert.pem'), '--tls-key', join(sb.dir, 'key.pem')]);
+    const c = sb.start(['coordinator', '--data-dir', data, '--port', String(port), '--host', '0.0.0.0', '--no-advertise', '--tls-cert', join(sb.dir, 'cert.pem'), '--tls-key', join(sb.dir, 'key.pem')]);
     const creds = await sb.waitFor('credentials', () => {
       try {
         const v = JSON.parse(readFileSync(join(data, 'credentials.json'), 'utf8')) as Creds;

@@ -16,3 +16,4 @@ export { explainClientError } from './explain.js';
 export { plural, taskValue } from './format.js';
 export { nodeNamer } from './node-names.js';
 export { Reconnector, Interrupted, type ReconnectOptions } from './reconnect.js';
+export { parseService, type FoundGrid } from './discovery.js';

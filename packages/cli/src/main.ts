@@ -28,6 +28,7 @@ import { registerToken } from './commands/token.js';
 import { registerAudit } from './commands/audit.js';
 import { registerLedger } from './commands/ledger.js';
 import { registerAgentService } from './commands/agent-service.js';
+import { registerDiscover } from './commands/discover.js';
 
 const program = new Command()
   .name('dsg')
@@ -56,6 +57,7 @@ registerUp(program);
 registerCoordinator(program);
 registerAgent(program, globals);
 registerAgentService(program.commands.find((c) => c.name() === 'agent')!);
+registerDiscover(program);
 registerSubmit(program, globals);
 registerJobs(program, globals);
 registerJobShow(program, globals);

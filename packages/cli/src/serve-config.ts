@@ -36,11 +36,13 @@ const FIELDS = {
   tls: { schema: z.enum(['auto', 'on', 'off'], { error: 'expected auto, on or off' }), env: 'DSG_TLS', flag: '--tls', file: 'tls' },
   tlsCert: { schema: z.string().min(1).optional(), env: 'DSG_TLS_CERT', flag: '--tls-cert', file: 'tlsCert' },
   tlsKey: { schema: z.string().min(1).optional(), env: 'DSG_TLS_KEY', flag: '--tls-key', file: 'tlsKey' },
+  advertise: { schema: z.union([z.boolean(), z.enum(['true', 'false', 'on', 'off', '1', '0'], { error: 'expected true or false' })]).transform((v) => v === true || v === 'true' || v === 'on' || v === '1'), env: 'DSG_ADVERTISE', flag: '--no-advertise', file: 'advertise' },
+  gridName: { schema: z.string().trim().min(1, { error: 'expected a name' }).max(40, { error: 'expected at most 40 characters (it goes in an mDNS record)' }).optional(), env: 'DSG_GRID_NAME', flag: '--grid-name', file: 'gridName' },
   sessionHours: { schema: z.coerce.number({ error: 'expected a number of hours' }).positive({ error: 'expected a number of hours greater than 0' }), env: 'DSG_SESSION_HOURS', flag: '--session-hours', file: 'sessionHours' },
 } as const;
 type Field = keyof typeof FIELDS;
 
-export type ServeFlags = Partial<Record<Field, string>> & { config?: string };
+export type ServeFlags = Partial<Record<Exclude<Field, 'advertise'>, string>> & { config?: string; advertise?: boolean | string };
 
 export const SERVE_DEFAULTS: Partial<Record<Field, string | number>> = {
   // TLS beyond loopback (tls.ts in the coordinator); the certificate is made in the data dir unless given.
@@ -70,6 +72,8 @@ export const SERVE_DEFAULTS: Partial<Record<Field, string | number>> = {
   rateLimitBurst: 10_000,
   failedAuthLimit: 60,
   sessionHours: 12,
+  // mDNS advertisement on the LAN (never on loopback-only binds: the coordinator checks).
+  advertise: 'true',
 };
 
 /**
@@ -143,6 +147,8 @@ export function resolveServeConfig(input: {
     rateLimits: { perTokenPerSecond: out.rateLimit as number, perTokenBurst: out.rateLimitBurst as number, failedAuthPerMinute: out.failedAuthLimit as number },
     sessionHours: out.sessionHours as number,
     tls: out.tls as 'auto' | 'on' | 'off',
+    advertise: out.advertise as boolean,
+    ...(out.gridName ? { gridName: out.gridName as string } : {}),
     ...(out.tlsCert ? { tlsCertFile: resolve(input.cwd, out.tlsCert as string) } : {}),
     ...(out.tlsKey ? { tlsKeyFile: resolve(input.cwd, out.tlsKey as string) } : {}),
   };

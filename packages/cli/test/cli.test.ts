@@ -174,6 +174,7 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
       retention: { maxAgeDays: 30, maxBytes: 0, intervalMinutes: 60, graceMinutes: 60 },
       maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000, fairShare: { usageHalfLifeMinutes: 60 },
       rateLimits: { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 }, sessionHours: 12, tls: 'auto',
+      advertise: true,
     });
   });
   it('rate limits and the session length come from the same layers and are checked', () => {

@@ -8,6 +8,8 @@
  * Shutdown is the reverse: stop accepting, close agent sockets, flush pending reports, close the store.
  */
 import { chmod, mkdir, open, readdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, ValidationError } from '@dsg/core';
@@ -24,6 +26,7 @@ import { CoordinatorMetrics } from './metrics.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
 import { refusePlainHttp, tlsMaterial, wantsTls } from './tls.js';
+import { advertise, advertisableHost, type Advertisement } from './discovery/advertise.js';
 import { AuditLog, collectedDetail, SYSTEM_ACTOR } from './service/audit-log.js';
 import { DataLifecycle, DEFAULT_RETENTION, type RetentionSettings } from './service/data-lifecycle.js';
 import { createLogger, type Logger } from './logger.js';
@@ -35,6 +38,8 @@ interface Credentials {
   joinToken: string;
   /** Present when the coordinator serves TLS with its self-signed certificate: what clients pin. */
   tlsFingerprint?: string;
+  /** This grid's id, advertised on the LAN so agents and `dsg discover` tell grids apart; kept across restarts. */
+  gridId?: string;
 }
 
 /** Names of the tokens the coordinator mints for credentials.json (revoked when it mints new ones). */
@@ -133,8 +138,20 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
   const reachableHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const url = `${tls ? 'https' : 'http'}://${reachableHost}:${actualPort}`;
-  await writeCredentials(credentialsFile, { ...creds, url, ...(tls?.selfSigned ? { tlsFingerprint: tls.fingerprint } : {}) });
+  const gridId = await readGridId(credentialsFile);
+  await writeCredentials(credentialsFile, { ...creds, url, gridId, ...(tls?.selfSigned ? { tlsFingerprint: tls.fingerprint } : {}) });
   log.info({ url, dataDir, ...(tls ? { tlsFingerprint: tls.fingerprint, certificate: tls.selfSigned ? 'self-signed' : tls.certFile } : {}) }, 'coordinator listening');
+
+  // LAN advertisement (mDNS/DNS-SD), best-effort: a network without multicast still works with --coordinator URL.
+  const gridName = options.gridName ?? hostname();
+  let advertisement: Advertisement | null = null;
+  if (options.advertise === false) log.info('not advertising on the LAN (--no-advertise): agents need --coordinator');
+  else if (!advertisableHost(host)) log.info({ host }, 'not advertising on the LAN: listening on loopback only');
+  else {
+    advertisement = advertise({ gridId, gridName, port: actualPort, tls: tls !== null, tlsFingerprint: tls?.fingerprint ?? null,
+      onError: (e) => log.warn({ err: e }, 'mDNS advertisement failed; agents can still join with --coordinator URL') });
+    log.info({ service: '_dsg._tcp', gridName, gridId }, 'advertising on the LAN');
+  }
 
   // Housekeeping, off the request path: forget nodes gone for longer than the retention.
   const nodeRetentionMs = (options.offlineNodeRetentionSeconds ?? COORDINATOR_DEFAULTS.offlineNodeRetentionSeconds) * 1000;
@@ -164,8 +181,12 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     credentialsFile,
     tlsFingerprint: tls?.fingerprint ?? null,
     tlsSelfSigned: tls?.selfSigned ?? false,
+    gridId,
+    gridName,
+    advertised: advertisement !== null,
     close: () =>
       (closing ??= (async () => {
+        await advertisement?.stop();
         clearInterval(housekeepingTimer);
         clearTimeout(gcFirst);
         clearInterval(gcTimer);
@@ -215,6 +236,17 @@ async function ensureCredentials(store: Store, file: string, now: number, log: L
   const admin = await createToken(store, 'admin', MINTED_ADMIN, now);
   const join_ = await createToken(store, 'node', MINTED_JOIN, now);
   return { adminToken: admin.secret, joinToken: join_.secret };
+}
+
+/** The grid id from an earlier start's credentials.json, or a new one (12 hex digits: unique enough on one LAN). */
+async function readGridId(file: string): Promise<string> {
+  try {
+    const c = JSON.parse(await readFile(file, 'utf8')) as Partial<Credentials>;
+    if (typeof c.gridId === 'string' && /^[0-9a-f]{12}$/.test(c.gridId)) return c.gridId;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
+  }
+  return randomBytes(6).toString('hex');
 }
 
 async function writeCredentials(file: string, c: Credentials): Promise<void> {

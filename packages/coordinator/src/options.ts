@@ -85,6 +85,13 @@ export interface CoordinatorOptions {
     /** Unreferenced blobs and logs younger than this many minutes are kept (uploads in flight). Default 60. */
     readonly graceMinutes?: number;
   };
+  /**
+   * Advertise this coordinator on the LAN with mDNS/DNS-SD (`_dsg._tcp`) so agents find it without an address.
+   * Default true; never when listening on loopback only.
+   */
+  readonly advertise?: boolean;
+  /** The grid's name in the advertisement and `dsg discover` (default: the host name). */
+  readonly gridName?: string;
   /** New nodes one join token may register per minute (agents reconnecting with their own credential do not count). Default 60. */
   readonly maxJoinsPerMinute?: number;
   /** Seconds past its timeout a node may hold an attempt (heartbeating it as running) before the coordinator ends it. Default 30. */
@@ -120,5 +127,10 @@ export interface RunningCoordinator {
   readonly tlsFingerprint: string | null;
   /** Whether clients must pin `tlsFingerprint` (a self-signed certificate) rather than verify it the usual way. */
   readonly tlsSelfSigned: boolean;
+  /** This grid's id and name as advertised on the LAN (`dsg discover`). */
+  readonly gridId: string;
+  readonly gridName: string;
+  /** Whether the coordinator advertises itself with mDNS (off with `advertise: false` or on loopback-only binds). */
+  readonly advertised: boolean;
   close(): Promise<void>;
 }

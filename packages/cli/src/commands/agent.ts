@@ -42,6 +42,7 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .option('--isolation <level>', 'the strongest task isolation to use: sandbox (bubblewrap + cgroup limits), cgroups (limits only) or none (default: sandbox, as available)')
     .option('--max-processes <n>', 'most processes and threads one task may have (default 1024)')
     .option('--no-network', 'never give tasks network access, even when their job asks for it (network: true)')
+    .option('--grid <name>', 'without --coordinator: join the grid of this name (or id) among those found on the LAN')
     .option('--allow-unisolated-jobs', "run anyone's jobs even if this machine cannot isolate tasks (by default a node without isolation runs only the grid operator's jobs)")
     .option('--hide <dir...>', 'more directories sandboxed tasks must not see (the agent\'s own state dir is always hidden)')
     .option('--policy <file>', 'volunteer policy file (YAML): share limits, idle-only, time windows, AC only, temperature ceiling (see README "Volunteering a machine")')
@@ -52,15 +53,15 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .option('--max-temperature <celsius>', 'suspend tasks while the hottest thermal zone is at or above this')
     .option('--grace-minutes <n>', 'suspended this long: stop the tasks and let them run elsewhere (default 5)')
     .option('--gpus <list>', 'GPUs to share, by index or UUID, comma-separated; "none" shares none (default: all)')
-    .addHelpText('after', '\nAlso needs --coordinator <url> (env DSG_COORDINATOR) and --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json). Prefer the environment variable: a --token on the\ncommand line is visible to every process of the machine (ps). A coordinator serving TLS with its own certificate\nis pinned by fingerprint: --tls-fingerprint sha256:… (env DSG_TLS_FINGERPRINT), as `dsg up` prints it; it is saved\nwith the node\'s identity after the first connection.\n\nExample:\n  DSG_JOIN_TOKEN=dsg_node_… dsg agent --coordinator https://192.168.1.10:7070 --tls-fingerprint sha256:3f9a… --cpus 4 --label gpu=rtx3090')
-    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[]; allowUnisolatedJobs?: boolean } & PolicyFlags) => {
+    .addHelpText('after', '\nWithout --coordinator <url> (env DSG_COORDINATOR) the agent looks for a coordinator on the LAN (mDNS, as\n`dsg discover` does), waiting until one appears. It also needs --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json). Prefer the environment variable: a --token on the\ncommand line is visible to every process of the machine (ps). A coordinator serving TLS with its own certificate\nis pinned by fingerprint: --tls-fingerprint sha256:… (env DSG_TLS_FINGERPRINT), as `dsg up` prints it; it is saved\nwith the node\'s identity after the first connection. A coordinator serving TLS with its own\ncertificate is pinned by fingerprint: --tls-fingerprint sha256:… (env DSG_TLS_FINGERPRINT), as `dsg up` prints it\n(found on the LAN, the advertised one is used); it is saved with the node\'s identity after the first connection.\n\nExample:\n  DSG_JOIN_TOKEN=dsg_node_… dsg agent --coordinator https://192.168.1.10:7070 --tls-fingerprint sha256:3f9a… --cpus 4 --label gpu=rtx3090')
+    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[]; allowUnisolatedJobs?: boolean; grid?: string } & PolicyFlags) => {
       const g = globals();
       const [rawUrl, urlSource] = g.coordinator ? [g.coordinator, '--coordinator'] : [processEnv['DSG_COORDINATOR'], 'DSG_COORDINATOR'];
       const token = g.token ?? processEnv['DSG_JOIN_TOKEN'] ?? processEnv['DSG_TOKEN'];
       const issues: Issue[] = [];
       let coordinatorUrl: string | undefined;
-      if (!rawUrl) issues.push({ path: '--coordinator', message: 'which coordinator to join, e.g. http://192.168.1.10:7070' });
-      else {
+      if (rawUrl && f.grid) issues.push({ path: '--grid', message: 'picks among grids found on the LAN: drop it, or drop --coordinator' });
+      if (rawUrl) {
         try {
           coordinatorUrl = normalizeCoordinatorUrl(rawUrl, urlSource); // host:port reads as http://host:port
         } catch (e) {
@@ -88,13 +89,22 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
       const overrides = policyOverrides(f, issues);
       if (issues.length > 0) throw new ValidationError(issues);
       const min = LEVELS.indexOf(f.logLevel as (typeof LEVELS)[number]);
+      let discoveredPin: string | null = null;
+      if (!coordinatorUrl) {
+        const { waitForGrid, describe } = await import('../discovery.js');
+        const g = await waitForGrid({ ...(f.grid ? { gridName: f.grid } : {}), say: info });
+        info(`found ${describe(g)}`);
+        coordinatorUrl = g.url;
+        // Pinning what the advertisement says is trust on first use: see docs/SECURITY.md. An explicit pin wins.
+        discoveredPin = g.tlsFingerprint;
+      }
       const { startAgent, loadPolicyFile, compilePolicy } = await import('@dsg/agent'); // loaded only for this command
       // Policy: defaults < file < flags. Any flag alone makes a policy (e.g. `--ac-only`).
       const policy = f.policy ? loadPolicyFile(f.policy, overrides) : Object.keys(overrides).length > 0 ? compilePolicy({}, overrides, 'flags') : undefined;
       const agent = await startAgent({
         coordinatorUrl: coordinatorUrl!,
         token: token!,
-        ...(pinText ? { tlsFingerprint: pinText.trim() } : {}),
+        ...(pinText ? { tlsFingerprint: pinText.trim() } : discoveredPin ? { tlsFingerprint: discoveredPin } : {}),
         // Absolute: working dirs under it are bind-mounted into the sandbox, which needs full paths.
         stateDir: resolve(f.stateDir ?? stateDirDefault(processEnv)),
         ...(f.name ? { name: f.name } : {}),

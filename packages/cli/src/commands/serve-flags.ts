@@ -8,7 +8,7 @@ export type { ServeFlags };
 
 export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
   return cmd
-    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, retentionDays, retentionMaxGb, gcIntervalMinutes, gcGraceMinutes, logLevel, maxQueuedTasks, maxQueuedTasksPerProject, projectWeights, projectLimits, usageHalfLifeMinutes, rateLimitPerSecond, rateLimitBurst, failedAuthPerMinute, sessionHours, tls, tlsCert, tlsKey (env DSG_CONFIG)')
+    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, retentionDays, retentionMaxGb, gcIntervalMinutes, gcGraceMinutes, logLevel, maxQueuedTasks, maxQueuedTasksPerProject, projectWeights, projectLimits, usageHalfLifeMinutes, rateLimitPerSecond, rateLimitBurst, failedAuthPerMinute, sessionHours, tls, tlsCert, tlsKey, advertise, gridName (env DSG_CONFIG)')
     .option('--data-dir <dir>', 'where the database, logs, blobs and credentials live (env DSG_DATA_DIR; default .dsg)')
     .option('-p, --port <port>', 'port for the API, dashboard and agents (env DSG_PORT; default 7070; 0 = any free port)')
     .option('--host <address>', 'address to listen on (env DSG_HOST; default 0.0.0.0)')
@@ -32,10 +32,14 @@ export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
     .option('--tls <mode>', 'HTTPS and WSS: auto (beyond loopback: a self-signed certificate made in the data dir, pinned by its fingerprint), on, off (env DSG_TLS; default auto)')
     .option('--tls-cert <file>', 'your own certificate (PEM) instead of the self-signed one; with --tls-key (env DSG_TLS_CERT)')
     .option('--tls-key <file>', 'the key of --tls-cert (PEM) (env DSG_TLS_KEY)')
+    .option('--no-advertise', 'do not advertise this grid on the LAN with mDNS (_dsg._tcp); agents then need --coordinator URL. Never advertised on loopback-only binds (env DSG_ADVERTISE=false)')
+    .option('--grid-name <name>', 'the grid\'s name as `dsg discover` and agents show it (env DSG_GRID_NAME; default the host name)')
     .option('--log-level <level>', `debug, info, warn, error or silent (env DSG_LOG_LEVEL; default ${defaultLevel})`);
 }
 
 export function coordinatorOptions(flags: ServeFlags, defaultLevel: LogLevel): CoordinatorOptions {
   const { file, fileName } = readServeConfigFile(flags, processEnv);
+  // commander sets advertise: true unless --no-advertise: only the "no" is a flag, so env and file still apply.
+  flags = { ...flags, advertise: flags.advertise === false ? false : undefined };
   return resolveServeConfig({ flags, env: processEnv, file, fileName, defaults: { ...SERVE_DEFAULTS, logLevel: defaultLevel }, cwd: process.cwd() });
 }

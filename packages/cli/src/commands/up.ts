@@ -69,6 +69,9 @@ export function registerUp(program: Command): void {
       info(`  credentials ${coord.credentialsFile} ${dim('(admin token, node join token)')}`);
       info(`  CLI config ${configPath} ${dim('(dsg commands find this grid without flags)')}`);
       for (const line of tlsLines(coord)) info(line);
+      info(coord.advertised
+        ? `  on the LAN advertised as "${coord.gridName}" ${dim('(mDNS: `dsg discover` lists it; `dsg agent` with a join token finds it without --coordinator)')}`
+        : `  on the LAN not advertised ${dim(opts.advertise === false ? '(--no-advertise)' : '(listening on loopback only)')}`);
       if (lan) info(`  add a machine: ${cyan(joinCommand(coord, lan))}`);
       info(`  share it:   ${cyan('dsg token create --role submitter --project NAME')} ${dim('(a token per person, limited to their projects)')}`);
       info(`\nnext: ${cyan('npx dsg submit examples/pi/pi.yaml --wait')}   ·   Ctrl-C stops the grid (jobs are kept)`);
