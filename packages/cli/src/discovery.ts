@@ -129,4 +129,4 @@ export class SeveralGrids extends Error {
   }
 }
 
-export const describe = (g: FoundGrid): string => `"${g.name}" (id ${g.gridId}) at ${g.url}${g.api !== SUPPORTED_API ? ` [API ${g.api}, this dsg speaks ${SUPPORTED_API}]` : ''}`;
+export const describe = (g: FoundGrid): string => `"${g.name}" (id ${g.gridId}) at ${g.url}${g.api !== SUPPORTED_API ? ` [API ${g.api}, this CLI speaks ${SUPPORTED_API}]` : ''}`;

@@ -22,7 +22,7 @@ export function registerDiscover(program: Command): void {
         return;
       }
       for (const g of grids) {
-        process.stdout.write(`${g.name}\t${g.url}\tid ${g.gridId}\t${g.tls ? `tls ${g.tlsFingerprint ?? '(fingerprint not advertised)'}` : 'no tls'}${g.api !== SUPPORTED_API ? `\tAPI ${g.api} (this dsg speaks ${SUPPORTED_API})` : ''}\n`);
+        process.stdout.write(`${g.name}\t${g.url}\tid ${g.gridId}\t${g.tls ? `tls ${g.tlsFingerprint ?? '(fingerprint not advertised)'}` : 'no tls'}${g.api !== SUPPORTED_API ? `\tAPI ${g.api} (this CLI speaks ${SUPPORTED_API})` : ''}\n`);
       }
       if (grids.length > 1) info(`join one with: dsg agent --grid NAME`);
     });
