@@ -183,7 +183,8 @@ export class AgentHub implements AgentLink {
         }
         // A new node (or one whose record was removed) gets its own credential, shown once, in the welcome.
         const credential = p.nodeId === nodeId ? undefined : await this.auth.issueNodeCredential(nodeId, m.name, this.clock.now());
-        if (credential) await this.options.audit?.record(actorOf(p), 'node.joined', nodeId, { name: m.name, agentVersion: m.agentVersion }, address ?? '');
+        // Not awaited: the welcome must not wait for the audit commit (the entry is queued in order all the same).
+        if (credential) void this.options.audit?.record(actorOf(p), 'node.joined', nodeId, { name: m.name, agentVersion: m.agentVersion }, address ?? '');
         const previous = this.byNode.get(nodeId);
         if (previous && previous !== session) {
           previous.nodeId = null; // its close must not mark the node offline
