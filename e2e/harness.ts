@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { coordinatorFetch, parseFingerprint } from '@dsg/client/tls';
+import { nodeFetch } from '@dsg/client/node';
+import type { FetchLike } from '@dsg/client';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DSG = join(ROOT, 'packages', 'cli', 'bin', 'dsg.js');
@@ -22,8 +24,8 @@ export interface Credentials {
 }
 
 /** A fetch for these credentials: pinned to the coordinator's certificate when it serves TLS (as the CLI does). */
-export function fetchFor(c: Credentials): typeof fetch {
-  return c.tlsFingerprint ? coordinatorFetch(c.url, parseFingerprint(c.tlsFingerprint)) : fetch;
+export function fetchFor(c: Credentials): FetchLike {
+  return c.tlsFingerprint ? coordinatorFetch(c.url, parseFingerprint(c.tlsFingerprint)) : nodeFetch;
 }
 
 /** A free TCP port on 127.0.0.1 (found by listening on port 0, then closed again). */

@@ -22,6 +22,8 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { FetchLike } from '@dsg/client';
+import { nodeFetch } from '@dsg/client/node';
 
 /** Same shape as `AgentOptions['log']`. */
 export type HttpLog = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
@@ -43,7 +45,7 @@ export class CoordinatorHttp {
   private readonly token: () => string;
   private tmpCounter = 0;
   /** The fetch to the coordinator: the global one, or one that trusts only its pinned certificate (setFetch). */
-  private fetch: typeof globalThis.fetch = (...a) => globalThis.fetch(...a);
+  private fetch: FetchLike = nodeFetch;
 
   constructor(
     private readonly baseUrl: string,
@@ -57,7 +59,7 @@ export class CoordinatorHttp {
   }
 
   /** Use this fetch from now on (the agent's pinned TLS transport, once the pin was checked). */
-  setFetch(f: typeof globalThis.fetch): void {
+  setFetch(f: FetchLike): void {
     this.fetch = f;
   }
 
@@ -160,9 +162,9 @@ export class CoordinatorHttp {
         'content-length': String(size),
         'x-dsg-sha256': sha256,
       },
-      body: createReadStream(file) as unknown as ReadableStream,
+      body: createReadStream(file) as unknown as ReadableStream<Uint8Array>,
       duplex: 'half',
-    } as RequestInit);
+    });
     if (!res.ok) throw new Error(`output ${path} was refused: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
   }
 }

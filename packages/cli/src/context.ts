@@ -1,5 +1,6 @@
 /** What every command gets: the client (built lazily from config) and the process's streams. */
-import { DsgClient } from '@dsg/client';
+import { DsgClient, type FetchLike } from '@dsg/client';
+import { nodeFetch } from '@dsg/client/node';
 import { loadClientConfig, rememberClientPin, resolveGiveUpAfter, type ClientConfig } from './config.js';
 import { Reconnector } from './reconnect.js';
 
@@ -19,15 +20,15 @@ export function clientFrom(flags: GlobalFlags): DsgClient {
   // A fingerprint given with --tls-fingerprint for the coordinator the config file names is remembered there after
   // the first request it pinned succeeds, so the next command needs no flag.
   const remember = flags.tlsFingerprint !== undefined && c.coordinatorSource.kind === 'file';
-  return new DsgClient({ baseUrl: c.coordinator, token: c.token, ...(c.coordinator.startsWith('https://') ? { fetch: lazyTlsFetch(c, remember) } : {}) });
+  return new DsgClient({ baseUrl: c.coordinator, token: c.token, fetch: c.coordinator.startsWith('https://') ? lazyTlsFetch(c, remember) : nodeFetch });
 }
 
 /**
  * The fetch for an https:// coordinator (pinned when a fingerprint is configured; see @dsg/client/tls), loaded on
  * first use so plain-HTTP commands never load the TLS code.
  */
-function lazyTlsFetch(c: ClientConfig, rememberPin: boolean): typeof fetch {
-  let f: Promise<{ fetch: typeof fetch; pin: string | null }> | null = null;
+function lazyTlsFetch(c: ClientConfig, rememberPin: boolean): FetchLike {
+  let f: Promise<{ fetch: FetchLike; pin: string | null }> | null = null;
   let remembered = !rememberPin;
   return async (input, init) => {
     f ??= import('@dsg/client/tls').then((t) => {

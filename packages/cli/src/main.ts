@@ -8,28 +8,7 @@ import { DSG_VERSION, isDsgError, ValidationError } from '@dsg/core';
 import { debugEnabled } from './config.js';
 import { activeClientConfig, Exit, ExitCode, exitQuietlyOnClosedOutput, type GlobalFlags } from './context.js';
 import { explainClientError } from './explain.js';
-import { registerAgent } from './commands/agent.js';
-import { registerCancel } from './commands/job-cancel.js';
-import { registerJobs } from './commands/job-list.js';
-import { registerLogs } from './commands/job-logs.js';
-import { registerOutputs } from './commands/job-outputs.js';
-import { registerJobShow } from './commands/job-show.js';
-import { registerSubmit } from './commands/job-submit.js';
-import { registerNodes } from './commands/node-list.js';
-import { registerNodeOps } from './commands/node-ops.js';
-import { registerStatus } from './commands/status.js';
-import { registerNodeRevoke } from './commands/node-revoke.js';
-import { registerCoordinator } from './commands/coordinator.js';
-import { registerSpec } from './commands/spec-check.js';
-import { registerUp } from './commands/up.js';
-import { registerWorkflow } from './commands/workflow.js';
-import { registerWait } from './commands/wait.js';
-import { registerToken } from './commands/token.js';
-import { registerAudit } from './commands/audit.js';
-import { registerLedger } from './commands/ledger.js';
-import { registerAgentService } from './commands/agent-service.js';
-import { registerDiscover } from './commands/discover.js';
-
+import { commandsFor } from './command-table.js';
 const program = new Command()
   .name('dsg')
   .description('Distributed Science Grid: run science jobs on the machines you already have')
@@ -53,37 +32,29 @@ Every read command takes --json. Exit codes: 0 ok · 1 a job failed or a runtime
 3 cannot reach the coordinator (waiting commands keep trying for 5m first: --give-up-after) · 130 interrupted.`);
 
 const globals = (): GlobalFlags => program.opts<GlobalFlags>();
-registerUp(program);
-registerCoordinator(program);
-registerAgent(program, globals);
-registerAgentService(program.commands.find((c) => c.name() === 'agent')!);
-registerDiscover(program);
-registerSubmit(program, globals);
-registerJobs(program, globals);
-registerJobShow(program, globals);
-registerWait(program, globals);
-registerLogs(program, globals);
-registerCancel(program, globals);
-registerOutputs(program, globals);
-registerWorkflow(program, globals);
-registerNodes(program, globals);
-registerNodeOps(program, globals);
-registerStatus(program, globals);
-registerNodeRevoke(program, globals);
-registerToken(program, globals);
-registerAudit(program, globals);
-registerLedger(program, globals);
-registerSpec(program);
+const commands = commandsFor(process.argv.slice(2));
+for (const command of commands) (await command.load())(program, globals);
 
 function fail(code: number, message: string): never {
   process.stderr.write(`dsg: ${message}\n`);
   process.exit(code);
 }
 
+/** Exit once what was written to stdout and stderr has been handed to the OS. */
+function exitWhenFlushed(code: number): Promise<never> {
+  return new Promise(() => {
+    let pending = 2;
+    const done = (): void => { if (--pending === 0) process.exit(code); };
+    process.stdout.write('', done);
+    process.stderr.write('', done);
+  });
+}
+
 exitQuietlyOnClosedOutput();
 
 try {
   await program.parseAsync(process.argv);
+  if (!commands.some((c) => c.serves)) await exitWhenFlushed(typeof process.exitCode === 'number' ? process.exitCode : 0);
 } catch (e) {
   if (e instanceof ExitCode) process.exit(e.code);
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : Exit.usage);

@@ -1,8 +1,10 @@
 /**
- * DsgClient: the typed REST v1 client. Uses only global fetch, so it runs in Node and in browsers.
+ * DsgClient: the typed REST v1 client. Uses only a fetch (the global one by default), so it runs in Node and in browsers;
+ * Node programs pass the faster `node:http` one from `@dsg/client/node`.
  * A non-2xx answer becomes the DsgError the coordinator described (same code, message and details); a network
  * failure becomes an `unavailable` DsgError that tells the user how to start a grid.
  */
+import type { FetchLike, RequestInitLike, ResponseLike } from './fetch-like.js';
 import {
   type AuditPageV1,
   type LedgerV1,
@@ -43,25 +45,25 @@ export interface DsgClientOptions {
   /** Coordinator base URL, e.g. `http://127.0.0.1:7070`. */
   readonly baseUrl: string;
   readonly token: string;
-  /** Custom fetch (tests, proxies). Default: global fetch. */
-  readonly fetch?: typeof fetch;
+  /** The fetch to use (`@dsg/client/node`'s in Node programs; a pinned one for TLS; tests). Default: global fetch. */
+  readonly fetch?: FetchLike;
 }
 
 /** Error codes for answers without a DSG error body (e.g. from a proxy). */
 const STATUS_CODES: Readonly<Record<number, ErrorCode>> = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found' };
 
-type RequestBody = NonNullable<RequestInit['body']>;
+type RequestBody = NonNullable<RequestInitLike['body']>;
 type Query = Record<string, string | number | undefined>;
 
 export class DsgClient {
   readonly baseUrl: string;
   private readonly token: string;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: FetchLike;
 
   constructor(options: DsgClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.token = options.token;
-    this.fetchImpl = options.fetch ?? ((...a) => fetch(...a));
+    this.fetchImpl = options.fetch ?? ((url, init) => fetch(url, init as RequestInit) as Promise<ResponseLike>);
   }
 
   private url(path: string, query?: Query): string {
@@ -75,16 +77,16 @@ export class DsgClient {
   }
 
   /** The raw request; resolves to the Response for 2xx, throws a DsgError otherwise. */
-  async request(method: string, path: string, init: { query?: Query; json?: unknown; body?: RequestBody; headers?: Record<string, string> } = {}): Promise<Response> {
+  async request(method: string, path: string, init: { query?: Query; json?: unknown; body?: RequestBody; headers?: Record<string, string> } = {}): Promise<ResponseLike> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, ...init.headers };
     let body: RequestBody | undefined = init.body;
     if (init.json !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(init.json);
     }
-    let res: Response;
+    let res: ResponseLike;
     try {
-      res = await this.fetchImpl(this.url(path, init.query), { method, headers, ...(body !== undefined ? { body, duplex: 'half' } : {}) } as RequestInit);
+      res = await this.fetchImpl(this.url(path, init.query), { method, headers, ...(body !== undefined ? { body, duplex: 'half' as const } : {}) });
     } catch (e) {
       if (e instanceof DsgError) throw e; // a certificate refused (see tls.ts): nothing to retry
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
@@ -150,7 +152,7 @@ export class DsgClient {
   getLogs = (id: string, index: number, q: { offset?: number; attempt?: string } = {}): Promise<LogChunkV1> =>
     this.json('GET', `/jobs/${encodeURIComponent(id)}/tasks/${index}/logs`, { query: { ...q } });
   listOutputs = (id: string): Promise<{ items: OutputV1[] }> => this.json('GET', `/jobs/${encodeURIComponent(id)}/outputs`);
-  downloadOutput = (id: string, index: number, path: string): Promise<Response> =>
+  downloadOutput = (id: string, index: number, path: string): Promise<ResponseLike> =>
     this.request('GET', `/jobs/${encodeURIComponent(id)}/tasks/${index}/outputs/${path.split('/').map(encodeURIComponent).join('/')}`);
   explainJob = (id: string, task?: number): Promise<JobExplainV1> => this.json('GET', `/jobs/${encodeURIComponent(id)}/explain`, { query: { task } });
   retryJob = (id: string): Promise<RetryResponseV1 & { job: JobV1 }> => this.json('POST', `/jobs/${encodeURIComponent(id)}/retry`);

@@ -49,11 +49,16 @@ describe('TLS pinning', () => {
       assert.equal(await (await t.fetch(`${url}/x`)).text(), 'ok');
       await t.close();
       assert.equal(requests, 1);
+      // The CLI's path: one handshake per connection, checked before the request is written.
+      const right = coordinatorFetch(url, pin);
+      assert.equal(await (await right(`${url}/y`)).text(), 'ok');
+      assert.equal(await (await right(`${url}/z`, { method: 'POST', body: 'x' })).text(), 'ok');
+      assert.equal(requests, 3);
       const f = coordinatorFetch(url, `sha256:${HEX}`);
       await assert.rejects(f(`${url}/x`, { headers: { authorization: 'Bearer secret' } }), (e: unknown) => e instanceof PinMismatchError && e.message.includes(pin));
-      assert.equal(requests, 1, 'nothing was sent to a server with another certificate');
+      assert.equal(requests, 3, 'nothing was sent to a server with another certificate');
       await assert.rejects(coordinatorFetch(url, null)(`${url}/x`), /does not trust/);
-      assert.equal(requests, 1);
+      assert.equal(requests, 3);
     } finally {
       server.close();
     }

@@ -8,6 +8,7 @@
  * Shutdown is the reverse: stop accepting, close agent sockets, flush pending reports, close the store.
  */
 import { chmod, mkdir, open, readdir, readFile, writeFile, rename } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -46,7 +47,13 @@ interface Credentials {
 const MINTED_ADMIN = 'admin (created by dsg up)';
 const MINTED_JOIN = 'node join token';
 
-const STATIC_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'static');
+/**
+ * The dashboard's files: `./web` next to this module when it runs from the CLI's bundle (scripts/bundle-cli.mjs
+ * copies them there), else the package's own `static/` folder in a built checkout.
+ */
+const HERE = dirname(fileURLToPath(import.meta.url));
+const STATIC_DIR = [join(HERE, 'web'), resolve(HERE, '..', '..', 'static')].find((d) => existsSync(join(d, 'index.html')))
+  ?? resolve(HERE, '..', '..', 'static');
 
 export async function startCoordinator(options: CoordinatorOptions, clock: Clock = systemClock): Promise<RunningCoordinator> {
   const dataDir = resolve(options.dataDir);

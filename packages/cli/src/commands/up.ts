@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { parseSize, ValidationError } from '@dsg/core';
@@ -15,7 +16,12 @@ import { bold, cyan, dim, green } from '../format.js';
 import { parsePositiveNumber } from './parse-flags.js';
 import { addServeFlags, coordinatorOptions, type ServeFlags } from './serve-flags.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/dsg.js', import.meta.url));
+/**
+ * The `dsg` launcher this process was started with (bin/dsg.js in a checkout, the installed package's when installed
+ * with npm): the local agent runs from the same code. This module may be a chunk of the CLI's bundle, so its own
+ * location says nothing about where the launcher is.
+ */
+const BIN = process.argv[1] ? resolve(process.argv[1]) : fileURLToPath(new URL('../../../bin/dsg.js', import.meta.url));
 
 export function lanAddress(): string | null {
   for (const list of Object.values(networkInterfaces()))
