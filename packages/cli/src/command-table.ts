@@ -38,6 +38,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   { names: ['discover'], load: async () => (await import('./commands/discover.js')).registerDiscover },
   { names: ['submit'], load: async () => (await import('./commands/job-submit.js')).registerSubmit },
+  { names: ['run'], load: async () => (await import('./commands/run.js')).registerRun },
   { names: ['jobs'], load: async () => (await import('./commands/job-list.js')).registerJobs },
   { names: ['job', 'tasks'], load: async () => (await import('./commands/job-show.js')).registerJobShow },
   { names: ['wait'], load: async () => (await import('./commands/wait.js')).registerWait },

@@ -49,18 +49,48 @@ export function parseSetFlags(values: readonly string[]): Record<string, string>
   return out;
 }
 
+/** The most a spec may be, read from a file or standard input (a spec is small; inputs are separate files). */
+export const MAX_SPEC_BYTES = 4 * 1024 * 1024;
+
 export async function loadSpecFile(file: string, params: Readonly<Record<string, string>> = {}): Promise<LoadedSpec> {
   const abs = resolve(file);
   let text: string;
   try {
+    const st = await stat(abs);
+    if (st.size > MAX_SPEC_BYTES) throw new ValidationError([{ path: '', message: `${abs} is ${st.size} bytes; a spec may be at most ${MAX_SPEC_BYTES} (put data in inputs:, not in the spec)` }]);
     text = await readFile(abs, 'utf8');
   } catch (e) {
+    if (e instanceof ValidationError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new ValidationError([{ path: '', message: code === 'ENOENT' ? `no such file: ${abs}` : `cannot read ${abs}: ${code ?? String(e)}` }]);
   }
-  const spec = parseSpecText(text, extname(abs).toLowerCase(), file);
-  if (isWorkflowSpec(spec)) return { file: abs, spec, compiled: null, workflow: compileWorkflowSpec(spec, { params }), params };
-  return { file: abs, spec, compiled: compileJobSpec(spec, { params }), workflow: null, params };
+  return loadSpecObject(parseSpecText(text, extname(abs).toLowerCase(), file), abs, params);
+}
+
+/**
+ * A spec from standard input (`dsg submit -`): YAML or JSON (JSON is YAML). Its inputs are relative to the current
+ * directory. Refused at once when standard input is a terminal (nothing would arrive).
+ */
+export async function loadSpecStdin(params: Readonly<Record<string, string>> = {}, stdin: NodeJS.ReadableStream & { isTTY?: boolean } = process.stdin): Promise<LoadedSpec> {
+  if (stdin.isTTY)
+    throw new ValidationError([{ path: '<file>', message: '"-" reads the spec from standard input, which is a terminal here: pipe one in, e.g. `cat job.yaml | dsg submit -`' }]);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of stdin) {
+    const b = typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+    size += b.length;
+    if (size > MAX_SPEC_BYTES) throw new ValidationError([{ path: '<stdin>', message: `the spec on standard input is over ${MAX_SPEC_BYTES} bytes; put data in inputs:, not in the spec` }]);
+    chunks.push(b);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw new ValidationError([{ path: '<stdin>', message: 'standard input was empty: expected a job or workflow spec' }]);
+  return loadSpecObject(parseSpecText(text, '.yaml', '<stdin>'), join(process.cwd(), '<stdin>'), params);
+}
+
+/** Validate a parsed spec; `file` is where it came from (its folder is what inputs are relative to). */
+export function loadSpecObject(spec: Record<string, unknown>, file: string, params: Readonly<Record<string, string>> = {}): LoadedSpec {
+  if (isWorkflowSpec(spec)) return { file, spec, compiled: null, workflow: compileWorkflowSpec(spec, { params }), params };
+  return { file, spec, compiled: compileJobSpec(spec, { params }), workflow: null, params };
 }
 
 export function parseSpecText(text: string, ext: string, shownName: string): Record<string, unknown> {

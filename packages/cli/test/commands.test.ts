@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -39,14 +39,15 @@ describe('dsg commands against a real grid', { timeout: 120_000 }, () => {
   let env: Record<string, string>;
 
   /** Run dsg to completion. `closeStdout`: the reader has gone before dsg writes (as with `| head`). */
-  function dsg(args: string[], opts: { env?: Record<string, string>; closeStdout?: boolean } = {}): Promise<Run> {
+  function dsg(args: string[], opts: { env?: Record<string, string>; closeStdout?: boolean; stdin?: string } = {}): Promise<Run> {
     return new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...env, ...opts.env }, stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+      if (opts.stdin !== undefined) p.stdin!.end(opts.stdin);
       let stdout = '';
       let stderr = '';
-      if (opts.closeStdout) p.stdout.destroy();
-      else p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
+      if (opts.closeStdout) p.stdout!.destroy();
+      else p.stdout!.on("data", (d) => (stdout += d));
+      p.stderr!.on("data", (d) => (stderr += d));
       const t = setTimeout(() => {
         p.kill('SIGKILL');
         reject(new Error(`dsg ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
@@ -130,6 +131,51 @@ describe('dsg commands against a real grid', { timeout: 120_000 }, () => {
     assert.match(s.stdout, /^resources {2}1 core, 16Mi memory per task$/m);
     assert.match(s.stdout, /^TASK {2}VALUE {2}ATTEMPTS {2}NODE {6}WHY$/m);
     assert.match(s.stdout, /^0 {5}a {6}1 {9}lab-pc-7 {2}exited with code 1$/m);
+  });
+
+  it('dsg run: a one-off command with flags, Slurm-style --array with a %N cap, inputs and outputs; --print shows the spec', async () => {
+    writeFileSync(join(dir, 'square.py'), 'import os\nv = int(os.environ["DSG_ARRAY_VALUE"])\nopen("out.txt", "w").write(str(v * v))\n');
+    const r = await dsg(['run', '--name', 'squares', '--array', '2-6:2%2', '-m', '32Mi', '-i', 'square.py', '-o', 'out.txt', '--json', '--wait', '--', 'python3', 'square.py']);
+    assert.equal(r.code, 0, r.stderr);
+    const job = JSON.parse(r.stdout) as JobV1;
+    assert.equal(job.state, 'succeeded');
+    assert.equal(job.taskCount, 3);
+    assert.equal(job.name, 'squares');
+    const outs = await dsg(['outputs', job.id, '--to', join(dir, 'squares'), '--by-task']);
+    assert.equal(outs.code, 0, outs.stderr);
+    const got = [0, 1, 2].map((i) => readFileSync(join(dir, 'squares', `task-${i}`, 'out.txt'), 'utf8'));
+    assert.deepEqual(got, ['4', '16', '36']);
+
+    const printed = await dsg(['run', '--print', '--cpus', '0.5', '--env', 'A=1', '--wrap', 'echo $A']);
+    assert.equal(printed.code, 0, printed.stderr);
+    assert.match(printed.stdout, /^name: echo$/m);
+    assert.match(printed.stdout, /^script: echo \$A$/m);
+    assert.match(printed.stdout, /^ {2}cpu: 0\.5$/m);
+    const capped = await dsg(['run', '--print', '--array', '1-3%2', '--', 'true']);
+    assert.match(capped.stdout, /^parallelism: 2$/m);
+    assert.match(capped.stdout, /^array:\n {2}- 1\n {2}- 2\n {2}- 3$/m);
+
+    const bad = await dsg(['run', '--memory', 'lots', '--', 'true']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /resources\.memory/);
+    const none = await dsg(['run', '--cpus', '2']);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /nothing to run: put the command after --/);
+  });
+
+  it('dsg submit - reads the spec from standard input, inputs relative to the current directory', async () => {
+    writeFileSync(join(dir, 'greeting.txt'), 'hello');
+    const r = await dsg(['submit', '-', '--wait', '--json'], { stdin: 'name: from-stdin\nscript: cat greeting.txt\ninputs: [greeting.txt]\nresources: { memory: 16Mi }\n' });
+    assert.equal(r.code, 0, r.stderr);
+    const job = JSON.parse(r.stdout) as JobV1;
+    assert.equal(job.state, 'succeeded');
+    assert.equal((await dsg(['logs', job.id])).stdout, 'hello');
+    const empty = await dsg(['submit', '-'], { stdin: '' });
+    assert.equal(empty.code, 2);
+    assert.match(empty.stderr, /standard input was empty/);
+    const broken = await dsg(['submit', '-'], { stdin: 'name: [unclosed\n' });
+    assert.equal(broken.code, 2);
+    assert.match(broken.stderr, /<stdin>:\d+:\d+: YAML syntax error/);
   });
 
   it('dsg token create | list | revoke: a submitter token sees its project only, says who submitted, and stops at revoke', async () => {
@@ -217,7 +263,7 @@ describe('dsg commands against a real grid', { timeout: 120_000 }, () => {
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
+      p.stderr!.on("data", (d) => (stderr += d));
       p.on('close', (code) => resolve({ code, stdout, stderr }));
     });
     assert.equal(r.stdout, '1\n');
