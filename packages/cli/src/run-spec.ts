@@ -92,8 +92,8 @@ function number(text: string | undefined, flag: string, issues: Issue[], integer
 export function nameFor(command: readonly string[], wrap: string | undefined): string {
   const interpreters = /^(python[\d.]*|node|bash|sh|zsh|Rscript|julia|perl|ruby|env)$/;
   const word = wrap !== undefined ? (wrap.trim().split(/\s+/)[0] ?? 'run') : (command.find((a) => !a.startsWith('-') && !interpreters.test(a.split('/').pop() ?? a)) ?? command[0] ?? 'run');
-  const base = (word.split('/').pop() ?? word).replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60);
-  return /^[A-Za-z0-9]/.test(base) ? base : `run-${base || 'job'}`.slice(0, 60);
+  const base = (word.split('/').pop() ?? word).replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^[^A-Za-z0-9]+|[-_]+$/g, '').slice(0, 60);
+  return base || 'run';
 }
 
 /**

@@ -30,7 +30,7 @@ describe('dsg run', () => {
     assert.equal(nameFor(['./run.sh'], undefined), 'run-sh');
     assert.equal(nameFor(['/usr/bin/env', 'Rscript', 'fit.R'], undefined), 'fit-R');
     assert.equal(nameFor([], 'echo $A'), 'echo');
-    assert.equal(nameFor(['___'], undefined), 'run-job');
+    assert.equal(nameFor(['___'], undefined), 'run');
   });
 
   it('makes a spec core accepts, with every flag in its place', () => {
