@@ -44,13 +44,16 @@ export class Sandbox {
   readonly home = join(this.dir, 'home');
   private readonly procs: ChildProcess[] = [];
 
+  /** `bin`: the dsg launcher to run (default the repository's; an installed package's in the install test). */
+  constructor(readonly bin: string = DSG) {}
+
   env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: this.home, XDG_CONFIG_HOME: join(this.home, '.config'), XDG_STATE_HOME: join(this.home, '.state'), DSG_LOG_LEVEL: 'warn', ...extra };
   }
 
   /** Start a long-running dsg command (up, coordinator, agent) in its own process group. */
   start(args: string[], extraEnv: Record<string, string> = {}): { proc: ChildProcess; output: () => string } {
-    const proc = spawn(process.execPath, [DSG, ...args], { cwd: this.dir, env: this.env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const proc = spawn(process.execPath, [this.bin, ...args], { cwd: this.dir, env: this.env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let out = '';
     proc.stdout!.on('data', (d) => (out += d));
     proc.stderr!.on('data', (d) => (out += d));
@@ -61,7 +64,7 @@ export class Sandbox {
   /** Run a dsg command to completion. */
   run(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, [DSG, ...args], { cwd: opts.cwd ?? this.dir, env: this.env(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(process.execPath, [this.bin, ...args], { cwd: opts.cwd ?? this.dir, env: this.env(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d) => (stdout += d));
