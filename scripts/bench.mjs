@@ -3,7 +3,7 @@
 // record — against two baselines run in the same invocation: a raw Node spawn loop and `xargs -P <cores>`.
 // Prints tasks/s and ratios (machines here are noisy: compare ratios, not absolutes), then submit-to-start
 // latency on an idle grid. Not a test: it asserts nothing, but exits non-zero if the grid run fails.
-// Then workflows: W3 = 100 chains × 3 dependent steps (per-item chaining) and a 1 → 1,000 → 1 fan-out/fan-in, each
+// Then CLI start-up (dsg --version, dsg jobs) against bare Node. Then workflows: W3 = 100 chains × 3 dependent steps (per-item chaining) and a 1 → 1,000 → 1 fan-out/fan-in, each
 // against the same number of independent tasks in one job, run in the same grid: tasks/s and overhead per edge.
 //   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --repeat N (workflow runs, default 5)  --json
 //            --isolation sandbox|cgroups|none (the local agent's task isolation; default: the strongest available)
@@ -89,8 +89,15 @@ async function startGrid() {
   }
   throw new Error(`grid did not come up within 60 s:\n${errText}`);
 }
+// The grid serves TLS with its own certificate by default (dsg up listens beyond loopback): trust exactly it, as the
+// CLI does. Loaded after the build (ensure.mjs) has run.
+let pinned = null;
 async function api(c, method, path, body) {
-  const r = await fetch(`${c.url}/api/v1${path}`, {
+  if (!pinned) {
+    const tls = await import(join(root, 'packages', 'client', 'dist', 'src', 'tls.js'));
+    pinned = tls.coordinatorFetch(c.url, c.tlsFingerprint ? tls.parseFingerprint(c.tlsFingerprint) : null);
+  }
+  const r = await pinned(`${c.url}/api/v1${path}`, {
     method, headers: { authorization: `Bearer ${c.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
@@ -167,6 +174,27 @@ try {
   results.latencyClientP50 = pct(lat.map((l) => l.client), 50);
   results.latencyClientP99 = pct(lat.map((l) => l.client), 99);
 
+  // ── CLI start-up: what a user waits for on every command, against bare Node in the same run ──
+  say('CLI start-up: dsg --version and dsg jobs, against node -e 0 and a bare node:http GET');
+  const cliEnv = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config') };
+  const timeCmd = (args, n = 15) => {
+    const xs = [];
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      const r = spawnSync(process.execPath, args, { env: cliEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+      if (r.status !== 0) throw new Error(`${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
+      xs.push(performance.now() - t);
+    }
+    return median(xs);
+  };
+  const DSG = join(root, 'packages', 'cli', 'bin', 'dsg.js');
+  results.cli = {
+    nodeBare: timeCmd(['-e', '0']),
+    nodeHttpGet: timeCmd(['-e', `require('http').get(${JSON.stringify(`${c.url.replace('https:', 'http:')}/api/v1/health`)}, (r) => { r.resume(); r.on('end', () => process.exit(0)); }).on('error', () => process.exit(0))`]),
+    version: timeCmd([DSG, '--version']),
+    jobs: timeCmd([DSG, 'jobs']),
+  };
+
   // ── workflows ──
   const w3 = {
     name: 'w3', stages: {
@@ -217,6 +245,12 @@ else {
   console.log(`\nDSG vs node spawn loop: ${(results.dsg / results.nodeSpawn).toFixed(2)}×`);
   console.log(`submit→start latency, idle grid (${LAT} jobs): p50 ${results.latencyP50} ms, p99 ${results.latencyP99} ms (server clock);` +
     ` client-observed p50 ${results.latencyClientP50.toFixed(1)} ms, p99 ${results.latencyClientP99.toFixed(1)} ms`);
+  const cl = results.cli;
+  console.log('\nCLI start-up (median of 15 runs; target: dsg --version and dsg jobs under 150 ms):');
+  console.log('| command                           |     ms | vs node -e 0 |');
+  console.log('|-----------------------------------|-------:|-------------:|');
+  for (const [name, ms] of [['node -e 0 (baseline)', cl.nodeBare], ['node: one http GET (baseline)', cl.nodeHttpGet], ['dsg --version', cl.version], ['dsg jobs', cl.jobs]])
+    console.log(`| ${name.padEnd(33)} | ${ms.toFixed(0).padStart(6)} | ${(ms / cl.nodeBare).toFixed(2).padStart(11)}× |`);
   console.log(`\nWorkflows (median of ${REPEAT} runs; every state change durable):`);
   console.log('| workload                         |  tasks/s | same tasks, independent |  ratio | overhead per edge          |');
   console.log('|----------------------------------|---------:|------------------------:|-------:|---------------------------:|');
