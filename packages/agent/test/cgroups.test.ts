@@ -141,6 +141,32 @@ describe('cgroups v1 (fake per-controller trees)', () => {
     }
   });
 
+  it('measures CPU from cpuacct mounted apart from cpu (its own hierarchy), or from cpu when co-mounted as cpu,cpuacct', () => {
+    for (const layout of ['separate', 'co-mounted'] as const) {
+      const root = fakeRoot();
+      try {
+        const mounts = layout === 'separate' ? ['memory', 'pids', 'cpu', 'cpuacct'] : ['memory', 'pids', 'cpu,cpuacct'];
+        for (const c of mounts) {
+          mkdirSync(join(root, c, 'agent'), { recursive: true });
+          writeFileSync(join(root, c, 'cgroup.procs'), '');
+        }
+        const text = layout === 'separate'
+          ? '8:pids:/agent\n5:cpuacct:/agent\n4:memory:/agent\n1:cpu:/agent\n0::/\n'
+          : '8:pids:/agent\n4:memory:/agent\n1:cpu,cpuacct:/agent\n0::/\n';
+        const d = detectCgroups({ procSelfCgroup: text, root, pid: 1 }, 'v1');
+        assert.ok(d.ok, d.ok ? '' : d.why);
+        const cg = d.cgroups.create({ memoryBytes: 64 * 1024 * 1024, cpuMillis: 1000, pids: 16 });
+        assert.equal(cg.procsFiles.length, layout === 'separate' ? 4 : 3, `${layout}: the task joins cpuacct too, once`);
+        const acct = layout === 'separate' ? join(root, 'cpuacct', 'agent', 'v1-1') : join(root, 'cpu,cpuacct', 'agent', 'v1-1');
+        writeFileSync(join(acct, 'cpuacct.usage'), '2500000000\n');
+        writeFileSync(join(root, 'memory', 'agent', 'v1-1', 'memory.max_usage_in_bytes'), '1048576\n');
+        assert.deepEqual(cg.usage(), { cpuMs: 2500, peakMemoryBytes: 1048576 }, layout);
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    }
+  });
+
   it('a missing controller falls through to v2, and with neither the reason names both', () => {
     const root = fakeRoot();
     try {

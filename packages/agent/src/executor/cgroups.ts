@@ -70,11 +70,13 @@ export function detectCgroups(env: CgroupEnvironment = systemCgroupEnvironment()
   const reasons: string[] = [];
   // v1: every controller we need mounted as its own hierarchy and writable by us.
   const v1: Record<string, string> = {};
-  for (const c of [...V1_CONTROLLERS, 'freezer']) {
+  // Optional: freezer (suspend a task), cpuacct (measured CPU for the ledger) when mounted apart from cpu (on many
+  // machines it is co-mounted as cpu,cpuacct, and the cpu group already has cpuacct.usage).
+  for (const c of [...V1_CONTROLLERS, 'freezer', 'cpuacct']) {
     const line = lines.find((l) => l.controllers.includes(c));
     if (!line) continue;
     const mount = [join(env.root, c), join(env.root, line.controllers.join(','))].find((d) => existsSync(join(d, 'cgroup.procs')));
-    if (mount) v1[c] = join(mount, line.path);
+    if (mount && !Object.values(v1).includes(join(mount, line.path))) v1[c] = join(mount, line.path);
   }
   if (V1_CONTROLLERS.every((c) => v1[c])) {
     const probe = tryWritable(Object.values(v1), prefix);
@@ -389,7 +391,7 @@ export class TaskCgroup {
       const peak = read(this.dirs['unified'], 'memory.peak');
       if (peak !== null && /^\d+\s*$/.test(peak)) out.peakMemoryBytes = Number(peak);
     } else {
-      const ns = read(this.dirs['cpu'], 'cpuacct.usage');
+      const ns = read(this.dirs['cpuacct'], 'cpuacct.usage') ?? read(this.dirs['cpu'], 'cpuacct.usage');
       if (ns !== null && /^\d+\s*$/.test(ns)) out.cpuMs = Math.round(Number(ns) / 1e6);
       const peak = read(this.dirs['memory'], 'memory.max_usage_in_bytes');
       if (peak !== null && /^\d+\s*$/.test(peak)) out.peakMemoryBytes = Number(peak);
