@@ -33,6 +33,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import {
   AGENT_WS_PATH,
+  looksLikeJoinCode,
   DSG_VERSION,
   PROTOCOL_VERSION,
   type AgentMessage,
@@ -289,7 +290,9 @@ class Agent implements RunningAgent {
           this.log('error', rejectedToken
             ? this.credential
               ? `the coordinator rejected this node's credential (HTTP ${res.statusCode}): ${body.trim() || 'revoked'}; to join again as a new node, delete ${join(this.options.stateDir, 'node.json')} and restart the agent`
-              : `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
+              : looksLikeJoinCode(this.options.token)
+                ? `the coordinator did not accept the join code (HTTP ${res.statusCode}${/expired|revoked/.test(body) ? `: ${/expired/.test(body) ? 'it expired' : 'it was revoked'}` : ': mistyped, expired or revoked'}); ask the grid's admin for a new one (dsg join-code create)`
+                : `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
             : `the coordinator refused the connection (HTTP ${res.statusCode})`);
         }
         ws.terminate();

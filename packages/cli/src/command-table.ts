@@ -59,6 +59,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   { names: ['status', 'gc'], load: async () => (await import('./commands/status.js')).registerStatus },
   { names: ['token'], load: async () => (await import('./commands/token.js')).registerToken },
+  { names: ['join-code'], load: async () => (await import('./commands/join-code.js')).registerJoinCode },
   { names: ['audit'], load: async () => (await import('./commands/audit.js')).registerAudit },
   { names: ['ledger'], load: async () => (await import('./commands/ledger.js')).registerLedger },
   { names: ['spec'], load: async () => (await import('./commands/spec-check.js')).registerSpec },

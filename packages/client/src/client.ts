@@ -37,6 +37,8 @@ import {
   type WorkflowV1,
   type CreateTokenRequestV1,
   type CreateTokenResponseV1,
+  type CreateJoinCodeRequestV1,
+  type CreateJoinCodeResponseV1,
   type SessionV1,
   type TokenV1,
 } from '@dsg/core';
@@ -190,6 +192,8 @@ export class DsgClient {
 
   /** Mint a token (admin): its secret is in this answer only. */
   createToken = (req: CreateTokenRequestV1): Promise<CreateTokenResponseV1> => this.json('POST', '/tokens', { json: req });
+  /** A four-word join code for new agents (admin); the code is in this answer only. */
+  createJoinCode = (req: CreateJoinCodeRequestV1 = {}): Promise<CreateJoinCodeResponseV1> => this.json('POST', '/join-codes', { json: req });
   /** Every token (admin), never a secret. */
   listTokens = (): Promise<{ items: TokenV1[] }> => this.json('GET', '/tokens');
   /** Revoke a token by id or name (admin), at once, with its dashboard sessions. */

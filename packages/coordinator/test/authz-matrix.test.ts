@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import { AGENT_WS_PATH, newNodeId, type NodeId } from '@dsg/core';
+import { AGENT_WS_PATH, newNodeId, normalizeJoinCode, type NodeId } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type Store } from '@dsg/store';
 import { Engine } from '@dsg/coordinator';
@@ -232,6 +232,7 @@ describe('authorization matrix: every route × every kind of caller', () => {
       'GET /api/v1/workflows/:id/outputs': { request: get(`/api/v1/workflows/${w}/outputs`), expect: read('GET', 200) },
       'POST /api/v1/tokens': { request: post('/api/v1/tokens', { role: 'reader' }), expect: admin('POST', 201) },
       'GET /api/v1/tokens': { request: get('/api/v1/tokens'), expect: admin('GET', 200) },
+      'POST /api/v1/join-codes': { request: post('/api/v1/join-codes', {}), expect: admin('POST', 201) },
       'DELETE /api/v1/tokens/:id': { request: () => ({ method: 'DELETE', url: `/api/v1/tokens/${ids.token}` }), expect: admin('DELETE', 200) },
       'POST /api/v1/session': {
         // Signing in takes the token in the body, not in a header: each kind signs in with its own secret.
@@ -316,6 +317,61 @@ describe('authorization matrix: every route × every kind of caller', () => {
     for (const cache of [f.engine.jobs, fresh]) {
       assert.equal((await cache.get(mine.json().job.id))?.operatorOwned, false, 'a submitter\'s job is not the operator\'s');
       assert.equal((await cache.get(adminJob.id))?.operatorOwned, true, 'an admin\'s job is the operator\'s');
+    }
+  });
+});
+
+describe('join codes', () => {
+  it('a join code opens the agent channel like the join token until it expires or is revoked; it can do nothing else', async () => {
+    const f = await fixture();
+    const hub = new AgentHub(f.engine, new Authenticator(f.store, f.clock.now), f.clock, 5000, pino({ level: 'silent' }), { refusals: f.engine.refusals });
+    hub.attach(f.app.server);
+    try {
+      await f.app.listen({ host: '127.0.0.1', port: 0 });
+      const addr = f.app.server.address() as { port: number };
+      const open = (code: string): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${addr.port}${AGENT_WS_PATH}`, { headers: { authorization: `Bearer ${code}` } });
+          ws.once('open', () => {
+            ws.close();
+            resolve(101);
+          });
+          ws.once('unexpected-response', (_req, res) => {
+            resolve(res.statusCode ?? 0);
+            ws.terminate();
+          });
+          ws.once('error', (e) => reject(e));
+        });
+      const admin = { authorization: `Bearer ${f.secrets.admin}` };
+      const made = await f.app.inject({ method: 'POST', url: '/api/v1/join-codes', headers: admin, payload: { expiresInSeconds: 600, name: 'class' } });
+      assert.equal(made.statusCode, 201);
+      const { code, token } = made.json() as { code: string; token: { role: string; expiresAt: string; name: string } };
+      assert.match(code, /^[a-z]+-[a-z]+-[a-z]+-[a-z]+$/);
+      assert.equal(normalizeJoinCode(code), code, 'every word is in the list');
+      assert.equal(token.role, 'node');
+      assert.equal(Date.parse(token.expiresAt), f.clock.now() + 600_000);
+      assert.equal((await f.app.inject({ method: 'GET', url: '/api/v1/tokens', headers: admin })).body.includes(code), false, 'never listed');
+      assert.equal(await open(code), 101);
+      // A node token: no API beyond joining.
+      assert.equal((await f.app.inject({ method: 'GET', url: '/api/v1/jobs', headers: { authorization: `Bearer ${code}` } })).statusCode, 403);
+      // Two codes made at once are different records with different names.
+      const second = (await f.app.inject({ method: 'POST', url: '/api/v1/join-codes', headers: admin, payload: {} })).json() as { code: string; token: { name: string } };
+      assert.notEqual(second.code, code);
+      assert.notEqual(second.token.name, 'class');
+      // Too long a life, and non-admins, are refused.
+      assert.equal((await f.app.inject({ method: 'POST', url: '/api/v1/join-codes', headers: admin, payload: { expiresInSeconds: 8 * 86400 } })).statusCode, 400);
+      // Expired: refused on the next attempt.
+      f.clock.t += 600_000;
+      assert.equal(await open(code), 401);
+      f.clock.t -= 600_000;
+      // Revoked: refused at once.
+      assert.equal((await f.app.inject({ method: 'DELETE', url: '/api/v1/tokens/class', headers: admin })).statusCode, 200);
+      assert.equal(await open(code), 401);
+      const audit = (await f.app.inject({ method: 'GET', url: '/api/v1/audit', headers: admin })).json() as { items: Array<{ action: string }> };
+      assert.ok(audit.items.some((e) => e.action === 'joincode.created'));
+    } finally {
+      await hub.close();
+      await f.close();
     }
   });
 });

@@ -48,7 +48,7 @@ export interface AuditEntry extends AuditInput {
 export const AUDIT_ACTIONS = [
   'job.submitted', 'job.cancelled', 'job.retried',
   'workflow.submitted', 'workflow.cancelled', 'workflow.retried',
-  'token.created', 'token.revoked', 'session.signed-in',
+  'token.created', 'token.revoked', 'joincode.created', 'session.signed-in',
   'node.joined', 'node.cordoned', 'node.drained', 'node.uncordoned', 'node.removed', 'node.revoked', 'nodes.pruned',
   'data.collected',
 ] as const;

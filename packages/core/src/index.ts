@@ -16,3 +16,4 @@ export * from './node-policy.js';
 export const DSG_VERSION = '0.1.0';
 export * from './audit.js';
 export * from './ledger.js';
+export * from './join-code.js';

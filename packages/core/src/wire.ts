@@ -107,6 +107,21 @@ export const CreateTokenRequestV1Schema = z
   });
 export type CreateTokenRequestV1 = z.infer<typeof CreateTokenRequestV1Schema>;
 
+/** `POST /api/v1/join-codes`: a short-lived join code (four words, see join-code.ts). */
+export const CreateJoinCodeRequestV1Schema = z.strictObject({
+  name: z.string({ error: 'expected a name' }).trim().min(1).max(100).optional(),
+  /** Seconds from now until it stops working. Default 3600; at most 7 days (a code is short: keep its life short). */
+  expiresInSeconds: z.number({ error: 'expected seconds as a number' }).int().min(60, { error: 'at least 60 seconds' }).max(7 * 86400, { error: 'at most 7 days: a join code is short, so it must not live long' }).optional(),
+});
+export type CreateJoinCodeRequestV1 = z.infer<typeof CreateJoinCodeRequestV1Schema>;
+
+export interface CreateJoinCodeResponseV1 {
+  /** The token record behind the code (role node; revoke it with `dsg token revoke NAME`). */
+  token: TokenV1;
+  /** The four words, shown only in this answer. */
+  code: string;
+}
+
 export const CreateSessionRequestV1Schema = z.strictObject({
   token: z.string({ error: 'expected the token to sign in with' }).min(1).max(200),
 });

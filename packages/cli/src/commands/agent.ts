@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parseSize, ValidationError, type Issue } from '@dsg/core';
+import { looksLikeJoinCode, normalizeJoinCode, parseSize, ValidationError, type Issue } from '@dsg/core';
 import { normalizeCoordinatorUrl, policyReaderOptions, processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
 import { info, type GlobalFlags } from '../context.js';
 import { parsePositiveNumber } from './parse-flags.js';
@@ -53,12 +53,38 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .option('--max-temperature <celsius>', 'suspend tasks while the hottest thermal zone is at or above this')
     .option('--grace-minutes <n>', 'suspended this long: stop the tasks and let them run elsewhere (default 5)')
     .option('--gpus <list>', 'GPUs to share, by index or UUID, comma-separated; "none" shares none (default: all)')
-    .addHelpText('after', '\nWithout --coordinator <url> (env DSG_COORDINATOR) the agent looks for a coordinator on the LAN (mDNS, as\n`dsg discover` does), waiting until one appears. It also needs --token <join token> (env DSG_JOIN_TOKEN or DSG_TOKEN;\nthe joinToken in the coordinator\'s credentials.json). Prefer the environment variable: a --token on the\ncommand line is visible to every process of the machine (ps). A coordinator serving TLS with its own certificate\nis pinned by fingerprint: --tls-fingerprint sha256:… (env DSG_TLS_FINGERPRINT), as `dsg up` prints it; it is saved\nwith the node\'s identity after the first connection. A coordinator serving TLS with its own\ncertificate is pinned by fingerprint: --tls-fingerprint sha256:… (env DSG_TLS_FINGERPRINT), as `dsg up` prints it\n(found on the LAN, the advertised one is used); it is saved with the node\'s identity after the first connection.\n\nExample:\n  DSG_JOIN_TOKEN=dsg_node_… dsg agent --coordinator https://192.168.1.10:7070 --tls-fingerprint sha256:3f9a… --cpus 4 --label gpu=rtx3090')
-    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[]; allowUnisolatedJobs?: boolean; grid?: string } & PolicyFlags) => {
+    .option('--join <code>', 'join with a four-word join code instead of a token, e.g. apple-river-cannon-ozone (made by `dsg join-code create`; env DSG_JOIN_CODE)')
+    .addHelpText('after', `
+Without --coordinator <url> (env DSG_COORDINATOR) the agent looks for a coordinator on the LAN (mDNS, as
+\`dsg discover\` does), waiting until one appears. A new agent is let in by one of:
+  --join CODE     a four-word join code the grid's admin read out (\`dsg join-code create\`; env DSG_JOIN_CODE)
+  --token TOKEN   the node join token (env DSG_JOIN_TOKEN or DSG_TOKEN; joinToken in the coordinator's
+                  credentials.json). Prefer the environment variable: a --token on the command line is visible to
+                  every process of the machine (ps).
+After its first connection the agent keeps its own credential in its state dir and needs neither again.
+A coordinator serving TLS with its own certificate is pinned by fingerprint: --tls-fingerprint sha256:… (env
+DSG_TLS_FINGERPRINT), as \`dsg up\` prints it (found on the LAN, the advertised one is used: compare it with what the
+coordinator printed); it is saved with the node's identity after the first connection.
+
+Examples:
+  dsg agent --join apple-river-cannon-ozone                 in a classroom: finds the grid on the LAN
+  DSG_JOIN_TOKEN=dsg_node_… dsg agent --coordinator https://192.168.1.10:7070 --tls-fingerprint sha256:3f9a… --cpus 4 --label gpu=rtx3090`)
+    .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[]; allowUnisolatedJobs?: boolean; grid?: string; join?: string } & PolicyFlags) => {
       const g = globals();
       const [rawUrl, urlSource] = g.coordinator ? [g.coordinator, '--coordinator'] : [processEnv['DSG_COORDINATOR'], 'DSG_COORDINATOR'];
-      const token = g.token ?? processEnv['DSG_JOIN_TOKEN'] ?? processEnv['DSG_TOKEN'];
       const issues: Issue[] = [];
+      const [codeText, codeSource] = f.join !== undefined ? [f.join, '--join'] : [processEnv['DSG_JOIN_CODE'], 'DSG_JOIN_CODE'];
+      const tokenText = g.token ?? processEnv['DSG_JOIN_TOKEN'] ?? processEnv['DSG_TOKEN'];
+      let token = tokenText;
+      if (codeText !== undefined) {
+        if (g.token !== undefined) issues.push({ path: '--join', message: 'give a join code or a token, not both' });
+        try {
+          token = normalizeJoinCode(codeText, codeSource);
+        } catch (e) {
+          if (!(e instanceof ValidationError)) throw e;
+          issues.push(...e.issues);
+        }
+      } else if (tokenText !== undefined && looksLikeJoinCode(tokenText)) token = normalizeJoinCode(tokenText, '--token'); // a code passed as a token
       let coordinatorUrl: string | undefined;
       if (rawUrl && f.grid) issues.push({ path: '--grid', message: 'picks among grids found on the LAN: drop it, or drop --coordinator' });
       if (rawUrl) {
@@ -69,7 +95,7 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
           issues.push(...e.issues);
         }
       }
-      if (!token) issues.push({ path: '--token', message: 'the node join token (joinToken in the coordinator\'s credentials.json)' });
+      if (!token && codeText === undefined) issues.push({ path: '--token', message: 'how this machine is let in: --join CODE (a four-word code from `dsg join-code create`) or --token with the node join token (joinToken in the coordinator\'s credentials.json)' });
       const pinText = g.tlsFingerprint ?? processEnv['DSG_TLS_FINGERPRINT'];
       // The same check as @dsg/client/tls parseFingerprint, here so a typo is reported before anything loads.
       if (pinText !== undefined && !/^(sha-?256[:=])?([0-9a-f]{2}:?){32}$/i.test(pinText.trim()))
@@ -94,6 +120,8 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
         const { waitForGrid, describe } = await import('../discovery.js');
         const g = await waitForGrid({ ...(f.grid ? { gridName: f.grid } : {}), say: info });
         info(`found ${describe(g)}`);
+        if (codeText !== undefined && g.tlsFingerprint)
+          info(`its certificate is ${g.tlsFingerprint.slice(0, 'sha256:'.length + 16)}…, trusted on first use: if the grid's admin shows another, stop this agent (Ctrl-C) and tell them`);
         coordinatorUrl = g.url;
         // Pinning what the advertisement says is trust on first use: see docs/SECURITY.md. An explicit pin wins.
         discoveredPin = g.tlsFingerprint;

@@ -6,9 +6,10 @@
  * Names are unique among tokens not revoked, so a name is enough to revoke one.
  */
 import type { FastifyInstance } from 'fastify';
-import { API_PREFIX, ConflictError, CreateTokenRequestV1Schema, NotFoundError, ValidationError, type CreateTokenResponseV1, type TokenV1 } from '@dsg/core';
+import { API_PREFIX, ConflictError, CreateJoinCodeRequestV1Schema, CreateTokenRequestV1Schema, joinCodeFromIndexes, JOIN_CODE_LENGTH, JOIN_CODE_WORDS, newTokenId, type CreateJoinCodeResponseV1, NotFoundError, ValidationError, type CreateTokenResponseV1, type TokenV1 } from '@dsg/core';
 import type { Store, TokenRecord } from '@dsg/store';
-import { createToken, type Authenticator } from '../../auth.js';
+import { randomInt } from 'node:crypto';
+import { createToken, hashToken, type Authenticator } from '../../auth.js';
 import type { Clock } from '../../clock.js';
 import { toTokenV1 } from '../mappers.js';
 import { parseOr400 } from '../parse.js';
@@ -50,6 +51,30 @@ export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
     });
     await deps.audit(req, 'token.created', record.id, { name: record.name, role: record.role, projects: record.projects ?? null, expiresAt: record.expiresAt ?? null });
     const res: CreateTokenResponseV1 = { token: toTokenV1(record, now), secret };
+    return reply.status(201).send(res);
+  });
+
+  // A join code: a node token (it may only register new nodes, like the join token) whose secret is four words.
+  app.post(`${API_PREFIX}/join-codes`, async (req, reply) => {
+    await authed(req, 'tokens:admin');
+    const body = parseOr400(CreateJoinCodeRequestV1Schema, req.body ?? {}, 'body');
+    const now = clock.now();
+    const live = await store.listTokens();
+    const id = newTokenId(now);
+    const name = body.name ?? `join code ${id}`;
+    if (live.some((t) => t.name === name && t.revokedAt === null))
+      throw new ConflictError(`a token named "${name}" exists already; pick another --name`, { name });
+    // 2,048^4 codes: a clash with a live one is all but impossible, but a clash must never make two records of one secret.
+    let code = '';
+    for (let i = 0; i < 5 && (code === '' || live.some((t) => t.hash === hashToken(code))); i++)
+      code = joinCodeFromIndexes(Array.from({ length: JOIN_CODE_LENGTH }, () => randomInt(JOIN_CODE_WORDS.length)));
+    const record: TokenRecord = {
+      id, hash: hashToken(code), role: 'node', name, createdAt: now, revokedAt: null,
+      projects: null, expiresAt: now + (body.expiresInSeconds ?? 3600) * 1000, lastUsedAt: null,
+    };
+    await store.createToken(record);
+    await deps.audit(req, 'joincode.created', record.id, { name: record.name, expiresAt: record.expiresAt ?? null });
+    const res: CreateJoinCodeResponseV1 = { token: toTokenV1(record, now), code };
     return reply.status(201).send(res);
   });
 
