@@ -62,13 +62,14 @@ export class Sandbox {
   }
 
   /** Run a dsg command to completion. */
-  run(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  run(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; stdin?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, [this.bin, ...args], { cwd: opts.cwd ?? this.dir, env: this.env(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(process.execPath, [this.bin, ...args], { cwd: opts.cwd ?? this.dir, env: this.env(opts.env), stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+      if (opts.stdin !== undefined) p.stdin!.end(opts.stdin);
       let stdout = '';
       let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
+      p.stdout!.on('data', (d) => (stdout += d));
+      p.stderr!.on('data', (d) => (stderr += d));
       const t = setTimeout(() => {
         p.kill('SIGKILL');
         reject(new Error(`dsg ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));

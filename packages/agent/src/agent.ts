@@ -48,7 +48,8 @@ import { AdmissionExecutor } from './executor/admission-executor.js';
 import { LauncherExecutor } from './executor/launcher-executor.js';
 import { NativeExecutor } from './executor/native-executor.js';
 import type { AgentOptions, RunningAgent } from './options.js';
-import { offeredCapacity, sharedGpus, SystemProbe, type Probe } from './probe/probe.js';
+import { offeredCapacity, parseFakeGpus, sharedGpus, SystemProbe, type Probe } from './probe/probe.js';
+import { GpuAllocator } from './gpu-allocator.js';
 import { probeIsolation, type IsolationProbe } from './probe/isolation.js';
 import { AttemptRun } from './runner.js';
 import { PolicyController } from './policy/policy-controller.js';
@@ -100,7 +101,7 @@ class Agent implements RunningAgent {
   private heartbeat: NodeJS.Timeout | null = null;
   private policy: PolicyController | null = null;
   /** GPU visibility for tasks when the policy shares only some GPUs. */
-  private gpuEnv: Record<string, string> = {};
+  private gpus: GpuAllocator | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 500;
   private stopped = false;
@@ -111,7 +112,7 @@ class Agent implements RunningAgent {
   constructor(private readonly options: AgentOptions, private readonly ports: AgentPorts) {
     this.log = options.log ?? noop;
     this.workDir = options.workDir ?? join(options.stateDir, 'work');
-    this.probe = ports.probe ?? new SystemProbe(this.workDir);
+    this.probe = ports.probe ?? new SystemProbe(this.workDir, 'nvidia-smi', 'rocm-smi', options.fakeGpus ? parseFakeGpus(options.fakeGpus) : null);
     this.http = new CoordinatorHttp(options.coordinatorUrl, () => this.credential ?? options.token, join(options.stateDir, 'blobs'), options.log ? { log: options.log } : {});
   }
 
@@ -128,12 +129,10 @@ class Agent implements RunningAgent {
     // prefetched ones until a core frees (in the launcher helper, so the next one starts without a round trip).
     const facts0 = await this.probe.facts();
     this.capacity = offeredCapacity(facts0, this.limits());
-    // A volunteer who shares some GPUs only: tasks see only those (CUDA and the NVIDIA container runtime read these).
-    const share = this.options.policy?.share.gpus;
-    if (share) {
-      const ids = sharedGpus(facts0, share).map((g) => String(g.index)).join(',');
-      this.gpuEnv = { CUDA_VISIBLE_DEVICES: ids, NVIDIA_VISIBLE_DEVICES: ids === '' ? 'none' : ids };
-    }
+    // The GPUs tasks may have (a volunteer may share some only): each GPU task gets whole ones no other task holds,
+    // and every task sees only its own (gpu-allocator.ts).
+    this.gpus = new GpuAllocator(sharedGpus(facts0, this.options.policy?.share.gpus));
+    if (this.options.fakeGpus) this.log('warn', `using fake GPUs (DSG_FAKE_GPUS): ${this.gpus.gpus.map((g) => `${g.index}: ${g.model}`).join(', ')}; tasks get their device ids, but no real device`);
     const grace = this.options.killGraceMs ?? 5000;
     const cap = { cpuMillis: this.capacity.cpuMillis, memoryBytes: this.capacity.memoryBytes, gpus: this.capacity.gpus };
     if (!this.ports.executor) {
@@ -449,7 +448,8 @@ class Agent implements RunningAgent {
       executor: this.executor,
       http: this.http,
       workDir: this.workDir,
-      baseEnv: { ...(this.options.baseEnv ?? { PATH: '/usr/local/bin:/usr/bin:/bin' }), ...this.gpuEnv },
+      baseEnv: this.options.baseEnv ?? { PATH: '/usr/local/bin:/usr/bin:/bin' },
+      ...(this.gpus ? { gpus: this.gpus } : {}),
       keepWorkDirs: this.options.keepWorkDirs ?? false,
       send: (msg) => this.enqueue(msg),
     });

@@ -5,7 +5,8 @@ export { NativeExecutor, type NativeExecutorOptions } from './executor/native-ex
 export { LauncherExecutor } from './executor/launcher-executor.js';
 export { AdmissionExecutor } from './executor/admission-executor.js';
 export { FakeExecutor, type FakeBehaviour } from './executor/fake-executor.js';
-export { SystemProbe, FakeProbe, offeredCapacity, sharedGpus, type Probe } from './probe/probe.js';
+export { SystemProbe, FakeProbe, offeredCapacity, parseFakeGpus, sharedGpus, type Probe } from './probe/probe.js';
+export { GpuAllocator, gpuEnv, type Gpu } from './gpu-allocator.js';
 export { evaluatePolicy, initialPolicyMemory, inWindows, describeWindow, WEEKDAYS, type Weekday, type TimeWindow, type VolunteerPolicy, type PolicyReadings, type PolicyMemory, type PolicyAction, type PolicyDecision } from './policy/policy-engine.js';
 export { compilePolicy, parsePolicyText, loadPolicyFile, parseWindowFlag, PolicyFileSchema, POLICY_DEFAULTS, type CompiledPolicy, type PolicyFile, type PolicyOverrides } from './policy/policy-file.js';
 export { PolicyController, type PolicyHooks } from './policy/policy-controller.js';

@@ -3,6 +3,12 @@ import type { LinuxReaderOptions } from './policy/readers.js';
 
 /** Options for one agent process. The CLI's config module builds these (defaults < file < DSG_* env < flags). */
 export interface AgentOptions {
+  /**
+   * Report these GPUs instead of probing nvidia-smi / rocm-smi (`DSG_FAKE_GPUS`, see probe.ts parseFakeGpus): for
+   * tests and demos of GPU scheduling on machines without one. Tasks get device ids as on a real machine. Default:
+   * none (probe the real GPUs).
+   */
+  readonly fakeGpus?: string;
   /** Coordinator base URL, e.g. `http://192.168.1.10:7070`. */
   readonly coordinatorUrl: string;
   /**

@@ -26,6 +26,7 @@ import { AttemptUsageWire, formatSize, outputPathMatcher, type AgentMessage, typ
 import type { CoordinatorHttp } from './coordinator-http.js';
 import { sha256File } from './coordinator-http.js';
 import type { ExecHandle, Executor } from './executor/executor.js';
+import { gpuEnv, type Gpu, type GpuAllocator } from './gpu-allocator.js';
 
 export interface RunnerDeps {
   readonly executor: Executor;
@@ -36,6 +37,8 @@ export interface RunnerDeps {
   /** Queue a message to the coordinator. */
   readonly send: (m: AgentMessage) => void;
   readonly logLimitBytes?: number;
+  /** Which GPUs each task holds; absent: tasks get no GPU and see none. */
+  readonly gpus?: GpuAllocator;
 }
 
 const FLUSH_MS = 100;
@@ -58,6 +61,7 @@ export class AttemptRun {
 
   cancel(): void {
     this.cancelled = true;
+    this.deps.gpus?.abandon(this.assignment.attemptId, 'cancelled');
     this.handle?.kill('cancel');
   }
 
@@ -90,6 +94,7 @@ export class AttemptRun {
    */
   preempt(why: string): void {
     this.preempted = why;
+    this.deps.gpus?.abandon(this.assignment.attemptId, why);
     this.handle?.kill('cancel');
   }
 
@@ -107,6 +112,7 @@ export class AttemptRun {
    */
   interrupt(why: string): void {
     this.interrupted = why;
+    this.deps.gpus?.abandon(this.assignment.attemptId, why);
     this.handle?.kill('cancel');
   }
 
@@ -130,10 +136,24 @@ export class AttemptRun {
       if (this.preempted) return finished({ kind: 'error', reason: 'preempted', message: this.preemptedMessage(null) }, null);
       if (this.cancelled) return finished({ kind: 'cancelled' }, null);
 
+      // Its GPUs: whole devices no other task holds, chosen here (the coordinator counts them per node). It may wait
+      // for one to free, like a prefetched task waits for a core.
+      let gpus: Gpu[] = [];
+      if (a.resources.gpus > 0) {
+        if (!this.deps.gpus) return finished({ kind: 'error', reason: 'executor_error', message: 'this agent has no GPUs to give' }, null);
+        try {
+          gpus = await this.deps.gpus.acquire(a.attemptId, a.resources.gpus, a.gpu ?? null);
+        } catch (e) {
+          if (this.interrupted) return finished({ kind: 'error', reason: 'agent_stopped', message: this.interrupted }, null);
+          if (this.preempted) return finished({ kind: 'error', reason: 'preempted', message: this.preemptedMessage(null) }, null);
+          if (this.cancelled) return finished({ kind: 'cancelled' }, null);
+          return finished({ kind: 'error', reason: 'executor_error', message: errorText(e) }, null);
+        }
+      }
       const argv = a.run.kind === 'script' ? ['/bin/sh', '-c', a.run.script] : a.run.argv;
       // The executor may hold the task until a core is free (prefetched tasks); `started` is sent when it starts.
       this.handle = this.deps.executor.start(
-        { argv, cwd, env: this.envFor(cwd), timeoutMs: a.timeoutMs, resources: a.resources, ...(a.network ? { network: true } : {}) },
+        { argv, cwd, env: { ...this.envFor(cwd), ...(this.deps.gpus ? gpuEnv(gpus) : {}) }, timeoutMs: a.timeoutMs, resources: a.resources, ...(a.network ? { network: true } : {}) },
         {
           onStdout: (d) => this.onOutput('stdout', d),
           onStderr: (d) => this.onOutput('stderr', d),
@@ -149,6 +169,7 @@ export class AttemptRun {
       if (this.cancelled || this.interrupted || this.preempted) this.handle.kill('cancel');
       else if (this.suspendedAt !== null) this.handle.suspend?.();
       const r = await this.handle.done;
+      this.deps.gpus?.release(a.attemptId); // the process is gone: its GPUs are free while outputs upload
       const measured = AttemptUsageWire.safeParse(r.usage ?? {});
       if (measured.success && Object.keys(measured.data).length > 0) usage = measured.data;
       this.flushLogs();
@@ -185,6 +206,7 @@ export class AttemptRun {
       this.flushLogs();
       return finished({ kind: 'error', reason: 'executor_error', message: errorText(e) }, null);
     } finally {
+      this.deps.gpus?.release(a.attemptId);
       // Most short tasks leave nothing behind: try the cheap rmdir first, the recursive walk only if needed.
       if (!this.deps.keepWorkDirs) void rmdir(cwd).catch(() => rm(cwd, { recursive: true, force: true })).catch(() => undefined);
     }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { offeredCapacity, parseNvidiaSmi, parseRocmSmi, probeNvidia, probeRocm, SystemProbe } from '@dsg/agent';
+import { offeredCapacity, parseFakeGpus, parseNvidiaSmi, parseRocmSmi, probeNvidia, probeRocm, SystemProbe } from '@dsg/agent';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures');
 const fixture = (name: string) => readFileSync(join(fixtures, name), 'utf8');
@@ -12,7 +12,13 @@ const MiB = 1024 * 1024;
 describe('nvidia-smi parser (recorded output)', () => {
   it('reads one consumer GPU', () => {
     assert.deepEqual(parseNvidiaSmi(fixture('nvidia-smi-rtx3090.txt')), [
-      { index: 0, model: 'NVIDIA GeForce RTX 3090', memoryBytes: 24576 * MiB, uuid: 'GPU-5f3c1a2e-8d1b-4a9e-9c0f-3b2a1d4e5f60' },
+      { index: 0, model: 'NVIDIA GeForce RTX 3090', memoryBytes: 24576 * MiB, uuid: 'GPU-5f3c1a2e-8d1b-4a9e-9c0f-3b2a1d4e5f60', vendor: 'nvidia' },
+    ]);
+  });
+  it('reads the driver version when asked for it (the current query), with a workstation\'s two RTX 4090s', () => {
+    assert.deepEqual(parseNvidiaSmi(fixture('nvidia-smi-2x4090-driver.txt')).map((g) => [g.index, g.model, g.memoryBytes / MiB, g.uuid, g.vendor, g.driverVersion]), [
+      [0, 'NVIDIA GeForce RTX 4090', 24564, 'GPU-7d2f0c4e-1b3a-4c5d-8e9f-0a1b2c3d4e5f', 'nvidia', '550.54.14'],
+      [1, 'NVIDIA GeForce RTX 4090', 24564, 'GPU-8e3a1d5f-2c4b-4d6e-9fa0-1b2c3d4e5f60', 'nvidia', '550.54.14'],
     ]);
   });
   it('reads two data-centre GPUs', () => {
@@ -32,11 +38,24 @@ describe('nvidia-smi parser (recorded output)', () => {
   });
 });
 
+describe('fake GPUs (DSG_FAKE_GPUS)', () => {
+  it('reads groups of [N x]MEMORY:MODEL, numbering from 0', () => {
+    assert.deepEqual(parseFakeGpus('2x24Gi:NVIDIA GeForce RTX 4090, 1x80Gi:A100').map((g) => [g.index, g.model, g.memoryBytes / MiB, g.uuid]), [
+      [0, 'NVIDIA GeForce RTX 4090', 24576, 'GPU-fake-0'], [1, 'NVIDIA GeForce RTX 4090', 24576, 'GPU-fake-1'], [2, 'A100', 81920, 'GPU-fake-2'],
+    ]);
+    assert.equal(parseFakeGpus('512Mi:tiny')[0]!.memoryBytes, 512 * MiB);
+  });
+  it('names a group it cannot read, and caps the count', () => {
+    for (const bad of ['2x24:RTX', 'RTX 4090', '2x24Gi:', 'x:y']) assert.throws(() => parseFakeGpus(bad), /cannot read/, bad);
+    assert.throws(() => parseFakeGpus('65x1Gi:many'), /at most 64/);
+  });
+});
+
 describe('rocm-smi parser (AMD)', () => {
   it('reads two Instinct cards in card order with bytes and unique ids', () => {
     assert.deepEqual(parseRocmSmi(fixture('rocm-smi-2xmi210.json')), [
-      { index: 0, model: 'AMD Instinct MI210', memoryBytes: 68702699520, uuid: '0x8f3b1a2c4d5e6f70' },
-      { index: 1, model: 'AMD Instinct MI210', memoryBytes: 68702699520, uuid: '0x1c2d3e4f5a6b7c8d' },
+      { index: 0, model: 'AMD Instinct MI210', memoryBytes: 68702699520, uuid: '0x8f3b1a2c4d5e6f70', vendor: 'amd' },
+      { index: 1, model: 'AMD Instinct MI210', memoryBytes: 68702699520, uuid: '0x1c2d3e4f5a6b7c8d', vendor: 'amd' },
     ]);
   });
   it('tolerates key-case drift between ROCm releases, missing ids, non-card keys and junk', () => {
@@ -49,8 +68,8 @@ describe('rocm-smi parser (AMD)', () => {
       card3: { 'VRAM Total Memory (B)': '1' },
     });
     assert.deepEqual(parseRocmSmi(out), [
-      { index: 0, model: 'D41205', memoryBytes: 0, uuid: null },
-      { index: 1, model: 'Radeon RX 7900 XTX', memoryBytes: 25753026560, uuid: null },
+      { index: 0, model: 'D41205', memoryBytes: 0, uuid: null, vendor: 'amd' },
+      { index: 1, model: 'Radeon RX 7900 XTX', memoryBytes: 25753026560, uuid: null, vendor: 'amd' },
     ]);
   });
   it('non-JSON or empty output means no GPUs', () => {

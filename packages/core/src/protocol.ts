@@ -31,9 +31,13 @@ const NodePolicyStatusWire = z.object({
 
 const GpuWire = z.object({
   index: z.number().int().min(0),
-  model: z.string(),
+  model: z.string().max(200),
   memoryBytes: z.number().int().min(0),
-  uuid: z.string().nullable(),
+  uuid: z.string().max(200).nullable(),
+  /** Who made it: decides which variable hands it to a task (CUDA_VISIBLE_DEVICES or ROCR_VISIBLE_DEVICES). Absent: nvidia. */
+  vendor: z.enum(['nvidia', 'amd']).optional(),
+  /** The driver's version (nvidia-smi driver_version). */
+  driverVersion: z.string().max(100).optional(),
 });
 
 export const NodeFactsSchema = z.object({
@@ -188,6 +192,8 @@ export interface Assignment {
   resources: z.infer<typeof ResourcesWire>;
   /** The job asked for network access (`network: true`); a sandboxed task has none otherwise. Absent: false. */
   network?: boolean;
+  /** Conditions on each of its `resources.gpus` GPUs (the spec's `resources.gpu`); absent: any of the node's GPUs. */
+  gpu?: { memoryBytes: number | null; models: string[] | null };
 }
 
 export type CoordinatorMessage =

@@ -148,8 +148,22 @@ export const ResourcesSchema = z
       .min(0, { error: 'expected 0 or more GPUs' })
       .max(64, { error: 'expected at most 64 GPUs' })
       .optional()
-      .meta({ description: 'GPUs per task. Default 0.' }),
+      .meta({ description: 'GPUs per task, whole and exclusive (the task sees only its own through CUDA_VISIBLE_DEVICES). Default 0. Use this or gpu.' }),
+    gpu: z
+      .strictObject({
+        count: z.number({ error: 'expected a whole number of GPUs' }).int({ error: 'expected a whole number of GPUs' }).min(1, { error: 'expected at least 1 GPU' }).max(64, { error: 'expected at most 64 GPUs' }).optional()
+          .meta({ description: 'How many GPUs. Default 1.' }),
+        memory: size('24Gi').optional().meta({ description: 'Memory each of its GPUs must have, e.g. 16Gi.' }),
+        model: z.string({ error: 'expected GPU models like "RTX 4090|A100"' }).trim().min(1).max(500)
+          .refine((m) => m.split('|').every((x) => x.trim().length > 0), { error: 'expected models separated by |, none empty, like "RTX 4090|A100"' })
+          .optional()
+          .meta({ description: 'Acceptable GPU models, separated by | ("RTX 4090|A100"): a GPU qualifies when its name contains one of them (any case).' }),
+        shared: z.literal(false, { error: 'sharing a GPU between tasks (packing by GPU memory) is not supported yet: leave shared out (GPUs are exclusive)' }).optional(),
+      })
+      .optional()
+      .meta({ description: 'GPUs with conditions: { count: 1, memory: 16Gi, model: "RTX 4090|A100" }. Exclusive: each task gets whole GPUs no other task sees. Use this or gpus.' }),
   })
+  .refine((r) => !(r.gpus !== undefined && r.gpu !== undefined), { error: 'give gpus (a count) or gpu ({ count, memory, model }), not both', path: ['gpu'] })
   .meta({ description: 'What each task needs; it is scheduled only onto a node with this much free.' });
 
 const arrayValue = z.union([z.string(), z.number(), z.boolean()], {
@@ -376,6 +390,8 @@ export interface CompiledJobSpec {
   readonly arrayValues: readonly string[] | null;
   readonly fanOut: FanOut;
   readonly resources: Resources;
+  /** What each of its GPUs must be (`resources.gpu` with memory or model); absent: any GPU. */
+  readonly gpu?: GpuNeeds;
   readonly inputs: readonly LocalInputSpec[];
   readonly artifacts: readonly ArtifactInputSpec[];
   /** Output globs that must each match at least one file. */
@@ -403,6 +419,33 @@ export interface CompiledJobSpec {
   /** The project it belongs to (limits are per project). */
   readonly project: string;
 }
+
+/** Conditions on each GPU a task gets: at least this much memory, a name containing one of these models. */
+export interface GpuNeeds {
+  readonly memoryBytes: number | null;
+  readonly models: readonly string[] | null;
+}
+
+/** Does this GPU satisfy the conditions? Models match as case-insensitive substrings ("RTX 4090" in "NVIDIA GeForce RTX 4090"). */
+export function gpuQualifies(gpu: { readonly model: string; readonly memoryBytes: number }, needs: GpuNeeds | null | undefined): boolean {
+  if (!needs) return true;
+  if (needs.memoryBytes !== null && gpu.memoryBytes < needs.memoryBytes) return false;
+  if (needs.models !== null) {
+    const name = gpu.model.toLowerCase();
+    if (!needs.models.some((m) => name.includes(m.toLowerCase()))) return false;
+  }
+  return true;
+}
+
+/** In words, for reasons and logs: "16Gi, RTX 4090 or A100". */
+export function describeGpuNeeds(needs: GpuNeeds): string {
+  const parts: string[] = [];
+  if (needs.memoryBytes !== null) parts.push(`at least ${formatSizeShort(needs.memoryBytes)} of memory`);
+  if (needs.models !== null) parts.push(needs.models.join(' or '));
+  return parts.join(', ');
+}
+
+const formatSizeShort = (b: number): string => (b >= 2 ** 30 ? `${+(b / 2 ** 30).toFixed(1)}Gi` : `${Math.round(b / 2 ** 20)}Mi`);
 
 export const PRIORITY_CLASSES = { urgent: 3, high: 2, normal: 1, low: 0 } as const;
 export type PriorityClass = keyof typeof PRIORITY_CLASSES;
@@ -558,6 +601,12 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
   const timeoutMs = parseDuration(spec.timeout ?? DEFAULTS.timeout);
   const late: Issue[] = [];
   if (memoryBytes === null || memoryBytes <= 0) late.push({ path: `${prefix}resources.memory`, message: 'expected a size like 512Mi, greater than 0' });
+  const g = spec.resources?.gpu;
+  const gpuMemory = g?.memory === undefined ? null : parseSize(g.memory);
+  if (g?.memory !== undefined && (gpuMemory === null || gpuMemory <= 0)) late.push({ path: `${prefix}resources.gpu.memory`, message: 'expected a size like 16Gi, greater than 0' });
+  const gpuNeeds: GpuNeeds | null = g && (g.memory !== undefined || g.model !== undefined)
+    ? { memoryBytes: gpuMemory ?? null, models: g.model === undefined ? null : g.model.split('|').map((m) => m.trim()) }
+    : null;
   if (diskBytes === null) late.push({ path: `${prefix}resources.disk`, message: 'expected a size like 1Gi' });
   if (timeoutMs === null || timeoutMs <= 0) late.push({ path: `${prefix}timeout`, message: 'expected a duration like 30s, 5m or 1h30m, greater than 0' });
 
@@ -638,9 +687,10 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     resources: {
       cpuMillis: Math.round((spec.resources?.cpu ?? DEFAULTS.cpu) * 1000),
       memoryBytes: memoryBytes!,
-      gpus: spec.resources?.gpus ?? 0,
+      gpus: spec.resources?.gpu ? (spec.resources.gpu.count ?? 1) : (spec.resources?.gpus ?? 0),
       diskBytes: diskBytes!,
     },
+    ...(gpuNeeds ? { gpu: gpuNeeds } : {}),
     inputs,
     artifacts,
     outputs,

@@ -247,6 +247,8 @@ export interface GpuFactsV1 {
   model: string;
   memoryBytes: number;
   uuid: string | null;
+  vendor?: 'nvidia' | 'amd';
+  driverVersion?: string;
 }
 
 export interface NodeFactsV1 {

@@ -11,7 +11,7 @@
  *
  * Every plugin is small and pure; each is table-tested in test/plugins.test.ts.
  */
-import { describeConstraint, matches, nodeAttributes, type Constraint, type IsolationRequirement, type Resources } from '@dsg/core';
+import { describeConstraint, describeGpuNeeds, gpuQualifies, matches, nodeAttributes, type Constraint, type GpuNeeds, type IsolationRequirement, type Resources } from '@dsg/core';
 import { checkCapacity, checkFree } from './filters.js';
 import { scoreNode } from './rank.js';
 import type { NodeRejection, SchedulerConfig, SchedulerJob, SchedulerNode } from './types.js';
@@ -27,12 +27,15 @@ export interface PlacementRequest {
   readonly isolation?: IsolationRequirement;
   /** The operator's job (admin-submitted): nodes without isolation run only these unless opted in. */
   readonly operatorOwned?: boolean;
+  /** Conditions on each GPU (memory, model); absent: any GPU. */
+  readonly gpu?: GpuNeeds;
 }
 
 /** What the plugins read about a job, built once per job per pass. */
 export const requestOf = (job: SchedulerJob): PlacementRequest => ({
   resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [],
   ...(job.isolation ? { isolation: job.isolation } : {}), operatorOwned: job.operatorOwned ?? false,
+  ...(job.gpu ? { gpu: job.gpu } : {}),
 });
 
 /** A node with the attributes constraints are matched against, computed once per pass. */
@@ -88,6 +91,29 @@ export const capacityFilter: FilterPlugin = {
   filter: (req, view) => checkCapacity(req.resources, view.node),
 };
 
+/**
+ * Never: the job asks for GPUs with conditions (memory, model) and the node has fewer GPUs that meet them than
+ * each task needs. Judged on the GPUs the node offers (its facts); a node that reports no GPU list (an older
+ * agent) is judged by the count alone (capacity).
+ */
+export const gpuFilter: FilterPlugin = {
+  name: 'gpu',
+  verdict: 'never',
+  filter(req, view) {
+    const want = req.resources.gpus;
+    const devices = view.node.facts?.gpus;
+    if (want === 0 || !req.gpu || !devices) return null;
+    const ok = devices.filter((g) => gpuQualifies(g, req.gpu)).length;
+    if (ok >= want) return null;
+    const has = devices.length === 0 ? 'no GPUs' : devices.map((g) => `${g.model} ${+(g.memoryBytes / 2 ** 30).toFixed(1)}Gi`).join(', ');
+    return {
+      nodeId: view.node.id,
+      code: 'gpu_mismatch',
+      message: `node ${view.node.name} has ${ok} GPU${ok === 1 ? '' : 's'} with ${describeGpuNeeds(req.gpu)}, ${want} needed (it has ${has})`,
+    };
+  },
+};
+
 /** Not now: the node is big enough but what its attempts hold leaves no room (× factor when prefetching). */
 export const freeFilter: FilterPlugin = {
   name: 'free',
@@ -123,9 +149,9 @@ export interface PluginChain {
   readonly scorers: readonly ScorePlugin[];
 }
 
-/** The default chain: constraints, isolation, capacity (never), volunteer policy and free capacity (not now); preferences, then the strategy. */
+/** The default chain: constraints, isolation, capacity, GPU conditions (never), volunteer policy and free capacity (not now); preferences, then the strategy. */
 export const defaultChain = (config: SchedulerConfig): PluginChain => ({
-  filters: [constraintsFilter, isolationFilter, capacityFilter, policyFilter, freeFilter],
+  filters: [constraintsFilter, isolationFilter, capacityFilter, gpuFilter, policyFilter, freeFilter],
   scorers: [preferScorer, strategyScorer(config)],
 });
 

@@ -49,7 +49,8 @@ const NOTHING_ACTIVE: ProjectActive = { tasks: 0, gpus: 0 };
 /** Everything the plugins read about a job: two jobs with the same key get the same verdict in a pass. */
 const shapeKey = (req: PlacementRequest, factor: number): string => {
   const r = req.resources;
-  return `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}|${constraintsKey(req.constraints)}|${constraintsKey(req.prefer)}|${req.isolation ?? ''}|${req.operatorOwned ? 'op' : ''}`;
+  const g = req.gpu ? `${req.gpu.memoryBytes ?? ''}:${req.gpu.models?.join('|') ?? ''}` : '';
+  return `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}|${constraintsKey(req.constraints)}|${constraintsKey(req.prefer)}|${req.isolation ?? ''}|${req.operatorOwned ? 'op' : ''}|${g}`;
 };
 
 /** Queue order of jobs: higher priority class first, then by the position of their first queued task, then id. */

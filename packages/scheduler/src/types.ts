@@ -1,4 +1,4 @@
-import type { Constraint, IsolationRequirement, JobId, NodeFacts, NodeId, NodePolicyStatus, Resources, TaskId } from '@dsg/core';
+import type { Constraint, GpuNeeds, IsolationRequirement, JobId, NodeFacts, NodeId, NodePolicyStatus, Resources, TaskId } from '@dsg/core';
 import type { ProjectActive, ProjectLimits } from './fair-share.js';
 
 /** A node as the scheduler sees it: a frozen copy taken from the store, never a live object. */
@@ -59,6 +59,8 @@ export interface SchedulerJob {
   readonly operatorOwned?: boolean;
   /** The least isolation a node must give its tasks (the spec's `isolation`); absent: any. */
   readonly isolation?: IsolationRequirement;
+  /** Conditions on each of its GPUs (the spec's `resources.gpu` memory and model); absent: any GPU. */
+  readonly gpu?: GpuNeeds;
   /** Epoch ms its first queued task has waited since (reservation after `reserveAfterMs`); absent: never reserved for. */
   readonly waitingSince?: number;
   /** Its tasks' timeout (ms), or null/absent when they have none: only jobs with one may backfill a reserved node. */
@@ -136,6 +138,8 @@ export const RejectCode = {
   isolationTooWeak: 'isolation_too_weak',
   /** The node has no isolation and runs only the operator's jobs (unless opted in): never. */
   unisolatedNode: 'unisolated_node',
+  /** The node has too few GPUs meeting the job's GPU conditions (memory, model): never. */
+  gpuMismatch: 'gpu_mismatch',
   /** The node's volunteer policy holds it back now (owner active, outside its window, on battery, too hot): "not now". */
   nodePolicy: 'node_policy',
 } as const;

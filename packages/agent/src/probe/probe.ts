@@ -13,7 +13,8 @@ export interface Probe {
 }
 
 export class SystemProbe implements Probe {
-  constructor(private readonly workDir: string, private readonly nvidiaSmi = 'nvidia-smi', private readonly rocmSmi = 'rocm-smi') {}
+  /** `fakeGpus`: report these GPUs instead of probing (tests and demos on machines without one; see parseFakeGpus). */
+  constructor(private readonly workDir: string, private readonly nvidiaSmi = 'nvidia-smi', private readonly rocmSmi = 'rocm-smi', private readonly fakeGpus: NodeFacts['gpus'] | null = null) {}
 
   async facts(): Promise<NodeFacts> {
     let diskBytes = 0;
@@ -40,9 +41,35 @@ export class SystemProbe implements Probe {
    * vendors reports its NVIDIA cards only until GPU facts carry a vendor (issue 8).
    */
   private async gpus(): Promise<NodeFacts['gpus']> {
+    if (this.fakeGpus) return this.fakeGpus;
     const nvidia = await probeNvidia(this.nvidiaSmi);
     return nvidia.length > 0 ? nvidia : probeRocm(this.rocmSmi);
   }
+}
+
+const GPU_SIZE = /^(\d+(?:\.\d+)?)(Gi|Mi)$/;
+
+/**
+ * Fake GPUs for tests and demos (`DSG_FAKE_GPUS`): groups separated by commas, each `[N x]MEMORY:MODEL`, e.g.
+ * `2x24Gi:NVIDIA GeForce RTX 4090` or `1x80Gi:A100,1x16Gi:T4`. Indexes count from 0 in order; uuids are
+ * `GPU-fake-<index>`. Throws a message naming the bad group. At most 64 GPUs.
+ */
+export function parseFakeGpus(text: string): NodeFacts['gpus'] {
+  const out: Array<NodeFacts['gpus'][number]> = [];
+  for (const raw of text.split(',')) {
+    const group = raw.trim();
+    const m = /^(?:(\d+)\s*x\s*)?([^:]+):(.+)$/i.exec(group);
+    const size = m ? GPU_SIZE.exec(m[2]!.trim()) : null;
+    if (!m || !size || !m[3]!.trim())
+      throw new Error(`DSG_FAKE_GPUS: cannot read "${group}"; expected groups like 2x24Gi:NVIDIA GeForce RTX 4090, separated by commas`);
+    const n = m[1] === undefined ? 1 : Number(m[1]);
+    const bytes = Math.round(Number(size[1]) * (size[2] === 'Gi' ? 2 ** 30 : 2 ** 20));
+    for (let i = 0; i < n; i++) {
+      if (out.length >= 64) throw new Error('DSG_FAKE_GPUS: at most 64 GPUs');
+      out.push({ index: out.length, model: m[3]!.trim(), memoryBytes: bytes, uuid: `GPU-fake-${out.length}`, vendor: 'nvidia' });
+    }
+  }
+  return out;
 }
 
 export class FakeProbe implements Probe {

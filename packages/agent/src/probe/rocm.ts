@@ -39,6 +39,7 @@ export function parseRocmSmi(output: string): GpuFacts[] {
       model,
       memoryBytes: Number.isSafeInteger(bytes) && bytes > 0 ? bytes : 0,
       uuid: uid && uid !== 'N/A' ? uid : null,
+      vendor: 'amd',
     });
   }
   return gpus.sort((a, b) => a.index - b.index);

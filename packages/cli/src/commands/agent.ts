@@ -126,10 +126,19 @@ Examples:
         // Pinning what the advertisement says is trust on first use: see docs/SECURITY.md. An explicit pin wins.
         discoveredPin = g.tlsFingerprint;
       }
-      const { startAgent, loadPolicyFile, compilePolicy } = await import('@dsg/agent'); // loaded only for this command
+      const { startAgent, loadPolicyFile, compilePolicy, parseFakeGpus } = await import('@dsg/agent'); // loaded only for this command
       // Policy: defaults < file < flags. Any flag alone makes a policy (e.g. `--ac-only`).
       const policy = f.policy ? loadPolicyFile(f.policy, overrides) : Object.keys(overrides).length > 0 ? compilePolicy({}, overrides, 'flags') : undefined;
+      const fakeGpus = processEnv['DSG_FAKE_GPUS'];
+      if (fakeGpus) {
+        try {
+          parseFakeGpus(fakeGpus);
+        } catch (e) {
+          throw new ValidationError([{ path: 'DSG_FAKE_GPUS', message: (e as Error).message.replace(/^DSG_FAKE_GPUS: /, '') }]);
+        }
+      }
       const agent = await startAgent({
+        ...(fakeGpus ? { fakeGpus } : {}),
         coordinatorUrl: coordinatorUrl!,
         token: token!,
         ...(pinText ? { tlsFingerprint: pinText.trim() } : discoveredPin ? { tlsFingerprint: discoveredPin } : {}),

@@ -27,5 +27,6 @@ export function toAssignment(att: CreatedAttempt, job: CachedJob): Assignment {
     timeoutMs: c.timeoutMs,
     resources: { ...c.resources },
     ...(c.network ? { network: true } : {}),
+    ...(c.gpu && c.resources.gpus > 0 ? { gpu: { memoryBytes: c.gpu.memoryBytes, models: c.gpu.models ? [...c.gpu.models] : null } } : {}),
   };
 }

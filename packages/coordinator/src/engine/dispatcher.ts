@@ -214,6 +214,7 @@ export class Dispatcher {
       project: specs[i]?.compiled.project ?? 'default',
       operatorOwned: specs[i]?.operatorOwned ?? false,
       ...(specs[i]?.compiled.isolation ? { isolation: specs[i]!.compiled.isolation! } : {}),
+      ...(specs[i]?.compiled.gpu ? { gpu: specs[i]!.compiled.gpu! } : {}),
       active: j.active,
       ...(waiting.has(j.jobId) ? { waitingSince: waiting.get(j.jobId)! } : {}),
       timeoutMs: specs[i]?.compiled.timeoutMs ?? null,

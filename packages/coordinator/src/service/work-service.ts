@@ -165,7 +165,7 @@ export class WorkService {
         jobId: job.id, resources: c.resources, typicalRunMs: null, seq: 0, queued: job.counts.queued, tasks: [],
         constraints: c.constraints, prefer: c.prefer, parallelism: c.parallelism, active: job.counts.assigned + job.counts.running,
         // What the dispatcher reads too (dispatcher.ts builds the same from the job cache).
-        operatorOwned: isOperatorOwned(job.owner), ...(c.isolation ? { isolation: c.isolation } : {}),
+        operatorOwned: isOperatorOwned(job.owner), ...(c.isolation ? { isolation: c.isolation } : {}), ...(c.gpu ? { gpu: c.gpu } : {}),
       },
       await engine.snapshotNodes(),
       engine.schedulerConfig,
