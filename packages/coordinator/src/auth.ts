@@ -160,9 +160,11 @@ export class Authenticator {
     if (rec.revokedAt !== null)
       throw new UnauthorizedError(rec.nodeId
         ? `this node's credential was revoked (dsg node revoke); to join again as a new node, delete node.json in the agent's state dir and restart it with the join token`
-        : 'this token was revoked; ask the grid\'s admin for a new one');
+        : rec.maxUses != null ? 'this join code was revoked; ask the grid\'s admin for a new one (dsg join-code create)' : 'this token was revoked; ask the grid\'s admin for a new one');
     if (rec.expiresAt != null && rec.expiresAt <= this.now())
-      throw new UnauthorizedError(`this token expired at ${new Date(rec.expiresAt).toISOString()}; ask the grid's admin for a new one`);
+      throw new UnauthorizedError(`this ${rec.maxUses != null ? 'join code' : 'token'} expired at ${new Date(rec.expiresAt).toISOString()}; ask the grid's admin for a new one`);
+    if (rec.maxUses != null && (rec.uses ?? 0) >= rec.maxUses)
+      throw new UnauthorizedError(`this join code is used up: it has admitted ${rec.maxUses} machine${rec.maxUses === 1 ? '' : 's'}, all it may; ask the grid's admin for a new one (dsg join-code create --uses N)`);
   }
 
   private principalOf(rec: TokenRecord, via: Principal['via']): Principal {

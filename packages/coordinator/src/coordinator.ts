@@ -13,12 +13,12 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, ValidationError } from '@dsg/core';
+import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, ValidationError, type TokenId } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
 import { Authenticator, createToken, DEFAULT_SESSION_TTL_MS, hashToken } from './auth.js';
-import { DEFAULT_RATE_LIMITS } from './http/rate-limit.js';
+import { DEFAULT_RATE_LIMITS, RateLimiter } from './http/rate-limit.js';
 import { systemClock, type Clock } from './clock.js';
 import { Engine } from './engine/engine.js';
 import { FileBlobStore } from './files/blob-store.js';
@@ -108,9 +108,14 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   }, log);
   const auth = new Authenticator(store, () => clock.now(), (options.sessionHours ?? DEFAULT_SESSION_TTL_MS / 3600_000) * 3600_000);
   const auditLog = new AuditLog({ store, clock, log, anchorFile: join(dataDir, 'audit-head.json') });
+  // One limiter for the API and the agent socket: a failed upgrade (a guessed join code) counts like a failed request.
+  const limiter = new RateLimiter({ ...DEFAULT_RATE_LIMITS, ...options.rateLimits }, () => clock.now());
   const hub = new AgentHub(engine, auth, clock, heartbeatIntervalMs, log, {
     refusals: engine.refusals,
     audit: auditLog,
+    onFailedAuth: (ip) => limiter.failedAuth(ip),
+    useToken: (id) => store.useToken(id as TokenId),
+    isReservedNode: async (id) => (await store.listJoinRequests('approved')).some((r) => r.nodeId === id),
     ...(options.maxJoinsPerMinute !== undefined ? { maxJoinsPerMinute: options.maxJoinsPerMinute } : {}),
   });
   const startedAt = clock.now();
@@ -120,6 +125,11 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics, auditLog,
     ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     rateLimits: { ...DEFAULT_RATE_LIMITS, ...options.rateLimits },
+    limiter,
+    pendingNodes: {
+      ...(options.maxPendingNodes !== undefined ? { max: options.maxPendingNodes } : {}),
+      ...(options.pendingNodeTtlHours !== undefined ? { ttlMs: options.pendingNodeTtlHours * 3600_000 } : {}),
+    },
     admission: {
       ...(options.maxQueuedTasks !== undefined ? { maxQueuedTasks: options.maxQueuedTasks } : {}),
       ...(options.maxQueuedTasksPerProject !== undefined ? { maxQueuedTasksPerProject: options.maxQueuedTasksPerProject } : {}),

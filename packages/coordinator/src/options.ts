@@ -94,6 +94,10 @@ export interface CoordinatorOptions {
   readonly gridName?: string;
   /** New nodes one join token may register per minute (agents reconnecting with their own credential do not count). Default 60. */
   readonly maxJoinsPerMinute?: number;
+  /** Most machines waiting for approval at once (joining without a token); more are told to ask later. Default 64. */
+  readonly maxPendingNodes?: number;
+  /** Hours a machine waiting for approval is remembered after its last poll (its agent stopped asking). Default 24. */
+  readonly pendingNodeTtlHours?: number;
   /** Seconds past its timeout a node may hold an attempt (heartbeating it as running) before the coordinator ends it. Default 30. */
   readonly timeoutGraceSeconds?: number;
   /** Most log bytes the coordinator keeps per attempt. Default 16 MiB. */
@@ -103,10 +107,11 @@ export interface CoordinatorOptions {
   /**
    * Request limits: each token may make `perTokenPerSecond` requests a second sustained, in bursts of up to
    * `perTokenBurst`; each client IP may fail authentication `failedAuthPerMinute` times a minute. Over a limit:
-   * HTTP 429 with Retry-After. Defaults 200/s, 10,000, 60/min (node credentials: 10 times the per-token values);
+   * HTTP 429 with Retry-After; all addresses together may fail `failedAuthGlobalPerMinute` times (agent socket
+   * included: guessing join codes). Defaults 200/s, 10,000, 60/min, 600/min (node credentials: 10 times the per-token values);
    * 0 turns a limit off.
    */
-  readonly rateLimits?: { readonly perTokenPerSecond?: number; readonly perTokenBurst?: number; readonly failedAuthPerMinute?: number };
+  readonly rateLimits?: { readonly perTokenPerSecond?: number; readonly perTokenBurst?: number; readonly failedAuthPerMinute?: number; readonly failedAuthGlobalPerMinute?: number };
   /** Hours a dashboard sign-in (session cookie) lasts, never past its token's expiry. Default 12. */
   readonly sessionHours?: number;
   /** Log level. Default `info`. */

@@ -77,8 +77,12 @@ export interface TokenV1 {
   lastUsedAt: string | null;
   /** The node a node credential belongs to; null for other tokens. */
   nodeId: string | null;
-  /** `active`, `expired` or `revoked`. */
-  status: 'active' | 'expired' | 'revoked';
+  /** `active`, `expired`, `revoked` or (a join code whose uses are spent) `used-up`. */
+  status: 'active' | 'expired' | 'revoked' | 'used-up';
+  /** A join code's limit on the nodes it may admit; null: no limit (every other token). */
+  maxUses: number | null;
+  /** Nodes admitted with it so far (join codes and join tokens). */
+  uses: number;
 }
 
 /** `POST /api/v1/tokens`: the new token and its secret, shown this once. */
@@ -112,6 +116,8 @@ export const CreateJoinCodeRequestV1Schema = z.strictObject({
   name: z.string({ error: 'expected a name' }).trim().min(1).max(100).optional(),
   /** Seconds from now until it stops working. Default 3600; at most 7 days (a code is short: keep its life short). */
   expiresInSeconds: z.number({ error: 'expected seconds as a number' }).int().min(60, { error: 'at least 60 seconds' }).max(7 * 86400, { error: 'at most 7 days: a join code is short, so it must not live long' }).optional(),
+  /** How many nodes it may admit. Default 100; at most 10,000. */
+  maxUses: z.number({ error: 'expected a number of uses' }).int({ error: 'expected a whole number of uses' }).min(1, { error: 'at least 1 use' }).max(10_000, { error: 'at most 10,000 uses' }).optional(),
 });
 export type CreateJoinCodeRequestV1 = z.infer<typeof CreateJoinCodeRequestV1Schema>;
 

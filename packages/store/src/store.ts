@@ -337,6 +337,38 @@ export interface TokenRecord {
   readonly expiresAt?: number | null;
   /** When it was last used (updated at most once a minute); null: never. Absent on writes. */
   readonly lastUsedAt?: number | null;
+  /** A join code's limit on the nodes it may admit (`Store.useToken`); null or absent: none. */
+  readonly maxUses?: number | null;
+  /** Nodes admitted with it so far. Absent on writes (0). */
+  readonly uses?: number;
+}
+
+/**
+ * A machine that asked to join without a token (joining by approval; core's join-request.ts). It proves it is the
+ * same machine on every poll with a secret key only it holds, stored here as sha256 (`keyHash`, unique); its id is
+ * derived from that hash. What it says about itself is a claim.
+ *
+ *   pending ──approve──▶ approved (a node id is reserved; the key holder collects its credential)
+ *   pending ──reject───▶ rejected (the key holder is told why, and stays out)
+ *   rejected ──approve──▶ approved (an admin changing their mind: the agent, started again, collects its credential)
+ *   pending, not polled for the TTL ──▶ forgotten
+ */
+export interface JoinRequestRecord {
+  readonly id: string;
+  readonly keyHash: string;
+  readonly name: string;
+  /** ClaimedFactsV1 as JSON. */
+  readonly factsJson: string;
+  readonly address: string;
+  readonly createdAt: number;
+  readonly lastSeenAt: number;
+  readonly state: 'pending' | 'approved' | 'rejected';
+  readonly decidedAt: number | null;
+  /** Who decided (the token's name). */
+  readonly decidedBy: string | null;
+  readonly reason: string | null;
+  /** Approved: the node id it joins as. */
+  readonly nodeId: NodeId | null;
 }
 
 /** A dashboard session: a random id (stored hashed) bound to the token that signed in. */
@@ -577,8 +609,26 @@ export interface Store {
   jobExists(id: string): Promise<boolean>;
   stats(): Promise<StoreStats>;
 
+  // ── join requests (pending nodes) ──
+  /** Insert a new request; false when its id or key is taken already (the agent then makes a new key). */
+  createJoinRequest(r: JoinRequestRecord): Promise<boolean>;
+  /** A poll of a pending request: its claims, address and last-seen time are refreshed. */
+  touchJoinRequest(id: string, change: { name: string; factsJson: string; address: string; at: number }): Promise<void>;
+  findJoinRequestByKey(keyHash: string): Promise<JoinRequestRecord | null>;
+  /** All requests, or those in one state, oldest first. */
+  listJoinRequests(state?: JoinRequestRecord['state']): Promise<readonly JoinRequestRecord[]>;
+  /** Decide a request that is in one of `from`; false when it is not (decided meanwhile, or unknown). */
+  decideJoinRequest(id: string, from: ReadonlyArray<JoinRequestRecord['state']>, d: { state: 'approved' | 'rejected'; at: number; by: string; reason: string | null; nodeId: NodeId | null }): Promise<boolean>;
+  /** Forget pending requests last seen before `before`; resolves to how many. */
+  deleteStaleJoinRequests(before: number): Promise<number>;
+
   // ── tokens ──
   createToken(token: TokenRecord): Promise<void>;
+  /**
+   * Count one node admitted with this token, atomically: false (nothing counted) when it has `maxUses` and they
+   * are spent, so two agents racing for a code's last use cannot both get in.
+   */
+  useToken(id: TokenId): Promise<boolean>;
   /** The token with this hash; a revoked one only with `includeRevoked` (to tell "revoked" from "unknown"). */
   findTokenByHash(hash: string, options?: { includeRevoked?: boolean }): Promise<TokenRecord | null>;
   listTokens(): Promise<readonly TokenRecord[]>;

@@ -20,6 +20,7 @@ import {
   AGENT_WS_PATH,
   DSG_VERSION,
   isDsgError,
+  UnauthorizedError,
   newNodeId,
   parseAgentFrame,
   type CoordinatorMessage,
@@ -47,6 +48,19 @@ export interface AgentHubOptions {
   readonly maxPayloadBytes?: number;
   /** Where refused hellos are counted. */
   readonly refusals?: AgentRefusals;
+  /**
+   * Called with the client's address when an upgrade's token is refused; throws (OverLimitError, answered 429) when
+   * that address, or everyone together, has failed too often: the API's failed-auth limit, so guessing join codes
+   * over the agent socket meets the same bound as over HTTP. Default: not counted.
+   */
+  readonly onFailedAuth?: (ip: string) => void;
+  /**
+   * Count one node admitted with a join token or code; false when a code's uses are spent (the hello is refused).
+   * Default: not counted.
+   */
+  readonly useToken?: (tokenId: string) => Promise<boolean>;
+  /** Whether this node id was reserved by approving a pending machine (joining by approval). Default: never. */
+  readonly isReservedNode?: (nodeId: NodeId) => Promise<boolean>;
 }
 
 export class AgentHub implements AgentLink {
@@ -81,8 +95,15 @@ export class AgentHub implements AgentLink {
           this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req, p));
         })
         .catch((e: unknown) => {
+          if (e instanceof UnauthorizedError && this.options.onFailedAuth) {
+            try {
+              this.options.onFailedAuth(req.socket.remoteAddress ?? '?');
+            } catch (over) {
+              e = over;
+            }
+          }
           const msg = isDsgError(e) ? e.message : 'unauthorized';
-          const status = isDsgError(e) && e.code === 'forbidden' ? '403 Forbidden' : '401 Unauthorized';
+          const status = isDsgError(e) && e.code === 'forbidden' ? '403 Forbidden' : isDsgError(e) && e.code === 'over_limit' ? '429 Too Many Requests' : '401 Unauthorized';
           socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${msg}\n`);
         });
     });
@@ -175,8 +196,18 @@ export class AgentHub implements AgentLink {
             session.ws.close(4029, 'too many nodes joined with this token');
             return;
           }
+          // A join code admits at most its number of machines: counted atomically, so a race for the last use
+          // lets one in (the upgrade already refused a code that was used up then).
+          if (this.options.useToken && !(await this.options.useToken(p.tokenId))) {
+            this.sendRaw(session, { type: 'error', code: 'forbidden', message: 'this join code is used up: it has admitted all the machines it may; ask the grid\'s admin for a new one (dsg join-code create --uses N)' });
+            session.ws.close(4003, 'join code used up');
+            return;
+          }
         }
-        const nodeId = await this.engine.onHello({ ...m, nodeId: claimed }, newNodeId(this.clock.now()), address);
+        // The id reserved when an admin approved a pending machine is used as is: its record is created now, at its
+        // first hello. (Any other credential whose node is gone — removed, pruned — registers a new node, as before.)
+        const reserved = p.nodeId && this.options.isReservedNode ? await this.options.isReservedNode(p.nodeId) : false;
+        const nodeId = await this.engine.onHello({ ...m, nodeId: claimed }, reserved ? p.nodeId! : newNodeId(this.clock.now()), address);
         if (!p.nodeId && m.nodeId) {
           // No takeover with the join token: whoever claims an existing id without its credential is a new node.
           this.options.refusals?.refuse(nodeId, 'hello', null, `hello claimed node ${m.nodeId} without that node's credential; registered as a new node ${nodeId} instead`);

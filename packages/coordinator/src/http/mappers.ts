@@ -51,7 +51,9 @@ export function toTokenV1(t: TokenRecord, now: number): TokenV1 {
     revokedAt: isoOrNull(t.revokedAt),
     lastUsedAt: t.lastUsedAt != null ? iso(t.lastUsedAt) : null,
     nodeId: t.nodeId ?? null,
-    status: t.revokedAt !== null ? 'revoked' : expired ? 'expired' : 'active',
+    status: t.revokedAt !== null ? 'revoked' : expired ? 'expired' : t.maxUses != null && (t.uses ?? 0) >= t.maxUses ? 'used-up' : 'active',
+    maxUses: t.maxUses ?? null,
+    uses: t.uses ?? 0,
   };
 }
 

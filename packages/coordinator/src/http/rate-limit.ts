@@ -18,9 +18,15 @@ export interface RateLimitSettings {
   readonly perTokenBurst: number;
   /** Failed authentications (no, wrong, revoked or expired token) per minute per client IP. Default 60; 0: off. */
   readonly failedAuthPerMinute: number;
+  /**
+   * Failed authentications per minute from all addresses together. Default 600; 0: off. Guessing a join code from
+   * many addresses (a botnet, or IPv6 addresses by the million) meets this bound; it refuses only failed attempts
+   * (a valid token is never refused by it), so it cannot lock real users out.
+   */
+  readonly failedAuthGlobalPerMinute?: number;
 }
 
-export const DEFAULT_RATE_LIMITS: RateLimitSettings = { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 };
+export const DEFAULT_RATE_LIMITS: RateLimitSettings = { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60, failedAuthGlobalPerMinute: 600 };
 /** How many times the per-token allowance a node credential gets. */
 export const NODE_FACTOR = 10;
 
@@ -45,8 +51,17 @@ export class RateLimiter {
       throw new OverLimitError(`too many requests with this token: at most ${rate} per second (bursts of ${burst}); try again in ${Math.ceil(wait)} s`, wait, { limit: 'perTokenPerSecond', max: rate });
   }
 
-  /** Whether this IP has used up its failed authentications (checked before the answer to a failed one). */
+  /**
+   * Count one failed authentication of this IP (and of everyone: the global bound); throws OverLimitError (429)
+   * once either budget is spent. Called before the answer to a failed one, by the API and the agent hub alike.
+   */
   failedAuth(ip: string): void {
+    const global = this.settings.failedAuthGlobalPerMinute ?? DEFAULT_RATE_LIMITS.failedAuthGlobalPerMinute!;
+    if (global > 0) {
+      const w = take(this.failures, '*', global / 60, global, this.now());
+      if (w > 0)
+        throw new OverLimitError(`too many failed authentications at this coordinator (someone may be guessing tokens or join codes): at most ${global} per minute from all addresses; try again in ${Math.ceil(w)} s with a valid token`, w, { limit: 'failedAuthGlobalPerMinute', max: global });
+    }
     const perMinute = this.settings.failedAuthPerMinute;
     if (perMinute <= 0) return;
     const wait = take(this.failures, ip, perMinute / 60, perMinute, this.now());

@@ -34,6 +34,7 @@ import type { JobRecord, Store } from '@dsg/store';
 import { projectFilter, requireCapability, seesProject, type Authenticator, type Capability, type Principal } from '../auth.js';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimitSettings } from './rate-limit.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { joinRequestRoutes } from './routes/join-requests.js';
 import { sessionRoutes } from './routes/session.js';
 import type { Clock } from '../clock.js';
 import type { Engine } from '../engine/engine.js';
@@ -79,6 +80,10 @@ export interface ApiDeps {
   readonly https?: { readonly cert: string; readonly key: string };
   /** The audit log (default: one on the same store without an anchor file). */
   readonly auditLog?: AuditLog;
+  /** The request limiter, shared with the agent hub so failed upgrades count too (default: one from `rateLimits`). */
+  readonly limiter?: RateLimiter;
+  /** Joining by approval: most pending nodes kept (default 64) and how long one not polled is kept (default 24 h). */
+  readonly pendingNodes?: { readonly max?: number; readonly ttlMs?: number };
 }
 
 /** Method and URL pattern of every route registered on the API (the authorization matrix test walks them all). */
@@ -134,7 +139,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   // Every API request is authenticated here: a bearer token, or the dashboard's session cookie. A failed attempt
   // counts against the client's IP (429 once over), a successful one against its token.
-  const limiter = new RateLimiter(deps.rateLimits ?? DEFAULT_RATE_LIMITS, () => clock.now());
+  const limiter = deps.limiter ?? new RateLimiter(deps.rateLimits ?? DEFAULT_RATE_LIMITS, () => clock.now());
   const authed = async (req: FastifyRequest, cap: Capability): Promise<Principal> => {
     let p: Principal;
     try {
@@ -170,6 +175,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   tokenRoutes(app, { store, auth: deps.auth, clock, authed, audit });
   sessionRoutes(app, { auth: deps.auth, clock, authed, audit, onFailedAuth: (ip) => limiter.failedAuth(ip) });
   nodeRoutes(app, { store, engine, clock, authed, audit });
+  const pending = joinRequestRoutes(app, { store, auth: deps.auth, clock, authed, audit, ...(deps.pendingNodes ? deps.pendingNodes : {}) });
   auditRoutes(app, { auditLog, authed });
   ledgerRoutes(app, { store, authed });
 
@@ -381,6 +387,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, async (req) => {
     await authed(req, 'nodes:read');
+    // ?state=pending: machines waiting for approval (PendingNodeV1; joining by approval, routes/join-requests.ts).
+    const state = (req.query as { state?: unknown }).state;
+    if (state === 'pending') return { items: await pending.list() };
+    if (state !== undefined) throw new ValidationError([{ path: 'query.state', message: `expected "pending" (machines waiting for approval) or no state at all (the grid's nodes); got ${JSON.stringify(state)}` }]);
     return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id))) };
   });
   app.get(`${API_PREFIX}/nodes/:id`, async (req) => {

@@ -310,4 +310,31 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX ledger_finished ON ledger (finished_at);
     `,
   },
+  {
+    version: 13,
+    name: 'pending_nodes_and_join_code_uses',
+    sql: `
+      -- Machines that asked to join without a token (joining by approval), waiting for an admin. key_hash is the
+      -- sha256 of a secret only the asking agent holds (its credential goes to that agent alone); id is derived
+      -- from it, so the agent can show it before the coordinator answers.
+      CREATE TABLE join_requests (
+        id            TEXT PRIMARY KEY,
+        key_hash      TEXT NOT NULL UNIQUE,
+        name          TEXT NOT NULL,
+        facts_json    TEXT NOT NULL,
+        address       TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected')),
+        decided_at    INTEGER,
+        decided_by    TEXT,
+        reason        TEXT,
+        node_id       TEXT
+      );
+      CREATE INDEX join_requests_state ON join_requests (state, last_seen_at);
+      -- Join codes admit at most max_uses nodes (NULL: no limit); uses counts nodes admitted with a token.
+      ALTER TABLE tokens ADD COLUMN max_uses INTEGER;
+      ALTER TABLE tokens ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];

@@ -15,6 +15,9 @@ import { toTokenV1 } from '../mappers.js';
 import { parseOr400 } from '../parse.js';
 import type { Audit, Authed } from './authed.js';
 
+/** Machines a join code admits unless `--uses` says otherwise (a large classroom; a code is short-lived anyway). */
+export const DEFAULT_JOIN_CODE_USES = 100;
+
 export interface TokenRouteDeps {
   readonly store: Store;
   readonly auth: Authenticator;
@@ -70,10 +73,10 @@ export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
       code = joinCodeFromIndexes(Array.from({ length: JOIN_CODE_LENGTH }, () => randomInt(JOIN_CODE_WORDS.length)));
     const record: TokenRecord = {
       id, hash: hashToken(code), role: 'node', name, createdAt: now, revokedAt: null,
-      projects: null, expiresAt: now + (body.expiresInSeconds ?? 3600) * 1000, lastUsedAt: null,
+      projects: null, expiresAt: now + (body.expiresInSeconds ?? 3600) * 1000, lastUsedAt: null, maxUses: body.maxUses ?? DEFAULT_JOIN_CODE_USES,
     };
     await store.createToken(record);
-    await deps.audit(req, 'joincode.created', record.id, { name: record.name, expiresAt: record.expiresAt ?? null });
+    await deps.audit(req, 'joincode.created', record.id, { name: record.name, expiresAt: record.expiresAt ?? null, maxUses: record.maxUses ?? null });
     const res: CreateJoinCodeResponseV1 = { token: toTokenV1(record, now), code };
     return reply.status(201).send(res);
   });
@@ -91,7 +94,7 @@ export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
     if (t.nodeId) throw new ConflictError(`token ${t.id} is the credential of a node; revoke it with \`dsg node revoke\` (its work is requeued then)`, { nodeId: t.nodeId });
     if (t.revokedAt !== null) throw new ConflictError(`token "${t.name}" (${t.id}) was already revoked`, { token: toTokenV1(t, clock.now()) });
     await deps.auth.revokeToken(t.id);
-    await deps.audit(req, 'token.revoked', t.id, { name: t.name, role: t.role });
+    await deps.audit(req, t.maxUses != null ? 'joincode.revoked' : 'token.revoked', t.id, { name: t.name, role: t.role });
     return { token: toTokenV1((await store.getToken(t.id))!, clock.now()) };
   });
 }
