@@ -43,6 +43,7 @@ import {
   type Resources,
 } from '@dsg/core';
 import { CoordinatorHttp } from './coordinator-http.js';
+import { forgetJoinKey, waitForApproval } from './join-by-approval.js';
 import type { Executor } from './executor/executor.js';
 import { AdmissionExecutor } from './executor/admission-executor.js';
 import { LauncherExecutor } from './executor/launcher-executor.js';
@@ -113,7 +114,7 @@ class Agent implements RunningAgent {
     this.log = options.log ?? noop;
     this.workDir = options.workDir ?? join(options.stateDir, 'work');
     this.probe = ports.probe ?? new SystemProbe(this.workDir, 'nvidia-smi', 'rocm-smi', options.fakeGpus ? parseFakeGpus(options.fakeGpus) : null);
-    this.http = new CoordinatorHttp(options.coordinatorUrl, () => this.credential ?? options.token, join(options.stateDir, 'blobs'), options.log ? { log: options.log } : {});
+    this.http = new CoordinatorHttp(options.coordinatorUrl, () => this.credential ?? options.token ?? '', join(options.stateDir, 'blobs'), options.log ? { log: options.log } : {});
   }
 
   nodeId(): string | null {
@@ -267,6 +268,11 @@ class Agent implements RunningAgent {
       });
       return;
     }
+    if (!this.credential && !this.options.token) {
+      // No way in but an admin's approval: ask, wait, then connect with the credential it brings.
+      void this.joinByApproval();
+      return;
+    }
     const ws = new WebSocket(this.wsUrl(), {
       headers: { authorization: `Bearer ${this.credential ?? this.options.token}` }, handshakeTimeout: 10_000, ...(this.transport?.tlsOptions ?? {}),
     });
@@ -280,7 +286,7 @@ class Agent implements RunningAgent {
         if (rejectedToken && this.credential && res.statusCode === 401 && !/revoked/.test(body)) {
           // The coordinator does not know this credential at all (its data was reset, or this is another grid):
           // join again, as a new node, with the join token. A *revoked* credential is never replaced this way.
-          this.log('warn', `the coordinator does not know this node's credential (was its data reset?); joining again as a new node with the join token`);
+          this.log('warn', `the coordinator does not know this node's credential (was its data reset?); joining again as a new node ${this.options.token ? 'with the join token' : 'by asking for approval'}`);
           this.credential = null;
           this.id = null;
           this.outbox.clear();
@@ -289,7 +295,7 @@ class Agent implements RunningAgent {
           this.log('error', rejectedToken
             ? this.credential
               ? `the coordinator rejected this node's credential (HTTP ${res.statusCode}): ${body.trim() || 'revoked'}; to join again as a new node, delete ${join(this.options.stateDir, 'node.json')} and restart the agent`
-              : looksLikeJoinCode(this.options.token)
+              : this.options.token && looksLikeJoinCode(this.options.token)
                 ? `the coordinator did not accept the join code (HTTP ${res.statusCode}${/expired|revoked/.test(body) ? `: ${/expired/.test(body) ? 'it expired' : 'it was revoked'}` : ': mistyped, expired or revoked'}); ask the grid's admin for a new one (dsg join-code create)`
                 : `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
             : `the coordinator refused the connection (HTTP ${res.statusCode})`);
@@ -408,6 +414,36 @@ class Agent implements RunningAgent {
         this.log('warn', `coordinator says: ${m.message}`);
         break;
     }
+  }
+
+  /** Joining by approval (join-by-approval.ts): wait for an admin, then connect as the node it approved. */
+  private async joinByApproval(): Promise<void> {
+    const facts = await this.probe.facts();
+    const outcome = await waitForApproval({
+      stateDir: this.options.stateDir,
+      name: this.options.name ?? (facts.hostname.slice(0, 63).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'node'),
+      facts: {
+        hostname: facts.hostname.slice(0, 253), os: facts.os.slice(0, 200), arch: facts.arch.slice(0, 50), cpuModel: facts.cpuModel.slice(0, 200),
+        cores: this.capacity ? this.capacity.cpuMillis / 1000 : facts.cores, memoryBytes: this.capacity?.memoryBytes ?? facts.memoryBytes,
+        gpus: sharedGpus(facts, this.options.policy?.share.gpus).slice(0, 64).map((g) => g.model.slice(0, 200)),
+      },
+      coordinatorUrl: this.options.coordinatorUrl,
+      ask: (body) => this.http.askToJoin(body),
+      log: this.log,
+      stopped: () => this.stopped,
+    });
+    if (outcome.kind === 'stopped') return;
+    if (outcome.kind === 'approved') {
+      this.id = outcome.nodeId;
+      this.credential = outcome.credential;
+      await this.saveIdentity();
+      await forgetJoinKey(this.options.stateDir);
+      this.connect();
+      return;
+    }
+    this.log('error', outcome.message);
+    await this.stop();
+    this.options.onJoinRefused?.(outcome.kind, outcome.message);
   }
 
   /** node.json: the node id and its credential, mode 0600, written whole (temp file + rename). */

@@ -16,3 +16,4 @@ export { parseRocmSmi, probeRocm } from './probe/rocm.js';
 export { probeIsolation, ISOLATION_LEVELS, type IsolationLevel, type IsolationSettings, type IsolationProbe } from './probe/isolation.js';
 export { AttemptRun, type RunnerDeps } from './runner.js';
 export { CoordinatorHttp } from './coordinator-http.js';
+export { EXIT_REJECTED, waitForApproval, type ApprovalOutcome } from './join-by-approval.js';

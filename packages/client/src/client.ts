@@ -7,6 +7,8 @@
 import type { FetchLike, RequestInitLike, ResponseLike } from './fetch-like.js';
 import {
   type AuditPageV1,
+  type PendingNodeV1,
+  type DecideNodeRequestV1,
   type LedgerV1,
   type AuditVerifyV1,
   API_PREFIX,
@@ -170,6 +172,12 @@ export class DsgClient {
   listNodes = (): Promise<{ items: NodeV1[] }> => this.json('GET', '/nodes');
   getNode = (id: string): Promise<NodeV1> => this.json('GET', `/nodes/${encodeURIComponent(id)}`);
   /** No new work for the node (by id or name); what it runs goes on. Admin only. */
+  /** Machines waiting for an admin's approval (joining without a token). */
+  listPendingNodes = (): Promise<{ items: PendingNodeV1[] }> => this.json('GET', '/nodes', { query: { state: 'pending' } });
+  /** Let a pending machine in (also undoes a rejection): it gets its own credential at its next poll. */
+  approveNode = (idOrName: string): Promise<{ request: PendingNodeV1 }> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/approve`, { json: {} });
+  /** Keep a pending machine out; the reason is shown on it. */
+  rejectNode = (idOrName: string, req: DecideNodeRequestV1 = {}): Promise<{ request: PendingNodeV1 }> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/reject`, { json: req });
   cordonNode = (idOrName: string): Promise<NodeV1> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/cordon`);
   /** Take the node back: ends a cordon, a drain or a quarantine. Admin only. */
   uncordonNode = (idOrName: string): Promise<NodeV1> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/uncordon`);

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { looksLikeJoinCode, normalizeJoinCode, parseSize, ValidationError, type Issue } from '@dsg/core';
 import { normalizeCoordinatorUrl, policyReaderOptions, processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
-import { info, type GlobalFlags } from '../context.js';
+import { Exit, info, type GlobalFlags } from '../context.js';
 import { parsePositiveNumber } from './parse-flags.js';
 
 interface PolicyFlags { policy?: string; idleMinutes?: string; ownerCpu?: string; window?: string[]; acOnly?: boolean; maxTemperature?: string; graceMinutes?: string; gpus?: string }
@@ -57,6 +57,9 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .addHelpText('after', `
 Without --coordinator <url> (env DSG_COORDINATOR) the agent looks for a coordinator on the LAN (mDNS, as
 \`dsg discover\` does), waiting until one appears. A new agent is let in by one of:
+  (nothing)       it asks to join and waits as a pending node until the grid's admin runs \`dsg node approve\`
+                  (it prints the command and a short id to compare). Rejected, it exits with code 5; the admin
+                  undoes a rejection with \`dsg node approve ID\`, then the agent is started again.
   --join CODE     a four-word join code the grid's admin read out (\`dsg join-code create\`; env DSG_JOIN_CODE)
   --token TOKEN   the node join token (env DSG_JOIN_TOKEN or DSG_TOKEN; joinToken in the coordinator's
                   credentials.json). Prefer the environment variable: a --token on the command line is visible to
@@ -67,6 +70,7 @@ DSG_TLS_FINGERPRINT), as \`dsg up\` prints it (found on the LAN, the advertised 
 coordinator printed); it is saved with the node's identity after the first connection.
 
 Examples:
+  dsg agent                                                 finds the grid on the LAN and waits for approval
   dsg agent --join apple-river-cannon-ozone                 in a classroom: finds the grid on the LAN
   DSG_JOIN_TOKEN=dsg_node_… dsg agent --coordinator https://192.168.1.10:7070 --tls-fingerprint sha256:3f9a… --cpus 4 --label gpu=rtx3090`)
     .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[]; allowUnisolatedJobs?: boolean; grid?: string; join?: string } & PolicyFlags) => {
@@ -95,7 +99,6 @@ Examples:
           issues.push(...e.issues);
         }
       }
-      if (!token && codeText === undefined) issues.push({ path: '--token', message: 'how this machine is let in: --join CODE (a four-word code from `dsg join-code create`) or --token with the node join token (joinToken in the coordinator\'s credentials.json)' });
       const pinText = g.tlsFingerprint ?? processEnv['DSG_TLS_FINGERPRINT'];
       // The same check as @dsg/client/tls parseFingerprint, here so a typo is reported before anything loads.
       if (pinText !== undefined && !/^(sha-?256[:=])?([0-9a-f]{2}:?){32}$/i.test(pinText.trim()))
@@ -120,7 +123,7 @@ Examples:
         const { waitForGrid, describe } = await import('../discovery.js');
         const g = await waitForGrid({ ...(f.grid ? { gridName: f.grid } : {}), say: info });
         info(`found ${describe(g)}`);
-        if (codeText !== undefined && g.tlsFingerprint)
+        if ((codeText !== undefined || !token) && g.tlsFingerprint)
           info(`its certificate is ${g.tlsFingerprint.slice(0, 'sha256:'.length + 16)}…, trusted on first use: if the grid's admin shows another, stop this agent (Ctrl-C) and tell them`);
         coordinatorUrl = g.url;
         // Pinning what the advertisement says is trust on first use: see docs/SECURITY.md. An explicit pin wins.
@@ -140,7 +143,13 @@ Examples:
       const agent = await startAgent({
         ...(fakeGpus ? { fakeGpus } : {}),
         coordinatorUrl: coordinatorUrl!,
-        token: token!,
+        ...(token ? { token } : {}),
+        // Rejected by the grid's admin (or the request refused): say so and exit with its own code.
+        onJoinRefused: (kind, message) => {
+          process.stderr.write(`dsg: ${message}\n`);
+          void kind;
+          process.exit(Exit.rejected);
+        },
         ...(pinText ? { tlsFingerprint: pinText.trim() } : discoveredPin ? { tlsFingerprint: discoveredPin } : {}),
         // Absolute: working dirs under it are bind-mounted into the sandbox, which needs full paths.
         stateDir: resolve(f.stateDir ?? stateDirDefault(processEnv)),

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import type { NodeV1 } from '@dsg/core';
 import { clientFrom, print, printJson, type GlobalFlags } from '../context.js';
+import { registerNodeApproval } from './node-approve.js';
 
 const SAID: Record<string, (n: NodeV1) => string> = {
   cordon: (n) => `node ${n.name} is cordoned: it gets no new work; what it runs goes on. \`dsg node uncordon ${n.name}\` takes it back.`,
@@ -18,7 +19,7 @@ const SAID: Record<string, (n: NodeV1) => string> = {
 export function registerNodeOps(program: Command, globals: () => GlobalFlags): void {
   const node = program
     .command('node')
-    .description('operate on one node: drain, cordon, uncordon, remove (admin token)')
+    .description('operate on one node: drain, cordon, uncordon, remove; approve or reject a machine waiting to join (admin token)')
     .addHelpText('after', `
 A node that is cordoned, draining or quarantined (too many system failures in a short time) gets no new work;
 \`dsg nodes\` shows which and why. \`dsg node uncordon NAME\` ends any of the three.
@@ -28,7 +29,10 @@ Examples:
   dsg nodes                        lab-pc-3 shows draining, then drained
   dsg node uncordon lab-pc-3       back in service (also ends a quarantine)
   dsg node remove lab-pc-3         forget a node (refused while it holds work)
-  dsg node remove lab-pc-3 --force forget it now; its tasks are requeued`);
+  dsg node remove lab-pc-3 --force forget it now; its tasks are requeued
+  dsg node list --pending          machines waiting for approval (agents started without a token)
+  dsg node approve K7Q2-M9XD       let one in (compare the id with what its agent prints)`);
+  registerNodeApproval(node, globals);
 
   for (const [action, description] of [
     ['cordon', 'no new work for the node; what it runs goes on'],

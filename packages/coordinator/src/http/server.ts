@@ -386,10 +386,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, async (req) => {
-    await authed(req, 'nodes:read');
+    const p = await authed(req, 'nodes:read');
     // ?state=pending: machines waiting for approval (PendingNodeV1; joining by approval, routes/join-requests.ts).
+    // Admin only, like deciding on them: their addresses and claims are for whoever lets machines in.
     const state = (req.query as { state?: unknown }).state;
-    if (state === 'pending') return { items: await pending.list() };
+    if (state === 'pending') {
+      requireCapability(p, 'nodes:admin');
+      return { items: await pending.list() };
+    }
     if (state !== undefined) throw new ValidationError([{ path: 'query.state', message: `expected "pending" (machines waiting for approval) or no state at all (the grid's nodes); got ${JSON.stringify(state)}` }]);
     return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id))) };
   });
