@@ -5,7 +5,7 @@
 // requests through fastify's inject. Also: revocation and expiry take effect on the very next request (nothing
 // cached), and the per-token and per-IP rate limits answer 429 with Retry-After in the API's error format.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +129,8 @@ function rule(method: string, allowed: Partial<Record<Kind, Expect>>, denied: Pa
   if (allowed.cookieNoCsrf === undefined) out.cookieNoCsrf = method === 'GET' || method === 'HEAD' ? (allowed.admin ?? 403) : 403;
   return out;
 }
+const CLAIMED = { hostname: 'lab', os: 'Linux 6.1', arch: 'x64', cpuModel: 'cpu', cores: 4, memoryBytes: 8 * GiB, gpus: [] };
+const MATRIX_KEY = randomBytes(32).toString('base64url');
 const everyone = (status: number): Record<Kind, Expect> => Object.fromEntries(KINDS.map((k) => [k, status])) as Record<Kind, Expect>;
 
 interface Case {
@@ -139,7 +141,7 @@ interface Case {
 
 describe('authorization matrix: every route × every kind of caller', () => {
   let f: Fixture;
-  let ids: { job: string; wf: string; blob: string; node: string; spareNode: string; revokeNode: string; token: string };
+  let ids: { job: string; wf: string; blob: string; node: string; spareNode: string; revokeNode: string; token: string; toApprove: string; toReject: string };
   const results: string[] = [];
 
   before(async () => {
@@ -154,7 +156,13 @@ describe('authorization matrix: every route × every kind of caller', () => {
     const spareNode = await node(f.store, 'spare', f.clock.now());
     const revokeNode = await node(f.store, 'to-revoke', f.clock.now());
     const tok = (await f.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: auth, payload: { role: 'reader', name: 'to-revoke' } })).json().token.id as string;
-    ids = { job, wf, blob, node: nodes[0]!.id, spareNode, revokeNode, token: tok };
+    // Two machines waiting for approval (joining without a token), one to approve and one to reject.
+    const ask = async (name: string): Promise<string> => {
+      const r = await f.app.inject({ method: 'POST', url: '/api/v1/join-requests', payload: { key: randomBytes(32).toString('base64url'), name, facts: CLAIMED } });
+      assert.equal(r.statusCode, 202, r.body);
+      return (r.json() as { request: { id: string } }).request.id;
+    };
+    ids = { job, wf, blob, node: nodes[0]!.id, spareNode, revokeNode, token: tok, toApprove: await ask('lab-1'), toReject: await ask('lab-2') };
   });
   after(async () => {
     await f.close();
@@ -250,6 +258,11 @@ describe('authorization matrix: every route × every kind of caller', () => {
       'POST /api/v1/nodes/:id/remove': { request: post(`/api/v1/nodes/${ids.spareNode}/remove`, { force: true }), expect: admin('POST', 200) },
       'POST /api/v1/nodes/:id/revoke': { request: post(`/api/v1/nodes/${ids.revokeNode}/revoke`), expect: admin('POST', 200) },
       'GET /api/v1/nodes': { request: get('/api/v1/nodes'), expect: nodesRead(200) },
+      // Joining by approval: asking is open to anyone (every caller here polls the same request: 202 pending);
+      // deciding is the admin's.
+      'POST /api/v1/join-requests': { request: post('/api/v1/join-requests', { key: MATRIX_KEY, name: 'asker', facts: CLAIMED }), expect: everyone(202) },
+      'POST /api/v1/nodes/:id/approve': { request: post(`/api/v1/nodes/${ids.toApprove}/approve`, {}), expect: admin('POST', 200) },
+      'POST /api/v1/nodes/:id/reject': { request: post(`/api/v1/nodes/${ids.toReject}/reject`, { reason: 'not ours' }), expect: admin('POST', 200) },
       'GET /api/v1/nodes/:id': { request: get(`/api/v1/nodes/${ids.node}`), expect: nodesRead(200) },
     };
   };

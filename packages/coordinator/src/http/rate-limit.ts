@@ -19,14 +19,14 @@ export interface RateLimitSettings {
   /** Failed authentications (no, wrong, revoked or expired token) per minute per client IP. Default 60; 0: off. */
   readonly failedAuthPerMinute: number;
   /**
-   * Failed authentications per minute from all addresses together. Default 600; 0: off. Guessing a join code from
+   * Failed authentications per minute from all addresses together. Default 10 × `failedAuthPerMinute` (600); 0: off. Guessing a join code from
    * many addresses (a botnet, or IPv6 addresses by the million) meets this bound; it refuses only failed attempts
    * (a valid token is never refused by it), so it cannot lock real users out.
    */
   readonly failedAuthGlobalPerMinute?: number;
 }
 
-export const DEFAULT_RATE_LIMITS: RateLimitSettings = { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60, failedAuthGlobalPerMinute: 600 };
+export const DEFAULT_RATE_LIMITS: RateLimitSettings = { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 };
 /** How many times the per-token allowance a node credential gets. */
 export const NODE_FACTOR = 10;
 
@@ -56,7 +56,7 @@ export class RateLimiter {
    * once either budget is spent. Called before the answer to a failed one, by the API and the agent hub alike.
    */
   failedAuth(ip: string): void {
-    const global = this.settings.failedAuthGlobalPerMinute ?? DEFAULT_RATE_LIMITS.failedAuthGlobalPerMinute!;
+    const global = this.settings.failedAuthGlobalPerMinute ?? this.settings.failedAuthPerMinute * 10;
     if (global > 0) {
       const w = take(this.failures, '*', global / 60, global, this.now());
       if (w > 0)
