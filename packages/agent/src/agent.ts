@@ -296,7 +296,7 @@ class Agent implements RunningAgent {
             ? this.credential
               ? `the coordinator rejected this node's credential (HTTP ${res.statusCode}): ${body.trim() || 'revoked'}; to join again as a new node, delete ${join(this.options.stateDir, 'node.json')} and restart the agent`
               : this.options.token && looksLikeJoinCode(this.options.token)
-                ? `the coordinator did not accept the join code (HTTP ${res.statusCode}${/expired|revoked/.test(body) ? `: ${/expired/.test(body) ? 'it expired' : 'it was revoked'}` : ': mistyped, expired or revoked'}); ask the grid's admin for a new one (dsg join-code create)`
+                ? `the coordinator did not accept the join code (HTTP ${res.statusCode}${/expired|revoked|used up/.test(body) ? `: ${/expired/.test(body) ? 'it expired' : /used up/.test(body) ? 'it is used up, it has admitted all the machines it may' : 'it was revoked'}` : res.statusCode === 429 ? `: ${body.trim()}` : ': mistyped, expired or revoked'}); ask the grid's admin for a new one (dsg join-code create)`
                 : `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
             : `the coordinator refused the connection (HTTP ${res.statusCode})`);
         }

@@ -39,7 +39,8 @@ export interface ApprovalWait {
   readonly maxPollMs?: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+// Not unref()d: while it waits for approval, this timer is what keeps the agent process alive.
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const keyFile = (stateDir: string): string => join(stateDir, 'join-key.json');
 
 /** The key this machine asks with (made once, kept until it has its credential). */
