@@ -429,6 +429,7 @@ class Agent implements RunningAgent {
       },
       coordinatorUrl: this.options.coordinatorUrl,
       ask: (body) => this.http.askToJoin(body),
+      pin: this.pin,
       log: this.log,
       stopped: () => this.stopped,
     });

@@ -35,6 +35,8 @@ export interface ApprovalWait {
   readonly ask: (body: unknown) => Promise<{ status: number; body: unknown; retryAfter: number | null }>;
   readonly log: (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
   readonly stopped: () => boolean;
+  /** The certificate fingerprint this agent pinned (`sha256:…`), shown short for people to compare; null: none. */
+  readonly pin?: string | null;
   /** Longest wait between polls, in ms (the coordinator suggests a shorter one). Default 10,000. */
   readonly maxPollMs?: number;
 }
@@ -97,6 +99,7 @@ export async function waitForApproval(o: ApprovalWait): Promise<ApprovalOutcome>
           `this machine waits for the grid's admin to let it in: pending node ${id} (name ${o.name}).`,
           `  On the coordinator, run:   dsg node approve ${id}      (or: dsg node approve ${o.name})`,
           `  Before approving, the admin checks that \`dsg node list --pending\` shows the same id ${id} for ${o.name}.`,
+          ...(o.pin ? [`  This agent trusts the grid's certificate ${o.pin.slice(0, 'sha256:'.length + 16)}…: \`dsg node list --pending\` on the admin's side shows the grid's; they must match.`] : []),
           '  This agent keeps waiting (Ctrl-C to give up); it starts working as soon as it is approved.',
         ].join('\n'));
         told = true;

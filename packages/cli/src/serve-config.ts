@@ -38,6 +38,8 @@ const FIELDS = {
   tlsKey: { schema: z.string().min(1).optional(), env: 'DSG_TLS_KEY', flag: '--tls-key', file: 'tlsKey' },
   advertise: { schema: z.union([z.boolean(), z.enum(['true', 'false', 'on', 'off', '1', '0'], { error: 'expected true or false' })]).transform((v) => v === true || v === 'true' || v === 'on' || v === '1'), env: 'DSG_ADVERTISE', flag: '--no-advertise', file: 'advertise' },
   gridName: { schema: z.string().trim().min(1, { error: 'expected a name' }).max(40, { error: 'expected at most 40 characters (it goes in an mDNS record)' }).optional(), env: 'DSG_GRID_NAME', flag: '--grid-name', file: 'gridName' },
+  maxPendingNodes: { schema: z.coerce.number({ error: 'expected a number of machines' }).int({ error: 'expected a whole number of machines' }).min(0, { error: 'expected 0 (nobody may ask) or more machines' }).max(100_000, { error: 'expected at most 100,000 machines' }), env: 'DSG_MAX_PENDING_NODES', flag: '--max-pending-nodes', file: 'maxPendingNodes' },
+  pendingNodeTtl: { schema: z.coerce.number({ error: 'expected a number of hours' }).positive({ error: 'expected a number of hours greater than 0' }).max(24 * 365, { error: 'expected at most a year of hours' }), env: 'DSG_PENDING_NODE_TTL_HOURS', flag: '--pending-node-ttl', file: 'pendingNodeTtlHours' },
   sessionHours: { schema: z.coerce.number({ error: 'expected a number of hours' }).positive({ error: 'expected a number of hours greater than 0' }), env: 'DSG_SESSION_HOURS', flag: '--session-hours', file: 'sessionHours' },
 } as const;
 type Field = keyof typeof FIELDS;
@@ -71,6 +73,9 @@ export const SERVE_DEFAULTS: Partial<Record<Field, string | number>> = {
   rateLimit: 200,
   rateLimitBurst: 10_000,
   failedAuthLimit: 60,
+  // Joining by approval: machines waiting at once, and how long one that stopped asking is remembered.
+  maxPendingNodes: 64,
+  pendingNodeTtl: 24,
   sessionHours: 12,
   // mDNS advertisement on the LAN (never on loopback-only binds: the coordinator checks).
   advertise: 'true',
@@ -146,6 +151,8 @@ export function resolveServeConfig(input: {
     fairShare: { usageHalfLifeMinutes: out.usageHalfLife as number, ...maps },
     rateLimits: { perTokenPerSecond: out.rateLimit as number, perTokenBurst: out.rateLimitBurst as number, failedAuthPerMinute: out.failedAuthLimit as number },
     sessionHours: out.sessionHours as number,
+    maxPendingNodes: out.maxPendingNodes as number,
+    pendingNodeTtlHours: out.pendingNodeTtl as number,
     tls: out.tls as 'auto' | 'on' | 'off',
     advertise: out.advertise as boolean,
     ...(out.gridName ? { gridName: out.gridName as string } : {}),

@@ -174,8 +174,14 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
       retention: { maxAgeDays: 30, maxBytes: 0, intervalMinutes: 60, graceMinutes: 60 },
       maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000, fairShare: { usageHalfLifeMinutes: 60 },
       rateLimits: { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 }, sessionHours: 12, tls: 'auto',
-      advertise: true,
+      advertise: true, maxPendingNodes: 64, pendingNodeTtlHours: 24,
     });
+  });
+  it('limits on machines waiting for approval come from the same layers and are checked', () => {
+    const o = resolveServeConfig({ ...base, flags: { maxPendingNodes: '10' }, env: { DSG_PENDING_NODE_TTL_HOURS: '2' }, file: null });
+    assert.deepEqual([o.maxPendingNodes, o.pendingNodeTtlHours], [10, 2]);
+    const bad = issues(() => resolveServeConfig({ ...base, flags: { maxPendingNodes: '-1' }, env: {}, file: { pendingNodeTtlHours: 0 } }));
+    assert.deepEqual(bad.map((i) => i.path).sort(), ['--max-pending-nodes', 'grid.yaml: pendingNodeTtlHours'].sort());
   });
   it('rate limits and the session length come from the same layers and are checked', () => {
     const o = resolveServeConfig({ ...base, flags: { rateLimit: '5' }, env: { DSG_RATE_LIMIT_BURST: '20', DSG_SESSION_HOURS: '2' }, file: { failedAuthPerMinute: 0 } });

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { PendingNodeV1 } from '@dsg/core';
-import { clientFrom, info, print, printJson, type GlobalFlags } from '../context.js';
+import { activeClientConfig, clientFrom, info, print, printJson, type GlobalFlags } from '../context.js';
 import { ago, formatSize, table } from '../format.js';
 
 /** The pending machines as a table, their facts marked as claimed (nobody has checked them). */
@@ -17,6 +17,8 @@ export function printPendingNodes(items: readonly PendingNodeV1[]): void {
     ago(p.createdAt), ago(p.lastSeenAt),
   ])));
   info('compare the id with what the agent prints, then: dsg node approve ID (or dsg node reject ID --reason "…")');
+  const pin = activeClientConfig()?.tlsFingerprint;
+  if (pin) info(`this grid's certificate is ${pin.slice(0, 'sha256:'.length + 16)}…: an agent that shows another one is talking to someone else`);
 }
 
 export function registerNodeApproval(node: Command, globals: () => GlobalFlags): void {
