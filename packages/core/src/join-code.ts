@@ -2,8 +2,9 @@
  * Join codes: four words a person can read aloud in a classroom ("`dsg agent --join apple-river-cannon-ozone`"),
  * as good as the join token for the code's short life. The words are BIP-39's English list (2,048 words, chosen
  * so that no two share their first four letters and few look alike; MIT-licensed via @scure/bip39), so a code
- * holds 44 bits: guessing one online at the coordinator's limit of 60 failed attempts per minute per address takes
- * on average 1.5 × 10^11 minutes from one address; a code lives an hour by default.
+ * holds 44 bits. Failed attempts are limited per address (60 a minute) and for all addresses together (600 a
+ * minute), so within a default one-hour life at most 36,000 guesses are tried: a chance of about 2 × 10^-9 per live
+ * code (docs/SECURITY.md › Join codes).
  *
  * Pure (no I/O): the coordinator draws the words with a CSPRNG and passes the draw in.
  */
