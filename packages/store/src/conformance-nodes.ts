@@ -2,12 +2,13 @@
  * Store conformance for node operations: operator flags honoured by applyPlan's re-check, remove (refused while a
  * node holds work, forced requeues it), pruning of long-gone nodes, and quarantine counting only a node's own system
  * failures within the window, released by the cool-down or an operator; and retention (finished work only, a
- * workflow as a whole, re-checked at deletion; the blobs remaining jobs refer to). Called by runStoreConformance.
+ * workflow as a whole, re-checked at deletion; the blobs remaining jobs refer to); join requests (pending nodes) and
+ * join-code uses. Called by runStoreConformance.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileJobSpec, compileWorkflowSpec, newAttemptId, newJobId, newNodeId, newWorkflowId, taskIdOf, type AttemptId, type JobId, type NodeId } from '@dsg/core';
-import type { FinishReport, Store, StorePolicy } from './store.js';
+import { compileJobSpec, compileWorkflowSpec, newAttemptId, newJobId, newNodeId, newTokenId, newWorkflowId, taskIdOf, type AttemptId, type JobId, type NodeId } from '@dsg/core';
+import type { FinishReport, JoinRequestRecord, Store, StorePolicy, TokenRecord } from './store.js';
 import type { StoreFactoryResult } from './conformance.js';
 
 const GiB = 1024 ** 3;
@@ -205,6 +206,53 @@ export function runNodeConformance(name: string, make: () => Promise<StoreFactor
       assert.equal((await assign(s, j.id, 14, n)).created.length, 1);
       await run(15, SYSTEM);
       assert.equal((await s.getNode(n))!.quarantinedUntil, released!.quarantinedUntil, 'the failures before the release no longer count');
+    });
+  });
+
+  describe(`Store conformance, joining by approval and join-code uses: ${name}`, () => {
+    const request = (id: string, keyHash: string, nm = 'lab-pc'): JoinRequestRecord => ({
+      id, keyHash, name: nm, factsJson: '{}', address: '10.0.0.1', createdAt: clock, lastSeenAt: clock,
+      state: 'pending', decidedAt: null, decidedBy: null, reason: null, nodeId: null,
+    });
+
+    withStore('join requests: unique ids and keys, polls refresh only pending ones, decisions only from the states named, stale pending ones forgotten', async (s) => {
+      assert.equal(await s.createJoinRequest(request('AAAA-AAAA', 'k1')), true);
+      assert.equal(await s.createJoinRequest(request('AAAA-AAAA', 'k2')), false, 'an id clash is refused');
+      assert.equal(await s.createJoinRequest(request('BBBB-BBBB', 'k1')), false, 'a key clash is refused');
+      assert.equal(await s.createJoinRequest(request('CCCC-CCCC', 'k3', 'other')), true);
+      await s.touchJoinRequest('AAAA-AAAA', { name: 'renamed', factsJson: '{"cores":2}', address: '10.0.0.2', at: tick() });
+      const polled = (await s.findJoinRequestByKey('k1'))!;
+      assert.deepEqual([polled.name, polled.factsJson, polled.address, polled.lastSeenAt], ['renamed', '{"cores":2}', '10.0.0.2', clock]);
+      assert.equal(await s.findJoinRequestByKey('nope'), null);
+
+      const nodeId = newNodeId(clock);
+      assert.equal(await s.decideJoinRequest('AAAA-AAAA', ['pending'], { state: 'approved', at: tick(), by: 'admin', reason: null, nodeId }), true);
+      assert.equal(await s.decideJoinRequest('AAAA-AAAA', ['pending'], { state: 'rejected', at: tick(), by: 'admin', reason: 'x', nodeId: null }), false, 'decided once');
+      assert.equal(await s.decideJoinRequest('ZZZZ-ZZZZ', ['pending'], { state: 'rejected', at: tick(), by: 'admin', reason: null, nodeId: null }), false, 'unknown');
+      await s.touchJoinRequest('AAAA-AAAA', { name: 'late', factsJson: '{}', address: '10.0.0.9', at: tick() });
+      const approved = (await s.findJoinRequestByKey('k1'))!;
+      assert.deepEqual([approved.state, approved.nodeId, approved.decidedBy, approved.name], ['approved', nodeId, 'admin', 'renamed'], 'a decided request is not changed by a poll');
+      assert.deepEqual((await s.listJoinRequests('pending')).map((r) => r.id), ['CCCC-CCCC']);
+      assert.deepEqual((await s.listJoinRequests('approved')).map((r) => r.id), ['AAAA-AAAA']);
+
+      // Only pending requests go stale; decided ones are kept (a rejection must hold).
+      assert.equal(await s.createJoinRequest(request('DDDD-DDDD', 'k4')), true);
+      assert.equal(await s.decideJoinRequest('DDDD-DDDD', ['pending'], { state: 'rejected', at: clock, by: 'admin', reason: 'no', nodeId: null }), true);
+      tick(10_000);
+      assert.equal(await s.deleteStaleJoinRequests(clock), 1);
+      assert.deepEqual((await s.listJoinRequests()).map((r) => `${r.id} ${r.state}`).sort(), ['AAAA-AAAA approved', 'DDDD-DDDD rejected']);
+      assert.equal(await s.decideJoinRequest('DDDD-DDDD', ['pending', 'rejected'], { state: 'approved', at: tick(), by: 'admin', reason: null, nodeId: newNodeId(clock) }), true, 'approving undoes a rejection');
+    });
+
+    withStore('useToken counts up to maxUses and no further; tokens without a limit count on', async (s) => {
+      const code: TokenRecord = { id: newTokenId(tick()), hash: 'h-code', role: 'node', name: 'code', createdAt: clock, revokedAt: null, expiresAt: clock + 3_600_000, maxUses: 2 };
+      const join: TokenRecord = { id: newTokenId(tick()), hash: 'h-join', role: 'node', name: 'join', createdAt: clock, revokedAt: null };
+      await s.createToken(code);
+      await s.createToken(join);
+      assert.deepEqual(await Promise.all([s.useToken(code.id), s.useToken(code.id), s.useToken(code.id)]), [true, true, false]);
+      for (let i = 0; i < 5; i++) assert.equal(await s.useToken(join.id), true);
+      const [c, j] = [(await s.getToken(code.id))!, (await s.getToken(join.id))!];
+      assert.deepEqual([c.uses, c.maxUses, j.uses, j.maxUses], [2, 2, 5, null]);
     });
   });
 }
