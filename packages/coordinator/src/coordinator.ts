@@ -115,7 +115,9 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     audit: auditLog,
     onFailedAuth: (ip) => limiter.failedAuth(ip),
     useToken: (id) => store.useToken(id as TokenId),
-    isReservedNode: async (id) => (await store.listJoinRequests('approved')).some((r) => r.nodeId === id),
+    // Asked on every hello with a credential: an existing node (every reconnect) costs one lookup by id; only a node
+    // not created yet reads the approved requests.
+    isReservedNode: async (id) => (await store.getNode(id)) === null && (await store.listJoinRequests('approved')).some((r) => r.nodeId === id),
     ...(options.maxJoinsPerMinute !== undefined ? { maxJoinsPerMinute: options.maxJoinsPerMinute } : {}),
   });
   const startedAt = clock.now();
