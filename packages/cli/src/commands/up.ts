@@ -79,7 +79,8 @@ export function registerUp(program: Command): void {
         ? `  on the LAN advertised as "${coord.gridName}" ${dim('(mDNS: `dsg discover` lists it; `dsg agent` with a join token finds it without --coordinator)')}`
         : `  on the LAN not advertised ${dim(opts.advertise === false ? '(--no-advertise)' : '(listening on loopback only)')}`);
       if (lan) info(`  add a machine: ${cyan(joinCommand(coord, lan))}`);
-      if (lan) info(`  or without a secret: ${cyan('dsg agent')} there ${dim(coord.advertised ? '(finds the grid on the LAN)' : `(with --coordinator)`)}, then ${cyan('dsg node approve ID')} here; a classroom: ${cyan('dsg join-code create')}`);
+      // The same command without the token: the agent then asks, and waits for `dsg node approve`.
+      if (lan) info(`  or without a secret: ${cyan(coord.advertised ? 'dsg agent' : joinCommand(coord, lan).replace(/^DSG_JOIN_TOKEN=\S+ /, ''))} there, then ${cyan('dsg node approve ID')} here; a classroom: ${cyan('dsg join-code create')}`);
       info(`  share it:   ${cyan('dsg token create --role submitter --project NAME')} ${dim('(a token per person, limited to their projects)')}`);
       info(`\nnext: ${cyan('npx dsg submit examples/pi/pi.yaml --wait')}   ·   Ctrl-C stops the grid (jobs are kept)`);
       const agent = flags.agent ? superviseAgent(coord, opts.dataDir, flags) : null;
