@@ -63,7 +63,10 @@ describe('joining by approval (pending nodes) and join-code limits', { timeout: 
     const ok = await sb.run(['node', 'approve', idA]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /approved lab-pc/);
+    const approvedAt = Date.now();
     await sb.waitFor('a online', async () => (await nodes()).some((n) => n.name === 'lab-pc' && n.state === 'online'), 30_000, a.output);
+    // One poll interval (3 s) at most, plus the WebSocket join.
+    console.log(`# approval → node online: ${Date.now() - approvedAt} ms`);
     const r = await sb.run(['run', '--wait', '--json', '--memory', '32Mi', '--', 'echo', 'approved']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as { state: string }).state, 'succeeded');
