@@ -27,8 +27,9 @@
  * (working dir, inputs) and handed to the executor, which admits them in order as running ones leave room
  * (AdmissionExecutor); each one's timeout counts from its own start.
  */
-import { parseFingerprint, PinMismatchError, pinnedTransport, probeCertificate, UntrustedCertificateError, type Fingerprint, type PinnedTransport } from '@dsg/client/tls';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { coordinatorFetch, parseFingerprint, PinMismatchError, pinnedTransport, probeCertificate, UntrustedCertificateError, type Fingerprint, type PinnedTransport } from '@dsg/client/tls';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import {
@@ -40,6 +41,7 @@ import {
   type Assignment,
   type CoordinatorMessage,
   type FinishedMessage,
+  type NodeFacts,
   type Resources,
 } from '@dsg/core';
 import { CoordinatorHttp } from './coordinator-http.js';
@@ -62,6 +64,11 @@ export interface AgentPorts {
   readonly policyReaders?: PolicyReaders;
 }
 
+/** This machine asked to join and the grid's admin said no (`dsg node reject`). */
+export class JoinRejectedError extends Error {
+  readonly rejected = true;
+}
+
 export async function startAgent(options: AgentOptions, ports: AgentPorts = {}): Promise<RunningAgent> {
   const agent = new Agent(options, ports);
   await agent.start();
@@ -70,6 +77,10 @@ export async function startAgent(options: AgentOptions, ports: AgentPorts = {}):
 
 const noop = (): void => undefined;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const errorText = (e: unknown): string => {
+  const cause = (e as { cause?: { code?: string } }).cause;
+  return cause?.code ?? (e instanceof Error ? e.message : String(e));
+};
 const STOPPED = 'the agent was stopped while it held this attempt; it runs again on another node';
 
 class Agent implements RunningAgent {
@@ -113,7 +124,7 @@ class Agent implements RunningAgent {
     this.log = options.log ?? noop;
     this.workDir = options.workDir ?? join(options.stateDir, 'work');
     this.probe = ports.probe ?? new SystemProbe(this.workDir, 'nvidia-smi', 'rocm-smi', options.fakeGpus ? parseFakeGpus(options.fakeGpus) : null);
-    this.http = new CoordinatorHttp(options.coordinatorUrl, () => this.credential ?? options.token, join(options.stateDir, 'blobs'), options.log ? { log: options.log } : {});
+    this.http = new CoordinatorHttp(options.coordinatorUrl, () => this.credential ?? options.token ?? '', join(options.stateDir, 'blobs'), options.log ? { log: options.log } : {});
   }
 
   nodeId(): string | null {
@@ -173,8 +184,68 @@ class Agent implements RunningAgent {
       if (this.pin && this.pin !== given) this.log('warn', `trusting the certificate ${given} given now instead of ${this.pin} saved before`);
       this.pin = given;
     }
+    // No credential, no token or code: ask to join and wait for an admin's approval.
+    if (!this.credential && !this.options.token) await this.waitForApproval(facts0);
     await this.startPolicy();
     this.connect();
+  }
+
+  /**
+   * Joining by approval (no join token or code): ask the coordinator (`POST /api/v1/join-requests`) every 10 s with
+   * a secret key kept in `<stateDir>/join-request.json` (0600), so the request is the same one across restarts and
+   * only this machine can collect the credential. Approved: the node id and credential are saved like a welcome's.
+   * Rejected: throws JoinRejectedError (the CLI exits 5).
+   */
+  private async waitForApproval(facts: NodeFacts): Promise<void> {
+    const file = join(this.options.stateDir, 'join-request.json');
+    let key: string;
+    try {
+      key = (JSON.parse(await readFile(file, 'utf8')) as { key: string }).key;
+      if (!/^[A-Za-z0-9_-]{43,86}$/.test(key)) throw new Error('bad key');
+    } catch {
+      key = randomBytes(32).toString('base64url');
+      await writeFile(file, `${JSON.stringify({ key })}\n`, { mode: 0o600 });
+    }
+    const name = this.options.name ?? facts.hostname;
+    const body = JSON.stringify({
+      key, name,
+      facts: { os: facts.os.slice(0, 100), arch: facts.arch.slice(0, 50), cpuModel: facts.cpuModel.slice(0, 200), cores: facts.cores, memoryBytes: facts.memoryBytes, gpus: facts.gpus.slice(0, 64).map((g) => g.model.slice(0, 200)) },
+    });
+    const url = `${this.options.coordinatorUrl.replace(/\/+$/, '')}/api/v1/join-requests`;
+    const fetch = coordinatorFetch(this.options.coordinatorUrl, this.pin);
+    let told = false;
+    let unreachableSaid = false;
+    for (;;) {
+      let wait = 10_000;
+      try {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const answer = (await res.json()) as { request?: { id: string; state: string; nodeId: string | null; reason: string | null; decidedBy: string | null }; credential?: string; error?: { message: string; details?: { retryAfterSeconds?: number } } };
+        unreachableSaid = false;
+        const r = answer.request;
+        if (res.status === 200 && r?.nodeId && answer.credential) {
+          this.id = r.nodeId;
+          this.credential = answer.credential;
+          await this.saveIdentity();
+          await rm(file, { force: true });
+          this.log('info', `approved${r.decidedBy ? ` by ${r.decidedBy}` : ''}: joining as ${name} (${r.nodeId})`);
+          return;
+        }
+        if (res.status === 403 && r?.state === 'rejected')
+          throw new JoinRejectedError(`the grid's admin${r.decidedBy ? ` (${r.decidedBy})` : ''} rejected this machine's request to join${r.reason ? `: ${r.reason}` : ''}. Ask them; to ask again, delete ${file} and start the agent again`);
+        if (res.status === 202 && r) {
+          if (!told) this.log('info', `waiting for approval: request ${r.id} from ${name}. On the coordinator's machine an admin runs \`dsg node approve ${r.id}\` (check the id matches the one shown here; \`dsg node pending\` lists requests)`);
+          told = true;
+        } else if (answer.error) {
+          if (res.status === 429) wait = Math.max(wait, (answer.error.details?.retryAfterSeconds ?? 60) * 1000);
+          this.log('warn', `the coordinator did not take the join request (HTTP ${res.status}): ${answer.error.message}`);
+        }
+      } catch (e) {
+        if (e instanceof JoinRejectedError) throw e;
+        if (!unreachableSaid) this.log('warn', `cannot reach the coordinator at ${this.options.coordinatorUrl} to ask to join (${errorText(e)}); trying again every 10 s`);
+        unreachableSaid = true;
+      }
+      await sleep(wait);
+    }
   }
 
   /** What the node offers: flags and the policy's share limits, the smaller of each. */
@@ -268,7 +339,7 @@ class Agent implements RunningAgent {
       return;
     }
     const ws = new WebSocket(this.wsUrl(), {
-      headers: { authorization: `Bearer ${this.credential ?? this.options.token}` }, handshakeTimeout: 10_000, ...(this.transport?.tlsOptions ?? {}),
+      headers: { authorization: `Bearer ${this.credential ?? this.options.token ?? ''}` }, handshakeTimeout: 10_000, ...(this.transport?.tlsOptions ?? {}),
     });
     this.ws = ws;
     let rejectedToken = false;
@@ -289,7 +360,7 @@ class Agent implements RunningAgent {
           this.log('error', rejectedToken
             ? this.credential
               ? `the coordinator rejected this node's credential (HTTP ${res.statusCode}): ${body.trim() || 'revoked'}; to join again as a new node, delete ${join(this.options.stateDir, 'node.json')} and restart the agent`
-              : looksLikeJoinCode(this.options.token)
+              : looksLikeJoinCode(this.options.token ?? '')
                 ? `the coordinator did not accept the join code (HTTP ${res.statusCode}${/expired|revoked/.test(body) ? `: ${/expired/.test(body) ? 'it expired' : 'it was revoked'}` : ': mistyped, expired or revoked'}); ask the grid's admin for a new one (dsg join-code create)`
                 : `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
             : `the coordinator refused the connection (HTTP ${res.statusCode})`);

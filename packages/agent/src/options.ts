@@ -15,7 +15,7 @@ export interface AgentOptions {
    * Node join token (or an admin token): used only for this node's first contact. The coordinator then issues the
    * node its own credential, kept in `<stateDir>/node.json` (mode 0600) and used from then on.
    */
-  readonly token: string;
+  readonly token?: string;
   /**
    * The coordinator certificate's fingerprint (`sha256:…`) to pin for an `https://` coordinator with a self-signed
    * certificate (from the join command `dsg up` prints). Saved in node.json after the first connection, so later

@@ -38,6 +38,7 @@ import {
   type CreateTokenRequestV1,
   type CreateTokenResponseV1,
   type CreateJoinCodeRequestV1,
+  type JoinRequestV1,
   type CreateJoinCodeResponseV1,
   type SessionV1,
   type TokenV1,
@@ -194,6 +195,13 @@ export class DsgClient {
   createToken = (req: CreateTokenRequestV1): Promise<CreateTokenResponseV1> => this.json('POST', '/tokens', { json: req });
   /** A four-word join code for new agents (admin); the code is in this answer only. */
   createJoinCode = (req: CreateJoinCodeRequestV1 = {}): Promise<CreateJoinCodeResponseV1> => this.json('POST', '/join-codes', { json: req });
+  /** Machines that asked to join without a token, and what was decided (admin, reader). */
+  listJoinRequests = (): Promise<{ items: JoinRequestV1[] }> => this.json('GET', '/join-requests');
+  /** Let a waiting machine in (admin), by request id or name. */
+  approveJoinRequest = (idOrName: string): Promise<{ request: JoinRequestV1 }> => this.json('POST', `/join-requests/${encodeURIComponent(idOrName)}/approve`, { json: {} });
+  /** Turn a waiting machine away (admin), with a reason it is shown. */
+  rejectJoinRequest = (idOrName: string, reason?: string): Promise<{ request: JoinRequestV1 }> =>
+    this.json('POST', `/join-requests/${encodeURIComponent(idOrName)}/reject`, { json: reason ? { reason } : {} });
   /** Every token (admin), never a secret. */
   listTokens = (): Promise<{ items: TokenV1[] }> => this.json('GET', '/tokens');
   /** Revoke a token by id or name (admin), at once, with its dashboard sessions. */

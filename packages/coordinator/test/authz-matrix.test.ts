@@ -5,7 +5,7 @@
 // requests through fastify's inject. Also: revocation and expiry take effect on the very next request (nothing
 // cached), and the per-token and per-IP rate limits answer 429 with Retry-After in the API's error format.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,9 +137,11 @@ interface Case {
   readonly expect: Record<Kind, Expect>;
 }
 
+const JOIN_FACTS = { os: 'linux', arch: 'x64', cpuModel: 'x', cores: 2, memoryBytes: 2 ** 30, gpus: [] };
+
 describe('authorization matrix: every route × every kind of caller', () => {
   let f: Fixture;
-  let ids: { job: string; wf: string; blob: string; node: string; spareNode: string; revokeNode: string; token: string };
+  let ids: { job: string; wf: string; blob: string; node: string; spareNode: string; revokeNode: string; token: string; approve: string; reject: string };
   const results: string[] = [];
 
   before(async () => {
@@ -154,7 +156,9 @@ describe('authorization matrix: every route × every kind of caller', () => {
     const spareNode = await node(f.store, 'spare', f.clock.now());
     const revokeNode = await node(f.store, 'to-revoke', f.clock.now());
     const tok = (await f.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: auth, payload: { role: 'reader', name: 'to-revoke' } })).json().token.id as string;
-    ids = { job, wf, blob, node: nodes[0]!.id, spareNode, revokeNode, token: tok };
+    const ask = async (name: string): Promise<string> =>
+      (await f.app.inject({ method: 'POST', url: '/api/v1/join-requests', payload: { key: randomBytes(32).toString('base64url'), name, facts: JOIN_FACTS } })).json().request.id as string;
+    ids = { job, wf, blob, node: nodes[0]!.id, spareNode, revokeNode, token: tok, approve: await ask('to-approve'), reject: await ask('to-reject') };
   });
   after(async () => {
     await f.close();
@@ -233,6 +237,11 @@ describe('authorization matrix: every route × every kind of caller', () => {
       'POST /api/v1/tokens': { request: post('/api/v1/tokens', { role: 'reader' }), expect: admin('POST', 201) },
       'GET /api/v1/tokens': { request: get('/api/v1/tokens'), expect: admin('GET', 200) },
       'POST /api/v1/join-codes': { request: post('/api/v1/join-codes', {}), expect: admin('POST', 201) },
+      // Open to anyone (a machine without a token asks to join); the same key polls the same request.
+      'POST /api/v1/join-requests': { request: post('/api/v1/join-requests', { key: 'k'.repeat(43), name: 'asker', facts: JOIN_FACTS }), expect: everyone(202) },
+      'GET /api/v1/join-requests': { request: get('/api/v1/join-requests'), expect: nodesRead(200) },
+      'POST /api/v1/join-requests/:id/approve': { request: post(`/api/v1/join-requests/${ids.approve}/approve`, {}), expect: admin('POST', 200) },
+      'POST /api/v1/join-requests/:id/reject': { request: post(`/api/v1/join-requests/${ids.reject}/reject`, { reason: 'no' }), expect: admin('POST', 200) },
       'DELETE /api/v1/tokens/:id': { request: () => ({ method: 'DELETE', url: `/api/v1/tokens/${ids.token}` }), expect: admin('DELETE', 200) },
       'POST /api/v1/session': {
         // Signing in takes the token in the body, not in a header: each kind signs in with its own secret.

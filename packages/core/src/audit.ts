@@ -50,6 +50,7 @@ export const AUDIT_ACTIONS = [
   'workflow.submitted', 'workflow.cancelled', 'workflow.retried',
   'token.created', 'token.revoked', 'joincode.created', 'session.signed-in',
   'node.joined', 'node.cordoned', 'node.drained', 'node.uncordoned', 'node.removed', 'node.revoked', 'nodes.pruned',
+  'node.approved', 'node.rejected',
   'data.collected',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

@@ -318,6 +318,33 @@ export interface OutputRecord extends OutputFile {
 export const TokenRole = { admin: 'admin', submitter: 'submitter', reader: 'reader', node: 'node' } as const;
 export type TokenRole = (typeof TokenRole)[keyof typeof TokenRole];
 
+/**
+ * A machine that asked to join without a token (`dsg agent` with no join token or code): it waits until an admin
+ * approves or rejects it. It proves it is the same machine on every poll with a secret key only it holds (stored
+ * here as sha256). What it says about itself (name, facts) is a claim, shown as such.
+ *
+ *   pending ──approve──▶ approved (a node id is reserved; the key holder collects its credential)
+ *   pending ──reject───▶ rejected (the key holder is told, and stays out)
+ */
+export interface JoinRequestRecord {
+  /** Short and readable (`K7Q2-M9XD`): people compare it between the agent's screen and `dsg node pending`. */
+  readonly id: string;
+  readonly keyHash: string;
+  readonly name: string;
+  /** What the agent claims about itself (NodeFacts as JSON), unverified. */
+  readonly factsJson: string;
+  readonly address: string;
+  readonly createdAt: number;
+  readonly lastSeenAt: number;
+  readonly state: 'pending' | 'approved' | 'rejected';
+  readonly decidedAt: number | null;
+  /** Who decided (a token's name). */
+  readonly decidedBy: string | null;
+  readonly reason: string | null;
+  /** Approved: the node id it joins as. */
+  readonly nodeId: NodeId | null;
+}
+
 export interface TokenRecord {
   readonly id: TokenId;
   /** sha256 of the secret; the secret itself is never stored. */
@@ -576,6 +603,16 @@ export interface Store {
   /** Whether a job with this id exists (log files of deleted jobs are swept). */
   jobExists(id: string): Promise<boolean>;
   stats(): Promise<StoreStats>;
+
+  // ── join requests (machines waiting for approval) ──
+  /** Record a new request, or a poll of a known one (same key): its claims and address are refreshed. */
+  upsertJoinRequest(r: JoinRequestRecord): Promise<void>;
+  findJoinRequestByKey(keyHash: string): Promise<JoinRequestRecord | null>;
+  listJoinRequests(): Promise<readonly JoinRequestRecord[]>;
+  /** Decide a pending request; false when it is not pending (decided already, or unknown). */
+  decideJoinRequest(id: string, d: { state: 'approved' | 'rejected'; at: number; by: string; reason: string | null; nodeId: NodeId | null }): Promise<boolean>;
+  /** Forget pending requests not seen since `before` (the agent stopped asking); resolves to how many. */
+  deleteStaleJoinRequests(before: number): Promise<number>;
 
   // ── tokens ──
   createToken(token: TokenRecord): Promise<void>;

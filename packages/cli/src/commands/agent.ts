@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { looksLikeJoinCode, normalizeJoinCode, parseSize, ValidationError, type Issue } from '@dsg/core';
 import { normalizeCoordinatorUrl, policyReaderOptions, processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
-import { info, type GlobalFlags } from '../context.js';
+import { Exit, ExitCode, info, type GlobalFlags } from '../context.js';
 import { parsePositiveNumber } from './parse-flags.js';
 
 interface PolicyFlags { policy?: string; idleMinutes?: string; ownerCpu?: string; window?: string[]; acOnly?: boolean; maxTemperature?: string; graceMinutes?: string; gpus?: string }
@@ -61,6 +61,8 @@ Without --coordinator <url> (env DSG_COORDINATOR) the agent looks for a coordina
   --token TOKEN   the node join token (env DSG_JOIN_TOKEN or DSG_TOKEN; joinToken in the coordinator's
                   credentials.json). Prefer the environment variable: a --token on the command line is visible to
                   every process of the machine (ps).
+  neither         the agent asks to join and waits, showing a request id, until an admin runs
+                  \`dsg node approve ID\` (or \`dsg node reject ID\`: the agent then exits with code 5).
 After its first connection the agent keeps its own credential in its state dir and needs neither again.
 A coordinator serving TLS with its own certificate is pinned by fingerprint: --tls-fingerprint sha256:… (env
 DSG_TLS_FINGERPRINT), as \`dsg up\` prints it (found on the LAN, the advertised one is used: compare it with what the
@@ -95,7 +97,6 @@ Examples:
           issues.push(...e.issues);
         }
       }
-      if (!token && codeText === undefined) issues.push({ path: '--token', message: 'how this machine is let in: --join CODE (a four-word code from `dsg join-code create`) or --token with the node join token (joinToken in the coordinator\'s credentials.json)' });
       const pinText = g.tlsFingerprint ?? processEnv['DSG_TLS_FINGERPRINT'];
       // The same check as @dsg/client/tls parseFingerprint, here so a typo is reported before anything loads.
       if (pinText !== undefined && !/^(sha-?256[:=])?([0-9a-f]{2}:?){32}$/i.test(pinText.trim()))
@@ -137,10 +138,12 @@ Examples:
           throw new ValidationError([{ path: 'DSG_FAKE_GPUS', message: (e as Error).message.replace(/^DSG_FAKE_GPUS: /, '') }]);
         }
       }
-      const agent = await startAgent({
+      let agent: Awaited<ReturnType<typeof startAgent>>;
+      try {
+        agent = await startAgent({
         ...(fakeGpus ? { fakeGpus } : {}),
         coordinatorUrl: coordinatorUrl!,
-        token: token!,
+        ...(token ? { token } : {}),
         ...(pinText ? { tlsFingerprint: pinText.trim() } : discoveredPin ? { tlsFingerprint: discoveredPin } : {}),
         // Absolute: working dirs under it are bind-mounted into the sandbox, which needs full paths.
         stateDir: resolve(f.stateDir ?? stateDirDefault(processEnv)),
@@ -160,6 +163,14 @@ Examples:
           if (LEVELS.indexOf(level) >= min) info(`${new Date().toISOString().slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${message}`);
         },
       });
+      } catch (e) {
+        // Rejected by the grid's admin (joining by approval): say so and exit with its own code.
+        if ((e as { rejected?: boolean }).rejected) {
+          process.stderr.write(`dsg: ${(e as Error).message}\n`);
+          throw new ExitCode(Exit.rejected);
+        }
+        throw e;
+      }
       const stop = async (): Promise<void> => {
         await agent.stop();
         process.exit(0);

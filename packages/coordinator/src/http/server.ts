@@ -34,6 +34,7 @@ import type { JobRecord, Store } from '@dsg/store';
 import { projectFilter, requireCapability, seesProject, type Authenticator, type Capability, type Principal } from '../auth.js';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimitSettings } from './rate-limit.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { joinRequestRoutes } from './routes/join-requests.js';
 import { sessionRoutes } from './routes/session.js';
 import type { Clock } from '../clock.js';
 import type { Engine } from '../engine/engine.js';
@@ -168,6 +169,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const work = new WorkService({ store, engine, blobs, clock, log: deps.log, ...(deps.admission ? { admission: deps.admission } : {}) });
   workflowRoutes(app, { work, store, authed, audit, pendingOf });
   tokenRoutes(app, { store, auth: deps.auth, clock, authed, audit });
+  joinRequestRoutes(app, { store, auth: deps.auth, clock, authed, audit });
   sessionRoutes(app, { auth: deps.auth, clock, authed, audit, onFailedAuth: (ip) => limiter.failedAuth(ip) });
   nodeRoutes(app, { store, engine, clock, authed, audit });
   auditRoutes(app, { auditLog, authed });

@@ -310,4 +310,26 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX ledger_finished ON ledger (finished_at);
     `,
   },
+  {
+    version: 12,
+    name: 'join_requests',
+    sql: `
+      -- Machines that asked to join without a token, waiting for an admin (dsg node approve / reject). key_hash is
+      -- the sha256 of a secret only the asking agent holds: the credential goes to that agent alone.
+      CREATE TABLE join_requests (
+        id            TEXT PRIMARY KEY,
+        key_hash      TEXT NOT NULL UNIQUE,
+        name          TEXT NOT NULL,
+        facts_json    TEXT NOT NULL,
+        address       TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected')),
+        decided_at    INTEGER,
+        decided_by    TEXT,
+        reason        TEXT,
+        node_id       TEXT
+      );
+    `,
+  },
 ];
