@@ -100,6 +100,31 @@ export function runNodeConformance(name: string, make: () => Promise<StoreFactor
     });
   });
 
+  describe(`Store conformance, join requests: ${name}`, () => {
+    const request = (id: string, key: string, at: number) => ({
+      id, keyHash: key, name: 'pc', factsJson: '{}', address: '10.0.0.5', createdAt: at, lastSeenAt: at,
+      state: 'pending' as const, decidedAt: null, decidedBy: null, reason: null, nodeId: null,
+    });
+    withStore('a poll with the same key refreshes one request; a decision is taken once; stale pending ones are forgotten', async (s) => {
+      const t0 = tick();
+      await s.upsertJoinRequest(request('AAAA-AAAA', 'k1', t0));
+      await s.upsertJoinRequest({ ...request('BBBB-BBBB', 'k1', tick()), name: 'pc-renamed', address: '10.0.0.6' });
+      const all = await s.listJoinRequests();
+      assert.equal(all.length, 1, 'the same key is the same request');
+      assert.deepEqual([all[0]!.id, all[0]!.name, all[0]!.address, all[0]!.createdAt], ['AAAA-AAAA', 'pc-renamed', '10.0.0.6', t0]);
+      const nodeId = newNodeId(tick());
+      assert.equal(await s.decideJoinRequest('AAAA-AAAA', { state: 'approved', at: clock, by: 'admin', reason: null, nodeId }), true);
+      assert.equal(await s.decideJoinRequest('AAAA-AAAA', { state: 'rejected', at: clock, by: 'admin', reason: 'late', nodeId: null }), false, 'decided once');
+      const got = await s.findJoinRequestByKey('k1');
+      assert.deepEqual([got?.state, got?.nodeId, got?.decidedBy], ['approved', nodeId, 'admin']);
+      assert.equal(await s.findJoinRequestByKey('nope'), null);
+      await s.upsertJoinRequest(request('CCCC-CCCC', 'k2', tick()));
+      tick(10_000);
+      assert.equal(await s.deleteStaleJoinRequests(clock - 5_000), 1, 'only the pending one not seen since');
+      assert.deepEqual((await s.listJoinRequests()).map((r) => r.id), ['AAAA-AAAA']);
+    });
+  });
+
   describe(`Store conformance, node operations: ${name}`, () => {
     withStore('cordoned, draining and quarantined nodes are refused by applyPlan; clearing the flags takes them back', async (s) => {
       const j = await job(s, { name: 'j', command: ['x'], array: 3 });
