@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, ValidationError } from '@dsg/core';
-import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
+import { DEFAULT_RESERVE_AFTER_MS, DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
 import { Authenticator, createToken, DEFAULT_SESSION_TTL_MS, hashToken } from './auth.js';
@@ -100,6 +100,9 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
       ...(options.fairShare?.projectWeights ? { projectWeights: options.fairShare.projectWeights } : {}),
       ...(options.fairShare?.projectLimits ? { projectLimits: options.fairShare.projectLimits } : {}),
       ...(options.fairShare?.usageHalfLifeMinutes !== undefined ? { usageHalfLifeMs: options.fairShare.usageHalfLifeMinutes * 60_000 } : {}),
+      // Against starvation: a job that has waited this long with nothing on a node reserves the node closest to
+      // fitting it (scheduler/src/reservation.ts).
+      reserveAfterMs: DEFAULT_RESERVE_AFTER_MS,
     },
     metrics,
     ...(options.outputQuotaBytes !== undefined ? { outputQuotaBytes: options.outputQuotaBytes } : {}),
