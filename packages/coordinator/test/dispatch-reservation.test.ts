@@ -107,6 +107,11 @@ describe('dispatch: reservation and backfill', { timeout: 60_000 }, () => {
       assert.equal(placedOf(next.id), 1, `step ${i}: the next small job took the freed core`);
       assert.equal(started(big.id), false, `step ${i}: the big job still waits`);
     }
+    // Explain: the big job waits for room and can say by when, at the latest (the last 10-minute task's timeout).
+    const snap = await engine.snapshotNodes({ releases: true });
+    const releases = snap[0]!.releases ?? [];
+    assert.equal(releases.length, 2, 'both running tasks, each with its latest end');
+    assert.ok(releases.every((r) => r.at > now && r.at <= now + 600_000), JSON.stringify(releases));
     // Past 60 s of waiting, the node is reserved for the big job: a 10-minute job may not take the freed core, a
     // 1-minute one may (it ends before the node's last 10-minute task must end: backfill).
     now += 60_000;

@@ -242,6 +242,11 @@ export interface JobExplainV1 {
   /** Per filter, how many nodes it rejected (each node counted at the first filter that rejects it). */
   filters: Array<{ filter: string; verdict: 'never' | 'busy'; rejected: number }>;
   nodes: Array<{ nodeId: string; name: string; filter: string | null; verdict: 'never' | 'busy' | 'fits'; message: string | null }>;
+  /**
+   * Waiting for room (`not_now`): when one of its tasks fits somewhere at the latest, as the timeouts of the tasks
+   * running there end (ISO 8601); null when no estimate can be given. Work ahead in the queue may take that room.
+   */
+  startBy?: string | null;
 }
 
 export interface RetryResponseV1 {

@@ -170,8 +170,9 @@ export class Dispatcher {
     return out;
   }
 
-  async snapshotNodes(link: AgentLink | null = this.deps.link()): Promise<SchedulerNode[]> {
-    return (await this.snapshot(link)).nodes;
+  async snapshotNodes(link: AgentLink | null = this.deps.link(), opts: { releases?: boolean } = {}): Promise<SchedulerNode[]> {
+    const nodes = (await this.snapshot(link)).nodes;
+    return opts.releases ? this.withReleases(nodes, this.deps.clock.now()) : nodes;
   }
 
   /**
