@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 /** base64 sha256 of a certificate's public key (SPKI), what Chromium's --ignore-certificate-errors-spki-list takes. */
 const spkiHash = (certFile: string): string =>
   createHash('sha256').update(new X509Certificate(readFileSync(certFile)).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
 import { chromium, type Browser } from 'playwright-core';
-import { Sandbox, type Credentials } from './harness.js';
+import { fetchFor, Sandbox, type Credentials } from './harness.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
 const CI = process.env['CI'] === 'true';
@@ -115,6 +115,44 @@ describe('dashboard in a real browser', { timeout: 120_000 }, () => {
     await sb.api(creds, 'DELETE', `/tokens/${t.token.id}`);
     assert.equal(await page.evaluate(async () => (await fetch('/api/v1/jobs')).status), 401, 'revocation ends the session at once');
     await page.waitForSelector('#login:not([hidden])');
+    await ctx.close();
+  });
+
+  it('machines waiting to join are listed; an admin approves one and rejects another with a reason, a reader cannot', async () => {
+    const ask = async (name: string): Promise<string> => {
+      const r = await fetchFor(creds)(`${creds.url}/api/v1/join-requests`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ key: randomBytes(32).toString('base64url'), name, facts: { os: 'linux', arch: 'x64', cpuModel: 'x', cores: 4, memoryBytes: 8 * 2 ** 30, gpus: ['RTX 3060'] } }),
+      });
+      assert.equal(r.status, 202);
+      return ((await r.json()) as { request: { id: string } }).request.id;
+    };
+    const keep = await ask('pc-keep');
+    const drop = await ask('pc-drop');
+    const reader = await sb.api<{ secret: string }>(creds, 'POST', '/tokens', { role: 'reader', name: 'wall' });
+    const rctx = await browser.newContext();
+    const rpage = await rctx.newPage();
+    await rpage.goto(`${creds.url}/#token=${reader.secret}`);
+    await rpage.waitForSelector('#pending-card:not([hidden])');
+    assert.match((await rpage.textContent('#pending')) ?? '', /pc-keep.*RTX 3060.*an admin decides/s);
+    assert.equal(await rpage.$('button[data-approve]'), null, 'no buttons for a reader');
+    await rctx.close();
+
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(`${creds.url}/#token=${creds.adminToken}`);
+    await page.waitForSelector(`button[data-approve="${keep}"]`);
+    assert.match((await page.textContent('#pending')) ?? '', new RegExp(`${keep}.*pc-keep`));
+    await page.click(`button[data-approve="${keep}"]`);
+    page.once('dialog', (d) => void d.accept('not on the list'));
+    await page.click(`button[data-reject="${drop}"]`);
+    await sb.waitFor('both decided', async () => {
+      const all = (await sb.api<{ items: Array<{ id: string; state: string; reason: string | null }> }>(creds, 'GET', '/join-requests')).items;
+      const k = all.find((r) => r.id === keep);
+      const d = all.find((r) => r.id === drop);
+      return k?.state === 'approved' && d?.state === 'rejected' && d.reason === 'not on the list';
+    }, 10_000);
+    await page.waitForSelector('#pending-card[hidden]', { state: 'attached' });
     await ctx.close();
   });
 });

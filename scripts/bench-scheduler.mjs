@@ -31,6 +31,11 @@ const nodes = Array.from({ length: NODES }, (_, i) => {
     capacity: { cpuMillis: c * 1000, memoryBytes: m * GiB, gpus: g, diskBytes: 1000 * GiB },
     allocated: { cpuMillis: 0, memoryBytes: 0, gpus: 0, diskBytes: 0 },
     labels: { zone: `z${i % 4}`, tier: i % 3 === 0 ? 'fast' : 'std' },
+    // Sandboxed nodes (a node without isolation runs only the operator's jobs), their GPUs as agents report them.
+    facts: {
+      hostname: `n${i}`, os: 'linux', arch: 'x64', cpuModel: 'bench', cores: c, memoryBytes: m * GiB, diskBytes: 1000 * GiB, isolation: 'sandbox+cgroups',
+      gpus: Array.from({ length: g }, (_, k) => ({ index: k, model: g === 4 ? 'NVIDIA A100-SXM4-80GB' : 'NVIDIA GeForce RTX 4090', memoryBytes: (g === 4 ? 80 : 24) * GiB, uuid: `GPU-${i}-${k}` })),
+    },
   };
 });
 
@@ -50,6 +55,8 @@ const jobs = Array.from({ length: JOBS }, (_, j) => {
     constraints: kind === 11 ? [{ key: 'zone', op: 'in', values: ['z1', 'z2'] }] : [],
     prefer: kind === 13 ? [{ key: 'tier', op: 'in', values: ['fast'] }] : [],
     parallelism: kind === 17 ? 20 : null,
+    // Every other GPU job asks for a data-centre GPU (the gpu filter against each node's GPUs).
+    ...(gpus > 0 && j % 40 === 7 ? { gpu: { memoryBytes: 40 * GiB, models: ['A100', 'H100'] } } : {}),
     total: perJob, next: 0, active: 0, firstSeq: (seq += perJob) - perJob,
   };
 });
@@ -80,7 +87,7 @@ function snapshot() {
     nodes: snapNodes,
     jobs: live.map((j, i) => ({
       jobId: j.jobId, project: j.project, priority: j.priority, resources: j.resources, typicalRunMs: j.typicalRunMs,
-      constraints: j.constraints, prefer: j.prefer, parallelism: j.parallelism, active: j.active,
+      constraints: j.constraints, prefer: j.prefer, parallelism: j.parallelism, active: j.active, ...(j.gpu ? { gpu: j.gpu } : {}),
       seq: j.firstSeq + j.next, queued: j.total - j.next,
       tasks: Array.from({ length: Math.min(limits[i], j.total - j.next) }, (_, k) => ({ taskId: `${j.jobId}.${j.next + k}`, seq: j.firstSeq + j.next + k })),
     })),

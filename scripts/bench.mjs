@@ -3,7 +3,8 @@
 // record — against two baselines run in the same invocation: a raw Node spawn loop and `xargs -P <cores>`.
 // Prints tasks/s and ratios (machines here are noisy: compare ratios, not absolutes), then submit-to-start
 // latency on an idle grid. Not a test: it asserts nothing, but exits non-zero if the grid run fails.
-// Then CLI start-up (dsg --version, dsg jobs) against bare Node. Then workflows: W3 = 100 chains × 3 dependent steps (per-item chaining) and a 1 → 1,000 → 1 fan-out/fan-in, each
+// Then CLI start-up (dsg --version, dsg jobs) against bare Node, and last the scheduler alone at grid scale
+// (scripts/bench-scheduler.mjs, summary with its targets). Then workflows: W3 = 100 chains × 3 dependent steps (per-item chaining) and a 1 → 1,000 → 1 fan-out/fan-in, each
 // against the same number of independent tasks in one job, run in the same grid: tasks/s and overhead per edge.
 //   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --repeat N (workflow runs, default 5)  --json
 //            --isolation sandbox|cgroups|none (the local agent's task isolation; default: the strongest available)
@@ -233,6 +234,13 @@ try {
   rmSync(dataDir, { recursive: true, force: true });
 }
 
+say('scheduler alone: 1,000 nodes × 100,000 queued tasks in 10 projects');
+{
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'bench-scheduler.mjs'), '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status === 0) results.scheduler = JSON.parse(r.stdout.trim().split('\n').pop());
+  else say(`the scheduler benchmark failed (exit ${r.status})`);
+}
+
 const f = (x) => x.toFixed(0).padStart(8);
 if (asJson) console.log(JSON.stringify({ tasks: N, cores, ...results, ratioVsXargs: results.dsg / results.xargs, ratioVsNodeSpawn: results.dsg / results.nodeSpawn }));
 else {
@@ -258,4 +266,13 @@ else {
     console.log(`| ${name.padEnd(32)} | ${f(wf)} | ${f(indep).padStart(23)} | ${(wf / indep).toFixed(2).padStart(5)}× | ${`${edgeMs.toFixed(2)} ms (${edges} edges)`.padStart(26)} |`);
   row('W3: 100 chains × 3 steps (each:)', results.w3, results.w3Indep, results.w3EdgeMs, 200);
   row('fan-out/in 1 → 1,000 → 1', results.fan, results.fanIndep, results.fanEdgeMs, '2,000');
+  const sc = results.scheduler;
+  if (sc) {
+    console.log(`\nScheduler alone: ${sc.nodes} nodes × ${sc.tasks} queued tasks, ${sc.projects} projects (npm run bench -- --scheduler for the full table):`);
+    console.log('| measure                  |      value | target      | vs target |');
+    console.log('|--------------------------|-----------:|-------------|----------:|');
+    console.log(`| placements/s             | ${sc.placementsPerSecond.toFixed(0).padStart(10)} | ≥ 1,000     | ${(sc.placementsPerSecond / 1000).toFixed(1).padStart(8)}× |`);
+    console.log(`| per placement, p99       | ${`${sc.perPlacementUsP99.toFixed(0)} µs`.padStart(10)} | ≤ 1 ms      | ${(1000 / sc.perPlacementUsP99).toFixed(1).padStart(8)}× |`);
+    console.log(`| max RSS                  | ${`${sc.maxRssMiB.toFixed(0)} MiB`.padStart(10)} | printed     |           |`);
+  }
 }

@@ -27,8 +27,9 @@
  * (working dir, inputs) and handed to the executor, which admits them in order as running ones leave room
  * (AdmissionExecutor); each one's timeout counts from its own start.
  */
-import { parseFingerprint, PinMismatchError, pinnedTransport, probeCertificate, UntrustedCertificateError, type Fingerprint, type PinnedTransport } from '@dsg/client/tls';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { coordinatorFetch, parseFingerprint, PinMismatchError, pinnedTransport, probeCertificate, UntrustedCertificateError, type Fingerprint, type PinnedTransport } from '@dsg/client/tls';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import {
@@ -40,10 +41,10 @@ import {
   type Assignment,
   type CoordinatorMessage,
   type FinishedMessage,
+  type NodeFacts,
   type Resources,
 } from '@dsg/core';
 import { CoordinatorHttp } from './coordinator-http.js';
-import { forgetJoinKey, waitForApproval } from './join-by-approval.js';
 import type { Executor } from './executor/executor.js';
 import { AdmissionExecutor } from './executor/admission-executor.js';
 import { LauncherExecutor } from './executor/launcher-executor.js';
@@ -63,6 +64,11 @@ export interface AgentPorts {
   readonly policyReaders?: PolicyReaders;
 }
 
+/** This machine asked to join and the grid's admin said no (`dsg node reject`). */
+export class JoinRejectedError extends Error {
+  readonly rejected = true;
+}
+
 export async function startAgent(options: AgentOptions, ports: AgentPorts = {}): Promise<RunningAgent> {
   const agent = new Agent(options, ports);
   await agent.start();
@@ -71,6 +77,10 @@ export async function startAgent(options: AgentOptions, ports: AgentPorts = {}):
 
 const noop = (): void => undefined;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const errorText = (e: unknown): string => {
+  const cause = (e as { cause?: { code?: string } }).cause;
+  return cause?.code ?? (e instanceof Error ? e.message : String(e));
+};
 const STOPPED = 'the agent was stopped while it held this attempt; it runs again on another node';
 
 class Agent implements RunningAgent {
@@ -174,8 +184,68 @@ class Agent implements RunningAgent {
       if (this.pin && this.pin !== given) this.log('warn', `trusting the certificate ${given} given now instead of ${this.pin} saved before`);
       this.pin = given;
     }
+    // No credential, no token or code: ask to join and wait for an admin's approval.
+    if (!this.credential && !this.options.token) await this.waitForApproval(facts0);
     await this.startPolicy();
     this.connect();
+  }
+
+  /**
+   * Joining by approval (no join token or code): ask the coordinator (`POST /api/v1/join-requests`) every 10 s with
+   * a secret key kept in `<stateDir>/join-request.json` (0600), so the request is the same one across restarts and
+   * only this machine can collect the credential. Approved: the node id and credential are saved like a welcome's.
+   * Rejected: throws JoinRejectedError (the CLI exits 5).
+   */
+  private async waitForApproval(facts: NodeFacts): Promise<void> {
+    const file = join(this.options.stateDir, 'join-request.json');
+    let key: string;
+    try {
+      key = (JSON.parse(await readFile(file, 'utf8')) as { key: string }).key;
+      if (!/^[A-Za-z0-9_-]{43,86}$/.test(key)) throw new Error('bad key');
+    } catch {
+      key = randomBytes(32).toString('base64url');
+      await writeFile(file, `${JSON.stringify({ key })}\n`, { mode: 0o600 });
+    }
+    const name = this.options.name ?? facts.hostname;
+    const body = JSON.stringify({
+      key, name,
+      facts: { os: facts.os.slice(0, 100), arch: facts.arch.slice(0, 50), cpuModel: facts.cpuModel.slice(0, 200), cores: facts.cores, memoryBytes: facts.memoryBytes, gpus: facts.gpus.slice(0, 64).map((g) => g.model.slice(0, 200)) },
+    });
+    const url = `${this.options.coordinatorUrl.replace(/\/+$/, '')}/api/v1/join-requests`;
+    const fetch = coordinatorFetch(this.options.coordinatorUrl, this.pin);
+    let told = false;
+    let unreachableSaid = false;
+    for (;;) {
+      let wait = 10_000;
+      try {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const answer = (await res.json()) as { request?: { id: string; state: string; nodeId: string | null; reason: string | null; decidedBy: string | null }; credential?: string; error?: { message: string; details?: { retryAfterSeconds?: number } } };
+        unreachableSaid = false;
+        const r = answer.request;
+        if (res.status === 200 && r?.nodeId && answer.credential) {
+          this.id = r.nodeId;
+          this.credential = answer.credential;
+          await this.saveIdentity();
+          await rm(file, { force: true });
+          this.log('info', `approved${r.decidedBy ? ` by ${r.decidedBy}` : ''}: joining as ${name} (${r.nodeId})`);
+          return;
+        }
+        if (res.status === 403 && r?.state === 'rejected')
+          throw new JoinRejectedError(`the grid's admin${r.decidedBy ? ` (${r.decidedBy})` : ''} rejected this machine's request to join${r.reason ? `: ${r.reason}` : ''}. Ask them: they can undo it (dsg node approve ${r.id}), then start this agent again; or delete ${file} to ask anew`);
+        if (res.status === 202 && r) {
+          if (!told) this.log('info', `waiting for approval: request ${r.id} from ${name}. On the coordinator's machine an admin runs \`dsg node approve ${r.id}\` (check the id matches the one shown here; \`dsg node pending\` lists requests)${this.pin ? `. This agent trusts the grid's certificate ${this.pin.slice(0, 'sha256:'.length + 16)}…: \`dsg node list --pending\` shows the grid's; they must match` : ''}`);
+          told = true;
+        } else if (answer.error) {
+          if (res.status === 429) wait = Math.max(wait, (answer.error.details?.retryAfterSeconds ?? 60) * 1000);
+          this.log('warn', `the coordinator did not take the join request (HTTP ${res.status}): ${answer.error.message}`);
+        }
+      } catch (e) {
+        if (e instanceof JoinRejectedError) throw e;
+        if (!unreachableSaid) this.log('warn', `cannot reach the coordinator at ${this.options.coordinatorUrl} to ask to join (${errorText(e)}); trying again every 10 s`);
+        unreachableSaid = true;
+      }
+      await sleep(wait);
+    }
   }
 
   /** What the node offers: flags and the policy's share limits, the smaller of each. */
@@ -268,13 +338,8 @@ class Agent implements RunningAgent {
       });
       return;
     }
-    if (!this.credential && !this.options.token) {
-      // No way in but an admin's approval: ask, wait, then connect with the credential it brings.
-      void this.joinByApproval();
-      return;
-    }
     const ws = new WebSocket(this.wsUrl(), {
-      headers: { authorization: `Bearer ${this.credential ?? this.options.token}` }, handshakeTimeout: 10_000, ...(this.transport?.tlsOptions ?? {}),
+      headers: { authorization: `Bearer ${this.credential ?? this.options.token ?? ''}` }, handshakeTimeout: 10_000, ...(this.transport?.tlsOptions ?? {}),
     });
     this.ws = ws;
     let rejectedToken = false;
@@ -286,7 +351,7 @@ class Agent implements RunningAgent {
         if (rejectedToken && this.credential && res.statusCode === 401 && !/revoked/.test(body)) {
           // The coordinator does not know this credential at all (its data was reset, or this is another grid):
           // join again, as a new node, with the join token. A *revoked* credential is never replaced this way.
-          this.log('warn', `the coordinator does not know this node's credential (was its data reset?); joining again as a new node ${this.options.token ? 'with the join token' : 'by asking for approval'}`);
+          this.log('warn', `the coordinator does not know this node's credential (was its data reset?); joining again as a new node with the join token`);
           this.credential = null;
           this.id = null;
           this.outbox.clear();
@@ -295,7 +360,7 @@ class Agent implements RunningAgent {
           this.log('error', rejectedToken
             ? this.credential
               ? `the coordinator rejected this node's credential (HTTP ${res.statusCode}): ${body.trim() || 'revoked'}; to join again as a new node, delete ${join(this.options.stateDir, 'node.json')} and restart the agent`
-              : this.options.token && looksLikeJoinCode(this.options.token)
+              : looksLikeJoinCode(this.options.token ?? '')
                 ? `the coordinator did not accept the join code (HTTP ${res.statusCode}${/expired|revoked|used up/.test(body) ? `: ${/expired/.test(body) ? 'it expired' : /used up/.test(body) ? 'it is used up, it has admitted all the machines it may' : 'it was revoked'}` : res.statusCode === 429 ? `: ${body.trim()}` : ': mistyped, expired or revoked'}); ask the grid's admin for a new one (dsg join-code create)`
                 : `the coordinator rejected the token (HTTP ${res.statusCode}); use the joinToken from the coordinator's credentials.json`
             : `the coordinator refused the connection (HTTP ${res.statusCode})`);
@@ -414,37 +479,6 @@ class Agent implements RunningAgent {
         this.log('warn', `coordinator says: ${m.message}`);
         break;
     }
-  }
-
-  /** Joining by approval (join-by-approval.ts): wait for an admin, then connect as the node it approved. */
-  private async joinByApproval(): Promise<void> {
-    const facts = await this.probe.facts();
-    const outcome = await waitForApproval({
-      stateDir: this.options.stateDir,
-      name: this.options.name ?? (facts.hostname.slice(0, 63).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'node'),
-      facts: {
-        hostname: facts.hostname.slice(0, 253), os: facts.os.slice(0, 200), arch: facts.arch.slice(0, 50), cpuModel: facts.cpuModel.slice(0, 200),
-        cores: this.capacity ? this.capacity.cpuMillis / 1000 : facts.cores, memoryBytes: this.capacity?.memoryBytes ?? facts.memoryBytes,
-        gpus: sharedGpus(facts, this.options.policy?.share.gpus).slice(0, 64).map((g) => g.model.slice(0, 200)),
-      },
-      coordinatorUrl: this.options.coordinatorUrl,
-      ask: (body) => this.http.askToJoin(body),
-      pin: this.pin,
-      log: this.log,
-      stopped: () => this.stopped,
-    });
-    if (outcome.kind === 'stopped') return;
-    if (outcome.kind === 'approved') {
-      this.id = outcome.nodeId;
-      this.credential = outcome.credential;
-      await this.saveIdentity();
-      await forgetJoinKey(this.options.stateDir);
-      this.connect();
-      return;
-    }
-    this.log('error', outcome.message);
-    await this.stop();
-    this.options.onJoinRefused?.(outcome.kind, outcome.message);
   }
 
   /** node.json: the node id and its credential, mode 0600, written whole (temp file + rename). */

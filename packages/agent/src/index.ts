@@ -1,4 +1,4 @@
-export { startAgent, type AgentPorts } from './agent.js';
+export { JoinRejectedError, startAgent, type AgentPorts } from './agent.js';
 export type { AgentOptions, RunningAgent } from './options.js';
 export type { Executor, ExecSpec, ExecEvents, ExecHandle, ExecResult, ExecResources } from './executor/executor.js';
 export { NativeExecutor, type NativeExecutorOptions } from './executor/native-executor.js';
@@ -16,4 +16,3 @@ export { parseRocmSmi, probeRocm } from './probe/rocm.js';
 export { probeIsolation, ISOLATION_LEVELS, type IsolationLevel, type IsolationSettings, type IsolationProbe } from './probe/isolation.js';
 export { AttemptRun, type RunnerDeps } from './runner.js';
 export { CoordinatorHttp } from './coordinator-http.js';
-export { EXIT_REJECTED, waitForApproval, type ApprovalOutcome } from './join-by-approval.js';

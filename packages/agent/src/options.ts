@@ -12,17 +12,10 @@ export interface AgentOptions {
   /** Coordinator base URL, e.g. `http://192.168.1.10:7070`. */
   readonly coordinatorUrl: string;
   /**
-   * Node join token, join code (or an admin token): used only for this node's first contact. The coordinator then
-   * issues the node its own credential, kept in `<stateDir>/node.json` (mode 0600) and used from then on. Absent
-   * (and no credential saved): the agent asks to join and waits for an admin's approval. Default: none.
+   * Node join token (or an admin token): used only for this node's first contact. The coordinator then issues the
+   * node its own credential, kept in `<stateDir>/node.json` (mode 0600) and used from then on.
    */
   readonly token?: string;
-  /**
-   * Without a token (and no credential in node.json) the agent asks to join and waits for an admin's approval
-   * (join-by-approval.ts). Called if the admin rejects it (`rejected`) or the coordinator refuses the request itself
-   * (`refused`); the agent has stopped by then. Default: log the message.
-   */
-  readonly onJoinRefused?: (kind: 'rejected' | 'refused', message: string) => void;
   /**
    * The coordinator certificate's fingerprint (`sha256:…`) to pin for an `https://` coordinator with a self-signed
    * certificate (from the join command `dsg up` prints). Saved in node.json after the first connection, so later

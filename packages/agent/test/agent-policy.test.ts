@@ -35,7 +35,7 @@ describe('agent with a volunteer policy', () => {
           frames.push(msg);
           if (msg['type'] === 'hello') {
             ws.send(JSON.stringify({ type: 'welcome', nodeId: 'node_0000000000000000000000000b', heartbeatIntervalMs: 1000, coordinatorVersion: 't' }));
-            ws.send(JSON.stringify({ type: 'assign', attempts: [{ attemptId: 'att_0000000000000000000000000b', attemptNumber: 1, jobId: 'job_1', jobName: 'j', taskId: 'job_1.0', taskIndex: 0, taskCount: 1, arrayValue: null, run: { kind: 'script', script: 'echo "gpu=$CUDA_VISIBLE_DEVICES"' }, env: {}, inputs: [], outputs: [], timeoutMs: 10_000, resources: { cpuMillis: 1000, memoryBytes: 1, gpus: 1, diskBytes: 0 } }] }));
+            ws.send(JSON.stringify({ type: 'assign', attempts: [{ attemptId: 'att_0000000000000000000000000b', attemptNumber: 1, jobId: 'job_1', jobName: 'j', taskId: 'job_1.0', taskIndex: 0, taskCount: 1, arrayValue: null, run: { kind: 'script', script: 'echo "gpu=$CUDA_VISIBLE_DEVICES $DSG_GPUS"' }, env: {}, inputs: [], outputs: [], timeoutMs: 10_000, resources: { cpuMillis: 1000, memoryBytes: 1, gpus: 1, diskBytes: 0 } }] }));
           }
         }
       });
@@ -74,7 +74,7 @@ describe('agent with a volunteer policy', () => {
       await waitFor('the task\'s output', () => frames.some((f) => f['type'] === 'log' || f['type'] === 'finished'));
       await waitFor('finished', () => frames.some((f) => f['type'] === 'finished'));
       const out = frames.filter((f) => f['type'] === 'log').map((f) => f['data']).join('');
-      assert.equal(out, 'gpu=1\n', 'the task sees only the shared GPU (index 1)');
+      assert.equal(out, 'gpu=GPU-b 1\n', 'the task is given the shared GPU (index 1), by uuid');
 
       readers.current = { ...readers.current, idleMs: 300 };
       await waitFor('policy: owner active', () => frames.some((f) => f['type'] === 'policy' && (f['policy'] as { state: string }).state === 'suspended:owner-active'));

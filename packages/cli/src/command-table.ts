@@ -50,10 +50,13 @@ export const COMMANDS: readonly CommandEntry[] = [
   {
     names: ['node'],
     load: async () => {
-      const [{ registerNodeOps }, { registerNodeRevoke }] = await Promise.all([import('./commands/node-ops.js'), import('./commands/node-revoke.js')]);
+      const [{ registerNodeOps }, { registerNodeRevoke }, { registerNodeApproval }] = await Promise.all([
+        import('./commands/node-ops.js'), import('./commands/node-revoke.js'), import('./commands/node-approval.js'),
+      ]);
       return (program, globals) => {
         registerNodeOps(program, globals);
         registerNodeRevoke(program, globals);
+        registerNodeApproval(program, globals);
       };
     },
   },

@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
-import { dirname, extname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
+import { isSbatchScript, parseSbatch } from './sbatch.js';
 import { parseDocument } from 'yaml';
 import {
   compileJobSpec,
@@ -28,6 +29,8 @@ export interface LoadedSpec {
   readonly workflow: CompiledWorkflow | null;
   /** Parameter values given with --set. */
   readonly params: Readonly<Record<string, string>>;
+  /** Said to the user at submit (an #SBATCH directive ignored, …). */
+  readonly notes?: readonly string[];
 }
 
 export interface LocalInput extends InputFileV1 {
@@ -63,6 +66,11 @@ export async function loadSpecFile(file: string, params: Readonly<Record<string,
     if (e instanceof ValidationError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new ValidationError([{ path: '', message: code === 'ENOENT' ? `no such file: ${abs}` : `cannot read ${abs}: ${code ?? String(e)}` }]);
+  }
+  if (isSbatchScript(abs, text)) {
+    // A Slurm batch script (sbatch.ts): its directives make the spec; the script runs as the task.
+    const { spec, ignored } = parseSbatch(text, basename(abs));
+    return { ...loadSpecObject(spec, abs, params), notes: ignored };
   }
   return loadSpecObject(parseSpecText(text, extname(abs).toLowerCase(), file), abs, params);
 }

@@ -163,6 +163,19 @@ describe('dsg commands against a real grid', { timeout: 120_000 }, () => {
     assert.match(none.stderr, /nothing to run: put the command after --/);
   });
 
+  it('dsg submit job.sbatch: a Slurm array script runs as it is, with SLURM_* set and --output collected', async () => {
+    writeFileSync(join(dir, 'job.sbatch'), ['#!/bin/bash', '#SBATCH --job-name=slurmish', '#SBATCH --array=3,5%1', '#SBATCH --mem=32M', '#SBATCH --output=res_%a.txt', '#SBATCH --account=physics',
+      'echo "id=$SLURM_ARRAY_TASK_ID n=$SLURM_ARRAY_TASK_COUNT cpus=$SLURM_CPUS_PER_TASK name=$SLURM_JOB_NAME job=${SLURM_JOB_ID%%_*}"'].join('\n'));
+    const r = await dsg(['submit', 'job.sbatch', '--wait', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /note: job\.sbatch:6: --account=physics \(no meaning on a grid of single machines; ignored\)/);
+    const job = JSON.parse(r.stdout) as JobV1;
+    assert.equal(job.state, 'succeeded');
+    const outs = await dsg(['outputs', job.id, '--to', join(dir, 'slurm-out'), '--by-task']);
+    assert.equal(outs.code, 0, outs.stderr);
+    assert.equal(readFileSync(join(dir, 'slurm-out', 'task-1', 'res_5.txt'), 'utf8'), 'id=5 n=2 cpus=1 name=slurmish job=job\n');
+  });
+
   it('dsg submit - reads the spec from standard input, inputs relative to the current directory', async () => {
     writeFileSync(join(dir, 'greeting.txt'), 'hello');
     const r = await dsg(['submit', '-', '--wait', '--json'], { stdin: 'name: from-stdin\nscript: cat greeting.txt\ninputs: [greeting.txt]\nresources: { memory: 16Mi }\n' });

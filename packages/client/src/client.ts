@@ -7,8 +7,6 @@
 import type { FetchLike, RequestInitLike, ResponseLike } from './fetch-like.js';
 import {
   type AuditPageV1,
-  type PendingNodeV1,
-  type DecideNodeRequestV1,
   type LedgerV1,
   type AuditVerifyV1,
   API_PREFIX,
@@ -40,6 +38,7 @@ import {
   type CreateTokenRequestV1,
   type CreateTokenResponseV1,
   type CreateJoinCodeRequestV1,
+  type JoinRequestV1,
   type CreateJoinCodeResponseV1,
   type SessionV1,
   type TokenV1,
@@ -172,12 +171,6 @@ export class DsgClient {
   listNodes = (): Promise<{ items: NodeV1[] }> => this.json('GET', '/nodes');
   getNode = (id: string): Promise<NodeV1> => this.json('GET', `/nodes/${encodeURIComponent(id)}`);
   /** No new work for the node (by id or name); what it runs goes on. Admin only. */
-  /** Machines waiting for an admin's approval (joining without a token). */
-  listPendingNodes = (): Promise<{ items: PendingNodeV1[] }> => this.json('GET', '/nodes', { query: { state: 'pending' } });
-  /** Let a pending machine in (also undoes a rejection): it gets its own credential at its next poll. */
-  approveNode = (idOrName: string): Promise<{ request: PendingNodeV1 }> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/approve`, { json: {} });
-  /** Keep a pending machine out; the reason is shown on it. */
-  rejectNode = (idOrName: string, req: DecideNodeRequestV1 = {}): Promise<{ request: PendingNodeV1 }> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/reject`, { json: req });
   cordonNode = (idOrName: string): Promise<NodeV1> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/cordon`);
   /** Take the node back: ends a cordon, a drain or a quarantine. Admin only. */
   uncordonNode = (idOrName: string): Promise<NodeV1> => this.json('POST', `/nodes/${encodeURIComponent(idOrName)}/uncordon`);
@@ -202,6 +195,13 @@ export class DsgClient {
   createToken = (req: CreateTokenRequestV1): Promise<CreateTokenResponseV1> => this.json('POST', '/tokens', { json: req });
   /** A four-word join code for new agents (admin); the code is in this answer only. */
   createJoinCode = (req: CreateJoinCodeRequestV1 = {}): Promise<CreateJoinCodeResponseV1> => this.json('POST', '/join-codes', { json: req });
+  /** Machines that asked to join without a token, and what was decided (admin, reader). */
+  listJoinRequests = (): Promise<{ items: JoinRequestV1[] }> => this.json('GET', '/join-requests');
+  /** Let a waiting machine in (admin), by request id or name. */
+  approveJoinRequest = (idOrName: string): Promise<{ request: JoinRequestV1 }> => this.json('POST', `/join-requests/${encodeURIComponent(idOrName)}/approve`, { json: {} });
+  /** Turn a waiting machine away (admin), with a reason it is shown. */
+  rejectJoinRequest = (idOrName: string, reason?: string): Promise<{ request: JoinRequestV1 }> =>
+    this.json('POST', `/join-requests/${encodeURIComponent(idOrName)}/reject`, { json: reason ? { reason } : {} });
   /** Every token (admin), never a secret. */
   listTokens = (): Promise<{ items: TokenV1[] }> => this.json('GET', '/tokens');
   /** Revoke a token by id or name (admin), at once, with its dashboard sessions. */

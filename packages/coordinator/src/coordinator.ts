@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, ValidationError, type TokenId } from '@dsg/core';
-import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
+import { DEFAULT_RESERVE_AFTER_MS, DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
 import { Authenticator, createToken, DEFAULT_SESSION_TTL_MS, hashToken } from './auth.js';
@@ -100,6 +100,9 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
       ...(options.fairShare?.projectWeights ? { projectWeights: options.fairShare.projectWeights } : {}),
       ...(options.fairShare?.projectLimits ? { projectLimits: options.fairShare.projectLimits } : {}),
       ...(options.fairShare?.usageHalfLifeMinutes !== undefined ? { usageHalfLifeMs: options.fairShare.usageHalfLifeMinutes * 60_000 } : {}),
+      // Against starvation: a job that has waited this long with nothing on a node reserves the node closest to
+      // fitting it (scheduler/src/reservation.ts).
+      reserveAfterMs: DEFAULT_RESERVE_AFTER_MS,
     },
     metrics,
     ...(options.outputQuotaBytes !== undefined ? { outputQuotaBytes: options.outputQuotaBytes } : {}),
@@ -115,9 +118,6 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     audit: auditLog,
     onFailedAuth: (ip) => limiter.failedAuth(ip),
     useToken: (id) => store.useToken(id as TokenId),
-    // Asked on every hello with a credential: an existing node (every reconnect) costs one lookup by id; only a node
-    // not created yet reads the approved requests.
-    isReservedNode: async (id) => (await store.getNode(id)) === null && (await store.listJoinRequests('approved')).some((r) => r.nodeId === id),
     ...(options.maxJoinsPerMinute !== undefined ? { maxJoinsPerMinute: options.maxJoinsPerMinute } : {}),
   });
   const startedAt = clock.now();

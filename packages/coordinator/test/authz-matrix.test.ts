@@ -129,8 +129,6 @@ function rule(method: string, allowed: Partial<Record<Kind, Expect>>, denied: Pa
   if (allowed.cookieNoCsrf === undefined) out.cookieNoCsrf = method === 'GET' || method === 'HEAD' ? (allowed.admin ?? 403) : 403;
   return out;
 }
-const CLAIMED = { hostname: 'lab', os: 'Linux 6.1', arch: 'x64', cpuModel: 'cpu', cores: 4, memoryBytes: 8 * GiB, gpus: [] };
-const MATRIX_KEY = randomBytes(32).toString('base64url');
 const everyone = (status: number): Record<Kind, Expect> => Object.fromEntries(KINDS.map((k) => [k, status])) as Record<Kind, Expect>;
 
 interface Case {
@@ -139,9 +137,11 @@ interface Case {
   readonly expect: Record<Kind, Expect>;
 }
 
+const JOIN_FACTS = { os: 'linux', arch: 'x64', cpuModel: 'x', cores: 2, memoryBytes: 2 ** 30, gpus: [] };
+
 describe('authorization matrix: every route × every kind of caller', () => {
   let f: Fixture;
-  let ids: { job: string; wf: string; blob: string; node: string; spareNode: string; revokeNode: string; token: string; toApprove: string; toReject: string };
+  let ids: { job: string; wf: string; blob: string; node: string; spareNode: string; revokeNode: string; token: string; approve: string; reject: string };
   const results: string[] = [];
 
   before(async () => {
@@ -156,13 +156,9 @@ describe('authorization matrix: every route × every kind of caller', () => {
     const spareNode = await node(f.store, 'spare', f.clock.now());
     const revokeNode = await node(f.store, 'to-revoke', f.clock.now());
     const tok = (await f.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: auth, payload: { role: 'reader', name: 'to-revoke' } })).json().token.id as string;
-    // Two machines waiting for approval (joining without a token), one to approve and one to reject.
-    const ask = async (name: string): Promise<string> => {
-      const r = await f.app.inject({ method: 'POST', url: '/api/v1/join-requests', payload: { key: randomBytes(32).toString('base64url'), name, facts: CLAIMED } });
-      assert.equal(r.statusCode, 202, r.body);
-      return (r.json() as { request: { id: string } }).request.id;
-    };
-    ids = { job, wf, blob, node: nodes[0]!.id, spareNode, revokeNode, token: tok, toApprove: await ask('lab-1'), toReject: await ask('lab-2') };
+    const ask = async (name: string): Promise<string> =>
+      (await f.app.inject({ method: 'POST', url: '/api/v1/join-requests', payload: { key: randomBytes(32).toString('base64url'), name, facts: JOIN_FACTS } })).json().request.id as string;
+    ids = { job, wf, blob, node: nodes[0]!.id, spareNode, revokeNode, token: tok, approve: await ask('to-approve'), reject: await ask('to-reject') };
   });
   after(async () => {
     await f.close();
@@ -241,6 +237,11 @@ describe('authorization matrix: every route × every kind of caller', () => {
       'POST /api/v1/tokens': { request: post('/api/v1/tokens', { role: 'reader' }), expect: admin('POST', 201) },
       'GET /api/v1/tokens': { request: get('/api/v1/tokens'), expect: admin('GET', 200) },
       'POST /api/v1/join-codes': { request: post('/api/v1/join-codes', {}), expect: admin('POST', 201) },
+      // Open to anyone (a machine without a token asks to join); the same key polls the same request.
+      'POST /api/v1/join-requests': { request: post('/api/v1/join-requests', { key: 'k'.repeat(43), name: 'asker', facts: JOIN_FACTS }), expect: everyone(202) },
+      'GET /api/v1/join-requests': { request: get('/api/v1/join-requests'), expect: nodesRead(200) },
+      'POST /api/v1/join-requests/:id/approve': { request: post(`/api/v1/join-requests/${ids.approve}/approve`, {}), expect: admin('POST', 200) },
+      'POST /api/v1/join-requests/:id/reject': { request: post(`/api/v1/join-requests/${ids.reject}/reject`, { reason: 'no' }), expect: admin('POST', 200) },
       'DELETE /api/v1/tokens/:id': { request: () => ({ method: 'DELETE', url: `/api/v1/tokens/${ids.token}` }), expect: admin('DELETE', 200) },
       'POST /api/v1/session': {
         // Signing in takes the token in the body, not in a header: each kind signs in with its own secret.
@@ -258,11 +259,6 @@ describe('authorization matrix: every route × every kind of caller', () => {
       'POST /api/v1/nodes/:id/remove': { request: post(`/api/v1/nodes/${ids.spareNode}/remove`, { force: true }), expect: admin('POST', 200) },
       'POST /api/v1/nodes/:id/revoke': { request: post(`/api/v1/nodes/${ids.revokeNode}/revoke`), expect: admin('POST', 200) },
       'GET /api/v1/nodes': { request: get('/api/v1/nodes'), expect: nodesRead(200) },
-      // Joining by approval: asking is open to anyone (every caller here polls the same request: 202 pending);
-      // deciding is the admin's.
-      'POST /api/v1/join-requests': { request: post('/api/v1/join-requests', { key: MATRIX_KEY, name: 'asker', facts: CLAIMED }), expect: everyone(202) },
-      'POST /api/v1/nodes/:id/approve': { request: post(`/api/v1/nodes/${ids.toApprove}/approve`, {}), expect: admin('POST', 200) },
-      'POST /api/v1/nodes/:id/reject': { request: post(`/api/v1/nodes/${ids.toReject}/reject`, { reason: 'not ours' }), expect: admin('POST', 200) },
       'GET /api/v1/nodes/:id': { request: get(`/api/v1/nodes/${ids.node}`), expect: nodesRead(200) },
     };
   };

@@ -51,6 +51,7 @@ export const AUDIT_ACTIONS = [
   'token.created', 'token.revoked', 'joincode.created', 'session.signed-in',
   'node.approved', 'node.rejected', 'joincode.revoked',
   'node.joined', 'node.cordoned', 'node.drained', 'node.uncordoned', 'node.removed', 'node.revoked', 'nodes.pruned',
+  'node.approved', 'node.rejected',
   'data.collected',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

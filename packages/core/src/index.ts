@@ -17,4 +17,3 @@ export const DSG_VERSION = '0.1.0';
 export * from './audit.js';
 export * from './ledger.js';
 export * from './join-code.js';
-export * from './join-request.js';

@@ -111,6 +111,47 @@ export const CreateTokenRequestV1Schema = z
   });
 export type CreateTokenRequestV1 = z.infer<typeof CreateTokenRequestV1Schema>;
 
+/**
+ * `POST /api/v1/join-requests` (no token): a machine asks to join and waits for an admin. `key` is a secret the
+ * agent made and keeps; every poll repeats it, and only its holder collects the credential once approved.
+ */
+export const JoinRequestV1Schema = z.strictObject({
+  key: z.string({ error: 'expected the agent\'s request key' }).regex(/^[A-Za-z0-9_-]{43,86}$/, { error: 'expected a random key of 32 to 64 bytes, base64url' }),
+  name: z.string({ error: 'expected a node name' }).trim().min(1).max(63).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, { error: 'expected a node name of letters, digits, ".", "_" or "-"' }),
+  /** What the machine says about itself (shown to the admin as a claim). */
+  facts: z.strictObject({
+    os: z.string().max(100), arch: z.string().max(50), cpuModel: z.string().max(200), cores: z.number().int().min(0).max(100_000),
+    memoryBytes: z.number().int().min(0), gpus: z.array(z.string().max(200)).max(64),
+  }),
+});
+export type JoinRequestV1Body = z.infer<typeof JoinRequestV1Schema>;
+
+/** The answer to a join request, and an entry of `GET /api/v1/join-requests`. */
+export interface JoinRequestV1 {
+  /** Short id to compare between the agent's screen and `dsg node pending` (e.g. K7Q2-M9XD). */
+  id: string;
+  name: string;
+  state: 'pending' | 'approved' | 'rejected';
+  address: string;
+  facts: JoinRequestV1Body['facts'];
+  createdAt: string;
+  lastSeenAt: string;
+  decidedAt: string | null;
+  decidedBy: string | null;
+  reason: string | null;
+  nodeId: string | null;
+}
+
+/** To the asking agent: its request, and once approved its node id and credential (to the key holder only). */
+export interface JoinRequestAnswerV1 {
+  request: JoinRequestV1;
+  credential?: string;
+}
+
+export const DecideJoinRequestV1Schema = z.strictObject({
+  reason: z.string({ error: 'expected a reason' }).trim().min(1).max(500).optional(),
+});
+
 /** `POST /api/v1/join-codes`: a short-lived join code (four words, see join-code.ts). */
 export const CreateJoinCodeRequestV1Schema = z.strictObject({
   name: z.string({ error: 'expected a name' }).trim().min(1).max(100).optional(),
@@ -207,6 +248,11 @@ export interface JobExplainV1 {
   /** Per filter, how many nodes it rejected (each node counted at the first filter that rejects it). */
   filters: Array<{ filter: string; verdict: 'never' | 'busy'; rejected: number }>;
   nodes: Array<{ nodeId: string; name: string; filter: string | null; verdict: 'never' | 'busy' | 'fits'; message: string | null }>;
+  /**
+   * Waiting for room (`not_now`): when one of its tasks fits somewhere at the latest, as the timeouts of the tasks
+   * running there end (ISO 8601); null when no estimate can be given. Work ahead in the queue may take that room.
+   */
+  startBy?: string | null;
 }
 
 export interface RetryResponseV1 {

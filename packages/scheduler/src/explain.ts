@@ -3,6 +3,7 @@
  * pass runs, for one job against every node, and counts per filter how many nodes it rejects and why. Pure.
  */
 import { defaultChain, requestOf, runScorers, viewOf, type PluginChain } from './plugins.js';
+import { estimatedStart } from './reservation.js';
 import type { SchedulerConfig, SchedulerJob, SchedulerNode } from './types.js';
 
 export interface FilterCount {
@@ -30,9 +31,16 @@ export interface Explanation {
   readonly summary: string;
   readonly filters: readonly FilterCount[];
   readonly nodes: readonly NodeVerdict[];
+  /**
+   * For a job that waits for room ("not now"): the epoch ms by which one of its tasks fits at the latest — the
+   * earliest node where enough of the running tasks must have ended by their timeouts (`SchedulerNode.releases`).
+   * Null when no node gives an estimate (releases unknown) or the job is not waiting for room. Work ahead of it in
+   * the queue may take that room first; a task that ends before its timeout frees it sooner.
+   */
+  readonly startBy: number | null;
 }
 
-export function explainJob(job: SchedulerJob, nodes: readonly SchedulerNode[], config: SchedulerConfig, chain: PluginChain = defaultChain(config)): Explanation {
+export function explainJob(job: SchedulerJob, nodes: readonly SchedulerNode[], config: SchedulerConfig, chain: PluginChain = defaultChain(config), now = 0): Explanation {
   const req = requestOf(job);
   const counts = new Map(chain.filters.map((f) => [f.name, 0]));
   const verdicts: NodeVerdict[] = [];
@@ -71,5 +79,14 @@ export function explainJob(job: SchedulerJob, nodes: readonly SchedulerNode[], c
     verdict = 'placeable';
     summary = `${fits} node(s) have room now; the next dispatch pass places it unless work ahead of it in the queue takes the room`;
   }
-  return { verdict, summary, filters, nodes: verdicts };
+  let startBy: number | null = null;
+  if (verdict === 'not_now') {
+    for (const v of verdicts) {
+      if (v.verdict !== 'busy') continue;
+      const node = nodes.find((n) => n.id === v.nodeId)!;
+      const at = estimatedStart(job.resources, node, node.allocated, now);
+      if (at !== null && (startBy === null || at < startBy)) startBy = at;
+    }
+  }
+  return { verdict, summary, filters, nodes: verdicts, startBy };
 }

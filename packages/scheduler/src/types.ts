@@ -112,7 +112,7 @@ export interface SchedulerConfig {
   readonly historyWeight?: number;
   /** Half-life of recent use (the coordinator derives `snapshot.projectHistory` with it). Default 1 h. */
   readonly usageHalfLifeMs?: number;
-  /** A job that has waited this long reserves the node closest to fitting it (reservation.ts). Off (Infinity) unless set; 60 s is the intended default (DEFAULT_RESERVE_AFTER_MS). */
+  /** A job that has waited this long reserves the node closest to fitting it (reservation.ts). Off (Infinity) unless set; the coordinator sets DEFAULT_RESERVE_AFTER_MS (60 s). */
   readonly reserveAfterMs?: number;
 }
 

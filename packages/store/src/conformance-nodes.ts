@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileJobSpec, compileWorkflowSpec, newAttemptId, newJobId, newNodeId, newTokenId, newWorkflowId, taskIdOf, type AttemptId, type JobId, type NodeId } from '@dsg/core';
-import type { FinishReport, JoinRequestRecord, Store, StorePolicy, TokenRecord } from './store.js';
+import type { FinishReport, Store, StorePolicy, TokenRecord } from './store.js';
 import type { StoreFactoryResult } from './conformance.js';
 
 const GiB = 1024 ** 3;
@@ -98,6 +98,31 @@ export function runNodeConformance(name: string, make: () => Promise<StoreFactor
       const st = await s.stats();
       assert.deepEqual(st.jobsByState, { queued: 2 });
       assert.deepEqual(st.nodesByState, { online: 1 });
+    });
+  });
+
+  describe(`Store conformance, join requests: ${name}`, () => {
+    const request = (id: string, key: string, at: number) => ({
+      id, keyHash: key, name: 'pc', factsJson: '{}', address: '10.0.0.5', createdAt: at, lastSeenAt: at,
+      state: 'pending' as const, decidedAt: null, decidedBy: null, reason: null, nodeId: null,
+    });
+    withStore('a poll with the same key refreshes one request; a decision is taken once; stale pending ones are forgotten', async (s) => {
+      const t0 = tick();
+      await s.upsertJoinRequest(request('AAAA-AAAA', 'k1', t0));
+      await s.upsertJoinRequest({ ...request('BBBB-BBBB', 'k1', tick()), name: 'pc-renamed', address: '10.0.0.6' });
+      const all = await s.listJoinRequests();
+      assert.equal(all.length, 1, 'the same key is the same request');
+      assert.deepEqual([all[0]!.id, all[0]!.name, all[0]!.address, all[0]!.createdAt], ['AAAA-AAAA', 'pc-renamed', '10.0.0.6', t0]);
+      const nodeId = newNodeId(tick());
+      assert.equal(await s.decideJoinRequest('AAAA-AAAA', { state: 'approved', at: clock, by: 'admin', reason: null, nodeId }), true);
+      assert.equal(await s.decideJoinRequest('AAAA-AAAA', { state: 'rejected', at: clock, by: 'admin', reason: 'late', nodeId: null }), false, 'decided once');
+      const got = await s.findJoinRequestByKey('k1');
+      assert.deepEqual([got?.state, got?.nodeId, got?.decidedBy], ['approved', nodeId, 'admin']);
+      assert.equal(await s.findJoinRequestByKey('nope'), null);
+      await s.upsertJoinRequest(request('CCCC-CCCC', 'k2', tick()));
+      tick(10_000);
+      assert.equal(await s.deleteStaleJoinRequests(clock - 5_000), 1, 'only the pending one not seen since');
+      assert.deepEqual((await s.listJoinRequests()).map((r) => r.id), ['AAAA-AAAA']);
     });
   });
 
@@ -209,41 +234,7 @@ export function runNodeConformance(name: string, make: () => Promise<StoreFactor
     });
   });
 
-  describe(`Store conformance, joining by approval and join-code uses: ${name}`, () => {
-    const request = (id: string, keyHash: string, nm = 'lab-pc'): JoinRequestRecord => ({
-      id, keyHash, name: nm, factsJson: '{}', address: '10.0.0.1', createdAt: clock, lastSeenAt: clock,
-      state: 'pending', decidedAt: null, decidedBy: null, reason: null, nodeId: null,
-    });
-
-    withStore('join requests: unique ids and keys, polls refresh only pending ones, decisions only from the states named, stale pending ones forgotten', async (s) => {
-      assert.equal(await s.createJoinRequest(request('AAAA-AAAA', 'k1')), true);
-      assert.equal(await s.createJoinRequest(request('AAAA-AAAA', 'k2')), false, 'an id clash is refused');
-      assert.equal(await s.createJoinRequest(request('BBBB-BBBB', 'k1')), false, 'a key clash is refused');
-      assert.equal(await s.createJoinRequest(request('CCCC-CCCC', 'k3', 'other')), true);
-      await s.touchJoinRequest('AAAA-AAAA', { name: 'renamed', factsJson: '{"cores":2}', address: '10.0.0.2', at: tick() });
-      const polled = (await s.findJoinRequestByKey('k1'))!;
-      assert.deepEqual([polled.name, polled.factsJson, polled.address, polled.lastSeenAt], ['renamed', '{"cores":2}', '10.0.0.2', clock]);
-      assert.equal(await s.findJoinRequestByKey('nope'), null);
-
-      const nodeId = newNodeId(clock);
-      assert.equal(await s.decideJoinRequest('AAAA-AAAA', ['pending'], { state: 'approved', at: tick(), by: 'admin', reason: null, nodeId }), true);
-      assert.equal(await s.decideJoinRequest('AAAA-AAAA', ['pending'], { state: 'rejected', at: tick(), by: 'admin', reason: 'x', nodeId: null }), false, 'decided once');
-      assert.equal(await s.decideJoinRequest('ZZZZ-ZZZZ', ['pending'], { state: 'rejected', at: tick(), by: 'admin', reason: null, nodeId: null }), false, 'unknown');
-      await s.touchJoinRequest('AAAA-AAAA', { name: 'late', factsJson: '{}', address: '10.0.0.9', at: tick() });
-      const approved = (await s.findJoinRequestByKey('k1'))!;
-      assert.deepEqual([approved.state, approved.nodeId, approved.decidedBy, approved.name], ['approved', nodeId, 'admin', 'renamed'], 'a decided request is not changed by a poll');
-      assert.deepEqual((await s.listJoinRequests('pending')).map((r) => r.id), ['CCCC-CCCC']);
-      assert.deepEqual((await s.listJoinRequests('approved')).map((r) => r.id), ['AAAA-AAAA']);
-
-      // Only pending requests go stale; decided ones are kept (a rejection must hold).
-      assert.equal(await s.createJoinRequest(request('DDDD-DDDD', 'k4')), true);
-      assert.equal(await s.decideJoinRequest('DDDD-DDDD', ['pending'], { state: 'rejected', at: clock, by: 'admin', reason: 'no', nodeId: null }), true);
-      tick(10_000);
-      assert.equal(await s.deleteStaleJoinRequests(clock), 1);
-      assert.deepEqual((await s.listJoinRequests()).map((r) => `${r.id} ${r.state}`).sort(), ['AAAA-AAAA approved', 'DDDD-DDDD rejected']);
-      assert.equal(await s.decideJoinRequest('DDDD-DDDD', ['pending', 'rejected'], { state: 'approved', at: tick(), by: 'admin', reason: null, nodeId: newNodeId(clock) }), true, 'approving undoes a rejection');
-    });
-
+  describe(`Store conformance, join-code uses: ${name}`, () => {
     withStore('useToken counts up to maxUses and no further; tokens without a limit count on', async (s) => {
       const code: TokenRecord = { id: newTokenId(tick()), hash: 'h-code', role: 'node', name: 'code', createdAt: clock, revokedAt: null, expiresAt: clock + 3_600_000, maxUses: 2 };
       const join: TokenRecord = { id: newTokenId(tick()), hash: 'h-join', role: 'node', name: 'join', createdAt: clock, revokedAt: null };

@@ -318,6 +318,33 @@ export interface OutputRecord extends OutputFile {
 export const TokenRole = { admin: 'admin', submitter: 'submitter', reader: 'reader', node: 'node' } as const;
 export type TokenRole = (typeof TokenRole)[keyof typeof TokenRole];
 
+/**
+ * A machine that asked to join without a token (`dsg agent` with no join token or code): it waits until an admin
+ * approves or rejects it. It proves it is the same machine on every poll with a secret key only it holds (stored
+ * here as sha256). What it says about itself (name, facts) is a claim, shown as such.
+ *
+ *   pending ──approve──▶ approved (a node id is reserved; the key holder collects its credential)
+ *   pending ──reject───▶ rejected (the key holder is told, and stays out)
+ */
+export interface JoinRequestRecord {
+  /** Short and readable (`K7Q2-M9XD`): people compare it between the agent's screen and `dsg node pending`. */
+  readonly id: string;
+  readonly keyHash: string;
+  readonly name: string;
+  /** What the agent claims about itself (NodeFacts as JSON), unverified. */
+  readonly factsJson: string;
+  readonly address: string;
+  readonly createdAt: number;
+  readonly lastSeenAt: number;
+  readonly state: 'pending' | 'approved' | 'rejected';
+  readonly decidedAt: number | null;
+  /** Who decided (a token's name). */
+  readonly decidedBy: string | null;
+  readonly reason: string | null;
+  /** Approved: the node id it joins as. */
+  readonly nodeId: NodeId | null;
+}
+
 export interface TokenRecord {
   readonly id: TokenId;
   /** sha256 of the secret; the secret itself is never stored. */
@@ -341,34 +368,6 @@ export interface TokenRecord {
   readonly maxUses?: number | null;
   /** Nodes admitted with it so far. Absent on writes (0). */
   readonly uses?: number;
-}
-
-/**
- * A machine that asked to join without a token (joining by approval; core's join-request.ts). It proves it is the
- * same machine on every poll with a secret key only it holds, stored here as sha256 (`keyHash`, unique); its id is
- * derived from that hash. What it says about itself is a claim.
- *
- *   pending ──approve──▶ approved (a node id is reserved; the key holder collects its credential)
- *   pending ──reject───▶ rejected (the key holder is told why, and stays out)
- *   rejected ──approve──▶ approved (an admin changing their mind: the agent, started again, collects its credential)
- *   pending, not polled for the TTL ──▶ forgotten
- */
-export interface JoinRequestRecord {
-  readonly id: string;
-  readonly keyHash: string;
-  readonly name: string;
-  /** ClaimedFactsV1 as JSON. */
-  readonly factsJson: string;
-  readonly address: string;
-  readonly createdAt: number;
-  readonly lastSeenAt: number;
-  readonly state: 'pending' | 'approved' | 'rejected';
-  readonly decidedAt: number | null;
-  /** Who decided (the token's name). */
-  readonly decidedBy: string | null;
-  readonly reason: string | null;
-  /** Approved: the node id it joins as. */
-  readonly nodeId: NodeId | null;
 }
 
 /** A dashboard session: a random id (stored hashed) bound to the token that signed in. */
@@ -609,17 +608,17 @@ export interface Store {
   jobExists(id: string): Promise<boolean>;
   stats(): Promise<StoreStats>;
 
-  // ── join requests (pending nodes) ──
-  /** Insert a new request; false when its id or key is taken already (the agent then makes a new key). */
-  createJoinRequest(r: JoinRequestRecord): Promise<boolean>;
-  /** A poll of a pending request: its claims, address and last-seen time are refreshed. */
-  touchJoinRequest(id: string, change: { name: string; factsJson: string; address: string; at: number }): Promise<void>;
+  // ── join requests (machines waiting for approval) ──
+  /** Record a new request, or a poll of a known one (same key): its claims and address are refreshed. */
+  upsertJoinRequest(r: JoinRequestRecord): Promise<void>;
   findJoinRequestByKey(keyHash: string): Promise<JoinRequestRecord | null>;
-  /** All requests, or those in one state, oldest first. */
-  listJoinRequests(state?: JoinRequestRecord['state']): Promise<readonly JoinRequestRecord[]>;
-  /** Decide a request that is in one of `from`; false when it is not (decided meanwhile, or unknown). */
-  decideJoinRequest(id: string, from: ReadonlyArray<JoinRequestRecord['state']>, d: { state: 'approved' | 'rejected'; at: number; by: string; reason: string | null; nodeId: NodeId | null }): Promise<boolean>;
-  /** Forget pending requests last seen before `before`; resolves to how many. */
+  listJoinRequests(): Promise<readonly JoinRequestRecord[]>;
+  /**
+   * Decide a request in one of the states `from` (default: pending; approving a rejected one undoes the rejection);
+   * false when it is not in one of them (decided already, or unknown).
+   */
+  decideJoinRequest(id: string, d: { state: 'approved' | 'rejected'; at: number; by: string; reason: string | null; nodeId: NodeId | null }, from?: ReadonlyArray<JoinRequestRecord['state']>): Promise<boolean>;
+  /** Forget pending requests not seen since `before` (the agent stopped asking); resolves to how many. */
   deleteStaleJoinRequests(before: number): Promise<number>;
 
   // ── tokens ──

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { looksLikeJoinCode, normalizeJoinCode, parseSize, ValidationError, type Issue } from '@dsg/core';
 import { normalizeCoordinatorUrl, policyReaderOptions, processEnv, stateDirDefault, taskBaseEnv } from '../config.js';
-import { Exit, info, type GlobalFlags } from '../context.js';
+import { Exit, ExitCode, info, type GlobalFlags } from '../context.js';
 import { parsePositiveNumber } from './parse-flags.js';
 
 interface PolicyFlags { policy?: string; idleMinutes?: string; ownerCpu?: string; window?: string[]; acOnly?: boolean; maxTemperature?: string; graceMinutes?: string; gpus?: string }
@@ -57,20 +57,18 @@ export function registerAgent(program: Command, globals: () => GlobalFlags): voi
     .addHelpText('after', `
 Without --coordinator <url> (env DSG_COORDINATOR) the agent looks for a coordinator on the LAN (mDNS, as
 \`dsg discover\` does), waiting until one appears. A new agent is let in by one of:
-  (nothing)       it asks to join and waits as a pending node until the grid's admin runs \`dsg node approve\`
-                  (it prints the command and a short id to compare). Rejected, it exits with code 5; the admin
-                  undoes a rejection with \`dsg node approve ID\`, then the agent is started again.
   --join CODE     a four-word join code the grid's admin read out (\`dsg join-code create\`; env DSG_JOIN_CODE)
   --token TOKEN   the node join token (env DSG_JOIN_TOKEN or DSG_TOKEN; joinToken in the coordinator's
                   credentials.json). Prefer the environment variable: a --token on the command line is visible to
                   every process of the machine (ps).
+  neither         the agent asks to join and waits, showing a request id, until an admin runs
+                  \`dsg node approve ID\` (or \`dsg node reject ID\`: the agent then exits with code 5).
 After its first connection the agent keeps its own credential in its state dir and needs neither again.
 A coordinator serving TLS with its own certificate is pinned by fingerprint: --tls-fingerprint sha256:… (env
 DSG_TLS_FINGERPRINT), as \`dsg up\` prints it (found on the LAN, the advertised one is used: compare it with what the
 coordinator printed); it is saved with the node's identity after the first connection.
 
 Examples:
-  dsg agent                                                 finds the grid on the LAN and waits for approval
   dsg agent --join apple-river-cannon-ozone                 in a classroom: finds the grid on the LAN
   DSG_JOIN_TOKEN=dsg_node_… dsg agent --coordinator https://192.168.1.10:7070 --tls-fingerprint sha256:3f9a… --cpus 4 --label gpu=rtx3090`)
     .action(async (f: { stateDir?: string; name?: string; cpus?: string; memory?: string; label?: string[]; keepWorkDirs?: boolean; logLevel: string; isolation?: string; maxProcesses?: string; network: boolean; hide?: string[]; allowUnisolatedJobs?: boolean; grid?: string; join?: string } & PolicyFlags) => {
@@ -140,16 +138,12 @@ Examples:
           throw new ValidationError([{ path: 'DSG_FAKE_GPUS', message: (e as Error).message.replace(/^DSG_FAKE_GPUS: /, '') }]);
         }
       }
-      const agent = await startAgent({
+      let agent: Awaited<ReturnType<typeof startAgent>>;
+      try {
+        agent = await startAgent({
         ...(fakeGpus ? { fakeGpus } : {}),
         coordinatorUrl: coordinatorUrl!,
         ...(token ? { token } : {}),
-        // Rejected by the grid's admin (or the request refused): say so and exit with its own code.
-        onJoinRefused: (kind, message) => {
-          process.stderr.write(`dsg: ${message}\n`);
-          void kind;
-          process.exit(Exit.rejected);
-        },
         ...(pinText ? { tlsFingerprint: pinText.trim() } : discoveredPin ? { tlsFingerprint: discoveredPin } : {}),
         // Absolute: working dirs under it are bind-mounted into the sandbox, which needs full paths.
         stateDir: resolve(f.stateDir ?? stateDirDefault(processEnv)),
@@ -169,6 +163,14 @@ Examples:
           if (LEVELS.indexOf(level) >= min) info(`${new Date().toISOString().slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${message}`);
         },
       });
+      } catch (e) {
+        // Rejected by the grid's admin (joining by approval): say so and exit with its own code.
+        if ((e as { rejected?: boolean }).rejected) {
+          process.stderr.write(`dsg: ${(e as Error).message}\n`);
+          throw new ExitCode(Exit.rejected);
+        }
+        throw e;
+      }
       const stop = async (): Promise<void> => {
         await agent.stop();
         process.exit(0);

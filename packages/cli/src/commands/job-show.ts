@@ -76,6 +76,7 @@ export function registerJobExplain(jobCmd: Command, globals: () => GlobalFlags):
       print(`${bold(x.jobId)}${x.task ? ` task ${x.task.index}` : ''}: ${x.verdict.replace('_', ' ')}`);
       print(x.summary);
       if (x.queue) print(`queue      ${plural(x.queue.tasksAhead, 'task')} of ${plural(x.queue.jobsAhead, 'other job')} ahead of it`);
+      if (x.startBy) print(`starts by  ${new Date(x.startBy).toLocaleString()} at the latest, when running tasks' timeouts end on a node that fits it (sooner if they end earlier; work ahead in the queue may go first)`);
       if (x.filters.length > 0)
         print(`filters    ${x.filters.map((f) => `${f.filter}: ${f.rejected} rejected${f.verdict === 'never' ? ' (never)' : ' (not now)'}`).join(' · ')}`);
       if (x.nodes.length > 0)

@@ -15,7 +15,7 @@ export function registerSubmit(program: Command, globals: () => GlobalFlags): vo
   program
     .command('submit')
     .description('submit a job or a workflow (a spec with stages:) from a YAML or JSON file; uploads its inputs')
-    .argument('<file>', 'job or workflow spec (.yaml, .yml or .json); - reads it from standard input (inputs relative to the current directory)')
+    .argument('<file>', 'job or workflow spec (.yaml, .yml or .json), or a Slurm batch script (#SBATCH lines; .sbatch, .slurm, or any #! script with them); - reads a spec from standard input')
     .option('--set <NAME=VALUE>', 'set a parameter declared under params: (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-w, --wait', 'wait for the job to finish, with a progress bar; exit 1 if any task failed')
     .option('--give-up-after <duration>', `with --wait: ${GIVE_UP_HELP}`)
@@ -27,6 +27,7 @@ Examples:
   dsg submit examples/mapreduce/mapreduce.yaml --set SAMPLES=1000000 --wait
   dsg submit job.json --json | jq .id
   python3 make_spec.py | dsg submit - --wait        a spec written by a program
+  dsg submit job.sbatch --wait                      a Slurm batch script as it is (#SBATCH directives read)
   JOB=$(dsg submit sweep.yaml -q) && dsg logs $JOB --task 0 --follow
 
 With --wait, exit codes are those of \`dsg wait\`: 0 succeeded · 1 failed or cancelled · 3 the coordinator stayed
@@ -51,6 +52,7 @@ export interface SubmitOptions {
 /** Upload what the coordinator lacks, submit, then print or wait: `dsg submit` and `dsg run` alike. */
 export async function submitLoaded(loaded: LoadedSpec, opts: SubmitOptions, flags: GlobalFlags): Promise<void> {
   const params = loaded.params;
+  for (const n of loaded.notes ?? []) info(`note: ${n}`);
   const inputs = await collectInputs(loaded);
   const client = clientFrom(flags);
   await uploadMissing(client, inputs, Boolean(opts.json || opts.quiet));

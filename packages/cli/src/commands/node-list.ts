@@ -7,20 +7,22 @@ export function registerNodes(program: Command, globals: () => GlobalFlags): voi
   program
     .command('nodes')
     .description('list the machines in the grid and what they offer')
-    .option('--json', 'print JSON: { items: NodeV1[] } (with --pending: { items: PendingNodeV1[] })')
+    .option('--json', 'print JSON: { items: NodeV1[] } (with --pending: { items: JoinRequestV1[] })')
     .option('--pending', 'machines waiting for approval instead (admin; same as dsg node list --pending)')
     .addHelpText('after', '\nCORES and MEMORY show what running tasks hold / what the node offers; TASKS counts running tasks and\nthose waiting in the node\'s queue. STATE adds cordoned, draining, drained or quarantined for a node that\ngets no new work (the reason follows the table), and a volunteer node\'s policy state when its owner\'s policy\nholds it back (suspended: owner active, outside its time window, on battery, too hot), and how long an offline node has been gone; offline nodes\nare forgotten after offlineNodeRetentionHours (default a week).\n\nExamples:\n  dsg nodes\n  dsg nodes --json | jq \'.items[] | {name, state}\'\nISOLATION is what the node does to contain tasks: sandbox+cgroups (sandboxed, limits enforced), sandbox,\ncgroups (limits only), none (plain processes), ? (older agent).')
     .action(async (opts: { json?: boolean; pending?: boolean }) => {
       const client = clientFrom(globals());
       if (opts.pending) {
-        const pending = (await client.listPendingNodes()).items;
+        const pending = (await client.listJoinRequests()).items.filter((r) => r.state === 'pending');
         if (opts.json) return printJson({ items: pending });
-        return (await import('./node-approve.js')).printPendingNodes(pending);
+        if (pending.length === 0) return info('no machine is waiting for approval');
+        print(table(['ID', 'NAME', 'FROM', 'ASKED'], pending.map((r) => [r.id, r.name, r.address, ago(r.createdAt)])));
+        return info('details: dsg node list --pending   ·   let one in: dsg node approve ID');
       }
       const { items } = await client.listNodes();
       if (opts.json) return printJson({ items });
       // Machines waiting for approval, for an admin (others may not list them: the answer is 403, and nothing shows).
-      const waiting = await client.listPendingNodes().then((r) => r.items.length, () => 0);
+      const waiting = await client.listJoinRequests().then((r) => r.items.filter((x) => x.state === 'pending').length, () => 0);
       if (waiting > 0) info(`${waiting} machine${waiting === 1 ? '' : 's'} wait${waiting === 1 ? 's' : ''} for approval: dsg node list --pending`);
       if (items.length === 0) return print('no nodes yet: start an agent with `dsg agent --coordinator URL --token JOIN_TOKEN`');
       const now = Date.now();

@@ -5,7 +5,6 @@
 import type { Command } from 'commander';
 import type { NodeV1 } from '@dsg/core';
 import { clientFrom, print, printJson, type GlobalFlags } from '../context.js';
-import { registerNodeApproval } from './node-approve.js';
 
 const SAID: Record<string, (n: NodeV1) => string> = {
   cordon: (n) => `node ${n.name} is cordoned: it gets no new work; what it runs goes on. \`dsg node uncordon ${n.name}\` takes it back.`,
@@ -31,8 +30,7 @@ Examples:
   dsg node remove lab-pc-3         forget a node (refused while it holds work)
   dsg node remove lab-pc-3 --force forget it now; its tasks are requeued
   dsg node list --pending          machines waiting for approval (agents started without a token)
-  dsg node approve K7Q2-M9XD       let one in (compare the id with what its agent prints)`);
-  registerNodeApproval(node, globals);
+  dsg node approve K7Q2-M9XD       let one in (compare the id with what its agent shows)`);
 
   for (const [action, description] of [
     ['cordon', 'no new work for the node; what it runs goes on'],

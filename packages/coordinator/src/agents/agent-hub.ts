@@ -59,8 +59,6 @@ export interface AgentHubOptions {
    * Default: not counted.
    */
   readonly useToken?: (tokenId: string) => Promise<boolean>;
-  /** Whether this node id was reserved by approving a pending machine (joining by approval). Default: never. */
-  readonly isReservedNode?: (nodeId: NodeId) => Promise<boolean>;
 }
 
 export class AgentHub implements AgentLink {
@@ -204,15 +202,14 @@ export class AgentHub implements AgentLink {
             return;
           }
         }
-        // The id reserved when an admin approved a pending machine is used as is: its record is created now, at its
-        // first hello. (Any other credential whose node is gone — removed, pruned — registers a new node, as before.)
-        const reserved = p.nodeId && this.options.isReservedNode ? await this.options.isReservedNode(p.nodeId) : false;
-        const nodeId = await this.engine.onHello({ ...m, nodeId: claimed }, reserved ? p.nodeId! : newNodeId(this.clock.now()), address);
+        // A node credential names its node: it registers under that id even when the node has no record yet (approved
+        // by `dsg node approve`, which reserves the id) or no longer (removed while its agent ran on).
+        const nodeId = await this.engine.onHello({ ...m, nodeId: claimed }, claimed ?? newNodeId(this.clock.now()), address);
         if (!p.nodeId && m.nodeId) {
           // No takeover with the join token: whoever claims an existing id without its credential is a new node.
           this.options.refusals?.refuse(nodeId, 'hello', null, `hello claimed node ${m.nodeId} without that node's credential; registered as a new node ${nodeId} instead`);
         }
-        // A new node (or one whose record was removed) gets its own credential, shown once, in the welcome.
+        // A new node (joined with the join token, a join code or an admin token) gets its own credential, shown once.
         const credential = p.nodeId === nodeId ? undefined : await this.auth.issueNodeCredential(nodeId, m.name, this.clock.now());
         // Not awaited: the welcome must not wait for the audit commit (the entry is queued in order all the same).
         if (credential) void this.options.audit?.record(actorOf(p), 'node.joined', nodeId, { name: m.name, agentVersion: m.agentVersion }, address ?? '');

@@ -68,6 +68,8 @@ export class Dispatcher {
   lastPass: { readonly ms: number; readonly jobsRead: number; readonly tasksRead: number; readonly assigned: number } | null = null;
   /** When each queued job with nothing on nodes was first seen waiting (reservation). */
   private waitingSince = new Map<JobId, number>();
+  /** Per node: when its running tasks end at the latest, kept while its allocation is the same (at most 5 s). */
+  private releaseCache = new Map<NodeId, { key: string; at: number; releases: SchedulerNode['releases'] }>();
 
   /** Recent use per project (decayed) and what each holds now, refreshed at most every FAIR_SHARE_REFRESH_MS. */
   private fairShareCache: { at: number; history: Map<string, Resources>; active: ReadonlyMap<string, ProjectActive> } | null = null;
@@ -137,8 +139,40 @@ export class Dispatcher {
   }
 
   /** The nodes a pass may use: online in the store and connected now, with what their attempts hold. */
-  async snapshotNodes(link: AgentLink | null = this.deps.link()): Promise<SchedulerNode[]> {
-    return (await this.snapshot(link)).nodes;
+  /**
+   * The nodes with `releases`: each active attempt frees its job's resources by its start (or assignment) plus its
+   * timeout at the latest — the coordinator enforces timeouts — so a reserved node's start can be estimated and
+   * jobs whose timeout ends before it may backfill (scheduler/src/reservation.ts).
+   */
+  private async withReleases(nodes: readonly SchedulerNode[], now: number): Promise<SchedulerNode[]> {
+    const out: SchedulerNode[] = [];
+    for (const n of nodes) {
+      if (n.allocated.cpuMillis === 0 && n.allocated.memoryBytes === 0 && n.allocated.gpus === 0) {
+        out.push(n);
+        continue;
+      }
+      const key = `${n.allocated.cpuMillis}/${n.allocated.memoryBytes}/${n.allocated.gpus}`;
+      let c = this.releaseCache.get(n.id);
+      if (!c || c.key !== key || now - c.at > 5000) {
+        const attempts = await this.deps.store.activeAttemptsOnNode(n.id);
+        const releases: Array<{ at: number; resources: Resources }> = [];
+        for (const a of attempts) {
+          const job = await this.jobs.get(a.jobId);
+          if (!job) continue;
+          releases.push({ at: (a.startedAt ?? a.assignedAt) + job.compiled.timeoutMs, resources: job.compiled.resources });
+        }
+        c = { key, at: now, releases };
+        this.releaseCache.set(n.id, c);
+      }
+      out.push({ ...n, releases: c.releases ?? [] });
+    }
+    if (this.releaseCache.size > nodes.length * 2) for (const id of this.releaseCache.keys()) if (!nodes.some((n) => n.id === id)) this.releaseCache.delete(id);
+    return out;
+  }
+
+  async snapshotNodes(link: AgentLink | null = this.deps.link(), opts: { releases?: boolean } = {}): Promise<SchedulerNode[]> {
+    const nodes = (await this.snapshot(link)).nodes;
+    return opts.releases ? this.withReleases(nodes, this.deps.clock.now()) : nodes;
   }
 
   /**
@@ -224,7 +258,12 @@ export class Dispatcher {
     // Fair share needs what each project holds now; with one project there is nothing to share.
     const projectUsage = new Set(jobs.map((j) => j.project)).size > 1 ? await this.deps.store.allocationByProject() : undefined;
     const fair = await this.fairShareInputs(now, projectUsage !== undefined);
-    const plan = schedule({ nodes, jobs, ...(projectUsage ? { projectUsage } : {}), ...fair }, this.deps.config, { now, rng: this.rng });
+    // Backfill next to a reservation needs to know when each node's running tasks must end at the latest: read only
+    // when some job has waited long enough to reserve.
+    const reserveAfter = this.deps.config.reserveAfterMs;
+    const due = reserveAfter !== undefined && [...waiting.values()].some((since) => now - since >= reserveAfter);
+    const planNodes = due ? await this.withReleases(nodes, now) : nodes;
+    const plan = schedule({ nodes: planNodes, jobs, ...(projectUsage ? { projectUsage } : {}), ...fair }, this.deps.config, { now, rng: this.rng });
     // One reason per waiting job: every job with queued tasks is examined in each pass.
     this.pendingReasons.clear();
     for (const p of plan.pending) this.pendingReasons.set(p.jobId, held.length > 0 ? withHeldNodes(p, held) : p);

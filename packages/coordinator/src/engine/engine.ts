@@ -169,8 +169,9 @@ export class Engine implements AgentEvents {
   }
 
   /** The nodes a dispatch pass would use now (for `dsg job explain`). */
-  snapshotNodes(): Promise<SchedulerNode[]> {
-    return this.dispatcher.snapshotNodes();
+  /** The nodes as the next pass sees them; with `releases`, when their running tasks end at the latest. */
+  snapshotNodes(opts: { releases?: boolean } = {}): Promise<SchedulerNode[]> {
+    return this.dispatcher.snapshotNodes(undefined, opts);
   }
 
   /** Commit every report gathered so far. Exposed for tests and shutdown. */

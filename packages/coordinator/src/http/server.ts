@@ -175,7 +175,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   tokenRoutes(app, { store, auth: deps.auth, clock, authed, audit });
   sessionRoutes(app, { auth: deps.auth, clock, authed, audit, onFailedAuth: (ip) => limiter.failedAuth(ip) });
   nodeRoutes(app, { store, engine, clock, authed, audit });
-  const pending = joinRequestRoutes(app, { store, auth: deps.auth, clock, authed, audit, ...(deps.pendingNodes ? deps.pendingNodes : {}) });
+  joinRequestRoutes(app, {
+    store, auth: deps.auth, clock, authed, audit,
+    ...(deps.pendingNodes?.max !== undefined ? { maxPending: deps.pendingNodes.max } : {}),
+    ...(deps.pendingNodes?.ttlMs !== undefined ? { staleMs: deps.pendingNodes.ttlMs } : {}),
+  });
   auditRoutes(app, { auditLog, authed });
   ledgerRoutes(app, { store, authed });
 
@@ -386,15 +390,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, async (req) => {
-    const p = await authed(req, 'nodes:read');
-    // ?state=pending: machines waiting for approval (PendingNodeV1; joining by approval, routes/join-requests.ts).
-    // Admin only, like deciding on them: their addresses and claims are for whoever lets machines in.
-    const state = (req.query as { state?: unknown }).state;
-    if (state === 'pending') {
-      requireCapability(p, 'nodes:admin');
-      return { items: await pending.list() };
-    }
-    if (state !== undefined) throw new ValidationError([{ path: 'query.state', message: `expected "pending" (machines waiting for approval) or no state at all (the grid's nodes); got ${JSON.stringify(state)}` }]);
+    await authed(req, 'nodes:read');
     return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id))) };
   });
   app.get(`${API_PREFIX}/nodes/:id`, async (req) => {

@@ -167,8 +167,10 @@ export class WorkService {
         // What the dispatcher reads too (dispatcher.ts builds the same from the job cache).
         operatorOwned: isOperatorOwned(job.owner), ...(c.isolation ? { isolation: c.isolation } : {}), ...(c.gpu ? { gpu: c.gpu } : {}),
       },
-      await engine.snapshotNodes(),
+      await engine.snapshotNodes({ releases: true }),
       engine.schedulerConfig,
+      undefined,
+      this.deps.clock.now(),
     );
     return {
       ...base,
@@ -177,6 +179,7 @@ export class WorkService {
       queue: await store.queueAhead(job.id),
       filters: x.filters.map((f) => ({ ...f })),
       nodes: x.nodes.map(({ nodeId, name, filter, verdict, message }) => ({ nodeId, name, filter, verdict, message })),
+      startBy: x.startBy === null ? null : new Date(x.startBy).toISOString(),
     };
   }
 

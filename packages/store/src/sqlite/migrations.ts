@@ -311,12 +311,11 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
-    version: 13,
-    name: 'pending_nodes_and_join_code_uses',
+    version: 12,
+    name: 'join_requests',
     sql: `
-      -- Machines that asked to join without a token (joining by approval), waiting for an admin. key_hash is the
-      -- sha256 of a secret only the asking agent holds (its credential goes to that agent alone); id is derived
-      -- from it, so the agent can show it before the coordinator answers.
+      -- Machines that asked to join without a token, waiting for an admin (dsg node approve / reject). key_hash is
+      -- the sha256 of a secret only the asking agent holds: the credential goes to that agent alone.
       CREATE TABLE join_requests (
         id            TEXT PRIMARY KEY,
         key_hash      TEXT NOT NULL UNIQUE,
@@ -331,10 +330,18 @@ export const MIGRATIONS: readonly Migration[] = [
         reason        TEXT,
         node_id       TEXT
       );
-      CREATE INDEX join_requests_state ON join_requests (state, last_seen_at);
-      -- Join codes admit at most max_uses nodes (NULL: no limit); uses counts nodes admitted with a token.
+    `,
+  },
+  {
+    version: 13,
+    name: 'join_code_uses',
+    sql: `
+      -- Join codes admit at most max_uses nodes (NULL: no limit); uses counts the nodes admitted with a token
+      -- (Store.useToken: one conditional UPDATE, so a race for a code's last use lets one machine in).
       ALTER TABLE tokens ADD COLUMN max_uses INTEGER;
       ALTER TABLE tokens ADD COLUMN uses INTEGER NOT NULL DEFAULT 0;
+      -- Pending requests are counted and swept on every new request.
+      CREATE INDEX join_requests_state ON join_requests (state, last_seen_at);
     `,
   },
 ];

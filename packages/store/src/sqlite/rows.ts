@@ -18,7 +18,7 @@ import {
   type TokenId,
   type WireInputFile,
 } from '@dsg/core';
-import type { AttemptRecord, JobRecord, JoinRequestRecord, NodeRecord, OutputRecord, Owner, TaskRecord, TokenRecord, TokenRole } from '../store.js';
+import type { AttemptRecord, JobRecord, NodeRecord, OutputRecord, Owner, TaskRecord, TokenRecord, TokenRole } from '../store.js';
 
 export interface JobRow {
   id: string; name: string; spec_json: string; compiled_json: string; inputs_json: string; warnings_json: string;
@@ -188,27 +188,6 @@ export const toToken = (r: TokenRow): TokenRecord => ({
   lastUsedAt: r.last_used_at,
   maxUses: r.max_uses ?? null,
   uses: r.uses ?? 0,
-});
-
-export interface JoinRequestRow {
-  id: string;
-  key_hash: string;
-  name: string;
-  facts_json: string;
-  address: string;
-  created_at: number;
-  last_seen_at: number;
-  state: 'pending' | 'approved' | 'rejected';
-  decided_at: number | null;
-  decided_by: string | null;
-  reason: string | null;
-  node_id: string | null;
-}
-
-export const toJoinRequest = (r: JoinRequestRow): JoinRequestRecord => ({
-  id: r.id, keyHash: r.key_hash, name: r.name, factsJson: r.facts_json, address: r.address, createdAt: r.created_at,
-  lastSeenAt: r.last_seen_at, state: r.state, decidedAt: r.decided_at, decidedBy: r.decided_by, reason: r.reason,
-  nodeId: r.node_id as NodeId | null,
 });
 
 /** SQL for the derived job state; must agree with core's deriveJobState (a conformance test checks it). */

@@ -111,8 +111,6 @@ import {
   toOutput,
   toTask,
   toToken,
-  toJoinRequest,
-  type JoinRequestRow,
   ownerOf,
   type SessionRow,
   type AttemptRow,
@@ -147,6 +145,15 @@ const COUNTER: Record<TaskState, string> = {
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(options);
 }
+
+interface JoinRequestRow {
+  id: string; key_hash: string; name: string; facts_json: string; address: string; created_at: number; last_seen_at: number;
+  state: 'pending' | 'approved' | 'rejected'; decided_at: number | null; decided_by: string | null; reason: string | null; node_id: string | null;
+}
+const toJoinRequest = (r: JoinRequestRow): JoinRequestRecord => ({
+  id: r.id, keyHash: r.key_hash, name: r.name, factsJson: r.facts_json, address: r.address, createdAt: r.created_at, lastSeenAt: r.last_seen_at,
+  state: r.state, decidedAt: r.decided_at, decidedBy: r.decided_by, reason: r.reason, nodeId: r.node_id as NodeId | null,
+});
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -1219,6 +1226,34 @@ export class SqliteStore implements Store {
     };
   }
 
+  // ── join requests ───────────────────────────────────────────────────────────────────────────────────────
+  async upsertJoinRequest(r: JoinRequestRecord): Promise<void> {
+    this.q(`INSERT INTO join_requests (id, key_hash, name, facts_json, address, created_at, last_seen_at, state, decided_at, decided_by, reason, node_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (key_hash) DO UPDATE SET name = excluded.name, facts_json = excluded.facts_json, address = excluded.address, last_seen_at = excluded.last_seen_at`).run(
+      r.id, r.keyHash, r.name, r.factsJson, r.address, r.createdAt, r.lastSeenAt, r.state, r.decidedAt, r.decidedBy, r.reason, r.nodeId,
+    );
+  }
+
+  async findJoinRequestByKey(keyHash: string): Promise<JoinRequestRecord | null> {
+    const r = this.q('SELECT * FROM join_requests WHERE key_hash = ?').get(keyHash) as JoinRequestRow | undefined;
+    return r ? toJoinRequest(r) : null;
+  }
+
+  async listJoinRequests(): Promise<readonly JoinRequestRecord[]> {
+    return (this.q('SELECT * FROM join_requests ORDER BY created_at').all() as JoinRequestRow[]).map(toJoinRequest);
+  }
+
+  async decideJoinRequest(id: string, d: { state: 'approved' | 'rejected'; at: number; by: string; reason: string | null; nodeId: NodeId | null }, from: ReadonlyArray<JoinRequestRecord['state']> = ['pending']): Promise<boolean> {
+    if (from.length === 0) return false;
+    return this.q(`UPDATE join_requests SET state = ?, decided_at = ?, decided_by = ?, reason = ?, node_id = ? WHERE id = ? AND state IN (${from.map(() => '?').join(', ')})`)
+      .run(d.state, d.at, d.by, d.reason, d.nodeId, id, ...from).changes > 0;
+  }
+
+  async deleteStaleJoinRequests(before: number): Promise<number> {
+    return this.q(`DELETE FROM join_requests WHERE state = 'pending' AND last_seen_at < ?`).run(before).changes;
+  }
+
   // ── tokens ──────────────────────────────────────────────────────────────────────────────────────────────
   async createToken(t: TokenRecord): Promise<void> {
     this.q('INSERT INTO tokens (id, hash, role, name, created_at, revoked_at, node_id, projects_json, expires_at, max_uses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
@@ -1228,37 +1263,6 @@ export class SqliteStore implements Store {
 
   async useToken(id: TokenId): Promise<boolean> {
     return this.q('UPDATE tokens SET uses = uses + 1 WHERE id = ? AND (max_uses IS NULL OR uses < max_uses)').run(id).changes > 0;
-  }
-
-  // ── join requests ──
-  async createJoinRequest(r: JoinRequestRecord): Promise<boolean> {
-    const res = this.q(`INSERT OR IGNORE INTO join_requests (id, key_hash, name, facts_json, address, created_at, last_seen_at, state, decided_at, decided_by, reason, node_id)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(r.id, r.keyHash, r.name, r.factsJson, r.address, r.createdAt, r.lastSeenAt, r.state, r.decidedAt, r.decidedBy, r.reason, r.nodeId);
-    return res.changes > 0;
-  }
-
-  async touchJoinRequest(id: string, c: { name: string; factsJson: string; address: string; at: number }): Promise<void> {
-    this.q("UPDATE join_requests SET name = ?, facts_json = ?, address = ?, last_seen_at = ? WHERE id = ? AND state = 'pending'").run(c.name, c.factsJson, c.address, c.at, id);
-  }
-
-  async findJoinRequestByKey(keyHash: string): Promise<JoinRequestRecord | null> {
-    const r = this.q('SELECT * FROM join_requests WHERE key_hash = ?').get(keyHash) as JoinRequestRow | undefined;
-    return r ? toJoinRequest(r) : null;
-  }
-
-  async listJoinRequests(state?: JoinRequestRecord['state']): Promise<readonly JoinRequestRecord[]> {
-    const rows = (state ? this.q('SELECT * FROM join_requests WHERE state = ? ORDER BY created_at, id').all(state) : this.q('SELECT * FROM join_requests ORDER BY created_at, id').all()) as JoinRequestRow[];
-    return rows.map(toJoinRequest);
-  }
-
-  async decideJoinRequest(id: string, from: ReadonlyArray<JoinRequestRecord['state']>, d: { state: 'approved' | 'rejected'; at: number; by: string; reason: string | null; nodeId: NodeId | null }): Promise<boolean> {
-    if (from.length === 0) return false;
-    return this.q(`UPDATE join_requests SET state = ?, decided_at = ?, decided_by = ?, reason = ?, node_id = ? WHERE id = ? AND state IN (${from.map(() => '?').join(', ')})`)
-      .run(d.state, d.at, d.by, d.reason, d.nodeId, id, ...from).changes > 0;
-  }
-
-  async deleteStaleJoinRequests(before: number): Promise<number> {
-    return this.q("DELETE FROM join_requests WHERE state = 'pending' AND last_seen_at < ?").run(before).changes;
   }
 
   async getToken(id: TokenId): Promise<TokenRecord | null> {
