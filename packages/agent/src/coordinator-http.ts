@@ -152,23 +152,6 @@ export class CoordinatorHttp {
     }
   }
 
-  /**
-   * Joining by approval: ask (or poll) without a token. Resolves to the HTTP status and parsed body whatever the
-   * status; rejects only when the coordinator cannot be reached.
-   */
-  async askToJoin(body: unknown): Promise<{ status: number; body: unknown; retryAfter: number | null }> {
-    const res = await this.fetch(this.url('/join-requests'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const text = await res.text();
-    let parsed: unknown = null;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = { error: { message: text.slice(0, 300) } };
-    }
-    const ra = Number(res.headers.get('retry-after'));
-    return { status: res.status, body: parsed, retryAfter: Number.isFinite(ra) && ra > 0 ? ra : null };
-  }
-
   async uploadOutput(attemptId: string, path: string, file: string, sha256: string, size: number): Promise<void> {
     const encoded = path.split('/').map(encodeURIComponent).join('/');
     const res = await this.fetch(this.url(`/attempts/${attemptId}/outputs/${encoded}`), {

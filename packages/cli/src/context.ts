@@ -77,8 +77,7 @@ export function exitQuietlyOnClosedOutput(): void {
 
 /**
  * Exit codes: 0 ok, 1 a job failed or a runtime error, 2 bad input, 3 cannot reach the coordinator, 4 refused for now
- * (a limit is reached: try again later), 5 `dsg agent`: the grid's admin rejected this machine (or the coordinator refused
- * its request to join), 130 interrupted.
+ * (a limit is reached: try again later), 130 interrupted.
  */
 export const Exit = { ok: 0, failed: 1, usage: 2, unavailable: 3, overLimit: 4, rejected: 5, interrupted: 130 } as const;
 

@@ -49,7 +49,7 @@ export const AUDIT_ACTIONS = [
   'job.submitted', 'job.cancelled', 'job.retried',
   'workflow.submitted', 'workflow.cancelled', 'workflow.retried',
   'token.created', 'token.revoked', 'joincode.created', 'session.signed-in',
-  'node.approved', 'node.rejected', 'joincode.revoked',
+  'joincode.revoked',
   'node.joined', 'node.cordoned', 'node.drained', 'node.uncordoned', 'node.removed', 'node.revoked', 'nodes.pruned',
   'node.approved', 'node.rejected',
   'data.collected',
