@@ -5,6 +5,7 @@ export * from './resources.js';
 export * from './states.js';
 export * from './outcome.js';
 export * from './spec.js';
+export * from './gpu-devices.js';
 export * from './constraints.js';
 export * from './workflow.js';
 export * from './workflow-release.js';

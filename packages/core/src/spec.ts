@@ -153,15 +153,19 @@ export const ResourcesSchema = z
       .strictObject({
         count: z.number({ error: 'expected a whole number of GPUs' }).int({ error: 'expected a whole number of GPUs' }).min(1, { error: 'expected at least 1 GPU' }).max(64, { error: 'expected at most 64 GPUs' }).optional()
           .meta({ description: 'How many GPUs. Default 1.' }),
-        memory: size('24Gi').optional().meta({ description: 'Memory each of its GPUs must have, e.g. 16Gi.' }),
+        memory: size('24Gi').optional().meta({ description: 'Exclusive: the memory each of its GPUs must have, e.g. 16Gi. Shared (required): the GPU memory the task uses on each device; tasks share a GPU while their memory fits in it.' }),
         model: z.string({ error: 'expected GPU models like "RTX 4090|A100"' }).trim().min(1).max(500)
           .refine((m) => m.split('|').every((x) => x.trim().length > 0), { error: 'expected models separated by |, none empty, like "RTX 4090|A100"' })
+          // Plain names, not patterns: a model matches as a substring, so "A100.*" would never match anything.
+          .refine((m) => !/[*?^$()[\]{}\\+]/.test(m), { error: 'expected plain model names separated by | (no *, ?, ^, $, brackets: a GPU matches when its name contains one), like "RTX 4090|A100"' })
           .optional()
           .meta({ description: 'Acceptable GPU models, separated by | ("RTX 4090|A100"): a GPU qualifies when its name contains one of them (any case).' }),
-        shared: z.literal(false, { error: 'sharing a GPU between tasks (packing by GPU memory) is not supported yet: leave shared out (GPUs are exclusive)' }).optional(),
+        shared: z.boolean({ error: 'expected shared: true or false' }).optional()
+          .meta({ description: 'true: the task shares each GPU with other sharing tasks, packed by the GPU memory they declare (memory is then required); the program must keep to its declared memory (nothing enforces it on the device). Default false: whole GPUs no other task sees.' }),
       })
+      .refine((g) => !g.shared || g.memory !== undefined, { error: 'a shared GPU needs memory: the GPU memory each task uses, like memory: 8Gi (tasks are packed onto a GPU by it)', path: ['memory'] })
       .optional()
-      .meta({ description: 'GPUs with conditions: { count: 1, memory: 16Gi, model: "RTX 4090|A100" }. Exclusive: each task gets whole GPUs no other task sees. Use this or gpus.' }),
+      .meta({ description: 'GPUs with conditions: { count: 1, memory: 16Gi, model: "RTX 4090|A100", shared: false }. Exclusive by default: each task gets whole GPUs no other task sees. Use this or gpus.' }),
   })
   .refine((r) => !(r.gpus !== undefined && r.gpu !== undefined), { error: 'give gpus (a count) or gpu ({ count, memory, model }), not both', path: ['gpu'] })
   .meta({ description: 'What each task needs; it is scheduled only onto a node with this much free.' });
@@ -422,8 +426,13 @@ export interface CompiledJobSpec {
 
 /** Conditions on each GPU a task gets: at least this much memory, a name containing one of these models. */
 export interface GpuNeeds {
+  /** Exclusive: the least memory each GPU must have. Shared: the GPU memory the task uses on each (required). */
   readonly memoryBytes: number | null;
   readonly models: readonly string[] | null;
+  /** The task shares its GPUs by declared memory (then `resources.gpus` is 0 and `count` says how many). Absent: exclusive. */
+  readonly shared?: true;
+  /** Shared: how many devices (1..64). Exclusive tasks count in `resources.gpus`. */
+  readonly count?: number;
 }
 
 /** Does this GPU satisfy the conditions? Models match as case-insensitive substrings ("RTX 4090" in "NVIDIA GeForce RTX 4090"). */
@@ -604,9 +613,12 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
   const g = spec.resources?.gpu;
   const gpuMemory = g?.memory === undefined ? null : parseSize(g.memory);
   if (g?.memory !== undefined && (gpuMemory === null || gpuMemory <= 0)) late.push({ path: `${prefix}resources.gpu.memory`, message: 'expected a size like 16Gi, greater than 0' });
-  const gpuNeeds: GpuNeeds | null = g && (g.memory !== undefined || g.model !== undefined)
-    ? { memoryBytes: gpuMemory ?? null, models: g.model === undefined ? null : g.model.split('|').map((m) => m.trim()) }
-    : null;
+  const gpuModels = g?.model === undefined ? null : g.model.split('|').map((m) => m.trim());
+  // Shared GPUs are not counted as whole ones (resources.gpus 0): the scheduler packs them by memory per device.
+  const gpuShared = g?.shared === true;
+  const gpuNeeds: GpuNeeds | null = gpuShared
+    ? { memoryBytes: gpuMemory ?? null, models: gpuModels, shared: true, count: g!.count ?? 1 }
+    : g && (g.memory !== undefined || g.model !== undefined) ? { memoryBytes: gpuMemory ?? null, models: gpuModels } : null;
   if (diskBytes === null) late.push({ path: `${prefix}resources.disk`, message: 'expected a size like 1Gi' });
   if (timeoutMs === null || timeoutMs <= 0) late.push({ path: `${prefix}timeout`, message: 'expected a duration like 30s, 5m or 1h30m, greater than 0' });
 
@@ -687,7 +699,7 @@ export function compileTaskFields(spec: ParsedTaskFields, name: string, prefix: 
     resources: {
       cpuMillis: Math.round((spec.resources?.cpu ?? DEFAULTS.cpu) * 1000),
       memoryBytes: memoryBytes!,
-      gpus: spec.resources?.gpu ? (spec.resources.gpu.count ?? 1) : (spec.resources?.gpus ?? 0),
+      gpus: spec.resources?.gpu ? (gpuShared ? 0 : (spec.resources.gpu.count ?? 1)) : (spec.resources?.gpus ?? 0),
       diskBytes: diskBytes!,
     },
     ...(gpuNeeds ? { gpu: gpuNeeds } : {}),

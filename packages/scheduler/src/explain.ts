@@ -4,7 +4,7 @@
  */
 import { defaultChain, requestOf, runScorers, viewOf, type PluginChain } from './plugins.js';
 import { estimatedStart } from './reservation.js';
-import type { SchedulerConfig, SchedulerJob, SchedulerNode } from './types.js';
+import { allocationOf, type SchedulerConfig, type SchedulerJob, type SchedulerNode } from './types.js';
 
 export interface FilterCount {
   readonly filter: string;
@@ -48,7 +48,7 @@ export function explainJob(job: SchedulerJob, nodes: readonly SchedulerNode[], c
     const view = viewOf(node);
     let v: NodeVerdict | null = null;
     for (const f of chain.filters) {
-      const r = f.filter(req, view, node.allocated, 1);
+      const r = f.filter(req, view, allocationOf(node), 1);
       if (r) {
         counts.set(f.name, (counts.get(f.name) ?? 0) + 1);
         v = { nodeId: node.id, name: node.name, filter: f.name, verdict: f.verdict, message: r.message, score: null };

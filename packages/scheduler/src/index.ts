@@ -10,3 +10,5 @@ export * from './explain.js';
 export { isolationFilter } from './isolation-filter.js';
 export * from './fair-share.js';
 export * from './reservation.js';
+export { gpuFilter, gpuFreeFilter, checkGpuNever, checkGpuFree, describeGpuRequest } from './gpu-filter.js';
+export { chooseGpus } from './choose-gpus.js';

@@ -11,10 +11,11 @@
  *
  * Every plugin is small and pure; each is table-tested in test/plugins.test.ts.
  */
-import { describeConstraint, describeGpuNeeds, gpuQualifies, matches, nodeAttributes, type Constraint, type GpuNeeds, type IsolationRequirement, type Resources } from '@dsg/core';
+import { describeConstraint, gpuRequestOf, matches, nodeAttributes, type Constraint, type GpuNeeds, type GpuRequest, type IsolationRequirement, type Resources } from '@dsg/core';
 import { checkCapacity, checkFree } from './filters.js';
 import { scoreNode } from './rank.js';
-import type { NodeRejection, SchedulerConfig, SchedulerJob, SchedulerNode } from './types.js';
+import type { NodeAllocation, NodeRejection, SchedulerConfig, SchedulerJob, SchedulerNode } from './types.js';
+import { gpuFilter, gpuFreeFilter } from './gpu-filter.js';
 import { isolationFilter } from './isolation-filter.js';
 import { policyFilter } from './policy-filter.js';
 
@@ -29,14 +30,19 @@ export interface PlacementRequest {
   readonly operatorOwned?: boolean;
   /** Conditions on each GPU (memory, model); absent: any GPU. */
   readonly gpu?: GpuNeeds;
+  /** What it asks of the node's GPU devices (from `resources.gpus` and `gpu`); absent: no GPU. */
+  readonly gpuRequest?: GpuRequest;
 }
 
 /** What the plugins read about a job, built once per job per pass. */
-export const requestOf = (job: SchedulerJob): PlacementRequest => ({
-  resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [],
-  ...(job.isolation ? { isolation: job.isolation } : {}), operatorOwned: job.operatorOwned ?? false,
-  ...(job.gpu ? { gpu: job.gpu } : {}),
-});
+export const requestOf = (job: SchedulerJob): PlacementRequest => {
+  const gpuRequest = gpuRequestOf(job.resources, job.gpu);
+  return {
+    resources: job.resources, constraints: job.constraints ?? [], prefer: job.prefer ?? [],
+    ...(job.isolation ? { isolation: job.isolation } : {}), operatorOwned: job.operatorOwned ?? false,
+    ...(job.gpu ? { gpu: job.gpu } : {}), ...(gpuRequest ? { gpuRequest } : {}),
+  };
+};
 
 /** A node with the attributes constraints are matched against, computed once per pass. */
 export interface NodeView {
@@ -50,12 +56,12 @@ export interface FilterPlugin {
   readonly name: string;
   readonly verdict: 'never' | 'busy';
   /** `factor` > 1 when looking for room to prefetch into (only the capacity-in-use filter reads it). */
-  filter(req: PlacementRequest, view: NodeView, allocated: Resources, factor: number): NodeRejection | null;
+  filter(req: PlacementRequest, view: NodeView, allocated: NodeAllocation, factor: number): NodeRejection | null;
   /**
    * Optional fast path: the same yes/no as `filter` without building a rejection (the pass asks it for every node
    * on every placement; the reason is only built when a job fits nowhere). Must agree with `filter`.
    */
-  fits?(req: PlacementRequest, view: NodeView, allocated: Resources, factor: number): boolean;
+  fits?(req: PlacementRequest, view: NodeView, allocated: NodeAllocation, factor: number): boolean;
 }
 
 export interface ScorePlugin {
@@ -89,29 +95,6 @@ export const capacityFilter: FilterPlugin = {
   name: 'capacity',
   verdict: 'never',
   filter: (req, view) => checkCapacity(req.resources, view.node),
-};
-
-/**
- * Never: the job asks for GPUs with conditions (memory, model) and the node has fewer GPUs that meet them than
- * each task needs. Judged on the GPUs the node offers (its facts); a node that reports no GPU list (an older
- * agent) is judged by the count alone (capacity).
- */
-export const gpuFilter: FilterPlugin = {
-  name: 'gpu',
-  verdict: 'never',
-  filter(req, view) {
-    const want = req.resources.gpus;
-    const devices = view.node.facts?.gpus;
-    if (want === 0 || !req.gpu || !devices) return null;
-    const ok = devices.filter((g) => gpuQualifies(g, req.gpu)).length;
-    if (ok >= want) return null;
-    const has = devices.length === 0 ? 'no GPUs' : devices.map((g) => `${g.model} ${+(g.memoryBytes / 2 ** 30).toFixed(1)}Gi`).join(', ');
-    return {
-      nodeId: view.node.id,
-      code: 'gpu_mismatch',
-      message: `node ${view.node.name} has ${ok} GPU${ok === 1 ? '' : 's'} with ${describeGpuNeeds(req.gpu)}, ${want} needed (it has ${has})`,
-    };
-  },
 };
 
 /** Not now: the node is big enough but what its attempts hold leaves no room (× factor when prefetching). */
@@ -149,14 +132,17 @@ export interface PluginChain {
   readonly scorers: readonly ScorePlugin[];
 }
 
-/** The default chain: constraints, isolation, capacity, GPU conditions (never), volunteer policy and free capacity (not now); preferences, then the strategy. */
+/**
+ * The default chain: constraints, isolation, capacity, GPU devices (never), volunteer policy, free capacity and free
+ * GPU devices (not now); preferences, then the strategy.
+ */
 export const defaultChain = (config: SchedulerConfig): PluginChain => ({
-  filters: [constraintsFilter, isolationFilter, capacityFilter, gpuFilter, policyFilter, freeFilter],
+  filters: [constraintsFilter, isolationFilter, capacityFilter, gpuFilter, policyFilter, freeFilter, gpuFreeFilter],
   scorers: [preferScorer, strategyScorer(config)],
 });
 
 /** Run the filters; the first rejection wins. */
-export function runFilters(chain: PluginChain, req: PlacementRequest, view: NodeView, allocated: Resources, factor: number): { verdict: 'never' | 'busy'; rejection: NodeRejection } | null {
+export function runFilters(chain: PluginChain, req: PlacementRequest, view: NodeView, allocated: NodeAllocation, factor: number): { verdict: 'never' | 'busy'; rejection: NodeRejection } | null {
   for (const f of chain.filters) {
     const r = f.filter(req, view, allocated, factor);
     if (r) return { verdict: f.verdict, rejection: r };

@@ -21,13 +21,16 @@
  *
  * The plan is a proposal. The coordinator applies it in one store transaction that re-checks every assignment.
  */
-import { addResources, constraintsKey, type Resources } from '@dsg/core';
+import { addGpuGrants, addResources, constraintsKey, type Resources } from '@dsg/core';
+import { chooseGpus } from './choose-gpus.js';
 import { estimatedStart, mayBackfill, pickReservedNode, shortfall, type Reservation } from './reservation.js';
 import { checkProjectLimits, DEFAULT_HISTORY_WEIGHT, dominantShare, normalizedHistory, type ProjectActive } from './fair-share.js';
 import { defaultChain, requestOf, runFilters, runScorers, viewOf, type NodeView, type PlacementRequest, type PluginChain } from './plugins.js';
 import {
+  allocationOf,
   prefetchFactor,
   type Assignment,
+  type NodeAllocation,
   type NodeRejection,
   type PendingReason,
   type Plan,
@@ -49,7 +52,8 @@ const NOTHING_ACTIVE: ProjectActive = { tasks: 0, gpus: 0 };
 /** Everything the plugins read about a job: two jobs with the same key get the same verdict in a pass. */
 const shapeKey = (req: PlacementRequest, factor: number): string => {
   const r = req.resources;
-  const g = req.gpu ? `${req.gpu.memoryBytes ?? ''}:${req.gpu.models?.join('|') ?? ''}` : '';
+  const q = req.gpuRequest;
+  const g = q ? `${q.count}:${q.shared ? 's' : 'x'}:${q.memoryBytes ?? ''}:${q.models?.join('|') ?? ''}` : '';
   return `${r.cpuMillis}/${r.memoryBytes}/${r.gpus}/${r.diskBytes}/${factor}|${constraintsKey(req.constraints)}|${constraintsKey(req.prefer)}|${req.isolation ?? ''}|${req.operatorOwned ? 'op' : ''}|${g}`;
 };
 
@@ -61,7 +65,7 @@ export const byQueuePosition = (a: SchedulerJob, b: SchedulerJob): number =>
 export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: ScheduleContext, chain: PluginChain = defaultChain(config)): Plan {
   const nodes = [...snapshot.nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const views = nodes.map(viewOf);
-  const allocated = nodes.map((n) => n.allocated);
+  const allocated: NodeAllocation[] = nodes.map(allocationOf);
   /** Per shape key: the nodes that could ever run it (computed at its first placement in this pass). */
   const eligibleFor = new Map<string, Eligibility>();
   /** Bumped when a node's allocation changes in this pass: cached verdicts for it are stale. */
@@ -193,14 +197,18 @@ export function schedule(snapshot: Snapshot, config: SchedulerConfig, ctx: Sched
       s.room--;
       s.next++;
       const node = nodes[placed.index]!;
-      allocated[placed.index] = addResources(allocated[placed.index]!, s.job.resources);
+      const before = allocated[placed.index]!;
+      // Its devices, chosen on the node's devices as this pass has filled them (the gpu-free filter said some fit).
+      const gpus = s.req.gpuRequest && before.gpuDevices ? chooseGpus(before.gpuDevices, s.req.gpuRequest) : null;
+      const after: NodeAllocation = addResources(before, s.job.resources);
+      allocated[placed.index] = before.gpuDevices ? { ...after, gpuDevices: gpus ? addGpuGrants(before.gpuDevices, gpus) : before.gpuDevices } : after;
       versions[placed.index]!++;
       usage.set(s.project, addResources(usage.get(s.project) ?? { cpuMillis: 0, memoryBytes: 0, gpus: 0, diskBytes: 0 }, s.job.resources));
       if (limits) {
         const a = active.get(s.project) ?? NOTHING_ACTIVE;
         active.set(s.project, { tasks: a.tasks + 1, gpus: a.gpus + s.job.resources.gpus });
       }
-      assignments.push({ taskId: task.taskId, nodeId: node.id, prefetch: placed.prefetch });
+      assignments.push({ taskId: task.taskId, nodeId: node.id, prefetch: placed.prefetch, ...(gpus ? { gpus } : {}) });
       if (s.next >= s.job.tasks.length) {
         // Every task it was given is placed; if it has more queued, the next pass may place more.
         if (s.job.queued > s.job.tasks.length) more = true;
@@ -244,7 +252,7 @@ interface Eligibility {
   readonly seen: Int32Array;
 }
 
-function eligibility(req: PlacementRequest, views: readonly NodeView[], allocated: readonly Resources[], chain: PluginChain): Eligibility {
+function eligibility(req: PlacementRequest, views: readonly NodeView[], allocated: readonly NodeAllocation[], chain: PluginChain): Eligibility {
   const nodes: number[] = [];
   const never: NodeRejection[] = [];
   const nevers = chain.filters.filter((f) => f.verdict === 'never');
@@ -261,7 +269,7 @@ function eligibility(req: PlacementRequest, views: readonly NodeView[], allocate
   return { nodes, never, fit: new Uint8Array(nodes.length), score: new Float64Array(nodes.length), seen: new Int32Array(nodes.length).fill(-1) };
 }
 
-const fitsNow = (chain: PluginChain, req: PlacementRequest, view: NodeView, alloc: Resources, factor: number): boolean => {
+const fitsNow = (chain: PluginChain, req: PlacementRequest, view: NodeView, alloc: NodeAllocation, factor: number): boolean => {
   for (const f of chain.filters) {
     if (f.verdict === 'never') continue;
     if (f.fits ? !f.fits(req, view, alloc, factor) : f.filter(req, view, alloc, factor) !== null) return false;
@@ -277,7 +285,7 @@ function place(
   req: PlacementRequest,
   factor: number,
   views: readonly NodeView[],
-  allocated: readonly Resources[],
+  allocated: readonly NodeAllocation[],
   elig: Eligibility,
   versions: Int32Array,
   chain: PluginChain,

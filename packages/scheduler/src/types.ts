@@ -1,4 +1,4 @@
-import type { Constraint, GpuNeeds, IsolationRequirement, JobId, NodeFacts, NodeId, NodePolicyStatus, Resources, TaskId } from '@dsg/core';
+import type { Constraint, GpuDeviceUse, GpuGrant, GpuNeeds, IsolationRequirement, JobId, NodeFacts, NodeId, NodePolicyStatus, Resources, TaskId } from '@dsg/core';
 import type { ProjectActive, ProjectLimits } from './fair-share.js';
 
 /** A node as the scheduler sees it: a frozen copy taken from the store, never a live object. */
@@ -16,7 +16,18 @@ export interface SchedulerNode {
   readonly policy?: NodePolicyStatus;
   /** When its running tasks must end at the latest (start + timeout) and what they free: reservation estimates. */
   readonly releases?: ReadonlyArray<{ readonly at: number; readonly resources: Resources }>;
+  /**
+   * Each of its GPUs with what its active attempts hold of it (held whole, or memory given to sharing tasks). Absent:
+   * no per-device state (an older snapshot): exclusive GPUs are then counted only, and shared ones never placed here.
+   */
+  readonly gpuDevices?: readonly GpuDeviceUse[];
 }
+
+/** What a node holds in a pass: its resources and, when known, its GPU devices' state (both grow as tasks are placed). */
+export type NodeAllocation = Resources & { readonly gpuDevices?: readonly GpuDeviceUse[] };
+
+/** A node's starting allocation in a pass (or for explain): its attempts' resources plus its devices' state. */
+export const allocationOf = (n: SchedulerNode): NodeAllocation => (n.gpuDevices ? { ...n.allocated, gpuDevices: n.gpuDevices } : n.allocated);
 
 export interface SchedulerTask {
   readonly taskId: TaskId;
@@ -138,8 +149,14 @@ export const RejectCode = {
   isolationTooWeak: 'isolation_too_weak',
   /** The node has no isolation and runs only the operator's jobs (unless opted in): never. */
   unisolatedNode: 'unisolated_node',
-  /** The node has too few GPUs meeting the job's GPU conditions (memory, model): never. */
-  gpuMismatch: 'gpu_mismatch',
+  /** The node has fewer GPUs than each task asks for: never. */
+  gpuCount: 'gpu_count',
+  /** The node has too few GPUs of the asked model: never. */
+  gpuModel: 'gpu_model',
+  /** The node has too few GPUs (of the model) with the asked memory: never. */
+  gpuMemory: 'gpu_memory',
+  /** Enough such GPUs, but too few free now (held whole, or too little memory left to share): "not now". */
+  gpuBusy: 'gpu_busy',
   /** The node's volunteer policy holds it back now (owner active, outside its window, on battery, too hot): "not now". */
   nodePolicy: 'node_policy',
 } as const;
@@ -172,6 +189,8 @@ export interface Assignment {
   readonly nodeId: NodeId;
   /** Sent ahead to wait in the agent's queue (the node is full now). */
   readonly prefetch: boolean;
+  /** The GPU devices chosen for it (`choose-gpus.ts`); absent: no GPU, or a node without per-device state. */
+  readonly gpus?: readonly GpuGrant[];
 }
 
 export interface Plan {

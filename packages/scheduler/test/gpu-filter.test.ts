@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { GpuNeeds, NodeFacts, NodeId, Resources } from '@dsg/core';
-import { explainJob, gpuFilter, DEFAULT_SCHEDULER_CONFIG, schedule, seededRng, viewOf, type PlacementRequest, type SchedulerJob, type SchedulerNode } from '@dsg/scheduler';
+import { explainJob, gpuFilter, DEFAULT_SCHEDULER_CONFIG, requestOf, schedule, seededRng, viewOf, type PlacementRequest, type SchedulerJob, type SchedulerNode } from '@dsg/scheduler';
 
 const GiB = 1024 ** 3;
 const gpu = (index: number, model: string, memGi: number): NodeFacts['gpus'][number] => ({ index, model, memoryBytes: memGi * GiB, uuid: `GPU-${index}` });
@@ -20,25 +20,22 @@ const server = node('srv', [gpu(0, 'NVIDIA A100-SXM4-80GB', 80), gpu(1, 'NVIDIA 
 const none = node('cpu', []);
 
 describe('gpu filter', () => {
-  const table: Array<[string, SchedulerNode, PlacementRequest, boolean]> = [
-    ['no GPUs asked: any node', none, want(0, { memoryBytes: 16 * GiB, models: null }), true],
-    ['a count alone is the capacity filter\'s to judge', none, want(1), true],
-    ['memory: one of two GPUs has 16Gi', workstation, want(1, { memoryBytes: 16 * GiB, models: null }), true],
-    ['memory: two needed, one has it', workstation, want(2, { memoryBytes: 16 * GiB, models: null }), false],
-    ['model by substring, any case', workstation, want(1, { memoryBytes: null, models: ['rtx 4090'] }), true],
-    ['model alternatives', server, want(2, { memoryBytes: null, models: ['RTX 4090', 'A100'] }), true],
-    ['model missing', workstation, want(1, { memoryBytes: null, models: ['A100', 'H100'] }), false],
-    ['model and memory together', workstation, want(1, { memoryBytes: 16 * GiB, models: ['3060'] }), false],
-    ['no GPUs at all', none, want(1, { memoryBytes: null, models: ['A100'] }), false],
+  const table: Array<[string, SchedulerNode, PlacementRequest, string | null]> = [
+    ['no GPUs asked: any node', none, want(0, { memoryBytes: 16 * GiB, models: null }), null],
+    ['more GPUs than the node has', none, want(1), 'gpu_count'],
+    ['memory: one of two GPUs has 16Gi', workstation, want(1, { memoryBytes: 16 * GiB, models: null }), null],
+    ['memory: two needed, one has it', workstation, want(2, { memoryBytes: 16 * GiB, models: null }), 'gpu_memory'],
+    ['model by substring, any case', workstation, want(1, { memoryBytes: null, models: ['rtx 4090'] }), null],
+    ['model alternatives', server, want(2, { memoryBytes: null, models: ['RTX 4090', 'A100'] }), null],
+    ['model missing', workstation, want(1, { memoryBytes: null, models: ['A100', 'H100'] }), 'gpu_model'],
+    ['model and memory together', workstation, want(1, { memoryBytes: 16 * GiB, models: ['3060'] }), 'gpu_memory'],
+    ['no GPUs at all', none, want(1, { memoryBytes: null, models: ['A100'] }), 'gpu_count'],
   ];
-  for (const [name, n, r, ok] of table) {
+  for (const [name, n, r, code] of table) {
     it(name, () => {
-      const got = gpuFilter.filter(r, viewOf(n), n.allocated, 1);
-      assert.equal(got === null, ok, JSON.stringify(got));
-      if (got) {
-        assert.equal(got.code, 'gpu_mismatch');
-        assert.match(got.message, new RegExp(`^node ${n.id} has \\d+ GPUs? with .*, ${r.resources.gpus} needed \\(it has `));
-      }
+      const got = gpuFilter.filter(requestOf({ jobId: 'j' as SchedulerJob['jobId'], resources: r.resources, typicalRunMs: null, seq: 0, queued: 1, tasks: [], ...(r.gpu ? { gpu: r.gpu } : {}) }), viewOf(n), n.allocated, 1);
+      assert.equal(got?.code ?? null, code, JSON.stringify(got));
+      if (got) assert.match(got.message, new RegExp(`^node ${n.id} has \\d+ GPUs?.*, ${r.resources.gpus} needed \\(it has `));
     });
   }
 

@@ -168,7 +168,7 @@ describe('explain', () => {
   it('counts rejections per filter, each node at its first rejecting filter, and gives a verdict', () => {
     const x = explainJob(job('j', 0, 5, { constraints: { room: 'lab2' }, r: res(2, 1) }), nodes, DEFAULT_SCHEDULER_CONFIG);
     assert.equal(x.verdict, 'not_now');
-    assert.deepEqual(x.filters.map((f) => [f.filter, f.rejected]), [['constraints', 1], ['isolation', 0], ['capacity', 1], ['gpu', 0], ['policy', 0], ['free', 1]]);
+    assert.deepEqual(x.filters.map((f) => [f.filter, f.rejected]), [['constraints', 1], ['isolation', 0], ['capacity', 1], ['gpu', 0], ['policy', 0], ['free', 1], ['gpu-free', 0]]);
     assert.deepEqual(x.nodes.map((n) => [n.name, n.verdict, n.filter]), [['a', 'never', 'constraints'], ['b', 'busy', 'free'], ['c', 'never', 'capacity']]);
   });
   it('never, placeable, throttled and no nodes', () => {
