@@ -59,7 +59,7 @@ export function chargeAttempt(a: {
     wallMs,
     cpuMs: measuredCpu ?? Math.round((a.cpuMillis * wallMs) / 1000),
     cpuSource: measuredCpu !== undefined ? 'measured' : 'declared',
-    gpuMs: a.gpus * wallMs,
+    gpuMs: Math.round(a.gpus * wallMs), // a shared GPU counts its fraction (gpuUnits): keep whole ms
     memoryByteMs: (peak ?? a.memoryBytes) * wallMs,
     memorySource: peak !== undefined ? 'measured' : 'declared',
     outcome: a.attemptState === 'succeeded' ? 'succeeded' : 'wasted',

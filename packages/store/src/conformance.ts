@@ -21,6 +21,7 @@ import {
 import type { FinishReport, Store } from './store.js';
 import { runWorkflowConformance } from './conformance-workflows.js';
 import { runNodeConformance } from './conformance-nodes.js';
+import { runGpuConformance } from './conformance-gpus.js';
 
 export interface StoreFactoryResult {
   readonly store: Store;
@@ -500,4 +501,5 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
   });
   runWorkflowConformance(name, make);
   runNodeConformance(name, make);
+  runGpuConformance(name, make);
 }

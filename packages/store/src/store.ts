@@ -11,7 +11,7 @@
  *
  * Conformance: `runStoreConformance()` (src/conformance.ts) is the behaviour every implementation must pass.
  */
-import type { AttemptUsage, AuditEntry, AuditInput, HashFn, LedgerGroupBy, LedgerSums } from '@dsg/core';
+import type { AttemptUsage, AuditEntry, AuditInput, GpuGrant, HashFn, LedgerGroupBy, LedgerSums } from '@dsg/core';
 import type {
   AttemptEnd,
   AttemptId,
@@ -168,6 +168,8 @@ export interface AttemptRecord {
   readonly assignedAt: number;
   readonly startedAt: number | null;
   readonly finishedAt: number | null;
+  /** The GPU devices it holds or held (chosen by the scheduler, re-checked by `applyPlan`); absent: none. */
+  readonly gpuDevices?: readonly GpuGrant[];
 }
 
 export interface NodeRecord {
@@ -202,6 +204,8 @@ export interface NodeUsage {
   /** Resources of the attempts actually running (the rest wait in the agent's local queue). */
   readonly running: Resources;
   readonly runningAttempts: number;
+  /** The GPU devices each active attempt holds (one list per attempt that holds any): the node's device state. */
+  readonly gpuHeld: ReadonlyArray<readonly GpuGrant[]>;
 }
 
 export interface QueuedTask {
@@ -258,6 +262,11 @@ export interface NewAttempt {
    * checked against `overcommit ×` the node's capacity instead of the capacity itself.
    */
   readonly prefetch: boolean;
+  /**
+   * The GPU devices chosen for it. Required when its job uses GPUs and the node reports its devices; re-checked
+   * against what the node's active attempts hold (never a device held whole twice, never beyond a device's memory).
+   */
+  readonly gpus?: readonly GpuGrant[];
 }
 
 export interface ApplyPlanResult {
@@ -267,7 +276,7 @@ export interface ApplyPlanResult {
    * Assignments dropped because the task was no longer queued, its job's cancel was requested, or the node no
    * longer had room or was not online.
    */
-  readonly rejected: ReadonlyArray<{ readonly taskId: TaskId; readonly nodeId: NodeId; readonly why: 'task_not_queued' | 'node_unavailable' | 'no_capacity' | 'job_cancelled' }>;
+  readonly rejected: ReadonlyArray<{ readonly taskId: TaskId; readonly nodeId: NodeId; readonly why: 'task_not_queued' | 'node_unavailable' | 'no_capacity' | 'job_cancelled' | 'gpu_devices' }>;
 }
 
 export interface StartReport {

@@ -344,4 +344,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX join_requests_state ON join_requests (state, last_seen_at);
     `,
   },
+  {
+    version: 14,
+    name: 'attempt_gpu_devices',
+    sql: `
+      -- The GPU devices the scheduler chose for an attempt (JSON [{ "index": 0, "memoryBytes": null | bytes }]; null
+      -- memoryBytes = held whole). A node's device state is derived from its active attempts' rows, so a restart
+      -- restores it and it cannot drift from the attempts. NULL: no GPU (or an attempt from before this column).
+      ALTER TABLE attempts ADD COLUMN gpu_devices TEXT;
+    `,
+  },
 ];

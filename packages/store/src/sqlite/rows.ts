@@ -18,6 +18,7 @@ import {
   type TokenId,
   type WireInputFile,
 } from '@dsg/core';
+import type { GpuGrant } from '@dsg/core';
 import type { AttemptRecord, JobRecord, NodeRecord, OutputRecord, Owner, TaskRecord, TokenRecord, TokenRole } from '../store.js';
 
 export interface JobRow {
@@ -42,6 +43,7 @@ export interface AttemptRow {
   id: string; task_id: string; job_id: string; task_index: number; number: number; node_id: string; state: string;
   exit_code: number | null; signal: string | null; failure_json: string | null; assigned_at: number;
   started_at: number | null; finished_at: number | null; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number;
+  gpu_devices: string | null;
 }
 export interface NodeRow {
   id: string; name: string; state: string; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number;
@@ -147,7 +149,11 @@ export const toAttempt = (r: AttemptRow): AttemptRecord => ({
   assignedAt: r.assigned_at,
   startedAt: r.started_at,
   finishedAt: r.finished_at,
+  ...(r.gpu_devices ? { gpuDevices: parseGpuGrants(r.gpu_devices) } : {}),
 });
+
+/** A `gpu_devices` column (written only by applyPlan, from checked grants). */
+export const parseGpuGrants = (json: string): GpuGrant[] => JSON.parse(json) as GpuGrant[];
 
 export const toNode = (r: NodeRow): NodeRecord => ({
   id: r.id as NodeId,

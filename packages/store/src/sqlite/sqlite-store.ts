@@ -21,6 +21,16 @@ import {
   AUDIT_GENESIS,
   auditHash,
   chargeAttempt,
+  addGpuGrants,
+  checkGpuGrants,
+  gpuDeviceUse,
+  gpuRequestOf,
+  gpuUnits,
+  type GpuDeviceUse,
+  type GpuGrant,
+  type GpuNeeds,
+  type GpuRequest,
+  type NodeFacts,
   LEDGER_DEFAULT_USER,
   type AttemptUsage,
   type LedgerSums,
@@ -108,6 +118,7 @@ import {
   toAttempt,
   toJob,
   toNode,
+  parseGpuGrants,
   toOutput,
   toTask,
   toToken,
@@ -467,6 +478,7 @@ export class SqliteStore implements Store {
       ? this.db.prepare(`SELECT * FROM nodes WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY name, id`).all(...states)
       : this.q('SELECT * FROM nodes ORDER BY name, id').all()) as NodeRow[];
     const alloc = this.allocations();
+    const held = this.gpuHeld();
     return rows.map((r) => {
       const a = alloc.get(r.id);
       return {
@@ -475,8 +487,29 @@ export class SqliteStore implements Store {
         activeAttempts: a?.count ?? 0,
         running: a?.running ?? ZERO_RESOURCES,
         runningAttempts: a?.runningCount ?? 0,
+        gpuHeld: held.get(r.id) ?? [],
       };
     });
+  }
+
+  /** A job's GPU needs (compiled `gpu`: conditions, shared), read with SQLite's JSON functions, not a parse of the spec. */
+  private jobGpuNeeds(jobId: string): GpuNeeds | null {
+    const r = this.q("SELECT json_extract(compiled_json, '$.gpu') AS gpu FROM jobs WHERE id = ?").get(jobId) as { gpu: string | null } | undefined;
+    return r?.gpu ? (JSON.parse(r.gpu) as GpuNeeds) : null;
+  }
+
+  /** Per node, the GPU devices of its active attempts (through the attempts_active partial index). */
+  private gpuHeld(nodeId?: string): Map<string, GpuGrant[][]> {
+    const rows = (nodeId === undefined
+      ? this.q("SELECT node_id, gpu_devices FROM attempts WHERE state IN ('assigned', 'running') AND gpu_devices IS NOT NULL").all()
+      : this.q("SELECT node_id, gpu_devices FROM attempts WHERE node_id = ? AND state IN ('assigned', 'running') AND gpu_devices IS NOT NULL").all(nodeId)) as Array<{ node_id: string; gpu_devices: string }>;
+    const out = new Map<string, GpuGrant[][]>();
+    for (const r of rows) {
+      let l = out.get(r.node_id);
+      if (!l) out.set(r.node_id, (l = []));
+      l.push(parseGpuGrants(r.gpu_devices));
+    }
+    return out;
   }
 
   async applyPlan(attempts: readonly NewAttempt[], now: number, options: { readonly overcommit: number }): Promise<ApplyPlanResult> {
@@ -486,9 +519,13 @@ export class SqliteStore implements Store {
       const alloc = this.allocations();
       const nodes = new Map<string, NodeRow | null>();
       const insert = this.q(
-        `INSERT INTO attempts (id, task_id, job_id, task_index, number, node_id, state, assigned_at, cpu_millis, memory_bytes, gpus, disk_bytes)
-         VALUES (?, ?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?)`,
+        `INSERT INTO attempts (id, task_id, job_id, task_index, number, node_id, state, assigned_at, cpu_millis, memory_bytes, gpus, disk_bytes, gpu_devices)
+         VALUES (?, ?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?)`,
       );
+      // GPU devices, per node: the node's devices with what its active attempts (and this plan so far) hold. Read
+      // only for nodes that get GPU work; a job's GPU request is read from its compiled spec once per plan.
+      const devicesOf = new Map<string, GpuDeviceUse[]>();
+      const gpuRequestOfJob = new Map<string, GpuRequest | null>();
       for (const a of attempts) {
         let node = nodes.get(a.nodeId);
         if (node === undefined) {
@@ -520,15 +557,38 @@ export class SqliteStore implements Store {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'no_capacity' });
           continue;
         }
+        // Decide, then apply: the devices the plan chose must still be free on the node (a stale plan is dropped).
+        let gpuReq = gpuRequestOfJob.get(task.job_id);
+        if (gpuReq === undefined) {
+          gpuReq = gpuRequestOf(want, this.jobGpuNeeds(task.job_id));
+          gpuRequestOfJob.set(task.job_id, gpuReq);
+        }
+        let grants: readonly GpuGrant[] | null = null;
+        if (gpuReq !== null || (a.gpus !== undefined && a.gpus.length > 0)) {
+          let devices = devicesOf.get(a.nodeId);
+          if (!devices) devicesOf.set(a.nodeId, (devices = gpuDeviceUse((JSON.parse(node.facts_json) as NodeFacts).gpus ?? [], this.gpuHeld(a.nodeId).get(a.nodeId) ?? [])));
+          // A node that reports no devices may still take whole GPUs by count (an older agent); nothing else.
+          const countOnly = devices.length === 0 && gpuReq !== null && !gpuReq.shared && a.gpus === undefined;
+          if (!countOnly) {
+            const why = gpuReq === null ? 'GPU devices given to a task that asked for none' : a.gpus === undefined ? 'no GPU devices chosen' : checkGpuGrants(devices, a.gpus, gpuReq);
+            if (why !== null) {
+              rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'gpu_devices' });
+              continue;
+            }
+            grants = a.gpus!;
+            devicesOf.set(a.nodeId, addGpuGrants(devices, grants));
+          }
+        }
         alloc.set(a.nodeId, { ...used, allocated: after, count: used.count + 1 });
         const number = task.attempts + 1;
-        insert.run(a.attemptId, task.id, task.job_id, task.idx, number, a.nodeId, now, want.cpuMillis, want.memoryBytes, want.gpus, want.diskBytes);
+        insert.run(a.attemptId, task.id, task.job_id, task.idx, number, a.nodeId, now, want.cpuMillis, want.memoryBytes, want.gpus, want.diskBytes, grants ? JSON.stringify(grants.map((g) => ({ index: g.index, memoryBytes: g.memoryBytes }))) : null);
         this.moveTask(task, 'assigned', { current_attempt_id: a.attemptId, node_id: a.nodeId, attempts: number });
         created.push({
           id: a.attemptId, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskIndex: task.idx, number, nodeId: a.nodeId,
           state: 'assigned', exitCode: null, signal: null, failure: null, assignedAt: now, startedAt: null, finishedAt: null,
           arrayValue: task.array_value, taskCount: job.task_count,
           taskInputs: task.inputs_json ? (JSON.parse(task.inputs_json) as WireInputFile[]) : [],
+          ...(grants ? { gpuDevices: grants } : {}),
         });
       }
       return { created, rejected };
@@ -657,8 +717,12 @@ export class SqliteStore implements Store {
     att: AttemptRow, job: { id: string; project: string; owner_name: string | null }, attemptState: AttemptState,
     startedAt: number | null, finishedAt: number, usage: AttemptUsage | undefined,
   ): void {
-    const c = chargeAttempt({ startedAt, finishedAt, attemptState, cpuMillis: att.cpu_millis, memoryBytes: att.memory_bytes, gpus: att.gpus, usage });
-    const node = this.q('SELECT name FROM nodes WHERE id = ?').get(att.node_id) as { name: string } | undefined;
+    const node = this.q('SELECT name, facts_json FROM nodes WHERE id = ?').get(att.node_id) as { name: string; facts_json: string } | undefined;
+    // GPU-seconds count devices: 1 per device held whole, the declared share of its memory per shared device.
+    const grants = att.gpu_devices ? parseGpuGrants(att.gpu_devices) : null;
+    const deviceMemory = (i: number): number | undefined => (node ? (JSON.parse(node.facts_json) as NodeFacts).gpus?.find((g) => g.index === i)?.memoryBytes : undefined);
+    const gpus = gpuUnits(grants, att.gpus, deviceMemory);
+    const c = chargeAttempt({ startedAt, finishedAt, attemptState, cpuMillis: att.cpu_millis, memoryBytes: att.memory_bytes, gpus, usage });
     this.q(
       `INSERT OR IGNORE INTO ledger (attempt_id, job_id, task_index, node_id, node_name, project, user_name, attempt_state, outcome, started_at,
          finished_at, wall_ms, cpu_ms, cpu_source, gpu_ms, memory_byte_ms, memory_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
