@@ -38,6 +38,8 @@ const GpuWire = z.object({
   vendor: z.enum(['nvidia', 'amd']).optional(),
   /** The driver's version (nvidia-smi driver_version). */
   driverVersion: z.string().max(100).optional(),
+  /** The CUDA version the driver supports (nvidia-smi's header, "12.4"); the constraint fact `cuda`. */
+  cudaVersion: z.string().max(40).optional(),
 });
 
 export const NodeFactsSchema = z.object({
@@ -48,7 +50,7 @@ export const NodeFactsSchema = z.object({
   cores: z.number().int().min(0),
   memoryBytes: z.number().int().min(0),
   diskBytes: z.number().int().min(0),
-  gpus: z.array(GpuWire),
+  gpus: z.array(GpuWire).max(64),
   /** What the agent can do to contain its tasks (`sandbox+cgroups`, `sandbox`, `cgroups`, `none`). Absent from older agents. */
   isolation: z.enum(['none', 'cgroups', 'sandbox', 'sandbox+cgroups']).optional(),
   /**
@@ -194,6 +196,12 @@ export interface Assignment {
   network?: boolean;
   /** Conditions on each of its `resources.gpus` GPUs (the spec's `resources.gpu`); absent: any of the node's GPUs. */
   gpu?: { memoryBytes: number | null; models: string[] | null };
+  /**
+   * The GPU devices the coordinator chose (by index; `memoryBytes` null = whole, else the GPU memory shared). The
+   * agent gives exactly these and refuses an assignment naming a device it has given out whole, or beyond a device's
+   * memory. Absent while the task uses GPUs: an older coordinator, and the agent chooses whole devices itself.
+   */
+  gpuDevices?: Array<{ index: number; memoryBytes: number | null }>;
 }
 
 export type CoordinatorMessage =

@@ -34,6 +34,8 @@ export interface JobV1 {
   taskCount: number;
   counts: TaskCounts;
   resources: ResourcesV1;
+  /** Its GPU request when it has conditions or shares GPUs (the spec's `resources.gpu`). Absent: `resources.gpus` whole GPUs, any model. */
+  gpu?: { count: number; shared: boolean; memoryBytes: number | null; models: string[] | null };
   /** The spec as submitted. */
   spec: Record<string, unknown>;
   /** Things the user should know, e.g. that no node in the grid is big enough for a task. */
@@ -289,6 +291,25 @@ export interface AttemptV1 {
   assignedAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** The GPU devices it holds or held, by index on its node (`memoryBytes` null = whole, else the GPU memory shared). Absent: none. */
+  gpuDevices?: GpuDeviceV1[];
+}
+
+export interface GpuDeviceV1 {
+  index: number;
+  memoryBytes: number | null;
+}
+
+/** One of a node's GPUs and what its active tasks hold of it now. */
+export interface GpuDeviceUseV1 {
+  index: number;
+  model: string;
+  memoryBytes: number;
+  /** Held whole by one task. */
+  exclusive: boolean;
+  /** GPU memory given to sharing tasks, and how many they are. */
+  sharedBytes: number;
+  sharedTasks: number;
 }
 
 export const NodeState = { online: 'online', offline: 'offline', lost: 'lost' } as const;
@@ -301,6 +322,7 @@ export interface GpuFactsV1 {
   uuid: string | null;
   vendor?: 'nvidia' | 'amd';
   driverVersion?: string;
+  cudaVersion?: string;
 }
 
 export interface NodeFactsV1 {
@@ -349,6 +371,8 @@ export interface NodeV1 {
    * policy (or not connected).
    */
   policy: { state: NodePolicyState; reason: string; since: string } | null;
+  /** Each of its GPUs with what its active tasks hold (assigned or running). Absent from older coordinators. */
+  gpuDevices?: GpuDeviceUseV1[];
 }
 
 export const NodeScheduling = { eligible: 'eligible', cordoned: 'cordoned', draining: 'draining', drained: 'drained', quarantined: 'quarantined' } as const;

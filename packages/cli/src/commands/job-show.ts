@@ -6,8 +6,11 @@ import { loadNodeNamer } from '../node-names.js';
 import { parseIndexFlag, parseState } from './parse-flags.js';
 
 /** "1 core, 512Mi memory, 1 GPU per task". */
-export function describeResources(r: JobV1['resources']): string {
-  return `${plural(r.cpu, 'core')}, ${formatSize(r.memoryBytes)} memory${r.gpus ? `, ${plural(r.gpus, 'GPU')}` : ''} per task`;
+export function describeResources(r: JobV1['resources'], g?: JobV1['gpu']): string {
+  const gpu = g?.shared
+    ? `, ${plural(g.count, 'shared GPU')} (${formatSize(g.memoryBytes ?? 0)} GPU memory each${g.models ? `, ${g.models.join(' or ')}` : ''})`
+    : r.gpus ? `, ${plural(r.gpus, 'GPU')}${g && (g.memoryBytes !== null || g.models) ? ` (${[g.memoryBytes !== null ? `${formatSize(g.memoryBytes)}+` : '', g.models?.join(' or ') ?? ''].filter(Boolean).join(', ')})` : ''}` : '';
+  return `${plural(r.cpu, 'core')}, ${formatSize(r.memoryBytes)} memory${gpu} per task`;
 }
 
 export function registerJobShow(program: Command, globals: () => GlobalFlags): void {
@@ -25,11 +28,23 @@ export function registerJobShow(program: Command, globals: () => GlobalFlags): v
       print(`${bold(job.name)} ${dim(job.id)}`);
       print(`state      ${colorState(job.state)}${job.cancelRequested && job.state !== 'cancelled' ? yellow(' (cancelling)') : ''}`);
       print(`tasks      ${job.taskCount}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.running + c.assigned} running, ${c.queued} queued, ${c.cancelled} cancelled`);
-      print(`resources  ${describeResources(job.resources)}`);
+      print(`resources  ${describeResources(job.resources, job.gpu)}`);
       print(`submitted  ${ago(job.createdAt)}${job.submittedBy ? ` by ${job.submittedBy.name} (${job.submittedBy.role}${job.submittedBy.role === 'admin' ? ', the operator' : ''})` : ''}${job.finishedAt ? `, finished ${ago(job.finishedAt)}` : ''}`);
       print(`project    ${job.project}`);
       if (job.waiting && !job.waiting.never) print(`waiting    ${job.waiting.reason}`);
       for (const w of job.warnings) print(yellow(`warning    ${w}`));
+      if (c.running + c.assigned > 0 && (job.resources.gpus > 0 || job.gpu)) {
+        // Which GPU devices its running tasks hold (the first 10): the scheduler chose them, the agent hands them over.
+        const active = [...(await client.listTasks(id, { state: 'running', limit: 10 })).items, ...(await client.listTasks(id, { state: 'assigned', limit: 10 })).items].slice(0, 10);
+        const nodeName = await loadNodeNamer(client);
+        const rows: string[][] = [];
+        for (const t of active) {
+          const a = (await client.listAttempts(id, t.index)).items.at(-1);
+          rows.push([String(t.index), nodeName(t.nodeId), a?.gpuDevices ? a.gpuDevices.map((g) => (g.memoryBytes === null ? `${g.index}` : `${g.index} (${formatSize(g.memoryBytes)} shared)`)).join(', ') : '?']);
+        }
+        print(`\nGPU devices of running tasks${c.running + c.assigned > active.length ? ` (first ${active.length})` : ''}:`);
+        print(table(['TASK', 'NODE', 'GPUS'], rows));
+      }
       if (c.failed > 0) {
         const failed = (await client.listTasks(id, { state: 'failed', limit: 10 })).items;
         const nodeName = await loadNodeNamer(client);

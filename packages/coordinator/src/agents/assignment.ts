@@ -28,5 +28,7 @@ export function toAssignment(att: CreatedAttempt, job: CachedJob): Assignment {
     resources: { ...c.resources },
     ...(c.network ? { network: true } : {}),
     ...(c.gpu && c.resources.gpus > 0 ? { gpu: { memoryBytes: c.gpu.memoryBytes, models: c.gpu.models ? [...c.gpu.models] : null } } : {}),
+    // The devices the scheduler chose and applyPlan re-checked: the agent hands over exactly these.
+    ...(att.gpuDevices ? { gpuDevices: att.gpuDevices.map((g) => ({ index: g.index, memoryBytes: g.memoryBytes })) } : {}),
   };
 }

@@ -9,7 +9,7 @@
  * State machine of a pass: idle ──requestTick──▶ queued (setImmediate) ──▶ ticking ──▶ idle, or queued again when
  * a trigger arrived while ticking (`tickAgain`), a plan was partly rejected, or the scheduler says more could fit.
  */
-import { newAttemptId, PRIORITY_CLASSES, type Assignment, type JobId, type NodeId, type NodePolicyStatus } from '@dsg/core';
+import { gpuDeviceUse, newAttemptId, PRIORITY_CLASSES, type Assignment, type JobId, type NodeId, type NodePolicyStatus } from '@dsg/core';
 import {
   schedule,
   seededRng,
@@ -192,7 +192,10 @@ export class Dispatcher {
       .filter((u) => !heldBack(u.node, now0))
       .map((u) => {
         const policy = this.deps.nodePolicy?.(u.node.id) ?? null;
-        return { id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels, facts: u.node.facts, ...(policy ? { policy } : {}) };
+        // Per-device GPU state, derived from the active attempts' devices (so a restart restores it). A node that
+        // reports no GPU list (an older agent) is counted by `capacity.gpus` alone.
+        const gpuDevices = u.node.facts.gpus.length > 0 ? gpuDeviceUse(u.node.facts.gpus, u.gpuHeld) : undefined;
+        return { id: u.node.id, name: u.node.name, capacity: u.node.capacity, allocated: u.allocated, labels: u.node.labels, facts: u.node.facts, ...(policy ? { policy } : {}), ...(gpuDevices ? { gpuDevices } : {}) };
       });
     return { nodes, held };
   }
@@ -272,7 +275,7 @@ export class Dispatcher {
     if (plan.assignments.length === 0) return;
 
     const result = await this.deps.store.applyPlan(
-      plan.assignments.map((a) => ({ attemptId: newAttemptId(now), taskId: a.taskId, nodeId: a.nodeId, prefetch: a.prefetch })),
+      plan.assignments.map((a) => ({ attemptId: newAttemptId(now), taskId: a.taskId, nodeId: a.nodeId, prefetch: a.prefetch, ...(a.gpus ? { gpus: a.gpus } : {}) })),
       now,
       { overcommit: this.deps.config.maxOvercommit },
     );

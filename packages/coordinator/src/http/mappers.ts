@@ -1,5 +1,5 @@
 /** Domain records → wire types (v1). The only place where the HTTP shape of a thing is decided. */
-import { createdTasks, emptyTaskCounts, type AttemptV1, type Failure, type FailureV1, type JobV1, type NodePolicyStatus, type NodeV1, type OutputV1, type Resources, type ResourcesV1, type StageV1, type TaskV1, type WorkflowEdgeV1, type WorkflowV1, type OwnerV1, type TokenV1 } from '@dsg/core';
+import { createdTasks, gpuDeviceUse, gpuRequestOf, type GpuNeeds, emptyTaskCounts, type AttemptV1, type Failure, type FailureV1, type JobV1, type NodePolicyStatus, type NodeV1, type OutputV1, type Resources, type ResourcesV1, type StageV1, type TaskV1, type WorkflowEdgeV1, type WorkflowV1, type OwnerV1, type TokenV1 } from '@dsg/core';
 import type { PendingReason } from '@dsg/scheduler';
 import type { AttemptRecord, JobRecord, NodeUsage, OutputRecord, Owner, TaskRecord, TokenRecord, WorkflowRecord } from '@dsg/store';
 
@@ -15,6 +15,11 @@ export const toResourcesV1 = (r: Resources): ResourcesV1 => ({
 
 const toFailureV1 = (f: Failure | null): FailureV1 | null => (f ? { kind: f.kind, reason: f.reason, message: f.message } : null);
 
+const toGpuRequestV1 = (r: Resources, g: GpuNeeds): NonNullable<JobV1['gpu']> => {
+  const q = gpuRequestOf(r, g);
+  return { count: q?.count ?? 0, shared: q?.shared ?? false, memoryBytes: g.memoryBytes, models: g.models ? [...g.models] : null };
+};
+
 export function toJobV1(j: JobRecord, pending?: PendingReason): JobV1 {
   return {
     id: j.id,
@@ -26,6 +31,7 @@ export function toJobV1(j: JobRecord, pending?: PendingReason): JobV1 {
     taskCount: j.taskCount,
     counts: { ...j.counts },
     resources: toResourcesV1(j.compiled.resources),
+    ...(j.compiled.gpu ? { gpu: toGpuRequestV1(j.compiled.resources, j.compiled.gpu) } : {}),
     spec: j.spec,
     warnings: pending?.never ? [...new Set([...j.warnings, `tasks cannot be placed: ${pending.summary}`])] : [...j.warnings],
     waiting: pending ? { never: pending.never, reason: pending.summary } : null,
@@ -130,6 +136,7 @@ export const toAttemptV1 = (a: AttemptRecord): AttemptV1 => ({
   assignedAt: iso(a.assignedAt),
   startedAt: isoOrNull(a.startedAt),
   finishedAt: isoOrNull(a.finishedAt),
+  ...(a.gpuDevices ? { gpuDevices: a.gpuDevices.map((g) => ({ index: g.index, memoryBytes: g.memoryBytes })) } : {}),
 });
 
 /** Whether a node takes new work now, and why not. Quarantine first: it is the one an operator must look into. */
@@ -161,6 +168,7 @@ export const toNodeV1 = (u: NodeUsage, now: number = Date.now(), policy: NodePol
   schedulingReason: schedulingOf(u, now).reason,
   quarantinedUntil: u.node.quarantinedUntil !== null && u.node.quarantinedUntil > now ? iso(u.node.quarantinedUntil) : null,
   policy: policy && u.node.state === 'online' ? { state: policy.state, reason: policy.reason, since: iso(policy.since) } : null,
+  gpuDevices: gpuDeviceUse(u.node.facts.gpus, u.gpuHeld).map((d) => ({ ...d })),
 });
 
 export const toOutputV1 = (o: OutputRecord): OutputV1 => ({
