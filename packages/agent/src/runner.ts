@@ -139,10 +139,14 @@ export class AttemptRun {
       // Its GPUs: whole devices no other task holds, chosen here (the coordinator counts them per node). It may wait
       // for one to free, like a prefetched task waits for a core.
       let gpus: Gpu[] = [];
-      if (a.resources.gpus > 0) {
+      if (a.gpuDevices !== undefined || a.resources.gpus > 0) {
         if (!this.deps.gpus) return finished({ kind: 'error', reason: 'executor_error', message: 'this agent has no GPUs to give' }, null);
         try {
-          gpus = await this.deps.gpus.acquire(a.attemptId, a.resources.gpus, a.gpu ?? null);
+          // The devices the coordinator chose (checked here too: never one given twice); an older coordinator sends
+          // none, and the agent chooses whole devices itself.
+          gpus = a.gpuDevices !== undefined
+            ? await this.deps.gpus.claim(a.attemptId, a.gpuDevices)
+            : await this.deps.gpus.acquire(a.attemptId, a.resources.gpus, a.gpu ?? null);
         } catch (e) {
           if (this.interrupted) return finished({ kind: 'error', reason: 'agent_stopped', message: this.interrupted }, null);
           if (this.preempted) return finished({ kind: 'error', reason: 'preempted', message: this.preemptedMessage(null) }, null);
@@ -153,7 +157,7 @@ export class AttemptRun {
       const argv = a.run.kind === 'script' ? ['/bin/sh', '-c', a.run.script] : a.run.argv;
       // The executor may hold the task until a core is free (prefetched tasks); `started` is sent when it starts.
       this.handle = this.deps.executor.start(
-        { argv, cwd, env: { ...this.envFor(cwd), ...(this.deps.gpus ? gpuEnv(gpus) : {}) }, timeoutMs: a.timeoutMs, resources: a.resources, ...(a.network ? { network: true } : {}) },
+        { argv, cwd, env: { ...this.envFor(cwd), ...(this.deps.gpus ? gpuEnv(gpus, a.gpuDevices?.[0]?.memoryBytes ?? null) : {}) }, timeoutMs: a.timeoutMs, resources: a.resources, ...(a.network ? { network: true } : {}) },
         {
           onStdout: (d) => this.onOutput('stdout', d),
           onStderr: (d) => this.onOutput('stderr', d),

@@ -55,10 +55,58 @@ describe('GpuAllocator', () => {
   });
 });
 
+describe('GpuAllocator.claim: the coordinator\'s devices, checked (a rogue plan must not double-book)', () => {
+  it('gives the named devices whole, and refuses a device another live task holds whole', async () => {
+    const a = new GpuAllocator([g(0), g(1)]);
+    assert.deepEqual((await a.claim('t1', [{ index: 1, memoryBytes: null }])).map((x) => x.index), [1]);
+    await assert.rejects(a.claim('t2', [{ index: 1, memoryBytes: null }]), /refused GPU devices from the coordinator: GPU 1 is held whole by another task/);
+    await assert.rejects(a.claim('t3', [{ index: 1, memoryBytes: GiB }]), /held whole/, 'no share of a device held whole');
+    assert.deepEqual(a.holding('t2'), [], 'a refused claim holds nothing');
+  });
+
+  it('packs shares by memory and refuses one beyond the device\'s memory, or a whole device under shares', async () => {
+    const a = new GpuAllocator([g(0)]);
+    for (const k of ['s1', 's2', 's3']) await a.claim(k, [{ index: 0, memoryBytes: 8 * GiB }]);
+    await assert.rejects(a.claim('s4', [{ index: 0, memoryBytes: 8 * GiB }]), /has 0 bytes of memory free/);
+    await assert.rejects(a.claim('x', [{ index: 0, memoryBytes: null }]), /shared by 3 tasks/);
+    a.release('s2');
+    assert.deepEqual((await a.claim('s4', [{ index: 0, memoryBytes: 8 * GiB }])).map((x) => x.index), [0]);
+  });
+
+  it('refuses malformed or unknown devices, naming what was wrong', async () => {
+    const a = new GpuAllocator([g(0), g(1)]);
+    for (const [bad, why] of [
+      [[], /1 to 64 devices/], [[{ index: -1, memoryBytes: null }], /bad device index -1/], [[{ index: 0, memoryBytes: 0 }], /bad GPU memory 0/],
+      [[{ index: 0, memoryBytes: null }, { index: 1, memoryBytes: GiB }], /mixed whole and shared/], [[{ index: 5, memoryBytes: null }], /GPU 5 is not one of this node's GPUs \(0, 1\)/],
+      [[{ index: 0, memoryBytes: null }, { index: 0, memoryBytes: null }], /given twice/], [[{ index: 0, memoryBytes: 100 * GiB }], /does not have at least 100Gi of memory/],
+    ] as const) await assert.rejects(a.claim('k', bad as never), why, JSON.stringify(bad));
+  });
+
+  it('waits for a holder that is being stopped (the coordinator already counted its end), then takes the device', async () => {
+    const a = new GpuAllocator([g(0)]);
+    await a.claim('old', [{ index: 0, memoryBytes: null }]);
+    a.abandon('old', 'cancelled'); // its process is being killed
+    let got: number[] | null = null;
+    const next = a.claim('new', [{ index: 0, memoryBytes: null }]).then((x) => (got = x.map((y) => y.index)));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(got, null, 'waits while the old process lives');
+    a.release('old');
+    await next;
+    assert.deepEqual(got, [0]);
+  });
+
+  it('legacy acquire does not take a shared device', async () => {
+    const a = new GpuAllocator([g(0), g(1)]);
+    await a.claim('s', [{ index: 0, memoryBytes: GiB }]);
+    assert.deepEqual((await a.acquire('x', 1)).map((x) => x.index), [1]);
+  });
+});
+
 describe('gpuEnv', () => {
   it('hands over the devices by uuid, and none to a task without GPUs', () => {
     assert.deepEqual(gpuEnv([g(1), g(3)]), { CUDA_VISIBLE_DEVICES: 'GPU-1,GPU-3', NVIDIA_VISIBLE_DEVICES: 'GPU-1,GPU-3', ROCR_VISIBLE_DEVICES: '', DSG_GPUS: '1,3' });
     assert.deepEqual(gpuEnv([]), { CUDA_VISIBLE_DEVICES: '', NVIDIA_VISIBLE_DEVICES: 'void', ROCR_VISIBLE_DEVICES: '', DSG_GPUS: '' });
     assert.deepEqual(gpuEnv([g(0, 'MI210', 64, 'amd')]), { CUDA_VISIBLE_DEVICES: '', NVIDIA_VISIBLE_DEVICES: 'void', ROCR_VISIBLE_DEVICES: 'GPU-0', DSG_GPUS: '0' });
+    assert.equal(gpuEnv([g(2)], 8 * GiB).DSG_GPU_MEMORY_BYTES, String(8 * GiB), 'a shared GPU tells the task its declared memory');
   });
 });
