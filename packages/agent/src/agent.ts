@@ -123,7 +123,7 @@ class Agent implements RunningAgent {
   constructor(private readonly options: AgentOptions, private readonly ports: AgentPorts) {
     this.log = options.log ?? noop;
     this.workDir = options.workDir ?? join(options.stateDir, 'work');
-    this.probe = ports.probe ?? new SystemProbe(this.workDir, 'nvidia-smi', 'rocm-smi', options.fakeGpus ? parseFakeGpus(options.fakeGpus) : null);
+    this.probe = ports.probe ?? new SystemProbe(this.workDir, 'nvidia-smi', 'rocm-smi', options.fakeGpus ? parseFakeGpus(options.fakeGpus) : null, (why) => this.log('warn', `${why}; not offered`));
     this.http = new CoordinatorHttp(options.coordinatorUrl, () => this.credential ?? options.token ?? '', join(options.stateDir, 'blobs'), options.log ? { log: options.log } : {});
   }
 

@@ -11,7 +11,7 @@ export { evaluatePolicy, initialPolicyMemory, inWindows, describeWindow, WEEKDAY
 export { compilePolicy, parsePolicyText, loadPolicyFile, parseWindowFlag, PolicyFileSchema, POLICY_DEFAULTS, type CompiledPolicy, type PolicyFile, type PolicyOverrides } from './policy/policy-file.js';
 export { PolicyController, type PolicyHooks } from './policy/policy-controller.js';
 export { LinuxPolicyReaders, MacPolicyReaders, WindowsPolicyReaders, FakePolicyReaders, systemPolicyReaders, localTime, parseProcStat, parsePidStat, parseLoginctlIdle, parseIoregIdle, parsePmsetBatt, parseWindowsReadings, type PolicyReaders, type LinuxReaderOptions, type CommandRunner } from './policy/readers.js';
-export { parseNvidiaSmi, probeNvidia } from './probe/nvidia.js';
+export { parseNvidiaSmi, parseNvidiaSmiHeader, offeredNvidiaGpus, probeNvidia, NVIDIA_SMI_ARGS, NVIDIA_SMI_ARGS_OLD } from './probe/nvidia.js';
 export { parseRocmSmi, probeRocm } from './probe/rocm.js';
 export { probeIsolation, ISOLATION_LEVELS, type IsolationLevel, type IsolationSettings, type IsolationProbe } from './probe/isolation.js';
 export { AttemptRun, type RunnerDeps } from './runner.js';

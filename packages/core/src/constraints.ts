@@ -15,14 +15,30 @@
  *
  * Keys name a probed fact when they are one of FACT_KEYS (`os` — linux, darwin, win32 —, `os.version`, `arch` —
  * x64, arm64 —, `hostname`, `cpu.model`, `cpu.cores`,
- * `memory`, `disk`, `gpu.model`, `gpu.count`, `gpu.memory`); any other key is an operator label. Pure: runs in the
+ * `memory`, `disk`, `gpu.model`, `gpu.count`, `gpu.memory`, `gpu.vendor`, `gpu.driver`, `cuda` — the CUDA version the
+ * driver supports, compared as a version: `cuda: ">= 12.2"`); any other key is an operator label. Pure: runs in the
  * browser and in the scheduler.
  */
 import type { Issue } from './errors.js';
 import type { NodeFacts } from './protocol.js';
 import { parseSize } from './units.js';
 
-export const FACT_KEYS = ['os', 'os.version', 'arch', 'hostname', 'cpu.model', 'cpu.cores', 'memory', 'disk', 'gpu.model', 'gpu.count', 'gpu.memory'] as const;
+export const FACT_KEYS = ['os', 'os.version', 'arch', 'hostname', 'cpu.model', 'cpu.cores', 'memory', 'disk', 'gpu.model', 'gpu.count', 'gpu.memory', 'gpu.vendor', 'gpu.driver', 'cuda'] as const;
+
+/** Facts that are versions: compared part by part (`cuda: ">= 12.2"` holds for 12.10), not as decimals. */
+const VERSION_KEYS: ReadonlySet<string> = new Set(['cuda', 'gpu.driver']);
+const VERSION = /^\d+(\.\d+)*$/;
+
+/** Compare dotted versions part by part: -1, 0 or 1. */
+export function compareVersions(a: string, b: string): number {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
+}
 
 export type ConstraintOp = 'eq' | 'in' | 'ne' | 'exists' | 'absent' | 'gt' | 'ge' | 'lt' | 'le';
 
@@ -67,7 +83,11 @@ export function compileConstraints(raw: Readonly<Record<string, unknown>> | unde
       const m = COMPARISON.exec(cond);
       if (m && /^[<>=]/.test(cond.trim())) {
         const n = numberOf(m[2]!);
-        if (n === null) issues.push({ path, message: `"${m[2]}" is not a number or a size like 16Gi` });
+        if (VERSION_KEYS.has(key)) {
+          // Versions keep their text: 12.10 is after 12.2.
+          if (!VERSION.test(m[2]!.trim())) issues.push({ path, message: `"${m[2]}" is not a version like 12.2` });
+          else out.push({ key, op: ({ '>': 'gt', '>=': 'ge', '<': 'lt', '<=': 'le', '=': 'eq' } as const)[m[1] as '>'], values: [m[2]!.trim()], number: n });
+        } else if (n === null) issues.push({ path, message: `"${m[2]}" is not a number or a size like 16Gi` });
         else out.push({ key, op: ({ '>': 'gt', '>=': 'ge', '<': 'lt', '<=': 'le', '=': 'eq' } as const)[m[1] as '>'], values: m[1] === '=' ? [m[2]!] : [], number: n });
       } else out.push({ key, op: 'eq', values: [cond], number: null });
     }
@@ -99,6 +119,12 @@ export function nodeAttributes(labels: Readonly<Record<string, string>>, facts: 
     if (facts.gpus.length > 0) {
       m.set('gpu.model', facts.gpus.map((g) => g.model).join(','));
       m.set('gpu.memory', String(Math.max(...facts.gpus.map((g) => g.memoryBytes))));
+      m.set('gpu.vendor', facts.gpus[0]!.vendor ?? 'nvidia');
+      const driver = facts.gpus.find((g) => g.driverVersion)?.driverVersion;
+      if (driver) m.set('gpu.driver', driver);
+      // The newest CUDA any of its GPUs' drivers supports (one driver per machine: all the same in practice).
+      const cuda = facts.gpus.map((g) => g.cudaVersion).filter((v): v is string => typeof v === 'string' && VERSION.test(v)).sort(compareVersions).at(-1);
+      if (cuda) m.set('cuda', cuda);
     }
   }
   return m;
@@ -114,6 +140,7 @@ export function matches(c: Constraint, attrs: ReadonlyMap<string, string>): bool
       return v === undefined;
     case 'eq':
       if (v === undefined) return false;
+      if (VERSION_KEYS.has(c.key) && c.values[0] !== undefined && VERSION.test(c.values[0])) return VERSION.test(v) && compareVersions(v, c.values[0]) === 0;
       if (c.number !== null) return numberOf(v) === c.number;
       // gpu.model lists every GPU's model: equal if one of them is.
       return c.key === 'gpu.model' ? v.split(',').includes(c.values[0]!) : v === c.values[0];
@@ -125,6 +152,11 @@ export function matches(c: Constraint, attrs: ReadonlyMap<string, string>): bool
     case 'ge':
     case 'lt':
     case 'le': {
+      if (VERSION_KEYS.has(c.key) && c.values[0] !== undefined) {
+        if (v === undefined || !VERSION.test(v)) return false;
+        const d = compareVersions(v, c.values[0]);
+        return c.op === 'gt' ? d > 0 : c.op === 'ge' ? d >= 0 : c.op === 'lt' ? d < 0 : d <= 0;
+      }
       const n = v === undefined ? null : numberOf(v);
       if (n === null || c.number === null) return false;
       return c.op === 'gt' ? n > c.number : c.op === 'ge' ? n >= c.number : c.op === 'lt' ? n < c.number : n <= c.number;
@@ -146,7 +178,7 @@ export function describeConstraint(c: Constraint): string {
     case 'absent':
       return `${c.key} not set`;
     default:
-      return `${c.key}${{ gt: '>', ge: '>=', lt: '<', le: '<=' }[c.op]}${c.number}`;
+      return `${c.key}${{ gt: '>', ge: '>=', lt: '<', le: '<=' }[c.op]}${VERSION_KEYS.has(c.key) ? (c.values[0] ?? c.number) : c.number}`;
   }
 }
 

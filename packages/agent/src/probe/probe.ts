@@ -14,7 +14,14 @@ export interface Probe {
 
 export class SystemProbe implements Probe {
   /** `fakeGpus`: report these GPUs instead of probing (tests and demos on machines without one; see parseFakeGpus). */
-  constructor(private readonly workDir: string, private readonly nvidiaSmi = 'nvidia-smi', private readonly rocmSmi = 'rocm-smi', private readonly fakeGpus: NodeFacts['gpus'] | null = null) {}
+  constructor(
+    private readonly workDir: string,
+    private readonly nvidiaSmi = 'nvidia-smi',
+    private readonly rocmSmi = 'rocm-smi',
+    private readonly fakeGpus: NodeFacts['gpus'] | null = null,
+    /** Hears about GPUs left out (MIG mode, unknown memory), for the agent's log. */
+    private readonly onSkip?: (why: string) => void,
+  ) {}
 
   async facts(): Promise<NodeFacts> {
     let diskBytes = 0;
@@ -42,7 +49,7 @@ export class SystemProbe implements Probe {
    */
   private async gpus(): Promise<NodeFacts['gpus']> {
     if (this.fakeGpus) return this.fakeGpus;
-    const nvidia = await probeNvidia(this.nvidiaSmi);
+    const nvidia = await probeNvidia(this.nvidiaSmi, 5000, this.onSkip);
     return nvidia.length > 0 ? nvidia : probeRocm(this.rocmSmi);
   }
 }
@@ -55,6 +62,7 @@ const GPU_SIZE = /^(\d+(?:\.\d+)?)(Gi|Mi)$/;
  * `GPU-fake-<index>`. Throws a message naming the bad group. At most 64 GPUs.
  */
 export function parseFakeGpus(text: string): NodeFacts['gpus'] {
+  if (text.trim().startsWith('[')) return parseFakeGpuList(text);
   const out: Array<NodeFacts['gpus'][number]> = [];
   for (const raw of text.split(',')) {
     const group = raw.trim();
@@ -69,6 +77,40 @@ export function parseFakeGpus(text: string): NodeFacts['gpus'] {
       out.push({ index: out.length, model: m[3]!.trim(), memoryBytes: bytes, uuid: `GPU-fake-${out.length}`, vendor: 'nvidia' });
     }
   }
+  return out;
+}
+
+/**
+ * The JSON form of DSG_FAKE_GPUS: `[{ "model": "A100", "memory": "80Gi", "count": 2, "vendor": "nvidia",
+ * "cudaVersion": "12.4", "driverVersion": "550.54.14" }]` (count, vendor and versions optional).
+ */
+function parseFakeGpuList(text: string): NodeFacts['gpus'] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`DSG_FAKE_GPUS: cannot read the JSON list (${(e as Error).message}); expected [{ "model": "A100", "memory": "80Gi" }]`);
+  }
+  if (!Array.isArray(doc)) throw new Error('DSG_FAKE_GPUS: expected a JSON list like [{ "model": "A100", "memory": "80Gi" }]');
+  const out: Array<NodeFacts['gpus'][number]> = [];
+  doc.forEach((item: unknown, i) => {
+    const o = (item && typeof item === 'object' ? item : {}) as Record<string, unknown>;
+    const size = typeof o['memory'] === 'string' ? GPU_SIZE.exec(o['memory']) : null;
+    const count = o['count'] === undefined ? 1 : o['count'];
+    const vendor = o['vendor'] ?? 'nvidia';
+    const version = (k: string): string | undefined => (typeof o[k] === 'string' && /^\d+(\.\d+)*$/.test(o[k] as string) ? (o[k] as string) : undefined);
+    if (typeof o['model'] !== 'string' || !o['model'].trim() || o['model'].length > 200 || !size || !Number.isInteger(count) || (count as number) < 1 || (vendor !== 'nvidia' && vendor !== 'amd'))
+      throw new Error(`DSG_FAKE_GPUS: cannot read item ${i}; expected { "model": "A100", "memory": "80Gi", "count": 1, "vendor": "nvidia" | "amd" }`);
+    for (let k = 0; k < (count as number); k++) {
+      if (out.length >= 64) throw new Error('DSG_FAKE_GPUS: at most 64 GPUs');
+      const cuda = version('cudaVersion');
+      const driver = version('driverVersion');
+      out.push({
+        index: out.length, model: o['model'].trim(), memoryBytes: Math.round(Number(size[1]) * (size[2] === 'Gi' ? 2 ** 30 : 2 ** 20)), uuid: `GPU-fake-${out.length}`, vendor,
+        ...(driver ? { driverVersion: driver } : {}), ...(cuda && vendor === 'nvidia' ? { cudaVersion: cuda } : {}),
+      });
+    }
+  });
   return out;
 }
 

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import type { GpuFacts } from './nvidia.js';
 
-export const ROCM_SMI_ARGS = ['--showproductname', '--showmeminfo', 'vram', '--showuniqueid', '--json'];
+export const ROCM_SMI_ARGS = ['--showproductname', '--showmeminfo', 'vram', '--showuniqueid', '--showdriverversion', '--json'];
 
 const field = (card: Record<string, unknown>, ...names: string[]): string | undefined => {
   for (const [k, v] of Object.entries(card)) {
@@ -26,6 +26,9 @@ export function parseRocmSmi(output: string): GpuFacts[] {
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return [];
   const gpus: GpuFacts[] = [];
+  // `--showdriverversion` puts the driver under "system" (older releases: on each card).
+  const system = (doc as Record<string, unknown>)['system'];
+  const systemDriver = system && typeof system === 'object' && !Array.isArray(system) ? field(system as Record<string, unknown>, 'Driver version') : undefined;
   for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
     const m = /^card(\d+)$/i.exec(key);
     if (!m || !value || typeof value !== 'object' || Array.isArray(value)) continue;
@@ -38,8 +41,12 @@ export function parseRocmSmi(output: string): GpuFacts[] {
       index: Number(m[1]),
       model,
       memoryBytes: Number.isSafeInteger(bytes) && bytes > 0 ? bytes : 0,
-      uuid: uid && uid !== 'N/A' ? uid : null,
+      uuid: uid && uid !== 'N/A' ? uid.slice(0, 200) : null,
       vendor: 'amd',
+      ...((): { driverVersion?: string } => {
+        const d = field(card, 'Driver version') ?? systemDriver;
+        return d && /^[\w.+-]{1,100}$/.test(d) ? { driverVersion: d } : {};
+      })(),
     });
   }
   return gpus.sort((a, b) => a.index - b.index);
