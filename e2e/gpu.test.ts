@@ -1,6 +1,8 @@
 // GPUs as devices, end to end with a fake GPU probe (DSG_FAKE_GPUS: this machine has none): a real coordinator
 // and a real agent with two "RTX 4090"s. Six 1-GPU tasks each see exactly one device, never one another task is
-// holding; a CPU task sees none; a job asking for a model the grid lacks is "never", with the reason.
+// holding; a CPU task sees none; a job asking for a model the grid lacks is "never", with the reason; shared tasks
+// pack by GPU memory (3 × 8Gi per 24Gi device) and never run beside a task holding the device whole; the API and
+// CLI show the devices.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -71,16 +73,79 @@ describe('GPUs as devices (fake GPU probe)', { timeout: 180_000 }, () => {
       const e = await sb.run(['job', 'explain', id]);
       return /never/i.test(e.stdout) && e.stdout.includes('gpu') ? e.stdout : null;
     }, 20_000);
-    assert.match(x, /has 0 GPUs with at least 16Gi of memory, H100, 1 needed \(it has NVIDIA GeForce RTX 4090 24Gi, NVIDIA GeForce RTX 4090 24Gi\)/);
+    assert.match(x, /has 0 GPUs of model H100, 1 needed \(it has NVIDIA GeForce RTX 4090 24Gi, NVIDIA GeForce RTX 4090 24Gi\)/);
     assert.equal((await sb.run(['cancel', id])).code, 0);
   });
 
-  it('a spec asking for both gpus and gpu, or for a shared GPU, is refused naming the field', async () => {
+  it('a spec asking for both gpus and gpu, or for a shared GPU without its memory, is refused naming the field', async () => {
     const both = await sb.run(['submit', '-'], { stdin: 'name: x\nscript: "true"\nresources: { gpus: 1, gpu: { count: 1 } }\n' });
     assert.equal(both.code, 2);
     assert.match(both.stderr, /resources\.gpu: give gpus \(a count\) or gpu/);
-    const shared = await sb.run(['submit', '-'], { stdin: 'name: x\nscript: "true"\nresources: { gpu: { memory: 8Gi, shared: true } }\n' });
+    const shared = await sb.run(['submit', '-'], { stdin: 'name: x\nscript: "true"\nresources: { gpu: { shared: true } }\n' });
     assert.equal(shared.code, 2);
-    assert.match(shared.stderr, /resources\.gpu\.shared: sharing a GPU between tasks .* is not supported yet/);
+    assert.match(shared.stderr, /resources\.gpu\.memory: a shared GPU needs memory/);
+  });
+
+  it('shared GPUs: 8Gi tasks pack 3 per 24Gi device at once, never 4, and never beside a task holding the device whole', async () => {
+    // Nine shared tasks and, at the same time, two exclusive ones: each prints its device, what it was told, and
+    // the wall-clock interval it ran.
+    const line = 'echo "$DSG_GPUS $CUDA_VISIBLE_DEVICES ${DSG_GPU_MEMORY_BYTES:-whole} $s $(date +%s%N)"';
+    const sharedSpec = `name: shared\narray: 9\nscript: 's=$(date +%s%N); sleep 2; ${line}'\nresources: { cpu: 0.25, memory: 16Mi, gpu: { memory: 8Gi, shared: true } }\n`;
+    const wholeSpec = `name: whole\narray: 2\nscript: 's=$(date +%s%N); sleep 1; ${line}'\nresources: { cpu: 0.25, memory: 16Mi, gpus: 1 }\n`;
+    const [sh, wh] = await Promise.all([
+      sb.run(['submit', '-', '--wait', '--json'], { stdin: sharedSpec, timeoutMs: 120_000 }),
+      sb.run(['submit', '-', '--wait', '--json'], { stdin: wholeSpec, timeoutMs: 120_000 }),
+    ]);
+    assert.equal(sh.code, 0, sh.stderr);
+    assert.equal(wh.code, 0, wh.stderr);
+    const parse = (l: string, shared: boolean) => {
+      const [dsg, cuda, mem, start, end] = l.split(' ');
+      return { dev: dsg!, cuda: cuda!, mem: mem!, start: Number(start), end: Number(end), shared };
+    };
+    const shRows = (await logsOf((JSON.parse(sh.stdout) as { id: string }).id, 9)).map((l) => parse(l, true));
+    const whRows = (await logsOf((JSON.parse(wh.stdout) as { id: string }).id, 2)).map((l) => parse(l, false));
+    for (const r of shRows) {
+      assert.match(r.dev, /^[01]$/, 'one device each');
+      assert.equal(r.cuda, `GPU-fake-${r.dev}`);
+      assert.equal(r.mem, String(8 * 2 ** 30), 'told its declared GPU memory');
+    }
+    for (const r of whRows) assert.equal(r.mem, 'whole');
+    const rows = [...shRows, ...whRows];
+    // At each task's start, who else was on its device.
+    let most = 0;
+    for (const a of rows) {
+      const beside = rows.filter((b) => b !== a && b.dev === a.dev && b.start <= a.start && a.start < b.end);
+      if (!a.shared) assert.deepEqual(beside, [], `a whole-device task ran beside others: ${JSON.stringify([a, beside])}`);
+      else {
+        assert.ok(beside.every((b) => b.shared), `a shared task ran beside a whole-device task: ${JSON.stringify([a, beside])}`);
+        assert.ok(beside.length <= 2, `${beside.length + 1} tasks of 8Gi on one 24Gi device: ${JSON.stringify([a, beside])}`);
+        most = Math.max(most, beside.length + 1);
+      }
+    }
+    assert.equal(most, 3, 'packed: three shared tasks ran on one device at once');
+  });
+
+  it('the API shows each attempt\'s devices, and each node\'s device use', async () => {
+    const r = await sb.run(['submit', '-', '--json'], { stdin: 'name: hold\nscript: sleep 30\nresources: { cpu: 0.25, memory: 16Mi, gpu: { memory: 10Gi, shared: true } }\n' });
+    assert.equal(r.code, 0, r.stderr);
+    const id = (JSON.parse(r.stdout) as { id: string }).id;
+    try {
+      const att = await sb.waitFor('an attempt with its devices', async () => {
+        const a = await sb.api<{ items: Array<{ gpuDevices?: Array<{ index: number; memoryBytes: number | null }> }> }>(creds, 'GET', `/jobs/${id}/tasks/0/attempts`);
+        return a.items[0]?.gpuDevices ?? null;
+      }, 20_000);
+      assert.equal(att.length, 1);
+      assert.equal(att[0]!.memoryBytes, 10 * 2 ** 30);
+      const nodes = await sb.api<{ items: Array<{ gpuDevices: Array<{ index: number; sharedBytes: number; sharedTasks: number; exclusive: boolean }> }> }>(creds, 'GET', '/nodes');
+      const d = nodes.items[0]!.gpuDevices.find((x) => x.index === att[0]!.index)!;
+      assert.deepEqual([d.sharedBytes, d.sharedTasks, d.exclusive], [10 * 2 ** 30, 1, false]);
+      const list = await sb.run(['nodes']);
+      assert.match(list.stdout, new RegExp(`GPUs: .*${att[0]!.index} NVIDIA GeForce RTX 4090 24Gi: 10Gi of 24Gi shared by 1 task`));
+      const show = await sb.run(['job', id]);
+      assert.match(show.stdout, /1 shared GPU \(10Gi GPU memory each\)/);
+      assert.match(show.stdout, new RegExp(`GPU devices of running tasks[\\s\\S]*${att[0]!.index} \\(10Gi shared\\)`));
+    } finally {
+      await sb.run(['cancel', id]);
+    }
   });
 });
