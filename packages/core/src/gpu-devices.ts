@@ -59,7 +59,9 @@ export interface GpuDeviceUse {
 
 /** Each GPU of a node with what the given grants (its active attempts') hold of it. Grants of unknown devices are ignored. */
 export function gpuDeviceUse(gpus: readonly GpuFacts[], held: Iterable<readonly GpuGrant[]>): GpuDeviceUse[] {
-  let out: GpuDeviceUse[] = gpus.map((g) => ({ index: g.index, model: g.model, memoryBytes: g.memoryBytes, exclusive: false, sharedBytes: 0, sharedTasks: 0 }));
+  // A repeated index (facts are validated unique; older rows may not be) keeps its first device only.
+  const seen = new Set<number>();
+  let out: GpuDeviceUse[] = gpus.filter((g) => !seen.has(g.index) && seen.add(g.index)).map((g) => ({ index: g.index, model: g.model, memoryBytes: g.memoryBytes, exclusive: false, sharedBytes: 0, sharedTasks: 0 }));
   for (const grants of held) out = addGpuGrants(out, grants);
   return out;
 }

@@ -50,7 +50,8 @@ export const NodeFactsSchema = z.object({
   cores: z.number().int().min(0),
   memoryBytes: z.number().int().min(0),
   diskBytes: z.number().int().min(0),
-  gpus: z.array(GpuWire).max(64),
+  // Unique indexes: devices are accounted by index, and a duplicate would let one device be counted twice.
+  gpus: z.array(GpuWire).max(64).refine((gs) => new Set(gs.map((g) => g.index)).size === gs.length, { error: 'GPU indexes must be unique' }),
   /** What the agent can do to contain its tasks (`sandbox+cgroups`, `sandbox`, `cgroups`, `none`). Absent from older agents. */
   isolation: z.enum(['none', 'cgroups', 'sandbox', 'sandbox+cgroups']).optional(),
   /**

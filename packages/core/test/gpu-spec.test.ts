@@ -2,7 +2,7 @@
 // `gpu.driver`, and the ledger's GPU units. Table-driven; every refusal names its path.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileConstraints, compileJobSpec, gpuRequestOf, gpuUnits, matches, nodeAttributes, ValidationError, type Issue, type NodeFacts } from '@dsg/core';
+import { compileConstraints, compileJobSpec, gpuDeviceUse, gpuRequestOf, gpuUnits, matches, NodeFactsSchema, nodeAttributes, ValidationError, type Issue, type NodeFacts } from '@dsg/core';
 
 const GiB = 1024 ** 3;
 const refused = (resources: unknown): Issue[] => {
@@ -87,5 +87,19 @@ describe('gpuUnits (ledger GPU-seconds per second)', () => {
     assert.equal(gpuUnits([{ index: 0, memoryBytes: 8 * GiB }], 0, mem), 1 / 3);
     assert.equal(gpuUnits([{ index: 5, memoryBytes: 8 * GiB }], 0, mem), 1, 'an unknown device counts whole');
     assert.equal(gpuUnits(null, 3, mem), 3);
+  });
+});
+
+describe('GPU facts from an agent (untrusted)', () => {
+  const facts = (gpus: unknown[]) => ({ hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'x', cores: 1, memoryBytes: 1, diskBytes: 0, gpus });
+  const gpu = (index: number) => ({ index, model: 'X', memoryBytes: GiB, uuid: null });
+  it('refuses repeated indexes (one device would be counted twice), more than 64 GPUs and over-long fields', () => {
+    assert.equal(NodeFactsSchema.safeParse(facts([gpu(0), gpu(1)])).success, true);
+    assert.match(JSON.stringify(NodeFactsSchema.safeParse(facts([gpu(0), gpu(0)])).error?.issues), /GPU indexes must be unique/);
+    assert.equal(NodeFactsSchema.safeParse(facts(Array.from({ length: 65 }, (_, i) => gpu(i)))).success, false);
+    assert.equal(NodeFactsSchema.safeParse(facts([{ ...gpu(0), cudaVersion: 'x'.repeat(41) }])).success, false);
+  });
+  it('device state keeps the first of a repeated index (rows stored before the check)', () => {
+    assert.equal(gpuDeviceUse([gpu(0), gpu(0)], []).length, 1);
   });
 });
