@@ -1,0 +1,108 @@
+// A real agent (fake GPU probe, real task processes) against a fake coordinator that plans wrongly: it sends two
+// tasks the same whole GPU, and a share beyond a GPU's memory. The agent gives a device out once, refuses the rest
+// as a system failure naming the device, and every task sees only its own devices (a CPU task none).
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Assignment, NodeFacts } from '@dsg/core';
+import { FakeProbe, parseFakeGpus, startAgent, type RunningAgent } from '@dsg/agent';
+
+const GiB = 1024 ** 3;
+const facts: NodeFacts = {
+  hostname: 'h', os: 'linux test', arch: 'x64', cpuModel: 't', cores: 4, memoryBytes: 4 * GiB, diskBytes: 1e9,
+  gpus: parseFakeGpus('2x24Gi:NVIDIA GeForce RTX 4090'),
+};
+
+describe('agent: GPU devices from the coordinator, checked', { timeout: 60_000 }, () => {
+  let dir: string;
+  let server: Server;
+  let wss: WebSocketServer;
+  let url: string;
+  let agent: RunningAgent;
+  let sock: WebSocket | null = null;
+  const logs = new Map<string, string>();
+  const ends = new Map<string, { kind: string; reason?: string; message?: string }>();
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dsg-agent-gpu-'));
+    server = createServer();
+    wss = new WebSocketServer({ server });
+    wss.on('connection', (ws) => {
+      ws.on('message', (d) => {
+        const parsed = JSON.parse(String(d)) as Record<string, unknown> | Array<Record<string, unknown>>;
+        for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
+          if (m['type'] === 'hello') {
+            sock = ws;
+            ws.send(JSON.stringify({ type: 'welcome', nodeId: 'node_0000000000000000000000000g', heartbeatIntervalMs: 1000, coordinatorVersion: 't' }));
+          } else if (m['type'] === 'log') logs.set(String(m['attemptId']), (logs.get(String(m['attemptId'])) ?? '') + String(m['data']));
+          else if (m['type'] === 'finished') {
+            ends.set(String(m['attemptId']), m['end'] as never);
+            ws.send(JSON.stringify({ type: 'ack', attemptIds: [m['attemptId']] }));
+          }
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    agent = await startAgent({ coordinatorUrl: url, token: 't', stateDir: join(dir, 'state'), name: 'gpu', isolation: 'none' }, { probe: new FakeProbe(facts) });
+    await agent.connected;
+  });
+  after(async () => {
+    await agent.stop();
+    for (const c of wss.clients) c.terminate();
+    await new Promise((r) => wss.close(r));
+    await new Promise((r) => server.close(r));
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  });
+
+  let n = 0;
+  const assignment = (script: string, gpuDevices?: Assignment['gpuDevices'], gpus = 0): Assignment => {
+    n++;
+    return {
+      attemptId: `att_${String(n).padStart(26, '0')}`, attemptNumber: 1, jobId: 'job_x', jobName: 'x', taskId: `task_${n}`, taskIndex: n, taskCount: 99,
+      arrayValue: null, run: { kind: 'script', script }, env: {}, inputs: [], outputs: [], timeoutMs: 30_000,
+      resources: { cpuMillis: 100, memoryBytes: 16 * 1024 ** 2, gpus, diskBytes: 0 }, ...(gpuDevices ? { gpuDevices } : {}),
+    };
+  };
+  const done = async (id: string) => {
+    const t0 = Date.now();
+    while (!ends.has(id)) {
+      if (Date.now() - t0 > 20_000) throw new Error(`${id} never finished`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return ends.get(id)!;
+  };
+  const show = 'echo "[$CUDA_VISIBLE_DEVICES][$DSG_GPUS][${DSG_GPU_MEMORY_BYTES:-}]"';
+
+  it('gives a whole device once and refuses it to a second task while the first runs', async () => {
+    const a = assignment(`sleep 1; ${show}`, [{ index: 0, memoryBytes: null }], 1);
+    const b = assignment(show, [{ index: 0, memoryBytes: null }], 1);
+    const c = assignment(show, [{ index: 1, memoryBytes: null }], 1);
+    const cpu = assignment(show);
+    sock!.send(JSON.stringify({ type: 'assign', attempts: [a, b, c, cpu] }));
+    assert.deepEqual(await done(a.attemptId), { kind: 'exited', exitCode: 0, signal: null });
+    const eb = await done(b.attemptId);
+    assert.equal(eb.kind, 'error');
+    assert.match(eb.message ?? '', /refused GPU devices from the coordinator: GPU 0 is held whole by another task/);
+    await done(c.attemptId);
+    await done(cpu.attemptId);
+    assert.equal(logs.get(a.attemptId)?.trim(), '[GPU-fake-0][0][]');
+    assert.equal(logs.get(c.attemptId)?.trim(), '[GPU-fake-1][1][]');
+    assert.equal(logs.get(cpu.attemptId)?.trim(), '[][][]', 'a CPU task sees no GPU');
+    assert.equal(logs.get(b.attemptId), undefined, 'the refused task never ran');
+  });
+
+  it('packs shares within a device\'s memory and refuses one beyond it, or a whole device under shares', async () => {
+    const s = [1, 2, 3].map(() => assignment(`sleep 1; ${show}`, [{ index: 0, memoryBytes: 8 * GiB }]));
+    const over = assignment(show, [{ index: 0, memoryBytes: 8 * GiB }]);
+    const whole = assignment(show, [{ index: 0, memoryBytes: null }], 1);
+    sock!.send(JSON.stringify({ type: 'assign', attempts: [...s, over, whole] }));
+    for (const x of s) assert.equal((await done(x.attemptId)).kind, 'exited');
+    assert.match((await done(over.attemptId)).message ?? '', /GPU 0 has 0 bytes of memory free/);
+    assert.match((await done(whole.attemptId)).message ?? '', /GPU 0 is shared by 3 tasks/);
+    for (const x of s) assert.equal(logs.get(x.attemptId)?.trim(), `[GPU-fake-0][0][${8 * GiB}]`);
+  });
+});
