@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Sandbox, type Credentials } from './harness.js';
+import { freePort, Sandbox, type Credentials } from './harness.js';
 
 
 describe('GPUs as devices (fake GPU probe)', { timeout: 180_000 }, () => {
@@ -147,5 +147,45 @@ describe('GPUs as devices (fake GPU probe)', { timeout: 180_000 }, () => {
     } finally {
       await sb.run(['cancel', id]);
     }
+  });
+});
+
+describe('GPU device state survives a coordinator crash (derived from the active attempts)', { timeout: 180_000 }, () => {
+  const sb = new Sandbox();
+  after(async () => {
+    await sb.cleanup();
+  });
+
+  it('a coordinator killed with SIGKILL while a 16Gi share runs does not give its 24Gi GPU\'s memory out again on restart', async () => {
+    const data = join(sb.dir, 'data');
+    const port = await freePort();
+    const coordArgs = ['coordinator', '--data-dir', data, '--port', String(port), '--host', '127.0.0.1', '--heartbeat', '1', '--node-timeout', '60'];
+    let coord = sb.start(coordArgs);
+    const creds = await sb.credentials(data, coord.output);
+    sb.start(['agent', '--coordinator', creds.url, '--token', creds.joinToken, '--state-dir', join(sb.dir, 'agent'), '--name', 'ws', '--cpus', '2', '--isolation', 'none'], { DSG_FAKE_GPUS: '1x24Gi:NVIDIA GeForce RTX 4090' });
+    await sb.waitFor('the GPU node online', async () => (await sb.api<{ items: Array<{ state: string; facts: { gpus: unknown[] } }> }>(creds, 'GET', '/nodes')).items.some((n) => n.state === 'online' && n.facts.gpus.length === 1));
+    // Two 16Gi shares of one 24Gi GPU: one at a time. Each records when it ran.
+    const { job } = await sb.api<{ job: { id: string } }>(creds, 'POST', '/jobs', { spec: {
+      name: 'big-shares', array: 2, script: 's=$(date +%s%N); sleep 4; echo "$s $(date +%s%N)"',
+      resources: { cpu: 0.5, memory: '16Mi', gpu: { memory: '16Gi', shared: true } },
+    } });
+    await sb.waitFor('one share running', async () => (await sb.api<{ counts: Record<string, number> }>(creds, 'GET', `/jobs/${job.id}`)).counts['running']! >= 1);
+    sb.kill(coord.proc, 'SIGKILL');
+    await new Promise((r) => coord.proc.once('exit', r));
+    coord = sb.start(coordArgs);
+    const done = await sb.waitFor('the job finished after the restart', async () => {
+      const j = await sb.api<{ state: string; finishedAt: string | null }>(creds, 'GET', `/jobs/${job.id}`);
+      return j.finishedAt ? j : null;
+    }, 90_000, coord.output);
+    assert.equal(done.state, 'succeeded');
+    const rows: Array<{ start: number; end: number }> = [];
+    for (const i of [0, 1]) {
+      const attempts = (await sb.api<{ items: Array<{ state: string; failure: unknown; gpuDevices?: Array<{ index: number; memoryBytes: number }> }> }>(creds, 'GET', `/jobs/${job.id}/tasks/${i}/attempts`)).items;
+      assert.deepEqual(attempts.map((a) => a.state), ['succeeded'], `task ${i}: one attempt, never refused by the agent (${JSON.stringify(attempts)})`);
+      assert.deepEqual(attempts[0]!.gpuDevices, [{ index: 0, memoryBytes: 16 * 2 ** 30 }]);
+      const [start, end] = (await sb.api<{ data: string }>(creds, 'GET', `/jobs/${job.id}/tasks/${i}/logs`)).data.trim().split(' ').map(Number);
+      rows.push({ start: start!, end: end! });
+    }
+    assert.ok(rows[0]!.end <= rows[1]!.start || rows[1]!.end <= rows[0]!.start, `two 16Gi shares ran on one 24Gi GPU at once: ${JSON.stringify(rows)}`);
   });
 });

@@ -31,14 +31,18 @@ const listDevices = (ds: readonly { model: string; memoryBytes: number }[]): str
   ds.length === 0 ? 'no GPUs' : ds.map((g) => `${g.model} ${gi(g.memoryBytes)}`).join(', ');
 
 /** The devices of a node as judged for "never": its per-device state, else its facts (idle), else none known. */
-const devicesOf = (node: SchedulerNode): readonly { model: string; memoryBytes: number }[] | null => node.gpuDevices ?? node.facts?.gpus ?? null;
+const devicesOf = (node: SchedulerNode): readonly { model: string; memoryBytes: number }[] | null =>
+  node.gpuDevices ?? (node.facts && node.facts.gpus.length > 0 ? node.facts.gpus : null);
 
 export function checkGpuNever(req: GpuRequest, node: SchedulerNode): NodeRejection | null {
   const devices = devicesOf(node);
   if (devices === null) {
-    // Nothing known about its devices: exclusive GPUs are the capacity filter's to judge by count.
-    if (!req.shared) return null;
-    return { nodeId: node.id, code: 'gpu_count', message: `node ${node.name} reports no GPU devices, so it cannot share one` };
+    // No GPU list (an older agent, or none): whole GPUs without conditions are the capacity filter's to judge by
+    // count; conditions cannot be checked, and a share needs per-device state.
+    if (req.shared) return { nodeId: node.id, code: 'gpu_count', message: `node ${node.name} reports no GPU devices, so it cannot share one` };
+    if (req.models !== null) return { nodeId: node.id, code: 'gpu_model', message: `node ${node.name} reports no GPU devices, so none can be of model ${req.models.join(' or ')}` };
+    if (req.memoryBytes !== null) return { nodeId: node.id, code: 'gpu_memory', message: `node ${node.name} reports no GPU devices, so none can be known to have ${gi(req.memoryBytes)}` };
+    return null;
   }
   if (req.shared && !node.gpuDevices)
     return { nodeId: node.id, code: 'gpu_count', message: `node ${node.name} reports no per-device GPU state, so it cannot share one` };
