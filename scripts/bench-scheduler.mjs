@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench -- --scheduler` (or `node scripts/bench-scheduler.mjs`): the pure scheduler alone, at grid scale.
-// 1,000 nodes (mixed shapes: 4–64 cores, some with GPUs, zone/tier labels) × 100,000 queued tasks in 1,000 jobs across
-// 10 projects (some constrained, some preferring a label, some GPU, some throttled), with fair-share history and
+// 1,000 nodes (mixed shapes: 4–64 cores, some with GPUs as devices, zone/tier labels) × 100,000 queued tasks in 1,000 jobs
+// across 10 projects (some constrained, some preferring a label, some GPU — whole or shared by memory —, some throttled), with fair-share history and
 // per-project limits on. Passes run as the dispatcher runs them (up to maxAssignments placements each, a snapshot
 // holding each job's first few queued tasks), then a random 30 % of running tasks end, until the queue is empty.
 // Measures placements/s, the cost per placement (pass time / placements, per pass: p50, p99), one placement alone
@@ -13,6 +13,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { schedule, seededRng, DEFAULT_SCHEDULER_CONFIG, tasksToRead, decayedUsage } = await import(pathToFileURL(join(root, 'packages/scheduler/dist/src/index.js')).href);
+const { gpuDeviceUse } = await import(pathToFileURL(join(root, 'packages/core/dist/src/index.js')).href);
 const arg = (name, def) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : def; };
 const NODES = arg('--nodes', 1000);
 const TASKS = arg('--tasks', 100_000);
@@ -55,8 +56,10 @@ const jobs = Array.from({ length: JOBS }, (_, j) => {
     constraints: kind === 11 ? [{ key: 'zone', op: 'in', values: ['z1', 'z2'] }] : [],
     prefer: kind === 13 ? [{ key: 'tier', op: 'in', values: ['fast'] }] : [],
     parallelism: kind === 17 ? 20 : null,
-    // Every other GPU job asks for a data-centre GPU (the gpu filter against each node's GPUs).
+    // Every other GPU job asks for a data-centre GPU (the gpu filter against each node's GPUs); some share a GPU
+    // by memory (8Gi each: packed per device).
     ...(gpus > 0 && j % 40 === 7 ? { gpu: { memoryBytes: 40 * GiB, models: ['A100', 'H100'] } } : {}),
+    ...(kind === 9 ? { gpu: { memoryBytes: 8 * GiB, models: null, shared: true, count: 1 } } : {}),
     total: perJob, next: 0, active: 0, firstSeq: (seq += perJob) - perJob,
   };
 });
@@ -67,13 +70,15 @@ const config = { ...DEFAULT_SCHEDULER_CONFIG, projectWeights: weights, projectLi
 const byTask = new Map(); // taskId → { job, node }
 const running = []; // taskIds on nodes
 const alloc = new Map(nodes.map((n) => [n.id, { cpuMillis: 0, memoryBytes: 0, gpus: 0, diskBytes: 0 }]));
+const held = new Map(); // nodeId → taskId → GPU devices it holds
 const add = (a, b, s) => ({ cpuMillis: a.cpuMillis + s * b.cpuMillis, memoryBytes: a.memoryBytes + s * b.memoryBytes, gpus: a.gpus + s * b.gpus, diskBytes: a.diskBytes + s * b.diskBytes });
 const history = [];
 let now = 0;
 
 function snapshot() {
   const live = jobs.filter((j) => j.next < j.total);
-  const snapNodes = nodes.map((n) => ({ ...n, allocated: alloc.get(n.id) }));
+  // Each GPU node's devices with what its tasks hold (the dispatcher derives the same from active attempts).
+  const snapNodes = nodes.map((n) => ({ ...n, allocated: alloc.get(n.id), ...(n.facts.gpus.length > 0 ? { gpuDevices: gpuDeviceUse(n.facts.gpus, held.get(n.id)?.values() ?? []) } : {}) }));
   // Read as the dispatcher reads: tasksToRead decides how many tasks of each job the snapshot holds.
   const limits = tasksToRead(live.map((j) => ({ resources: j.resources, typicalRunMs: j.typicalRunMs, queued: j.total - j.next })), snapNodes, config);
   const usage = new Map(); const active = new Map();
@@ -118,6 +123,10 @@ for (let pass = 0; pass < 10_000; pass++) {
     byTask.set(a.taskId, { job, node: a.nodeId, start: now });
     running.push(a.taskId);
     alloc.set(a.nodeId, add(alloc.get(a.nodeId), job.resources, 1));
+    if (a.gpus) {
+      if (!held.has(a.nodeId)) held.set(a.nodeId, new Map());
+      held.get(a.nodeId).set(a.taskId, a.gpus);
+    }
   }
   placed += plan.assignments.length;
   const m = process.memoryUsage();
@@ -130,6 +139,7 @@ for (let pass = 0; pass < 10_000; pass++) {
     const r = byTask.get(t);
     r.job.active--;
     alloc.set(r.node, add(alloc.get(r.node), r.job.resources, -1));
+    held.get(r.node)?.delete(t);
     history.push({ project: r.job.project, resources: r.job.resources, startedAt: r.start, finishedAt: now });
     byTask.delete(t);
     running[i] = running[running.length - 1]; running.pop();
