@@ -10,6 +10,12 @@ export interface RunFlags {
   readonly cpus?: string;
   readonly memory?: string;
   readonly gpus?: string;
+  /** `--gpu-memory 8Gi`: exclusive: the least memory each GPU must have; with --gpu-shared: the GPU memory each task uses. */
+  readonly gpuMemory?: string;
+  /** `--gpu-model "RTX 4090|A100"`. */
+  readonly gpuModel?: string;
+  /** `--gpu-shared`: share GPUs with other tasks, packed by --gpu-memory. */
+  readonly gpuShared?: boolean;
   readonly timeout?: string;
   readonly retries?: string;
   readonly array?: string;
@@ -125,12 +131,20 @@ export function runSpec(command: readonly string[], f: RunFlags): Record<string,
     if (parallelism !== undefined && parallelism !== array.parallelism) issues.push({ path: '--parallelism', message: `--array says %${array.parallelism} and --parallelism ${parallelism}: give one` });
     parallelism = array.parallelism;
   }
+  const gpuConditions = f.gpuMemory !== undefined || f.gpuModel !== undefined || f.gpuShared === true;
+  if (gpuConditions && gpus === 0) issues.push({ path: '--gpus', message: '--gpu-memory, --gpu-model and --gpu-shared describe GPUs: --gpus 0 asks for none' });
+  if (f.gpuShared && f.gpuMemory === undefined) issues.push({ path: '--gpu-shared', message: 'a shared GPU needs --gpu-memory: the GPU memory each task uses (tasks are packed onto a GPU by it), e.g. --gpu-memory 8Gi' });
   if (issues.length > 0) throw new ValidationError(issues);
 
   const resources: Record<string, unknown> = {};
   if (cpu !== undefined) resources['cpu'] = cpu;
   if (f.memory !== undefined) resources['memory'] = f.memory;
-  if (gpus !== undefined) resources['gpus'] = gpus;
+  if (gpuConditions) {
+    resources['gpu'] = {
+      ...(gpus !== undefined ? { count: gpus } : {}), ...(f.gpuMemory !== undefined ? { memory: f.gpuMemory } : {}),
+      ...(f.gpuModel !== undefined ? { model: f.gpuModel } : {}), ...(f.gpuShared ? { shared: true } : {}),
+    };
+  } else if (gpus !== undefined) resources['gpus'] = gpus;
   return {
     name: f.name ?? nameFor(command, f.wrap),
     ...(f.project !== undefined ? { project: f.project } : {}),

@@ -33,6 +33,16 @@ describe('dsg run', () => {
     assert.equal(nameFor(['___'], undefined), 'run');
   });
 
+  it('GPU flags: --gpu-memory, --gpu-model and --gpu-shared make resources.gpu; a share needs its memory', () => {
+    const shared = runSpec(['python3', 'train.py'], { ...none, gpuMemory: '8Gi', gpuShared: true });
+    assert.deepEqual(shared['resources'], { gpu: { memory: '8Gi', shared: true } });
+    assert.deepEqual(compileJobSpec(shared).gpu, { memoryBytes: 8 * 1024 ** 3, models: null, shared: true, count: 1 });
+    assert.deepEqual(runSpec(['x'], { ...none, gpus: '2', gpuModel: 'RTX 4090|A100' })['resources'], { gpu: { count: 2, model: 'RTX 4090|A100' } });
+    assert.deepEqual(runSpec(['x'], { ...none, gpus: '1' })['resources'], { gpus: 1 }, 'a plain count stays gpus');
+    assert.throws(() => runSpec(['x'], { ...none, gpuShared: true }), (e: unknown) => e instanceof ValidationError && e.issues.some((i) => i.path === '--gpu-shared' && /needs --gpu-memory/.test(i.message)));
+    assert.throws(() => runSpec(['x'], { ...none, gpus: '0', gpuModel: 'A100' }), (e: unknown) => e instanceof ValidationError && e.issues.some((i) => i.path === '--gpus'));
+  });
+
   it('makes a spec core accepts, with every flag in its place', () => {
     const spec = runSpec(['python3', 'sim.py'], { ...none, cpus: '2', memory: '1Gi', gpus: '1', timeout: '30m', retries: '2', array: '0-3%2', env: ['SEED=7'], input: ['sim.py'], output: ['out/*'], constraint: ['room=lab2'], project: 'bio', priority: 'high' });
     assert.deepEqual(spec, {
