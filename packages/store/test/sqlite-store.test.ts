@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import type { JobId } from '@dsg/core';
 import { MIGRATIONS, openSqliteStore, runStoreConformance, type Store } from '@dsg/store';
 import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL } from '../src/sqlite/queue-queries.js';
+import { GPU_HELD_OF_NODE_SQL, GPU_HELD_SQL } from '../src/sqlite/gpu-queries.js';
 
 runStoreConformance('SqliteStore on a temp file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dsg-store-'));
@@ -198,6 +199,26 @@ it('a big finished job is deleted range by range without holding the event loop;
     await again.init();
     await assert.rejects(again.retryJob(other.id, Date.now()), (e: unknown) => e instanceof DsgError && e.code === 'conflict');
     await again.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('the GPU device state is read through the attempts_gpu_active partial index, never a scan of attempts', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'dsg-gpuq-'));
+  try {
+    const file = join(dir, 'x.sqlite');
+    const s = openSqliteStore({ file });
+    await s.init();
+    await s.close();
+    const db = new Database(file, { readonly: true });
+    try {
+      const plan = (sql: string, ...args: unknown[]) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+      assert.match(plan(GPU_HELD_SQL), /USING INDEX attempts_gpu_active/);
+      assert.match(plan(GPU_HELD_OF_NODE_SQL, 'node_x'), /SEARCH attempts USING INDEX attempts_gpu_active \(node_id=\?\)/);
+    } finally {
+      db.close();
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -352,6 +352,9 @@ export const MIGRATIONS: readonly Migration[] = [
       -- memoryBytes = held whole). A node's device state is derived from its active attempts' rows, so a restart
       -- restores it and it cannot drift from the attempts. NULL: no GPU (or an attempt from before this column).
       ALTER TABLE attempts ADD COLUMN gpu_devices TEXT;
+      -- Every dispatch pass reads the active attempts that hold GPUs: through this index, that costs what they are,
+      -- not a walk over every active attempt.
+      CREATE INDEX attempts_gpu_active ON attempts (node_id) WHERE state IN ('assigned', 'running') AND gpu_devices IS NOT NULL;
     `,
   },
 ];

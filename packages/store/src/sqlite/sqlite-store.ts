@@ -131,6 +131,7 @@ import {
   type TaskRow,
   type TokenRow,
 } from './rows.js';
+import { GPU_HELD_OF_NODE_SQL, GPU_HELD_SQL } from './gpu-queries.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:`. */
@@ -500,9 +501,7 @@ export class SqliteStore implements Store {
 
   /** Per node, the GPU devices of its active attempts (through the attempts_active partial index). */
   private gpuHeld(nodeId?: string): Map<string, GpuGrant[][]> {
-    const rows = (nodeId === undefined
-      ? this.q("SELECT node_id, gpu_devices FROM attempts WHERE state IN ('assigned', 'running') AND gpu_devices IS NOT NULL").all()
-      : this.q("SELECT node_id, gpu_devices FROM attempts WHERE node_id = ? AND state IN ('assigned', 'running') AND gpu_devices IS NOT NULL").all(nodeId)) as Array<{ node_id: string; gpu_devices: string }>;
+    const rows = (nodeId === undefined ? this.q(GPU_HELD_SQL).all() : this.q(GPU_HELD_OF_NODE_SQL).all(nodeId)) as Array<{ node_id: string; gpu_devices: string }>;
     const out = new Map<string, GpuGrant[][]>();
     for (const r of rows) {
       let l = out.get(r.node_id);
