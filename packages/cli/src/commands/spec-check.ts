@@ -29,7 +29,7 @@ export function registerSpec(program: Command): void {
       }
       const c = loaded.compiled!;
       print(`${file}: ok — ${plural(c.taskCount, 'task')}, ${plural(c.resources.cpuMillis / 1000, 'core')} and ${formatSize(c.resources.memoryBytes)} each` +
-        `${c.resources.gpus ? ` (+ ${plural(c.resources.gpus, 'GPU')})` : ''}, ${plural(inputs.length, 'input file')}, timeout ${formatDuration(c.timeoutMs)}, ${plural(c.retries, 'retry', 'retries')}`);
+        `${c.gpu?.shared ? ` (+ ${plural(c.gpu.count ?? 1, 'shared GPU')}, ${formatSize(c.gpu.memoryBytes ?? 0)} GPU memory each)` : c.resources.gpus ? ` (+ ${plural(c.resources.gpus, 'GPU')})` : ''}, ${plural(inputs.length, 'input file')}, timeout ${formatDuration(c.timeoutMs)}, ${plural(c.retries, 'retry', 'retries')}`);
     });
   spec
     .command('schema')
