@@ -89,6 +89,21 @@ export function probeCertificate(url: string, timeoutMs = 10_000): Promise<{ pem
   });
 }
 
+/**
+ * A refused certificate (PinMismatchError from the handshake check) arrives as the cause of a failed fetch: throw it
+ * as it is, with its advice, instead of a bare "fetch failed".
+ */
+function surfacingRefusals(inner: FetchLike): FetchLike {
+  return async (input, init) => {
+    try {
+      return await inner(input, init);
+    } catch (e) {
+      const cause = (e as { cause?: unknown }).cause;
+      throw cause instanceof DsgError ? cause : e;
+    }
+  };
+}
+
 /** What a pinned connection trusts: TLS options for `ws` and `https`, and a `fetch` through the same. */
 export interface PinnedTransport {
   readonly fingerprint: Fingerprint;
@@ -115,17 +130,7 @@ export async function pinnedTransport(url: string, pin: Fingerprint): Promise<Pi
   const cert = new X509Certificate(probe.pem);
   const tlsOptions = { ca: cert.checkIssued(cert) ? [probe.pem] : [probe.pem, ...rootCertificates], checkServerIdentity };
   const inner = createNodeFetch({ tls: tlsOptions });
-  // A refused certificate (checkServerIdentity's PinMismatchError) arrives as the cause of a failed fetch: throw it
-  // as it is, with its advice.
-  const fetch: FetchLike = async (input, init) => {
-    try {
-      return await inner(input, init);
-    } catch (e) {
-      const cause = (e as { cause?: unknown }).cause;
-      throw cause instanceof DsgError ? cause : e;
-    }
-  };
-  return { fingerprint: pin, tlsOptions, fetch, close: async () => inner.close() };
+  return { fingerprint: pin, tlsOptions, fetch: surfacingRefusals(inner), close: async () => inner.close() };
 }
 
 /**
@@ -144,14 +149,7 @@ export function coordinatorFetch(baseUrl: string, pin: Fingerprint | null): Fetc
         return got === pin ? undefined : new PinMismatchError(baseUrl, got, pin);
       },
     });
-    return async (input, init) => {
-      try {
-        return await inner(input, init);
-      } catch (e) {
-        const cause = (e as { cause?: unknown }).cause;
-        throw cause instanceof DsgError ? cause : e;
-      }
-    };
+    return surfacingRefusals(inner);
   }
   return async (input, init) => {
     try {
