@@ -83,16 +83,19 @@ describe('agent: GPU devices from the coordinator, checked', { timeout: 60_000 }
     const c = assignment(show, [{ index: 1, memoryBytes: null }], 1);
     const cpu = assignment(show);
     sock!.send(JSON.stringify({ type: 'assign', attempts: [a, b, c, cpu] }));
-    assert.deepEqual(await done(a.attemptId), { kind: 'exited', exitCode: 0, signal: null });
-    const eb = await done(b.attemptId);
-    assert.equal(eb.kind, 'error');
-    assert.match(eb.message ?? '', /refused GPU devices from the coordinator: GPU 0 is held whole by another task/);
+    // a and b ask for the same whole device: whichever claims it first (their preparation is asynchronous) runs,
+    // the other is refused and never runs.
+    const [ea, eb] = [await done(a.attemptId), await done(b.attemptId)];
+    const [ran, refused] = ea.kind === 'exited' ? [a, eb] : [b, ea];
+    assert.deepEqual(ends.get(ran.attemptId), { kind: 'exited', exitCode: 0, signal: null });
+    assert.equal(refused.kind, 'error');
+    assert.match(refused.message ?? '', /refused GPU devices from the coordinator: GPU 0 is held whole by another task/);
     await done(c.attemptId);
     await done(cpu.attemptId);
-    assert.equal(logs.get(a.attemptId)?.trim(), '[GPU-fake-0][0][]');
+    assert.equal(logs.get(ran.attemptId)?.trim(), '[GPU-fake-0][0][]');
     assert.equal(logs.get(c.attemptId)?.trim(), '[GPU-fake-1][1][]');
     assert.equal(logs.get(cpu.attemptId)?.trim(), '[][][]', 'a CPU task sees no GPU');
-    assert.equal(logs.get(b.attemptId), undefined, 'the refused task never ran');
+    assert.equal(logs.get((ran === a ? b : a).attemptId), undefined, 'the refused task never ran');
   });
 
   it('packs shares within a device\'s memory and refuses one beyond it, or a whole device under shares', async () => {
@@ -100,9 +103,16 @@ describe('agent: GPU devices from the coordinator, checked', { timeout: 60_000 }
     const over = assignment(show, [{ index: 0, memoryBytes: 8 * GiB }]);
     const whole = assignment(show, [{ index: 0, memoryBytes: null }], 1);
     sock!.send(JSON.stringify({ type: 'assign', attempts: [...s, over, whole] }));
-    for (const x of s) assert.equal((await done(x.attemptId)).kind, 'exited');
-    assert.match((await done(over.attemptId)).message ?? '', /GPU 0 has 0 bytes of memory free/);
-    assert.match((await done(whole.attemptId)).message ?? '', /GPU 0 is shared by 3 tasks/);
-    for (const x of s) assert.equal(logs.get(x.attemptId)?.trim(), `[GPU-fake-0][0][${8 * GiB}]`);
+    // Four 8Gi shares of a 24Gi device: whichever three claim first (preparation is asynchronous) run together, the
+    // fourth is refused; a whole-device claim under the shares is refused too.
+    const shares = [...s, over];
+    const endsOf = await Promise.all(shares.map((x) => done(x.attemptId)));
+    const ran = shares.filter((_, i) => endsOf[i]!.kind === 'exited');
+    const refused = endsOf.filter((e) => e.kind !== 'exited');
+    assert.equal(ran.length, 3, JSON.stringify(endsOf));
+    assert.equal(refused.length, 1);
+    assert.match(refused[0]!.message ?? '', /GPU 0 has 0 bytes of memory free/);
+    assert.match((await done(whole.attemptId)).message ?? '', /GPU 0 is shared by \d tasks/);
+    for (const x of ran) assert.equal(logs.get(x.attemptId)?.trim(), `[GPU-fake-0][0][${8 * GiB}]`);
   });
 });
