@@ -23,7 +23,9 @@ import { systemClock, type Clock } from './clock.js';
 import { Engine } from './engine/engine.js';
 import { FileBlobStore } from './files/blob-store.js';
 import { lockDataDir } from './files/data-dir-lock.js';
-import { CoordinatorMetrics } from './metrics.js';
+import { CoordinatorMetrics, type EngineMetrics } from './metrics.js';
+import { ChangeFeed } from './events/change-feed.js';
+import { ThroughputMeter } from './events/throughput-meter.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
 import { refusePlainHttp, tlsMaterial, wantsTls } from './tls.js';
@@ -48,12 +50,12 @@ const MINTED_ADMIN = 'admin (created by dsg up)';
 const MINTED_JOIN = 'node join token';
 
 /**
- * The dashboard's files: `./web` next to this module when it runs from the CLI's bundle (scripts/bundle-cli.mjs
- * copies them there), else the package's own `static/` folder in a built checkout.
+ * The dashboard's files (packages/web, built by scripts/build-web.mjs): `./web` next to this module when it runs
+ * from the CLI's bundle (scripts/bundle-cli.mjs copies them there), else packages/web/dist/app in a built checkout.
  */
 const HERE = dirname(fileURLToPath(import.meta.url));
-const STATIC_DIR = [join(HERE, 'web'), resolve(HERE, '..', '..', 'static')].find((d) => existsSync(join(d, 'index.html')))
-  ?? resolve(HERE, '..', '..', 'static');
+const WEB_CANDIDATES = [join(HERE, 'web'), resolve(HERE, '..', '..', '..', 'web', 'dist', 'app')];
+const STATIC_DIR = WEB_CANDIDATES.find((d) => existsSync(join(d, 'index.html'))) ?? WEB_CANDIDATES[1]!;
 
 export async function startCoordinator(options: CoordinatorOptions, clock: Clock = systemClock): Promise<RunningCoordinator> {
   const dataDir = resolve(options.dataDir);
@@ -87,6 +89,20 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     : null;
 
   const metrics = new CoordinatorMetrics(store);
+  // The dashboard's live feed and throughput chart hear what the engine reports (events/).
+  const feed = new ChangeFeed();
+  const throughput = new ThroughputMeter(() => clock.now());
+  const engineMetrics: EngineMetrics = {
+    observePass: (seconds, placed) => {
+      metrics.observePass(seconds, placed);
+      if (placed > 0) feed.publish('jobs', 'workflows', 'nodes');
+    },
+    countOutcome: (outcome, n = 1) => {
+      metrics.countOutcome(outcome, n);
+      if (outcome === 'succeeded' || outcome === 'failed') throughput.add(outcome, n);
+      feed.publish('jobs', 'workflows', 'nodes');
+    },
+  };
   const engine = new Engine(store, blobs, logs, clock, {
     heartbeatIntervalMs,
     nodeTimeoutMs,
@@ -104,7 +120,8 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
       // fitting it (scheduler/src/reservation.ts).
       reserveAfterMs: DEFAULT_RESERVE_AFTER_MS,
     },
-    metrics,
+    metrics: engineMetrics,
+    changes: (...topics) => feed.publish(...topics),
     ...(options.outputQuotaBytes !== undefined ? { outputQuotaBytes: options.outputQuotaBytes } : {}),
     ...(options.logQuotaBytes !== undefined ? { logQuotaBytes: options.logQuotaBytes } : {}),
     ...(options.timeoutGraceSeconds !== undefined ? { timeoutGraceMs: options.timeoutGraceSeconds * 1000 } : {}),
@@ -124,7 +141,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const retention = retentionSettings(options);
   const dbFile = join(dataDir, 'dsg.sqlite');
   const lifecycle = new DataLifecycle({ store, blobs, logs, clock, log, settings: retention, databaseFiles: [dbFile, `${dbFile}-wal`, `${dbFile}-shm`] });
-  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics, auditLog,
+  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, feed, throughput, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics, auditLog,
     ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     rateLimits: { ...DEFAULT_RATE_LIMITS, ...options.rateLimits },
     limiter,

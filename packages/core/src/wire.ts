@@ -509,6 +509,8 @@ export interface SubmitJobResponseV1 {
 export const ListJobsQueryV1Schema = z.strictObject({
   state: z.enum(['waiting', 'queued', 'running', 'succeeded', 'failed', 'skipped', 'cancelled']).optional(),
   name: z.string().max(100).optional(),
+  /** Only this project's jobs (within what the token may see). */
+  project: z.string().min(1).max(200).optional(),
   limit: z.coerce.number().int().min(1).max(500).optional(),
   cursor: z.string().max(200).optional(),
 });
