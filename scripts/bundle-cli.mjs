@@ -57,10 +57,13 @@ await build({
 // The chunks are ES modules whatever the package.json above says.
 writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n');
 
-// Dashboard assets: the built web app when there is one, else the coordinator's static page.
-const webCandidates = [join(root, 'packages', 'web', 'dist'), join(root, 'packages', 'coordinator', 'static')];
-const web = webCandidates.find((d) => existsSync(join(d, 'index.html')));
-if (web) cpSync(web, join(out, 'web'), { recursive: true });
+// Dashboard assets: the built web app (scripts/build-web.mjs runs before this).
+const web = join(root, 'packages', 'web', 'dist', 'app');
+if (!existsSync(join(web, 'index.html'))) {
+  process.stderr.write(`[dsg] bundle: the dashboard is not built (${web}); run node scripts/build-web.mjs first (npm run build does)\n`);
+  process.exit(1);
+}
+cpSync(web, join(out, 'web'), { recursive: true });
 
 if (!process.argv.includes('--quiet')) {
   const size = readdirSync(out).filter((f) => f.endsWith('.js')).reduce((n, f) => n + statSync(join(out, f)).size, 0);

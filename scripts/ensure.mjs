@@ -41,5 +41,7 @@ if (probe.status !== 0) {
 }
 say('building…');
 run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], 'TypeScript build');
+// The dashboard (packages/web): one minified bundle the coordinator serves.
+run(process.execPath, [join(root, 'scripts', 'build-web.mjs'), ...(quiet ? ['--quiet'] : [])], 'building the dashboard');
 // The `dsg` command runs from one bundle of the compiled code (fast start-up; the same files `npm i -g` installs).
 run(process.execPath, [join(root, 'scripts', 'bundle-cli.mjs'), ...(quiet ? ['--quiet'] : [])], 'bundling the CLI');

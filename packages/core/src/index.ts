@@ -10,6 +10,7 @@ export * from './constraints.js';
 export * from './workflow.js';
 export * from './workflow-release.js';
 export * from './spawn-limits.js';
+export * from './api-prefix.js';
 export * from './wire.js';
 export * from './protocol.js';
 export * from './output-paths.js';

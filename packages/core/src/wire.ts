@@ -8,7 +8,7 @@ import type { FailureKind, FailureReason } from './outcome.js';
 import type { AttemptState, JobState, TaskCounts, TaskState } from './states.js';
 import type { NodePolicyState } from './node-policy.js';
 
-export const API_PREFIX = '/api/v1';
+// API_PREFIX lives in api-prefix.ts (exported from the package root) so a browser bundle need not load zod.
 
 export interface ResourcesV1 {
   /** Cores (fractions allowed). */
