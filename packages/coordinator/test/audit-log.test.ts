@@ -21,7 +21,7 @@ import { FileLogStore } from '../src/files/log-store.js';
 import { buildApi } from '../src/http/server.js';
 import { AuditLog, sha256Hex } from '../src/service/audit-log.js';
 
-const STATIC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'static');
+const STATIC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'web', 'dist', 'app'); // the built dashboard
 const GiB = 1024 ** 3;
 
 interface Grid {

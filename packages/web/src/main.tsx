@@ -100,8 +100,8 @@ function App() {
 
   useEffect(() => {
     localStorage.removeItem('dsg-token'); // left by dashboards that kept the token there
-    const m = location.hash.match(/token=([^&]+)/);
     const start = async () => {
+      const m = location.hash.match(/token=([^&]+)/);
       if (m) {
         history.replaceState(null, '', location.pathname);
         try {
@@ -119,6 +119,10 @@ function App() {
       setChecked(true);
     };
     void start();
+    // A sign-in link pasted into a tab that already shows the dashboard changes only the fragment.
+    const onHash = () => { if (/token=/.test(location.hash)) void start(); };
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
   }, []);
   useEffect(() => {
     if (!session) return;

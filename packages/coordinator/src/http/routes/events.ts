@@ -7,7 +7,7 @@
  *   : keep-alive                                                  a comment every keepAliveMs
  *
  * After a coordinator restart the browser's EventSource reconnects by itself (`retry: 2000`); the new `instance`
- * tells the page to refetch everything. Each connection is closed after `maxAgeMs` so a revoked token or an ended
+ * tells the page to refetch everything. Each connection is closed after `maxAgeMs` (or `?timeout=` seconds) so a revoked token or an ended
  * session cannot keep listening: the browser reconnects and is authenticated again.
  */
 import type { FastifyInstance } from 'fastify';
@@ -38,10 +38,15 @@ export function eventRoutes(app: FastifyInstance, deps: EventRouteDeps): void {
   app.get(`${API_PREFIX}/events`, {
     schema: {
       summary: 'Live change feed (server-sent events)',
-      querystring: { type: 'object', additionalProperties: false, properties: {} },
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: { timeout: { type: 'integer', minimum: 1, maximum: 300, description: 'close the stream after this many seconds (default 300)' } },
+      },
     },
   }, async (req, reply) => {
     const p = await deps.authed(req, 'jobs:read');
+    const timeout = (req.query as { timeout?: number }).timeout;
+    const ageMs = timeout ? Math.min(maxAgeMs, timeout * 1000) : maxAgeMs;
     const raw = reply.raw;
     const send = (event: string, data: unknown) => raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     // Subscribe before hijacking: over the bounds this throws a 429 through the normal error path.
@@ -61,7 +66,7 @@ export function eventRoutes(app: FastifyInstance, deps: EventRouteDeps): void {
     send('hello', hello);
     open.add(raw);
     const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), keepAliveMs);
-    const maxAge = setTimeout(() => raw.end(), maxAgeMs);
+    const maxAge = setTimeout(() => raw.end(), ageMs);
     const done = () => {
       clearInterval(keepAlive);
       clearTimeout(maxAge);
