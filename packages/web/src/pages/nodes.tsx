@@ -27,7 +27,7 @@ export function Nodes() {
               <Cell label="GPUs">{n.allocated.gpus} / {n.capacity.gpus}</Cell>
               <Cell label="Tasks">{n.runningTasks}{n.assignedTasks ? <span class="muted"> +{n.assignedTasks} waiting</span> : null}</Cell>
               <Cell label="Isolation">{n.facts.isolation ?? '?'}</Cell>
-              <Cell label="Seen">{formatAgo(n.lastSeenAt, now)}</Cell>
+              <Cell label="Seen">{n.state === 'online' ? 'now' : formatAgo(n.lastSeenAt, now)}</Cell>
             </tr>
           ))}
         </Table>
@@ -76,7 +76,7 @@ export function Node({ id }: { id: string }) {
     <div class="page">
       <nav class="crumbs" aria-label="Breadcrumb"><a href={href('/nodes')}>Nodes</a> / <span>{n.name}</span></nav>
       <h1>{n.name} <State state={n.state} /> {n.scheduling !== 'eligible' && <State state={n.scheduling} />}</h1>
-      <p class="muted"><span class="id">{n.id}</span> · agent {n.agentVersion} · joined {formatAgo(n.joinedAt, now)} · last seen {formatAgo(n.lastSeenAt, now)}{n.address ? ` · ${n.address}` : ''}</p>
+      <p class="muted"><span class="id">{n.id}</span> · agent {n.agentVersion} · joined {formatAgo(n.joinedAt, now)}{n.state === 'online' ? '' : ` · last seen ${formatAgo(n.lastSeenAt, now)}`}{n.address ? ` · ${n.address}` : ''}</p>
       {n.schedulingReason && <p class="warn">{n.schedulingReason}</p>}
       {n.policy && n.policy.state !== 'working' && <p class="warn">Held back by its owner's policy: {n.policy.reason}</p>}
       <div class="actions">
