@@ -201,6 +201,8 @@ describe('dashboard in a real browser', { timeout: 240_000 }, () => {
     await page.click(`tr[data-node="${node.name}"] a`);
     await page.waitForSelector('section[aria-label="Running on this node"] a:has-text("busy")');
     assert.match(await page.textContent('section[aria-label="Capabilities"]') ?? '', /room=lab1/);
+    // The agent's heartbeats report the whole machine's load and memory in use.
+    await page.waitForSelector('section[aria-label="Utilisation"] >> text=Load (1 min)', { timeout: 5000 });
     await shot(page, 'node');
     await page.click('button:has-text("Drain")');
     await page.waitForSelector('h1 .state:has-text("draining")', { timeout: 5000 });

@@ -373,6 +373,11 @@ export interface NodeV1 {
   policy: { state: NodePolicyState; reason: string; since: string } | null;
   /** Each of its GPUs with what its active tasks hold (assigned or running). Absent from older coordinators. */
   gpuDevices?: GpuDeviceUseV1[];
+  /**
+   * What the machine reports it is doing, everything on it counted (its last heartbeat): 1-minute load average and
+   * memory in use. Null when offline or from an older agent; absent from older coordinators.
+   */
+  hostUsage?: { load1: number; memoryUsedBytes: number; at: string } | null;
 }
 
 export const NodeScheduling = { eligible: 'eligible', cordoned: 'cordoned', draining: 'draining', drained: 'drained', quarantined: 'quarantined' } as const;

@@ -12,7 +12,7 @@
  *
  * The HTTP routes reach these through the WorkService (service/work-service.ts), never directly.
  */
-import type { FinishedMessage, HelloMessage, JobId, NodeId, NodePolicyStatus, ChangeTopic } from '@dsg/core';
+import type { FinishedMessage, HelloMessage, JobId, NodeId, NodePolicyStatus, ChangeTopic, HostUsageWire } from '@dsg/core';
 import type { PendingReason, SchedulerConfig, SchedulerNode } from '@dsg/scheduler';
 import type { AttemptRecord, Store, StorePolicy } from '@dsg/store';
 import type { AgentEvents, AgentLink } from '../agents/agent-events.js';
@@ -124,6 +124,14 @@ export class Engine implements AgentEvents {
    * messages). In memory only: an agent repeats it in every hello, and a node that is gone takes no work anyway.
    */
   private readonly policies = new Map<NodeId, NodePolicyStatus>();
+
+  /** What each connected node last said it is doing (heartbeats); in memory only, gone when it disconnects. */
+  private readonly hostUsage = new Map<NodeId, HostUsageWire & { at: number }>();
+
+  /** The node's last reported load and memory in use, or null (not connected, or an older agent). */
+  nodeHostUsage(nodeId: NodeId): (HostUsageWire & { at: number }) | null {
+    return this.hostUsage.get(nodeId) ?? null;
+  }
 
   /** A connected node's volunteer policy state; null when it has none (or is not connected). */
   nodePolicy(nodeId: NodeId): NodePolicyStatus | null {
@@ -265,6 +273,7 @@ export class Engine implements AgentEvents {
 
   onDisconnect(nodeId: NodeId): Promise<void> {
     this.policies.delete(nodeId);
+    this.hostUsage.delete(nodeId);
     return this.liveness.onDisconnect(nodeId).finally(() => this.changed('nodes', 'jobs'));
   }
 
@@ -287,8 +296,9 @@ export class Engine implements AgentEvents {
     this.reports.onFinished(nodeId, m);
   }
 
-  onHeartbeat(nodeId: NodeId, running: readonly string[]): void {
+  onHeartbeat(nodeId: NodeId, running: readonly string[], usage?: HostUsageWire): void {
     this.liveness.touch(nodeId);
+    if (usage) this.hostUsage.set(nodeId, { ...usage, at: this.clock.now() });
     this.reports.onHeartbeat(nodeId, running, this.clock.now());
     this.changed('nodes');
   }

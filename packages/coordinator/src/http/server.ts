@@ -431,14 +431,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, async (req) => {
     await authed(req, 'nodes:read');
-    return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id))) };
+    return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id), engine.nodeHostUsage(u.node.id))) };
   });
   app.get(`${API_PREFIX}/nodes/:id`, async (req) => {
     await authed(req, 'nodes:read');
     const { id } = req.params as { id: string };
     const u = isNodeId(id) ? (await store.listNodeUsage()).find((n) => n.node.id === id) : undefined;
     if (!u) throw new NotFoundError('node', id);
-    return toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id));
+    return toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id), engine.nodeHostUsage(u.node.id));
   });
 
   return app;

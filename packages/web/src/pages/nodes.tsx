@@ -17,7 +17,7 @@ export function Nodes() {
       <JoinRequests admin={isAdmin(session)} />
       <ErrorNote error={error} />
       {!data ? <Loading /> : (
-        <Table head={['Node', 'State', 'Cores', 'Memory', 'GPUs', 'Tasks', 'Isolation', 'Seen']} caption="Nodes" empty="No nodes yet. Start an agent on a machine: dsg agent --coordinator URL (with a join token or code).">
+        <Table head={['Node', 'State', 'Cores', 'Memory', 'GPUs', 'Tasks', 'Load', 'Isolation', 'Seen']} caption="Nodes" empty="No nodes yet. Start an agent on a machine: dsg agent --coordinator URL (with a join token or code).">
           {data.items.map((n) => (
             <tr key={n.id} data-node={n.name}>
               <Cell label="Node"><a href={href(`/nodes/${n.id}`)}>{n.name}</a></Cell>
@@ -26,6 +26,7 @@ export function Nodes() {
               <Cell label="Memory"><Meter label="memory" used={n.allocated.memoryBytes} total={n.capacity.memoryBytes} format={formatBytes} /></Cell>
               <Cell label="GPUs">{n.allocated.gpus} / {n.capacity.gpus}</Cell>
               <Cell label="Tasks">{n.runningTasks}{n.assignedTasks ? <span class="muted"> +{n.assignedTasks} waiting</span> : null}</Cell>
+              <Cell label="Load">{n.hostUsage ? `${n.hostUsage.load1} / ${n.facts.cores}` : '—'}</Cell>
               <Cell label="Isolation">{n.facts.isolation ?? '?'}</Cell>
               <Cell label="Seen">{n.state === 'online' ? 'now' : formatAgo(n.lastSeenAt, now)}</Cell>
             </tr>
@@ -105,6 +106,12 @@ export function Node({ id }: { id: string }) {
           <Meter label="Memory" used={n.allocated.memoryBytes} total={n.capacity.memoryBytes} format={formatBytes} />
           <Meter label="GPUs" used={n.allocated.gpus} total={n.capacity.gpus} format={String} />
           <p class="muted">{n.runningTasks} running, {n.assignedTasks} waiting on the node. Reserved by the tasks it holds, as the scheduler counts them.</p>
+          <h2>The whole machine</h2>
+          {n.hostUsage ? <>
+            <Meter label="Load (1 min)" used={n.hostUsage.load1} total={n.facts.cores} format={cores} />
+            <Meter label="Memory in use" used={n.hostUsage.memoryUsedBytes} total={n.facts.memoryBytes} format={formatBytes} />
+            <p class="muted">Reported {formatAgo(n.hostUsage.at, now)}, everything on the machine counted.</p>
+          </> : <p class="muted">Not reported (offline, or an older agent).</p>}
         </section>
       </div>
       <section aria-label="Running on this node">
