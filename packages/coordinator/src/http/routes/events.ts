@@ -58,7 +58,8 @@ export function eventRoutes(app: FastifyInstance, deps: EventRouteDeps): void {
     raw.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
-      connection: 'keep-alive',
+      // Not reused after the stream ends: a closing server (or the max age) then frees the socket at once.
+      connection: 'close',
       'x-accel-buffering': 'no',
     });
     raw.write('retry: 2000\n\n');
