@@ -18,3 +18,4 @@ export const DSG_VERSION = '0.1.0';
 export * from './audit.js';
 export * from './ledger.js';
 export * from './join-code.js';
+export * from './wire-schemas.js';

@@ -425,6 +425,12 @@ export interface GcReportV1 {
   bytesFreed: number;
 }
 
+/** `POST /gc`: `dryRun` reports what would go without removing it. */
+export const GcRequestV1Schema = z.strictObject({ dryRun: z.boolean({ error: 'expected true or false' }).optional() }).optional();
+
+/** `POST /nodes/:id/remove`: `force` removes a node that still holds work (its tasks are requeued). */
+export const RemoveNodeRequestV1Schema = z.strictObject({ force: z.boolean({ error: 'expected true or false' }).optional() }).optional();
+
 export interface OutputV1 {
   taskIndex: number;
   attemptId: string;
