@@ -30,11 +30,14 @@ export const noBody = (description = 'No body.'): NoBody => new NoBody(descripti
 type BodySchema = z.ZodType | MediaBody | NoBody | Record<string, unknown>;
 
 /**
- * Errors any route can answer: a malformed request (400), a rate limit (429), an internal error (500) and a
- * coordinator that is stopping (503); routes with a token add 401 and 403. A route lists its own (404, 409, 413…).
+ * Errors every route can answer, added to each operation by buildOpenApi: a malformed request (400), a rate limit
+ * (429), an internal error (500) and a coordinator that is stopping (503); routes with a token add 401 and 403;
+ * methods with a body add 413 and 415 (fastify parses any body sent with them). A route lists its own (404, 409…).
  */
 const BASE_ERRORS = [400, 429, 500, 503] as const;
 const AUTH_ERRORS = [401, 403] as const;
+const BODY_ERRORS = [413, 415] as const;
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const ERROR_TEXT: Record<number, string> = {
   400: 'The request is malformed or a field is invalid (`validation`; `details.issues` names each field).',
   401: 'No token, or a token that is unknown, revoked or expired (`unauthorized`).',
@@ -61,16 +64,15 @@ export interface RouteSchemaOptions {
   readonly body?: z.ZodType | MediaBody;
   /** Successful answers by status. */
   readonly response: Readonly<Record<number, BodySchema>>;
-  /** Error statuses beyond the ones every route may answer (BASE_ERRORS, and AUTH_ERRORS with a token). */
+  /** Error statuses beyond the ones every route may answer (BASE_ERRORS, AUTH_ERRORS with a token, BODY_ERRORS). */
   readonly errors?: readonly number[];
 }
 
 /** A fastify route `schema` that documents the route (and, for its request parts, is what the handler validates with). */
 export function routeSchema(o: RouteSchemaOptions): Record<string, unknown> {
   const auth = o.auth ?? 'token';
-  const errors = [...BASE_ERRORS, ...(auth === 'token' ? AUTH_ERRORS : []), ...(o.errors ?? [])];
   const response: Record<string, unknown> = { ...o.response };
-  for (const s of errors) response[s] ??= ErrorBodyV1Schema;
+  for (const s of o.errors ?? []) response[s] ??= ErrorBodyV1Schema;
   return {
     summary: o.summary, tags: [...o.tags], ...(o.description ? { description: o.description } : {}),
     ...(auth === 'none' ? { security: [] } : {}),
@@ -202,7 +204,9 @@ export function buildOpenApi(routes: readonly DescribedRoute[], opts: OpenApiOpt
       op['requestBody'] = { required: !optional, content: content(c, body, 'input') };
     }
     const responses: Json = {};
-    const answers = (s['response'] ?? {}) as Record<string, BodySchema>;
+    const answers: Record<string, BodySchema> = { ...(s['response'] ?? {}) as Record<string, BodySchema> };
+    const open = Array.isArray(s['security']) && s['security'].length === 0;
+    for (const st of [...BASE_ERRORS, ...(open ? [] : AUTH_ERRORS), ...(BODY_METHODS.has(r.method) ? BODY_ERRORS : [])]) answers[st] ??= ErrorBodyV1Schema;
     for (const [status, schema] of Object.entries(answers).sort(([a], [b]) => a.localeCompare(b))) {
       const body = content(c, schema, 'output');
       const headers = status === '429' ? { headers: { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' } } } } : {};

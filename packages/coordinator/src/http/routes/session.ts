@@ -38,7 +38,7 @@ export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): voi
   const { auth, clock } = deps;
 
   app.post(`${API_PREFIX}/session`, {
-    schema: S({ summary: 'Sign in with a token: sets the dashboard\'s session cookie', tags: ['session'], auth: 'none', body: CreateSessionRequestV1Schema, response: { 201: SessionV1Schema }, errors: [401] }),
+    schema: S({ summary: 'Sign in with a token: sets the dashboard\'s session cookie', tags: ['session'], auth: 'none', body: CreateSessionRequestV1Schema, response: { 201: SessionV1Schema }, errors: [401, 403] }),
   }, async (req, reply) => {
     const body = parseOr400(CreateSessionRequestV1Schema, req.body, 'body');
     let s: Awaited<ReturnType<Authenticator['startSession']>>;
