@@ -223,7 +223,7 @@ export function buildOpenApi(routes: readonly DescribedRoute[], opts: OpenApiOpt
       description:
         'REST API v1 of the DSG coordinator. Authenticate with a bearer token (`Authorization: Bearer TOKEN`, from `dsg token create` or the ' +
         'admin token `dsg up` prints) or the dashboard\'s session cookie (state-changing requests with a cookie also need `X-DSG-CSRF: 1`). ' +
-        'Errors share one format: `{ "error": { "code", "message", "details"? } }`.',
+        'Errors share one format: `{ "error": { "code", "message", "details"? } }`. The agents\' WebSocket channel (`/api/v1/agent/connect`) is not described here.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',

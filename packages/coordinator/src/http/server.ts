@@ -122,7 +122,7 @@ const JobParams = z.strictObject({ id: z.string().meta({ description: 'A job id 
 const TaskIndex = z.string().regex(/^\d+$/).meta({ description: 'The task\'s index in its job, from 0.' });
 const TaskParams = z.strictObject({ id: JobParams.shape.id, index: TaskIndex });
 const NodeParams = z.strictObject({ id: z.string().meta({ description: 'A node id (`node_…`).' }) });
-const BlobParams = z.strictObject({ sha256: z.string().regex(SHA, { error: 'expected a lowercase hex sha256' }).meta({ description: 'The content\'s sha256, lowercase hex.' }) });
+const BlobParams = z.strictObject({ sha256: z.string({ error: 'expected a lowercase hex sha256' }).regex(SHA, { error: 'expected a lowercase hex sha256' }).meta({ description: 'The content\'s sha256, lowercase hex.' }) });
 const BlobPutResponse = z.strictObject({ sha256: z.string(), size: z.number() });
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
@@ -287,7 +287,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     engine.refusals.refuse(p.nodeId, 'blob', null, msg);
     throw new ForbiddenError(msg);
   };
-  app.head(`${API_PREFIX}/blobs/:sha256`, { schema: S({ summary: 'Whether the coordinator has a file (then a submit may name it without uploading it)', tags: ['files'], params: BlobParams, response: { 200: noBody('It has it; `Content-Length` is its size.') }, errors: [404] }) }, async (req, reply) => {
+  app.head(`${API_PREFIX}/blobs/:sha256`, { schema: S({ summary: 'Whether the coordinator has a file (then a submit may name it without uploading it)', tags: ['files'], params: BlobParams, response: { 200: noBody('It has it; `Content-Length` is its size.'), 404: noBody('It does not have it: upload it.') } }) }, async (req, reply) => {
     const p = await authed(req, 'blobs:check');
     const { sha256 } = req.params as { sha256: string };
     await mayRead(p, sha256);

@@ -28,7 +28,7 @@ import type { Authed } from './authed.js';
 import { binary, noBody, routeSchema as S } from '../openapi.js';
 import { z } from 'zod';
 
-const UploadHeaders = z.object({ 'x-dsg-sha256': z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected the sha256 of the file' }).meta({ description: 'The file\'s sha256, lowercase hex.' }) });
+const UploadHeaders = z.object({ 'x-dsg-sha256': z.string({ error: 'expected the sha256 of the file' }).regex(/^[0-9a-f]{64}$/, { error: 'expected the sha256 of the file' }).meta({ description: 'The file\'s sha256, lowercase hex.' }) });
 const RefusalsResponse = z.strictObject({
   total: z.number().int(),
   items: z.array(z.strictObject({ nodeId: z.string(), kind: z.string(), count: z.number().int(), lastAt: z.number().meta({ description: 'Epoch milliseconds.' }), lastReason: z.string() })),
