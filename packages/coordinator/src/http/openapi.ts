@@ -13,7 +13,8 @@
  * handlers, answers are plain JSON.stringify. The API tests check every answer against this description instead.
  */
 import { z } from 'zod';
-import { API_PREFIX, DSG_VERSION, ErrorBodyV1Schema } from '@dsg/core';
+import { API_PREFIX, DSG_VERSION } from '@dsg/core';
+import { ErrorBodyV1Schema } from '@dsg/core/wire-schemas';
 import { SESSION_COOKIE } from '../auth.js';
 
 /** A body that is not JSON (a file): its media type. */

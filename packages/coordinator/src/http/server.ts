@@ -26,24 +26,12 @@ import {
   NotFoundError,
   SubmitJobRequestV1Schema,
   taskIdOf,
-  AttemptV1Schema,
-  GcReportV1Schema,
   GcRequestV1Schema,
-  HealthV1Schema,
-  itemsV1Schema,
-  JobExplainV1Schema,
-  JobV1Schema,
-  LogChunkV1Schema,
-  NodeV1Schema,
-  OutputV1Schema,
-  pageV1Schema,
-  RetryResponseV1Schema,
-  StatusV1Schema,
-  TaskV1Schema,
   ValidationError,
   type HealthV1,
   type LogChunkV1,
 } from '@dsg/core';
+import { AttemptV1Schema, GcReportV1Schema, HealthV1Schema, itemsV1Schema, JobExplainV1Schema, JobV1Schema, LogChunkV1Schema, NodeV1Schema, OutputV1Schema, pageV1Schema, RetryResponseV1Schema, StatusV1Schema, TaskV1Schema } from '@dsg/core/wire-schemas';
 import type { JobRecord, Store } from '@dsg/store';
 import { projectFilter, requireCapability, seesProject, type Authenticator, type Capability, type Principal } from '../auth.js';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimitSettings } from './rate-limit.js';

@@ -4,7 +4,8 @@
  *   GET /api/v1/audit/verify[?head=SEQ:HASH]
  */
 import type { FastifyInstance } from 'fastify';
-import { API_PREFIX, AuditPageV1Schema, AuditVerifyV1Schema, ListAuditQueryV1Schema, VerifyAuditQueryV1Schema, type AuditEntry, type AuditEntryV1, type AuditPageV1, type AuditVerifyV1 } from '@dsg/core';
+import { API_PREFIX, ListAuditQueryV1Schema, VerifyAuditQueryV1Schema, type AuditEntry, type AuditEntryV1, type AuditPageV1, type AuditVerifyV1 } from '@dsg/core';
+import { AuditPageV1Schema, AuditVerifyV1Schema } from '@dsg/core/wire-schemas';
 import type { AuditLog } from '../../service/audit-log.js';
 import { parseOr400 } from '../parse.js';
 import { routeSchema as S } from '../openapi.js';

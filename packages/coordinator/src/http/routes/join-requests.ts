@@ -23,11 +23,9 @@ import {
   OverLimitError,
   ValidationError,
   type JoinRequestAnswerV1,
-  JoinRequestAnswerV1Schema,
-  JoinRequestV1ResponseSchema,
-  itemsV1Schema,
   type JoinRequestV1,
 } from '@dsg/core';
+import { JoinRequestAnswerV1Schema, JoinRequestV1ResponseSchema, itemsV1Schema } from '@dsg/core/wire-schemas';
 import type { JoinRequestRecord, Store } from '@dsg/store';
 import type { Authenticator } from '../../auth.js';
 import type { Clock } from '../../clock.js';

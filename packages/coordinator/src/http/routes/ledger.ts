@@ -3,7 +3,8 @@
  *   GET /api/v1/ledger?by=node|project|user&since&until&node&project&user
  */
 import type { FastifyInstance } from 'fastify';
-import { API_PREFIX, LedgerQueryV1Schema, LedgerV1Schema, toLedgerV1, type LedgerV1 } from '@dsg/core';
+import { API_PREFIX, LedgerQueryV1Schema, toLedgerV1, type LedgerV1 } from '@dsg/core';
+import { LedgerV1Schema } from '@dsg/core/wire-schemas';
 import type { Store } from '@dsg/store';
 import { parseOr400 } from '../parse.js';
 import { routeSchema as S } from '../openapi.js';

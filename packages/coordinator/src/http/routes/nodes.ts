@@ -9,7 +9,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { API_PREFIX, ConflictError, NodeV1Schema, NotFoundError, RemoveNodeRequestV1Schema, RemoveNodeResponseV1Schema, ValidationError, type NodeV1, type RemoveNodeResponseV1 } from '@dsg/core';
+import { API_PREFIX, ConflictError, NotFoundError, RemoveNodeRequestV1Schema, ValidationError, type NodeV1, type RemoveNodeResponseV1 } from '@dsg/core';
+import { NodeV1Schema, RemoveNodeResponseV1Schema } from '@dsg/core/wire-schemas';
 import type { NodeUsage, Store } from '@dsg/store';
 import type { Clock } from '../../clock.js';
 import type { Engine } from '../../engine/engine.js';

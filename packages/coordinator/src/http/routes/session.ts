@@ -8,7 +8,8 @@
  * token in the body, which a cross-site page does not have.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { API_PREFIX, CreateSessionRequestV1Schema, SessionV1Schema, UnauthorizedError, type SessionV1 } from '@dsg/core';
+import { API_PREFIX, CreateSessionRequestV1Schema, UnauthorizedError, type SessionV1 } from '@dsg/core';
+import { SessionV1Schema } from '@dsg/core/wire-schemas';
 import { SESSION_COOKIE, type Authenticator, type Principal } from '../../auth.js';
 import type { Clock } from '../../clock.js';
 import { parseOr400 } from '../parse.js';

@@ -6,7 +6,8 @@
  * Names are unique among tokens not revoked, so a name is enough to revoke one.
  */
 import type { FastifyInstance } from 'fastify';
-import { API_PREFIX, ConflictError, CreateJoinCodeRequestV1Schema, CreateTokenRequestV1Schema, joinCodeFromIndexes, JOIN_CODE_LENGTH, JOIN_CODE_WORDS, newTokenId, type CreateJoinCodeResponseV1, NotFoundError, ValidationError, type CreateTokenResponseV1, type TokenV1, CreateTokenResponseV1Schema, CreateJoinCodeResponseV1Schema, itemsV1Schema, TokenV1Schema } from '@dsg/core';
+import { API_PREFIX, ConflictError, CreateJoinCodeRequestV1Schema, CreateTokenRequestV1Schema, joinCodeFromIndexes, JOIN_CODE_LENGTH, JOIN_CODE_WORDS, newTokenId, type CreateJoinCodeResponseV1, NotFoundError, ValidationError, type CreateTokenResponseV1, type TokenV1 } from '@dsg/core';
+import { CreateTokenResponseV1Schema, CreateJoinCodeResponseV1Schema, itemsV1Schema, TokenV1Schema } from '@dsg/core/wire-schemas';
 import type { Store, TokenRecord } from '@dsg/store';
 import { randomInt } from 'node:crypto';
 import { createToken, hashToken, type Authenticator } from '../../auth.js';

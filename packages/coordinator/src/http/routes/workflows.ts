@@ -6,14 +6,10 @@ import {
   ListWorkflowsQueryV1Schema,
   SubmitWorkflowRequestV1Schema,
   type RetryResponseV1,
-  itemsV1Schema,
-  OutputV1Schema,
-  pageV1Schema,
-  RetryResponseV1Schema,
-  WorkflowV1Schema,
   type SubmitWorkflowResponseV1,
   type WorkflowV1,
 } from '@dsg/core';
+import { itemsV1Schema, OutputV1Schema, pageV1Schema, RetryResponseV1Schema, WorkflowV1Schema } from '@dsg/core/wire-schemas';
 import type { JobRecord, Store, WorkflowRecord } from '@dsg/store';
 import type { PendingReason } from '@dsg/scheduler';
 import type { WorkService } from '../../service/work-service.js';
