@@ -209,7 +209,8 @@ export function buildOpenApi(routes: readonly DescribedRoute[], opts: OpenApiOpt
     const open = Array.isArray(s['security']) && s['security'].length === 0;
     for (const st of [...BASE_ERRORS, ...(open ? [] : AUTH_ERRORS), ...(BODY_METHODS.has(r.method) ? BODY_ERRORS : [])]) answers[st] ??= ErrorBodyV1Schema;
     for (const [status, schema] of Object.entries(answers).sort(([a], [b]) => a.localeCompare(b))) {
-      const body = content(c, schema, 'output');
+      // A HEAD answer never has a body (its headers are the GET's), whatever its status.
+      const body = r.method === 'HEAD' ? undefined : content(c, schema, 'output');
       const headers = status === '429' ? { headers: { 'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' } } } } : {};
       responses[status] = { description: describeOf(schema, Number(status)), ...headers, ...(body ? { content: body } : {}) };
     }
