@@ -6,6 +6,7 @@
 // This reaches what the inject-based API tests cannot: answers about attempts that really ran on a real node.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -164,6 +165,13 @@ describe('OpenAPI description on a real grid', { timeout: 120_000 }, () => {
     await call('GET', '/api/v1/security/refusals');
     await call('GET', '/api/v1/join-requests');
     await call('POST', '/api/v1/gc', { json: { dryRun: true } });
+
+    // The CLI fetches the same document (`dsg openapi -o FILE`, through the configured coordinator).
+    const out = join(sb.dir, 'dsg-openapi.json');
+    const cli = await sb.run(['openapi', '-o', out], { env: { DSG_COORDINATOR: creds.url, DSG_TOKEN: creds.adminToken } });
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stderr, /wrote the OpenAPI 3\.1\.0 description of DSG API \d+\.\d+\.\d+ \(\d+ paths\)/);
+    assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')), doc);
 
     assert.deepEqual(problems, [], `answers not as the description says:\n${problems.join('\n')}`);
     assert.ok(answers.seen.size >= 45, `expected to check most routes, checked ${answers.seen.size}: ${[...answers.seen].join(', ')}`);
