@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { z } from 'zod';
-import { API_PREFIX, DSG_VERSION } from '@dsg/core';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { API_PREFIX, DSG_VERSION, jobSpecJsonSchema } from '@dsg/core';
 import { openApiPath, routeSchema } from '../src/http/openapi.js';
 import { registeredRoutes } from '../src/http/server.js';
 import { startTestApi } from './fixtures/api-app.js';
@@ -82,6 +83,16 @@ describe('OpenAPI description of /api/v1', () => {
       assert.deepEqual(submit.required, ['spec']);
       const limit = (doc.paths['/api/v1/jobs'].get.parameters as Json[]).find((p) => p.name === 'limit')!;
       assert.deepEqual([limit.in, limit.schema.type, limit.schema.minimum, limit.schema.maximum], ['query', 'integer', 1, 500]);
+      // The spec inside a submit is described by the spec's own schema (the one `dsg spec check` and editors use).
+      assert.equal(submit.properties.spec.$ref, '#/components/schemas/JobSpecV1');
+      const wfSubmit = doc.paths['/api/v1/workflows'].post.requestBody.content['application/json'].schema;
+      assert.equal(wfSubmit.properties.spec.$ref, '#/components/schemas/WorkflowSpecV1');
+      const { $schema: _s, $id: _i, ...published } = jobSpecJsonSchema();
+      assert.deepEqual(doc.components.schemas.JobSpecV1, published);
+      const ajv = new Ajv2020({ strict: false });
+      const specOk = ajv.compile(doc.components.schemas.JobSpecV1);
+      assert.equal(specOk({ name: 'sweep', script: 'python3 sim.py', array: 10, resources: { cpu: 1, memory: '1Gi' } }), true, ajv.errorsText(specOk.errors));
+      assert.equal(specOk({ name: 'sweep', script: 'x', colour: 'red' }), false, 'an unknown spec field is refused');
       assert.equal(doc.paths['/api/v1/jobs/{id}'].get.responses['200'].content['application/json'].schema.$ref, '#/components/schemas/Job');
       assert.ok(doc.paths['/api/v1/blobs/{sha256}'].get.responses['200'].content['application/octet-stream']);
       assert.ok(doc.paths['/api/v1/jobs/{id}/tasks/{index}/outputs/{path}'].get);

@@ -13,7 +13,7 @@
  * handlers, answers are plain JSON.stringify. The API tests check every answer against this description instead.
  */
 import { z } from 'zod';
-import { API_PREFIX, DSG_VERSION } from '@dsg/core';
+import { API_PREFIX, DSG_VERSION, jobSpecJsonSchema, workflowSpecJsonSchema } from '@dsg/core';
 import { ErrorBodyV1Schema } from '@dsg/core/wire-schemas';
 import { SESSION_COOKIE } from '../auth.js';
 
@@ -111,9 +111,24 @@ export function openApiPath(url: string): string {
 }
 const paramName = (n: string): string => (n === '*' ? 'path' : n);
 
+/**
+ * Named schemas whose description is fuller than the zod schema that names them: the submit bodies take `spec` as
+ * any object (the envelope is checked first), and the spec is then checked in full by JobSpecSchema /
+ * WorkflowSpecSchema when it is compiled. The description shows those full schemas (the ones published in
+ * schema/*.json for editors).
+ */
+function fullerSchemas(): Record<string, JsonSchema> {
+  const strip = (s: JsonSchema): JsonSchema => {
+    const { $schema: _s, $id: _i, ...rest } = s;
+    return rest;
+  };
+  return { JobSpecV1: strip(jobSpecJsonSchema()), WorkflowSpecV1: strip(workflowSpecJsonSchema()) };
+}
+
 /** Converts schemas, moving named ones (zod `meta({ id })`) to components; the same id twice must be the same schema. */
 class SchemaCollector {
   readonly components: Record<string, JsonSchema> = {};
+  private readonly fuller = fullerSchemas();
 
   convert(s: z.ZodType | JsonSchema, io: 'input' | 'output'): JsonSchema {
     if (!isZod(s)) return s;
@@ -122,7 +137,7 @@ class SchemaCollector {
     const defs = (js['$defs'] ?? {}) as Record<string, JsonSchema>;
     delete js['$defs'];
     for (const [id, def] of Object.entries(defs)) {
-      const fixed = fixRefs(def) as JsonSchema;
+      const fixed = this.fuller[id] ?? (fixRefs(def) as JsonSchema);
       const known = this.components[id];
       if (known && JSON.stringify(known) !== JSON.stringify(fixed)) throw new Error(`two different schemas are named ${id} in the API description`);
       this.components[id] = fixed;
