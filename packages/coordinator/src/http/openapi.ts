@@ -130,8 +130,19 @@ class SchemaCollector {
   readonly components: Record<string, JsonSchema> = {};
   private readonly fuller = fullerSchemas();
 
+  /** One conversion per schema and direction: the error schema alone appears in ~400 answers. */
+  private readonly done = { input: new WeakMap<z.ZodType, JsonSchema>(), output: new WeakMap<z.ZodType, JsonSchema>() };
+
   convert(s: z.ZodType | JsonSchema, io: 'input' | 'output'): JsonSchema {
     if (!isZod(s)) return s;
+    const known = this.done[io].get(s);
+    if (known) return known;
+    const converted = this.convertOnce(s, io);
+    this.done[io].set(s, converted);
+    return converted;
+  }
+
+  private convertOnce(s: z.ZodType, io: 'input' | 'output'): JsonSchema {
     const js = z.toJSONSchema(s, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema;
     delete js['$schema'];
     const defs = (js['$defs'] ?? {}) as Record<string, JsonSchema>;
