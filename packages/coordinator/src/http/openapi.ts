@@ -12,6 +12,8 @@
  * fastify does not validate or serialise with these schemas itself (see `schemaCompilers`): zod validates in the
  * handlers, answers are plain JSON.stringify. The API tests check every answer against this description instead.
  */
+import AjvCompiler from '@fastify/ajv-compiler';
+import SerializerSelector from '@fastify/fast-json-stringify-compiler';
 import { z } from 'zod';
 import { API_PREFIX, DSG_VERSION, jobSpecJsonSchema, workflowSpecJsonSchema } from '@dsg/core';
 import { ErrorBodyV1Schema } from '@dsg/core/wire-schemas';
@@ -84,14 +86,23 @@ export function routeSchema(o: RouteSchemaOptions): Record<string, unknown> {
 }
 
 /**
- * fastify's validator and serialiser compilers for these schemas. zod schemas validate in the handlers (after
- * authentication), so the validator passes everything through; plain JSON Schemas (a route written without zod)
- * are not validated by fastify either: such a route validates in its handler like every other. Answers are
- * JSON.stringify'd (fast-json-stringify would drop fields a schema does not name instead of failing a test).
+ * fastify's validator and serialiser compilers. zod schemas validate in the handlers (after authentication), so
+ * for them (and for the MediaBody / NoBody markers) fastify's validation step passes everything through and
+ * answers are JSON.stringify'd (fast-json-stringify would drop a field the schema does not name instead of failing
+ * a test). A route with a plain JSON Schema keeps fastify's own behaviour (ajv with type coercion and defaults,
+ * fast-json-stringify), so one written the usual fastify way works as it would anywhere.
  */
+const isPlainSchema = (s: unknown): boolean => !!s && typeof s === 'object' && Object.getPrototypeOf(s) === Object.prototype;
+type RouteCompileInput = { schema: unknown; method: string; url: string; httpPart?: string; httpStatus?: string };
+const fastifyDefaults = {
+  validator: (AjvCompiler as unknown as () => (external: object, opts: object) => (r: RouteCompileInput) => unknown)()({}, { customOptions: {}, plugins: [] }),
+  serializer: (SerializerSelector as unknown as () => (external: object, opts?: object) => (r: RouteCompileInput) => unknown)()({}),
+};
+type Validate = (value: unknown) => { value?: unknown; error?: Error } | boolean;
 export const schemaCompilers = {
-  validator: () => (value: unknown) => ({ value }),
-  serializer: () => (data: unknown) => JSON.stringify(data),
+  validator: (r: RouteCompileInput): Validate => (isPlainSchema(r.schema) ? (fastifyDefaults.validator(r) as Validate) : (value: unknown) => ({ value })),
+  serializer: (r: RouteCompileInput): ((data: unknown) => string) =>
+    (isPlainSchema(r.schema) ? (fastifyDefaults.serializer(r) as (data: unknown) => string) : (data: unknown) => JSON.stringify(data)),
 };
 
 export interface DescribedRoute {
