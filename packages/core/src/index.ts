@@ -20,3 +20,5 @@ export * from './audit.js';
 export * from './ledger.js';
 export * from './join-code.js';
 export * from './dashboard.js';
+// wire-schemas.ts (answers' zod schemas, for the OpenAPI description) is its own entry point, @dsg/core/wire-schemas:
+// building them costs ~25 ms of CPU at import, which the CLI and the agent must not pay.
