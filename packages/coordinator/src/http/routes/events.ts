@@ -14,6 +14,13 @@ import type { FastifyInstance } from 'fastify';
 import { API_PREFIX, type ChangeEventV1, type FeedHelloV1 } from '@dsg/core';
 import type { ChangeFeed } from '../../events/change-feed.js';
 import type { Authed } from './authed.js';
+import { MediaBody, routeSchema as S } from '../openapi.js';
+import { parseOr400 } from '../parse.js';
+import { z } from 'zod';
+
+const EventsQuery = z.strictObject({
+  timeout: z.coerce.number({ error: 'expected seconds, 1 to 300' }).int().min(1).max(300).optional().meta({ description: 'Close the stream after this many seconds (default 300).' }),
+});
 
 export interface EventRouteDeps {
   readonly feed: ChangeFeed;
@@ -36,16 +43,14 @@ export function eventRoutes(app: FastifyInstance, deps: EventRouteDeps): void {
     done();
   });
   app.get(`${API_PREFIX}/events`, {
-    schema: {
-      summary: 'Live change feed (server-sent events)',
-      querystring: {
-        type: 'object', additionalProperties: false,
-        properties: { timeout: { type: 'integer', minimum: 1, maximum: 300, description: 'close the stream after this many seconds (default 300)' } },
-      },
-    },
+    schema: S({
+      summary: 'Live change feed (server-sent events: hello, then change events naming topics)', tags: ['grid'],
+      querystring: EventsQuery,
+      response: { 200: new MediaBody('text/event-stream', '`event: hello` (instance, keepAliveMs), then `event: change` with `{"topics":[…],"at":…}`.') },
+    }),
   }, async (req, reply) => {
     const p = await deps.authed(req, 'jobs:read');
-    const timeout = (req.query as { timeout?: number }).timeout;
+    const timeout = parseOr400(EventsQuery, req.query, 'query').timeout;
     const ageMs = timeout ? Math.min(maxAgeMs, timeout * 1000) : maxAgeMs;
     const raw = reply.raw;
     const send = (event: string, data: unknown) => raw.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);

@@ -4,7 +4,10 @@
  * failures and attempts.
  */
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import { API_PREFIX, type NodeAttemptV1, type OverviewV1 } from '@dsg/core';
+import { NodeAttemptListV1Schema, OverviewV1Schema } from '@dsg/core/wire-schemas';
+import { routeSchema as S } from '../openapi.js';
 import type { Store } from '@dsg/store';
 import type { Engine } from '../../engine/engine.js';
 import type { ThroughputMeter } from '../../events/throughput-meter.js';
@@ -28,7 +31,7 @@ export function overviewRoutes(app: FastifyInstance, deps: OverviewRouteDeps): v
   const { store, engine } = deps;
 
   app.get(`${API_PREFIX}/overview`, {
-    schema: { summary: 'The grid at a glance (dashboard)', querystring: { type: 'object', additionalProperties: false, properties: {} } },
+    schema: S({ summary: 'The grid at a glance: nodes, resources in use, queues per project, throughput, recent failures', tags: ['grid'], response: { 200: OverviewV1Schema } }),
   }, async (req) => {
     const p = await deps.authed(req, 'jobs:read');
     const usage = await store.listNodeUsage();
@@ -77,10 +80,11 @@ export function overviewRoutes(app: FastifyInstance, deps: OverviewRouteDeps): v
   });
 
   app.get(`${API_PREFIX}/nodes/:id/attempts`, {
-    schema: {
-      summary: 'Attempts a node holds now (assigned or running)',
-      params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 200 } } },
-    },
+    schema: S({
+      summary: 'Attempts a node holds now (assigned or running)', tags: ['nodes'],
+      params: z.strictObject({ id: z.string().min(1).max(200).meta({ description: 'A node id or name.' }) }),
+      response: { 200: NodeAttemptListV1Schema }, errors: [404],
+    }),
   }, async (req) => {
     const p = await deps.authed(req, 'nodes:read');
     const u = await findNode(store, (req.params as { id: string }).id);
