@@ -524,6 +524,8 @@ export const ListJobsQueryV1Schema = z.strictObject({
   name: z.string().max(100).optional(),
   /** Only this project's jobs (within what the token may see). */
   project: z.string().min(1).max(200).optional(),
+  /** `newest` first (default) or `oldest` first. */
+  order: z.enum(['newest', 'oldest'], { error: 'expected newest or oldest' }).optional(),
   limit: z.coerce.number().int().min(1).max(500).optional(),
   cursor: z.string().max(200).optional(),
 });

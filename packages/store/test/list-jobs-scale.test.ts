@@ -51,6 +51,8 @@ it(`lists, pages and filters ${N.toLocaleString('en-US')} jobs fast, through ind
       assert.equal(first.items.length, 50);
       const deep = await timed('a page at job 50,000', () => s.listJobs({ limit: 50, cursor: 'job_000050000' }), 100);
       assert.equal(deep.items[0]!.id, 'job_000049999');
+      const oldest = await timed('oldest first, after job 50,000', () => s.listJobs({ limit: 50, cursor: 'job_000050000', order: 'oldest' }), 100);
+      assert.equal(oldest.items[0]!.id, 'job_000050001');
       const byProject = await timed('project p7', () => s.listJobs({ limit: 50, projects: ['p7'] }), 100);
       assert.equal(byProject.items.length, 50);
       await timed('name prefix run-42*', () => s.listJobs({ limit: 50, name: 'run-42*' }), 300);

@@ -354,7 +354,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const scoped = projectFilter(p);
     const projects = q.project ? (scoped && !scoped.includes(q.project) ? [] : [q.project]) : scoped;
     const page = await store.listJobs({
-      limit: q.limit ?? 50, ...(q.state ? { state: q.state } : {}), ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}), ...(projects ? { projects } : {}),
+      limit: q.limit ?? 50, ...(q.state ? { state: q.state } : {}), ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}), ...(q.order ? { order: q.order } : {}), ...(projects ? { projects } : {}),
     });
     return { items: page.items.map(jobV1), nextCursor: page.nextCursor };
   });

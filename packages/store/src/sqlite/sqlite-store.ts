@@ -265,8 +265,9 @@ export class SqliteStore implements Store {
   async listJobs(query: ListJobsQuery): Promise<Page<JobRecord>> {
     const where: string[] = [];
     const args: unknown[] = [];
+    const oldest = query.order === 'oldest';
     if (query.cursor) {
-      where.push('id < ?');
+      where.push(oldest ? 'id > ?' : 'id < ?');
       args.push(query.cursor);
     }
     if (query.name) {
@@ -287,7 +288,7 @@ export class SqliteStore implements Store {
       where.push(`project IN (${query.projects.map(() => '?').join(', ') || 'NULL'})`);
       args.push(...query.projects);
     }
-    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+    const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${oldest ? 'ASC' : 'DESC'} LIMIT ?`;
     const rows = this.db.prepare(sql).all(...args, query.limit + 1) as JobRow[];
     const more = rows.length > query.limit;
     const items = rows.slice(0, query.limit).map(toJob);

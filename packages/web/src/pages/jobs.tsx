@@ -15,12 +15,12 @@ const go = (h: string) => { location.hash = h; };
 
 export function Jobs({ query }: { query: Record<string, string> }) {
   const pager = decodePager(query['page']);
-  const filters = { state: query['state'] ?? '', project: query['project'] ?? '', name: query['name'] ?? '' };
+  const filters = { state: query['state'] ?? '', project: query['project'] ?? '', name: query['name'] ?? '', order: query['order'] === 'oldest' ? 'oldest' : '' };
   const { data, error } = useLive(['jobs'], () => api.listJobs({
     limit: PAGE_SIZE, ...(filters.state ? { state: filters.state as JobV1['state'] } : {}),
     ...(filters.project ? { project: filters.project } : {}), ...(filters.name ? { name: filters.name } : {}),
-    ...(currentCursor(pager) ? { cursor: currentCursor(pager)! } : {}),
-  }), [query['state'], query['project'], query['name'], query['page']]);
+    ...(filters.order ? { order: 'oldest' as const } : {}), ...(currentCursor(pager) ? { cursor: currentCursor(pager)! } : {}),
+  }), [query['state'], query['project'], query['name'], query['order'], query['page']]);
   const now = useNow(5000);
   const setFilter = (k: string, v: string) => go(href('/jobs', { ...filters, [k]: v }));
   return (
@@ -29,12 +29,14 @@ export function Jobs({ query }: { query: Record<string, string> }) {
       <form class="filters" role="search" aria-label="Filter jobs" onSubmit={(e) => {
         e.preventDefault();
         const f = new FormData(e.currentTarget);
-        go(href('/jobs', { state: String(f.get('state') ?? ''), project: String(f.get('project') ?? '').trim(), name: String(f.get('name') ?? '').trim() }));
+        go(href('/jobs', { state: String(f.get('state') ?? ''), project: String(f.get('project') ?? '').trim(), name: String(f.get('name') ?? '').trim(), order: filters.order }));
       }}>
         <label>State <select name="state" value={filters.state} onChange={(e) => setFilter('state', e.currentTarget.value)}>
           <option value="">any</option>{JOB_STATES.map((s) => <option value={s}>{s}</option>)}</select></label>
         <label>Project <input name="project" value={filters.project} maxLength={200} placeholder="any" /></label>
         <label>Name <input name="name" value={filters.name} maxLength={100} placeholder="exact, or prefix*" /></label>
+        <label>Sort <select name="order" value={filters.order} onChange={(e) => setFilter('order', e.currentTarget.value)}>
+          <option value="">newest first</option><option value="oldest">oldest first</option></select></label>
         <button type="submit">Filter</button>
       </form>
       <ErrorNote error={error} />
@@ -65,9 +67,9 @@ export function Jobs({ query }: { query: Record<string, string> }) {
 export function Pager({ page, hasPrev, hasNext, onPrev, onNext }: { page: number; hasPrev: boolean; hasNext: boolean; onPrev: () => void; onNext: () => void }) {
   return (
     <nav class="pager" aria-label="Pages">
-      <button type="button" disabled={!hasPrev} onClick={onPrev}>← Newer</button>
+      <button type="button" disabled={!hasPrev} onClick={onPrev}>← Previous</button>
       <span>page {page}</span>
-      <button type="button" disabled={!hasNext} onClick={onNext}>Older →</button>
+      <button type="button" disabled={!hasNext} onClick={onNext}>Next →</button>
     </nav>
   );
 }
