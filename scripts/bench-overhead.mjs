@@ -4,6 +4,7 @@
 // CPU per task is far less sensitive to a busy machine than tasks/s, and it is what W2 (CPU-bound tasks) pays.
 // Linux only. Not a test: asserts nothing.
 //   Options: --tasks N (default 2000)  --isolation none|cgroups|sandbox  --cpu-prof DIR (V8 profiles of all three)
+//            --fsyncs (count the coordinator's fsync/fdatasync calls during the run with strace: commits per task)
 //            --json
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
@@ -107,6 +108,13 @@ try {
   const spawner = launcher ? childrenOf(launcher).find((p) => (cmdline(p)[0] ?? '').endsWith('dsg-spawn')) : undefined;
   const procs = { coordinator: coord, agent, launcher, 'dsg-spawn': spawner };
   say(`processes: ${JSON.stringify(procs)}`);
+  let tracer = null;
+  let traced = '';
+  if (process.argv.includes('--fsyncs')) {
+    tracer = spawn('strace', ['-f', '-c', '-e', 'trace=fsync,fdatasync', '-p', String(coord)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    tracer.stderr.on('data', (d) => (traced += d));
+    await new Promise((r) => setTimeout(r, 500));
+  }
   const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? cpuMs(p) : null]));
   const t0 = performance.now();
   const sub = await api(c, 'POST', '/jobs', { spec: { name: 'bench', command: ['true'], array: N, resources: { cpu: 1, memory: '16Mi' } } });
@@ -114,6 +122,12 @@ try {
   const secs = (performance.now() - t0) / 1000;
   if (job.counts.succeeded !== N) throw new Error(`grid run: ${job.counts.succeeded}/${N} succeeded`);
   out.dsg = N / secs;
+  if (tracer) {
+    tracer.kill('SIGINT');
+    await new Promise((r) => tracer.on('exit', r));
+    const calls = [...traced.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    out.fsyncsPerTask = calls / N;
+  }
   out.cpuUsPerTask = {};
   for (const [k, p] of Object.entries(procs)) {
     const a = before[k]; const b = p ? cpuMs(p) : null;
@@ -122,7 +136,7 @@ try {
 } finally {
   if (grid && grid.exitCode === null) {
     try { process.kill(-grid.pid, 'SIGTERM'); } catch { /* gone */ }
-    await new Promise((r) => setTimeout(r, 2500));
+    await new Promise((r) => setTimeout(r, 6000));
     try { process.kill(-grid.pid, 'SIGKILL'); } catch { /* gone */ }
   }
   rmSync(dataDir, { recursive: true, force: true });
@@ -130,6 +144,7 @@ try {
 if (process.argv.includes('--json')) console.log(JSON.stringify(out));
 else {
   console.log(`${N} × true, ${cores} cores, isolation ${out.isolation}: xargs ${out.xargs.toFixed(0)}/s, DSG ${out.dsg.toFixed(0)}/s (${(out.dsg / out.xargs).toFixed(2)}×)`);
+  if (out.fsyncsPerTask !== undefined) console.log(`  coordinator fsync/fdatasync calls per task: ${out.fsyncsPerTask.toFixed(3)}`);
   for (const [k, v] of Object.entries(out.cpuUsPerTask)) console.log(`  ${k.padEnd(12)} ${v === null ? '   —' : `${v.toFixed(0).padStart(5)} µs CPU per task`}`);
   if (profDir) console.log(`  CPU profiles: ${readdirSync(profDir).length} file(s) in ${profDir}`);
 }
