@@ -140,11 +140,13 @@ for (const [name, make, opts] of executors) describe(`${name} (real processes)`,
 
 describe('the native process starter', nativeOnly, () => {
   it('is what the launcher uses when it is built, and says so', async () => {
-    const ex = new LauncherExecutor({ killGraceMs: 500 });
+    const told: unknown[] = [];
+    const ex = new LauncherExecutor({ killGraceMs: 500, onStarter: (x) => told.push(x) });
     try {
       const r = await ex.start({ argv: ['true'], cwd: tmpdir(), env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, timeoutMs: 10_000 }, { onStdout: () => undefined, onStderr: () => undefined }).done;
       assert.equal(r.exitCode, 0);
       assert.deepEqual(ex.starterInUse, { starter: 'native' });
+      assert.deepEqual(told, [{ starter: 'native' }]);
     } finally {
       ex.close();
     }

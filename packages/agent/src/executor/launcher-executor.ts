@@ -35,8 +35,9 @@ export class LauncherExecutor implements Executor {
    * @param options.isolation sandbox, cgroup limits and task user applied in the helper. Default: none.
    * @param options.starter how the helper creates processes: `auto` (default: the native starter dsg-spawn when it
    * was built and runs here, else Node's spawn) or `node`.
+   * @param options.onStarter told which starter each new helper uses (and why not the native one). Default: none.
    */
-  constructor(private readonly options: { killGraceMs?: number; capacity?: ExecResources; isolation?: IsolationSettings; starter?: 'auto' | 'node' } = {}) {}
+  constructor(private readonly options: { killGraceMs?: number; capacity?: ExecResources; isolation?: IsolationSettings; starter?: 'auto' | 'node'; onStarter?: (s: { starter: 'native' | 'node'; why?: string }) => void } = {}) {}
 
   /** Which process starter the helper uses, once it has said so (after the first start). */
   starterInUse: { starter: 'native' | 'node'; why?: string } | null = null;
@@ -90,7 +91,9 @@ export class LauncherExecutor implements Executor {
       return;
     }
     if (m.ev === 'hello') {
+      const first = this.starterInUse === null;
       this.starterInUse = { starter: m.starter, ...(m.why ? { why: m.why } : {}) };
+      if (first) this.options.onStarter?.(this.starterInUse);
       return;
     }
     const p = this.inflight.get(m.id);
