@@ -10,6 +10,9 @@
 //   Options: --nodes N (1000)  --tasks N (100000)  --projects N (10)  --json  --check
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { useSupportedNode } from './node-runtime.mjs';
+
+await useSupportedNode(import.meta.url);
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { schedule, seededRng, DEFAULT_SCHEDULER_CONFIG, tasksToRead, decayedUsage } = await import(pathToFileURL(join(root, 'packages/scheduler/dist/src/index.js')).href);

@@ -3,15 +3,16 @@
 // (a volunteer's desktop, a classroom PC) gets the whole grid — CLI, coordinator, agent, dashboard — with
 //   npm install -g ./dsg-grid-<version>.tgz
 // The package holds the CLI's bundle (scripts/bundle-cli.mjs: our workspace packages are private and inside it)
-// and depends only on what cannot be bundled: better-sqlite3, a native add-on built for the installing machine, and
-// optional: on Node >= 22.13 the grid runs on the built-in node:sqlite, so a machine without a C++ toolchain (where
-// the compile fails) still installs it. docs/ARCHITECTURE.md, "SQLite driver".
+// and depends only on what cannot be bundled: better-sqlite3, a native add-on built for the installing machine.
 // Usage: node scripts/pack-cli.mjs [--out DIR]   (default: the repository root). Prints the tarball's path.
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { useSupportedNode } from './node-runtime.mjs';
+
+await useSupportedNode(import.meta.url);
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outIdx = process.argv.indexOf('--out');
@@ -46,7 +47,7 @@ try {
     // Source maps stay in the repository (they double the size); the licences of bundled code ship.
     files: ['bin', 'bundle/*.js', 'bundle/*.LEGAL.txt', 'bundle/package.json', 'bundle/web', 'README.md'],
     engines: rootPkg.engines,
-    optionalDependencies: { 'better-sqlite3': locked('better-sqlite3') },
+    dependencies: { 'better-sqlite3': locked('better-sqlite3') },
     // Optional speed-ups the WebSocket library loads when present; never required.
     peerDependenciesMeta: { bufferutil: { optional: true }, 'utf-8-validate': { optional: true } },
   };

@@ -5,6 +5,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { useSupportedNode } from './node-runtime.mjs';
+
+await useSupportedNode(import.meta.url);
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ensure = spawnSync(process.execPath, [join(root, 'scripts', 'ensure.mjs')], { stdio: 'inherit' });

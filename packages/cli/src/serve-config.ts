@@ -78,7 +78,7 @@ export const SERVE_DEFAULTS: Partial<Record<Field, string | number>> = {
   maxPendingNodes: 64,
   pendingNodeTtl: 24,
   sessionHours: 12,
-  // The SQLite driver: node:sqlite when this Node has it, else better-sqlite3 (docs/ARCHITECTURE.md, "SQLite driver").
+  // The SQLite driver: better-sqlite3 when it loads, else node:sqlite (docs/ARCHITECTURE.md, "SQLite driver").
   sqliteDriver: 'auto',
   // mDNS advertisement on the LAN (never on loopback-only binds: the coordinator checks).
   advertise: 'true',

@@ -68,7 +68,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
   for (const f of ['dsg.sqlite', 'coordinator.lock']) await createPrivate(join(dataDir, f));
-  // Resolved once (auto → node:sqlite when this Node has it): the lock and the store then load the same driver.
+  // Resolved once (auto → better-sqlite3 when it loads, else node:sqlite): the lock and the store load the same one.
   const driver = resolveSqliteDriver(options.sqliteDriver ?? 'auto');
   const lock = lockDataDir(dataDir, driver);
   const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite'), driver });

@@ -31,7 +31,7 @@ export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
     .option('--max-pending-nodes <n>', 'most machines waiting for approval at once (agents started without a token or join code); more are told to ask later; 0 = nobody may ask (env DSG_MAX_PENDING_NODES; default 64)')
     .option('--pending-node-ttl <hours>', 'a machine waiting for approval that stopped asking is forgotten after this many hours (env DSG_PENDING_NODE_TTL_HOURS; default 24)')
     .option('--session-hours <hours>', 'a dashboard sign-in lasts this long, never past its token\'s expiry (env DSG_SESSION_HOURS; default 12)')
-    .option('--sqlite-driver <driver>', 'the SQLite driver: auto (the built-in node:sqlite on Node 22.13 and newer, else better-sqlite3), node, or better-sqlite3 (env DSG_SQLITE_DRIVER; default auto)')
+    .option('--sqlite-driver <driver>', 'the SQLite driver: auto (better-sqlite3 when it loads, else the built-in node:sqlite), better-sqlite3, or node (env DSG_SQLITE_DRIVER; default auto)')
     .option('--tls <mode>', 'HTTPS and WSS: auto (beyond loopback: a self-signed certificate made in the data dir, pinned by its fingerprint), on, off (env DSG_TLS; default auto)')
     .option('--tls-cert <file>', 'your own certificate (PEM) instead of the self-signed one; with --tls-key (env DSG_TLS_CERT)')
     .option('--tls-key <file>', 'the key of --tls-cert (PEM) (env DSG_TLS_KEY)')

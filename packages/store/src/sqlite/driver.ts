@@ -2,12 +2,12 @@
  * The SQLite driver under SqliteStore and the process lock: one small synchronous interface (prepare, run / get /
  * all / iterate, exec, pragma, transactions, close) with two adapters:
  *
- *  - `node`: the built-in `node:sqlite` (Node ≥ 22.13; no native add-on, no compile on install);
- *  - `better-sqlite3`: the native add-on (an optional dependency: it compiles from source where no prebuilt binary
- *    can be downloaded, which needs a C++ toolchain and about a minute and a half).
+ *  - `better-sqlite3`: the native add-on (v13 ships prebuilt Node-API binaries: nothing compiles);
+ *  - `node`: the built-in `node:sqlite` (Node ≥ 22.13; no native code at all).
  *
- * `auto` (the default) takes `node:sqlite` when this Node has it, else better-sqlite3; docs/ARCHITECTURE.md
- * ("SQLite driver") has the measurements behind that order. Both run the same Store conformance suite.
+ * `auto` (the default) takes better-sqlite3 when it loads, else node:sqlite (a platform without a prebuilt
+ * binary); docs/ARCHITECTURE.md ("SQLite driver") has the measurements behind that order. Both run the same Store
+ * conformance suite.
  *
  * Where the two differ, this module makes `node` behave like better-sqlite3, because the store was written for it:
  *  - errors: node:sqlite throws `code: 'ERR_SQLITE_ERROR'` with a numeric `errcode`; the adapter puts the SQLite
@@ -29,7 +29,7 @@ import { DsgError } from '@dsg/core';
 
 export const SQLITE_DRIVERS = ['node', 'better-sqlite3'] as const;
 export type SqliteDriverName = (typeof SQLITE_DRIVERS)[number];
-/** What a user may ask for: one driver, or `auto` (node:sqlite when this Node has it, else better-sqlite3). */
+/** What a user may ask for: one driver, or `auto` (better-sqlite3 when it loads, else node:sqlite). */
 export type SqliteDriverChoice = SqliteDriverName | 'auto';
 
 export type SqlValue = string | number | bigint | null | Uint8Array | undefined;
@@ -141,11 +141,11 @@ function loadBetterSqlite3(): BetterSqlite3Ctor | Error {
     const code = (e as { code?: string }).code;
     const message = (e as Error).message ?? String(e);
     betterSqlite3 = new DsgError('unavailable', code === 'MODULE_NOT_FOUND' && /'better-sqlite3'/.test(message)
-      ? 'the SQLite driver "better-sqlite3" is not installed (it is an optional dependency that compiles from source and needs a C++ toolchain): ' +
-        'install it with `npm install better-sqlite3`, or choose the driver "node" (DSG_SQLITE_DRIVER=node, Node 22.13 or newer).'
+      ? 'the SQLite driver "better-sqlite3" is not installed: run `npm install` (or `npm install better-sqlite3`), ' +
+        'or choose the driver "node" (DSG_SQLITE_DRIVER=node, Node 22.13 or newer).'
       : /NODE_MODULE_VERSION|was compiled against a different Node/.test(message)
         ? `better-sqlite3 was built for another Node version than this one (${process.versions.node}): run \`npm rebuild better-sqlite3\`, or choose the driver "node" (DSG_SQLITE_DRIVER=node).`
-        : `the SQLite driver "better-sqlite3" cannot load: ${message.split('\n')[0]}. Run \`npm rebuild better-sqlite3\`, or choose the driver "node" (DSG_SQLITE_DRIVER=node).`);
+        : `the SQLite driver "better-sqlite3" cannot load here (${process.platform}-${process.arch}; its prebuilt binaries cover Linux, macOS and Windows on x64 and arm64): ${message.split('\n')[0]}. Choose the driver "node" (DSG_SQLITE_DRIVER=node, Node 22.13 or newer).`);
   }
   return betterSqlite3;
 }
@@ -157,8 +157,8 @@ export function sqliteDriverAvailable(driver: SqliteDriverName): true | Error {
 }
 
 /**
- * The driver a choice means here. `auto`: node:sqlite when this Node has it, else better-sqlite3 (docs/ARCHITECTURE.md,
- * "SQLite driver", has the measurements). Throws the driver's own "why not and what to do" error when neither loads.
+ * The driver a choice means here. `auto`: better-sqlite3 when it loads, else node:sqlite (docs/ARCHITECTURE.md,
+ * "SQLite driver", has the measurements). Throws the drivers' own "why not and what to do" errors when neither loads.
  */
 export function resolveSqliteDriver(choice: SqliteDriverChoice = 'auto'): SqliteDriverName {
   if (choice !== 'auto') {
@@ -166,11 +166,11 @@ export function resolveSqliteDriver(choice: SqliteDriverChoice = 'auto'): Sqlite
       throw new DsgError('validation', `unknown SQLite driver ${JSON.stringify(choice)}: expected auto, node or better-sqlite3`);
     return choice;
   }
-  if (sqliteDriverAvailable('node') === true) return 'node';
   const better = sqliteDriverAvailable('better-sqlite3');
   if (better === true) return 'better-sqlite3';
-  throw new DsgError('unavailable',
-    `no SQLite driver: node:sqlite needs Node ${NODE_SQLITE_MIN} or newer (this is ${process.versions.node}), and ${better.message}`);
+  const node = sqliteDriverAvailable('node');
+  if (node === true) return 'node';
+  throw new DsgError('unavailable', `no SQLite driver loads: ${better.message} And ${node.message}`);
 }
 
 /** Open a database file (or `:memory:`) with the chosen driver. */

@@ -138,8 +138,8 @@ export interface SqliteStoreOptions {
   /** Database file, or `:memory:`. */
   readonly file: string;
   /**
-   * The SQLite driver: `node` (the built-in node:sqlite, Node ≥ 22.13), `better-sqlite3` (the native add-on), or
-   * `auto`: node:sqlite when this Node has it, else better-sqlite3. Default `auto`.
+   * The SQLite driver: `better-sqlite3` (the native add-on, prebuilt), `node` (the built-in node:sqlite, Node ≥
+   * 22.13), or `auto`: better-sqlite3 when it loads, else node:sqlite. Default `auto`.
    */
   readonly driver?: SqliteDriverChoice;
 }
