@@ -5,7 +5,7 @@
 //    per command loads in half the time (`dsg --version` 0.22 s → ~0.11 s on the 2-core CI machine);
 //  - installing without the repository: the workspace packages (@dsg/core, …) are private, so `npm i -g` of the
 //    CLI package needs them inside it. The bundle is that package's code; third-party packages with native code
-//    (better-sqlite3) or optional native add-ons stay external and are the package's (optional) dependencies.
+//    (better-sqlite3) or optional native add-ons stay external and are the package's real dependencies.
 // Code splitting keeps `up`, `coordinator` and `agent` (fastify, the SQLite driver, …) out of what client commands
 // load: they sit behind dynamic import() in the CLI and become chunks of their own.
 // Files other code spawns or reads by path become entry points or copies next to the bundle:
