@@ -29,7 +29,8 @@ export function isolationSatisfies(nodeLevel: string | undefined, required: Isol
 }
 
 export const SPEC_VERSION = 1 as const;
-export const MAX_ARRAY = 100_000;
+/** Most tasks in one job (array count, list of values, matrix combinations, lines of a file). */
+export const MAX_ARRAY = 1_000_000;
 /**
  * Placement conditions a spec may hold (constraints, prefer): each is matched against every candidate node on every
  * dispatch pass. Script, command and environment sizes are bounded in spawn-limits.ts.
