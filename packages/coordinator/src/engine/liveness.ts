@@ -59,6 +59,11 @@ export class LivenessMonitor {
     for (const u of await store.listNodeUsage(['offline'])) {
       if (u.activeAttempts > 0 && !this.offlineDeadline.has(u.node.id)) this.offlineDeadline.set(u.node.id, now + grace);
     }
+    // A node declared lost whose attempts were not all requeued yet (they are ended in slices; a crash came
+    // between two): finish at the first check, unless it reconnects first.
+    for (const u of await store.listNodeUsage(['lost'])) {
+      if (u.activeAttempts > 0) this.offlineDeadline.set(u.node.id, now);
+    }
     // Checked often enough that a silent node is noticed within a fraction of a heartbeat of its deadline.
     const every = Math.min(1000, Math.max(100, config.heartbeatIntervalMs / 2));
     this.monitor = setInterval(() => void this.checkLiveness().catch((e) => this.deps.log.error({ err: e }, 'liveness check failed')), every);
