@@ -9,7 +9,7 @@
 //            time (dsg_scheduler_pass_duration_seconds while one simulated agent takes and finishes tasks), and
 //            the restart time (SIGTERM → /readyz answering) with that queue
 //   stalls   GET /api/v1/health polled back to back while: a job of 100,000 queued tasks is cancelled; a node
-//            holding 10,000 attempts is lost (its agent vanishes; node timeout 2 s) and they are requeued;
+//            holding 10,000 attempts is lost (its agent vanishes; node timeout 8 s) and they are requeued;
 //            retention removes 400,000 finished tasks (POST /api/v1/gc)
 //
 // Options: --only bulk,depth,stalls   --depth N (largest queue; default 10000000)   --bulk N (default 1000000)
@@ -269,7 +269,7 @@ try {
 
   // ── no long stalls ──
   if (only.has('stalls')) {
-    const c = await freshCoordinator({ heartbeatIntervalSeconds: 1, nodeTimeoutSeconds: 2, retention: { maxAgeDays: 1 / 86_400, intervalMinutes: 600, graceMinutes: 1 } });
+    const c = await freshCoordinator({ nodeTimeoutSeconds: 8, retention: { maxAgeDays: 1 / 86_400, intervalMinutes: 600, graceMinutes: 1 } });
     // Cancel a job of 100,000 queued tasks.
     const big = (await c.ok('POST', '/jobs', spec('cancel-me', 100_000))).job;
     await sleep(200);
