@@ -88,7 +88,7 @@ class Coordinator {
     return performance.now() - t0;
   }
   async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return;
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const exited = new Promise((r) => this.proc.once('exit', r));
     this.proc.kill('SIGTERM');
     await Promise.race([exited, sleep(30_000)]);

@@ -178,6 +178,11 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
+    // A 64 MiB page cache (SQLite's default is 2 MiB). A dispatch pass seeks the first queued task of every job; with
+    // 1,000,000 tasks queued those pages no longer fit in 2 MiB and each pass re-read them through the OS (a pass
+    // over 1,000 jobs measured 13 ms with 1,000 tasks queued, 65 ms with 1,000,000). Memory, not a file mapping:
+    // the coordinator's RSS stays bounded however big the database grows.
+    this.db.pragma('cache_size = -65536');
   }
 
   /** Prepared statements, cached by their SQL. */
@@ -244,7 +249,16 @@ export class SqliteStore implements Store {
     })();
     if (chunked) {
       for (let from = 0; from < n; from += CREATE_CHUNK) {
-        this.db.transaction(() => this.insertQueuedTasks(job.id, c.arrayValues, from, Math.min(n, from + CREATE_CHUNK), first))();
+        // Without an fsync of its own: until the last commit releases the job nothing depends on these rows (a crash
+        // loses at most an unreleased job, which `init` removes), and that commit's fsync of the WAL makes every
+        // earlier frame durable with it. 99 of the 100 fsyncs of a 1,000,000-task job are saved. Back to FULL before
+        // the event loop runs anything else, so no other commit is ever made without its fsync.
+        this.db.pragma('synchronous = NORMAL');
+        try {
+          this.db.transaction(() => this.insertQueuedTasks(job.id, c.arrayValues, from, Math.min(n, from + CREATE_CHUNK), first))();
+        } finally {
+          this.db.pragma('synchronous = FULL');
+        }
         await new Promise((r) => setImmediate(r));
       }
       this.q('UPDATE jobs SET released = 1, n_queued = ? WHERE id = ?').run(n, job.id);
