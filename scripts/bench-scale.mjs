@@ -14,7 +14,7 @@
 //
 // Options: --only bulk,depth,stalls   --depth N (largest queue; default 10000000)   --bulk N (default 1000000)
 //          --json (one JSON line at the end)
-// Time and disk (2-core VM): the 10,000,000 level fills in ~1–2 min and takes ~2 GB; the whole run ~4–6 min.
+// Time and disk (2-core VM): the 10,000,000 level fills in ~2.5 min and takes 2.5 GB; the whole run ~12 min.
 // `--depth 1000000` skips the 10M level (~1 min in all). Exits 1 when a target is missed.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
