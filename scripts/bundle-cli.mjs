@@ -10,7 +10,8 @@
 // load: they sit behind dynamic import() in the CLI and become chunks of their own.
 // Files other code spawns or reads by path become entry points or copies next to the bundle:
 //  - launcher-main.js (the agent's process launcher, spawned by path);
-//  - the dashboard's static files (the coordinator looks for ./web next to its code first).
+//  - the dashboard's static files (the coordinator looks for ./web next to its code first);
+//  - the native process starter dsg-spawn when it was built (the launcher looks for ./dsg-spawn next to itself).
 // Usage: node scripts/bundle-cli.mjs [--quiet]. scripts/ensure.mjs runs it after every build.
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -61,6 +62,8 @@ writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n');
 const webCandidates = [join(root, 'packages', 'web', 'dist'), join(root, 'packages', 'coordinator', 'static')];
 const web = webCandidates.find((d) => existsSync(join(d, 'index.html')));
 if (web) cpSync(web, join(out, 'web'), { recursive: true });
+const spawner = join(root, 'packages', 'agent', 'dist', 'native', 'dsg-spawn');
+if (existsSync(spawner)) cpSync(spawner, join(out, 'dsg-spawn'));
 
 if (!process.argv.includes('--quiet')) {
   const size = readdirSync(out).filter((f) => f.endsWith('.js')).reduce((n, f) => n + statSync(join(out, f)).size, 0);

@@ -41,5 +41,7 @@ if (probe.status !== 0) {
 }
 say('building…');
 run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], 'TypeScript build');
+// The agent's optional native process starter (C): never fails the build; without it agents use Node's spawn.
+run(process.execPath, [join(root, 'scripts', 'build-native.mjs'), ...(quiet ? ['--quiet'] : [])], 'building the native process starter');
 // The `dsg` command runs from one bundle of the compiled code (fast start-up; the same files `npm i -g` installs).
 run(process.execPath, [join(root, 'scripts', 'bundle-cli.mjs'), ...(quiet ? ['--quiet'] : [])], 'bundling the CLI');

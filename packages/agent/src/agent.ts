@@ -164,7 +164,10 @@ class Agent implements RunningAgent {
       ? new AdmissionExecutor(this.ports.executor, cap)
       : this.options.executor === 'native'
         ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace, ...isolation }), cap)
-        : new LauncherExecutor({ killGraceMs: grace, capacity: cap, ...isolation });
+        : new LauncherExecutor({
+            killGraceMs: grace, capacity: cap, ...isolation,
+            onStarter: (s) => this.log('info', s.starter === 'native' ? 'tasks start through the native process starter (dsg-spawn)' : `tasks start through Node's spawn (${s.why ?? 'no native starter'})`),
+          });
     try {
       const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string; credential?: string; tlsFingerprint?: string };
       this.id = saved.nodeId ?? null;
