@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, ValidationError, type TokenId } from '@dsg/core';
 import { DEFAULT_RESERVE_AFTER_MS, DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
-import { openSqliteStore, type QuarantinePolicy, type Store } from '@dsg/store';
+import { openSqliteStore, resolveSqliteDriver, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
 import { Authenticator, createToken, DEFAULT_SESSION_TTL_MS, hashToken } from './auth.js';
 import { DEFAULT_RATE_LIMITS, RateLimiter } from './http/rate-limit.js';
@@ -68,8 +68,10 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
   for (const f of ['dsg.sqlite', 'coordinator.lock']) await createPrivate(join(dataDir, f));
-  const lock = lockDataDir(dataDir);
-  const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite') });
+  // Resolved once (auto → better-sqlite3 when it loads, else node:sqlite): the lock and the store load the same one.
+  const driver = resolveSqliteDriver(options.sqliteDriver ?? 'auto');
+  const lock = lockDataDir(dataDir, driver);
+  const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite'), driver });
   await store.init();
   const blobs = new FileBlobStore(join(dataDir, 'blobs'));
   await blobs.init();
@@ -159,7 +161,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const url = `${tls ? 'https' : 'http'}://${reachableHost}:${actualPort}`;
   const gridId = await readGridId(credentialsFile);
   await writeCredentials(credentialsFile, { ...creds, url, gridId, ...(tls?.selfSigned ? { tlsFingerprint: tls.fingerprint } : {}) });
-  log.info({ url, dataDir, ...(tls ? { tlsFingerprint: tls.fingerprint, certificate: tls.selfSigned ? 'self-signed' : tls.certFile } : {}) }, 'coordinator listening');
+  log.info({ url, dataDir, sqliteDriver: driver, ...(tls ? { tlsFingerprint: tls.fingerprint, certificate: tls.selfSigned ? 'self-signed' : tls.certFile } : {}) }, 'coordinator listening');
 
   // LAN advertisement (mDNS/DNS-SD), best-effort: a network without multicast still works with --coordinator URL.
   const gridName = options.gridName ?? hostname();

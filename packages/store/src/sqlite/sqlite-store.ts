@@ -1,5 +1,6 @@
 /**
- * SqliteStore: the Store port on embedded SQLite (better-sqlite3), the default store.
+ * SqliteStore: the Store port on embedded SQLite, the default store. The driver (the built-in node:sqlite or the
+ * native better-sqlite3) sits behind ./driver.ts; both pass the same conformance suite.
  *
  * Durability: WAL journal with synchronous=FULL, so a commit is on disk before any method resolves: an accepted
  * job or a recorded result survives a crash of the process or the machine. Throughput comes from grouping (the
@@ -13,10 +14,9 @@
  *    cannot drift from the attempts themselves;
  *  - a job's `finished_at` is set exactly when its last task reaches a terminal state.
  *
- * The methods are async to honour the port, but run synchronously inside: better-sqlite3 transactions cannot
+ * The methods are async to honour the port, but run synchronously inside: a transaction (driver.ts) cannot
  * span an await, which also means no other call interleaves with one in flight.
  */
-import Database from 'better-sqlite3';
 import {
   AUDIT_GENESIS,
   auditHash,
@@ -132,10 +132,16 @@ import {
   type TokenRow,
 } from './rows.js';
 import { GPU_HELD_OF_NODE_SQL, GPU_HELD_SQL } from './gpu-queries.js';
+import { openSqliteDatabase, type SqlDatabase, type SqliteDriverChoice, type SqliteDriverName, type SqlStatement, type SqlValue } from './driver.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:`. */
   readonly file: string;
+  /**
+   * The SQLite driver: `better-sqlite3` (the native add-on, prebuilt), `node` (the built-in node:sqlite, Node ≥
+   * 22.13), or `auto`: better-sqlite3 when it loads, else node:sqlite. Default `auto`.
+   */
+  readonly driver?: SqliteDriverChoice;
 }
 
 /** Tasks per commit when a big job is accepted (see createJob). */
@@ -173,11 +179,11 @@ const toJoinRequest = (r: JoinRequestRow): JoinRequestRecord => ({
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
-  private readonly db: Database.Database;
-  private readonly stmts = new Map<string, Database.Statement>();
+  private readonly db: SqlDatabase;
+  private readonly stmts = new Map<string, SqlStatement>();
 
   constructor(options: SqliteStoreOptions) {
-    this.db = new Database(options.file);
+    this.db = openSqliteDatabase(options.file, { driver: options.driver ?? 'auto' });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('foreign_keys = ON');
@@ -192,7 +198,12 @@ export class SqliteStore implements Store {
   }
 
   /** Prepared statements, cached by their SQL. */
-  private q(sql: string): Database.Statement {
+  /** The driver this store runs on (for diagnostics and tests). */
+  get driver(): SqliteDriverName {
+    return this.db.driver;
+  }
+
+  private q(sql: string): SqlStatement {
     let s = this.stmts.get(sql);
     if (!s) this.stmts.set(sql, (s = this.db.prepare(sql)));
     return s;
@@ -206,7 +217,7 @@ export class SqliteStore implements Store {
       this.db.transaction(() => {
         this.db.exec(m.sql);
         this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
-      })();
+      });
     }
     // A big job whose chunked insert a crash interrupted was never acknowledged: remove what there is of it.
     this.db.transaction(() => {
@@ -215,18 +226,18 @@ export class SqliteStore implements Store {
         this.db.prepare('DELETE FROM tasks WHERE job_id = ?').run(id);
         this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id);
       }
-    })();
+    });
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    this.db.close();
   }
 
   async probeWrite(now: number): Promise<void> {
     // A real commit (synchronous=FULL: through to the disk), not a read: a full disk or a read-only mount fails here.
     this.db.transaction(() => {
       this.q("INSERT INTO meta (key, value) VALUES ('ready_probe', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(now);
-    })();
+    });
   }
 
   // ── jobs and tasks ──────────────────────────────────────────────────────────────────────────────────────
@@ -252,7 +263,7 @@ export class SqliteStore implements Store {
         job.owner?.tokenId ?? null, job.owner?.name ?? null, job.owner?.role ?? null);
       if (!chunked) this.insertQueuedTasks(job.id, c.arrayValues, 0, n, start);
       return start;
-    })();
+    });
     if (chunked) {
       for (let from = 0; from < n; from += CREATE_CHUNK) {
         // Without an fsync of its own: until the last commit releases the job nothing depends on these rows (a crash
@@ -261,7 +272,7 @@ export class SqliteStore implements Store {
         // the event loop runs anything else, so no other commit is ever made without its fsync.
         this.db.pragma('synchronous = NORMAL');
         try {
-          this.db.transaction(() => this.insertQueuedTasks(job.id, c.arrayValues, from, Math.min(n, from + CREATE_CHUNK), first))();
+          this.db.transaction(() => this.insertQueuedTasks(job.id, c.arrayValues, from, Math.min(n, from + CREATE_CHUNK), first));
         } finally {
           this.db.pragma('synchronous = FULL');
         }
@@ -301,7 +312,7 @@ export class SqliteStore implements Store {
 
   async listJobs(query: ListJobsQuery): Promise<Page<JobRecord>> {
     const where: string[] = [];
-    const args: unknown[] = [];
+    const args: SqlValue[] = [];
     if (query.cursor) {
       where.push('id < ?');
       args.push(query.cursor);
@@ -344,7 +355,7 @@ export class SqliteStore implements Store {
       // A stage not released yet is cancelled now (it has no tasks); what needs it is skipped.
       if (wf.workflow_id) this.advanceWorkflow(wf.workflow_id, now, []);
       return { toKill, alreadyFinished: false };
-    })();
+    });
     return r ? { job: (await this.getJob(id))!, ...r } : null;
   }
 
@@ -365,7 +376,7 @@ export class SqliteStore implements Store {
         if (wf.workflow_id) this.advanceWorkflow(wf.workflow_id, now, []);
       }
       return changes;
-    })();
+    });
   }
 
   async listCancellingJobs(): Promise<readonly JobId[]> {
@@ -490,7 +501,7 @@ export class SqliteStore implements Store {
           out.push({ taskId: r.id as TaskId, jobId: r.job_id as JobId, index: r.idx, seq: r.queue_seq });
       }
       return out;
-    })();
+    });
   }
 
   private allocations(): Map<string, { allocated: Resources; count: number; running: Resources; runningCount: number }> {
@@ -628,7 +639,7 @@ export class SqliteStore implements Store {
         });
       }
       return { created, rejected };
-    })();
+    });
   }
 
   /**
@@ -657,7 +668,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       this.applyStarts(starts);
       return finishes.map((f) => this.finishOne(f.attemptId, f.end, f.startedAt, f.finishedAt, f.outputs, now, policy, f.usage));
-    })();
+    });
   }
 
   private applyStarts(starts: readonly StartReport[]): void {
@@ -673,7 +684,7 @@ export class SqliteStore implements Store {
   }
 
   async loseAttempts(attemptIds: readonly AttemptId[], message: string, now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
-    return this.db.transaction(() => attemptIds.map((id) => this.finishOne(id, { kind: 'lost', message }, null, now, [], now, policy)))();
+    return this.db.transaction(() => attemptIds.map((id) => this.finishOne(id, { kind: 'lost', message }, null, now, [], now, policy)));
   }
 
   private finishOne(
@@ -841,7 +852,7 @@ export class SqliteStore implements Store {
       if (change.draining !== undefined) this.q('UPDATE nodes SET draining = ? WHERE id = ?').run(change.draining ? 1 : 0, id);
       // Ending a quarantine moves its end to now: failures before it no longer count toward the next one.
       if (change.releaseQuarantine) this.q('UPDATE nodes SET quarantined_until = ? WHERE id = ? AND quarantined_until > ?').run(now, id, now);
-    })();
+    });
     return this.getNode(id);
   }
 
@@ -853,7 +864,7 @@ export class SqliteStore implements Store {
       const requeued = held.map((a) => this.finishOne(a.id, { kind: 'lost', message: options.reason }, null, now, [], now, policy));
       this.q('DELETE FROM nodes WHERE id = ?').run(id);
       return { removed: true, held, requeued };
-    })();
+    });
   }
 
   async pruneNodes(before: number): Promise<readonly NodeRecord[]> {
@@ -865,7 +876,7 @@ export class SqliteStore implements Store {
       const del = this.q('DELETE FROM nodes WHERE id = ?');
       for (const r of rows) del.run(r.id);
       return rows.map(toNode);
-    })();
+    });
   }
 
   // ── outputs ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -896,7 +907,7 @@ export class SqliteStore implements Store {
         this.advanceWorkflow(row.workflow_id, now, []);
       }
       return { requeued, unskipped };
-    })();
+    });
     if (!result) return null;
     return { job: (await this.getJob(id))!, result };
   }
@@ -957,7 +968,7 @@ export class SqliteStore implements Store {
           o?.tokenId ?? null, o?.name ?? null, o?.role ?? null);
       });
       this.advanceWorkflow(wf.id, wf.createdAt, []);
-    })();
+    });
     return (await this.getWorkflow(wf.id))!;
   }
 
@@ -968,7 +979,7 @@ export class SqliteStore implements Store {
 
   async listWorkflows(query: ListWorkflowsQuery): Promise<Page<WorkflowRecord>> {
     const where: string[] = [];
-    const args: unknown[] = [];
+    const args: SqlValue[] = [];
     if (query.cursor) {
       where.push('id < ?');
       args.push(query.cursor);
@@ -998,7 +1009,7 @@ export class SqliteStore implements Store {
       }
       this.advanceWorkflow(id, now, []);
       return { alreadyFinished: false };
-    })();
+    });
     if (!r) return null;
     const toKill = r.alreadyFinished
       ? []
@@ -1018,7 +1029,7 @@ export class SqliteStore implements Store {
       const unskipped = this.liftSkips(id, now);
       this.advanceWorkflow(id, now, []);
       return { requeued, unskipped };
-    })();
+    });
     if (!result) return null;
     return { workflow: (await this.getWorkflow(id))!, result };
   }
@@ -1239,7 +1250,7 @@ export class SqliteStore implements Store {
         }
       }
       return deleted;
-    })()];
+    })];
   }
 
   private taskCountOf(it: { readonly kind: 'job' | 'workflow'; readonly id: string }): number {
@@ -1266,7 +1277,7 @@ export class SqliteStore implements Store {
       if (this.q("SELECT 1 FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE j.workflow_id = ? AND a.state IN ('assigned', 'running') LIMIT 1").get(it.id)) return null;
       this.q('UPDATE jobs SET deleting = 1 WHERE workflow_id = ?').run(it.id);
       return stages.map((st) => st.id);
-    })();
+    });
     if (!jobs) return [];
     for (const id of jobs) {
       const { n } = this.q('SELECT task_count AS n FROM jobs WHERE id = ?').get(id) as { n: number };
@@ -1275,7 +1286,7 @@ export class SqliteStore implements Store {
           this.q('DELETE FROM outputs WHERE job_id = ? AND task_index >= ? AND task_index < ?').run(id, from, from + DELETE_CHUNK);
           this.q('DELETE FROM attempts WHERE job_id = ? AND task_index >= ? AND task_index < ?').run(id, from, from + DELETE_CHUNK);
           this.q('DELETE FROM tasks WHERE job_id = ? AND idx >= ? AND idx < ?').run(id, from, from + DELETE_CHUNK);
-        })();
+        });
         await new Promise((r) => setImmediate(r));
       }
     }
@@ -1287,7 +1298,7 @@ export class SqliteStore implements Store {
         this.q('DELETE FROM jobs WHERE id = ?').run(id);
       }
       if (it.kind === 'workflow') this.q('DELETE FROM workflows WHERE id = ?').run(it.id);
-    })();
+    });
     return jobs as JobId[];
   }
 
@@ -1304,7 +1315,7 @@ export class SqliteStore implements Store {
         if (!excluding.has(r.job_id)) addFiles(r.inputs_json);
       for (const r of this.q('SELECT job_id, sha256 FROM outputs').iterate() as Iterable<{ job_id: string; sha256: string }>) if (!excluding.has(r.job_id)) refs.add(r.sha256);
       return refs;
-    })();
+    });
   }
 
   async jobExists(id: string): Promise<boolean> {
@@ -1375,7 +1386,7 @@ export class SqliteStore implements Store {
       const n = this.q('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes;
       this.q('DELETE FROM sessions WHERE token_id = ?').run(id);
       return n > 0;
-    })();
+    });
   }
 
   async touchToken(id: TokenId, now: number): Promise<void> {
@@ -1408,7 +1419,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       this.q('DELETE FROM sessions WHERE token_id IN (SELECT id FROM tokens WHERE node_id = ?)').run(nodeId);
       return this.q('UPDATE tokens SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL').run(now, nodeId).changes;
-    })();
+    });
   }
 
   async listTokens(): Promise<readonly TokenRecord[]> {
@@ -1426,7 +1437,7 @@ export class SqliteStore implements Store {
               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(seq, e.at, e.actor.kind, e.actor.id, e.actor.name, e.actor.role, e.action, e.target, JSON.stringify(e.detail), e.origin, prevHash, entry.hash);
       return entry;
-    })();
+    });
   }
 
   async listAudit(q: AuditQuery): Promise<readonly AuditEntry[]> {
@@ -1443,7 +1454,8 @@ export class SqliteStore implements Store {
 
   async auditHead(): Promise<{ readonly seq: number; readonly hash: string }> {
     const head = this.q('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
-    return head ?? { seq: 0, hash: AUDIT_GENESIS };
+    // A new object, not the row: rows have a null prototype under node:sqlite (driver.ts).
+    return head ? { seq: head.seq, hash: head.hash } : { seq: 0, hash: AUDIT_GENESIS };
   }
 }
 
