@@ -117,7 +117,7 @@ export class DsgClient {
       /* not JSON */
     }
     const err = parsed?.error;
-    if (err?.code === 'validation' && Array.isArray(err.details?.['issues'])) throw new ValidationError(err.details['issues'] as Issue[]);
+    if (err?.code === 'validation' && Array.isArray(err.details?.['issues'])) throw new ValidationError(err.details['issues'] as Issue[], undefined, { issueCount: Number(err.details['issueCount']) || 0 });
     if (err) throw new DsgError(err.code as ErrorCode, err.message, err.details);
     // No DSG error body: not the coordinator answering. A proxy's 502/503/504 means it cannot reach the
     // coordinator behind it, which is the same to the user as a refused connection (and worth retrying).

@@ -170,7 +170,7 @@ export class Engine implements AgentEvents {
   async stop(): Promise<void> {
     this.running = false;
     this.dispatcher.close();
-    this.liveness.stop();
+    await this.liveness.stop();
     await this.reports.drain();
   }
 
