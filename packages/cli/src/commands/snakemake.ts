@@ -165,7 +165,7 @@ function profileYaml(f: PlacementFlags, jobs: number): string {
     `jobs: ${jobs}`,
     '# status downloads the outputs before it says success: no file-system latency to wait for',
     'latency-wait: 5',
-    'max-status-checks-per-second: 2',
+    'max-status-checks-per-second: 10',
     'max-jobs-per-second: 10',
     '',
   ].join('\n');

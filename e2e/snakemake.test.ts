@@ -1,0 +1,130 @@
+// A real Snakemake 7 workflow on a real grid: `dsg snakemake profile`, then `snakemake --profile` runs the SIR
+// example (examples/snakemake: 4 simulations → 4 final sizes → a summary → a report), every job a sandboxed grid
+// task that gets its inputs from the coordinator and whose outputs `dsg snakemake status` brings back. Then a rule
+// that fails is reported `failed` (Snakemake stops with the grid's job id), an unknown job is `failed`, and a file
+// that is not a jobscript is refused.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ROOT, Sandbox, type Credentials } from './harness.js';
+
+function snakemakeVersion(): string | null {
+  const r = spawnSync('snakemake', ['--version'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+describe('Snakemake workflows on the grid', { timeout: 400_000 }, () => {
+  const version = snakemakeVersion();
+  if (!version || !version.startsWith('7.')) {
+    const why = version ? `snakemake ${version} is not 7.x (its --cluster mode is what dsg snakemake serves)` : 'snakemake is not installed (apt-get install -y snakemake)';
+    if (process.env['CI'] === 'true') it('has Snakemake 7', () => assert.fail(why));
+    else it.skip(`SKIPPED LOUDLY: ${why} — the Snakemake integration was not tested`);
+    return;
+  }
+  const sb = new Sandbox();
+  let creds: Credentials;
+  const profile = join(sb.dir, 'profile');
+  before(async () => {
+    const up = sb.start(['up', '--data-dir', join(sb.dir, 'data'), '--port', '0', '--no-advertise', '--cpus', '2']);
+    creds = await sb.credentials(join(sb.dir, 'data'), up.output);
+    await sb.waitFor('an online node', async () => (await sb.api<{ items: Array<{ state: string }> }>(creds, 'GET', '/nodes')).items.some((n) => n.state === 'online'), 30_000, up.output);
+    const r = await sb.run(['snakemake', 'profile', profile, '--jobs', '4']);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await sb.cleanup();
+  });
+
+  /** snakemake with the dsg profile, in `cwd`; CI=true makes Snakemake 7 check job status every 1 s instead of 10 s. */
+  const snakemake = (cwd: string, args: string[] = []): Promise<{ code: number | null; out: string }> =>
+    new Promise((resolve, reject) => {
+      const p = spawn('snakemake', ['--profile', profile, ...args], { cwd, env: sb.env({ CI: 'true' }), stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (out += d));
+      const t = setTimeout(() => {
+        p.kill('SIGKILL');
+        reject(new Error(`snakemake timed out\n${out}`));
+      }, 300_000);
+      p.on('close', (code) => {
+        clearTimeout(t);
+        resolve({ code, out });
+      });
+    });
+
+  it('writes a profile that runs this dsg', () => {
+    const yaml = readFileSync(join(profile, 'config.yaml'), 'utf8');
+    assert.match(yaml, /^cluster: ".* snakemake submit"$/m);
+    assert.match(yaml, /^cluster-status: ".* snakemake status"$/m);
+    assert.match(yaml, /^cluster-cancel: ".* snakemake cancel"$/m);
+    assert.match(yaml, /^jobs: 4$/m);
+  });
+
+  it('runs the example workflow end to end: every job on the grid, the final report here', async () => {
+    const wf = join(sb.dir, 'sir');
+    cpSync(join(ROOT, 'examples', 'snakemake'), wf, { recursive: true });
+    const t0 = Date.now();
+    const r = await snakemake(wf);
+    assert.equal(r.code, 0, r.out);
+    const seconds = (Date.now() - t0) / 1000;
+    const report = readFileSync(join(wf, 'results', 'report.txt'), 'utf8');
+    assert.match(report, /R0 1\.5: {2}58\.3% infected \(theory {2}58\.3%\)/);
+    assert.match(report, /R0 3\.0: {2}94\.0% infected \(theory {2}94\.0%\)/);
+    assert.match(report, /^OK$/m, report);
+    for (const r0 of ['1.5', '2.0', '2.5', '3.0']) {
+      assert.ok(existsSync(join(wf, 'runs', `r0-${r0}.csv`)), `runs/r0-${r0}.csv came back`);
+      assert.ok(existsSync(join(wf, 'sizes', `r0-${r0}.json`)), `sizes/r0-${r0}.json came back`);
+    }
+    // Every job Snakemake ran went through the grid and succeeded there: 4 + 4 + 1 + 1.
+    const jobs = await sb.api<{ items: Array<{ name: string; state: string; resources: { cpu: number; memoryBytes?: number } }> }>(creds, 'GET', '/jobs?limit=100');
+    const smk = jobs.items.filter((j) => j.name.startsWith('smk-'));
+    assert.equal(smk.length, 10, smk.map((j) => j.name).join(', '));
+    assert.ok(smk.every((j) => j.state === 'succeeded'), smk.map((j) => `${j.name} ${j.state}`).join(', '));
+    assert.equal(smk.filter((j) => j.name.startsWith('smk-simulate-')).length, 4);
+    assert.match(r.out, /Submitted job \d+ with external jobid 'job_[0-9a-z]+'/);
+    assert.match(r.out, /11 of 11 steps \(100%\) done/);
+    process.stderr.write(`[snakemake] example workflow: 10 grid jobs in ${seconds.toFixed(1)} s (Snakemake checks status every 1 s with CI=true)\n`);
+
+    // Run again: nothing to do (the outputs that came back are newer than their inputs), no new grid job.
+    const again = await snakemake(wf);
+    assert.equal(again.code, 0, again.out);
+    assert.match(again.out, /Nothing to be done/);
+  });
+
+  it('reports a failing rule as failed, with the grid job id, after the rule before it succeeded', async () => {
+    const wf = join(sb.dir, 'bad');
+    mkdirSync(wf);
+    writeFileSync(join(wf, 'Snakefile'), [
+      'rule all:', '    input: "b.txt"', '',
+      'rule first:', '    output: "a.txt"', '    shell: "echo fine > {output}"', '',
+      'rule boom:', '    input: "a.txt"', '    output: "b.txt"', '    shell: "echo about to fail >&2; exit 3"', '',
+    ].join('\n'));
+    const r = await snakemake(wf);
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /Error in rule boom/);
+    const id = /Error executing rule boom on cluster \(jobid: \d+, external: (job_[0-9a-z]+)/.exec(r.out)?.[1];
+    assert.ok(id, r.out);
+    assert.match(r.out, new RegExp(`dsg: job ${id} \\(smk-boom-\\d+\\) failed: exited with code 1\\. Its output: dsg logs ${id}`));
+    assert.equal(readFileSync(join(wf, 'a.txt'), 'utf8'), 'fine\n', 'the rule before it ran on the grid and its output came back');
+    assert.ok(!existsSync(join(wf, 'b.txt')));
+    const status = await sb.run(['snakemake', 'status', id], { cwd: wf });
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(status.stdout, 'failed\n');
+    const logs = await sb.run(['logs', id]);
+    assert.match(logs.stdout + logs.stderr, /about to fail/);
+  });
+
+  it('says failed for a job the grid does not know, and refuses a file that is not a jobscript', async () => {
+    const unknown = await sb.run(['snakemake', 'status', 'job_00000000000000000000000000']);
+    assert.equal(unknown.stdout, 'failed\n', unknown.stderr);
+    assert.match(unknown.stderr, /not on this grid/);
+    const notJs = join(sb.dir, 'Snakefile.txt');
+    writeFileSync(notJs, 'rule all:\n    input: "x"\n');
+    const r = await sb.run(['snakemake', 'submit', notJs]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /has no "# properties = \{…\}" line/);
+  });
+});
