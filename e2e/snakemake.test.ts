@@ -116,6 +116,27 @@ describe('Snakemake workflows on the grid', { timeout: 400_000 }, () => {
     assert.match(logs.stdout + logs.stderr, /about to fail/);
   });
 
+  it('fails a job clearly on a node whose Python has no Snakemake', async () => {
+    // The jobscript names a "Python" that exists on the node but cannot import snakemake (/bin/false stands in).
+    const wf = join(sb.dir, 'nosmk');
+    mkdirSync(wf);
+    writeFileSync(join(wf, 'Snakefile'), 'rule a:\n    output: "a.txt"\n    shell: "echo hi > {output}"\n');
+    const props = { type: 'single', rule: 'a', input: [], output: ['a.txt'], log: [], threads: 1, resources: { mem_mb: 100 }, jobid: 1 };
+    writeFileSync(join(wf, 'snakejob.a.1.sh'), `#!/bin/sh\n# properties = ${JSON.stringify(props)}\ncd '${wf}' && /bin/false -m snakemake --snakefile '${wf}/Snakefile' --target-jobs 'a:' --allowed-rules 'a' --mode 2 && exit 0 || exit 1\n`);
+    const sub = await sb.run(['snakemake', 'submit', join(wf, 'snakejob.a.1.sh')], { cwd: wf });
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    assert.match(id, /^job_[0-9a-z]+$/);
+    const verdict = await sb.waitFor('a verdict', async () => {
+      const s = await sb.run(['snakemake', 'status', id], { cwd: wf });
+      return s.stdout === 'running\n' ? null : s;
+    }, 60_000);
+    assert.equal(verdict.stdout, 'failed\n');
+    assert.match(verdict.stderr, /exited with code 127/);
+    const logs = await sb.run(['logs', id]);
+    assert.match(logs.stdout, /Snakemake is not installed on node .* \(tried \/bin\/false -m snakemake.*apt-get install snakemake/);
+  });
+
   it('says failed for a job the grid does not know, and refuses a file that is not a jobscript', async () => {
     const unknown = await sb.run(['snakemake', 'status', 'job_00000000000000000000000000']);
     assert.equal(unknown.stdout, 'failed\n', unknown.stderr);

@@ -198,6 +198,8 @@ export interface SnakemakeSpecOptions {
   readonly constraints?: Readonly<Record<string, string>>;
   readonly project?: string;
   readonly priority?: string;
+  /** The job needs network access (`network: true`: conda environments, wrappers, downloads). Default false. */
+  readonly network?: boolean;
 }
 
 const GLOB_CHARS = /[*?[\]{}]/;
@@ -311,6 +313,7 @@ export function snakemakeJobSpec(js: Jobscript, o: SnakemakeSpecOptions): Record
     inputs: [...inputs],
     ...(outputs.length > 0 ? { outputs } : {}),
     ...(o.constraints && Object.keys(o.constraints).length > 0 ? { constraints: o.constraints } : {}),
+    ...(o.network ? { network: true } : {}),
     ...(o.project !== undefined ? { project: o.project } : {}),
     ...(o.priority !== undefined ? { priority: o.priority } : {}),
   };

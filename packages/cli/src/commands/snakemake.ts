@@ -26,6 +26,7 @@ const collect = (v: string, acc: string[]): string[] => [...acc, v];
 
 interface PlacementFlags {
   send: string[];
+  network?: boolean;
   constraint: string[];
   project?: string;
   priority?: string;
@@ -66,6 +67,7 @@ need Snakemake installed (and whatever the rules run).`);
     .option('--constraint <KEY=VALUE>', 'run only on nodes with this label or fact (repeatable), e.g. software.snakemake=7', collect, [] as string[])
     .option('--project <name>', 'the project the jobs count against (default "default")')
     .option('--priority <class>', 'urgent, high, normal or low (default normal)')
+    .option('--network', 'the jobs need network access (conda:, wrapper:, downloads); default none on a sandboxed node')
     .action(async (file: string, f: PlacementFlags) => {
       const abs = resolve(file);
       let text: string;
@@ -84,7 +86,7 @@ need Snakemake installed (and whatever the rules run).`);
       const codeFolders: string[] = [];
       for (const d of CODE_FOLDERS) if (existsSync(join(sfDir, d))) codeFolders.push(d);
       const spec = snakemakeJobSpec(js, {
-        workdir, send: f.send, codeFolders, constraints: constraintsOf(f.constraint),
+        workdir, send: f.send, codeFolders, constraints: constraintsOf(f.constraint), network: Boolean(f.network),
         ...(f.project !== undefined ? { project: f.project } : {}), ...(f.priority !== undefined ? { priority: f.priority } : {}),
       });
       // Validated like a spec file whose folder is the working directory: inputs are relative to it.
@@ -124,6 +126,7 @@ need Snakemake installed (and whatever the rules run).`);
     .option('--constraint <KEY=VALUE>', 'run the jobs only on nodes with this label or fact (repeatable)', collect, [] as string[])
     .option('--project <name>', 'the project the jobs count against')
     .option('--priority <class>', 'urgent, high, normal or low')
+    .option('--network', 'the jobs need network access (conda:, wrapper:, downloads)')
     .action(async (dir: string | undefined, f: PlacementFlags & { jobs: string }) => {
       const jobs = Number(f.jobs);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 100_000) throw new ValidationError([{ path: '--jobs', message: `expected a whole number from 1 to 100000, got "${f.jobs}"` }]);
@@ -152,7 +155,7 @@ function profileYaml(f: PlacementFlags, jobs: number): string {
   const dsg = `${word(process.execPath)} ${word(process.argv[1]!)}`;
   const placement = [
     ...f.send.map((s) => `--send ${word(s)}`), ...f.constraint.map((c) => `--constraint ${word(c)}`),
-    ...(f.project !== undefined ? [`--project ${word(f.project)}`] : []), ...(f.priority !== undefined ? [`--priority ${word(f.priority)}`] : []),
+    ...(f.network ? ['--network'] : []), ...(f.project !== undefined ? [`--project ${word(f.project)}`] : []), ...(f.priority !== undefined ? [`--priority ${word(f.priority)}`] : []),
   ].join(' ');
   const yamlString = (s: string): string => JSON.stringify(s);
   return [
