@@ -2,13 +2,13 @@
 // example (examples/snakemake: 4 simulations → 4 final sizes → a summary → a report), every job a sandboxed grid
 // task that gets its inputs from the coordinator and whose outputs `dsg snakemake status` brings back. Then a rule
 // that fails is reported `failed` (Snakemake stops with the grid's job id), an unknown job is `failed`, and a file
-// that is not a jobscript is refused.
+// that is not a jobscript is refused; an unreachable coordinator is `running`, then `failed` after the give-up time.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ROOT, Sandbox, type Credentials } from './harness.js';
+import { freePort, ROOT, Sandbox, type Credentials } from './harness.js';
 
 function snakemakeVersion(): string | null {
   const r = spawnSync('snakemake', ['--version'], { encoding: 'utf8' });
@@ -93,13 +93,13 @@ describe('Snakemake workflows on the grid', { timeout: 400_000 }, () => {
     assert.match(again.out, /Nothing to be done/);
   });
 
-  it('reports a failing rule as failed, with the grid job id, after the rule before it succeeded', async () => {
+  it('reports a failing rule as failed, with the grid job id, after the rule before it succeeded with a directory() output', async () => {
     const wf = join(sb.dir, 'bad');
     mkdirSync(wf);
     writeFileSync(join(wf, 'Snakefile'), [
       'rule all:', '    input: "b.txt"', '',
-      'rule first:', '    output: "a.txt"', '    shell: "echo fine > {output}"', '',
-      'rule boom:', '    input: "a.txt"', '    output: "b.txt"', '    shell: "echo about to fail >&2; exit 3"', '',
+      'rule first:', '    output: directory("d")', '    shell: "mkdir -p {output}/sub && echo fine > {output}/sub/a.txt"', '',
+      'rule boom:', '    input: "d"', '    output: "b.txt"', '    shell: "echo about to fail >&2; exit 3"', '',
     ].join('\n'));
     const r = await snakemake(wf);
     assert.notEqual(r.code, 0, r.out);
@@ -107,7 +107,7 @@ describe('Snakemake workflows on the grid', { timeout: 400_000 }, () => {
     const id = /Error executing rule boom on cluster \(jobid: \d+, external: (job_[0-9a-z]+)/.exec(r.out)?.[1];
     assert.ok(id, r.out);
     assert.match(r.out, new RegExp(`dsg: job ${id} \\(smk-boom-\\d+\\) failed: exited with code 1\\. Its output: dsg logs ${id}`));
-    assert.equal(readFileSync(join(wf, 'a.txt'), 'utf8'), 'fine\n', 'the rule before it ran on the grid and its output came back');
+    assert.equal(readFileSync(join(wf, 'd', 'sub', 'a.txt'), 'utf8'), 'fine\n', 'the rule before it ran on the grid and its directory() output came back');
     assert.ok(!existsSync(join(wf, 'b.txt')));
     const status = await sb.run(['snakemake', 'status', id], { cwd: wf });
     assert.equal(status.code, 0, status.stderr);
@@ -141,6 +141,16 @@ describe('Snakemake workflows on the grid', { timeout: 400_000 }, () => {
     const unknown = await sb.run(['snakemake', 'status', 'job_00000000000000000000000000']);
     assert.equal(unknown.stdout, 'failed\n', unknown.stderr);
     assert.match(unknown.stderr, /not on this grid/);
+    // An unreachable coordinator: `running` (Snakemake asks again) until the give-up time, then `failed`.
+    const gone = { DSG_COORDINATOR: `http://127.0.0.1:${await freePort()}`, DSG_TOKEN: creds.adminToken };
+    const cwd = join(sb.dir, 'gone');
+    mkdirSync(cwd);
+    const first = await sb.run(['snakemake', 'status', 'job_01m93md3ec217ypf8mnr6nwe12'], { cwd, env: gone });
+    assert.equal(first.stdout, 'running\n', first.stderr);
+    assert.match(first.stderr, /cannot reach the coordinator/);
+    const later = await sb.run(['snakemake', 'status', 'job_01m93md3ec217ypf8mnr6nwe12'], { cwd, env: { ...gone, DSG_GIVE_UP_AFTER: '0' } });
+    assert.equal(later.stdout, 'failed\n', later.stderr);
+    assert.match(later.stderr, /unreachable for \d+ s .*reporting job job_01m93md3ec217ypf8mnr6nwe12 as failed/);
     const notJs = join(sb.dir, 'Snakefile.txt');
     writeFileSync(notJs, 'rule all:\n    input: "x"\n');
     const r = await sb.run(['snakemake', 'submit', notJs]);

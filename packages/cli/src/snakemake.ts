@@ -9,7 +9,8 @@
  *  - what the job reads is sent as the task's inputs, at the same paths relative to the working directory: the
  *    job's `input` files, the Snakefile, the config files named on the command line, and the `rules/`, `scripts/`,
  *    `envs/` and `schemas/` folders next to the Snakefile (Snakemake's recommended layout), plus `--send PATH`;
- *  - what it writes (`output`, and `log` files as optional outputs) is declared as the task's outputs, which
+ *  - what it writes (`output`, with every file under it for a `directory()` output, and `log` files as optional
+ *    outputs) is declared as the task's outputs, which
  *    `dsg snakemake status` downloads into the working directory once the job has succeeded, before it says
  *    `success`, so Snakemake finds them where it expects;
  *  - the body is rewritten to run in the task's own working directory: the absolute working directory becomes
@@ -254,7 +255,7 @@ export function snakemakeJobSpec(js: Jobscript, o: SnakemakeSpecOptions): Record
     const r = rel(s, `--send ${s}`);
     if (r !== null) inputs.add(r);
   }
-  const outputs: Array<string | { path: string; optional: true }> = [];
+  const outputs: Array<{ path: string; optional: true }> = [];
   const outPath = (path: string, field: string): string | null => {
     const r = rel(path, `${field} ${path}`);
     if (r === null) return null;
@@ -270,7 +271,10 @@ export function snakemakeJobSpec(js: Jobscript, o: SnakemakeSpecOptions): Record
   };
   for (const out of p.output) {
     const r = outPath(out, 'output');
-    if (r !== null) outputs.push(r);
+    // The jobscript does not say which outputs are directory() outputs, so each path is collected as a file and
+    // as a folder (`PATH/**`, nothing for a file). Both are optional for the grid: Snakemake in the task already
+    // fails the job when an output is missing, and the grid counts only files as a match.
+    if (r !== null) outputs.push({ path: r, optional: true }, { path: `${r}/**`, optional: true });
   }
   for (const l of p.log) {
     const r = outPath(l, 'log');

@@ -49,7 +49,7 @@ describe('Snakemake jobscripts', () => {
     assert.deepEqual(spec['resources'], { cpu: 2, memory: '191Mi', disk: '954Mi' });
     assert.equal(spec['timeout'], '5m');
     assert.deepEqual(spec['inputs'], ['runs/r0-2.0.csv', 'Snakefile', 'scripts', 'config/config.yaml', 'data/ref.fa']);
-    assert.deepEqual(spec['outputs'], ['sizes/r0-2.0.json', { path: 'logs/final_size-2.0.log', optional: true }]);
+    assert.deepEqual(spec['outputs'], [{ path: 'sizes/r0-2.0.json', optional: true }, { path: 'sizes/r0-2.0.json/**', optional: true }, { path: 'logs/final_size-2.0.log', optional: true }]);
     const compiled = compileJobSpec(spec);
     assert.equal(compiled.timeoutMs, 300_000);
   });

@@ -8,7 +8,7 @@
  * (which assumes a shared file system) finds them where it looks. How a jobscript becomes a job: ../snakemake.ts.
  */
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -50,7 +50,7 @@ export function registerSnakemake(program: Command, globals: () => GlobalFlags):
     .command('snakemake')
     .description('run Snakemake workflows on the grid: the --cluster / --cluster-status / --cluster-cancel commands and a profile')
     .addHelpText('after', `
-Start here (Snakemake 7, e.g. Debian's 7.21):
+Examples (Snakemake 7, e.g. Debian's 7.21):
   dsg snakemake profile                 writes the "dsg" profile (~/.config/snakemake/dsg/config.yaml)
   snakemake --profile dsg               run the workflow from its directory: every job runs on the grid
 
@@ -174,9 +174,12 @@ function profileYaml(f: PlacementFlags, jobs: number): string {
   ].join('\n');
 }
 
-/** Is this failure the coordinator being unreachable (try again later) rather than an answer? */
+/** The file that remembers since when the coordinator has been unreachable for this job's status checks. */
+const unreachableFile = (id: string, workdir: string): string => join(stateDir(workdir), `${id.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 100)}.unreachable`);
+
+/** The coordinator did not answer: `running` until it has been unreachable for the give-up time, then `failed`. */
 async function unreachableVerdict(id: string, workdir: string, e: DsgError): Promise<'running' | 'failed'> {
-  const file = join(stateDir(workdir), `${id.replace(/[^A-Za-z0-9_-]/g, '_')}.unreachable`);
+  const file = unreachableFile(id, workdir);
   let since = Date.now();
   try {
     since = Number(await readFile(file, 'utf8')) || since;
@@ -211,6 +214,7 @@ export async function snakemakeStatus(id: string, workdir: string, flags: Global
     }
     throw e;
   }
+  await rm(unreachableFile(id, workdir), { force: true });
   switch (job.state) {
     case 'waiting':
     case 'queued':
