@@ -137,6 +137,33 @@ describe('Snakemake workflows on the grid', { timeout: 400_000 }, () => {
     assert.match(logs.stdout, /Snakemake is not installed on node .* \(tried \/bin\/false -m snakemake.*apt-get install snakemake/);
   });
 
+  it('cancels running jobs (the --cluster-cancel command), which then say failed', async () => {
+    const wf = join(sb.dir, 'slow');
+    mkdirSync(wf);
+    writeFileSync(join(wf, 'Snakefile'), 'rule all:\n    input: "s.txt"\n\nrule slow:\n    output: "s.txt"\n    shell: "sleep 120; touch {output}"\n');
+    const p = spawn('snakemake', ['--profile', profile], { cwd: wf, env: sb.env({ CI: 'true' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    const closed = new Promise((r) => p.on('close', r));
+    try {
+      const id = await sb.waitFor('the job submitted', () => /external jobid '(job_[0-9a-z]+)'/.exec(out)?.[1], 60_000, () => out);
+      await sb.waitFor('the job running', async () => (await sb.api<{ state: string }>(creds, 'GET', `/jobs/${id}`)).state === 'running', 60_000);
+      // What Snakemake does on Ctrl-C: its --cluster-cancel command with every job id it has out.
+      const c = await sb.run(['snakemake', 'cancel', id, 'job_00000000000000000000000000'], { cwd: wf });
+      assert.equal(c.code, 0, c.stderr);
+      const s = await sb.waitFor('a verdict', async () => {
+        const r = await sb.run(['snakemake', 'status', id], { cwd: wf });
+        return r.stdout === 'running\n' ? null : r;
+      }, 30_000);
+      assert.equal(s.stdout, 'failed\n');
+      assert.match(s.stderr, /cancelled/);
+    } finally {
+      p.kill('SIGKILL');
+      await closed;
+    }
+  });
+
   it('says failed for a job the grid does not know, and refuses a file that is not a jobscript', async () => {
     const unknown = await sb.run(['snakemake', 'status', 'job_00000000000000000000000000']);
     assert.equal(unknown.stdout, 'failed\n', unknown.stderr);
