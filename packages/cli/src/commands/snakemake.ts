@@ -18,8 +18,6 @@ import { resolveGiveUpAfter, snakemakeProfileDir } from '../config.js';
 import { clientFrom, info, print, type GlobalFlags } from '../context.js';
 import { isUnreachable } from '../reconnect.js';
 import { CODE_FOLDERS, MAX_JOBSCRIPT_BYTES, parseJobscript, snakemakeJobSpec } from '../snakemake.js';
-import { loadSpecObject } from '../spec-file.js';
-import { submitLoaded } from './job-submit.js';
 import { planOutputs } from './job-outputs.js';
 
 const collect = (v: string, acc: string[]): string[] => [...acc, v];
@@ -89,7 +87,9 @@ need Snakemake installed (and whatever the rules run).`);
         workdir, send: f.send, codeFolders, constraints: constraintsOf(f.constraint), network: Boolean(f.network),
         ...(f.project !== undefined ? { project: f.project } : {}), ...(f.priority !== undefined ? { priority: f.priority } : {}),
       });
-      // Validated like a spec file whose folder is the working directory: inputs are relative to it.
+      // Validated like a spec file whose folder is the working directory: inputs are relative to it. Loaded here
+      // only: `status`, which Snakemake runs for every job every few seconds, needs none of the submit path.
+      const [{ loadSpecObject }, { submitLoaded }] = await Promise.all([import('../spec-file.js'), import('./job-submit.js')]);
       await submitLoaded(loadSpecObject(spec, join(workdir, '<snakemake>')), { quiet: true }, globals());
     });
 
