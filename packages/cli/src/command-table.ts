@@ -67,6 +67,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { names: ['audit'], load: async () => (await import('./commands/audit.js')).registerAudit },
   { names: ['ledger'], load: async () => (await import('./commands/ledger.js')).registerLedger },
   { names: ['spec'], load: async () => (await import('./commands/spec-check.js')).registerSpec },
+  { names: ['openapi'], load: async () => (await import('./commands/openapi.js')).registerOpenApi },
 ];
 
 /** Global options that take a value: their value is not a command name. */

@@ -123,6 +123,9 @@ export class DsgClient {
 
   health = (): Promise<HealthV1> => this.json('GET', '/health');
 
+  /** The API's OpenAPI 3.1 description (`GET /api/v1/openapi.json`; the coordinator serves it to anyone). */
+  openApi = (): Promise<Record<string, unknown>> => this.json('GET', '/openapi.json');
+
   async hasBlob(sha256: string): Promise<boolean> {
     try {
       await this.request('HEAD', `/blobs/${sha256}`);

@@ -14,6 +14,7 @@ import { Engine } from '@dsg/coordinator';
 import { Authenticator, createToken } from '../src/auth.js';
 import { FileBlobStore } from '../src/files/blob-store.js';
 import { FileLogStore } from '../src/files/log-store.js';
+import { assertAllDescribed, checkResponsesAgainstOpenApi } from './fixtures/openapi-check.js';
 import { buildApi } from '../src/http/server.js';
 
 describe('REST API v1', () => {
@@ -23,6 +24,7 @@ describe('REST API v1', () => {
   let engine: Engine;
   let admin: string;
   let nodeToken: string;
+  let described: ReturnType<typeof checkResponsesAgainstOpenApi>;
   const clock = { now: () => Date.now() };
 
   before(async () => {
@@ -37,12 +39,14 @@ describe('REST API v1', () => {
     admin = (await createToken(store, 'admin', 'a', clock.now())).secret;
     nodeToken = (await createToken(store, 'node', 'n', clock.now())).secret;
     app = buildApi({ store, engine, blobs, logs, auth: new Authenticator(store), clock, log, staticDir: join(dir, 'static'), startedAt: clock.now(), maxUploadBytes: 1024 });
+    described = checkResponsesAgainstOpenApi(app);
   });
   after(async () => {
     await app.close();
     await engine.stop();
     await store.close();
     await rm(dir, { recursive: true, force: true });
+    assertAllDescribed(described);
   });
 
   const call = (method: 'GET' | 'POST' | 'PUT' | 'HEAD', url: string, opts: { token?: string | null; json?: unknown; body?: Buffer } = {}) =>

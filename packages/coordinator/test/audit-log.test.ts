@@ -18,6 +18,7 @@ import { Engine } from '@dsg/coordinator';
 import { Authenticator, createToken } from '../src/auth.js';
 import { FileBlobStore } from '../src/files/blob-store.js';
 import { FileLogStore } from '../src/files/log-store.js';
+import { assertAllDescribed, checkResponsesAgainstOpenApi } from './fixtures/openapi-check.js';
 import { buildApi } from '../src/http/server.js';
 import { AuditLog, sha256Hex } from '../src/service/audit-log.js';
 
@@ -45,6 +46,7 @@ async function open(dir: string): Promise<Grid> {
   const auth = new Authenticator(store, clock.now);
   const auditLog = new AuditLog({ store, clock, log, anchorFile: join(dir, 'audit-head.json') });
   const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt: clock.now(), maxUploadBytes: 1 << 20, auditLog });
+  const described = checkResponsesAgainstOpenApi(app);
   return {
     store, engine, app, auditLog,
     close: async () => {
@@ -52,6 +54,7 @@ async function open(dir: string): Promise<Grid> {
       await engine.stop();
       await auditLog.flush();
       await store.close();
+      assertAllDescribed(described);
     },
   };
 }

@@ -24,6 +24,7 @@ import { FileLogStore } from '../src/files/log-store.js';
 import { CoordinatorMetrics } from '../src/metrics.js';
 import { JobCache } from '../src/engine/job-cache.js';
 import { AgentHub } from '../src/agents/agent-hub.js';
+import { assertAllDescribed, checkResponsesAgainstOpenApi } from './fixtures/openapi-check.js';
 import { buildApi, registeredRoutes } from '../src/http/server.js';
 import type { RateLimitSettings } from '../src/http/rate-limit.js';
 
@@ -76,6 +77,7 @@ async function fixture(rateLimits: RateLimitSettings = { perTokenPerSecond: 0, p
     store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt: now, maxUploadBytes: 1 << 20,
     metrics: new CoordinatorMetrics(store), rateLimits,
   });
+  const described = checkResponsesAgainstOpenApi(app);
   const s = await app.inject({ method: 'POST', url: '/api/v1/session', payload: { token: secrets.admin } });
   assert.equal(s.statusCode, 201, s.body);
   const cookie = String(s.headers['set-cookie']).split(';')[0]!;
@@ -86,6 +88,7 @@ async function fixture(rateLimits: RateLimitSettings = { perTokenPerSecond: 0, p
       await engine.stop();
       await store.close();
       await rm(dir, { recursive: true, force: true });
+      assertAllDescribed(described);
     },
   };
 }
@@ -178,6 +181,8 @@ describe('authorization matrix: every route × every kind of caller', () => {
     return {
       'GET /': { request: get('/'), expect: everyone(200) },
       'GET /healthz': { request: get('/healthz'), expect: everyone(200) },
+      // The API's description is open to anyone (it is the same for every grid; clients fetch it before they have a token).
+      'GET /api/v1/openapi.json': { request: get('/api/v1/openapi.json'), expect: everyone(200) },
       // The engine is not started in this test: not ready, for everyone alike (no token needed, nothing revealed).
       'GET /readyz': { request: get('/readyz'), expect: everyone(503) },
       'GET /api/v1/health': { request: get('/api/v1/health'), expect: nodesRead(200) },

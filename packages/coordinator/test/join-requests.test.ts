@@ -18,6 +18,7 @@ import { Authenticator, createToken } from '../src/auth.js';
 import { FileBlobStore } from '../src/files/blob-store.js';
 import { FileLogStore } from '../src/files/log-store.js';
 import { AgentHub } from '../src/agents/agent-hub.js';
+import { assertAllDescribed, checkResponsesAgainstOpenApi } from './fixtures/openapi-check.js';
 import { buildApi } from '../src/http/server.js';
 import { RateLimiter } from '../src/http/rate-limit.js';
 
@@ -55,6 +56,7 @@ async function grid(opts: { dir?: string; maxPending?: number; failedAuthPerMinu
   const admin = (await createToken(store, 'admin', `admin ${randomBytes(3).toString('hex')}`, now)).secret;
   const reader = (await createToken(store, 'reader', `reader ${randomBytes(3).toString('hex')}`, now)).secret;
   const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt: now, maxUploadBytes: 1 << 20, rateLimits, limiter, pendingNodes: { max: opts.maxPending ?? 64 } });
+  const described = checkResponsesAgainstOpenApi(app);
   const hub = new AgentHub(engine, auth, clock, 5000, log, {
     onFailedAuth: (ip) => limiter.failedAuth(ip),
     useToken: (id) => store.useToken(id as never),
@@ -70,6 +72,7 @@ async function grid(opts: { dir?: string; maxPending?: number; failedAuthPerMinu
       await engine.stop();
       await store.close();
       if (!keepDir) await rm(dir, { recursive: true, force: true });
+      assertAllDescribed(described);
     },
   };
 }

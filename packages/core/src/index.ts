@@ -18,3 +18,5 @@ export const DSG_VERSION = '0.1.0';
 export * from './audit.js';
 export * from './ledger.js';
 export * from './join-code.js';
+// wire-schemas.ts (answers' zod schemas, for the OpenAPI description) is its own entry point, @dsg/core/wire-schemas:
+// building them costs ~25 ms of CPU at import, which the CLI and the agent must not pay.

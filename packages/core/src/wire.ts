@@ -425,6 +425,12 @@ export interface GcReportV1 {
   bytesFreed: number;
 }
 
+/** `POST /gc`: `dryRun` reports what would go without removing it. */
+export const GcRequestV1Schema = z.strictObject({ dryRun: z.boolean({ error: 'expected true or false' }).optional() }).optional();
+
+/** `POST /nodes/:id/remove`: `force` removes a node that still holds work (its tasks are requeued). */
+export const RemoveNodeRequestV1Schema = z.strictObject({ force: z.boolean({ error: 'expected true or false' }).optional() }).optional();
+
 export interface OutputV1 {
   taskIndex: number;
   attemptId: string;
@@ -478,14 +484,16 @@ const ParamValuesSchema = z
   .optional();
 
 export const SubmitJobRequestV1Schema = z.strictObject({
-  spec: z.record(z.string(), z.unknown(), { error: 'expected the job spec as an object' }),
+  /** Checked in full when the job is compiled (JobSpecSchema); the OpenAPI description shows that schema as `JobSpecV1`. */
+  spec: z.record(z.string(), z.unknown(), { error: 'expected the job spec as an object' }).meta({ id: 'JobSpecV1' }),
   inputs: z.array(InputFileV1Schema).max(100_000).optional(),
   /** Parameter values (`dsg submit --set NAME=VALUE`); each must be declared under the spec's params. */
   params: ParamValuesSchema,
 });
 
 export const SubmitWorkflowRequestV1Schema = z.strictObject({
-  spec: z.record(z.string(), z.unknown(), { error: 'expected the workflow spec as an object' }),
+  /** Checked in full when the workflow is compiled (WorkflowSpecSchema); shown as `WorkflowSpecV1` in the OpenAPI description. */
+  spec: z.record(z.string(), z.unknown(), { error: 'expected the workflow spec as an object' }).meta({ id: 'WorkflowSpecV1' }),
   /** Every local input file of every stage, each once (placement path, content hash). */
   inputs: z.array(InputFileV1Schema).max(100_000).optional(),
   params: ParamValuesSchema,

@@ -26,10 +26,12 @@ import {
   NotFoundError,
   SubmitJobRequestV1Schema,
   taskIdOf,
+  GcRequestV1Schema,
   ValidationError,
   type HealthV1,
   type LogChunkV1,
 } from '@dsg/core';
+import { AttemptV1Schema, GcReportV1Schema, HealthV1Schema, itemsV1Schema, JobExplainV1Schema, JobV1Schema, LogChunkV1Schema, NodeV1Schema, OutputV1Schema, pageV1Schema, RetryResponseV1Schema, StatusV1Schema, TaskV1Schema } from '@dsg/core/wire-schemas';
 import type { JobRecord, Store } from '@dsg/store';
 import { projectFilter, requireCapability, seesProject, type Authenticator, type Capability, type Principal } from '../auth.js';
 import { DEFAULT_RATE_LIMITS, RateLimiter, type RateLimitSettings } from './rate-limit.js';
@@ -55,6 +57,7 @@ import { auditRoutes } from './routes/audit.js';
 import { ledgerRoutes } from './routes/ledger.js';
 import type { Audit } from './routes/authed.js';
 import { actorOf, AuditLog, collectedDetail } from '../service/audit-log.js';
+import { binary, buildOpenApi, noBody, routeSchema as S, schemaCompilers } from './openapi.js';
 
 export interface ApiDeps {
   readonly store: Store;
@@ -86,10 +89,11 @@ export interface ApiDeps {
   readonly pendingNodes?: { readonly max?: number; readonly ttlMs?: number };
 }
 
-/** Method and URL pattern of every route registered on the API (the authorization matrix test walks them all). */
+/** Method, URL pattern and schema of every route registered on the API (the authorization matrix test walks them all; the OpenAPI description is made from them). */
 export interface RegisteredRoute {
   readonly method: string;
   readonly url: string;
+  readonly schema?: Record<string, unknown> | undefined;
 }
 const ROUTES = Symbol('dsg.routes');
 export const registeredRoutes = (app: FastifyInstance): readonly RegisteredRoute[] => (app as unknown as { [ROUTES]: RegisteredRoute[] })[ROUTES];
@@ -101,7 +105,13 @@ declare module 'fastify' {
 }
 
 const SHA = /^[0-9a-f]{64}$/;
-const GcRequestSchema = z.strictObject({ dryRun: z.boolean({ error: 'expected true or false' }).optional() }).optional();
+// Path parameters. Ids are checked by the handlers (an id of the wrong form is "not found", like an unknown one).
+const JobParams = z.strictObject({ id: z.string().meta({ description: 'A job id (`job_…`).' }) });
+const TaskIndex = z.string().regex(/^\d+$/).meta({ description: 'The task\'s index in its job, from 0.' });
+const TaskParams = z.strictObject({ id: JobParams.shape.id, index: TaskIndex });
+const NodeParams = z.strictObject({ id: z.string().meta({ description: 'A node id (`node_…`).' }) });
+const BlobParams = z.strictObject({ sha256: z.string({ error: 'expected a lowercase hex sha256' }).regex(SHA, { error: 'expected a lowercase hex sha256' }).meta({ description: 'The content\'s sha256, lowercase hex.' }) });
+const BlobPutResponse = z.strictObject({ sha256: z.string(), size: z.number() });
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { store, engine, blobs, clock } = deps;
@@ -120,7 +130,21 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   (app as unknown as { [ROUTES]: RegisteredRoute[] })[ROUTES] = routes;
   app.addHook('onRoute', (r) => {
     // Fastify adds a HEAD route after each GET; only HEAD routes registered on purpose are listed.
-    for (const m of [r.method].flat()) if (m !== 'HEAD' || !routes.some((x) => x.method === 'GET' && x.url === r.url)) routes.push({ method: m, url: r.url });
+    for (const m of [r.method].flat())
+      if (m !== 'HEAD' || !routes.some((x) => x.method === 'GET' && x.url === r.url)) routes.push({ method: m, url: r.url, schema: r.schema as Record<string, unknown> | undefined });
+  });
+  // Route schemas are zod (see openapi.ts): they document; the handlers validate with the same objects.
+  app.setValidatorCompiler(schemaCompilers.validator);
+  app.setSerializerCompiler(schemaCompilers.serializer);
+
+  // ── the API's description (OpenAPI 3.1), made once from the registered routes; open like the probes: it tells
+  // the shape of the API, which is public (the source is), and nothing about this grid ──
+  let openapi: string | undefined;
+  app.get(`${API_PREFIX}/openapi.json`, {
+    schema: S({ summary: 'This description of the API (OpenAPI 3.1)', tags: ['meta'], auth: 'none', response: { 200: z.record(z.string(), z.unknown()).meta({ description: 'The OpenAPI 3.1 document.' }) } }),
+  }, async (_req, reply) => {
+    openapi ??= JSON.stringify(buildOpenApi(routes));
+    return reply.type('application/json; charset=utf-8').header('cache-control', 'no-cache').send(openapi);
   });
 
   // Uploads stream straight to disk; the handler gets the raw stream.
@@ -203,7 +227,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   // ── health ──
-  app.get(`${API_PREFIX}/health`, async (req) => {
+  app.get(`${API_PREFIX}/health`, { schema: S({ summary: 'Coordinator version, store and nodes online', tags: ['grid'], response: { 200: HealthV1Schema } }) }, async (req) => {
     await authed(req, 'nodes:read');
     const nodes = await store.listNodeUsage(['online']);
     const body: HealthV1 = {
@@ -226,13 +250,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   // ── status and garbage collection ──
   const lifecycle = deps.lifecycle ?? new DataLifecycle({ store, blobs, logs: deps.logs, clock, log: deps.log, settings: DEFAULT_RETENTION, databaseFiles: [] });
-  app.get(`${API_PREFIX}/status`, async (req) => {
+  app.get(`${API_PREFIX}/status`, { schema: S({ summary: 'What the grid holds and the disk it uses', tags: ['grid'], response: { 200: StatusV1Schema } }) }, async (req) => {
     await authed(req, 'grid:read');
     return lifecycle.status();
   });
-  app.post(`${API_PREFIX}/gc`, async (req) => {
+  app.post(`${API_PREFIX}/gc`, { schema: S({ summary: 'Collect garbage now (finished work past retention); dryRun to only see', tags: ['grid'], body: GcRequestV1Schema, response: { 200: GcReportV1Schema } }) }, async (req) => {
     await authed(req, 'nodes:write');
-    const body = parseOr400(GcRequestSchema, req.body ?? undefined, 'body');
+    const body = parseOr400(GcRequestV1Schema, req.body ?? undefined, 'body');
     const report = await lifecycle.collect({ dryRun: body?.dryRun ?? false });
     if (!report.dryRun) await audit(req, 'data.collected', '', collectedDetail(report));
     return report;
@@ -251,7 +275,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     engine.refusals.refuse(p.nodeId, 'blob', null, msg);
     throw new ForbiddenError(msg);
   };
-  app.head(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
+  app.head(`${API_PREFIX}/blobs/:sha256`, { schema: S({ summary: 'Whether the coordinator has a file (then a submit may name it without uploading it)', tags: ['files'], params: BlobParams, response: { 200: noBody('It has it; `Content-Length` is its size.'), 404: noBody('It does not have it: upload it.') } }) }, async (req, reply) => {
     const p = await authed(req, 'blobs:check');
     const { sha256 } = req.params as { sha256: string };
     await mayRead(p, sha256);
@@ -261,7 +285,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     await blobs.touch(sha256);
     return reply.header('content-length', size).status(200).send();
   });
-  app.get(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
+  app.get(`${API_PREFIX}/blobs/:sha256`, { schema: S({ summary: 'Download a file by its sha256', tags: ['files'], params: BlobParams, response: { 200: binary('The file.') }, errors: [404] }) }, async (req, reply) => {
     const p = await authed(req, 'blobs:read');
     const { sha256 } = req.params as { sha256: string };
     await mayRead(p, sha256);
@@ -269,24 +293,23 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     if (size === null) throw new NotFoundError('blob', sha256);
     return reply.type('application/octet-stream').header('content-length', size).send(blobs.open(sha256));
   });
-  app.put(`${API_PREFIX}/blobs/:sha256`, async (req, reply) => {
+  app.put(`${API_PREFIX}/blobs/:sha256`, { schema: S({ summary: 'Upload a job input file (its sha256 is checked)', tags: ['files'], params: BlobParams, body: binary('The file.'), response: { 201: BlobPutResponse }, errors: [413, 415] }) }, async (req, reply) => {
     await authed(req, 'blobs:write');
-    const { sha256 } = req.params as { sha256: string };
-    if (!SHA.test(sha256)) throw new ValidationError([{ path: 'params.sha256', message: 'expected a lowercase hex sha256' }]);
+    const { sha256 } = parseOr400(BlobParams, req.params, 'params');
     const body = requireStream(req);
     const { size } = await blobs.put(sha256, body, deps.maxUploadBytes);
     return reply.status(201).send({ sha256, size });
   });
 
   // ── jobs ──
-  app.post(`${API_PREFIX}/jobs`, async (req, reply) => {
+  app.post(`${API_PREFIX}/jobs`, { schema: S({ summary: 'Submit a job', tags: ['jobs'], body: SubmitJobRequestV1Schema, response: { 201: z.strictObject({ job: JobV1Schema }) }, errors: [404, 409, 413] }) }, async (req, reply) => {
     const p = await authed(req, 'jobs:write');
     const body = parseOr400(SubmitJobRequestV1Schema, req.body, 'body');
     const job = await work.submitJob(body, p);
     await audit(req, 'job.submitted', job.id, { name: job.name, project: job.compiled.project, tasks: job.taskCount });
     return reply.status(201).send({ job: jobV1(job) });
   });
-  app.get(`${API_PREFIX}/jobs`, async (req) => {
+  app.get(`${API_PREFIX}/jobs`, { schema: S({ summary: 'List jobs, newest first', tags: ['jobs'], querystring: ListJobsQueryV1Schema, response: { 200: pageV1Schema(JobV1Schema) } }) }, async (req) => {
     const p = await authed(req, 'jobs:read');
     const q = parseOr400(ListJobsQueryV1Schema, req.query, 'query');
     const projects = projectFilter(p);
@@ -295,14 +318,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     });
     return { items: page.items.map(jobV1), nextCursor: page.nextCursor };
   });
-  app.get(`${API_PREFIX}/jobs/:id`, async (req) => {
+  app.get(`${API_PREFIX}/jobs/:id`, { schema: S({ summary: 'A job', tags: ['jobs'], params: JobParams, response: { 200: JobV1Schema }, errors: [404] }) }, async (req) => {
     const p = await authed(req, 'jobs:read');
     return jobV1(await jobOr404((req.params as { id: string }).id, p));
   });
   // Cancel: 200 with the job (queued tasks cancelled, running ones being killed). A job that has already finished
   // is left as it is: 409 `conflict`, "job … already succeeded; there is nothing to cancel", with the unchanged job
   // in `error.details.job`.
-  app.post(`${API_PREFIX}/jobs/:id/cancel`, async (req) => {
+  app.post(`${API_PREFIX}/jobs/:id/cancel`, { schema: S({ summary: 'Cancel a job (409 with the unchanged job in `details.job` when it had finished)', tags: ['jobs'], params: JobParams, response: { 200: JobV1Schema }, errors: [404, 409] }) }, async (req) => {
     const p = await authed(req, 'jobs:write');
     const { id } = req.params as { id: string };
     const r = await work.cancelJob(id, p);
@@ -310,18 +333,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     await audit(req, 'job.cancelled', r.job.id, { name: r.job.name, project: r.job.compiled.project });
     return jobV1(r.job);
   });
-  app.get(`${API_PREFIX}/jobs/:id/explain`, async (req) => {
+  app.get(`${API_PREFIX}/jobs/:id/explain`, { schema: S({ summary: 'Why a job\'s tasks wait, node by node', tags: ['jobs'], params: JobParams, querystring: ExplainQueryV1Schema, response: { 200: JobExplainV1Schema }, errors: [404] }) }, async (req) => {
     const p = await authed(req, 'jobs:read');
     const q = parseOr400(ExplainQueryV1Schema, req.query, 'query');
     return work.explainJob((req.params as { id: string }).id, q.task ?? null, p);
   });
-  app.post(`${API_PREFIX}/jobs/:id/retry`, async (req) => {
+  app.post(`${API_PREFIX}/jobs/:id/retry`, { schema: S({ summary: 'Put a job\'s failed and cancelled tasks back in the queue', tags: ['jobs'], params: JobParams, response: { 200: RetryResponseV1Schema.extend({ job: JobV1Schema }) }, errors: [404, 409] }) }, async (req) => {
     const p = await authed(req, 'jobs:write');
     const r = await work.retryJob((req.params as { id: string }).id, p);
     await audit(req, 'job.retried', r.job.id, { name: r.job.name, project: r.job.compiled.project, ...r.result });
     return { ...r.result, job: jobV1(r.job) };
   });
-  app.get(`${API_PREFIX}/jobs/:id/tasks`, async (req) => {
+  app.get(`${API_PREFIX}/jobs/:id/tasks`, { schema: S({ summary: 'A job\'s tasks', tags: ['jobs'], params: JobParams, querystring: ListTasksQueryV1Schema, response: { 200: pageV1Schema(TaskV1Schema) }, errors: [404] }) }, async (req) => {
     const p = await authed(req, 'jobs:read');
     const job = await jobOr404((req.params as { id: string }).id, p);
     const q = parseOr400(ListTasksQueryV1Schema, req.query, 'query');
@@ -335,18 +358,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     if (!task) throw new NotFoundError('task', `${id}.${indexText} (the job has ${job.taskCount} tasks, numbered from 0)`);
     return { job, task };
   };
-  app.get(`${API_PREFIX}/jobs/:id/tasks/:index`, async (req) => {
+  app.get(`${API_PREFIX}/jobs/:id/tasks/:index`, { schema: S({ summary: 'A task', tags: ['jobs'], params: TaskParams, response: { 200: TaskV1Schema }, errors: [404] }) }, async (req) => {
     const p = await authed(req, 'jobs:read');
     const { id, index } = req.params as { id: string; index: string };
     return toTaskV1((await taskOr404(id, index, p)).task);
   });
-  app.get(`${API_PREFIX}/jobs/:id/tasks/:index/attempts`, async (req) => {
+  app.get(`${API_PREFIX}/jobs/:id/tasks/:index/attempts`, { schema: S({ summary: 'A task\'s attempts, first to last', tags: ['jobs'], params: TaskParams, response: { 200: itemsV1Schema(AttemptV1Schema) }, errors: [404] }) }, async (req) => {
     const p = await authed(req, 'jobs:read');
     const { id, index } = req.params as { id: string; index: string };
     const { task } = await taskOr404(id, index, p);
     return { items: (await store.listAttempts(task.id)).map(toAttemptV1) };
   });
-  app.get(`${API_PREFIX}/jobs/:id/tasks/:index/logs`, async (req) => {
+  app.get(`${API_PREFIX}/jobs/:id/tasks/:index/logs`, { schema: S({ summary: 'A piece of a task\'s log (its latest attempt, or `attempt`), from `offset`', tags: ['jobs'], params: TaskParams, querystring: LogQueryV1Schema, response: { 200: LogChunkV1Schema }, errors: [404] }) }, async (req) => {
     const p = await authed(req, 'jobs:read');
     const { id, index } = req.params as { id: string; index: string };
     const q = parseOr400(LogQueryV1Schema, req.query, 'query');
@@ -369,12 +392,17 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     };
     return chunk;
   });
-  app.get(`${API_PREFIX}/jobs/:id/outputs`, async (req) => {
+  app.get(`${API_PREFIX}/jobs/:id/outputs`, { schema: S({ summary: 'A job\'s output files', tags: ['jobs'], params: JobParams, response: { 200: itemsV1Schema(OutputV1Schema) }, errors: [404] }) }, async (req) => {
     const p = await authed(req, 'jobs:read');
     const job = await jobOr404((req.params as { id: string }).id, p);
     return { items: (await store.listOutputs(job.id)).map(toOutputV1) };
   });
-  app.get(`${API_PREFIX}/jobs/:id/tasks/:index/outputs/*`, async (req, reply) => {
+  app.get(`${API_PREFIX}/jobs/:id/tasks/:index/outputs/*`, {
+    schema: S({
+      summary: 'Download an output file of a task', description: '`path` is the file\'s path in the task\'s directory; it may contain slashes. `X-DSG-SHA256` is its sha256.',
+      tags: ['jobs'], params: TaskParams.extend({ '*': z.string().meta({ description: 'The output\'s path (slashes allowed).' }) }), response: { 200: binary('The file.') }, errors: [404],
+    }),
+  }, async (req, reply) => {
     const p = await authed(req, 'jobs:read');
     const { id, index, '*': path } = req.params as { id: string; index: string; '*': string };
     const job = await jobOr404(id, p);
@@ -389,11 +417,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   nodeCredentialRoutes(app, { store, engine, auth: deps.auth, clock, log: deps.log, authed, audit });
 
   // ── nodes ──
-  app.get(`${API_PREFIX}/nodes`, async (req) => {
+  app.get(`${API_PREFIX}/nodes`, { schema: S({ summary: 'Every node, with what it holds', tags: ['nodes'], response: { 200: itemsV1Schema(NodeV1Schema) } }) }, async (req) => {
     await authed(req, 'nodes:read');
     return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id))) };
   });
-  app.get(`${API_PREFIX}/nodes/:id`, async (req) => {
+  app.get(`${API_PREFIX}/nodes/:id`, { schema: S({ summary: 'A node', tags: ['nodes'], params: NodeParams, response: { 200: NodeV1Schema }, errors: [404] }) }, async (req) => {
     await authed(req, 'nodes:read');
     const { id } = req.params as { id: string };
     const u = isNodeId(id) ? (await store.listNodeUsage()).find((n) => n.node.id === id) : undefined;

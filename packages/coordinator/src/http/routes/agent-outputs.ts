@@ -19,12 +19,20 @@ import {
   isTerminalAttempt,
   NotFoundError,
   outputPathMatcher,
-  ValidationError,
 } from '@dsg/core';
+import { parseOr400 } from '../parse.js';
 import type { Store } from '@dsg/store';
 import type { Engine } from '../../engine/engine.js';
 import type { BlobStore } from '../../files/blob-store.js';
 import type { Authed } from './authed.js';
+import { binary, noBody, routeSchema as S } from '../openapi.js';
+import { z } from 'zod';
+
+const UploadHeaders = z.object({ 'x-dsg-sha256': z.string({ error: 'expected the sha256 of the file' }).regex(/^[0-9a-f]{64}$/, { error: 'expected the sha256 of the file' }).meta({ description: 'The file\'s sha256, lowercase hex.' }) });
+const RefusalsResponse = z.strictObject({
+  total: z.number().int(),
+  items: z.array(z.strictObject({ nodeId: z.string(), kind: z.string(), count: z.number().int(), lastAt: z.number().meta({ description: 'Epoch milliseconds.' }), lastReason: z.string() })),
+});
 
 export interface AgentOutputRouteDeps {
   readonly store: Store;
@@ -36,16 +44,20 @@ export interface AgentOutputRouteDeps {
   readonly requireStream: (req: FastifyRequest) => Readable;
 }
 
-const SHA = /^[0-9a-f]{64}$/;
 
 export function agentOutputRoutes(app: FastifyInstance, deps: AgentOutputRouteDeps): void {
   const { store, engine, blobs, authed } = deps;
 
-  app.put(`${API_PREFIX}/attempts/:attemptId/outputs/*`, async (req, reply) => {
+  app.put(`${API_PREFIX}/attempts/:attemptId/outputs/*`, {
+    schema: S({
+      summary: 'Upload an output file of an attempt (agents, with their node credential)', tags: ['agents'],
+      params: z.strictObject({ attemptId: z.string(), '*': z.string().meta({ description: 'The output\'s path (slashes allowed); a declared output must match it.' }) }),
+      headers: UploadHeaders, body: binary('The file.'), response: { 204: noBody('Stored.') }, errors: [404, 409, 413, 415],
+    }),
+  }, async (req, reply) => {
     const principal = await authed(req, 'outputs:write');
     const { attemptId, '*': path } = req.params as { attemptId: string; '*': string };
-    const sha256 = String(req.headers['x-dsg-sha256'] ?? '');
-    if (!SHA.test(sha256)) throw new ValidationError([{ path: 'headers.x-dsg-sha256', message: 'expected the sha256 of the file' }]);
+    const sha256 = parseOr400(UploadHeaders, { 'x-dsg-sha256': req.headers['x-dsg-sha256'] }, 'headers')['x-dsg-sha256'];
     const attempt = isAttemptId(attemptId) ? await store.getAttempt(attemptId) : null;
     if (!attempt) throw new NotFoundError('attempt', attemptId);
     const sender = principal.nodeId ?? `token ${principal.tokenId}`;
@@ -81,7 +93,7 @@ export function agentOutputRoutes(app: FastifyInstance, deps: AgentOutputRouteDe
     return reply.status(204).send();
   });
 
-  app.get(`${API_PREFIX}/security/refusals`, async (req) => {
+  app.get(`${API_PREFIX}/security/refusals`, { schema: S({ summary: 'Agent messages refused so far, per node and kind', tags: ['agents'], response: { 200: RefusalsResponse } }) }, async (req) => {
     await authed(req, 'grid:read');
     return { total: engine.refusals.total, items: engine.refusals.list() };
   });

@@ -5,8 +5,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX, ListAuditQueryV1Schema, VerifyAuditQueryV1Schema, type AuditEntry, type AuditEntryV1, type AuditPageV1, type AuditVerifyV1 } from '@dsg/core';
+import { AuditPageV1Schema, AuditVerifyV1Schema } from '@dsg/core/wire-schemas';
 import type { AuditLog } from '../../service/audit-log.js';
 import { parseOr400 } from '../parse.js';
+import { routeSchema as S } from '../openapi.js';
 import type { Authed } from './authed.js';
 
 export interface AuditRouteDeps {
@@ -19,7 +21,7 @@ export const toAuditEntryV1 = (e: AuditEntry): AuditEntryV1 => ({
 });
 
 export function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): void {
-  app.get(`${API_PREFIX}/audit`, async (req) => {
+  app.get(`${API_PREFIX}/audit`, { schema: S({ summary: 'The audit log, newest first', tags: ['audit'], querystring: ListAuditQueryV1Schema, response: { 200: AuditPageV1Schema } }) }, async (req) => {
     await deps.authed(req, 'audit:read');
     const q = parseOr400(ListAuditQueryV1Schema, req.query, 'query');
     const limit = q.limit ?? 100;
@@ -32,7 +34,7 @@ export function auditRoutes(app: FastifyInstance, deps: AuditRouteDeps): void {
     return page;
   });
 
-  app.get(`${API_PREFIX}/audit/verify`, async (req) => {
+  app.get(`${API_PREFIX}/audit/verify`, { schema: S({ summary: 'Verify the audit log\'s hash chain (and a head kept elsewhere)', tags: ['audit'], querystring: VerifyAuditQueryV1Schema, response: { 200: AuditVerifyV1Schema } }) }, async (req) => {
     await deps.authed(req, 'audit:read');
     const q = parseOr400(VerifyAuditQueryV1Schema, req.query, 'query');
     const expected = q.head ? { seq: Number(q.head.split(':')[0]), hash: q.head.split(':')[1]! } : undefined;

@@ -25,10 +25,13 @@ import {
   type JoinRequestAnswerV1,
   type JoinRequestV1,
 } from '@dsg/core';
+import { JoinRequestAnswerV1Schema, JoinRequestV1ResponseSchema, itemsV1Schema } from '@dsg/core/wire-schemas';
 import type { JoinRequestRecord, Store } from '@dsg/store';
 import type { Authenticator } from '../../auth.js';
 import type { Clock } from '../../clock.js';
 import { parseOr400 } from '../parse.js';
+import { routeSchema as S } from '../openapi.js';
+import { z } from 'zod';
 import type { Audit, Authed } from './authed.js';
 
 export interface JoinRequestRouteDeps {
@@ -104,7 +107,15 @@ export function joinRequestRoutes(app: FastifyInstance, deps: JoinRequestRouteDe
   };
 
   // The asking agent (no token). Answers its request as it stands; approved, the credential too.
-  app.post(`${API_PREFIX}/join-requests`, { bodyLimit: 16 * 1024 }, async (req, reply) => {
+  app.post(`${API_PREFIX}/join-requests`, {
+    bodyLimit: 16 * 1024,
+    schema: S({
+      summary: 'Ask to join the grid, or poll such a request (no token; the key proves it is the same machine)', tags: ['nodes'], auth: 'none',
+      body: JoinRequestV1Schema,
+      response: { 200: JoinRequestAnswerV1Schema.meta({ description: 'Approved: the node credential, to the key holder.' }), 202: JoinRequestAnswerV1Schema.meta({ description: 'Waiting for an admin.' }), 403: JoinRequestAnswerV1Schema.meta({ description: 'Rejected.' }) },
+      errors: [413],
+    }),
+  }, async (req, reply) => {
     const body = parseOr400(JoinRequestV1Schema, req.body, 'body');
     const now = clock.now();
     const keyHash = sha256(body.key);
@@ -138,14 +149,20 @@ export function joinRequestRoutes(app: FastifyInstance, deps: JoinRequestRouteDe
     return reply.status(200).send({ request: toJoinRequestV1(r), credential } satisfies JoinRequestAnswerV1);
   });
 
-  app.get(`${API_PREFIX}/join-requests`, async (req) => {
+  app.get(`${API_PREFIX}/join-requests`, { schema: S({ summary: 'Machines asking to join, and decided requests', tags: ['nodes'], response: { 200: itemsV1Schema(JoinRequestV1ResponseSchema) } }) }, async (req) => {
     await authed(req, 'nodes:read');
     await store.deleteStaleJoinRequests(clock.now() - staleMs);
     return { items: (await store.listJoinRequests()).map(toJoinRequestV1) };
   });
 
   for (const verb of ['approve', 'reject'] as const) {
-    app.post(`${API_PREFIX}/join-requests/:id/${verb}`, async (req) => {
+    app.post(`${API_PREFIX}/join-requests/:id/${verb}`, {
+      schema: S({
+        summary: verb === 'approve' ? 'Approve a machine\'s join request (also one rejected before)' : 'Reject a waiting machine\'s join request', tags: ['nodes'],
+        params: z.strictObject({ id: z.string().meta({ description: 'The request\'s id (as the agent shows it) or the machine\'s name.' }) }),
+        body: DecideJoinRequestV1Schema.optional(), response: { 200: z.strictObject({ request: JoinRequestV1ResponseSchema }) }, errors: [404, 409],
+      }),
+    }, async (req) => {
       const p = await authed(req, 'nodes:admin');
       const body = parseOr400(DecideJoinRequestV1Schema, req.body ?? {}, 'body');
       const r = await find((req.params as { id: string }).id);

@@ -4,8 +4,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX, LedgerQueryV1Schema, toLedgerV1, type LedgerV1 } from '@dsg/core';
+import { LedgerV1Schema } from '@dsg/core/wire-schemas';
 import type { Store } from '@dsg/store';
 import { parseOr400 } from '../parse.js';
+import { routeSchema as S } from '../openapi.js';
 import type { Authed } from './authed.js';
 
 export interface LedgerRouteDeps {
@@ -16,7 +18,7 @@ export interface LedgerRouteDeps {
 const epochOf = (v: string | number | undefined): number | undefined => (v === undefined ? undefined : typeof v === 'number' ? v : Date.parse(v));
 
 export function ledgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps): void {
-  app.get(`${API_PREFIX}/ledger`, async (req) => {
+  app.get(`${API_PREFIX}/ledger`, { schema: S({ summary: 'What finished attempts used, per node, project or user', tags: ['grid'], querystring: LedgerQueryV1Schema, response: { 200: LedgerV1Schema } }) }, async (req) => {
     await deps.authed(req, 'grid:read');
     const q = parseOr400(LedgerQueryV1Schema, req.query, 'query');
     const by = q.by ?? 'node';

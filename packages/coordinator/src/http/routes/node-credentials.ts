@@ -11,6 +11,10 @@ import type { Clock } from '../../clock.js';
 import type { Engine } from '../../engine/engine.js';
 import type { Logger } from '../../logger.js';
 import type { Audit, Authed } from './authed.js';
+import { routeSchema as S } from '../openapi.js';
+import { z } from 'zod';
+
+const RevokeNodeResponse = z.strictObject({ nodeId: z.string(), name: z.string(), credentialsRevoked: z.number().int() });
 
 export interface NodeCredentialRouteDeps {
   readonly store: Store;
@@ -23,7 +27,9 @@ export interface NodeCredentialRouteDeps {
 }
 
 export function nodeCredentialRoutes(app: FastifyInstance, deps: NodeCredentialRouteDeps): void {
-  app.post(`${API_PREFIX}/nodes/:id/revoke`, async (req) => {
+  app.post(`${API_PREFIX}/nodes/:id/revoke`, {
+    schema: S({ summary: 'Revoke a node\'s credential: it is cut off at once and its work requeued', tags: ['nodes'], params: z.strictObject({ id: z.string().meta({ description: 'A node id.' }) }), response: { 200: RevokeNodeResponse }, errors: [404] }),
+  }, async (req) => {
     const who = await deps.authed(req, 'nodes:admin');
     const { id } = req.params as { id: string };
     const node = isNodeId(id) ? await deps.store.getNode(id) : null;

@@ -9,12 +9,14 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { API_PREFIX, ConflictError, NotFoundError, ValidationError, type NodeV1, type RemoveNodeResponseV1 } from '@dsg/core';
+import { API_PREFIX, ConflictError, NotFoundError, RemoveNodeRequestV1Schema, ValidationError, type NodeV1, type RemoveNodeResponseV1 } from '@dsg/core';
+import { NodeV1Schema, RemoveNodeResponseV1Schema } from '@dsg/core/wire-schemas';
 import type { NodeUsage, Store } from '@dsg/store';
 import type { Clock } from '../../clock.js';
 import type { Engine } from '../../engine/engine.js';
 import { toNodeV1 } from '../mappers.js';
 import { parseOr400 } from '../parse.js';
+import { routeSchema as S } from '../openapi.js';
 import type { Audit, Authed } from './authed.js';
 
 export interface NodeRouteDeps {
@@ -25,7 +27,8 @@ export interface NodeRouteDeps {
   readonly audit: Audit;
 }
 
-const RemoveBody = z.object({ force: z.boolean().optional() }).strict().optional();
+const NodeParams = z.strictObject({ id: z.string().meta({ description: 'A node id or a node\'s name.' }) });
+const SUMMARY = { cordon: 'Cordon a node: no new work', drain: 'Drain a node: no new work, its work finishes', uncordon: 'Make a node eligible again (ends a cordon, drain or quarantine)' } as const;
 
 /** The node named by id or name. */
 export async function findNode(store: Store, idOrName: string): Promise<NodeUsage> {
@@ -49,7 +52,7 @@ export function nodeRoutes(app: FastifyInstance, deps: NodeRouteDeps): void {
   };
 
   const flagRoute = (action: 'cordon' | 'drain' | 'uncordon', change: Parameters<Store['setNodeFlags']>[1]) =>
-    app.post(`${API_PREFIX}/nodes/:id/${action}`, async (req) => {
+    app.post(`${API_PREFIX}/nodes/:id/${action}`, { schema: S({ summary: SUMMARY[action], tags: ['nodes'], params: NodeParams, response: { 200: NodeV1Schema }, errors: [404] }) }, async (req) => {
       await authed(req, 'nodes:write');
       const u = await findNode(store, (req.params as { id: string }).id);
       await store.setNodeFlags(u.node.id, change, clock.now());
@@ -62,9 +65,11 @@ export function nodeRoutes(app: FastifyInstance, deps: NodeRouteDeps): void {
   flagRoute('drain', { draining: true });
   flagRoute('uncordon', { cordoned: false, draining: false, releaseQuarantine: true });
 
-  app.post(`${API_PREFIX}/nodes/:id/remove`, async (req) => {
+  app.post(`${API_PREFIX}/nodes/:id/remove`, {
+    schema: S({ summary: 'Forget a node (refused while it holds work, unless force)', tags: ['nodes'], params: NodeParams, body: RemoveNodeRequestV1Schema, response: { 200: RemoveNodeResponseV1Schema }, errors: [404, 409] }),
+  }, async (req) => {
     await authed(req, 'nodes:write');
-    const body = parseOr400(RemoveBody, req.body ?? undefined, 'body');
+    const body = parseOr400(RemoveNodeRequestV1Schema, req.body ?? undefined, 'body');
     const u = await findNode(store, (req.params as { id: string }).id);
     const r = await engine.removeNode(u.node.id, body?.force ?? false);
     if (!r) throw new NotFoundError('node', u.node.id);

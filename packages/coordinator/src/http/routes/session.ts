@@ -9,9 +9,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { API_PREFIX, CreateSessionRequestV1Schema, UnauthorizedError, type SessionV1 } from '@dsg/core';
+import { SessionV1Schema } from '@dsg/core/wire-schemas';
 import { SESSION_COOKIE, type Authenticator, type Principal } from '../../auth.js';
 import type { Clock } from '../../clock.js';
 import { parseOr400 } from '../parse.js';
+import { noBody, routeSchema as S } from '../openapi.js';
 import type { Audit, Authed } from './authed.js';
 
 export interface SessionRouteDeps {
@@ -36,7 +38,9 @@ function setCookie(req: FastifyRequest, reply: FastifyReply, value: string, maxA
 export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): void {
   const { auth, clock } = deps;
 
-  app.post(`${API_PREFIX}/session`, async (req, reply) => {
+  app.post(`${API_PREFIX}/session`, {
+    schema: S({ summary: 'Sign in with a token: sets the dashboard\'s session cookie', tags: ['session'], auth: 'none', body: CreateSessionRequestV1Schema, response: { 201: SessionV1Schema }, errors: [401, 403] }),
+  }, async (req, reply) => {
     const body = parseOr400(CreateSessionRequestV1Schema, req.body, 'body');
     let s: Awaited<ReturnType<Authenticator['startSession']>>;
     try {
@@ -51,13 +55,13 @@ export function sessionRoutes(app: FastifyInstance, deps: SessionRouteDeps): voi
     return reply.status(201).send(toSessionV1(s.principal, s.expiresAt));
   });
 
-  app.get(`${API_PREFIX}/session`, async (req, reply) => {
+  app.get(`${API_PREFIX}/session`, { schema: S({ summary: 'Who this request speaks for', tags: ['session'], response: { 200: SessionV1Schema } }) }, async (req, reply) => {
     const p = await deps.authed(req, 'session');
     void reply.header('cache-control', 'no-store');
     return toSessionV1(p, null);
   });
 
-  app.delete(`${API_PREFIX}/session`, async (req, reply) => {
+  app.delete(`${API_PREFIX}/session`, { schema: S({ summary: 'Sign out (ends the session the cookie holds)', tags: ['session'], response: { 204: noBody('Signed out; the cookie is cleared.') } }) }, async (req, reply) => {
     await deps.authed(req, 'session');
     await auth.endSession(req.headers.cookie);
     setCookie(req, reply, '', 0);

@@ -7,12 +7,17 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { API_PREFIX, ConflictError, CreateJoinCodeRequestV1Schema, CreateTokenRequestV1Schema, joinCodeFromIndexes, JOIN_CODE_LENGTH, JOIN_CODE_WORDS, newTokenId, type CreateJoinCodeResponseV1, NotFoundError, ValidationError, type CreateTokenResponseV1, type TokenV1 } from '@dsg/core';
+import { CreateTokenResponseV1Schema, CreateJoinCodeResponseV1Schema, itemsV1Schema, TokenV1Schema } from '@dsg/core/wire-schemas';
 import type { Store, TokenRecord } from '@dsg/store';
 import { randomInt } from 'node:crypto';
 import { createToken, hashToken, type Authenticator } from '../../auth.js';
 import type { Clock } from '../../clock.js';
 import { toTokenV1 } from '../mappers.js';
 import { parseOr400 } from '../parse.js';
+import { routeSchema as S } from '../openapi.js';
+import { z } from 'zod';
+
+const TokenParams = z.strictObject({ id: z.string().meta({ description: 'A token\'s id or name.' }) });
 import type { Audit, Authed } from './authed.js';
 
 /** Machines a join code admits unless `--uses` says otherwise (a large classroom; a code is short-lived anyway). */
@@ -41,7 +46,7 @@ export async function findToken(store: Store, idOrName: string): Promise<TokenRe
 export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
   const { store, clock, authed } = deps;
 
-  app.post(`${API_PREFIX}/tokens`, async (req, reply) => {
+  app.post(`${API_PREFIX}/tokens`, { schema: S({ summary: 'Create a token (its secret is in this answer only)', tags: ['tokens'], body: CreateTokenRequestV1Schema, response: { 201: CreateTokenResponseV1Schema }, errors: [409] }) }, async (req, reply) => {
     await authed(req, 'tokens:admin');
     const body = parseOr400(CreateTokenRequestV1Schema, req.body, 'body');
     const now = clock.now();
@@ -58,7 +63,7 @@ export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
   });
 
   // A join code: a node token (it may only register new nodes, like the join token) whose secret is four words.
-  app.post(`${API_PREFIX}/join-codes`, async (req, reply) => {
+  app.post(`${API_PREFIX}/join-codes`, { schema: S({ summary: 'Create a join code: four words a machine joins with', tags: ['tokens'], body: CreateJoinCodeRequestV1Schema, response: { 201: CreateJoinCodeResponseV1Schema }, errors: [409] }) }, async (req, reply) => {
     await authed(req, 'tokens:admin');
     const body = parseOr400(CreateJoinCodeRequestV1Schema, req.body ?? {}, 'body');
     const now = clock.now();
@@ -81,14 +86,14 @@ export function tokenRoutes(app: FastifyInstance, deps: TokenRouteDeps): void {
     return reply.status(201).send(res);
   });
 
-  app.get(`${API_PREFIX}/tokens`, async (req) => {
+  app.get(`${API_PREFIX}/tokens`, { schema: S({ summary: 'Every token (never a secret)', tags: ['tokens'], response: { 200: itemsV1Schema(TokenV1Schema) } }) }, async (req) => {
     await authed(req, 'tokens:admin');
     const now = clock.now();
     const items: TokenV1[] = (await store.listTokens()).map((t) => toTokenV1(t, now));
     return { items };
   });
 
-  app.delete(`${API_PREFIX}/tokens/:id`, async (req) => {
+  app.delete(`${API_PREFIX}/tokens/:id`, { schema: S({ summary: 'Revoke a token by id or name, with its sessions', tags: ['tokens'], params: TokenParams, response: { 200: z.strictObject({ token: TokenV1Schema }) }, errors: [404, 409] }) }, async (req) => {
     await authed(req, 'tokens:admin');
     const t = await findToken(store, (req.params as { id: string }).id);
     if (t.nodeId) throw new ConflictError(`token ${t.id} is the credential of a node; revoke it with \`dsg node revoke\` (its work is requeued then)`, { nodeId: t.nodeId });
