@@ -87,6 +87,14 @@ describe('Snakemake workflows on the grid', { timeout: 400_000 }, () => {
     assert.match(r.out, /11 of 11 steps \(100%\) done/);
     process.stderr.write(`[snakemake] example workflow: 10 grid jobs in ${seconds.toFixed(1)} s (Snakemake checks status every 1 s with CI=true)\n`);
 
+    // By hand, outside the workflow's directory, status refuses to write the outputs there.
+    const reportJob = [...r.out.matchAll(/external jobid '(job_[0-9a-z]+)'/g)].pop()![1]!;
+    const elsewhere = await sb.run(['snakemake', 'status', reportJob]);
+    assert.equal(elsewhere.code, 2, elsewhere.stderr);
+    assert.equal(elsewhere.stdout, '');
+    assert.match(elsewhere.stderr, /not a Snakemake working directory \(no \.snakemake\/ here\)/);
+    assert.ok(!existsSync(join(sb.dir, 'results')));
+
     // Run again: nothing to do (the outputs that came back are newer than their inputs), no new grid job.
     const again = await snakemake(wf);
     assert.equal(again.code, 0, again.out);

@@ -221,6 +221,10 @@ export async function snakemakeStatus(id: string, workdir: string, flags: Global
     case 'running':
       return 'running';
     case 'succeeded': {
+      // Snakemake runs this in the workflow's directory, which always holds its .snakemake/ folder; anywhere else
+      // (a status check by hand) the outputs would land in the wrong place.
+      if (!existsSync(join(workdir, '.snakemake')))
+        throw new ValidationError([{ path: workdir, message: `job ${id} succeeded, but this is not a Snakemake working directory (no .snakemake/ here): its outputs are written where status runs, so run it from the workflow's directory (Snakemake does), or fetch them with dsg outputs ${id} --to DIR` }]);
       const { items } = await client.listOutputs(id);
       for (const { output, dest } of planOutputs(items, workdir, false)) {
         await mkdir(dirname(dest), { recursive: true });
