@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
+import { openSqliteDatabase } from '@dsg/store';
 import { Sandbox, type Credentials, freePort } from './harness.js';
 
 interface Entry { seq: number; action: string; target: string; origin: string; actor: { kind: string; name: string; role: string } }
@@ -59,7 +59,7 @@ describe('audit log: dsg audit list and verify on a real grid', { timeout: 120_0
     assert.match(bad.stderr, /--head/);
 
     await sb.stop(coord.proc);
-    const db = new Database(join(data, 'dsg.sqlite'));
+    const db = openSqliteDatabase(join(data, 'dsg.sqlite'));
     db.exec('DROP TRIGGER audit_log_no_update');
     db.prepare("UPDATE audit_log SET origin = '192.0.2.1' WHERE seq = ?").run(submitted.seq);
     db.close();

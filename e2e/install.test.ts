@@ -19,6 +19,7 @@ describe('the installable package (npm run pack, npm install -g)', { timeout: 60
     assert.match(packed, /dsg-grid-\d+\.\d+\.\d+\.tgz$/);
     const listing = execFileSync('tar', ['-tzf', packed], { encoding: 'utf8' }).split('\n');
     assert.ok(listing.includes('package/bundle/dsg.js') && listing.includes('package/bundle/launcher-main.js') && listing.includes('package/bundle/web/index.html'), listing.join('\n'));
+    assert.ok(listing.some((f) => /^package\/bundle\/web\/assets\/app-[A-Z0-9]{8}\.js$/.test(f)), 'the dashboard\'s script is in the package');
     assert.ok(!listing.some((f) => f.endsWith('.map') || f.includes('/src/') || f.includes('node_modules')), 'no sources, maps or node_modules inside');
     const pkg = JSON.parse(execFileSync('tar', ['-xzOf', packed, 'package/package.json'], { encoding: 'utf8' })) as { dependencies: Record<string, string> };
     assert.deepEqual(Object.keys(pkg.dependencies), ['better-sqlite3'], 'everything else is in the bundle');

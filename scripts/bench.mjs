@@ -6,8 +6,14 @@
 // Then CLI start-up (dsg --version, dsg jobs) against bare Node, and last the scheduler alone at grid scale
 // (scripts/bench-scheduler.mjs, summary with its targets). Then workflows: W3 = 100 chains × 3 dependent steps (per-item chaining) and a 1 → 1,000 → 1 fan-out/fan-in, each
 // against the same number of independent tasks in one job, run in the same grid: tasks/s and overhead per edge.
+// W1 (2,000 × `true`, target ≥ 0.75× xargs) runs on a grid with `--isolation none` (the grid's own overhead: the
+// target applies there) and again on the grid's default isolation (the strongest available: bubblewrap sandbox and
+// per-task cgroups where they exist), each line naming its isolation. W2: 200 tasks of ~50 ms of CPU (an awk loop
+// calibrated in the run), `cores` at a time, makespan against the ideal (serial task time × N / cores, measured in
+// the same run; target ≤ 1.05×), with xargs on the same tasks for comparison.
 //   Options: --tasks N (default 2000)  --latency-samples N (default 40)  --repeat N (workflow runs, default 5)  --json
-//            --isolation sandbox|cgroups|none (the local agent's task isolation; default: the strongest available)
+//            --isolation sandbox|cgroups|none (the main grid's task isolation; default: the strongest available)
+//            --cpu-tasks N (W2, default 200)
 //            --scheduler: instead, the scheduler alone: 1,000 nodes × 100,000 tasks (scripts/bench-scheduler.mjs)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -23,6 +29,7 @@ const arg = (name, def) => { const i = process.argv.indexOf(name); return i > 0 
 const N = arg('--tasks', 2000);
 const LAT = arg('--latency-samples', 40);
 const REPEAT = arg('--repeat', 5);
+const W2N = arg('--cpu-tasks', 200);
 const asJson = process.argv.includes('--json');
 const isolationAt = process.argv.indexOf('--isolation');
 const isolation = isolationAt > 0 ? ['--isolation', process.argv[isolationAt + 1]] : [];
@@ -69,14 +76,15 @@ function xargs(n, parallel) {
 const dataDir = mkdtempSync(join(tmpdir(), 'dsg-bench-'));
 const home = join(dataDir, 'home');
 let grid;
-async function startGrid() {
-  grid = spawn(process.execPath, [join(root, 'packages', 'cli', 'bin', 'dsg.js'), 'up', '--data-dir', join(dataDir, 'data'), '--port', '0', ...isolation], {
+async function startGrid(iso = isolation, dir = join(dataDir, 'data')) {
+  pinned = null; // each grid has its own certificate
+  grid = spawn(process.execPath, [join(root, 'packages', 'cli', 'bin', 'dsg.js'), 'up', '--data-dir', dir, '--port', '0', ...iso], {
     env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), DSG_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'], detached: true,
   });
   let errText = '';
   grid.stderr.on('data', (d) => { errText += d; if (errText.length > 20000) errText = errText.slice(-10000); });
-  const credFile = join(dataDir, 'data', 'credentials.json');
+  const credFile = join(dir, 'credentials.json');
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (grid.exitCode !== null) throw new Error(`dsg up exited (${grid.exitCode}):\n${errText}`);
@@ -85,7 +93,8 @@ async function startGrid() {
         const c = JSON.parse(readFileSync(credFile, 'utf8'));
         if (c.url && !c.url.endsWith(':0')) {
           const nodes = await api(c, 'GET', '/nodes').catch(() => null);
-          if (nodes && nodes.items.some((n) => n.state === 'online')) return c;
+          const online = nodes?.items.find((n) => n.state === 'online');
+          if (online) return { ...c, isolation: online.facts?.isolation ?? '?' };
         }
       } catch { /* not yet */ }
     }
@@ -139,26 +148,54 @@ async function timeJob(c, n) {
   if (j.counts.succeeded !== n) throw new Error(`independent run: ${j.counts.succeeded}/${n}`);
   return (performance.now() - t0) / 1000;
 }
-const median = (xs) => pct(xs, 50);
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
-
-const results = {};
-try {
-  say(`baselines: ${N} × true, ${cores} in parallel`);
-  results.nodeSpawn = N / (await nodeSpawnLoop(N, cores));
-  results.xargs = N / xargs(N, cores);
-  say('starting a grid (dsg up) in a temp dir');
-  const c = await startGrid();
-  // Warm-up, so the first-job costs (caches, JIT) are not in the figure.
+async function stopGrid() {
+  if (grid && grid.exitCode === null) {
+    try { process.kill(-grid.pid, 'SIGTERM'); } catch { /* gone */ }
+    await new Promise((r) => setTimeout(r, 1500));
+    try { process.kill(-grid.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  grid = null;
+}
+/** W1 on a running grid: tasks/s for N × `true` (after a warm-up, so first-job costs are not in the figure). */
+async function runW1(c) {
   await waitJob(c, (await api(c, 'POST', '/jobs', { spec: { name: 'warmup', command: ['true'], array: 50, resources: { cpu: 1, memory: '16Mi' } } })).job.id, 50);
-  say(`grid: ${N} × true`);
   const t0 = performance.now();
   const sub = await api(c, 'POST', '/jobs', { spec: { name: 'bench', command: ['true'], array: N, resources: { cpu: 1, memory: '16Mi' } } });
   const job = await waitJob(c, sub.job.id, 20);
   const secs = (performance.now() - t0) / 1000;
   if (job.counts.succeeded !== N) throw new Error(`grid run: ${job.counts.succeeded}/${N} succeeded (${JSON.stringify(job.counts)})`);
-  results.dsg = N / secs;
-  say(`latency: ${LAT} single-task jobs on an idle grid`);
+  return N / secs;
+}
+// W2's task: an awk loop of ~50 ms of CPU on this machine (awk is on every Unix; calibrated in this run).
+function awkTask(iters) { return ['awk', `BEGIN { s = 0; for (i = 0; i < ${iters}; i++) s += i; }`]; }
+function timeSerial(argv, n) {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const r = spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' });
+    if (r.status !== 0) throw new Error(`${argv.join(' ')}: exit ${r.status}`);
+  }
+  return (performance.now() - t0) / n;
+}
+function calibrateCpuTask() {
+  let iters = 200_000;
+  for (let round = 0; round < 4; round++) {
+    const ms = timeSerial(awkTask(iters), 3);
+    iters = Math.max(1000, Math.round((iters * 50) / Math.max(ms, 1)));
+  }
+  return { argv: awkTask(iters), iters };
+}
+/** W2 on a running grid: makespan of W2N CPU-bound tasks. */
+async function runW2(c, argv) {
+  const t0 = performance.now();
+  const sub = await api(c, 'POST', '/jobs', { spec: { name: 'w2', command: argv, array: W2N, resources: { cpu: 1, memory: '64Mi' } } });
+  const job = await waitJob(c, sub.job.id, 5);
+  const secs = (performance.now() - t0) / 1000;
+  if (job.counts.succeeded !== W2N) throw new Error(`W2 run: ${job.counts.succeeded}/${W2N} succeeded (${JSON.stringify(job.counts)})`);
+  return secs;
+}
+/** Submit → start on an idle grid: LAT single-task jobs one after another. */
+async function measureLatency(c) {
+  const results = {};
   const lat = [];
   for (let i = 0; i < LAT; i++) {
     const t = performance.now();
@@ -177,6 +214,48 @@ try {
   results.latencyP99 = pct(lat.map((l) => l.server), 99);
   results.latencyClientP50 = pct(lat.map((l) => l.client), 50);
   results.latencyClientP99 = pct(lat.map((l) => l.client), 99);
+  return results;
+}
+const median = (xs) => pct(xs, 50);
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
+
+const results = {};
+try {
+  say(`baselines: ${N} × true, ${cores} in parallel`);
+  results.nodeSpawn = N / (await nodeSpawnLoop(N, cores));
+  results.xargs = N / xargs(N, cores);
+  say('W2: calibrating a ~50 ms CPU task (awk), then its serial time and xargs on it');
+  const cpuTask = calibrateCpuTask();
+  results.w2 = { tasks: W2N, taskMs: timeSerial(cpuTask.argv, 10) };
+  results.w2.ideal = (results.w2.taskMs * W2N) / cores / 1000;
+  {
+    const t0 = performance.now();
+    const r = spawnSync('xargs', ['-P', String(cores), '-I{}', ...cpuTask.argv], { input: Array.from({ length: W2N }, (_, i) => String(i)).join('\n'), stdio: ['pipe', 'ignore', 'inherit'] });
+    if (r.status !== 0) throw new Error('xargs (W2) failed');
+    results.w2.xargs = (performance.now() - t0) / 1000;
+  }
+  if (!isolation.includes('none')) {
+    say('starting a grid with --isolation none (W1 target)');
+    const c0 = await startGrid(['--isolation', 'none'], join(dataDir, 'data-none'));
+    say(`grid (isolation ${c0.isolation}): ${N} × true, then W2`);
+    results.dsgNone = await runW1(c0);
+    results.w2.none = await runW2(c0, cpuTask.argv);
+    const l0 = await measureLatency(c0);
+    results.latencyNone = { p50: l0.latencyP50, p99: l0.latencyP99 };
+    await stopGrid();
+  }
+  say('starting a grid (dsg up) in a temp dir');
+  const c = await startGrid();
+  results.isolation = c.isolation;
+  say(`grid (isolation ${c.isolation}): ${N} × true`);
+  results.dsg = await runW1(c);
+  if (isolation.includes('none')) results.dsgNone = results.dsg;
+  say(`grid (isolation ${c.isolation}): W2, ${W2N} × ~50 ms of CPU`);
+  results.w2.main = await runW2(c, cpuTask.argv);
+  if (isolation.includes('none')) results.w2.none = results.w2.main;
+  say(`latency: ${LAT} single-task jobs on an idle grid`);
+  Object.assign(results, await measureLatency(c));
+  if (isolation.includes('none')) results.latencyNone = { p50: results.latencyP50, p99: results.latencyP99 };
 
   // ── CLI start-up: what a user waits for on every command, against bare Node in the same run ──
   say('CLI start-up: dsg --version and dsg jobs, against node -e 0 and a bare node:http GET');
@@ -229,11 +308,7 @@ try {
   results.fanIndep = 1002 / median(runs.fanIndep);
   results.fanEdgeMs = ((median(runs.fan) - median(runs.fanIndep)) * 1000) / 2000;
 } finally {
-  if (grid && grid.exitCode === null) {
-    try { process.kill(-grid.pid, 'SIGTERM'); } catch { /* gone */ }
-    await new Promise((r) => setTimeout(r, 1500));
-    try { process.kill(-grid.pid, 'SIGKILL'); } catch { /* gone */ }
-  }
+  await stopGrid();
   rmSync(dataDir, { recursive: true, force: true });
 }
 
@@ -245,17 +320,31 @@ say('scheduler alone: 1,000 nodes × 100,000 queued tasks in 10 projects');
 }
 
 const f = (x) => x.toFixed(0).padStart(8);
-if (asJson) console.log(JSON.stringify({ tasks: N, cores, ...results, ratioVsXargs: results.dsg / results.xargs, ratioVsNodeSpawn: results.dsg / results.nodeSpawn }));
+if (asJson) console.log(JSON.stringify({ tasks: N, cores, ...results, ratioVsXargs: results.dsg / results.xargs, ratioNoneVsXargs: results.dsgNone / results.xargs, w2VsIdeal: results.w2.none / results.w2.ideal, ratioVsNodeSpawn: results.dsg / results.nodeSpawn }));
 else {
-  console.log(`\n${N} tasks of \`true\`, ${cores} cores, ${new Date().toISOString()}`);
-  console.log('| runner                 |  tasks/s | vs xargs |');
-  console.log('|------------------------|---------:|---------:|');
-  console.log(`| xargs -P${cores} -n1 true      | ${f(results.xargs)} |    1.00× |`);
-  console.log(`| node spawn loop (P=${cores})  | ${f(results.nodeSpawn)} | ${(results.nodeSpawn / results.xargs).toFixed(2).padStart(7)}× |`);
-  console.log(`| DSG (dsg up, durable)  | ${f(results.dsg)} | ${(results.dsg / results.xargs).toFixed(2).padStart(7)}× |`);
-  console.log(`\nDSG vs node spawn loop: ${(results.dsg / results.nodeSpawn).toFixed(2)}×`);
-  console.log(`submit→start latency, idle grid (${LAT} jobs): p50 ${results.latencyP50} ms, p99 ${results.latencyP99} ms (server clock);` +
-    ` client-observed p50 ${results.latencyClientP50.toFixed(1)} ms, p99 ${results.latencyClientP99.toFixed(1)} ms`);
+  console.log(`\nW1: ${N} tasks of \`true\`, ${cores} cores, ${new Date().toISOString()} (every state change durable: synchronous=FULL)`);
+  console.log('| runner                                   |  tasks/s | vs xargs | target    |');
+  console.log('|------------------------------------------|---------:|---------:|-----------|');
+  console.log(`| ${`xargs -P${cores} -n1 true`.padEnd(40)} | ${f(results.xargs)} |    1.00× |           |`);
+  console.log(`| ${`node spawn loop (P=${cores})`.padEnd(40)} | ${f(results.nodeSpawn)} | ${(results.nodeSpawn / results.xargs).toFixed(2).padStart(7)}× |           |`);
+  console.log(`| ${'DSG, isolation none'.padEnd(40)} | ${f(results.dsgNone)} | ${(results.dsgNone / results.xargs).toFixed(2).padStart(7)}× | ≥ 0.75×   |`);
+  if (!isolation.includes('none')) console.log(`| ${`DSG, isolation ${results.isolation} (default)`.padEnd(40)} | ${f(results.dsg)} | ${(results.dsg / results.xargs).toFixed(2).padStart(7)}× | printed   |`);
+  const w2 = results.w2;
+  console.log(`\nW2: ${w2.tasks} tasks of ~${w2.taskMs.toFixed(0)} ms of CPU (awk), ${cores} at a time; ideal = serial task time × N / cores = ${w2.ideal.toFixed(2)} s`);
+  console.log('| runner                                   | makespan | vs ideal | target    |');
+  console.log('|------------------------------------------|---------:|---------:|-----------|');
+  const w2row = (name, secs, target) => console.log(`| ${name.padEnd(40)} | ${`${secs.toFixed(2)} s`.padStart(8)} | ${(secs / w2.ideal).toFixed(2).padStart(7)}× | ${target.padEnd(9)} |`);
+  w2row(`xargs -P${cores}`, w2.xargs, '');
+  w2row('DSG, isolation none', w2.none, '≤ 1.05×');
+  if (!isolation.includes('none')) w2row(`DSG, isolation ${results.isolation} (default)`, w2.main, 'printed');
+  const met = (v, t) => (v <= t ? 'met' : 'MISSED');
+  const ln = results.latencyNone;
+  console.log(`\nsubmit→start, idle grid (${LAT} single-task jobs, server clock):`);
+  console.log('| grid                                     |    p50 |    p99 | target               |');
+  console.log('|------------------------------------------|-------:|-------:|----------------------|');
+  console.log(`| ${'isolation none'.padEnd(40)} | ${`${ln.p50} ms`.padStart(6)} | ${`${ln.p99} ms`.padStart(6)} | p50 ≤ 5 ms: ${met(ln.p50, 5).padEnd(6)}, p99 ≤ 50 ms: ${met(ln.p99, 50)} |`);
+  if (!isolation.includes('none')) console.log(`| ${`isolation ${results.isolation} (default)`.padEnd(40)} | ${`${results.latencyP50} ms`.padStart(6)} | ${`${results.latencyP99} ms`.padStart(6)} | printed              |`);
+  console.log(`client-observed (request sent → start seen), default grid: p50 ${results.latencyClientP50.toFixed(1)} ms, p99 ${results.latencyClientP99.toFixed(1)} ms`);
   const cl = results.cli;
   console.log('\nCLI start-up (median of 15 runs; target: dsg --version and dsg jobs under 150 ms):');
   console.log('| command                           |     ms | vs node -e 0 |');

@@ -10,7 +10,8 @@
 // load: they sit behind dynamic import() in the CLI and become chunks of their own.
 // Files other code spawns or reads by path become entry points or copies next to the bundle:
 //  - launcher-main.js (the agent's process launcher, spawned by path);
-//  - the dashboard's static files (the coordinator looks for ./web next to its code first).
+//  - the dashboard's static files (the coordinator looks for ./web next to its code first);
+//  - the native process starter dsg-spawn when it was built (the launcher looks for ./dsg-spawn next to itself).
 // Usage: node scripts/bundle-cli.mjs [--quiet]. scripts/ensure.mjs runs it after every build.
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -57,10 +58,15 @@ await build({
 // The chunks are ES modules whatever the package.json above says.
 writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n');
 
-// Dashboard assets: the built web app when there is one, else the coordinator's static page.
-const webCandidates = [join(root, 'packages', 'web', 'dist'), join(root, 'packages', 'coordinator', 'static')];
-const web = webCandidates.find((d) => existsSync(join(d, 'index.html')));
-if (web) cpSync(web, join(out, 'web'), { recursive: true });
+// Dashboard assets: the built web app (scripts/build-web.mjs runs before this).
+const web = join(root, 'packages', 'web', 'dist', 'app');
+if (!existsSync(join(web, 'index.html'))) {
+  process.stderr.write(`[dsg] bundle: the dashboard is not built (${web}); run node scripts/build-web.mjs first (npm run build does)\n`);
+  process.exit(1);
+}
+cpSync(web, join(out, 'web'), { recursive: true });
+const spawner = join(root, 'packages', 'agent', 'dist', 'native', 'dsg-spawn');
+if (existsSync(spawner)) cpSync(spawner, join(out, 'dsg-spawn'));
 
 if (!process.argv.includes('--quiet')) {
   const size = readdirSync(out).filter((f) => f.endsWith('.js')).reduce((n, f) => n + statSync(join(out, f)).size, 0);

@@ -27,6 +27,7 @@
  * (working dir, inputs) and handed to the executor, which admits them in order as running ones leave room
  * (AdmissionExecutor); each one's timeout counts from its own start.
  */
+import { sampleUsage } from './probe/usage.js';
 import { coordinatorFetch, parseFingerprint, PinMismatchError, pinnedTransport, probeCertificate, UntrustedCertificateError, type Fingerprint, type PinnedTransport } from '@dsg/client/tls';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -164,7 +165,10 @@ class Agent implements RunningAgent {
       ? new AdmissionExecutor(this.ports.executor, cap)
       : this.options.executor === 'native'
         ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace, ...isolation }), cap)
-        : new LauncherExecutor({ killGraceMs: grace, capacity: cap, ...isolation });
+        : new LauncherExecutor({
+            killGraceMs: grace, capacity: cap, ...isolation,
+            onStarter: (s) => this.log('info', s.starter === 'native' ? 'tasks start through the native process starter (dsg-spawn)' : `tasks start through Node's spawn (${s.why ?? 'no native starter'})`),
+          });
     try {
       const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string; credential?: string; tlsFingerprint?: string };
       this.id = saved.nodeId ?? null;
@@ -461,7 +465,7 @@ class Agent implements RunningAgent {
         // Results the coordinator may not have committed yet.
         for (const f of this.outbox.values()) this.enqueue(f);
         if (this.heartbeat) clearInterval(this.heartbeat);
-        this.heartbeat = setInterval(() => this.enqueue({ type: 'heartbeat', running: this.held() }), m.heartbeatIntervalMs);
+        this.heartbeat = setInterval(() => this.enqueue({ type: 'heartbeat', running: this.held(), usage: sampleUsage() }), m.heartbeatIntervalMs);
         this.heartbeat.unref();
         this.resolveConnected();
         break;

@@ -3,6 +3,7 @@ export type { AgentOptions, RunningAgent } from './options.js';
 export type { Executor, ExecSpec, ExecEvents, ExecHandle, ExecResult, ExecResources } from './executor/executor.js';
 export { NativeExecutor, type NativeExecutorOptions } from './executor/native-executor.js';
 export { LauncherExecutor } from './executor/launcher-executor.js';
+export { NativeStarter, nodeStarter, type ProcessStarter, type TaskProcess, type StartOptions } from './executor/process-starter.js';
 export { AdmissionExecutor } from './executor/admission-executor.js';
 export { FakeExecutor, type FakeBehaviour } from './executor/fake-executor.js';
 export { SystemProbe, FakeProbe, offeredCapacity, parseFakeGpus, sharedGpus, type Probe } from './probe/probe.js';

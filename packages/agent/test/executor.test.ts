@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LauncherExecutor, NativeExecutor, type ExecResult, type Executor } from '@dsg/agent';
+import { LauncherExecutor, NativeExecutor, NativeStarter, type ExecResult, type Executor } from '@dsg/agent';
 
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -23,17 +23,28 @@ const alive = (pid: number): boolean => {
   }
 };
 
-const executors: Array<[string, () => Executor]> = [
-  ['NativeExecutor', () => new NativeExecutor({ killGraceMs: 500 })],
-  ['LauncherExecutor', () => new LauncherExecutor({ killGraceMs: 500 })],
+// The native process starter (dsg-spawn, built by `npm run build` where a C compiler exists): every case below runs
+// through it and through Node's spawn. Without it the cases skip loudly, except in CI (CI=true installs gcc).
+const native = NativeStarter.find();
+if (!native.starter) {
+  if (process.env['CI'] === 'true') throw new Error(`CI: ${native.why}`);
+  process.stderr.write(`SKIP native starter cases: ${native.why}\n`);
+}
+const nativeOnly = native.starter ? {} : { skip: native.why };
+const executors: Array<[string, () => Executor, object]> = [
+  ['NativeExecutor (Node spawn)', () => new NativeExecutor({ killGraceMs: 500 }), {}],
+  ['NativeExecutor (native starter dsg-spawn)', () => new NativeExecutor({ killGraceMs: 500, ...(native.starter ? { starter: native.starter } : {}) }), nativeOnly],
+  ['LauncherExecutor (native starter when built)', () => new LauncherExecutor({ killGraceMs: 500 }), {}],
+  ['LauncherExecutor (Node spawn)', () => new LauncherExecutor({ killGraceMs: 500, starter: 'node' }), {}],
 ];
 
-for (const [name, make] of executors) describe(`${name} (real processes)`, () => {
+for (const [name, make, opts] of executors) describe(`${name} (real processes)`, opts, () => {
   let dir: string;
   const ex = make();
   before(async () => (dir = await mkdtemp(join(tmpdir(), 'dsg-exec-'))));
   after(async () => {
     if (ex instanceof LauncherExecutor) ex.close();
+    native.starter?.close();
     await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
   const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', FOO: 'bar' };
@@ -91,11 +102,79 @@ for (const [name, make] of executors) describe(`${name} (real processes)`, () =>
     assert.equal(r.cancelled, true);
   });
 
+  it('a cancel right after start (before the process is known to exist) still ends the task', async () => {
+    const t0 = Date.now();
+    const { h, done } = run(['/bin/sh', '-c', 'sleep 30']);
+    h.kill('cancel');
+    const { r } = await done;
+    assert.equal(r.cancelled, true);
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+  });
+
+  it('streams a large output with multi-byte characters intact, split anywhere', async () => {
+    // 200,000 × "é€" = 1 MB of UTF-8 in pipe-sized pieces: a piece may end inside a character.
+    const { r, out } = await run(['/bin/sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" x; awk "BEGIN { for (i = 0; i < 200000; i++) printf \\"é€\\" }"']).done;
+    assert.equal(r.exitCode, 0);
+    assert.equal(out.length, 200_000 + 400_000);
+    assert.equal(out.slice(200_000), 'é€'.repeat(200_000));
+  });
+
+  it("looks the program up on the task's PATH, not the agent's", async () => {
+    const bin = join(dir, 'only-here');
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, 'dsg-test-prog'), '#!/bin/sh\necho found "$1"\n', { mode: 0o755 });
+    const h = ex.start({ argv: ['dsg-test-prog', 'me'], cwd: dir, env: { PATH: `${bin}:/usr/bin:/bin` }, timeoutMs: 10_000 }, { onStdout: (d) => (got += d), onStderr: () => undefined });
+    let got = '';
+    const r = await h.done;
+    assert.equal(r.exitCode, 0);
+    assert.equal(got, 'found me\n');
+  });
+
   it('a task that ignores SIGTERM is SIGKILLed after the grace period', async () => {
     const t0 = Date.now();
     const { r } = await run(['/bin/sh', '-c', 'trap "" TERM; sleep 30'], 300).done;
     assert.equal(r.timedOut, true);
     assert.ok(Date.now() - t0 < 5000);
+  });
+});
+
+describe('the native process starter', nativeOnly, () => {
+  it('is what the launcher uses when it is built, and says so', async () => {
+    const told: unknown[] = [];
+    const ex = new LauncherExecutor({ killGraceMs: 500, onStarter: (x) => told.push(x) });
+    try {
+      const r = await ex.start({ argv: ['true'], cwd: tmpdir(), env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, timeoutMs: 10_000 }, { onStdout: () => undefined, onStderr: () => undefined }).done;
+      assert.equal(r.exitCode, 0);
+      assert.deepEqual(ex.starterInUse, { starter: 'native' });
+      assert.deepEqual(told, [{ starter: 'native' }]);
+    } finally {
+      ex.close();
+    }
+  });
+
+  it('when it dies, its running task ends as a failure and its process group is killed; the next start works', async () => {
+    const starter = NativeStarter.find().starter!;
+    const ex = new NativeExecutor({ killGraceMs: 500, starter });
+    try {
+      const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
+      const noop = { onStdout: () => undefined, onStderr: () => undefined };
+      const h = ex.start({ argv: ['/bin/sh', '-c', 'sleep 30'], cwd: tmpdir(), env, timeoutMs: 60_000 }, noop);
+      for (let i = 0; i < 200 && h.pid === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+      const pid = h.pid!;
+      assert.ok(pid > 0);
+      const helper = spawnSync('pgrep', ['-P', String(process.pid), '-x', 'dsg-spawn'], { encoding: 'utf8' }).stdout.trim().split('\n').map(Number)[0]!;
+      assert.ok(helper > 0, 'the helper process is found');
+      process.kill(helper, 'SIGKILL');
+      const r = await h.done;
+      assert.equal(r.exitCode, null);
+      assert.equal(r.signal, null);
+      await new Promise((res) => setTimeout(res, 100));
+      assert.equal(alive(pid), false, 'the task survived its starter');
+      const next = await ex.start({ argv: ['/bin/sh', '-c', 'exit 3'], cwd: tmpdir(), env, timeoutMs: 10_000 }, noop).done;
+      assert.equal(next.exitCode, 3);
+    } finally {
+      starter.close();
+    }
   });
 });
 

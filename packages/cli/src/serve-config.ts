@@ -41,6 +41,7 @@ const FIELDS = {
   maxPendingNodes: { schema: z.coerce.number({ error: 'expected a number of machines' }).int({ error: 'expected a whole number of machines' }).min(0, { error: 'expected 0 (nobody may ask) or more machines' }).max(100_000, { error: 'expected at most 100,000 machines' }), env: 'DSG_MAX_PENDING_NODES', flag: '--max-pending-nodes', file: 'maxPendingNodes' },
   pendingNodeTtl: { schema: z.coerce.number({ error: 'expected a number of hours' }).positive({ error: 'expected a number of hours greater than 0' }).max(24 * 365, { error: 'expected at most a year of hours' }), env: 'DSG_PENDING_NODE_TTL_HOURS', flag: '--pending-node-ttl', file: 'pendingNodeTtlHours' },
   sessionHours: { schema: z.coerce.number({ error: 'expected a number of hours' }).positive({ error: 'expected a number of hours greater than 0' }), env: 'DSG_SESSION_HOURS', flag: '--session-hours', file: 'sessionHours' },
+  sqliteDriver: { schema: z.enum(['auto', 'node', 'better-sqlite3'], { error: 'expected auto, node (the built-in node:sqlite, Node 22.13+) or better-sqlite3' }), env: 'DSG_SQLITE_DRIVER', flag: '--sqlite-driver', file: 'sqliteDriver' },
 } as const;
 type Field = keyof typeof FIELDS;
 
@@ -77,6 +78,8 @@ export const SERVE_DEFAULTS: Partial<Record<Field, string | number>> = {
   maxPendingNodes: 64,
   pendingNodeTtl: 24,
   sessionHours: 12,
+  // The SQLite driver: better-sqlite3 when it loads, else node:sqlite (docs/ARCHITECTURE.md, "SQLite driver").
+  sqliteDriver: 'auto',
   // mDNS advertisement on the LAN (never on loopback-only binds: the coordinator checks).
   advertise: 'true',
 };
@@ -151,6 +154,7 @@ export function resolveServeConfig(input: {
     fairShare: { usageHalfLifeMinutes: out.usageHalfLife as number, ...maps },
     rateLimits: { perTokenPerSecond: out.rateLimit as number, perTokenBurst: out.rateLimitBurst as number, failedAuthPerMinute: out.failedAuthLimit as number },
     sessionHours: out.sessionHours as number,
+    sqliteDriver: out.sqliteDriver as 'auto' | 'node' | 'better-sqlite3',
     maxPendingNodes: out.maxPendingNodes as number,
     pendingNodeTtlHours: out.pendingNodeTtl as number,
     tls: out.tls as 'auto' | 'on' | 'off',

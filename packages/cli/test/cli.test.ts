@@ -174,8 +174,15 @@ describe('coordinator settings: defaults < config file < DSG_* env < flags', () 
       retention: { maxAgeDays: 30, maxBytes: 0, intervalMinutes: 60, graceMinutes: 60 },
       maxQueuedTasks: 1_000_000, maxQueuedTasksPerProject: 1_000_000, fairShare: { usageHalfLifeMinutes: 60 },
       rateLimits: { perTokenPerSecond: 200, perTokenBurst: 10_000, failedAuthPerMinute: 60 }, sessionHours: 12, tls: 'auto',
-      advertise: true, maxPendingNodes: 64, pendingNodeTtlHours: 24,
+      advertise: true, maxPendingNodes: 64, pendingNodeTtlHours: 24, sqliteDriver: 'auto',
     });
+  });
+  it('the SQLite driver comes from the same layers and is checked', () => {
+    assert.equal(resolveServeConfig({ ...base, flags: {}, env: { DSG_SQLITE_DRIVER: 'node' }, file: { sqliteDriver: 'better-sqlite3' } }).sqliteDriver, 'node');
+    assert.equal(resolveServeConfig({ ...base, flags: { sqliteDriver: 'better-sqlite3' }, env: { DSG_SQLITE_DRIVER: 'node' }, file: null }).sqliteDriver, 'better-sqlite3');
+    const bad = issues(() => resolveServeConfig({ ...base, flags: {}, env: { DSG_SQLITE_DRIVER: 'sqlite3' }, file: null }));
+    assert.deepEqual(bad.map((i) => i.path), ['DSG_SQLITE_DRIVER']);
+    assert.match(bad[0]!.message, /expected auto, node .* or better-sqlite3, got "sqlite3"/);
   });
   it('limits on machines waiting for approval come from the same layers and are checked', () => {
     const o = resolveServeConfig({ ...base, flags: { maxPendingNodes: '10' }, env: { DSG_PENDING_NODE_TTL_HOURS: '2' }, file: null });

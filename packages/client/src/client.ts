@@ -42,12 +42,19 @@ import {
   type CreateJoinCodeResponseV1,
   type SessionV1,
   type TokenV1,
+  type OverviewV1,
+  type NodeAttemptV1,
 } from '@dsg/core';
 
 export interface DsgClientOptions {
   /** Coordinator base URL, e.g. `http://127.0.0.1:7070`. */
   readonly baseUrl: string;
-  readonly token: string;
+  /**
+   * Bearer token. Leave it out in a browser page signed in with a session (POST /session): requests then ride on
+   * the httpOnly session cookie, and those that change state carry the `X-DSG-CSRF: 1` header the coordinator
+   * requires with a cookie.
+   */
+  readonly token?: string;
   /** The fetch to use (`@dsg/client/node`'s in Node programs; a pinned one for TLS; tests). Default: global fetch. */
   readonly fetch?: FetchLike;
 }
@@ -60,12 +67,12 @@ type Query = Record<string, string | number | undefined>;
 
 export class DsgClient {
   readonly baseUrl: string;
-  private readonly token: string;
+  private readonly token: string | null;
   private readonly fetchImpl: FetchLike;
 
   constructor(options: DsgClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-    this.token = options.token;
+    this.token = options.token ?? null;
     this.fetchImpl = options.fetch ?? ((url, init) => fetch(url, init as RequestInit) as Promise<ResponseLike>);
   }
 
@@ -81,7 +88,9 @@ export class DsgClient {
 
   /** The raw request; resolves to the Response for 2xx, throws a DsgError otherwise. */
   async request(method: string, path: string, init: { query?: Query; json?: unknown; body?: RequestBody; headers?: Record<string, string> } = {}): Promise<ResponseLike> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, ...init.headers };
+    const headers: Record<string, string> = this.token !== null
+      ? { authorization: `Bearer ${this.token}`, ...init.headers }
+      : { ...(method === 'GET' || method === 'HEAD' ? {} : { 'x-dsg-csrf': '1' }), ...init.headers };
     let body: RequestBody | undefined = init.body;
     if (init.json !== undefined) {
       headers['content-type'] = 'application/json';
@@ -108,7 +117,7 @@ export class DsgClient {
       /* not JSON */
     }
     const err = parsed?.error;
-    if (err?.code === 'validation' && Array.isArray(err.details?.['issues'])) throw new ValidationError(err.details['issues'] as Issue[]);
+    if (err?.code === 'validation' && Array.isArray(err.details?.['issues'])) throw new ValidationError(err.details['issues'] as Issue[], undefined, { issueCount: Number(err.details['issueCount']) || 0 });
     if (err) throw new DsgError(err.code as ErrorCode, err.message, err.details);
     // No DSG error body: not the coordinator answering. A proxy's 502/503/504 means it cannot reach the
     // coordinator behind it, which is the same to the user as a refused connection (and worth retrying).
@@ -217,6 +226,17 @@ export class DsgClient {
     this.json('GET', '/audit', { query: q });
   /** Walk the audit log's hash chain; `head` (`SEQ:HASH`) is one kept elsewhere, checked to be still in the log. */
   auditVerify = (head?: string): Promise<AuditVerifyV1> => this.json('GET', '/audit/verify', head ? { query: { head } } : {});
+  /** The grid at a glance: nodes, resources in use, queues per project, throughput, recent failures. */
+  overview = (): Promise<OverviewV1> => this.json('GET', '/overview');
+  /** What a node (by id or name) holds now: assigned and running attempts. */
+  nodeAttempts = (idOrName: string): Promise<{ items: NodeAttemptV1[] }> => this.json('GET', `/nodes/${encodeURIComponent(idOrName)}/attempts`);
+  /** Sign in with a token (browser): the coordinator answers with an httpOnly session cookie. */
+  signIn = (token: string): Promise<SessionV1> => this.json('POST', '/session', { json: { token } });
+  /** End this browser's session. */
+  signOut = async (): Promise<void> => void (await this.request('DELETE', '/session'));
+  /** The change feed's address (server-sent events; open it with EventSource in a browser). */
+  eventsUrl = (): string => this.url('/events');
+
   /** Who this client's token speaks for: role and projects. */
   whoAmI = (): Promise<SessionV1> => this.json('GET', '/session');
 

@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, ValidationError, type TokenId } from '@dsg/core';
 import { DEFAULT_RESERVE_AFTER_MS, DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
-import { openSqliteStore, type QuarantinePolicy, type Store } from '@dsg/store';
+import { openSqliteStore, resolveSqliteDriver, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
 import { Authenticator, createToken, DEFAULT_SESSION_TTL_MS, hashToken } from './auth.js';
 import { DEFAULT_RATE_LIMITS, RateLimiter } from './http/rate-limit.js';
@@ -23,7 +23,9 @@ import { systemClock, type Clock } from './clock.js';
 import { Engine } from './engine/engine.js';
 import { FileBlobStore } from './files/blob-store.js';
 import { lockDataDir } from './files/data-dir-lock.js';
-import { CoordinatorMetrics } from './metrics.js';
+import { CoordinatorMetrics, type EngineMetrics } from './metrics.js';
+import { ChangeFeed } from './events/change-feed.js';
+import { ThroughputMeter } from './events/throughput-meter.js';
 import { FileLogStore } from './files/log-store.js';
 import { buildApi } from './http/server.js';
 import { refusePlainHttp, tlsMaterial, wantsTls } from './tls.js';
@@ -48,12 +50,12 @@ const MINTED_ADMIN = 'admin (created by dsg up)';
 const MINTED_JOIN = 'node join token';
 
 /**
- * The dashboard's files: `./web` next to this module when it runs from the CLI's bundle (scripts/bundle-cli.mjs
- * copies them there), else the package's own `static/` folder in a built checkout.
+ * The dashboard's files (packages/web, built by scripts/build-web.mjs): `./web` next to this module when it runs
+ * from the CLI's bundle (scripts/bundle-cli.mjs copies them there), else packages/web/dist/app in a built checkout.
  */
 const HERE = dirname(fileURLToPath(import.meta.url));
-const STATIC_DIR = [join(HERE, 'web'), resolve(HERE, '..', '..', 'static')].find((d) => existsSync(join(d, 'index.html')))
-  ?? resolve(HERE, '..', '..', 'static');
+const WEB_CANDIDATES = [join(HERE, 'web'), resolve(HERE, '..', '..', '..', 'web', 'dist', 'app')];
+const STATIC_DIR = WEB_CANDIDATES.find((d) => existsSync(join(d, 'index.html'))) ?? WEB_CANDIDATES[1]!;
 
 export async function startCoordinator(options: CoordinatorOptions, clock: Clock = systemClock): Promise<RunningCoordinator> {
   const dataDir = resolve(options.dataDir);
@@ -68,8 +70,10 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
   for (const f of ['dsg.sqlite', 'coordinator.lock']) await createPrivate(join(dataDir, f));
-  const lock = lockDataDir(dataDir);
-  const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite') });
+  // Resolved once (auto → better-sqlite3 when it loads, else node:sqlite): the lock and the store load the same one.
+  const driver = resolveSqliteDriver(options.sqliteDriver ?? 'auto');
+  const lock = lockDataDir(dataDir, driver);
+  const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite'), driver });
   await store.init();
   const blobs = new FileBlobStore(join(dataDir, 'blobs'));
   await blobs.init();
@@ -87,6 +91,20 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     : null;
 
   const metrics = new CoordinatorMetrics(store);
+  // The dashboard's live feed and throughput chart hear what the engine reports (events/).
+  const feed = new ChangeFeed();
+  const throughput = new ThroughputMeter(() => clock.now());
+  const engineMetrics: EngineMetrics = {
+    observePass: (seconds, placed) => {
+      metrics.observePass(seconds, placed);
+      if (placed > 0) feed.publish('jobs', 'workflows', 'nodes');
+    },
+    countOutcome: (outcome, n = 1) => {
+      metrics.countOutcome(outcome, n);
+      if (outcome === 'succeeded' || outcome === 'failed') throughput.add(outcome, n);
+      feed.publish('jobs', 'workflows', 'nodes');
+    },
+  };
   const engine = new Engine(store, blobs, logs, clock, {
     heartbeatIntervalMs,
     nodeTimeoutMs,
@@ -104,7 +122,8 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
       // fitting it (scheduler/src/reservation.ts).
       reserveAfterMs: DEFAULT_RESERVE_AFTER_MS,
     },
-    metrics,
+    metrics: engineMetrics,
+    changes: (...topics) => feed.publish(...topics),
     ...(options.outputQuotaBytes !== undefined ? { outputQuotaBytes: options.outputQuotaBytes } : {}),
     ...(options.logQuotaBytes !== undefined ? { logQuotaBytes: options.logQuotaBytes } : {}),
     ...(options.timeoutGraceSeconds !== undefined ? { timeoutGraceMs: options.timeoutGraceSeconds * 1000 } : {}),
@@ -124,7 +143,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const retention = retentionSettings(options);
   const dbFile = join(dataDir, 'dsg.sqlite');
   const lifecycle = new DataLifecycle({ store, blobs, logs, clock, log, settings: retention, databaseFiles: [dbFile, `${dbFile}-wal`, `${dbFile}-shm`] });
-  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics, auditLog,
+  const app = buildApi({ store, engine, blobs, logs, auth, clock, log, staticDir: STATIC_DIR, startedAt, feed, throughput, maxUploadBytes: 4 * 1024 ** 3, lifecycle, metrics, auditLog,
     ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     rateLimits: { ...DEFAULT_RATE_LIMITS, ...options.rateLimits },
     limiter,
@@ -159,7 +178,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const url = `${tls ? 'https' : 'http'}://${reachableHost}:${actualPort}`;
   const gridId = await readGridId(credentialsFile);
   await writeCredentials(credentialsFile, { ...creds, url, gridId, ...(tls?.selfSigned ? { tlsFingerprint: tls.fingerprint } : {}) });
-  log.info({ url, dataDir, ...(tls ? { tlsFingerprint: tls.fingerprint, certificate: tls.selfSigned ? 'self-signed' : tls.certFile } : {}) }, 'coordinator listening');
+  log.info({ url, dataDir, sqliteDriver: driver, ...(tls ? { tlsFingerprint: tls.fingerprint, certificate: tls.selfSigned ? 'self-signed' : tls.certFile } : {}) }, 'coordinator listening');
 
   // LAN advertisement (mDNS/DNS-SD), best-effort: a network without multicast still works with --coordinator URL.
   const gridName = options.gridName ?? hostname();

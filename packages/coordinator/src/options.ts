@@ -25,6 +25,12 @@ export const COORDINATOR_DEFAULTS = {
 export interface CoordinatorOptions {
   /** Directory for the SQLite database, blobs, logs, outputs and credentials (created if missing). */
   readonly dataDir: string;
+  /**
+   * The SQLite driver (store package, sqlite/driver.ts): `better-sqlite3` (the native add-on, prebuilt), `node`
+   * (the built-in node:sqlite, Node ≥ 22.13), or `auto`: better-sqlite3 when it loads, else node:sqlite.
+   * Default `auto`.
+   */
+  readonly sqliteDriver?: 'auto' | 'node' | 'better-sqlite3';
   /** Address to listen on. Default `0.0.0.0` (reachable on the LAN; every route needs a token). */
   readonly host?: string;
   /** Port. Default 7070; 0 picks a free port. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
+import { MAX_REPORTED_ISSUES, ValidationError } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type Store } from '@dsg/store';
 import { Engine } from '@dsg/coordinator';
@@ -81,6 +82,26 @@ describe('REST API v1', () => {
     assert.equal(body.error.code, 'validation');
     const paths = (body.error.details.issues as Array<{ path: string }>).map((i) => i.path).sort();
     assert.deepEqual(paths, ['resources.memory', 'timeout']);
+    assert.equal((await call('GET', '/api/v1/jobs')).json().items.length, 0);
+  });
+
+  it('answers 100,000 bad list values with a small error: the first problems and a count', async () => {
+    const bad = Array.from({ length: 100_000 }, (_, i) => ({ value: i }));
+    for (const spec of [{ name: 'x', command: ['true'], array: bad }, { name: 'x', command: ['true'], matrix: { seed: bad } }, { name: 'x', script: 'true', array: bad.map((_, i) => `v${i}\0`) }]) {
+      const r = await call('POST', '/api/v1/jobs', { json: { spec } });
+      assert.equal(r.statusCode, 400);
+      assert.ok(r.payload.length < 64 * 1024, `the error is ${r.payload.length} bytes`);
+      const err = r.json().error;
+      assert.equal(err.code, 'validation');
+      assert.equal(err.details.issues.length, MAX_REPORTED_ISSUES);
+      assert.equal(err.details.issueCount, 100_000);
+      assert.match(err.details.issues[0].path, /^(array|matrix\.seed)\[0\]$/);
+      assert.match(err.message, /and 99980 more problems \(100000 in all\)/);
+    }
+    // Through the client, the count survives: a CLI user sees it too.
+    const e = new ValidationError([{ path: 'a', message: 'm' }], undefined, { issueCount: 7 });
+    assert.equal(e.issueCount, 7);
+    assert.match(e.message, /and 6 more problems/);
     assert.equal((await call('GET', '/api/v1/jobs')).json().items.length, 0);
   });
 

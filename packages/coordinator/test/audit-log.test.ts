@@ -8,12 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { AUDIT_GENESIS, auditHash, newNodeId, type AuditEntryV1, type AuditVerifyV1 } from '@dsg/core';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
-import { openSqliteStore, type Store } from '@dsg/store';
+import { openSqliteDatabase, openSqliteStore, type SqlDatabase, type Store } from '@dsg/store';
 import { Engine } from '@dsg/coordinator';
 import { Authenticator, createToken } from '../src/auth.js';
 import { FileBlobStore } from '../src/files/blob-store.js';
@@ -22,7 +21,7 @@ import { assertAllDescribed, checkResponsesAgainstOpenApi } from './fixtures/ope
 import { buildApi } from '../src/http/server.js';
 import { AuditLog, sha256Hex } from '../src/service/audit-log.js';
 
-const STATIC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'static');
+const STATIC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'web', 'dist', 'app'); // the built dashboard
 const GiB = 1024 ** 3;
 
 interface Grid {
@@ -166,7 +165,7 @@ describe('audit log: recorded actions and tamper detection on a real SQLite file
   });
 
   it('the schema refuses UPDATE and DELETE on the log', () => {
-    const db = new Database(join(dir, 'db.sqlite'));
+    const db = openSqliteDatabase(join(dir, 'db.sqlite'));
     try {
       assert.throws(() => db.prepare("UPDATE audit_log SET target = 'x' WHERE seq = 1").run(), /append-only/);
       assert.throws(() => db.prepare('DELETE FROM audit_log WHERE seq = 1').run(), /append-only/);
@@ -176,12 +175,12 @@ describe('audit log: recorded actions and tamper detection on a real SQLite file
   });
 
   /** Restore the pristine file, tamper with it as an attacker with the file would (triggers dropped), verify. */
-  const tamper = async (how: (db: Database.Database) => void, opts: { keepAnchor?: boolean } = {}): Promise<AuditVerifyV1> => {
+  const tamper = async (how: (db: SqlDatabase) => void, opts: { keepAnchor?: boolean } = {}): Promise<AuditVerifyV1> => {
     copyFileSync(pristine, join(dir, 'db.sqlite'));
     rmSync(join(dir, 'db.sqlite-wal'), { force: true });
     rmSync(join(dir, 'db.sqlite-shm'), { force: true });
     if (opts.keepAnchor !== false) copyFileSync(`${pristine}.head`, join(dir, 'audit-head.json'));
-    const db = new Database(join(dir, 'db.sqlite'));
+    const db = openSqliteDatabase(join(dir, 'db.sqlite'));
     db.exec('DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;');
     how(db);
     db.close();
@@ -192,7 +191,7 @@ describe('audit log: recorded actions and tamper detection on a real SQLite file
       await g.close();
     }
   };
-  const rehashAll = (db: Database.Database): void => {
+  const rehashAll = (db: SqlDatabase): void => {
     const rows = db.prepare('SELECT * FROM audit_log ORDER BY seq').all() as Array<Record<string, string | number>>;
     let prev = AUDIT_GENESIS;
     for (const r of rows) {
@@ -265,7 +264,7 @@ describe('audit log: recorded actions and tamper detection on a real SQLite file
     const kept = `${entries[12]!.seq}:${entries[12]!.hash}`;
     copyFileSync(pristine, join(dir, 'db.sqlite'));
     rmSync(join(dir, 'audit-head.json'), { force: true });
-    const db = new Database(join(dir, 'db.sqlite'));
+    const db = openSqliteDatabase(join(dir, 'db.sqlite'));
     db.exec('DROP TRIGGER audit_log_no_update;');
     db.prepare(`UPDATE audit_log SET actor_name = 'nobody' WHERE seq = 1`).run();
     rehashAll(db);

@@ -28,7 +28,7 @@ import { assertAllDescribed, checkResponsesAgainstOpenApi } from './fixtures/ope
 import { buildApi, registeredRoutes } from '../src/http/server.js';
 import type { RateLimitSettings } from '../src/http/rate-limit.js';
 
-const STATIC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'static');
+const STATIC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'web', 'dist', 'app'); // the built dashboard
 const GiB = 1024 ** 3;
 
 const KINDS = ['admin', 'subOwn', 'subOther', 'reader', 'join', 'cred', 'cookieNoCsrf', 'none', 'malformed', 'wrong', 'revoked', 'expired'] as const;
@@ -192,6 +192,11 @@ describe('authorization matrix: every route × every kind of caller', () => {
       'GET /api/v1/audit': { request: get('/api/v1/audit?limit=5'), expect: gridRead(200) },
       'GET /api/v1/audit/verify': { request: get('/api/v1/audit/verify'), expect: gridRead(200) },
       'GET /api/v1/ledger': { request: get('/api/v1/ledger?by=project'), expect: gridRead(200) },
+      'GET /assets/:file': { request: get('/assets/no-such-file.js'), expect: everyone(404) },
+      // Events carry no data (the page refetches with its own permissions): every reading principal may listen.
+      'GET /api/v1/events': { request: get('/api/v1/events?timeout=1'), expect: nodesRead(200) },
+      'GET /api/v1/overview': { request: get('/api/v1/overview'), expect: nodesRead(200) },
+      'GET /api/v1/nodes/:id/attempts': { request: get(`/api/v1/nodes/${ids.node}/attempts`), expect: nodesRead(200) },
       'HEAD /api/v1/blobs/:sha256': {
         request: () => ({ method: 'HEAD', url: `/api/v1/blobs/${ids.blob}` }),
         // A node credential may check only the inputs of its own attempts (it has none here).

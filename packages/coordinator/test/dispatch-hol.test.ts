@@ -75,7 +75,7 @@ describe('dispatch: one job that cannot run now does not stop the grid', { timeo
     return id;
   }
   const submit = (spec: Record<string, unknown>) => submitJob({ spec }, { store, blobs: new FileBlobStore(join(dir, 'blobs')), clock });
-  /** A job of `taskCount` tasks straight through the Store API (beyond the spec's 100,000-task limit per job). */
+  /** A job of `taskCount` tasks straight through the Store API (as big as the spec's 1,000,000-task limit per job allows, without the HTTP round trip). */
   async function bigJob(spec: Record<string, unknown>, taskCount: number): Promise<JobId> {
     const compiled = { ...compileJobSpec(spec), taskCount };
     const id = newJobId((now += 1));

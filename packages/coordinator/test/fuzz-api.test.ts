@@ -36,7 +36,8 @@ describe('fuzz: REST API and agent protocol', { timeout: 120_000 }, () => {
   after(async () => t.close());
 
   it('every route, random requests: never 5xx, every rejection a 4xx in the error format', async () => {
-    const routes = registeredRoutes(t.app);
+    // The change feed is a stream that stays open by design (minutes); events.test.ts covers its answers.
+    const routes = registeredRoutes(t.app).filter((r) => r.url !== '/api/v1/events');
     assert.ok(routes.length > 20, `expected the whole API, got ${routes.length} routes`);
     // A valid submit to mutate, so that bodies get past the outer checks into the handlers.
     const validJob = { spec: { name: 'fz', script: 'echo hi', resources: { memory: '16Mi' } } };

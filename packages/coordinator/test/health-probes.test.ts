@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
-import { openSqliteStore, type Store } from '@dsg/store';
+import { openSqliteDatabase, openSqliteStore, type Store } from '@dsg/store';
 import { Engine, type AgentLink } from '@dsg/coordinator';
 import { Authenticator } from '../src/auth.js';
 import { FileBlobStore } from '../src/files/blob-store.js';
@@ -60,8 +60,7 @@ describe('health probes', () => {
   it('/readyz really writes: the probe commits a row that a second connection sees', async () => {
     const before_ = Date.now();
     assert.equal((await get('/readyz')).status, 200);
-    const Database = (await import('better-sqlite3')).default;
-    const other = new Database(join(dir, 'db.sqlite'), { readonly: true });
+    const other = openSqliteDatabase(join(dir, 'db.sqlite'), { readonly: true }) // the driver the store uses (never two in one process);
     try {
       const row = other.prepare("SELECT value FROM meta WHERE key = 'ready_probe'").get() as { value: number } | undefined;
       assert.ok(row && row.value >= before_, 'the probe committed its write');

@@ -22,7 +22,7 @@ import { assertAllDescribed, checkResponsesAgainstOpenApi } from './fixtures/ope
 import { buildApi } from '../src/http/server.js';
 import { RateLimiter } from '../src/http/rate-limit.js';
 
-const STATIC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'static');
+const STATIC_DIR = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'web', 'dist', 'app'); // the built dashboard
 const GiB = 1024 ** 3;
 const FACTS = { os: 'Linux 6.1', arch: 'x64', cpuModel: 'Xeon', cores: 4, memoryBytes: 8 * GiB, gpus: [] as string[] };
 const newKey = (): string => randomBytes(32).toString('base64url');

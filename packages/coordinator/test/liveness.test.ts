@@ -13,14 +13,15 @@ import { AGENT_WS_PATH, newNodeId, type CoordinatorMessage, type HelloMessage, t
 import { DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, type Store } from '@dsg/store';
 import { COORDINATOR_DEFAULTS, Engine, startCoordinator } from '@dsg/coordinator';
+import { LOSE_CHUNK } from '../src/engine/report-committer.js';
 import { FileBlobStore } from '../src/files/blob-store.js';
 import { FileLogStore } from '../src/files/log-store.js';
 import { submitJob } from '../src/engine/submit.js';
 import { FakeLink } from './fixtures/fake-link.js';
 
-const hello = (nodeId: string | null = null): HelloMessage => ({
+const hello = (nodeId: string | null = null, cores = 2): HelloMessage => ({
   type: 'hello', protocol: 1, nodeId, name: 'n', agentVersion: 'test',
-  capacity: { cpuMillis: 2000, memoryBytes: 8 * 1024 ** 3, gpus: 0, diskBytes: 10 * 1024 ** 3 },
+  capacity: { cpuMillis: cores * 1000, memoryBytes: 8 * 1024 ** 3, gpus: 0, diskBytes: 10 * 1024 ** 3 },
   facts: { hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'test', cores: 2, memoryBytes: 8 * 1024 ** 3, diskBytes: 10 * 1024 ** 3, gpus: [] },
   labels: {}, running: [],
 });
@@ -85,8 +86,8 @@ describe('engine liveness', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const join_ = async (): Promise<NodeId> => {
-    const id = await engine.onHello(hello(), newNodeId(now), '127.0.0.1');
+  const join_ = async (cores = 2): Promise<NodeId> => {
+    const id = await engine.onHello(hello(null, cores), newNodeId(now), '127.0.0.1');
     link.live.add(id);
     engine.onNodeReady();
     return id;
@@ -141,5 +142,50 @@ describe('engine liveness', () => {
     now += 60_000;
     await engine.checkLiveness();
     assert.equal((await store.getNode(node))?.state, 'offline', 'a stopped node is not "lost"');
+  });
+  it(`a lost node's attempts are ended ${LOSE_CHUNK} per commit with the event loop free between; a crash midway is finished at the next start`, async () => {
+    const node = await join_(3000);
+    const job = await submit({ name: 'many', command: ['sleep', '100'], array: 3000, resources: { cpu: 1, memory: '1Mi' } });
+    for (let i = 0; i < 20 && link.assigned.length < 3000; i++) await settle();
+    const held = link.assigned.length;
+    assert.ok(held > 2 * LOSE_CHUNK, `the node holds ${held} attempts`);
+
+    // Count the commits and the event-loop turns between them; the third commit "crashes" the coordinator.
+    const chunks: number[] = [];
+    let turns = 0;
+    let spinning = true;
+    const spin = (): void => { turns++; if (spinning) setImmediate(spin); };
+    setImmediate(spin);
+    const lose = store.loseAttempts.bind(store);
+    let turnsAtCommit: number[] = [];
+    (store as { loseAttempts: Store['loseAttempts'] }).loseAttempts = async (ids, ...rest) => {
+      if (chunks.length === 2) throw new Error('simulated crash between two slices');
+      chunks.push(ids.length);
+      turnsAtCommit.push(turns);
+      return lose(ids, ...rest);
+    };
+    link.live.delete(node);
+    await engine.onDisconnect(node);
+    now += 10_001;
+    await assert.rejects(engine.checkLiveness(), /simulated crash/);
+    spinning = false;
+    assert.deepEqual(chunks, [LOSE_CHUNK, LOSE_CHUNK], 'two slices committed before the crash');
+    assert.ok(turnsAtCommit[1]! > turnsAtCommit[0]!, 'the event loop ran between the two slices');
+    assert.equal((await store.getNode(node))?.state, 'lost');
+    assert.equal((await store.getJob(job.id))?.counts.queued, 3000 - held + 2 * LOSE_CHUNK, 'only the committed slices are requeued');
+
+    // Restart: a new engine on the same store finishes the requeue at its first liveness check.
+    (store as { loseAttempts: Store['loseAttempts'] }).loseAttempts = lose;
+    await engine.stop();
+    link = new FakeLink();
+    engine = new Engine(store, new FileBlobStore(join(dir, 'blobs')), new FileLogStore(join(dir, 'logs')), { now: () => now }, {
+      heartbeatIntervalMs: 2000, nodeTimeoutMs: 10_000, silenceTimeoutMs: 6000, reconcileGraceMs: 5000, reportBatchMs: 0,
+      policy: { maxSystemRetries: 3 }, scheduler: DEFAULT_SCHEDULER_CONFIG,
+    }, pino({ level: 'silent' }));
+    await engine.start(link);
+    await engine.checkLiveness();
+    await settle();
+    assert.equal((await store.getJob(job.id))?.counts.queued, 3000, 'every attempt of the lost node requeued after the restart');
+    assert.equal((await store.activeAttemptsOnNode(node)).length, 0);
   });
 });

@@ -34,17 +34,37 @@ export class DsgError extends Error {
   }
 }
 
-/** Bad input. `issues` lists every problem found, each with the path to the offending field. */
+/** Problems kept in a ValidationError's `issues` (and its wire details): the rest are only counted. */
+export const MAX_REPORTED_ISSUES = 50;
+/** Problems spelled out in a ValidationError's message. */
+const MAX_MESSAGE_ISSUES = 20;
+/** Longest line of a ValidationError's message (an issue quoting a huge value is cut). */
+const MAX_ISSUE_LINE = 300;
+
+/**
+ * Bad input. `issues` lists the first problems found (at most MAX_REPORTED_ISSUES), each with the path to the
+ * offending field; `issueCount` counts them all. Bounded so that a list of 100,000 bad values answers with a small
+ * error at once (it once made a 20 MB response that took 5–6 s): the first problems show what is wrong, the
+ * count how much.
+ */
 export class ValidationError extends DsgError {
   readonly issues: readonly Issue[];
-  constructor(issues: readonly Issue[], context?: string) {
+  /** Every problem found, including those not kept in `issues`. */
+  readonly issueCount: number;
+  constructor(issues: readonly Issue[], context?: string, options?: { readonly issueCount?: number }) {
     const head = context ? `${context}: ` : '';
-    const lines = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
-    super(ErrorCode.validation, head + (lines.length === 1 ? lines[0] : `\n  ${lines.join('\n  ')}`), { issues });
+    const total = Math.max(issues.length, options?.issueCount ?? 0);
+    const kept = issues.length > MAX_REPORTED_ISSUES ? issues.slice(0, MAX_REPORTED_ISSUES) : issues;
+    const lines = kept.slice(0, MAX_MESSAGE_ISSUES).map((i) => cutLine(i.path ? `${i.path}: ${i.message}` : i.message));
+    if (total > lines.length) lines.push(`… and ${total - lines.length} more problems (${total} in all); fix these and check again`);
+    super(ErrorCode.validation, head + (lines.length === 1 ? lines[0] : `\n  ${lines.join('\n  ')}`), total > kept.length ? { issues: kept, issueCount: total } : { issues: kept });
     this.name = 'ValidationError';
-    this.issues = issues;
+    this.issues = kept;
+    this.issueCount = total;
   }
 }
+
+const cutLine = (s: string): string => (s.length > MAX_ISSUE_LINE ? `${s.slice(0, MAX_ISSUE_LINE - 1)}…` : s);
 
 export class NotFoundError extends DsgError {
   constructor(what: string, id: string) {

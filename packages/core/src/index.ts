@@ -10,6 +10,7 @@ export * from './constraints.js';
 export * from './workflow.js';
 export * from './workflow-release.js';
 export * from './spawn-limits.js';
+export * from './api-prefix.js';
 export * from './wire.js';
 export * from './protocol.js';
 export * from './output-paths.js';
@@ -18,5 +19,6 @@ export const DSG_VERSION = '0.1.0';
 export * from './audit.js';
 export * from './ledger.js';
 export * from './join-code.js';
+export * from './dashboard.js';
 // wire-schemas.ts (answers' zod schemas, for the OpenAPI description) is its own entry point, @dsg/core/wire-schemas:
 // building them costs ~25 ms of CPU at import, which the CLI and the agent must not pay.

@@ -98,9 +98,19 @@ export const HelloMessage = z.object({
   policy: NodePolicyStatusWire.optional(),
 });
 
+/** What a machine is doing (all of it, not only tasks): for the dashboard, never for scheduling. Bounded. */
+export const HostUsageWire = z.object({
+  /** 1-minute load average. */
+  load1: z.number().min(0).max(1_000_000),
+  memoryUsedBytes: z.number().int().min(0).max(2 ** 53),
+});
+export type HostUsageWire = z.infer<typeof HostUsageWire>;
+
 export const HeartbeatMessage = z.object({
   type: z.literal('heartbeat'),
   running: z.array(z.string()),
+  /** Absent from older agents. */
+  usage: HostUsageWire.optional(),
 });
 
 export const StartedMessage = z.object({

@@ -7,9 +7,9 @@
  * (`schema/job-spec-v1.json` at the repository root) is generated from `JobSpecSchema` and a test keeps it in step.
  */
 import { z } from 'zod';
-import { ValidationError, type Issue } from './errors.js';
+import { MAX_REPORTED_ISSUES, ValidationError, type Issue } from './errors.js';
 import type { Resources } from './resources.js';
-import { checkSpawnLimits } from './spawn-limits.js';
+import { checkSpawnLimits, MAX_ENV_VARS } from './spawn-limits.js';
 import { parseDuration, parseSize } from './units.js';
 import { compileConstraints, type Constraint } from './constraints.js';
 
@@ -29,7 +29,8 @@ export function isolationSatisfies(nodeLevel: string | undefined, required: Isol
 }
 
 export const SPEC_VERSION = 1 as const;
-export const MAX_ARRAY = 100_000;
+/** Most tasks in one job (array count, list of values, matrix combinations, lines of a file). */
+export const MAX_ARRAY = 1_000_000;
 /**
  * Placement conditions a spec may hold (constraints, prefer): each is matched against every candidate node on every
  * dispatch pass. Script, command and environment sizes are bounded in spawn-limits.ts.
@@ -543,6 +544,47 @@ export function issuesFromZod(error: z.ZodError, root: '<job>' | '<workflow>' = 
   return out;
 }
 
+/** Lists at least this long are checked by `bigListIssues` before zod sees them. */
+const BIG_LIST = 1000;
+
+/**
+ * A fast first look at the spec's long lists (array values, matrix values, command): their elements' types, and
+ * lists longer than allowed. Zod reports every bad element of a list, and with 100,000 of them spends about a second
+ * building issues nobody reads; this loop finds them in milliseconds, keeps the first MAX_REPORTED_ISSUES and counts
+ * the rest. Null when the long lists look right (zod then checks everything as usual).
+ */
+export function bigListIssues(raw: Record<string, unknown>, prefix: string): { issues: Issue[]; count: number } | null {
+  const issues: Issue[] = [];
+  let count = 0;
+  const note = (path: string, message: string): void => {
+    count++;
+    if (issues.length < MAX_REPORTED_ISSUES) issues.push({ path: `${prefix}${path}`, message });
+  };
+  const scalarList = (list: unknown, path: string, max: number, what: string): void => {
+    if (!Array.isArray(list) || list.length < BIG_LIST) return;
+    if (list.length > max) note(path, `${list.length} ${what}; at most ${max}`);
+    for (let i = 0; i < list.length; i++) {
+      const t = typeof list[i];
+      if (t !== 'string' && t !== 'number' && t !== 'boolean') note(`${path}[${i}]`, 'expected each array value to be a string, number or boolean');
+    }
+  };
+  scalarList(raw['array'], 'array', MAX_ARRAY, 'values (one task each)');
+  const matrix = raw['matrix'];
+  if (matrix !== null && typeof matrix === 'object' && !Array.isArray(matrix)) {
+    for (const [k, v] of Object.entries(matrix)) scalarList(v, `matrix.${k}`, MAX_ARRAY, 'values');
+  }
+  const command = raw['command'];
+  if (Array.isArray(command) && command.length >= BIG_LIST) {
+    for (let i = 0; i < command.length; i++) if (typeof command[i] !== 'string') note(`command[${i}]`, 'expected each argument to be a string');
+  }
+  const env = raw['env'];
+  if (env !== null && typeof env === 'object' && !Array.isArray(env)) {
+    const n = Object.keys(env).length;
+    if (n > MAX_ENV_VARS) note('env', `${n} environment variables; at most ${MAX_ENV_VARS}`);
+  }
+  return count > 0 ? { issues, count } : null;
+}
+
 /** Validate and normalise a job spec. Throws ValidationError listing every problem. */
 export function compileJobSpec(input: unknown, options: CompileOptions = {}): CompiledJobSpec {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
@@ -552,6 +594,8 @@ export function compileJobSpec(input: unknown, options: CompileOptions = {}): Co
   if (raw['stages'] !== undefined && raw['script'] === undefined && raw['command'] === undefined) {
     throw new ValidationError([{ path: 'stages', message: 'this is a workflow (it has stages:); submit it as a workflow (`dsg submit` does so by itself)' }]);
   }
+  const big = bigListIssues(raw, '');
+  if (big) throw new ValidationError(big.issues, 'invalid job spec', { issueCount: big.count });
   const parsed = JobSpecSchema.safeParse(input);
   const issues: Issue[] = parsed.success ? [] : issuesFromZod(parsed.error, '<job>');
   issues.push(...runIssues(raw, ''));

@@ -18,6 +18,7 @@ import type {
   HealthV1, JobExplainV1, JobV1, JoinRequestAnswerV1, JoinRequestV1, LogChunkV1, NodeV1, OutputV1, RemoveNodeResponseV1,
   RetryResponseV1, SessionV1, StatusV1, TaskV1, TokenV1, WorkflowV1,
 } from './wire.js';
+import type { NodeAttemptV1, OverviewV1 } from './dashboard.js';
 
 const values = <T extends Record<string, string>>(o: T) => Object.values(o) as [T[keyof T], ...T[keyof T][]];
 /** Timestamps on the wire: ISO 8601 (UTC, as `Date.toISOString()` writes them). */
@@ -123,7 +124,24 @@ export const NodeV1Schema = z.strictObject({
   scheduling: z.enum(['eligible', 'cordoned', 'draining', 'drained', 'quarantined']), schedulingReason: z.string().nullable(), quarantinedUntil: iso().nullable(),
   policy: z.strictObject({ state: z.enum(NODE_POLICY_STATES), reason: z.string(), since: iso() }).nullable(),
   gpuDevices: z.array(z.strictObject({ index: int(), model: z.string(), memoryBytes: z.number(), exclusive: z.boolean(), sharedBytes: z.number(), sharedTasks: int() })).optional(),
+  hostUsage: z.strictObject({ load1: z.number(), memoryUsedBytes: z.number(), at: iso() }).nullable().optional(),
 }).meta({ id: 'Node' });
+
+const UseV1Schema = z.strictObject({ used: z.number(), total: z.number() });
+export const OverviewV1Schema = z.strictObject({
+  at: iso(),
+  nodes: z.strictObject({ online: int(), offline: int(), lost: int(), draining: int(), cordoned: int() }),
+  cores: UseV1Schema, memoryBytes: UseV1Schema, gpus: UseV1Schema,
+  queue: z.array(z.strictObject({ project: z.string(), queued: int(), running: int() })),
+  throughput: z.array(z.strictObject({ bucketStart: iso(), succeeded: int(), failed: int() })),
+  recentFailures: z.array(z.strictObject({
+    jobId: z.string(), name: z.string(), project: z.string(), finishedAt: iso().nullable(), failed: int(), task: int().nullable(), reason: z.string().nullable(),
+  })),
+}).meta({ id: 'Overview' });
+export const NodeAttemptV1Schema = z.strictObject({
+  attemptId: z.string(), jobId: z.string(), jobName: z.string(), taskIndex: int(), state: z.enum(['assigned', 'running']), startedAt: iso().nullable(), assignedAt: iso(),
+}).meta({ id: 'NodeAttempt' });
+export const NodeAttemptListV1Schema = z.strictObject({ items: z.array(NodeAttemptV1Schema) });
 
 export const RemoveNodeResponseV1Schema = z.strictObject({ removed: z.boolean(), node: z.strictObject({ id: z.string(), name: z.string() }), requeuedTasks: int() });
 
@@ -186,6 +204,8 @@ export const WIRE_SCHEMA_CHECKS = [
   same<z.output<typeof TaskV1Schema>, TaskV1>(true),
   same<z.output<typeof AttemptV1Schema>, AttemptV1>(true),
   same<z.output<typeof NodeV1Schema>, NodeV1>(true),
+  same<z.output<typeof OverviewV1Schema>, OverviewV1>(true),
+  same<z.output<typeof NodeAttemptV1Schema>, NodeAttemptV1>(true),
   same<z.output<typeof RemoveNodeResponseV1Schema>, RemoveNodeResponseV1>(true),
   same<z.output<typeof GcReportV1Schema>, GcReportV1>(true),
   same<z.output<typeof StatusV1Schema>, StatusV1>(true),

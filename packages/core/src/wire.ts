@@ -8,7 +8,7 @@ import type { FailureKind, FailureReason } from './outcome.js';
 import type { AttemptState, JobState, TaskCounts, TaskState } from './states.js';
 import type { NodePolicyState } from './node-policy.js';
 
-export const API_PREFIX = '/api/v1';
+// API_PREFIX lives in api-prefix.ts (exported from the package root) so a browser bundle need not load zod.
 
 export interface ResourcesV1 {
   /** Cores (fractions allowed). */
@@ -373,6 +373,11 @@ export interface NodeV1 {
   policy: { state: NodePolicyState; reason: string; since: string } | null;
   /** Each of its GPUs with what its active tasks hold (assigned or running). Absent from older coordinators. */
   gpuDevices?: GpuDeviceUseV1[];
+  /**
+   * What the machine reports it is doing, everything on it counted (its last heartbeat): 1-minute load average and
+   * memory in use. Null when offline or from an older agent; absent from older coordinators.
+   */
+  hostUsage?: { load1: number; memoryUsedBytes: number; at: string } | null;
 }
 
 export const NodeScheduling = { eligible: 'eligible', cordoned: 'cordoned', draining: 'draining', drained: 'drained', quarantined: 'quarantined' } as const;
@@ -517,6 +522,10 @@ export interface SubmitJobResponseV1 {
 export const ListJobsQueryV1Schema = z.strictObject({
   state: z.enum(['waiting', 'queued', 'running', 'succeeded', 'failed', 'skipped', 'cancelled']).optional(),
   name: z.string().max(100).optional(),
+  /** Only this project's jobs (within what the token may see). */
+  project: z.string().min(1).max(200).optional(),
+  /** `newest` first (default) or `oldest` first. */
+  order: z.enum(['newest', 'oldest'], { error: 'expected newest or oldest' }).optional(),
   limit: z.coerce.number().int().min(1).max(500).optional(),
   cursor: z.string().max(200).optional(),
 });

@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { ValidationError, type Issue } from './errors.js';
 import {
+  bigListIssues,
   closest,
   compileTaskFields,
   issuesFromZod,
@@ -90,6 +91,14 @@ export function compileWorkflowSpec(input: unknown, options: CompileOptions = {}
   if (input === null || typeof input !== 'object' || Array.isArray(input))
     throw new ValidationError([{ path: '', message: 'expected a workflow spec object (a YAML or JSON mapping)' }]);
   const raw = input as Record<string, unknown>;
+  const stagesIn = raw['stages'];
+  if (stagesIn && typeof stagesIn === 'object' && !Array.isArray(stagesIn)) {
+    for (const [name, st] of Object.entries(stagesIn).slice(0, MAX_STAGES)) {
+      if (st === null || typeof st !== 'object' || Array.isArray(st)) continue;
+      const big = bigListIssues(st as Record<string, unknown>, `stages.${name}.`);
+      if (big) throw new ValidationError(big.issues, 'invalid workflow spec', { issueCount: big.count });
+    }
+  }
   const parsed = WorkflowSpecSchema.safeParse(input);
   const issues: Issue[] = parsed.success ? [] : issuesFromZod(parsed.error, '<workflow>');
   const rawStages = raw['stages'];

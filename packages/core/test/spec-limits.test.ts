@@ -31,10 +31,10 @@ describe('spec size limits', () => {
     assert.match(refusedAt({ script: 'true', constraints: many }, /constraints/), /at most 100 conditions/);
     assert.match(refusedAt({ script: 'true', prefer: many }, /prefer/), /at most 100 preferences/);
   });
-  it('inputs: at most 10,000 entries; tasks per job: at most 100,000', () => {
+  it('inputs: at most 10,000 entries; tasks per job: at most 1,000,000', () => {
     refusedAt({ script: 'true', inputs: Array.from({ length: 10_001 }, (_, i) => `f${i}`) }, /inputs/);
     refusedAt({ script: 'true', array: MAX_ARRAY + 1 }, /array/);
-    refusedAt({ script: 'true', matrix: { a: Array.from({ length: 1000 }, (_, i) => i), b: Array.from({ length: 101 }, (_, i) => i) } }, /matrix/);
+    refusedAt({ script: 'true', matrix: { a: Array.from({ length: 1000 }, (_, i) => i), b: Array.from({ length: 1001 }, (_, i) => i) } }, /matrix/);
   });
   it('node labels in a hello: at most 100, keys 100 and values 1000 characters', () => {
     const GiB = 1024 ** 3;

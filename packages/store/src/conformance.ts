@@ -145,6 +145,30 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.equal((await s.getJob(j.id))?.compiled.taskCount, 3);
     });
 
+    withStore('sizes beyond 2^53 (memory: 9000Ti) are stored and read back exactly, alone and summed', async (s) => {
+      // 9000Ti is an integer a double holds exactly but beyond Number.MAX_SAFE_INTEGER: SQLite stores it as an
+      // INTEGER, and a driver that refuses unsafe integers (node:sqlite) must still read it back (src/sqlite/driver.ts).
+      const huge = 9000 * 1024 ** 4;
+      assert.ok(huge > Number.MAX_SAFE_INTEGER);
+      const j = await job(s, { name: 'huge', command: ['x'], array: 2, resources: { memory: '9000Ti', disk: '9000Ti' } });
+      assert.equal(j.compiled.resources.memoryBytes, huge);
+      assert.equal((await s.getJob(j.id))?.compiled.resources.memoryBytes, huge);
+      assert.deepEqual((await s.listJobs({ limit: 10 })).items.map((x) => x.id), [j.id]);
+      assert.deepEqual((await s.listQueued(10)).map((q) => q.resources.memoryBytes), [huge, huge]);
+      const n = newNodeId(tick());
+      await s.upsertNode({
+        id: n, name: 'huge', capacity: { cpuMillis: 8000, memoryBytes: 2 * huge, gpus: 0, diskBytes: 2 * huge },
+        facts: { hostname: 'huge', os: 'linux', arch: 'x64', cpuModel: 'x', cores: 8, memoryBytes: 2 * huge, diskBytes: 2 * huge, gpus: [] },
+        labels: {}, agentVersion: 't', address: null, now: clock,
+      });
+      const r = await s.applyPlan([1, 0].map((i) => ({ attemptId: newAttemptId(tick()), taskId: taskIdOf(j.id, i), nodeId: n, prefetch: false })), clock, { overcommit: 1 });
+      assert.equal(r.created.length, 2, JSON.stringify(r));
+      // Two active attempts: the node's allocation sums to 2 × 9000Ti (SQLite adds the integers exactly).
+      const usage = (await s.listNodeUsage()).find((x) => x.node.id === n);
+      assert.equal(usage?.allocated.memoryBytes, 2 * huge);
+      assert.equal(usage?.node.capacity.memoryBytes, 2 * huge);
+    });
+
     withStore('inserts 2,000 tasks in one commit in well under a second, and pages through them', async (s) => {
       const t0 = performance.now();
       const j = await job(s, { name: 'big', command: ['true'], array: 2000 });

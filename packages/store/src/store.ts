@@ -404,8 +404,10 @@ export interface ListJobsQuery {
   readonly projects?: readonly string[];
   readonly name?: string;
   readonly limit: number;
-  /** Opaque; from a previous page's nextCursor. Jobs come newest first. */
+  /** Opaque; from a previous page's nextCursor. Jobs come newest first unless `order` is `oldest`. */
   readonly cursor?: string;
+  /** `newest` first (default) or `oldest` first; both walk the primary key. */
+  readonly order?: 'newest' | 'oldest';
 }
 
 export interface ListTasksQuery {

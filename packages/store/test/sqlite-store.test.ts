@@ -2,224 +2,243 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { it } from 'node:test';
-import Database from 'better-sqlite3';
+import { describe, it } from 'node:test';
 import type { JobId } from '@dsg/core';
-import { MIGRATIONS, openSqliteStore, runStoreConformance, type Store } from '@dsg/store';
+import { MIGRATIONS, openSqliteDatabase, openSqliteStore, runStoreConformance, SQLITE_DRIVERS, sqliteDriverAvailable, type SqliteDriverName, type Store } from '@dsg/store';
 import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL } from '../src/sqlite/queue-queries.js';
 import { GPU_HELD_OF_NODE_SQL, GPU_HELD_SQL } from '../src/sqlite/gpu-queries.js';
 
-runStoreConformance('SqliteStore on a temp file', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dsg-store-'));
-  const file = join(dir, 'dsg.sqlite');
-  const opened: Store[] = [openSqliteStore({ file })];
-  return {
-    store: opened[0]!,
-    reopen: async () => {
-      await opened[opened.length - 1]!.close();
-      const s = openSqliteStore({ file });
-      opened.push(s);
-      return s;
-    },
-    cleanup: async () => {
-      for (const s of opened) await s.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
-
-it('migrations are numbered 1, 2, 3… without gaps, are recorded, and re-running init is a no-op', async () => {
-  const versions = MIGRATIONS.map((m) => m.version);
-  assert.deepEqual([...versions].sort((a, b) => a - b), versions.map((_, i) => i + 1), 'numbered from 1 without gaps');
-  assert.ok(versions.every((v) => Number.isInteger(v) && v >= 1));
-  const dir = await mkdtemp(join(tmpdir(), 'dsg-mig-'));
-  try {
-    const file = join(dir, 'x.sqlite');
-    const s = openSqliteStore({ file });
-    await s.init();
-    await s.init();
-    await s.close();
-    const db = new Database(file, { readonly: true });
-    try {
-      assert.deepEqual(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all(), [...versions].sort((a, b) => a - b).map((version) => ({ version })));
-      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    } finally {
-      db.close();
+// Every case below runs once per SQLite driver (src/sqlite/driver.ts): the built-in node:sqlite and the native
+// better-sqlite3. A driver this process cannot load (node:sqlite before Node 22.13, better-sqlite3 not installed
+// or built for another Node) is skipped loudly, never with CI=true.
+for (const driver of SQLITE_DRIVERS) {
+  const available = sqliteDriverAvailable(driver);
+  if (available !== true) {
+    if (process.env['CI'] === 'true') it(`the SQLite driver ${driver} is available (CI=true: nothing may skip)`, () => assert.fail(available.message));
+    else {
+      process.stderr.write(`\n[store test] SKIPPING every case on the SQLite driver ${driver}: ${available.message}\n\n`);
+      it(`SqliteStore on ${driver}`, { skip: `driver not available: ${available.message}` }, () => {});
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+    continue;
   }
-});
+  describe(`SqliteStore on ${driver}`, () => sqliteStoreCases(driver));
+}
 
-it('a database made before migration 3 gets the per-job queue indexes, and its queued jobs are listed', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dsg-mig3-'));
-  try {
-    const file = join(dir, 'old.sqlite');
-    // The schema as version 1 left it, with a job of 3 queued tasks written the way version 1 wrote them.
-    const old = new Database(file);
-    old.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    old.exec(MIGRATIONS.find((m) => m.version === 1)!.sql);
-    old.prepare("INSERT INTO schema_migrations VALUES (1, 'init', 0)").run();
-    old.prepare(`INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, n_queued)
-                 VALUES ('job_old', 'old', '{}', '{}', '[]', '[]', 3, 1000, 1024, 0, 0, 0, 3)`).run();
-    for (let i = 0; i < 3; i++) old.prepare("INSERT INTO tasks (id, job_id, idx, state, queue_seq) VALUES (?, 'job_old', ?, 'queued', ?)").run(`job_old.${i}`, i, 10 + i);
-    old.close();
+function sqliteStoreCases(driver: SqliteDriverName): void {
+  const Database = (file: string, o: { readonly?: boolean } = {}) => openSqliteDatabase(file, { driver, readonly: o.readonly ?? false });
 
-    const s = openSqliteStore({ file });
+  runStoreConformance(`SqliteStore (${driver}) on a temp file`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-store-'));
+    const file = join(dir, 'dsg.sqlite');
+    const opened: Store[] = [openSqliteStore({ file, driver })];
+    return {
+      store: opened[0]!,
+      reopen: async () => {
+        await opened[opened.length - 1]!.close();
+        const s = openSqliteStore({ file, driver });
+        opened.push(s);
+        return s;
+      },
+      cleanup: async () => {
+        for (const s of opened) await s.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  });
+
+  it('migrations are numbered 1, 2, 3… without gaps, are recorded, and re-running init is a no-op', async () => {
+    const versions = MIGRATIONS.map((m) => m.version);
+    assert.deepEqual([...versions].sort((a, b) => a - b), versions.map((_, i) => i + 1), 'numbered from 1 without gaps');
+    assert.ok(versions.every((v) => Number.isInteger(v) && v >= 1));
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-mig-'));
     try {
+      const file = join(dir, 'x.sqlite');
+      const s = openSqliteStore({ file, driver });
       await s.init();
-      const jobs = await s.listQueuedJobs();
-      assert.deepEqual(jobs.map((j) => [j.jobId, j.queued, j.first.taskId, j.first.seq]), [['job_old', 3, 'job_old.0', 10]]);
-      assert.deepEqual((await s.listQueuedTasks([{ jobId: 'job_old' as JobId, limit: 2 }])).map((t) => t.index), [0, 1]);
-    } finally {
+      await s.init();
       await s.close();
-    }
-    const db = new Database(file, { readonly: true });
-    try {
-      const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").all() as Array<{ name: string }>).map((r) => r.name);
-      assert.ok(names.includes('jobs_with_queued') && names.includes('tasks_job_queue'), names.join(', '));
+      const db = Database(file, { readonly: true });
+      try {
+        assert.deepEqual(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all().map((r) => ({ ...(r as object) })), [...versions].sort((a, b) => a - b).map((version) => ({ version })));
+        assert.equal(db.pragma('journal_mode'), 'wal');
+      } finally {
+        db.close();
+      }
     } finally {
-      db.close();
+      await rm(dir, { recursive: true, force: true });
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  });
 
-it('the dispatch pass reads the queue through indexes only: no scan of tasks, one row per job with queued tasks', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dsg-plan-'));
-  try {
-    const file = join(dir, 'q.sqlite');
-    const s = openSqliteStore({ file });
-    await s.init();
-    await s.close();
-    const db = new Database(file, { readonly: true });
+  it('a database made before migration 3 gets the per-job queue indexes, and its queued jobs are listed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-mig3-'));
     try {
-      const plan = (sql: string, ...args: unknown[]): string[] =>
-        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail);
-      const jobs = plan(QUEUED_JOBS_SQL);
-      const tasks = plan(QUEUED_TASKS_OF_JOB_SQL, 'job_x', 10);
-      console.log(`listQueuedJobs plan: ${jobs.join(' | ')}\nlistQueuedTasks plan: ${tasks.join(' | ')}`);
-      // Jobs: only those in the partial index of jobs with queued tasks; each job's first queued task by one seek
-      // (covering) and one rowid lookup. The sort is over those jobs only.
-      assert.ok(jobs.includes('SCAN j USING INDEX jobs_with_queued'), jobs.join('\n'));
-      assert.ok(jobs.includes('SEARCH f USING COVERING INDEX tasks_job_queue (job_id=?)'), jobs.join('\n'));
-      assert.ok(jobs.includes('SEARCH t USING INTEGER PRIMARY KEY (rowid=?)'), jobs.join('\n'));
-      // Tasks: a range of one job's queued tasks, already in queue order (no sort of the job's tasks).
-      assert.deepEqual(tasks, ['SEARCH tasks USING INDEX tasks_job_queue (job_id=?)']);
-      for (const d of [...jobs, ...tasks]) assert.doesNotMatch(d, /^SCAN (t|f|tasks)\b/, 'never a scan of the tasks table');
+      const file = join(dir, 'old.sqlite');
+      // The schema as version 1 left it, with a job of 3 queued tasks written the way version 1 wrote them.
+      const old = Database(file);
+      old.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+      old.exec(MIGRATIONS.find((m) => m.version === 1)!.sql);
+      old.prepare("INSERT INTO schema_migrations VALUES (1, 'init', 0)").run();
+      old.prepare(`INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, n_queued)
+                   VALUES ('job_old', 'old', '{}', '{}', '[]', '[]', 3, 1000, 1024, 0, 0, 0, 3)`).run();
+      for (let i = 0; i < 3; i++) old.prepare("INSERT INTO tasks (id, job_id, idx, state, queue_seq) VALUES (?, 'job_old', ?, 'queued', ?)").run(`job_old.${i}`, i, 10 + i);
+      old.close();
+
+      const s = openSqliteStore({ file, driver });
+      try {
+        await s.init();
+        const jobs = await s.listQueuedJobs();
+        assert.deepEqual(jobs.map((j) => [j.jobId, j.queued, j.first.taskId, j.first.seq]), [['job_old', 3, 'job_old.0', 10]]);
+        assert.deepEqual((await s.listQueuedTasks([{ jobId: 'job_old' as JobId, limit: 2 }])).map((t) => t.index), [0, 1]);
+      } finally {
+        await s.close();
+      }
+      const db = Database(file, { readonly: true });
+      try {
+        const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").all() as Array<{ name: string }>).map((r) => r.name);
+        assert.ok(names.includes('jobs_with_queued') && names.includes('tasks_job_queue'), names.join(', '));
+      } finally {
+        db.close();
+      }
     } finally {
-      db.close();
+      await rm(dir, { recursive: true, force: true });
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  });
 
-it('a big job is accepted in chunks without holding the event loop, and a crash midway leaves nothing behind', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dsg-bigjob-'));
-  const file = join(dir, 'x.sqlite');
-  const { compileJobSpec, newJobId } = await import('@dsg/core');
-  try {
-    const s = openSqliteStore({ file });
-    await s.init();
-    // The longest gap between event-loop turns while 100,000 tasks are inserted.
-    let worst = 0;
-    let last = performance.now();
-    const probe = setInterval(() => {
-      const now = performance.now();
-      worst = Math.max(worst, now - last);
-      last = now;
-    }, 1);
-    const spec = { name: 'big', command: ['true'], array: 100_000 };
-    const t0 = performance.now();
-    const job = await s.createJob({ id: newJobId(), name: 'big', spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] });
-    const took = performance.now() - t0;
-    clearInterval(probe);
-    console.log(`100,000 tasks accepted in ${took.toFixed(0)} ms; longest event-loop stall ${worst.toFixed(1)} ms`);
-    assert.equal(job.state, 'queued');
-    assert.equal(job.counts.queued, 100_000);
-    // Chunks are sized for ~20 ms; one unchunked commit would hold it ~1 s. 250 ms leaves room for a loaded machine
-    // preempting the process (seen at 111 ms with other test runs beside this one) and still fails an unchunked store.
-    assert.ok(worst < 250, `the event loop was held ${worst.toFixed(1)} ms`);
-    assert.equal((await s.listQueuedJobs())[0]?.queued, 100_000);
+  it('the dispatch pass reads the queue through indexes only: no scan of tasks, one row per job with queued tasks', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-plan-'));
+    try {
+      const file = join(dir, 'q.sqlite');
+      const s = openSqliteStore({ file, driver });
+      await s.init();
+      await s.close();
+      const db = Database(file, { readonly: true });
+      try {
+        const plan = (sql: string, ...args: Array<string | number>): string[] =>
+          (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail);
+        const jobs = plan(QUEUED_JOBS_SQL);
+        const tasks = plan(QUEUED_TASKS_OF_JOB_SQL, 'job_x', 10);
+        console.log(`listQueuedJobs plan: ${jobs.join(' | ')}\nlistQueuedTasks plan: ${tasks.join(' | ')}`);
+        // Jobs: only those in the partial index of jobs with queued tasks; each job's first queued task by one seek
+        // (covering) and one rowid lookup. The sort is over those jobs only.
+        assert.ok(jobs.includes('SCAN j USING INDEX jobs_with_queued'), jobs.join('\n'));
+        assert.ok(jobs.includes('SEARCH f USING COVERING INDEX tasks_job_queue (job_id=?)'), jobs.join('\n'));
+        assert.ok(jobs.includes('SEARCH t USING INTEGER PRIMARY KEY (rowid=?)'), jobs.join('\n'));
+        // Tasks: a range of one job's queued tasks, already in queue order (no sort of the job's tasks).
+        assert.deepEqual(tasks, ['SEARCH tasks USING INDEX tasks_job_queue (job_id=?)']);
+        for (const d of [...jobs, ...tasks]) assert.doesNotMatch(d, /^SCAN (t|f|tasks)\b/, 'never a scan of the tasks table');
+      } finally {
+        db.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
-    // A crash between chunks: an unreleased plain job with some of its tasks. The next start removes it.
-    const db = new Database(file);
-    db.prepare("INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, released) SELECT 'job_00000000000000000000000000', name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, 0 FROM jobs WHERE id = ?").run(job.id);
-    db.prepare("INSERT INTO tasks (id, job_id, idx, state, queue_seq) VALUES ('job_00000000000000000000000000.0', 'job_00000000000000000000000000', 0, 'queued', 999999999)").run();
-    db.close();
-    await s.close();
-    const again = openSqliteStore({ file });
-    await again.init();
-    assert.equal(await again.getJob('job_00000000000000000000000000' as JobId), null, 'the half-inserted job is gone');
-    assert.equal((await again.getJob(job.id))?.counts.queued, 100_000, 'the accepted one is intact');
-    await again.close();
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
-
-it('a big finished job is deleted range by range without holding the event loop; while marked it cannot be retried', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dsg-bigdel-'));
-  const file = join(dir, 'x.sqlite');
-  const { compileJobSpec, newJobId, DsgError } = await import('@dsg/core');
-  try {
-    const s = openSqliteStore({ file });
-    await s.init();
-    const spec = { name: 'big', command: ['true'], array: 60_000 };
-    const job = await s.createJob({ id: newJobId(), name: 'big', spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] });
-    await s.requestCancel(job.id, Date.now());
-    for (let from = 0; from < 60_000; from += 2000) await s.cancelQueuedTasks(job.id, { from, to: from + 2000 }, Date.now());
-    assert.equal((await s.getJob(job.id))?.state, 'cancelled');
-
-    let worst = 0;
-    let last = performance.now();
-    const probe = setInterval(() => {
-      const now = performance.now();
-      worst = Math.max(worst, now - last);
-      last = now;
-    }, 1);
-    const t0 = performance.now();
-    assert.deepEqual(await s.deleteFinishedWork([{ kind: 'job', id: job.id }]), [job.id]);
-    clearInterval(probe);
-    console.log(`60,000-task job deleted in ${(performance.now() - t0).toFixed(0)} ms; longest event-loop stall ${worst.toFixed(1)} ms`);
-    // Chunks are sized for ~20 ms; one unchunked commit would hold it ~1 s. 250 ms leaves room for a loaded machine
-    // preempting the process (seen at 111 ms with other test runs beside this one) and still fails an unchunked store.
-    assert.ok(worst < 250, `the event loop was held ${worst.toFixed(1)} ms`);
-    assert.equal(await s.getJob(job.id), null);
-
-    // A job marked for deletion (as after a crash midway) refuses a retry.
-    const other = await s.createJob({ id: newJobId(), name: 'x', spec: { name: 'x', command: ['true'] }, compiled: compileJobSpec({ name: 'x', command: ['true'] }), inputs: [], createdAt: Date.now(), warnings: [] });
-    await s.close();
-    const db = new Database(file);
-    db.prepare('UPDATE jobs SET deleting = 1 WHERE id = ?').run(other.id);
-    db.close();
-    const again = openSqliteStore({ file });
-    await again.init();
-    await assert.rejects(again.retryJob(other.id, Date.now()), (e: unknown) => e instanceof DsgError && e.code === 'conflict');
-    await again.close();
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
-
-it('the GPU device state is read through the attempts_gpu_active partial index, never a scan of attempts', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'dsg-gpuq-'));
-  try {
+  it('a big job is accepted in chunks without holding the event loop, and a crash midway leaves nothing behind', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-bigjob-'));
     const file = join(dir, 'x.sqlite');
-    const s = openSqliteStore({ file });
-    await s.init();
-    await s.close();
-    const db = new Database(file, { readonly: true });
+    const { compileJobSpec, newJobId } = await import('@dsg/core');
     try {
-      const plan = (sql: string, ...args: unknown[]) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
-      assert.match(plan(GPU_HELD_SQL), /USING INDEX attempts_gpu_active/);
-      assert.match(plan(GPU_HELD_OF_NODE_SQL, 'node_x'), /SEARCH attempts USING INDEX attempts_gpu_active \(node_id=\?\)/);
-    } finally {
+      const s = openSqliteStore({ file, driver });
+      await s.init();
+      // The longest gap between event-loop turns while 100,000 tasks are inserted.
+      let worst = 0;
+      let last = performance.now();
+      const probe = setInterval(() => {
+        const now = performance.now();
+        worst = Math.max(worst, now - last);
+        last = now;
+      }, 1);
+      const spec = { name: 'big', command: ['true'], array: 100_000 };
+      const t0 = performance.now();
+      const job = await s.createJob({ id: newJobId(), name: 'big', spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] });
+      const took = performance.now() - t0;
+      clearInterval(probe);
+      console.log(`100,000 tasks accepted in ${took.toFixed(0)} ms; longest event-loop stall ${worst.toFixed(1)} ms`);
+      assert.equal(job.state, 'queued');
+      assert.equal(job.counts.queued, 100_000);
+      // Chunks are sized for ~20 ms; one unchunked commit would hold it ~1 s. 250 ms leaves room for a loaded machine
+      // preempting the process (seen at 111 ms with other test runs beside this one) and still fails an unchunked store.
+      assert.ok(worst < 250, `the event loop was held ${worst.toFixed(1)} ms`);
+      assert.equal((await s.listQueuedJobs())[0]?.queued, 100_000);
+
+      // A crash between chunks: an unreleased plain job with some of its tasks. The next start removes it.
+      const db = Database(file);
+      db.prepare("INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, released) SELECT 'job_00000000000000000000000000', name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, 0 FROM jobs WHERE id = ?").run(job.id);
+      db.prepare("INSERT INTO tasks (id, job_id, idx, state, queue_seq) VALUES ('job_00000000000000000000000000.0', 'job_00000000000000000000000000', 0, 'queued', 999999999)").run();
       db.close();
+      await s.close();
+      const again = openSqliteStore({ file, driver });
+      await again.init();
+      assert.equal(await again.getJob('job_00000000000000000000000000' as JobId), null, 'the half-inserted job is gone');
+      assert.equal((await again.getJob(job.id))?.counts.queued, 100_000, 'the accepted one is intact');
+      await again.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+  });
+
+  it('a big finished job is deleted range by range without holding the event loop; while marked it cannot be retried', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-bigdel-'));
+    const file = join(dir, 'x.sqlite');
+    const { compileJobSpec, newJobId, DsgError } = await import('@dsg/core');
+    try {
+      const s = openSqliteStore({ file, driver });
+      await s.init();
+      const spec = { name: 'big', command: ['true'], array: 60_000 };
+      const job = await s.createJob({ id: newJobId(), name: 'big', spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] });
+      await s.requestCancel(job.id, Date.now());
+      for (let from = 0; from < 60_000; from += 2000) await s.cancelQueuedTasks(job.id, { from, to: from + 2000 }, Date.now());
+      assert.equal((await s.getJob(job.id))?.state, 'cancelled');
+
+      let worst = 0;
+      let last = performance.now();
+      const probe = setInterval(() => {
+        const now = performance.now();
+        worst = Math.max(worst, now - last);
+        last = now;
+      }, 1);
+      const t0 = performance.now();
+      assert.deepEqual(await s.deleteFinishedWork([{ kind: 'job', id: job.id }]), [job.id]);
+      clearInterval(probe);
+      console.log(`60,000-task job deleted in ${(performance.now() - t0).toFixed(0)} ms; longest event-loop stall ${worst.toFixed(1)} ms`);
+      // Chunks are sized for ~20 ms; one unchunked commit would hold it ~1 s. 250 ms leaves room for a loaded machine
+      // preempting the process (seen at 111 ms with other test runs beside this one) and still fails an unchunked store.
+      assert.ok(worst < 250, `the event loop was held ${worst.toFixed(1)} ms`);
+      assert.equal(await s.getJob(job.id), null);
+
+      // A job marked for deletion (as after a crash midway) refuses a retry.
+      const other = await s.createJob({ id: newJobId(), name: 'x', spec: { name: 'x', command: ['true'] }, compiled: compileJobSpec({ name: 'x', command: ['true'] }), inputs: [], createdAt: Date.now(), warnings: [] });
+      await s.close();
+      const db = Database(file);
+      db.prepare('UPDATE jobs SET deleting = 1 WHERE id = ?').run(other.id);
+      db.close();
+      const again = openSqliteStore({ file, driver });
+      await again.init();
+      await assert.rejects(again.retryJob(other.id, Date.now()), (e: unknown) => e instanceof DsgError && e.code === 'conflict');
+      await again.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the GPU device state is read through the attempts_gpu_active partial index, never a scan of attempts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-gpuq-'));
+    try {
+      const file = join(dir, 'x.sqlite');
+      const s = openSqliteStore({ file, driver });
+      await s.init();
+      await s.close();
+      const db = Database(file, { readonly: true });
+      try {
+        const plan = (sql: string, ...args: Array<string | number>) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
+        assert.match(plan(GPU_HELD_SQL), /USING INDEX attempts_gpu_active/);
+        assert.match(plan(GPU_HELD_OF_NODE_SQL, 'node_x'), /SEARCH attempts USING INDEX attempts_gpu_active \(node_id=\?\)/);
+      } finally {
+        db.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -33,12 +33,18 @@ export class LauncherExecutor implements Executor {
    * @param options.capacity when given, the helper admits tasks against it (see AdmissionExecutor), so a waiting
    * task starts there the moment another ends. Default: start every task at once.
    * @param options.isolation sandbox, cgroup limits and task user applied in the helper. Default: none.
+   * @param options.starter how the helper creates processes: `auto` (default: the native starter dsg-spawn when it
+   * was built and runs here, else Node's spawn) or `node`.
+   * @param options.onStarter told which starter each new helper uses (and why not the native one). Default: none.
    */
-  constructor(private readonly options: { killGraceMs?: number; capacity?: ExecResources; isolation?: IsolationSettings } = {}) {}
+  constructor(private readonly options: { killGraceMs?: number; capacity?: ExecResources; isolation?: IsolationSettings; starter?: 'auto' | 'node'; onStarter?: (s: { starter: 'native' | 'node'; why?: string }) => void } = {}) {}
+
+  /** Which process starter the helper uses, once it has said so (after the first start). */
+  starterInUse: { starter: 'native' | 'node'; why?: string } | null = null;
 
   private ensureHelper(): ChildProcess {
     if (this.helper) return this.helper;
-    const args = [MAIN, String(this.options.killGraceMs ?? 5000), this.options.capacity ? JSON.stringify(this.options.capacity) : '-', ...(this.options.isolation ? [JSON.stringify(this.options.isolation)] : [])];
+    const args = [MAIN, String(this.options.killGraceMs ?? 5000), this.options.capacity ? JSON.stringify(this.options.capacity) : '-', this.options.isolation ? JSON.stringify(this.options.isolation) : '-', this.options.starter ?? 'auto'];
     const h = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     this.helper = h;
     createInterface({ input: h.stdout! }).on('line', (line) => this.onLine(line));
@@ -75,12 +81,19 @@ export class LauncherExecutor implements Executor {
 
   private onLine(line: string): void {
     let m:
+      | { id?: undefined; ev: 'hello'; starter: 'native' | 'node'; why?: string }
       | { id: string; ev: 'start'; pid: number | undefined; at: number }
       | { id: string; ev: 'out'; stream: 'stdout' | 'stderr'; data: string }
       | { id: string; ev: 'done'; result: ExecResult };
     try {
       m = JSON.parse(line) as typeof m;
     } catch {
+      return;
+    }
+    if (m.ev === 'hello') {
+      const first = this.starterInUse === null;
+      this.starterInUse = { starter: m.starter, ...(m.why ? { why: m.why } : {}) };
+      if (first) this.options.onStarter?.(this.starterInUse);
       return;
     }
     const p = this.inflight.get(m.id);

@@ -3,6 +3,9 @@
  * It imports nothing but the native executor, so it stays small, and forking from it is cheaper than forking
  * from the agent; it also moves process start-up off the agent's event loop onto another core.
  *
+ * Processes are created by the native starter `dsg-spawn` when it was built and runs here, else by Node's spawn
+ * (process-starter.ts); the first line out says which: {"ev":"hello","starter":"native"|"node","why"?}.
+ *
  * Protocol, NDJSON over stdin/stdout:
  *   in:  {"op":"start","id","argv","cwd","env","timeoutMs","resources"?,"network"?} | {"op":"kill","id","reason"}
  *        | {"op":"suspend","id"} | {"op":"resume","id"}   (volunteer policy: pause and continue a task)
@@ -16,16 +19,25 @@ import { AdmissionExecutor } from './admission-executor.js';
 import type { ExecHandle, ExecResources, Executor } from './executor.js';
 import { failedToStart, NativeExecutor } from './native-executor.js';
 import type { IsolationSettings } from '../probe/isolation.js';
+import { NativeStarter, nodeStarter, type ProcessStarter } from './process-starter.js';
 
 // argv: killGraceMs, then optionally the capacity to admit tasks against (JSON, or "-"), so that a task waiting
 // for a core starts here the moment another ends, without a round trip to the agent; then optionally the
-// isolation settings (JSON) every task gets.
+// isolation settings (JSON, or "-") every task gets; then optionally how to start processes: "auto" (default: the
+// native starter dsg-spawn when it was built and runs here, else Node's spawn) or "node".
 const grace = Number(process.argv[2] ?? '5000');
 const capacity = process.argv[3] && process.argv[3] !== '-' ? (JSON.parse(process.argv[3]) as ExecResources) : null;
-const isolation = process.argv[4] ? (JSON.parse(process.argv[4]) as IsolationSettings) : undefined;
+const isolation = process.argv[4] && process.argv[4] !== '-' ? (JSON.parse(process.argv[4]) as IsolationSettings) : undefined;
+let starter: ProcessStarter = nodeStarter;
+let starterWhy: string | undefined = process.argv[5] === 'node' ? 'the agent asked for Node\'s spawn' : undefined;
+if (process.argv[5] !== 'node') {
+  const found = NativeStarter.find();
+  if (found.starter) starter = found.starter;
+  else starterWhy = found.why;
+}
 let native: Executor;
 try {
-  native = new NativeExecutor({ killGraceMs: Number.isFinite(grace) ? grace : 5000, ...(isolation ? { isolation } : {}) });
+  native = new NativeExecutor({ killGraceMs: Number.isFinite(grace) ? grace : 5000, ...(isolation ? { isolation } : {}), starter });
 } catch (e) {
   // Isolation the agent promised but this process cannot give: fail every task with the reason (never run
   // them without their limits).
@@ -49,6 +61,8 @@ function emit(msg: unknown): void {
     });
   }
 }
+
+emit({ ev: 'hello', starter: starter.name, ...(starterWhy ? { why: starterWhy } : {}) });
 
 interface StartOp { op: 'start'; id: string; argv: string[]; cwd: string; env: Record<string, string>; timeoutMs: number; resources?: ExecResources; network?: boolean }
 interface KillOp { op: 'kill'; id: string; reason: 'cancel' | 'timeout' }
@@ -96,5 +110,8 @@ createInterface({ input: process.stdin })
   })
   .on('close', () => {
     for (const h of running.values()) h.kill('cancel');
-    void Promise.allSettled([...running.values()].map((h) => h.done)).then(() => process.exit(0));
+    void Promise.allSettled([...running.values()].map((h) => h.done)).then(() => {
+      if (starter instanceof NativeStarter) starter.close();
+      process.exit(0);
+    });
   });

@@ -14,28 +14,31 @@
  * left in it, an out-of-memory kill is told apart (`oomKilled`), and the cgroup is removed before `done` settles.
  * The working directory is given to the task's user first, since it is the one place the task may write.
  */
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { chownSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import type { ExecEvents, ExecHandle, ExecResult, ExecSpec, Executor } from './executor.js';
 import { detectCgroups, type Cgroups, type TaskCgroup } from './cgroups.js';
 import { sandboxArgv } from './sandbox.js';
 import type { IsolationSettings } from '../probe/isolation.js';
+import { nodeStarter, type ProcessStarter, type TaskProcess } from './process-starter.js';
 
 export interface NativeExecutorOptions {
   /** Time between SIGTERM and SIGKILL. Default 5000 ms. */
   readonly killGraceMs?: number;
   /** Sandbox, cgroup limits and task user (see probe/isolation.ts). Default: none, plain processes. */
   readonly isolation?: IsolationSettings;
+  /** How processes are created: Node's spawn (default) or the native helper (see process-starter.ts). */
+  readonly starter?: ProcessStarter;
 }
 
 export class NativeExecutor implements Executor {
   private readonly killGraceMs: number;
   private readonly isolation: IsolationSettings | null;
   private readonly cgroups: Cgroups | null;
+  private readonly starter: ProcessStarter;
   constructor(options: NativeExecutorOptions = {}) {
     this.killGraceMs = options.killGraceMs ?? 5000;
+    this.starter = options.starter ?? nodeStarter;
     this.isolation = options.isolation ?? null;
     let cgroups: Cgroups | null = null;
     if (this.isolation?.cgroups) {
@@ -49,7 +52,7 @@ export class NativeExecutor implements Executor {
   }
 
   /** The argv, environment and cgroup of an isolated task; throws with what could not be set up. */
-  private isolate(spec: ExecSpec, events: ExecEvents): { argv: string[]; env: Record<string, string>; cg: TaskCgroup | null } {
+  private isolate(spec: ExecSpec, events: ExecEvents): { argv: string[]; env: Record<string, string>; cg: TaskCgroup | null; cgroupProcs?: string[] } {
     const iso = this.isolation!;
     let argv = [...spec.argv];
     let env: Record<string, string> = { ...spec.env };
@@ -69,6 +72,8 @@ export class NativeExecutor implements Executor {
     let cg: TaskCgroup | null = null;
     if (this.cgroups) {
       cg = this.cgroups.create({ memoryBytes: spec.resources?.memoryBytes ?? 0, cpuMillis: spec.resources?.cpuMillis ?? 0, pids: iso.maxProcesses });
+      // The native starter joins the cgroups between fork and exec; Node's spawn needs a joining `sh` in front.
+      if (this.starter.joinsCgroups) return { argv, env, cg, cgroupProcs: cg.procsFiles };
       argv = cg.joinArgv(argv);
     }
     return { argv, env, cg };
@@ -80,11 +85,12 @@ export class NativeExecutor implements Executor {
     const taskProgram = spec.argv[0] ?? '';
     let env = spec.env;
     let cg: TaskCgroup | null = null;
+    let cgroupProcs: string[] | undefined;
     let timedOut = false;
     let cancelled = false;
     let killTimer: NodeJS.Timeout | null = null;
     let exited = false;
-    let child: ChildProcessByStdio<null, Readable, Readable>;
+    let child: TaskProcess;
     if (this.isolation) {
       // Wrapped, a missing program would end as the wrapper's exit code: tell it as a failure to start, as without.
       const missing = missingProgram(program ?? '', spec.cwd, spec.env['PATH']);
@@ -94,20 +100,31 @@ export class NativeExecutor implements Executor {
         [program, ...args] = w.argv;
         env = w.env;
         cg = w.cg;
+        cgroupProcs = w.cgroupProcs;
       } catch (e) {
         return failedToStart(taskProgram, new Error(`the task's isolation could not be set up: ${(e as Error).message}`), startedAt);
       }
     }
     try {
-      child = spawn(program!, args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = this.starter.start(program!, args, { cwd: spec.cwd, env, ...(cgroupProcs ? { cgroupProcs } : {}) });
     } catch (e) {
       cg?.removeNow();
       // spawn() throws, rather than emitting 'error', for what can never start: arguments or environment too big
       // for the kernel (E2BIG), a NUL byte in either. Only this task fails; the caller goes on with the others.
       return failedToStart(taskProgram, e, startedAt);
     }
-    const pid = child.pid;
+    // Node's spawn knows the pid at once; the native starter tells it a moment later ('spawn'). A kill asked for
+    // meanwhile is applied the moment the pid is known.
+    let pid = child.pid;
     if (pid !== undefined) events.onStart?.(startedAt, pid);
+    else {
+      child.on('spawn', () => {
+        pid = child.pid;
+        if (pid === undefined || exited) return;
+        events.onStart?.(startedAt, pid);
+        if (timedOut || cancelled) signalGroup('SIGTERM');
+      });
+    }
 
     const signalGroup = (sig: NodeJS.Signals): void => {
       if (pid !== undefined) {
@@ -160,15 +177,17 @@ export class NativeExecutor implements Executor {
     };
     let timeout = setTimeout(() => kill('timeout'), spec.timeoutMs);
 
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => events.onStdout(d));
-    child.stderr.on('data', (d: string) => events.onStderr(d));
+    child.onOutput((d) => events.onStdout(d), (d) => events.onStderr(d));
 
     const done = new Promise<ExecResult>((resolve) => {
       let spawnError: string | null = null;
       child.on('error', (e: NodeJS.ErrnoException) => {
-        spawnError = e.code === 'ENOENT' ? `cannot run "${taskProgram}": no such program (is it installed and on PATH?)` : `cannot run "${taskProgram}": ${e.message}`;
+        spawnError =
+          e.syscall === 'cgroup'
+            ? `the task could not join its cgroup (${e.code})`
+            : e.code === 'ENOENT'
+              ? `cannot run "${taskProgram}": no such program (is it installed and on PATH?)`
+              : `cannot run "${taskProgram}": ${e.message}`;
         if (pid === undefined) finish(null, null);
       });
       // With a cgroup, the leader's exit ends the task at once: what it left behind is killed, so its pipes close
@@ -191,7 +210,15 @@ export class NativeExecutor implements Executor {
         else resolve(result());
       };
     });
-    return { pid, kill, suspend, resume, done };
+    return {
+      get pid() {
+        return pid;
+      },
+      kill,
+      suspend,
+      resume,
+      done,
+    };
   }
 }
 

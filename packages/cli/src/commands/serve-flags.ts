@@ -8,7 +8,7 @@ export type { ServeFlags };
 
 export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
   return cmd
-    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, retentionDays, retentionMaxGb, gcIntervalMinutes, gcGraceMinutes, logLevel, maxQueuedTasks, maxQueuedTasksPerProject, projectWeights, projectLimits, usageHalfLifeMinutes, rateLimitPerSecond, rateLimitBurst, failedAuthPerMinute, maxPendingNodes, pendingNodeTtlHours, sessionHours, tls, tlsCert, tlsKey, advertise, gridName (env DSG_CONFIG)')
+    .option('--config <file>', 'settings file, YAML or JSON: dataDir, host, port, heartbeatSeconds, nodeTimeoutSeconds, offlineNodeRetentionHours, quarantineFailures, quarantineWindowMinutes, quarantineCoolDownMinutes, retentionDays, retentionMaxGb, gcIntervalMinutes, gcGraceMinutes, logLevel, maxQueuedTasks, maxQueuedTasksPerProject, projectWeights, projectLimits, usageHalfLifeMinutes, rateLimitPerSecond, rateLimitBurst, failedAuthPerMinute, maxPendingNodes, pendingNodeTtlHours, sessionHours, sqliteDriver, tls, tlsCert, tlsKey, advertise, gridName (env DSG_CONFIG)')
     .option('--data-dir <dir>', 'where the database, logs, blobs and credentials live (env DSG_DATA_DIR; default .dsg)')
     .option('-p, --port <port>', 'port for the API, dashboard and agents (env DSG_PORT; default 7070; 0 = any free port)')
     .option('--host <address>', 'address to listen on (env DSG_HOST; default 0.0.0.0)')
@@ -31,6 +31,7 @@ export function addServeFlags(cmd: Command, defaultLevel: LogLevel): Command {
     .option('--max-pending-nodes <n>', 'most machines waiting for approval at once (agents started without a token or join code); more are told to ask later; 0 = nobody may ask (env DSG_MAX_PENDING_NODES; default 64)')
     .option('--pending-node-ttl <hours>', 'a machine waiting for approval that stopped asking is forgotten after this many hours (env DSG_PENDING_NODE_TTL_HOURS; default 24)')
     .option('--session-hours <hours>', 'a dashboard sign-in lasts this long, never past its token\'s expiry (env DSG_SESSION_HOURS; default 12)')
+    .option('--sqlite-driver <driver>', 'the SQLite driver: auto (better-sqlite3 when it loads, else the built-in node:sqlite), better-sqlite3, or node (env DSG_SQLITE_DRIVER; default auto)')
     .option('--tls <mode>', 'HTTPS and WSS: auto (beyond loopback: a self-signed certificate made in the data dir, pinned by its fingerprint), on, off (env DSG_TLS; default auto)')
     .option('--tls-cert <file>', 'your own certificate (PEM) instead of the self-signed one; with --tls-key (env DSG_TLS_CERT)')
     .option('--tls-key <file>', 'the key of --tls-cert (PEM) (env DSG_TLS_KEY)')

@@ -1,4 +1,4 @@
-import type { CoordinatorMessage, FinishedMessage, HelloMessage, NodeId, NodePolicyStatus } from '@dsg/core';
+import type { CoordinatorMessage, FinishedMessage, HelloMessage, HostUsageWire, NodeId, NodePolicyStatus } from '@dsg/core';
 
 /**
  * What the agent hub reports to the coordinator's core (the Engine implements it; tests may fake it). The hub
@@ -14,7 +14,8 @@ export interface AgentEvents {
   onStarted(nodeId: NodeId, attemptId: string, at: number): void;
   onLog(nodeId: NodeId, attemptId: string, data: string): void;
   onFinished(nodeId: NodeId, m: FinishedMessage): void;
-  onHeartbeat(nodeId: NodeId, running: readonly string[]): void;
+  /** `usage`: what the machine reports it is doing (dashboard only); absent from older agents. */
+  onHeartbeat(nodeId: NodeId, running: readonly string[], usage?: HostUsageWire): void;
   /** The node's volunteer policy state changed (owner back, outside its window, on battery, too hot, working again). */
   onPolicy(nodeId: NodeId, policy: NodePolicyStatus): void;
 }

@@ -232,7 +232,7 @@ export class AgentHub implements AgentLink {
       }
       switch (m.type) {
         case 'heartbeat':
-          this.engine.onHeartbeat(nodeId, m.running);
+          this.engine.onHeartbeat(nodeId, m.running, m.usage);
           break;
         case 'started':
           this.engine.onStarted(nodeId, m.attemptId, m.at);

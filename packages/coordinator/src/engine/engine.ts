@@ -12,7 +12,7 @@
  *
  * The HTTP routes reach these through the WorkService (service/work-service.ts), never directly.
  */
-import type { FinishedMessage, HelloMessage, JobId, NodeId, NodePolicyStatus } from '@dsg/core';
+import type { FinishedMessage, HelloMessage, JobId, NodeId, NodePolicyStatus, ChangeTopic, HostUsageWire } from '@dsg/core';
 import type { PendingReason, SchedulerConfig, SchedulerNode } from '@dsg/scheduler';
 import type { AttemptRecord, Store, StorePolicy } from '@dsg/store';
 import type { AgentEvents, AgentLink } from '../agents/agent-events.js';
@@ -58,6 +58,8 @@ export interface EngineConfig {
   readonly logQuotaBytes?: number;
   /** Most bytes of outputs one attempt may upload. Default 16 GiB. */
   readonly outputQuotaBytes?: number;
+  /** Told what may have changed (the dashboard's change feed); none in most tests. */
+  readonly changes?: (...topics: ChangeTopic[]) => void;
 }
 
 export class Engine implements AgentEvents {
@@ -123,6 +125,14 @@ export class Engine implements AgentEvents {
    */
   private readonly policies = new Map<NodeId, NodePolicyStatus>();
 
+  /** What each connected node last said it is doing (heartbeats); in memory only, gone when it disconnects. */
+  private readonly hostUsage = new Map<NodeId, HostUsageWire & { at: number }>();
+
+  /** The node's last reported load and memory in use, or null (not connected, or an older agent). */
+  nodeHostUsage(nodeId: NodeId): (HostUsageWire & { at: number }) | null {
+    return this.hostUsage.get(nodeId) ?? null;
+  }
+
   /** A connected node's volunteer policy state; null when it has none (or is not connected). */
   nodePolicy(nodeId: NodeId): NodePolicyStatus | null {
     return this.policies.get(nodeId) ?? null;
@@ -160,7 +170,7 @@ export class Engine implements AgentEvents {
   async stop(): Promise<void> {
     this.running = false;
     this.dispatcher.close();
-    this.liveness.stop();
+    await this.liveness.stop();
     await this.reports.drain();
   }
 
@@ -252,22 +262,29 @@ export class Engine implements AgentEvents {
     return nodeId;
   }
 
+  private changed(...topics: ChangeTopic[]): void {
+    this.config.changes?.(...topics);
+  }
+
   onNodeReady(): void {
+    this.changed('nodes');
     this.requestTick();
   }
 
   onDisconnect(nodeId: NodeId): Promise<void> {
     this.policies.delete(nodeId);
-    return this.liveness.onDisconnect(nodeId);
+    this.hostUsage.delete(nodeId);
+    return this.liveness.onDisconnect(nodeId).finally(() => this.changed('nodes', 'jobs'));
   }
 
   onStopping(nodeId: NodeId, reason: string): Promise<void> {
-    return this.liveness.onStopping(nodeId, reason);
+    return this.liveness.onStopping(nodeId, reason).finally(() => this.changed('nodes', 'jobs'));
   }
 
   onStarted(nodeId: NodeId, attemptId: string, at: number): void {
     this.liveness.touch(nodeId);
     this.reports.onStarted(nodeId, attemptId, at);
+    this.changed('jobs', 'workflows', 'nodes');
   }
 
   onLog(nodeId: NodeId, attemptId: string, data: string): void {
@@ -279,15 +296,18 @@ export class Engine implements AgentEvents {
     this.reports.onFinished(nodeId, m);
   }
 
-  onHeartbeat(nodeId: NodeId, running: readonly string[]): void {
+  onHeartbeat(nodeId: NodeId, running: readonly string[], usage?: HostUsageWire): void {
     this.liveness.touch(nodeId);
+    if (usage) this.hostUsage.set(nodeId, { ...usage, at: this.clock.now() });
     this.reports.onHeartbeat(nodeId, running, this.clock.now());
+    this.changed('nodes');
   }
 
   onPolicy(nodeId: NodeId, policy: NodePolicyStatus): void {
     this.liveness.touch(nodeId);
     const before = this.policies.get(nodeId)?.state ?? 'working';
     this.policies.set(nodeId, policy);
+    this.changed('nodes');
     this.log.info({ nodeId, policy: policy.state, reason: policy.reason }, policy.state === 'working' ? 'node available again (volunteer policy)' : 'node held back by its volunteer policy');
     // Working again: its capacity is back for queued work.
     if (policy.state === 'working' && before !== 'working') this.requestTick();

@@ -43,6 +43,7 @@ export class LivenessMonitor {
   /** Connected nodes whose agent announced it is stopping (no work is sent to them; offline in the store). */
   private readonly stopping = new Set<NodeId>();
   private monitor: NodeJS.Timeout | null = null;
+  private checking: Promise<void> | null = null;
   private closed = false;
 
   constructor(private readonly deps: LivenessDeps) {}
@@ -59,15 +60,27 @@ export class LivenessMonitor {
     for (const u of await store.listNodeUsage(['offline'])) {
       if (u.activeAttempts > 0 && !this.offlineDeadline.has(u.node.id)) this.offlineDeadline.set(u.node.id, now + grace);
     }
+    // A node declared lost whose attempts were not all requeued yet (they are ended in slices; a crash came
+    // between two): finish at the first check, unless it reconnects first.
+    for (const u of await store.listNodeUsage(['lost'])) {
+      if (u.activeAttempts > 0) this.offlineDeadline.set(u.node.id, now);
+    }
     // Checked often enough that a silent node is noticed within a fraction of a heartbeat of its deadline.
     const every = Math.min(1000, Math.max(100, config.heartbeatIntervalMs / 2));
-    this.monitor = setInterval(() => void this.checkLiveness().catch((e) => this.deps.log.error({ err: e }, 'liveness check failed')), every);
+    this.monitor = setInterval(() => {
+      if (this.checking) return; // the previous check is still requeueing a lost node's attempts, slice by slice
+      this.checking = this.checkLiveness()
+        .catch((e) => this.deps.log.error({ err: e }, 'liveness check failed'))
+        .finally(() => (this.checking = null));
+    }, every);
     this.monitor.unref();
   }
 
-  stop(): void {
+  /** Stop checking; resolves when a check under way has finished (a lost node's slices are not cut short). */
+  async stop(): Promise<void> {
     this.closed = true;
     if (this.monitor) clearInterval(this.monitor);
+    await this.checking;
   }
 
   /** A message arrived from the node. */

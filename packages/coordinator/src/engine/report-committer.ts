@@ -38,6 +38,12 @@ import type { OutputLedger } from '../security/output-ledger.js';
 import type { InputGrants } from '../security/input-grants.js';
 import type { AttemptRegistry } from './attempt-registry.js';
 
+/**
+ * Attempts ended per commit when a node is lost. Profiled on the loaded 2-core VM: ~0.2 ms of statements per attempt
+ * plus the commit, so 500 held the loop ~180 ms per slice; 100 keeps a slice to a few tens of ms.
+ */
+export const LOSE_CHUNK = 100;
+
 export interface ReportCommitterDeps {
   readonly store: Store;
   readonly blobs: BlobStore;
@@ -220,10 +226,18 @@ export class ReportCommitter {
     for (const [nodeId, why] of departed) await this.requeueHeld(nodeId, why);
   }
 
-  /** End a node's active attempts as lost (requeued, a system failure). */
+  /**
+   * End a node's active attempts as lost (requeued, a system failure), LOSE_CHUNK (100) attempts per commit with the event
+   * loop free between commits: a node holding 10,000 attempts took one multi-second commit that stalled every
+   * request. A crash midway leaves the rest active on a node already `lost`; LivenessMonitor.start finishes them.
+   */
   async requeueHeld(nodeId: NodeId, why: string): Promise<number> {
     const active = await this.deps.store.activeAttemptsOnNode(nodeId);
-    if (active.length > 0) this.afterFinishes(await this.deps.store.loseAttempts(active.map((a) => a.id), why, this.deps.clock.now(), this.deps.policy));
+    for (let i = 0; i < active.length; i += LOSE_CHUNK) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      const ids = active.slice(i, i + LOSE_CHUNK).map((a) => a.id);
+      this.afterFinishes(await this.deps.store.loseAttempts(ids, why, this.deps.clock.now(), this.deps.policy));
+    }
     return active.length;
   }
 

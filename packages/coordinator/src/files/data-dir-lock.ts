@@ -11,12 +11,13 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DsgError } from '@dsg/core';
-import { acquireProcessLock } from '@dsg/store';
+import { acquireProcessLock, type SqliteDriverChoice } from '@dsg/store';
 
-export function lockDataDir(dataDir: string): { release(): void } {
+/** `driver`: the SQLite driver the store uses (so the process loads only one). Default `auto`. */
+export function lockDataDir(dataDir: string, driver: SqliteDriverChoice = 'auto'): { release(): void } {
   const file = join(dataDir, 'coordinator.lock');
   const host = hostname();
-  const r = acquireProcessLock(file, { pid: process.pid, host, since: Date.now() });
+  const r = acquireProcessLock(file, { pid: process.pid, host, since: Date.now() }, driver);
   if (r.acquired) return r;
   const who = r.owner ? `pid ${r.owner.pid}${r.owner.host && r.owner.host !== host ? ` on ${r.owner.host}` : ''}` : 'another process';
   if (r.legacy)

@@ -149,8 +149,11 @@ export function schedulingOf(u: NodeUsage, now: number): { scheduling: NodeV1['s
   return { scheduling: 'eligible', reason: null };
 }
 
-/** `policy`: the node's volunteer policy state while connected (the engine keeps it in memory), or null. */
-export const toNodeV1 = (u: NodeUsage, now: number = Date.now(), policy: NodePolicyStatus | null = null): NodeV1 => ({
+/**
+ * `policy`: the node's volunteer policy state while connected (the engine keeps it in memory), or null.
+ * `host`: what its last heartbeat said the machine is doing, or null.
+ */
+export const toNodeV1 = (u: NodeUsage, now: number = Date.now(), policy: NodePolicyStatus | null = null, host: { load1: number; memoryUsedBytes: number; at: number } | null = null): NodeV1 => ({
   id: u.node.id,
   name: u.node.name,
   state: u.node.state,
@@ -169,6 +172,7 @@ export const toNodeV1 = (u: NodeUsage, now: number = Date.now(), policy: NodePol
   quarantinedUntil: u.node.quarantinedUntil !== null && u.node.quarantinedUntil > now ? iso(u.node.quarantinedUntil) : null,
   policy: policy && u.node.state === 'online' ? { state: policy.state, reason: policy.reason, since: iso(policy.since) } : null,
   gpuDevices: gpuDeviceUse(u.node.facts.gpus, u.gpuHeld).map((d) => ({ ...d })),
+  hostUsage: host && u.node.state === 'online' ? { load1: host.load1, memoryUsedBytes: host.memoryUsedBytes, at: iso(host.at) } : null,
 });
 
 export const toOutputV1 = (o: OutputRecord): OutputV1 => ({

@@ -42,7 +42,7 @@ const AUTH_ERRORS = [401, 403] as const;
 const BODY_ERRORS = [413, 415] as const;
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const ERROR_TEXT: Record<number, string> = {
-  400: 'The request is malformed or a field is invalid (`validation`; `details.issues` names each field).',
+  400: 'The request is malformed or a field is invalid (`validation`; `details.issues` names each field: the first 50, with `details.issueCount` counting them all when there are more).',
   401: 'No token, or a token that is unknown, revoked or expired (`unauthorized`).',
   403: 'The token may not do this (`forbidden`).',
   404: 'Not found, or not visible to this token (`not_found`).',

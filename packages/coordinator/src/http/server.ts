@@ -55,6 +55,10 @@ import { agentOutputRoutes } from './routes/agent-outputs.js';
 import { nodeCredentialRoutes } from './routes/node-credentials.js';
 import { auditRoutes } from './routes/audit.js';
 import { ledgerRoutes } from './routes/ledger.js';
+import { eventRoutes } from './routes/events.js';
+import { overviewRoutes } from './routes/overview.js';
+import { ChangeFeed } from '../events/change-feed.js';
+import { ThroughputMeter } from '../events/throughput-meter.js';
 import type { Audit } from './routes/authed.js';
 import { actorOf, AuditLog, collectedDetail } from '../service/audit-log.js';
 import { binary, buildOpenApi, noBody, routeSchema as S, schemaCompilers } from './openapi.js';
@@ -87,6 +91,10 @@ export interface ApiDeps {
   readonly limiter?: RateLimiter;
   /** Joining by approval: most pending nodes kept (default 64) and how long one not polled is kept (default 24 h). */
   readonly pendingNodes?: { readonly max?: number; readonly ttlMs?: number };
+  /** The change feed behind /api/v1/events (default: one of its own, fed only by this API's write routes). */
+  readonly feed?: ChangeFeed;
+  /** Tasks finished per minute, for the overview (default: an empty one). */
+  readonly throughput?: ThroughputMeter;
 }
 
 /** Method, URL pattern and schema of every route registered on the API (the authorization matrix test walks them all; the OpenAPI description is made from them). */
@@ -161,6 +169,16 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     void reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
+  const feed = deps.feed ?? new ChangeFeed();
+  // A write through the API (submit, cancel, retry, node operations, approvals) changes what pages show.
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || reply.statusCode >= 400 || !req.url.startsWith(API_PREFIX)) return;
+    const path = req.url.slice(API_PREFIX.length);
+    if (path.startsWith('/blobs') || path.startsWith('/session') || path.startsWith('/agent')) return;
+    feed.publish(...(path.startsWith('/join') ? (['joins', 'nodes'] as const) : (['jobs', 'workflows', 'nodes'] as const)));
+  });
+
+
   // Every API request is authenticated here: a bearer token, or the dashboard's session cookie. A failed attempt
   // counts against the client's IP (429 once over), a successful one against its token.
   const limiter = deps.limiter ?? new RateLimiter(deps.rateLimits ?? DEFAULT_RATE_LIMITS, () => clock.now());
@@ -207,8 +225,29 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   auditRoutes(app, { auditLog, authed });
   ledgerRoutes(app, { store, authed });
 
-  // ── dashboard ──
-  app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(await readFile(join(deps.staticDir, 'index.html'))));
+  // ── live change feed and the dashboard's read models ──
+  eventRoutes(app, { feed, authed, now: () => clock.now() });
+  overviewRoutes(app, { store, engine, throughput: deps.throughput ?? new ThroughputMeter(() => clock.now()), authed, now: () => clock.now() });
+  // ── dashboard (packages/web's built app; see scripts/build-web.mjs) ──
+  const sendIndex = async (_req: FastifyRequest, reply: import('fastify').FastifyReply) =>
+    reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(await readFile(join(deps.staticDir, 'index.html')));
+  app.get('/', sendIndex);
+  // Hashed file names (app-XXXX.js): cached for a year; anything not in the folder is a 404, never a path outside it.
+  app.get('/assets/:file', {
+    schema: { params: { type: 'object', required: ['file'], properties: { file: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,100}$' } } } },
+  }, async (req, reply) => {
+    const { file } = req.params as { file: string };
+    if (file.startsWith('.')) throw new NotFoundError('asset', file);
+    const type = ASSET_TYPES[file.slice(file.lastIndexOf('.'))];
+    if (!type) throw new NotFoundError('asset', file);
+    let body: Buffer;
+    try {
+      body = await readFile(join(deps.staticDir, 'assets', file));
+    } catch {
+      throw new NotFoundError('asset', file);
+    }
+    return reply.type(type).header('cache-control', /-[A-Z0-9]{8}\./.test(file) ? 'public, max-age=31536000, immutable' : 'no-cache').send(body);
+  });
 
   // ── probes for supervisors and load balancers: no token, and nothing revealed but ok / not ready and why ──
   // /healthz: the process answers. /readyz: the store commits a real write and the engine takes work; 503 with a
@@ -312,9 +351,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get(`${API_PREFIX}/jobs`, { schema: S({ summary: 'List jobs, newest first', tags: ['jobs'], querystring: ListJobsQueryV1Schema, response: { 200: pageV1Schema(JobV1Schema) } }) }, async (req) => {
     const p = await authed(req, 'jobs:read');
     const q = parseOr400(ListJobsQueryV1Schema, req.query, 'query');
-    const projects = projectFilter(p);
+    const scoped = projectFilter(p);
+    const projects = q.project ? (scoped && !scoped.includes(q.project) ? [] : [q.project]) : scoped;
     const page = await store.listJobs({
-      limit: q.limit ?? 50, ...(q.state ? { state: q.state } : {}), ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}), ...(projects ? { projects } : {}),
+      limit: q.limit ?? 50, ...(q.state ? { state: q.state } : {}), ...(q.name ? { name: q.name } : {}), ...(q.cursor ? { cursor: q.cursor } : {}), ...(q.order ? { order: q.order } : {}), ...(projects ? { projects } : {}),
     });
     return { items: page.items.map(jobV1), nextCursor: page.nextCursor };
   });
@@ -419,18 +459,22 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // ── nodes ──
   app.get(`${API_PREFIX}/nodes`, { schema: S({ summary: 'Every node, with what it holds', tags: ['nodes'], response: { 200: itemsV1Schema(NodeV1Schema) } }) }, async (req) => {
     await authed(req, 'nodes:read');
-    return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id))) };
+    return { items: (await store.listNodeUsage()).map((u) => toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id), engine.nodeHostUsage(u.node.id))) };
   });
   app.get(`${API_PREFIX}/nodes/:id`, { schema: S({ summary: 'A node', tags: ['nodes'], params: NodeParams, response: { 200: NodeV1Schema }, errors: [404] }) }, async (req) => {
     await authed(req, 'nodes:read');
     const { id } = req.params as { id: string };
     const u = isNodeId(id) ? (await store.listNodeUsage()).find((n) => n.node.id === id) : undefined;
     if (!u) throw new NotFoundError('node', id);
-    return toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id));
+    return toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id), engine.nodeHostUsage(u.node.id));
   });
 
   return app;
 }
+
+const ASSET_TYPES: Readonly<Record<string, string>> = {
+  '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.map': 'application/json', '.txt': 'text/plain; charset=utf-8',
+};
 
 function requireStream(req: FastifyRequest): Readable {
   const body = req.body as Readable | undefined;

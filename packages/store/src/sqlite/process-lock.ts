@@ -16,7 +16,7 @@
  * end owns the lock, so two processes can never both believe they hold it.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import { openSqliteDatabase, type SqlDatabase, type SqliteDriverChoice } from './driver.js';
 
 export interface LockOwner {
   readonly pid: number;
@@ -35,10 +35,13 @@ const isBusy = (e: unknown): boolean => {
   return code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY_') || code === 'SQLITE_LOCKED';
 };
 
-/** Try once, without waiting: either the lock is ours, or who holds it. */
-export function acquireProcessLock(file: string, owner: LockOwner): LockAttempt {
+/**
+ * Try once, without waiting: either the lock is ours, or who holds it. `driver` is the SQLite driver to use
+ * (driver.ts; default `auto`): give the store's, so a process loads only one.
+ */
+export function acquireProcessLock(file: string, owner: LockOwner, driver: SqliteDriverChoice = 'auto'): LockAttempt {
   for (let attempt = 0; attempt < 2; attempt++) {
-    const db = new Database(file, { timeout: 0 });
+    const db = openSqliteDatabase(file, { driver, busyTimeoutMs: 0 });
     try {
       return tryAcquire(db, owner);
     } catch (e) {
@@ -61,9 +64,9 @@ export function acquireProcessLock(file: string, owner: LockOwner): LockAttempt 
  * would drop the lock while its holder still runs; keeping each here until `release` makes the lock's lifetime the
  * holder's, whatever the caller does with the returned object.
  */
-const held = new Set<Database.Database>();
+const held = new Set<SqlDatabase>();
 
-function tryAcquire(db: Database.Database, owner: LockOwner): LockAttempt {
+function tryAcquire(db: SqlDatabase, owner: LockOwner): LockAttempt {
   const refuse = (): LockAttempt => {
     let row: LockOwner | null = null;
     try {

@@ -48,7 +48,7 @@ export function nodeRoutes(app: FastifyInstance, deps: NodeRouteDeps): void {
   const { store, engine, clock, authed } = deps;
   const fresh = async (id: string): Promise<NodeV1> => {
     const u = await findNode(store, id);
-    return toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id));
+    return toNodeV1(u, clock.now(), engine.nodePolicy(u.node.id), engine.nodeHostUsage(u.node.id));
   };
 
   const flagRoute = (action: 'cordon' | 'drain' | 'uncordon', change: Parameters<Store['setNodeFlags']>[1]) =>

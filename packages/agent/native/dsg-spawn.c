@@ -1,0 +1,358 @@
+/*
+ * dsg-spawn: the agent's optional native process starter (see packages/agent/src/executor/native-starter.ts).
+ *
+ * Why: starting a process from Node costs ~1-3 ms of the launcher's main thread (libuv forks the whole Node
+ * process, then waits for exec); this small program forks in ~0.1 ms, so per-task start-up leaves the Node
+ * process altogether. It only starts processes, streams their output and reports how they ended: timeouts,
+ * kills, cgroups and admission stay in TypeScript (the launcher signals process groups itself).
+ *
+ * Protocol, binary frames over stdin/stdout, integers little-endian:
+ *   frame = u32 length of what follows, u8 kind, u32 id, payload
+ *   in  'S' start:  u32 argc, u32 envc, u32 ncg, then NUL-terminated strings: cwd, argv[argc], env[envc],
+ *                   cgroup.procs files[ncg] (the child writes its pid into each before exec)
+ *   out 'H' hello (id 0, payload "dsg-spawn 1")  'P' started: i32 pid   'F' failed: i32 errno, string stage
+ *       'O' stdout bytes   'E' stderr bytes   'X' exited: i32 wait status   'C' closed (exited, both pipes at EOF)
+ * Each task runs in a new session (its pid is its process group), stdin from /dev/null, default signal
+ * handling and an empty signal mask, and no descriptor of this program (all are close-on-exec).
+ * The program on argv[0] is looked up on the PATH of the task's environment, as Node's spawn does.
+ * When stdin closes, dsg-spawn exits; its tasks are the launcher's to kill (it knows their process groups).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_FRAME (64u << 20)
+#define READ_CHUNK 65536
+
+struct task {
+  uint32_t id;
+  pid_t pid;
+  int out, err; /* read ends, -1 once at EOF */
+  int exited;
+  struct task *next;
+};
+
+static struct task *tasks;
+static int sig_pipe[2];
+static unsigned char *obuf;
+static size_t olen, ocap;
+
+static void die(const char *what) {
+  fprintf(stderr, "dsg-spawn: %s: %s\n", what, strerror(errno));
+  exit(70);
+}
+
+static void out_reserve(size_t n) {
+  if (olen + n <= ocap) return;
+  while (olen + n > ocap) ocap = ocap ? ocap * 2 : 65536;
+  obuf = realloc(obuf, ocap);
+  if (!obuf) die("out of memory");
+}
+static void put32(unsigned char *p, uint32_t v) {
+  p[0] = v & 0xff; p[1] = (v >> 8) & 0xff; p[2] = (v >> 16) & 0xff; p[3] = (v >> 24) & 0xff;
+}
+static uint32_t get32(const unsigned char *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static void emit(char kind, uint32_t id, const void *payload, size_t n) {
+  out_reserve(9 + n);
+  put32(obuf + olen, (uint32_t)(5 + n));
+  obuf[olen + 4] = (unsigned char)kind;
+  put32(obuf + olen + 5, id);
+  if (n) memcpy(obuf + olen + 9, payload, n);
+  olen += 9 + n;
+}
+static void emit_i32(char kind, uint32_t id, int32_t v) {
+  unsigned char b[4];
+  put32(b, (uint32_t)v);
+  emit(kind, id, b, 4);
+}
+static void flush_out(void) {
+  size_t off = 0;
+  while (off < olen) {
+    ssize_t w = write(1, obuf + off, olen - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        struct pollfd p = {1, POLLOUT, 0};
+        poll(&p, 1, -1);
+        continue;
+      }
+      exit(0); /* the launcher is gone */
+    }
+    off += (size_t)w;
+  }
+  olen = 0;
+}
+
+static void on_sigchld(int sig) {
+  (void)sig;
+  int e = errno;
+  ssize_t r = write(sig_pipe[1], "c", 1);
+  (void)r;
+  errno = e;
+}
+
+/* In the child: report errno and the stage that failed through the close-on-exec pipe, then exit. */
+static void child_fail(int fd, const char *stage) {
+  int e = errno;
+  unsigned char b[4 + 32];
+  put32(b, (uint32_t)e);
+  size_t n = strlen(stage);
+  if (n > 31) n = 31;
+  memcpy(b + 4, stage, n);
+  ssize_t r = write(fd, b, 4 + n);
+  (void)r;
+  _exit(127);
+}
+
+static void child_exec(char *const argv[], char *const envp[], int errfd) {
+  const char *file = argv[0];
+  if (!file || !*file) { errno = ENOENT; child_fail(errfd, "exec"); }
+  if (strchr(file, '/')) {
+    execve(file, argv, envp);
+    child_fail(errfd, "exec");
+  }
+  const char *path = NULL;
+  for (char *const *e = envp; *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) { path = *e + 5; break; }
+  if (!path) path = "/usr/bin:/bin";
+  size_t flen = strlen(file);
+  int seen_eacces = 0;
+  char buf[4096];
+  for (const char *p = path;; ) {
+    const char *end = strchr(p, ':');
+    size_t dlen = end ? (size_t)(end - p) : strlen(p);
+    if (dlen == 0) { dlen = 1; p = "."; } /* an empty entry is the working dir */
+    if (dlen + 1 + flen + 1 <= sizeof buf) {
+      memcpy(buf, p, dlen);
+      buf[dlen] = '/';
+      memcpy(buf + dlen + 1, file, flen + 1);
+      execve(buf, argv, envp);
+      if (errno == EACCES) seen_eacces = 1;
+      else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP && errno != ENAMETOOLONG) child_fail(errfd, "exec");
+    }
+    if (!end) break;
+    p = end + 1;
+  }
+  errno = seen_eacces ? EACCES : ENOENT;
+  child_fail(errfd, "exec");
+}
+
+static void start_task(uint32_t id, const unsigned char *p, size_t n) {
+  if (n < 12) { errno = EINVAL; emit_i32('F', id, EINVAL); return; }
+  uint32_t argc = get32(p), envc = get32(p + 4), ncg = get32(p + 8);
+  const char *s = (const char *)p + 12, *end = (const char *)p + n;
+  uint32_t total = 1 + argc + envc + ncg;
+  if (argc == 0 || total > (1u << 20)) goto bad;
+  char **strs = malloc(sizeof(char *) * total);
+  char **argv = malloc(sizeof(char *) * (argc + 1));
+  char **envp = malloc(sizeof(char *) * (envc + 1));
+  if (!strs || !argv || !envp) die("out of memory");
+  for (uint32_t i = 0; i < total; i++) {
+    const char *z = memchr(s, 0, (size_t)(end - s));
+    if (!z) { free(strs); free(argv); free(envp); goto bad; }
+    strs[i] = (char *)s;
+    s = z + 1;
+  }
+  const char *cwd = strs[0];
+  for (uint32_t i = 0; i < argc; i++) argv[i] = strs[1 + i];
+  argv[argc] = NULL;
+  for (uint32_t i = 0; i < envc; i++) envp[i] = strs[1 + argc + i];
+  envp[envc] = NULL;
+  char **cgs = strs + 1 + argc + envc;
+
+  int po[2], pe[2], perr[2];
+  if (pipe2(po, O_CLOEXEC) < 0) die("pipe");
+  if (pipe2(pe, O_CLOEXEC) < 0) die("pipe");
+  if (pipe2(perr, O_CLOEXEC) < 0) die("pipe");
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(po[0]); close(po[1]); close(pe[0]); close(pe[1]); close(perr[0]); close(perr[1]);
+    unsigned char b[4 + 4];
+    put32(b, (uint32_t)e);
+    memcpy(b + 4, "fork", 4);
+    emit('F', id, b, sizeof b);
+    free(strs); free(argv); free(envp);
+    return;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (setsid() < 0) child_fail(perr[1], "setsid");
+    char num[24];
+    int nl = snprintf(num, sizeof num, "%d\n", (int)getpid());
+    for (uint32_t i = 0; i < ncg; i++) {
+      int fd = open(cgs[i], O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, num, (size_t)nl) != nl) child_fail(perr[1], "cgroup");
+      close(fd);
+    }
+    if (chdir(cwd) < 0) child_fail(perr[1], "chdir");
+    int nul = open("/dev/null", O_RDONLY);
+    if (nul < 0) child_fail(perr[1], "open /dev/null");
+    if (dup2(nul, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0) child_fail(perr[1], "dup2");
+    if (nul > 2) close(nul);
+    child_exec(argv, envp, perr[1]);
+  }
+  close(po[1]); close(pe[1]); close(perr[1]);
+  free(strs); free(argv); free(envp);
+  unsigned char fb[4 + 32];
+  ssize_t r;
+  do r = read(perr[0], fb, sizeof fb); while (r < 0 && errno == EINTR);
+  close(perr[0]);
+  if (r >= 4) {
+    /* exec (or a step before it) failed: the child is exiting; reap it now. */
+    close(po[0]); close(pe[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    emit('F', id, fb, (size_t)r);
+    return;
+  }
+  fcntl(po[0], F_SETFL, O_NONBLOCK);
+  fcntl(pe[0], F_SETFL, O_NONBLOCK);
+  struct task *t = calloc(1, sizeof *t);
+  if (!t) die("out of memory");
+  t->id = id; t->pid = pid; t->out = po[0]; t->err = pe[0];
+  t->next = tasks; tasks = t;
+  emit_i32('P', id, pid);
+  return;
+bad:
+  {
+    unsigned char b[4 + 5];
+    put32(b, EINVAL);
+    memcpy(b + 4, "frame", 5);
+    emit('F', id, b, sizeof b);
+  }
+}
+
+static void maybe_close(struct task *t) {
+  if (!t->exited || t->out >= 0 || t->err >= 0) return;
+  emit('C', t->id, NULL, 0);
+  for (struct task **pp = &tasks; *pp; pp = &(*pp)->next)
+    if (*pp == t) { *pp = t->next; break; }
+  free(t);
+}
+
+static void drain(struct task *t, int *fd, char kind) {
+  static unsigned char buf[READ_CHUNK];
+  for (;;) {
+    ssize_t r = read(*fd, buf, sizeof buf);
+    if (r > 0) { emit(kind, t->id, buf, (size_t)r); if (r < (ssize_t)sizeof buf) return; continue; }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) return;
+    close(*fd);
+    *fd = -1;
+    return;
+  }
+}
+
+static void reap(void) {
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    for (struct task *t = tasks; t; t = t->next) {
+      if (t->pid != pid) continue;
+      t->exited = 1;
+      emit_i32('X', t->id, status);
+      /* Read what is already in the pipes before reporting the end. */
+      if (t->out >= 0) drain(t, &t->out, 'O');
+      if (t->err >= 0) drain(t, &t->err, 'E');
+      maybe_close(t);
+      break;
+    }
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--version") == 0) { puts("dsg-spawn 1"); return 0; }
+  signal(SIGPIPE, SIG_IGN);
+  if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) die("pipe");
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigaction(SIGCHLD, &sa, NULL);
+  fcntl(0, F_SETFD, FD_CLOEXEC);
+  fcntl(1, F_SETFD, FD_CLOEXEC);
+  emit('H', 0, "dsg-spawn 1", 11);
+  flush_out();
+
+  unsigned char *ibuf = NULL;
+  size_t ilen = 0, icap = 0;
+  int in_open = 1;
+  struct pollfd *pfds = NULL;
+  struct task **owners = NULL;
+  size_t pcap = 0;
+  while (in_open || tasks) {
+    size_t ntasks = 0;
+    for (struct task *t = tasks; t; t = t->next) ntasks++;
+    size_t need = 2 + 2 * ntasks;
+    if (need > pcap) {
+      pcap = need * 2;
+      pfds = realloc(pfds, pcap * sizeof *pfds);
+      owners = realloc(owners, pcap * sizeof *owners);
+      if (!pfds || !owners) die("out of memory");
+    }
+    size_t np = 0;
+    pfds[np++] = (struct pollfd){sig_pipe[0], POLLIN, 0};
+    pfds[np++] = (struct pollfd){in_open ? 0 : -1, POLLIN, 0};
+    for (struct task *t = tasks; t; t = t->next) {
+      if (t->out >= 0) { owners[np] = t; pfds[np++] = (struct pollfd){t->out, POLLIN, 0}; }
+      if (t->err >= 0) { owners[np] = t; pfds[np++] = (struct pollfd){t->err, POLLIN, 0}; }
+    }
+    if (poll(pfds, np, -1) < 0) {
+      if (errno == EINTR) continue;
+      die("poll");
+    }
+    for (size_t i = 2; i < np; i++) {
+      if (!pfds[i].revents) continue;
+      struct task *t = owners[i];
+      if (pfds[i].fd == t->out) drain(t, &t->out, 'O');
+      else if (pfds[i].fd == t->err) drain(t, &t->err, 'E');
+      maybe_close(t);
+    }
+    if (pfds[0].revents) {
+      char junk[256];
+      while (read(sig_pipe[0], junk, sizeof junk) > 0) {}
+      reap();
+    }
+    if (pfds[1].revents) {
+      if (ilen + READ_CHUNK > icap) {
+        icap = (ilen + READ_CHUNK) * 2;
+        ibuf = realloc(ibuf, icap);
+        if (!ibuf) die("out of memory");
+      }
+      ssize_t r = read(0, ibuf + ilen, icap - ilen);
+      if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) in_open = 0;
+      else if (r > 0) ilen += (size_t)r;
+      size_t off = 0;
+      while (ilen - off >= 4) {
+        uint32_t len = get32(ibuf + off);
+        if (len < 5 || len > MAX_FRAME) { fprintf(stderr, "dsg-spawn: bad frame length %u\n", len); return 65; }
+        if (ilen - off - 4 < len) break;
+        unsigned char kind = ibuf[off + 4];
+        uint32_t id = get32(ibuf + off + 5);
+        if (kind == 'S') start_task(id, ibuf + off + 9, len - 5);
+        off += 4 + len;
+      }
+      memmove(ibuf, ibuf + off, ilen - off);
+      ilen -= off;
+      if (!in_open) break;
+    }
+    flush_out();
+  }
+  flush_out();
+  return 0;
+}

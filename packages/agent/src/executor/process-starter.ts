@@ -1,0 +1,232 @@
+/**
+ * ProcessStarter: how NativeExecutor creates a task's process. Two adapters behind one small interface:
+ *  - `nodeStarter`: Node's `child_process.spawn` (always available; the fallback);
+ *  - `NativeStarter`: the optional native helper `dsg-spawn` (packages/agent/native/dsg-spawn.c, compiled at build
+ *    time when a C compiler is there), a long-lived process that forks and execs for us. A Node spawn costs the
+ *    launcher ~1–3 ms of its main thread (libuv forks the whole Node process and waits for the exec); the helper
+ *    forks a process of a few hundred kilobytes instead, so per-task start-up leaves Node altogether. It also joins
+ *    the task's cgroups itself between fork and exec, where Node needs an `sh` wrapper.
+ *
+ * Both give the same contract: the task runs in a new session (its pid is its process group id), stdin is
+ * /dev/null, stdout and stderr are streamed as text, `spawn` fires when the process exists, `error` when it could
+ * not be started (with `code`, e.g. ENOENT), `exit` when the leader has exited, `close` when in addition both pipes
+ * are at EOF.
+ *
+ *   NativeStarter helper: (none) ──first start──▶ up ──exit/crash──▶ (none)  tasks not yet started fail to start;
+ *   started ones end with `close` (code null): the executor kills their groups and reports a failure.
+ */
+import { spawn as nodeSpawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { StringDecoder } from 'node:string_decoder';
+import { fileURLToPath } from 'node:url';
+
+export interface StartOptions {
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string>>;
+  /** `cgroup.procs` files the process must join before it execs (only when `joinsCgroups`). */
+  readonly cgroupProcs?: readonly string[];
+}
+
+/** A started (or starting) task process. Events: spawn, error(e), exit(code, signal), close(code, signal). */
+export interface TaskProcess {
+  readonly pid: number | undefined;
+  on(ev: 'spawn', cb: () => void): this;
+  on(ev: 'error', cb: (e: NodeJS.ErrnoException) => void): this;
+  on(ev: 'exit' | 'close', cb: (code: number | null, signal: NodeJS.Signals | null) => void): this;
+  onOutput(stdout: (s: string) => void, stderr: (s: string) => void): void;
+}
+
+export interface ProcessStarter {
+  readonly name: 'node' | 'native';
+  /** Whether `cgroupProcs` is honoured (else the caller wraps the argv in a joining shell). */
+  readonly joinsCgroups: boolean;
+  /** Throws synchronously, as Node's spawn does, for what can never start (a NUL byte in an argument). */
+  start(file: string, args: readonly string[], options: StartOptions): TaskProcess;
+}
+
+export const nodeStarter: ProcessStarter = {
+  name: 'node',
+  joinsCgroups: false,
+  start(file, args, options) {
+    const child: ChildProcess = nodeSpawn(file, args, { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const t = child as unknown as TaskProcess;
+    (t as { onOutput: TaskProcess['onOutput'] }).onOutput = (out, err) => {
+      child.stdout!.setEncoding('utf8');
+      child.stderr!.setEncoding('utf8');
+      child.stdout!.on('data', out);
+      child.stderr!.on('data', err);
+    };
+    return t;
+  },
+};
+
+const KIND = { hello: 0x48, started: 0x50, failed: 0x46, stdout: 0x4f, stderr: 0x45, exited: 0x58, closed: 0x43, start: 0x53 } as const;
+const signalNames = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([k, v]) => [v, k as NodeJS.Signals]));
+const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+
+class NativeTask extends EventEmitter implements TaskProcess {
+  pid: number | undefined = undefined;
+  private readonly outDec = new StringDecoder('utf8');
+  private readonly errDec = new StringDecoder('utf8');
+  private out: ((s: string) => void) | null = null;
+  private err: ((s: string) => void) | null = null;
+  exitCode: number | null = null;
+  signal: NodeJS.Signals | null = null;
+  onOutput(stdout: (s: string) => void, stderr: (s: string) => void): void {
+    this.out = stdout;
+    this.err = stderr;
+  }
+  data(kind: number, b: Buffer): void {
+    const s = (kind === KIND.stdout ? this.outDec : this.errDec).write(b);
+    if (s) (kind === KIND.stdout ? this.out : this.err)?.(s);
+  }
+  endStreams(): void {
+    const a = this.outDec.end();
+    if (a) this.out?.(a);
+    const b = this.errDec.end();
+    if (b) this.err?.(b);
+  }
+}
+
+/**
+ * The native helper, started on first use. `NativeStarter.find()` returns it only when its binary is there and
+ * answers `--version`, so callers fall back to `nodeStarter` otherwise.
+ */
+export class NativeStarter implements ProcessStarter {
+  readonly name = 'native' as const;
+  readonly joinsCgroups = true;
+  private helper: ChildProcess | null = null;
+  private readonly tasks = new Map<number, NativeTask>();
+  private seq = 0;
+  private pending: Buffer[] = [];
+  private flushQueued = false;
+  private inbuf: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly binary: string) {}
+
+  /** Where the build puts the helper: next to the bundle, or in the agent package's dist. */
+  static candidates(): string[] {
+    return [fileURLToPath(new URL('./dsg-spawn', import.meta.url)), fileURLToPath(new URL('../../native/dsg-spawn', import.meta.url))];
+  }
+
+  /** The helper if it is built and runs here (checked once, ~1 ms), else null with the reason. */
+  static find(binary?: string): { starter: NativeStarter } | { starter: null; why: string } {
+    const file = binary ?? NativeStarter.candidates().find((f) => existsSync(f));
+    if (!file) return { starter: null, why: 'the native process starter (dsg-spawn) was not built (no C compiler at build time)' };
+    const r = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 5000 });
+    if (r.status !== 0 || !r.stdout.startsWith('dsg-spawn 1')) return { starter: null, why: `the native process starter ${file} does not run here (${r.error?.message ?? `exit ${r.status}`})` };
+    return { starter: new NativeStarter(file) };
+  }
+
+  private ensureHelper(): ChildProcess {
+    if (this.helper) return this.helper;
+    const h = nodeSpawn(this.binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.helper = h;
+    h.stdout!.on('data', (b: Buffer) => this.onData(b));
+    h.stdin!.on('error', () => undefined); // a dead helper is handled by 'exit'
+    h.on('error', () => undefined);
+    h.on('exit', () => {
+      if (this.helper === h) this.helper = null;
+      // The helper reaps its tasks; without it nobody tells their end: report each as closed without a status
+      // (the executor then kills the task's group and reports a failure), or as not started.
+      for (const [id, t] of this.tasks) {
+        this.tasks.delete(id);
+        if (t.pid === undefined) t.emit('error', Object.assign(new Error('the native process starter exited'), { code: 'ESRCH' }));
+        else {
+          t.endStreams();
+          t.emit('exit', null, null);
+          t.emit('close', null, null);
+        }
+      }
+    });
+    return h;
+  }
+
+  private onData(chunk: Buffer): void {
+    let buf = this.inbuf.length ? Buffer.concat([this.inbuf, chunk]) : chunk;
+    let off = 0;
+    while (buf.length - off >= 4) {
+      const len = buf.readUInt32LE(off);
+      if (buf.length - off - 4 < len) break;
+      const kind = buf[off + 4]!;
+      const id = buf.readUInt32LE(off + 5);
+      const payload = buf.subarray(off + 9, off + 4 + len);
+      off += 4 + len;
+      const t = this.tasks.get(id);
+      if (!t) continue;
+      if (kind === KIND.stdout || kind === KIND.stderr) t.data(kind, payload);
+      else if (kind === KIND.started) {
+        t.pid = payload.readInt32LE(0);
+        t.emit('spawn');
+      } else if (kind === KIND.failed) {
+        this.tasks.delete(id);
+        const errno = payload.readInt32LE(0);
+        const stage = payload.subarray(4).toString('utf8');
+        const code = errnoNames.get(errno) ?? `errno ${errno}`;
+        const e = Object.assign(new Error(`${stage === 'exec' ? 'spawn' : stage} ${code}`), { code, errno: -errno, syscall: stage });
+        t.emit('error', e);
+      } else if (kind === KIND.exited) {
+        const status = payload.readInt32LE(0);
+        // POSIX wait status: low 7 bits the signal (0 = exited), bits 8–15 the exit code.
+        const sig = status & 0x7f;
+        t.exitCode = sig === 0 ? (status >> 8) & 0xff : null;
+        t.signal = sig === 0 ? null : (signalNames.get(sig) ?? null);
+        t.emit('exit', t.exitCode, t.signal);
+      } else if (kind === KIND.closed) {
+        this.tasks.delete(id);
+        t.endStreams();
+        t.emit('close', t.exitCode, t.signal);
+      }
+    }
+    this.inbuf = off < buf.length ? Buffer.from(buf.subarray(off)) : Buffer.alloc(0);
+    buf = this.inbuf;
+  }
+
+  start(file: string, args: readonly string[], options: StartOptions): TaskProcess {
+    const argv = [file, ...args];
+    const env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
+    const cgs = options.cgroupProcs ?? [];
+    // The same refusals as Node's spawn, thrown the same way (the executor turns them into a failed start).
+    for (const s of [options.cwd, ...argv, ...env, ...cgs]) {
+      if (s.includes('\0')) throw Object.assign(new TypeError('The argument \'args\' must be a string without null bytes. Received a string with a null byte'), { code: 'ERR_INVALID_ARG_VALUE' });
+    }
+    const id = (this.seq = (this.seq + 1) >>> 0) || (this.seq = 1);
+    const strings = [options.cwd, ...argv, ...env, ...cgs];
+    let size = 12;
+    for (const s of strings) size += Buffer.byteLength(s) + 1;
+    const frame = Buffer.allocUnsafe(9 + size);
+    frame.writeUInt32LE(5 + size, 0);
+    frame[4] = KIND.start;
+    frame.writeUInt32LE(id, 5);
+    frame.writeUInt32LE(argv.length, 9);
+    frame.writeUInt32LE(env.length, 13);
+    frame.writeUInt32LE(cgs.length, 17);
+    let o = 21;
+    for (const s of strings) {
+      o += frame.write(s, o, 'utf8');
+      frame[o++] = 0;
+    }
+    const t = new NativeTask();
+    this.tasks.set(id, t);
+    this.ensureHelper();
+    this.pending.push(frame);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(() => {
+        this.flushQueued = false;
+        const all = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+        this.pending = [];
+        this.ensureHelper().stdin!.write(all);
+      });
+    }
+    return t;
+  }
+
+  /** Stop the helper (running tasks are the caller's to kill). */
+  close(): void {
+    this.helper?.stdin?.end();
+    this.helper = null;
+  }
+}
