@@ -45,6 +45,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { names: ['logs'], load: async () => (await import('./commands/job-logs.js')).registerLogs },
   { names: ['cancel'], load: async () => (await import('./commands/job-cancel.js')).registerCancel },
   { names: ['outputs'], load: async () => (await import('./commands/job-outputs.js')).registerOutputs },
+  { names: ['snakemake'], load: async () => (await import('./commands/snakemake.js')).registerSnakemake },
   { names: ['workflow', 'workflows', 'retry'], load: async () => (await import('./commands/workflow.js')).registerWorkflow },
   { names: ['nodes'], load: async () => (await import('./commands/node-list.js')).registerNodes },
   {

@@ -164,6 +164,14 @@ function readJson<T>(path: string): T | null {
   }
 }
 
+/**
+ * Where Snakemake looks for a profile named "dsg" (`snakemake --profile dsg`): its user config directory,
+ * `$XDG_CONFIG_HOME/snakemake/dsg` or `~/.config/snakemake/dsg`.
+ */
+export function snakemakeProfileDir(env: Env = processEnv): string {
+  return join(env['XDG_CONFIG_HOME'] || join(env['HOME'] || homedir(), '.config'), 'snakemake', 'dsg');
+}
+
 /** The process environment, read here and nowhere else. */
 export const processEnv: Env = process.env;
 
