@@ -278,6 +278,11 @@ static void reap(void) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--version") == 0) { puts("dsg-spawn 1"); return 0; }
   signal(SIGPIPE, SIG_IGN);
+  /* Ctrl-C and a supervisor's SIGTERM reach the agent's whole process group, this helper too: like the launcher, it
+     ignores them and lives exactly as long as its stdin (the agent decides what happens to the tasks it started). */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) die("pipe");
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
