@@ -13,7 +13,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DsgError, parseDuration, ValidationError } from '@dsg/core';
+import { DsgError, parseDuration, ValidationError } from '@dsg/core/base';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 

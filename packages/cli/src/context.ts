@@ -1,8 +1,11 @@
 /** What every command gets: the client (built lazily from config) and the process's streams. */
 import { DsgClient, type FetchLike } from '@dsg/client';
-import { nodeFetch } from '@dsg/client/node';
 import { loadClientConfig, rememberClientPin, resolveGiveUpAfter, type ClientConfig } from './config.js';
 import { Reconnector } from './reconnect.js';
+
+// node:http and friends load on the first request, not at start-up: `dsg --version` and `--help` never pay for them.
+let nodeFetchModule: Promise<typeof import('@dsg/client/node')> | undefined;
+const lazyNodeFetch: FetchLike = async (url, init) => (await (nodeFetchModule ??= import('@dsg/client/node'))).nodeFetch(url, init);
 
 export interface GlobalFlags {
   coordinator?: string;
@@ -20,7 +23,7 @@ export function clientFrom(flags: GlobalFlags): DsgClient {
   // A fingerprint given with --tls-fingerprint for the coordinator the config file names is remembered there after
   // the first request it pinned succeeds, so the next command needs no flag.
   const remember = flags.tlsFingerprint !== undefined && c.coordinatorSource.kind === 'file';
-  return new DsgClient({ baseUrl: c.coordinator, token: c.token, fetch: c.coordinator.startsWith('https://') ? lazyTlsFetch(c, remember) : nodeFetch });
+  return new DsgClient({ baseUrl: c.coordinator, token: c.token, fetch: c.coordinator.startsWith('https://') ? lazyTlsFetch(c, remember) : lazyNodeFetch });
 }
 
 /**

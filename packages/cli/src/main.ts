@@ -4,7 +4,7 @@
  * 130 interrupted).
  */
 import { Command, CommanderError } from 'commander';
-import { DSG_VERSION, isDsgError, ValidationError } from '@dsg/core';
+import { DSG_VERSION, isDsgError, ValidationError } from '@dsg/core/base';
 import { debugEnabled } from './config.js';
 import { activeClientConfig, Exit, ExitCode, exitQuietlyOnClosedOutput, type GlobalFlags } from './context.js';
 import { explainClientError } from './explain.js';

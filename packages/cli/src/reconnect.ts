@@ -11,7 +11,7 @@
  * Only "cannot reach" errors are retried; an answer from the coordinator (404, 401, bad input) is passed on
  * at once, so a retry never hides a real failure.
  */
-import { DsgError, formatDuration, isDsgError } from '@dsg/core';
+import { DsgError, formatDuration, isDsgError } from '@dsg/core/base';
 
 export interface ReconnectOptions {
   /** Give up once the coordinator has been unreachable this long (ms). 0: at the first failure. */

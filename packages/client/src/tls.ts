@@ -15,7 +15,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { connect as tlsConnect, rootCertificates, type ConnectionOptions, type PeerCertificate } from 'node:tls';
-import { DsgError, ValidationError } from '@dsg/core';
+import { DsgError, ValidationError } from '@dsg/core/base';
 import type { FetchLike } from './fetch-like.js';
 import { createNodeFetch, nodeFetch } from './node-fetch.js';
 

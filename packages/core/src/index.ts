@@ -15,7 +15,7 @@ export * from './wire.js';
 export * from './protocol.js';
 export * from './output-paths.js';
 export * from './node-policy.js';
-export const DSG_VERSION = '0.1.0';
+export { DSG_VERSION } from './version.js';
 export * from './audit.js';
 export * from './ledger.js';
 export * from './join-code.js';
