@@ -1,5 +1,5 @@
 /** Terminal output helpers: aligned tables, relative times, state colours. */
-import { formatSize } from '@dsg/core';
+import { formatSize } from '@dsg/core/base';
 import { processEnv } from './config.js';
 
 export { formatSize };

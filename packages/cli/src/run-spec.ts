@@ -3,7 +3,8 @@
  * `sbatch --wrap "CMD"` and `--array=0-99%4`; this is that, with DSG's spec as the one source of truth: `--print`
  * shows the spec so it can be saved as a file and grown.
  */
-import { ValidationError, type Issue } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
+import type { Issue } from '@dsg/core';
 
 export interface RunFlags {
   readonly name?: string;

@@ -15,7 +15,8 @@
  * SLURM_NTASKS, SLURM_MEM_PER_NODE, SLURM_SUBMIT_DIR (its working directory) and SLURM_GPUS.
  */
 import { basename } from 'node:path';
-import { ValidationError, type Issue } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
+import type { Issue } from '@dsg/core';
 import { parseArrayFlag } from './run-spec.js';
 
 export interface SbatchJob {

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ValidationError, type Issue } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
+import type { Issue } from '@dsg/core';
 import type { CoordinatorOptions } from '@dsg/coordinator';
 import type { Env } from './config.js';
 

@@ -23,7 +23,8 @@
  * the path, because the grid could not put or collect them where Snakemake looks.
  */
 import { posix } from 'node:path';
-import { ValidationError, type Issue } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
+import type { Issue } from '@dsg/core';
 
 /** A jobscript is a few kilobytes; a job with thousands of input files makes it bigger, but never this big. */
 export const MAX_JOBSCRIPT_BYTES = 1024 * 1024;

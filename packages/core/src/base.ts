@@ -8,3 +8,4 @@ export * from './errors.js';
 export * from './units.js';
 export * from './api-prefix.js';
 export { DSG_VERSION } from './version.js';
+export * from './states.js';

@@ -9,7 +9,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, w
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ValidationError } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
 import { envFileText, launchdPlist, SERVICE_NAME, systemdUnit, windowsInstallCommand, windowsTaskXml, type ServicePlan, type ServiceScope } from '../agent-service.js';
 import { info, print } from '../context.js';
 

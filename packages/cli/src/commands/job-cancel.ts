@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { DsgError, type JobV1, type WorkflowV1 } from '@dsg/core';
+import { DsgError } from '@dsg/core/base';
+import type { JobV1, WorkflowV1 } from '@dsg/core';
 import { clientFrom, print, printJson, type GlobalFlags } from '../context.js';
 import { colorState, plural } from '../format.js';
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { JOB_STATES, type JobState } from '@dsg/core';
+import { JOB_STATES } from '@dsg/core/base';
+import type { JobState } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
 import { clientFrom, print, printJson, type GlobalFlags } from '../context.js';
 import { ago, colorState, plural, table } from '../format.js';

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { isTerminalTask, ValidationError, type JobV1, type LogChunkV1, type TaskV1 } from '@dsg/core';
+import { isTerminalTask, ValidationError } from '@dsg/core/base';
+import type { JobV1, LogChunkV1, TaskV1 } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
 import { resolveGiveUpAfter } from '../config.js';
 import { clientFrom, GIVE_UP_HELP, info, printJson, reconnectorFor, type GlobalFlags } from '../context.js';

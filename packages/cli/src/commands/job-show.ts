@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { TASK_STATES, formatSize, type JobV1, type TaskState } from '@dsg/core';
+import { TASK_STATES, formatSize } from '@dsg/core/base';
+import type { JobV1, TaskState } from '@dsg/core';
 import { clientFrom, print, printJson, type GlobalFlags } from '../context.js';
 import { ago, bold, colorState, dim, plural, red, table, taskValue, yellow } from '../format.js';
 import { loadNodeNamer } from '../node-names.js';

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { ValidationError } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
 import type { DsgClient } from '@dsg/client';
 import { resolveGiveUpAfter } from '../config.js';
 import { clientFrom, GIVE_UP_HELP, info, print, printJson, reconnectorFor, type GlobalFlags } from '../context.js';

@@ -1,5 +1,6 @@
 /** Waiting for a job: the job-specific part of `dsg wait` and `dsg submit --wait` (the rest is in ../watch.ts). */
-import { isTerminalJob, type JobV1 } from '@dsg/core';
+import { isTerminalJob } from '@dsg/core/base';
+import type { JobV1 } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
 import type { WaitTarget } from '../watch.js';
 

@@ -4,7 +4,7 @@
  * lives an hour by default (at most 7 days), admits at most `--uses` machines (default 100) and can be revoked.
  */
 import type { Command } from 'commander';
-import { ValidationError } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
 import { activeClientConfig, clientFrom, info, print, printJson, type GlobalFlags } from '../context.js';
 import { ago, bold, cyan, table } from '../format.js';
 import { parseExpiry } from './token.js';

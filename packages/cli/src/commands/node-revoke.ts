@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ValidationError } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
 import { clientFrom, print, printJson, type GlobalFlags } from '../context.js';
 
 /**

@@ -1,4 +1,4 @@
-import { ValidationError } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
 
 export function parseLimit(text: string, max: number, flag = '--limit'): number {
   const n = Number(text);

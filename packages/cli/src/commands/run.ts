@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { ValidationError } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
 import { resolveGiveUpAfter } from '../config.js';
 import { GIVE_UP_HELP, print, type GlobalFlags } from '../context.js';
 import { runSpec, type RunFlags } from '../run-spec.js';

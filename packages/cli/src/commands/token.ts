@@ -5,7 +5,8 @@
  * its hash.
  */
 import type { Command } from 'commander';
-import { parseDuration, ValidationError, type TokenV1 } from '@dsg/core';
+import { parseDuration, ValidationError } from '@dsg/core/base';
+import type { TokenV1 } from '@dsg/core';
 import { clientFrom, info, print, printJson, type GlobalFlags } from '../context.js';
 import { ago, bold, dim, red, table, yellow } from '../format.js';
 

@@ -7,7 +7,7 @@ import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { parseSize, ValidationError } from '@dsg/core';
+import { parseSize, ValidationError } from '@dsg/core/base';
 // The coordinator (fastify, SQLite) is loaded only when this command runs, so client commands start fast.
 import type { RunningCoordinator } from '@dsg/coordinator';
 import { processEnv, writeClientConfig } from '../config.js';

@@ -4,7 +4,7 @@
  * 130 interrupted. What an id names is decided in `targetFor`: a job (`job_…`) or a workflow (`wf_…`, one bar per stage).
  */
 import type { Command } from 'commander';
-import { ValidationError } from '@dsg/core';
+import { ValidationError } from '@dsg/core/base';
 import type { DsgClient } from '@dsg/client';
 import { resolveGiveUpAfter } from '../config.js';
 import { clientFrom, Exit, ExitCode, GIVE_UP_HELP, info, printJson, reconnectorFor, type GlobalFlags } from '../context.js';

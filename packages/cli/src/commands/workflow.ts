@@ -1,6 +1,7 @@
 /** Workflows: `dsg workflow ID`, `dsg workflows`, `dsg retry ID`, and waiting with per-stage progress. */
 import type { Command } from 'commander';
-import { isTerminalJob, type JobV1, type StageV1, type WorkflowV1 } from '@dsg/core';
+import { isTerminalJob } from '@dsg/core/base';
+import type { JobV1, StageV1, WorkflowV1 } from '@dsg/core';
 import type { DsgClient } from '@dsg/client';
 import { resolveGiveUpAfter } from '../config.js';
 import { clientFrom, Exit, ExitCode, GIVE_UP_HELP, info, print, printJson, reconnectorFor, type GlobalFlags } from '../context.js';
