@@ -12,6 +12,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { useSupportedNode } from './node-runtime.mjs';
+import { benchApi } from './bench-api.mjs';
 
 await useSupportedNode(import.meta.url);
 
@@ -52,26 +53,7 @@ const home = join(dataDir, 'home');
 let grid;
 const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), DSG_LOG_LEVEL: 'warn' };
 if (profDir) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profDir}`.trim();
-let pinned = null;
-async function api(c, method, path, body) {
-  if (!pinned) {
-    const tls = await import(join(root, 'packages', 'client', 'dist', 'src', 'tls.js'));
-    pinned = tls.coordinatorFetch(c.url, c.tlsFingerprint ? tls.parseFingerprint(c.tlsFingerprint) : null);
-  }
-  const r = await pinned(`${c.url}/api/v1${path}`, {
-    method, headers: { authorization: `Bearer ${c.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-  return r.json();
-}
-async function waitJob(c, id, pollMs) {
-  for (;;) {
-    const j = await api(c, 'GET', `/jobs/${id}`);
-    if (j.finishedAt) return j;
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
+const { api, waitJob } = benchApi(root);
 async function startGrid() {
   grid = spawn(process.execPath, [join(root, 'packages', 'cli', 'bin', 'dsg.js'), 'up', '--data-dir', join(dataDir, 'data'), '--port', '0', ...(isolation ? ['--isolation', isolation] : [])], {
     env, stdio: ['ignore', 'ignore', 'pipe'], detached: true,

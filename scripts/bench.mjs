@@ -21,6 +21,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { useSupportedNode } from './node-runtime.mjs';
+import { benchApi } from './bench-api.mjs';
 
 await useSupportedNode(import.meta.url);
 
@@ -77,7 +78,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'dsg-bench-'));
 const home = join(dataDir, 'home');
 let grid;
 async function startGrid(iso = isolation, dir = join(dataDir, 'data')) {
-  pinned = null; // each grid has its own certificate
+  forgetPin(); // each grid has its own certificate
   grid = spawn(process.execPath, [join(root, 'packages', 'cli', 'bin', 'dsg.js'), 'up', '--data-dir', dir, '--port', '0', ...iso], {
     env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), DSG_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'pipe'], detached: true,
@@ -102,28 +103,7 @@ async function startGrid(iso = isolation, dir = join(dataDir, 'data')) {
   }
   throw new Error(`grid did not come up within 60 s:\n${errText}`);
 }
-// The grid serves TLS with its own certificate by default (dsg up listens beyond loopback): trust exactly it, as the
-// CLI does. Loaded after the build (ensure.mjs) has run.
-let pinned = null;
-async function api(c, method, path, body) {
-  if (!pinned) {
-    const tls = await import(join(root, 'packages', 'client', 'dist', 'src', 'tls.js'));
-    pinned = tls.coordinatorFetch(c.url, c.tlsFingerprint ? tls.parseFingerprint(c.tlsFingerprint) : null);
-  }
-  const r = await pinned(`${c.url}/api/v1${path}`, {
-    method, headers: { authorization: `Bearer ${c.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-  return r.json();
-}
-async function waitJob(c, id, pollMs) {
-  for (;;) {
-    const j = await api(c, 'GET', `/jobs/${id}`);
-    if (j.finishedAt) return j;
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
+const { api, waitJob, forget: forgetPin } = benchApi(root);
 async function waitWorkflow(c, id, pollMs) {
   for (;;) {
     const w = await api(c, 'GET', `/workflows/${id}`);
