@@ -37,7 +37,7 @@ export function cachedNode(major) {
 }
 
 /**
- * A Node binary of this major version: the running one if it matches, one found on PATH as `node<major>`, or one
+ * A Node binary of this major version: the running one if it matches, or one
  * fetched from the npm registry into .dsg-node/<major>. Exits with a message saying what to do when none can be had.
  */
 export function nodeBinary(major, why) {
