@@ -5,16 +5,20 @@
 //
 // DSG needs Node 22 or newer. On an older Node inside the repository, the scripts behind `npm start` / `npm test`
 // have fetched Node 24 into <repo>/.dsg-node/24: run on that one; anywhere else, say what to install.
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+
+// Built-ins through require(), not `import`: an ES import of node:fs builds a facade that reads all its exports,
+// loading fs/promises, streams and readline with them (see scripts/bundle-cli.mjs).
+const require = createRequire(import.meta.url);
+const { existsSync } = require('node:fs');
 
 const MIN_NODE_MAJOR = 22;
 if (Number(process.versions.node.split('.')[0]) < MIN_NODE_MAJOR) {
   const arch = { x64: 'x64', arm64: 'arm64' }[process.arch];
   const fetched = fileURLToPath(new URL(`../../../.dsg-node/24/node_modules/node-${process.platform}-${arch}/bin/node`, import.meta.url));
   if (arch && existsSync(fetched)) {
-    const child = spawn(fetched, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+    const child = require('node:child_process').spawn(fetched, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
     child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
   } else {
