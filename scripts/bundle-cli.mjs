@@ -44,6 +44,7 @@ for (const [name, file] of Object.entries(entries)) {
  * API, `node:crypto` WebCrypto, `node:http` undici (Node 22+). Profiled on Node 24, `dsg jobs` loaded 116 internal
  * modules, most of them only for those facades. esbuild wraps a required module in getters that read on use.
  */
+const LAZY_DESCRIPTORS = new Set(['"node:util"']);
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 const builtinsByRequire = {
   name: 'builtins-by-require',
@@ -53,10 +54,23 @@ const builtinsByRequire = {
       if (args.kind === 'require-call') return { path: args.path, external: true };
       return { path: args.path, namespace: 'builtin-cjs' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({
-      contents: `module.exports = require(${JSON.stringify(args.path.startsWith('node:') ? args.path : `node:${args.path}`)});`,
-      loader: 'js',
-    }));
+    b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => {
+      const id = JSON.stringify(args.path.startsWith('node:') ? args.path : `node:${args.path}`);
+      // esbuild's import of a CommonJS module asks for every property's descriptor, and node:util's exports are
+      // lazy data properties that load their module when asked (33 internal modules, ~4 ms): answer for it from a
+      // Proxy that reads util only on use.
+      const contents = LAZY_DESCRIPTORS.has(id)
+        ? `const m = require(${id});
+module.exports = new Proxy({}, {
+  ownKeys: () => Reflect.ownKeys(m),
+  getOwnPropertyDescriptor: (_, k) => (k in m ? { value: undefined, writable: true, enumerable: true, configurable: true } : undefined),
+  get: (_, k) => m[k],
+  set: (_, k, v) => { m[k] = v; return true; },
+  has: (_, k) => k in m,
+});`
+        : `module.exports = require(${id});`;
+      return { contents, loader: 'js' };
+    });
   },
 };
 
