@@ -37,6 +37,9 @@ interface Session {
   nodeId: NodeId | null;
   /** Who opened the socket: the join token, an admin token, or a node credential. */
   readonly principal: Principal;
+  /** Messages to this agent gathered in this turn of the event loop, sent as one frame (see `send`). */
+  outbox: CoordinatorMessage[];
+  flushQueued: boolean;
 }
 
 export interface AgentHubOptions {
@@ -111,11 +114,29 @@ export class AgentHub implements AgentLink {
     return this.connected;
   }
 
+  /**
+   * Messages to a node are gathered for the rest of this turn of the event loop and sent as one frame: a report
+   * commit's `ack` and the `assign` of the dispatch pass it triggers (which runs in the next `setImmediate`) share a
+   * frame. Each frame is a socket write whose cost on loopback includes the receiver's TCP processing — profiled,
+   * writes were ~7% of the coordinator's time at 2,000 × `true`. Order is kept: frames go out in the order queued.
+   */
   send(nodeId: NodeId, messages: readonly CoordinatorMessage[]): boolean {
     const s = this.byNode.get(nodeId);
     if (!s || s.ws.readyState !== s.ws.OPEN) return false;
-    s.ws.send(JSON.stringify(messages.length === 1 ? messages[0] : messages));
+    s.outbox.push(...messages);
+    if (!s.flushQueued) {
+      s.flushQueued = true;
+      setImmediate(() => this.flushOutbox(s));
+    }
     return true;
+  }
+
+  private flushOutbox(s: Session): void {
+    s.flushQueued = false;
+    const msgs = s.outbox;
+    if (msgs.length === 0) return;
+    s.outbox = [];
+    if (s.ws.readyState === s.ws.OPEN) s.ws.send(JSON.stringify(msgs.length === 1 ? msgs[0] : msgs));
   }
 
   disconnect(nodeId: NodeId, reason: string): void {
@@ -123,12 +144,16 @@ export class AgentHub implements AgentLink {
     if (!s) return;
     this.byNode.delete(nodeId);
     this.connected.delete(nodeId);
+    this.flushOutbox(s);
     s.ws.close(4000, reason.slice(0, 100));
     setTimeout(() => s.ws.terminate(), 2000).unref();
   }
 
   async close(): Promise<void> {
-    for (const s of this.byNode.values()) s.ws.close(1001, 'coordinator shutting down');
+    for (const s of this.byNode.values()) {
+      this.flushOutbox(s);
+      s.ws.close(1001, 'coordinator shutting down');
+    }
     this.byNode.clear();
     this.connected.clear();
     for (const ws of this.wss.clients) ws.terminate();
@@ -136,7 +161,7 @@ export class AgentHub implements AgentLink {
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage, principal: Principal): void {
-    const session: Session = { ws, nodeId: null, principal };
+    const session: Session = { ws, nodeId: null, principal, outbox: [], flushQueued: false };
     const address = req.socket.remoteAddress ?? null;
     const helloTimer = setTimeout(() => {
       if (!session.nodeId) ws.close(4001, 'no hello within 10s');
@@ -216,6 +241,7 @@ export class AgentHub implements AgentLink {
         const previous = this.byNode.get(nodeId);
         if (previous && previous !== session) {
           previous.nodeId = null; // its close must not mark the node offline
+          this.flushOutbox(previous);
           previous.ws.close(4002, 'replaced by a newer connection from the same node');
         }
         session.nodeId = nodeId;
@@ -266,7 +292,9 @@ export class AgentHub implements AgentLink {
     return true;
   }
 
+  /** Send now, after whatever is gathered for this agent (a close may follow). */
   private sendRaw(session: Session, msg: CoordinatorMessage): void {
-    if (session.ws.readyState === session.ws.OPEN) session.ws.send(JSON.stringify(msg));
+    session.outbox.push(msg);
+    this.flushOutbox(session);
   }
 }

@@ -525,7 +525,7 @@ export class SqliteStore implements Store {
 
   async listNodeUsage(states?: readonly NodeState[]): Promise<readonly NodeUsage[]> {
     const rows = (states && states.length > 0
-      ? this.db.prepare(`SELECT * FROM nodes WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY name, id`).all(...states)
+      ? this.q(`SELECT * FROM nodes WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY name, id`).all(...states)
       : this.q('SELECT * FROM nodes ORDER BY name, id').all()) as NodeRow[];
     const alloc = this.allocations();
     const held = this.gpuHeld();
