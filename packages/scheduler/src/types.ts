@@ -106,10 +106,19 @@ export interface SchedulerConfig {
    * starts the next task at once instead of waiting for a round trip to the coordinator. A task of a job whose
    * finished attempts ran `typicalRunMs` on average may be sent while the node holds less than
    * `1 + prefetchWindowMs / typicalRunMs` times its capacity (capped at `maxOvercommit`): about `prefetchWindowMs`
-   * of queued work per core. Tasks of unknown or long duration are never prefetched, so a long task cannot sit in
-   * one agent's queue while another node is idle. Default 50 ms.
+   * of queued work per core — and at least one task per core when tasks take under `prefetchShortTaskMs` (see
+   * there). Tasks of unknown or long duration are never prefetched, so a long task cannot sit in one agent's
+   * queue while another node is idle. Default 50 ms.
    */
   readonly prefetchWindowMs: number;
+  /**
+   * Tasks that typically run shorter than this get at least one task waiting per core (factor ≥ 2), however long
+   * they are next to `prefetchWindowMs`. Why: with under one waiting per core, a core that frees waits for the
+   * round trip (report commit, pass, dispatch commit, frame, working dir: 5–30 ms on a busy 2-core machine) — for
+   * tasks of ~50 ms that cost W2 a fifth of its makespan. Past this bound the round trip is a few per cent of a task
+   * and a held task would wait a whole task's time on a busy node while another is idle. Default 1,000 ms.
+   */
+  readonly prefetchShortTaskMs?: number;
   /** Upper bound of the prefetch factor (the store enforces it too). Default 8; 1 turns prefetch off. */
   readonly maxOvercommit: number;
   /** Fair-share weight per project (default 1): a project of weight 2 gets twice the share of one of weight 1. */
@@ -129,11 +138,16 @@ export interface SchedulerConfig {
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = { strategy: 'spread', maxAssignments: 5000, prefetchWindowMs: 50, maxOvercommit: 8 };
 
+export const DEFAULT_PREFETCH_SHORT_TASK_MS = 1000;
+
 /** How far beyond its capacity a node may be filled with tasks of this typical duration (1 = not at all). */
 export function prefetchFactor(config: SchedulerConfig, typicalRunMs: number | null): number {
   if (typicalRunMs === null || config.maxOvercommit <= 1) return 1;
-  return Math.min(config.maxOvercommit, 1 + config.prefetchWindowMs / Math.max(typicalRunMs, 0.1));
+  const window = 1 + config.prefetchWindowMs / Math.max(typicalRunMs, 0.1);
+  const onePerCore = typicalRunMs < (config.prefetchShortTaskMs ?? DEFAULT_PREFETCH_SHORT_TASK_MS) ? 2 : 1;
+  return Math.min(config.maxOvercommit, Math.max(window, onePerCore));
 }
+
 
 /** Why a node was rejected for a task. */
 export const RejectCode = {

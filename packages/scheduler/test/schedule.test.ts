@@ -123,6 +123,12 @@ describe('schedule', () => {
     assert.equal(tiny.assignments.length, 16, '1 ms tasks: capped at maxOvercommit 8');
     const p2 = run({ nodes, jobs: [job('a', 0, res(1, 1), 3, { typicalRunMs: 60_000 })] });
     assert.deepEqual(p2.assignments.map((a) => a.prefetch), [false, false]);
+    // Past the window but under prefetchShortTaskMs (1 s): one waiting per core, so a freed core never waits for
+    // the round trip to the coordinator; at or over it, none.
+    const mid = run({ nodes, jobs: [job('a', 0, res(1, 1), 9, { typicalRunMs: 400 })] });
+    assert.deepEqual(mid.assignments.map((a) => a.prefetch), [false, false, true, true], '400 ms tasks: one waiting per core');
+    const second = run({ nodes, jobs: [job('a', 0, res(1, 1), 9, { typicalRunMs: 1000 })] });
+    assert.deepEqual(second.assignments.map((a) => a.prefetch), [false, false], '1 s tasks: only the window (factor 1.05: no third core)');
     const p3 = run({ nodes, jobs: [job('a', 0, res(1, 1), 3)] });
     assert.equal(p3.assignments.length, 2, 'unknown duration: no prefetch');
     const off = schedule({ nodes, jobs: [job('a', 0, res(1, 1), 3, { typicalRunMs: 50 })] }, { ...DEFAULT_SCHEDULER_CONFIG, maxOvercommit: 1 }, ctx());
