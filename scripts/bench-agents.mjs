@@ -94,8 +94,9 @@ try {
         capacity: { cpuMillis: cores * 1000, memoryBytes: 64 * 2 ** 30, gpus: 0, diskBytes: 0 },
         facts: { hostname: `sim-${i}`, os: 'linux', arch: 'x64', cpuModel: 'simulated', cores, memoryBytes: 64 * 2 ** 30, diskBytes: 0, gpus: [], isolation: 'sandbox+cgroups' },
       }));
-      ws.on('message', (raw) => {
-        const m = JSON.parse(String(raw));
+      // A frame holds one message or an array of them (the coordinator sends a turn's messages together).
+      ws.on('message', (raw) => { const f = JSON.parse(String(raw)); for (const m of Array.isArray(f) ? f : [f]) onMessage(m); });
+      const onMessage = (m) => {
         if (m.type === 'welcome') {
           a.heartbeat = setInterval(() => send({ type: 'heartbeat', running: [...a.running.keys()] }), m.heartbeatIntervalMs);
           agents.push(a);
@@ -130,7 +131,7 @@ try {
         } else if (m.type === 'cancel') {
           for (const id of m.attemptIds) { clearTimeout(a.running.get(id)); a.running.delete(id); }
         } else if (m.type === 'error') stats.errors.push(m.message);
-      });
+      };
       ws.on('close', () => { stats.closed++; clearInterval(a.heartbeat); });
       ws.on('error', reject);
     });
