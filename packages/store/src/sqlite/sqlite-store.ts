@@ -209,6 +209,18 @@ export class SqliteStore implements Store {
     return s;
   }
 
+  /**
+   * A task's row by its id. The id is `taskIdOf(job_id, idx)`, computed rather than stored (migration 15), so the
+   * row is found through tasks_job_idx; a string that is not exactly such an id (`job….05`, `job….`) finds nothing.
+   */
+  private taskRow(id: string): TaskRow | undefined {
+    const dot = id.lastIndexOf('.');
+    const jobId = id.slice(0, dot) as JobId;
+    const index = Number(id.slice(dot + 1));
+    if (dot < 0 || !Number.isSafeInteger(index) || taskIdOf(jobId, index) !== id) return undefined;
+    return this.q('SELECT * FROM tasks WHERE job_id = ? AND idx = ?').get(jobId, index) as TaskRow | undefined;
+  }
+
   async init(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Array<{ version: number }>).map((r) => r.version));
@@ -293,14 +305,14 @@ export class SqliteStore implements Store {
     if (to <= from) return;
     if (values) {
       this.q(
-        `INSERT INTO tasks (id, job_id, idx, array_value, state, queue_seq)
-         SELECT $job || '.' || (CAST($from AS INTEGER) + key), $job, CAST($from AS INTEGER) + key, value, 'queued', CAST($seq AS INTEGER) + $from + key FROM json_each($values)`,
+        `INSERT INTO tasks (job_id, idx, array_value, state, queue_seq)
+         SELECT $job, CAST($from AS INTEGER) + key, value, 'queued', CAST($seq AS INTEGER) + $from + key FROM json_each($values)`,
       ).run({ job: jobId, from, seq: firstSeq, values: JSON.stringify(values.slice(from, to)) });
     } else {
       this.q(
         `WITH RECURSIVE n(i) AS (SELECT CAST($from AS INTEGER) UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $to)
-         INSERT INTO tasks (id, job_id, idx, array_value, state, queue_seq)
-         SELECT $job || '.' || i, $job, i, NULL, 'queued', CAST($seq AS INTEGER) + i FROM n`,
+         INSERT INTO tasks (job_id, idx, array_value, state, queue_seq)
+         SELECT $job, i, NULL, 'queued', CAST($seq AS INTEGER) + i FROM n`,
       ).run({ job: jobId, from, to, seq: firstSeq });
     }
   }
@@ -395,7 +407,7 @@ export class SqliteStore implements Store {
   }
 
   async getTask(id: TaskId): Promise<TaskRecord | null> {
-    const r = this.q('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+    const r = this.taskRow(id);
     return r ? toTask(r) : null;
   }
 
@@ -411,10 +423,14 @@ export class SqliteStore implements Store {
   // ── scheduling ──────────────────────────────────────────────────────────────────────────────────────────
   async listQueued(limit: number): Promise<readonly QueuedTask[]> {
     const rows = this.q(
+      // No index orders all queued tasks (migration 15): the first `limit` of each job with queued tasks, through
+      // tasks_job_queue, then the best `limit` of those. O(jobs × limit), however long the queue.
       `SELECT t.id, t.job_id, t.idx, t.queue_seq, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes, j.run_ms_total, j.runs_timed
-         FROM tasks t JOIN jobs j ON j.id = t.job_id
-        WHERE t.state = 'queued' ORDER BY t.queue_seq LIMIT ?`,
-    ).all(limit) as Array<{ id: string; job_id: string; idx: number; queue_seq: number; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; run_ms_total: number; runs_timed: number }>;
+         FROM jobs j CROSS JOIN tasks t
+        WHERE j.n_queued > 0 AND t.rowid IN (
+              SELECT f.rowid FROM tasks f WHERE f.job_id = j.id AND f.state = 'queued' ORDER BY f.queue_seq LIMIT $limit)
+        ORDER BY t.queue_seq LIMIT $limit`,
+    ).all({ limit }) as Array<{ id: string; job_id: string; idx: number; queue_seq: number; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; run_ms_total: number; runs_timed: number }>;
     return rows.map((r) => ({
       taskId: r.id as TaskId,
       jobId: r.job_id as JobId,
@@ -474,8 +490,12 @@ export class SqliteStore implements Store {
     const first = this.q("SELECT MIN(queue_seq) AS seq FROM tasks WHERE job_id = ? AND state = 'queued'").get(id) as { seq: number | null };
     if (first.seq === null) return null;
     const r = this.q(
-      "SELECT COUNT(*) AS tasks, COUNT(DISTINCT t.job_id) AS jobs FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.state = 'queued' AND t.queue_seq < ? AND t.job_id != ? AND j.cancel_requested = 0",
-    ).get(first.seq, id) as { tasks: number; jobs: number };
+      // Per job with queued tasks (jobs_with_queued), a range count on its tasks_job_queue entries: there is no global
+      // index of queued tasks (migration 15).
+      `SELECT COUNT(*) AS tasks, COUNT(DISTINCT j.id) AS jobs FROM jobs j CROSS JOIN tasks t
+        WHERE j.n_queued > 0 AND j.id != $job AND j.cancel_requested = 0
+          AND t.job_id = j.id AND t.state = 'queued' AND t.queue_seq < $seq`,
+    ).get({ seq: first.seq, job: id }) as { tasks: number; jobs: number };
     return { tasksAhead: r.tasks, jobsAhead: r.jobs };
   }
 
@@ -585,7 +605,7 @@ export class SqliteStore implements Store {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'node_unavailable' });
           continue;
         }
-        const task = this.q('SELECT * FROM tasks WHERE id = ?').get(a.taskId) as TaskRow | undefined;
+        const task = this.taskRow(a.taskId);
         if (!task || task.state !== 'queued') {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'task_not_queued' });
           continue;
@@ -653,8 +673,8 @@ export class SqliteStore implements Store {
     if (retry) assertTaskRetry(from, to);
     else assertTaskTransition(from, to);
     const cols = Object.keys(set);
-    const sql = `UPDATE tasks SET state = ?${cols.map((c) => `, ${c} = ?`).join('')} WHERE id = ?`;
-    this.q(sql).run(to, ...cols.map((c) => set[c]), task.id);
+    const sql = `UPDATE tasks SET state = ?${cols.map((c) => `, ${c} = ?`).join('')} WHERE job_id = ? AND idx = ?`;
+    this.q(sql).run(to, ...cols.map((c) => set[c]), task.job_id, task.idx);
     this.q(`UPDATE jobs SET ${COUNTER[from]} = ${COUNTER[from]} - 1, ${COUNTER[to]} = ${COUNTER[to]} + 1 WHERE id = ?`).run(task.job_id);
     task.state = to;
   }
@@ -676,7 +696,7 @@ export class SqliteStore implements Store {
     for (const s of starts) {
       const att = this.q('SELECT * FROM attempts WHERE id = ?').get(s.attemptId) as AttemptRow | undefined;
       if (!att || att.state !== 'assigned') continue;
-      const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
+      const task = this.taskRow(att.task_id)!;
       if (task.current_attempt_id !== att.id || task.state !== 'assigned') continue;
       assertAttemptTransition('assigned', 'running');
       this.q("UPDATE attempts SET state = 'running', started_at = ? WHERE id = ?").run(s.at, att.id);
@@ -701,7 +721,7 @@ export class SqliteStore implements Store {
     const fenced: FinishResult = { attemptId, applied: false, taskId: null, jobId: null, taskState: null, retry: false };
     const att = this.q('SELECT * FROM attempts WHERE id = ?').get(attemptId) as AttemptRow | undefined;
     if (!att || !isActiveAttempt(att.state as AttemptState)) return fenced;
-    const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
+    const task = this.taskRow(att.task_id)!;
     if (task.current_attempt_id !== att.id) return fenced;
     const job = this.q('SELECT id, compiled_json, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
 
@@ -940,8 +960,8 @@ export class SqliteStore implements Store {
     const local = new Set((JSON.parse(row.inputs_json) as WireInputFile[]).map((f) => f.path));
     for (const t of tasks) {
       const r = resolveArtifacts(compiled, { index: t.idx, arrayValue: t.array_value }, outputsOf, local);
-      const fresh = this.q('SELECT * FROM tasks WHERE id = ?').get(t.id) as TaskRow;
-      if (r.ok) this.q('UPDATE tasks SET inputs_json = ? WHERE id = ?').run(JSON.stringify(r.value), t.id);
+      const fresh = this.taskRow(t.id)!;
+      if (r.ok) this.q('UPDATE tasks SET inputs_json = ? WHERE job_id = ? AND idx = ?').run(JSON.stringify(r.value), t.job_id, t.idx);
       else this.moveTask(fresh, 'failed', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'inputs_unavailable', message: r.message }) });
     }
   }
@@ -1111,7 +1131,7 @@ export class SqliteStore implements Store {
     for (const ev of succeeded) {
       for (const stage of itemReleases(wf, progress(), ev.stage)) {
         const row = rows.get(stage)!;
-        if (!this.q('SELECT 1 FROM tasks WHERE id = ?').get(taskIdOf(row.id as JobId, ev.index))) this.createTasks(row, [ev.index], rows, now);
+        if (!this.q('SELECT 1 FROM tasks WHERE job_id = ? AND idx = ?').get(row.id, ev.index)) this.createTasks(row, [ev.index], rows, now);
       }
       rows = this.stageRows(workflowId);
     }
@@ -1169,7 +1189,7 @@ export class SqliteStore implements Store {
     const outputsOf = this.outputsReader(rows);
     const local = new Set((JSON.parse(row.inputs_json) as WireInputFile[]).map((f) => f.path));
     const first = this.allocSeq(indices.length);
-    const ins = this.q("INSERT INTO tasks (id, job_id, idx, array_value, state, queue_seq, inputs_json) VALUES (?, ?, ?, ?, 'queued', ?, ?)");
+    const ins = this.q("INSERT INTO tasks (job_id, idx, array_value, state, queue_seq, inputs_json) VALUES (?, ?, ?, 'queued', ?, ?)");
     const failed: Array<{ id: string; message: string }> = [];
     indices.forEach((index, i) => {
       const arrayValue = values ? (values[index] ?? null) : compiled.arrayValues ? (compiled.arrayValues[index] ?? null) : null;
@@ -1179,11 +1199,11 @@ export class SqliteStore implements Store {
         if (r.ok) inputs = JSON.stringify(r.value);
         else failed.push({ id: taskIdOf(row.id as JobId, index), message: r.message });
       }
-      ins.run(taskIdOf(row.id as JobId, index), row.id, index, arrayValue, first + i, inputs);
+      ins.run(row.id, index, arrayValue, first + i, inputs);
     });
     this.q('UPDATE jobs SET n_queued = n_queued + ? WHERE id = ?').run(indices.length, row.id);
     for (const f of failed) {
-      const t = this.q('SELECT * FROM tasks WHERE id = ?').get(f.id) as TaskRow;
+      const t = this.taskRow(f.id)!;
       this.moveTask(t, 'failed', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'inputs_unavailable', message: f.message }) });
     }
   }
