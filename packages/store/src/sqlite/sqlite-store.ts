@@ -132,7 +132,8 @@ import {
   type TokenRow,
 } from './rows.js';
 import { GPU_HELD_OF_NODE_SQL, GPU_HELD_SQL } from './gpu-queries.js';
-import { openSqliteDatabase, type SqlDatabase, type SqliteDriverChoice, type SqliteDriverName, type SqlStatement, type SqlValue } from './driver.js';
+import { openSqliteDatabase, sqliteModulePath, type SqlDatabase, type SqliteDriverChoice, type SqliteDriverName, type SqlStatement, type SqlValue } from './driver.js';
+import { Checkpointer } from './checkpointer.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:`. */
@@ -181,8 +182,14 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   private readonly db: SqlDatabase;
   private readonly stmts = new Map<string, SqlStatement>();
+  private readonly file: string;
+  /** Checkpoints in a worker thread while big jobs are inserted (checkpointer.ts); started on the first one. */
+  private checkpointer: Checkpointer | null = null;
+  /** Big inserts in progress (they interleave between chunks); automatic checkpoints are off while any runs. */
+  private bigInserts = 0;
 
   constructor(options: SqliteStoreOptions) {
+    this.file = options.file;
     this.db = openSqliteDatabase(options.file, { driver: options.driver ?? 'auto' });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -195,6 +202,9 @@ export class SqliteStore implements Store {
     // too, so the share of the cache in that is not isolated.) Memory, not a file mapping: the coordinator's RSS
     // stays bounded however big the database grows (322 MiB with 10,000,000 queued).
     this.db.pragma('cache_size = -65536');
+    // The WAL grows to about a big job's size while it is inserted (its checkpoints run beside the writer, which
+    // keeps appending); once it is checkpointed and restarts, the file is cut back to this (64 MiB).
+    this.db.pragma('journal_size_limit = 67108864');
   }
 
   /** Prepared statements, cached by their SQL. */
@@ -242,7 +252,35 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.close();
     this.db.close();
+  }
+
+  /**
+   * A big insert begins: automatic checkpoints off, the worker asked for one after each chunk instead (the copy and
+   * its fsyncs then run beside the event loop). Null (checkpoints stay where they were) for an in-memory database
+   * or when no worker can be started.
+   */
+  private beginBigInsert(): Checkpointer | null {
+    if (this.file === ':memory:' || this.file === '') return null;
+    if (!this.checkpointer?.usable) {
+      try {
+        this.checkpointer = new Checkpointer(this.file, this.db.driver, sqliteModulePath(this.db.driver));
+      } catch {
+        return null;
+      }
+    }
+    this.bigInserts++;
+    this.db.pragma('wal_autocheckpoint = 0');
+    return this.checkpointer;
+  }
+
+  /** After a last checkpoint, automatic checkpoints again (SQLite's default, 1,000 pages) once no big insert runs. */
+  private endBigInsert(ckpt: Checkpointer | null): void {
+    if (!ckpt) return;
+    void ckpt.checkpoint().then(() => {
+      if (--this.bigInserts === 0 && this.db.isOpen) this.db.pragma('wal_autocheckpoint = 1000');
+    });
   }
 
   async probeWrite(now: number): Promise<void> {
@@ -277,22 +315,35 @@ export class SqliteStore implements Store {
       return start;
     });
     if (chunked) {
-      for (let from = 0; from < n; from += CREATE_CHUNK) {
-        // Without an fsync of its own: until the last commit releases the job nothing depends on these rows (a crash
-        // loses at most an unreleased job, which `init` removes), and that commit's fsync of the WAL makes every
-        // earlier frame durable with it. 99 of the 100 fsyncs of a 1,000,000-task job are saved. Back to FULL before
-        // the event loop runs anything else, so no other commit is ever made without its fsync.
-        this.db.pragma('synchronous = NORMAL');
-        try {
-          this.db.transaction(() => this.insertQueuedTasks(job.id, c.arrayValues, from, Math.min(n, from + CREATE_CHUNK), first));
-        } finally {
-          this.db.pragma('synchronous = FULL');
-        }
-        await new Promise((r) => setImmediate(r));
+      const ckpt = this.beginBigInsert();
+      try {
+        await this.insertChunks(job.id, c.arrayValues, n, first, ckpt);
+        this.q('UPDATE jobs SET released = 1, n_queued = ? WHERE id = ?').run(n, job.id);
+      } finally {
+        this.endBigInsert(ckpt);
       }
-      this.q('UPDATE jobs SET released = 1, n_queued = ? WHERE id = ?').run(n, job.id);
     }
     return (await this.getJob(job.id))!;
+  }
+
+  /** The tasks of a big job, CREATE_CHUNK per commit, the event loop free between chunks. */
+  private async insertChunks(jobId: JobId, values: readonly string[] | null, n: number, first: number, ckpt: Checkpointer | null): Promise<void> {
+    for (let from = 0; from < n; from += CREATE_CHUNK) {
+      // Without an fsync of its own: until the last commit releases the job nothing depends on these rows (a crash
+      // loses at most an unreleased job, which `init` removes), and that commit's fsync of the WAL makes every
+      // earlier frame durable with it. 99 of the 100 fsyncs of a 1,000,000-task job are saved. Back to FULL before
+      // the event loop runs anything else, so no other commit is ever made without its fsync. (A checkpoint, here
+      // or in the worker, fsyncs the WAL before it copies any frame into the database file.)
+      this.db.pragma('synchronous = NORMAL');
+      try {
+        this.db.transaction(() => this.insertQueuedTasks(jobId, values, from, Math.min(n, from + CREATE_CHUNK), first));
+      } finally {
+        this.db.pragma('synchronous = FULL');
+      }
+      // Not awaited: the worker copies this chunk's pages while the next chunk is made.
+      void ckpt?.checkpoint();
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   /**
