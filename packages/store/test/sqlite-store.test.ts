@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,8 @@ import type { JobId } from '@dsg/core';
 import { MIGRATIONS, openSqliteDatabase, openSqliteStore, runStoreConformance, SQLITE_DRIVERS, sqliteDriverAvailable, type SqliteDriverName, type Store } from '@dsg/store';
 import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL } from '../src/sqlite/queue-queries.js';
 import { GPU_HELD_OF_NODE_SQL, GPU_HELD_SQL } from '../src/sqlite/gpu-queries.js';
+import { Checkpointer } from '../src/sqlite/checkpointer.js';
+import { sqliteModulePath } from '../src/sqlite/driver.js';
 
 // Every case below runs once per SQLite driver (src/sqlite/driver.ts): the built-in node:sqlite and the native
 // better-sqlite3. A driver this process cannot load (node:sqlite before Node 22.13, better-sqlite3 not installed
@@ -229,6 +232,33 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
       assert.equal((await again.getJob(job.id))?.counts.queued, 100_000, 'the accepted one is intact');
       await again.close();
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the checkpoint worker moves committed WAL frames into the database file, and ends with close()', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-ckpt-'));
+    const file = join(dir, 'c.sqlite');
+    const db = Database(file);
+    const ckpt = new Checkpointer(file, driver, sqliteModulePath(driver));
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('wal_autocheckpoint = 0');
+      db.exec('CREATE TABLE t (x TEXT)');
+      db.prepare("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) INSERT INTO t SELECT printf('%0100d', i) FROM n").run();
+      // With automatic checkpoints off, the rows are in the WAL only; the database file grows when they are copied.
+      const before = statSync(file).size;
+      assert.ok(before < 100_000, `nothing copied yet (${before} bytes)`);
+      await ckpt.checkpoint();
+      assert.ok(ckpt.usable);
+      assert.ok(statSync(file).size > 2_000_000, `the worker copied the frames (${statSync(file).size} bytes)`);
+      await ckpt.close();
+      assert.equal(ckpt.usable, false);
+      await ckpt.checkpoint(); // answered at once once closed
+      assert.equal((db.prepare('SELECT COUNT(*) AS n FROM t').get() as { n: number }).n, 20001);
+    } finally {
+      await ckpt.close();
+      db.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
