@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,8 @@ import type { JobId } from '@dsg/core';
 import { MIGRATIONS, openSqliteDatabase, openSqliteStore, runStoreConformance, SQLITE_DRIVERS, sqliteDriverAvailable, type SqliteDriverName, type Store } from '@dsg/store';
 import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL } from '../src/sqlite/queue-queries.js';
 import { GPU_HELD_OF_NODE_SQL, GPU_HELD_SQL } from '../src/sqlite/gpu-queries.js';
+import { Checkpointer } from '../src/sqlite/checkpointer.js';
+import { sqliteModulePath } from '../src/sqlite/driver.js';
 
 // Every case below runs once per SQLite driver (src/sqlite/driver.ts): the built-in node:sqlite and the native
 // better-sqlite3. A driver this process cannot load (node:sqlite before Node 22.13, better-sqlite3 not installed
@@ -104,6 +107,61 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
     }
   });
 
+  it('migration 15 computes task ids instead of storing them: a database of version 14 keeps its tasks, ids and attempts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-mig15-'));
+    try {
+      const file = join(dir, 'old.sqlite');
+      // The schema as version 14 left it: a job of 3 tasks written the way it wrote them (id stored), one of them
+      // assigned with its attempt, and a second job queued behind it.
+      const old = Database(file);
+      old.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+      for (const m of MIGRATIONS.filter((x) => x.version <= 14)) {
+        old.exec(m.sql);
+        old.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.version, m.name);
+      }
+      const job = (id: string, queued: number, assigned: number) =>
+        old.prepare(`INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, n_queued, n_assigned)
+                     VALUES (?, 'old', '{}', '{}', '[]', '[]', ?, 1000, 1024, 0, 0, 0, ?, ?)`).run(id, queued + assigned, queued, assigned);
+      job('job_a', 2, 1);
+      job('job_b', 2, 0);
+      const task = old.prepare('INSERT INTO tasks (id, job_id, idx, state, queue_seq, current_attempt_id, attempts) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      task.run('job_a.0', 'job_a', 0, 'assigned', 1, 'att_1', 1);
+      task.run('job_a.1', 'job_a', 1, 'queued', 2, null, 0);
+      task.run('job_a.2', 'job_a', 2, 'queued', 3, null, 0);
+      task.run('job_b.0', 'job_b', 0, 'queued', 4, null, 0);
+      task.run('job_b.1', 'job_b', 1, 'queued', 5, null, 0);
+      old.prepare(`INSERT INTO attempts (id, task_id, job_id, task_index, number, node_id, state, assigned_at, cpu_millis, memory_bytes, gpus, disk_bytes)
+                   VALUES ('att_1', 'job_a.0', 'job_a', 0, 1, 'node_x', 'assigned', 0, 1000, 1024, 0, 0)`).run();
+      old.close();
+
+      const s = openSqliteStore({ file, driver });
+      try {
+        await s.init();
+        const t = await s.getTask('job_a.0' as never);
+        assert.equal(t?.id, 'job_a.0');
+        assert.equal(t?.state, 'assigned');
+        assert.equal((await s.getTask('job_b.1' as never))?.state, 'queued');
+        // Only an id exactly as taskIdOf spells it finds a task.
+        for (const bad of ['job_a.00', 'job_a.', 'job_a', 'job_a.-0', 'job_a.1e0']) assert.equal(await s.getTask(bad as never), null, bad);
+        assert.deepEqual((await s.listAttempts('job_a.0' as never)).map((a) => a.id), ['att_1']);
+        assert.deepEqual((await s.listQueued(3)).map((q) => q.taskId), ['job_a.1', 'job_a.2', 'job_b.0']);
+        assert.deepEqual(await s.queueAhead('job_b' as JobId), { tasksAhead: 2, jobsAhead: 1 });
+        assert.deepEqual((await s.listTasks('job_a' as JobId, { limit: 10 })).items.map((x) => x.id), ['job_a.0', 'job_a.1', 'job_a.2']);
+      } finally {
+        await s.close();
+      }
+      const db = Database(file, { readonly: true });
+      try {
+        const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'").all() as Array<{ name: string }>).map((r) => r.name).sort();
+        assert.deepEqual(names, ['tasks_job_idx', 'tasks_job_queue', 'tasks_with_inputs'], 'no index on the computed id, no global queue index');
+      } finally {
+        db.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the dispatch pass reads the queue through indexes only: no scan of tasks, one row per job with queued tasks', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dsg-plan-'));
     try {
@@ -165,7 +223,7 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
       // A crash between chunks: an unreleased plain job with some of its tasks. The next start removes it.
       const db = Database(file);
       db.prepare("INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, released) SELECT 'job_00000000000000000000000000', name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, 0 FROM jobs WHERE id = ?").run(job.id);
-      db.prepare("INSERT INTO tasks (id, job_id, idx, state, queue_seq) VALUES ('job_00000000000000000000000000.0', 'job_00000000000000000000000000', 0, 'queued', 999999999)").run();
+      db.prepare("INSERT INTO tasks (job_id, idx, state, queue_seq) VALUES ('job_00000000000000000000000000', 0, 'queued', 999999999)").run();
       db.close();
       await s.close();
       const again = openSqliteStore({ file, driver });
@@ -174,6 +232,33 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
       assert.equal((await again.getJob(job.id))?.counts.queued, 100_000, 'the accepted one is intact');
       await again.close();
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the checkpoint worker moves committed WAL frames into the database file, and ends with close()', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-ckpt-'));
+    const file = join(dir, 'c.sqlite');
+    const db = Database(file);
+    const ckpt = new Checkpointer(file, driver, sqliteModulePath(driver));
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('wal_autocheckpoint = 0');
+      db.exec('CREATE TABLE t (x TEXT)');
+      db.prepare("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) INSERT INTO t SELECT printf('%0100d', i) FROM n").run();
+      // With automatic checkpoints off, the rows are in the WAL only; the database file grows when they are copied.
+      const before = statSync(file).size;
+      assert.ok(before < 100_000, `nothing copied yet (${before} bytes)`);
+      await ckpt.checkpoint();
+      assert.ok(ckpt.usable);
+      assert.ok(statSync(file).size > 2_000_000, `the worker copied the frames (${statSync(file).size} bytes)`);
+      await ckpt.close();
+      assert.equal(ckpt.usable, false);
+      await ckpt.checkpoint(); // answered at once once closed
+      assert.equal((db.prepare('SELECT COUNT(*) AS n FROM t').get() as { n: number }).n, 20001);
+    } finally {
+      await ckpt.close();
+      db.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -150,6 +150,14 @@ function loadBetterSqlite3(): BetterSqlite3Ctor | Error {
   return betterSqlite3;
 }
 
+/**
+ * What a worker thread requires to open the same SQLite library as `driver` here: better-sqlite3's resolved path
+ * (the add-on this process already loaded), or null for `node` (node:sqlite is built in).
+ */
+export function sqliteModulePath(driver: SqliteDriverName): string | null {
+  return driver === 'node' ? null : require.resolve('better-sqlite3');
+}
+
 /** Whether a driver can be used in this process: true, or the error that says why not and what to do. */
 export function sqliteDriverAvailable(driver: SqliteDriverName): true | Error {
   const m = driver === 'node' ? loadNodeSqlite() : loadBetterSqlite3();

@@ -357,4 +357,79 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX attempts_gpu_active ON attempts (node_id) WHERE state IN ('assigned', 'running') AND gpu_devices IS NOT NULL;
     `,
   },
+  {
+    version: 15,
+    name: 'tasks_narrow',
+    sql: `
+      -- Every task row maintained five B-trees (the table, the TEXT primary key on id, (job_id, idx), and two partial
+      -- indexes of queued tasks). Accepting an array of 1,000,000 tasks wrote ~257 MB and spent most of its time
+      -- there: the primary key alone cost about a third, its keys ("job_….10" sorts before "job_….2") arriving in
+      -- no order, splitting pages all over the index. A task id is always taskIdOf(job_id, idx), so it is now
+      -- computed (a VIRTUAL generated column: read, never stored) and tasks are found by (job_id, idx) through
+      -- tasks_job_idx, which already guaranteed one task per id. The global queue index (queue_seq) is gone too:
+      -- the dispatcher reads per job (tasks_job_queue), and the two readers of the global order (queueAhead,
+      -- listQueued) now read per job as well. Attempts lose their FOREIGN KEY to tasks (id), which needs a
+      -- unique index on the parent column; the store writes task_id from the task row it has just read.
+      CREATE TABLE attempts_new (
+        id           TEXT PRIMARY KEY,
+        task_id      TEXT NOT NULL,
+        job_id       TEXT NOT NULL,
+        task_index   INTEGER NOT NULL,
+        number       INTEGER NOT NULL,
+        node_id      TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        exit_code    INTEGER,
+        signal       TEXT,
+        failure_json TEXT,
+        assigned_at  INTEGER NOT NULL,
+        started_at   INTEGER,
+        finished_at  INTEGER,
+        cpu_millis   INTEGER NOT NULL,
+        memory_bytes INTEGER NOT NULL,
+        gpus         INTEGER NOT NULL,
+        disk_bytes   INTEGER NOT NULL,
+        gpu_devices  TEXT
+      );
+      INSERT INTO attempts_new (id, task_id, job_id, task_index, number, node_id, state, exit_code, signal, failure_json, assigned_at,
+                                started_at, finished_at, cpu_millis, memory_bytes, gpus, disk_bytes, gpu_devices)
+        SELECT id, task_id, job_id, task_index, number, node_id, state, exit_code, signal, failure_json, assigned_at,
+               started_at, finished_at, cpu_millis, memory_bytes, gpus, disk_bytes, gpu_devices FROM attempts;
+      DROP TABLE attempts;
+      ALTER TABLE attempts_new RENAME TO attempts;
+      CREATE UNIQUE INDEX attempts_task ON attempts (task_id, number);
+      CREATE INDEX attempts_active ON attempts (node_id) WHERE state IN ('assigned', 'running');
+      CREATE INDEX attempts_node_ended ON attempts (node_id, finished_at) WHERE failure_json IS NOT NULL;
+      CREATE INDEX attempts_job ON attempts (job_id);
+      CREATE INDEX attempts_finished ON attempts (finished_at) WHERE finished_at IS NOT NULL;
+      CREATE INDEX attempts_gpu_active ON attempts (node_id) WHERE state IN ('assigned', 'running') AND gpu_devices IS NOT NULL;
+
+      CREATE TABLE tasks_new (
+        job_id             TEXT NOT NULL REFERENCES jobs (id),
+        idx                INTEGER NOT NULL,
+        array_value        TEXT,
+        state              TEXT NOT NULL,
+        attempts           INTEGER NOT NULL DEFAULT 0,
+        user_failures      INTEGER NOT NULL DEFAULT 0,
+        system_failures    INTEGER NOT NULL DEFAULT 0,
+        current_attempt_id TEXT,
+        node_id            TEXT,
+        exit_code          INTEGER,
+        failure_json       TEXT,
+        started_at         INTEGER,
+        finished_at        INTEGER,
+        queue_seq          INTEGER NOT NULL,
+        inputs_json        TEXT,
+        id                 TEXT GENERATED ALWAYS AS (job_id || '.' || idx) VIRTUAL
+      );
+      INSERT INTO tasks_new (job_id, idx, array_value, state, attempts, user_failures, system_failures, current_attempt_id, node_id,
+                             exit_code, failure_json, started_at, finished_at, queue_seq, inputs_json)
+        SELECT job_id, idx, array_value, state, attempts, user_failures, system_failures, current_attempt_id, node_id,
+               exit_code, failure_json, started_at, finished_at, queue_seq, inputs_json FROM tasks ORDER BY job_id, idx;
+      DROP TABLE tasks;
+      ALTER TABLE tasks_new RENAME TO tasks;
+      CREATE UNIQUE INDEX tasks_job_idx ON tasks (job_id, idx);
+      CREATE INDEX tasks_job_queue ON tasks (job_id, queue_seq) WHERE state = 'queued';
+      CREATE INDEX tasks_with_inputs ON tasks (job_id) WHERE inputs_json IS NOT NULL;
+    `,
+  },
 ];

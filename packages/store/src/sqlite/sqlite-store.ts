@@ -132,7 +132,8 @@ import {
   type TokenRow,
 } from './rows.js';
 import { GPU_HELD_OF_NODE_SQL, GPU_HELD_SQL } from './gpu-queries.js';
-import { openSqliteDatabase, type SqlDatabase, type SqliteDriverChoice, type SqliteDriverName, type SqlStatement, type SqlValue } from './driver.js';
+import { openSqliteDatabase, sqliteModulePath, type SqlDatabase, type SqliteDriverChoice, type SqliteDriverName, type SqlStatement, type SqlValue } from './driver.js';
+import { Checkpointer } from './checkpointer.js';
 
 export interface SqliteStoreOptions {
   /** Database file, or `:memory:`. */
@@ -181,8 +182,14 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   private readonly db: SqlDatabase;
   private readonly stmts = new Map<string, SqlStatement>();
+  private readonly file: string;
+  /** Checkpoints in a worker thread while big jobs are inserted (checkpointer.ts); started on the first one. */
+  private checkpointer: Checkpointer | null = null;
+  /** Big inserts in progress (they interleave between chunks); automatic checkpoints are off while any runs. */
+  private bigInserts = 0;
 
   constructor(options: SqliteStoreOptions) {
+    this.file = options.file;
     this.db = openSqliteDatabase(options.file, { driver: options.driver ?? 'auto' });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -195,6 +202,9 @@ export class SqliteStore implements Store {
     // too, so the share of the cache in that is not isolated.) Memory, not a file mapping: the coordinator's RSS
     // stays bounded however big the database grows (322 MiB with 10,000,000 queued).
     this.db.pragma('cache_size = -65536');
+    // The WAL grows to about a big job's size while it is inserted (its checkpoints run beside the writer, which
+    // keeps appending); once it is checkpointed and restarts, the file is cut back to this (64 MiB).
+    this.db.pragma('journal_size_limit = 67108864');
   }
 
   /** Prepared statements, cached by their SQL. */
@@ -207,6 +217,18 @@ export class SqliteStore implements Store {
     let s = this.stmts.get(sql);
     if (!s) this.stmts.set(sql, (s = this.db.prepare(sql)));
     return s;
+  }
+
+  /**
+   * A task's row by its id. The id is `taskIdOf(job_id, idx)`, computed rather than stored (migration 15), so the
+   * row is found through tasks_job_idx; a string that is not exactly such an id (`job….05`, `job….`) finds nothing.
+   */
+  private taskRow(id: string): TaskRow | undefined {
+    const dot = id.lastIndexOf('.');
+    const jobId = id.slice(0, dot) as JobId;
+    const index = Number(id.slice(dot + 1));
+    if (dot < 0 || !Number.isSafeInteger(index) || taskIdOf(jobId, index) !== id) return undefined;
+    return this.q('SELECT * FROM tasks WHERE job_id = ? AND idx = ?').get(jobId, index) as TaskRow | undefined;
   }
 
   async init(): Promise<void> {
@@ -230,7 +252,35 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.close();
     this.db.close();
+  }
+
+  /**
+   * A big insert begins: automatic checkpoints off, the worker asked for one after each chunk instead (the copy and
+   * its fsyncs then run beside the event loop). Null (checkpoints stay where they were) for an in-memory database
+   * or when no worker can be started.
+   */
+  private beginBigInsert(): Checkpointer | null {
+    if (this.file === ':memory:' || this.file === '') return null;
+    if (!this.checkpointer?.usable) {
+      try {
+        this.checkpointer = new Checkpointer(this.file, this.db.driver, sqliteModulePath(this.db.driver));
+      } catch {
+        return null;
+      }
+    }
+    this.bigInserts++;
+    this.db.pragma('wal_autocheckpoint = 0');
+    return this.checkpointer;
+  }
+
+  /** After a last checkpoint, automatic checkpoints again (SQLite's default, 1,000 pages) once no big insert runs. */
+  private endBigInsert(ckpt: Checkpointer | null): void {
+    if (!ckpt) return;
+    void ckpt.checkpoint().then(() => {
+      if (--this.bigInserts === 0 && this.db.isOpen) this.db.pragma('wal_autocheckpoint = 1000');
+    });
   }
 
   async probeWrite(now: number): Promise<void> {
@@ -265,22 +315,35 @@ export class SqliteStore implements Store {
       return start;
     });
     if (chunked) {
-      for (let from = 0; from < n; from += CREATE_CHUNK) {
-        // Without an fsync of its own: until the last commit releases the job nothing depends on these rows (a crash
-        // loses at most an unreleased job, which `init` removes), and that commit's fsync of the WAL makes every
-        // earlier frame durable with it. 99 of the 100 fsyncs of a 1,000,000-task job are saved. Back to FULL before
-        // the event loop runs anything else, so no other commit is ever made without its fsync.
-        this.db.pragma('synchronous = NORMAL');
-        try {
-          this.db.transaction(() => this.insertQueuedTasks(job.id, c.arrayValues, from, Math.min(n, from + CREATE_CHUNK), first));
-        } finally {
-          this.db.pragma('synchronous = FULL');
-        }
-        await new Promise((r) => setImmediate(r));
+      const ckpt = this.beginBigInsert();
+      try {
+        await this.insertChunks(job.id, c.arrayValues, n, first, ckpt);
+        this.q('UPDATE jobs SET released = 1, n_queued = ? WHERE id = ?').run(n, job.id);
+      } finally {
+        this.endBigInsert(ckpt);
       }
-      this.q('UPDATE jobs SET released = 1, n_queued = ? WHERE id = ?').run(n, job.id);
     }
     return (await this.getJob(job.id))!;
+  }
+
+  /** The tasks of a big job, CREATE_CHUNK per commit, the event loop free between chunks. */
+  private async insertChunks(jobId: JobId, values: readonly string[] | null, n: number, first: number, ckpt: Checkpointer | null): Promise<void> {
+    for (let from = 0; from < n; from += CREATE_CHUNK) {
+      // Without an fsync of its own: until the last commit releases the job nothing depends on these rows (a crash
+      // loses at most an unreleased job, which `init` removes), and that commit's fsync of the WAL makes every
+      // earlier frame durable with it. 99 of the 100 fsyncs of a 1,000,000-task job are saved. Back to FULL before
+      // the event loop runs anything else, so no other commit is ever made without its fsync. (A checkpoint, here
+      // or in the worker, fsyncs the WAL before it copies any frame into the database file.)
+      this.db.pragma('synchronous = NORMAL');
+      try {
+        this.db.transaction(() => this.insertQueuedTasks(jobId, values, from, Math.min(n, from + CREATE_CHUNK), first));
+      } finally {
+        this.db.pragma('synchronous = FULL');
+      }
+      // Not awaited: the worker copies this chunk's pages while the next chunk is made.
+      void ckpt?.checkpoint();
+      await new Promise((r) => setImmediate(r));
+    }
   }
 
   /**
@@ -293,14 +356,14 @@ export class SqliteStore implements Store {
     if (to <= from) return;
     if (values) {
       this.q(
-        `INSERT INTO tasks (id, job_id, idx, array_value, state, queue_seq)
-         SELECT $job || '.' || (CAST($from AS INTEGER) + key), $job, CAST($from AS INTEGER) + key, value, 'queued', CAST($seq AS INTEGER) + $from + key FROM json_each($values)`,
+        `INSERT INTO tasks (job_id, idx, array_value, state, queue_seq)
+         SELECT $job, CAST($from AS INTEGER) + key, value, 'queued', CAST($seq AS INTEGER) + $from + key FROM json_each($values)`,
       ).run({ job: jobId, from, seq: firstSeq, values: JSON.stringify(values.slice(from, to)) });
     } else {
       this.q(
         `WITH RECURSIVE n(i) AS (SELECT CAST($from AS INTEGER) UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $to)
-         INSERT INTO tasks (id, job_id, idx, array_value, state, queue_seq)
-         SELECT $job || '.' || i, $job, i, NULL, 'queued', CAST($seq AS INTEGER) + i FROM n`,
+         INSERT INTO tasks (job_id, idx, array_value, state, queue_seq)
+         SELECT $job, i, NULL, 'queued', CAST($seq AS INTEGER) + i FROM n`,
       ).run({ job: jobId, from, to, seq: firstSeq });
     }
   }
@@ -395,7 +458,7 @@ export class SqliteStore implements Store {
   }
 
   async getTask(id: TaskId): Promise<TaskRecord | null> {
-    const r = this.q('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+    const r = this.taskRow(id);
     return r ? toTask(r) : null;
   }
 
@@ -411,10 +474,14 @@ export class SqliteStore implements Store {
   // ── scheduling ──────────────────────────────────────────────────────────────────────────────────────────
   async listQueued(limit: number): Promise<readonly QueuedTask[]> {
     const rows = this.q(
+      // No index orders all queued tasks (migration 15): the first `limit` of each job with queued tasks, through
+      // tasks_job_queue, then the best `limit` of those. O(jobs × limit), however long the queue.
       `SELECT t.id, t.job_id, t.idx, t.queue_seq, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes, j.run_ms_total, j.runs_timed
-         FROM tasks t JOIN jobs j ON j.id = t.job_id
-        WHERE t.state = 'queued' ORDER BY t.queue_seq LIMIT ?`,
-    ).all(limit) as Array<{ id: string; job_id: string; idx: number; queue_seq: number; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; run_ms_total: number; runs_timed: number }>;
+         FROM jobs j CROSS JOIN tasks t
+        WHERE j.n_queued > 0 AND t.rowid IN (
+              SELECT f.rowid FROM tasks f WHERE f.job_id = j.id AND f.state = 'queued' ORDER BY f.queue_seq LIMIT $limit)
+        ORDER BY t.queue_seq LIMIT $limit`,
+    ).all({ limit }) as Array<{ id: string; job_id: string; idx: number; queue_seq: number; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; run_ms_total: number; runs_timed: number }>;
     return rows.map((r) => ({
       taskId: r.id as TaskId,
       jobId: r.job_id as JobId,
@@ -474,8 +541,12 @@ export class SqliteStore implements Store {
     const first = this.q("SELECT MIN(queue_seq) AS seq FROM tasks WHERE job_id = ? AND state = 'queued'").get(id) as { seq: number | null };
     if (first.seq === null) return null;
     const r = this.q(
-      "SELECT COUNT(*) AS tasks, COUNT(DISTINCT t.job_id) AS jobs FROM tasks t JOIN jobs j ON j.id = t.job_id WHERE t.state = 'queued' AND t.queue_seq < ? AND t.job_id != ? AND j.cancel_requested = 0",
-    ).get(first.seq, id) as { tasks: number; jobs: number };
+      // Per job with queued tasks (jobs_with_queued), a range count on its tasks_job_queue entries: there is no global
+      // index of queued tasks (migration 15).
+      `SELECT COUNT(*) AS tasks, COUNT(DISTINCT j.id) AS jobs FROM jobs j CROSS JOIN tasks t
+        WHERE j.n_queued > 0 AND j.id != $job AND j.cancel_requested = 0
+          AND t.job_id = j.id AND t.state = 'queued' AND t.queue_seq < $seq`,
+    ).get({ seq: first.seq, job: id }) as { tasks: number; jobs: number };
     return { tasksAhead: r.tasks, jobsAhead: r.jobs };
   }
 
@@ -585,7 +656,7 @@ export class SqliteStore implements Store {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'node_unavailable' });
           continue;
         }
-        const task = this.q('SELECT * FROM tasks WHERE id = ?').get(a.taskId) as TaskRow | undefined;
+        const task = this.taskRow(a.taskId);
         if (!task || task.state !== 'queued') {
           rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'task_not_queued' });
           continue;
@@ -653,8 +724,8 @@ export class SqliteStore implements Store {
     if (retry) assertTaskRetry(from, to);
     else assertTaskTransition(from, to);
     const cols = Object.keys(set);
-    const sql = `UPDATE tasks SET state = ?${cols.map((c) => `, ${c} = ?`).join('')} WHERE id = ?`;
-    this.q(sql).run(to, ...cols.map((c) => set[c]), task.id);
+    const sql = `UPDATE tasks SET state = ?${cols.map((c) => `, ${c} = ?`).join('')} WHERE job_id = ? AND idx = ?`;
+    this.q(sql).run(to, ...cols.map((c) => set[c]), task.job_id, task.idx);
     this.q(`UPDATE jobs SET ${COUNTER[from]} = ${COUNTER[from]} - 1, ${COUNTER[to]} = ${COUNTER[to]} + 1 WHERE id = ?`).run(task.job_id);
     task.state = to;
   }
@@ -676,7 +747,7 @@ export class SqliteStore implements Store {
     for (const s of starts) {
       const att = this.q('SELECT * FROM attempts WHERE id = ?').get(s.attemptId) as AttemptRow | undefined;
       if (!att || att.state !== 'assigned') continue;
-      const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
+      const task = this.taskRow(att.task_id)!;
       if (task.current_attempt_id !== att.id || task.state !== 'assigned') continue;
       assertAttemptTransition('assigned', 'running');
       this.q("UPDATE attempts SET state = 'running', started_at = ? WHERE id = ?").run(s.at, att.id);
@@ -701,7 +772,7 @@ export class SqliteStore implements Store {
     const fenced: FinishResult = { attemptId, applied: false, taskId: null, jobId: null, taskState: null, retry: false };
     const att = this.q('SELECT * FROM attempts WHERE id = ?').get(attemptId) as AttemptRow | undefined;
     if (!att || !isActiveAttempt(att.state as AttemptState)) return fenced;
-    const task = this.q('SELECT * FROM tasks WHERE id = ?').get(att.task_id) as TaskRow;
+    const task = this.taskRow(att.task_id)!;
     if (task.current_attempt_id !== att.id) return fenced;
     const job = this.q('SELECT id, compiled_json, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
 
@@ -940,8 +1011,8 @@ export class SqliteStore implements Store {
     const local = new Set((JSON.parse(row.inputs_json) as WireInputFile[]).map((f) => f.path));
     for (const t of tasks) {
       const r = resolveArtifacts(compiled, { index: t.idx, arrayValue: t.array_value }, outputsOf, local);
-      const fresh = this.q('SELECT * FROM tasks WHERE id = ?').get(t.id) as TaskRow;
-      if (r.ok) this.q('UPDATE tasks SET inputs_json = ? WHERE id = ?').run(JSON.stringify(r.value), t.id);
+      const fresh = this.taskRow(t.id)!;
+      if (r.ok) this.q('UPDATE tasks SET inputs_json = ? WHERE job_id = ? AND idx = ?').run(JSON.stringify(r.value), t.job_id, t.idx);
       else this.moveTask(fresh, 'failed', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'inputs_unavailable', message: r.message }) });
     }
   }
@@ -1111,7 +1182,7 @@ export class SqliteStore implements Store {
     for (const ev of succeeded) {
       for (const stage of itemReleases(wf, progress(), ev.stage)) {
         const row = rows.get(stage)!;
-        if (!this.q('SELECT 1 FROM tasks WHERE id = ?').get(taskIdOf(row.id as JobId, ev.index))) this.createTasks(row, [ev.index], rows, now);
+        if (!this.q('SELECT 1 FROM tasks WHERE job_id = ? AND idx = ?').get(row.id, ev.index)) this.createTasks(row, [ev.index], rows, now);
       }
       rows = this.stageRows(workflowId);
     }
@@ -1169,7 +1240,7 @@ export class SqliteStore implements Store {
     const outputsOf = this.outputsReader(rows);
     const local = new Set((JSON.parse(row.inputs_json) as WireInputFile[]).map((f) => f.path));
     const first = this.allocSeq(indices.length);
-    const ins = this.q("INSERT INTO tasks (id, job_id, idx, array_value, state, queue_seq, inputs_json) VALUES (?, ?, ?, ?, 'queued', ?, ?)");
+    const ins = this.q("INSERT INTO tasks (job_id, idx, array_value, state, queue_seq, inputs_json) VALUES (?, ?, ?, 'queued', ?, ?)");
     const failed: Array<{ id: string; message: string }> = [];
     indices.forEach((index, i) => {
       const arrayValue = values ? (values[index] ?? null) : compiled.arrayValues ? (compiled.arrayValues[index] ?? null) : null;
@@ -1179,11 +1250,11 @@ export class SqliteStore implements Store {
         if (r.ok) inputs = JSON.stringify(r.value);
         else failed.push({ id: taskIdOf(row.id as JobId, index), message: r.message });
       }
-      ins.run(taskIdOf(row.id as JobId, index), row.id, index, arrayValue, first + i, inputs);
+      ins.run(row.id, index, arrayValue, first + i, inputs);
     });
     this.q('UPDATE jobs SET n_queued = n_queued + ? WHERE id = ?').run(indices.length, row.id);
     for (const f of failed) {
-      const t = this.q('SELECT * FROM tasks WHERE id = ?').get(f.id) as TaskRow;
+      const t = this.taskRow(f.id)!;
       this.moveTask(t, 'failed', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'inputs_unavailable', message: f.message }) });
     }
   }
