@@ -432,4 +432,15 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_with_inputs ON tasks (job_id) WHERE inputs_json IS NOT NULL;
     `,
   },
+  {
+    version: 16,
+    name: 'tasks_job_queue_covering',
+    sql: `
+      -- The dispatch pass's reads of the queue answered by the index alone (queue-queries.ts): each job's queued
+      -- tasks by queue position, now with their index in the job, so neither the first task of every job nor a
+      -- range of one job's tasks reads a row of the tasks table. Rebuilt over the queued tasks only (partial index).
+      DROP INDEX tasks_job_queue;
+      CREATE INDEX tasks_job_queue ON tasks (job_id, queue_seq, idx) WHERE state = 'queued';
+    `,
+  },
 ];

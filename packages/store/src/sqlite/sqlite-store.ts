@@ -551,14 +551,14 @@ export class SqliteStore implements Store {
   }
 
   async listQueuedJobs(): Promise<readonly QueuedJob[]> {
-    // A job counted as queued without a queued task (the counter drifted) has no row here: the join drops it.
+    // A job counted as queued without a queued task (the counter drifted) has no row here (QUEUED_JOBS_SQL).
     return (this.q(QUEUED_JOBS_SQL).all() as QueuedJobRow[]).map((r) => ({
       jobId: r.id as JobId,
       resources: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
       typicalRunMs: r.runs_timed > 0 ? r.run_ms_total / r.runs_timed : null,
       queued: r.n_queued,
       active: r.n_active,
-      first: { taskId: r.task_id as TaskId, jobId: r.id as JobId, index: r.task_idx, seq: r.task_seq },
+      first: { taskId: taskIdOf(r.id as JobId, r.task_idx), jobId: r.id as JobId, index: r.task_idx, seq: r.task_seq },
     }));
   }
 
@@ -570,7 +570,7 @@ export class SqliteStore implements Store {
       for (const { jobId, limit } of reads) {
         if (!(limit > 0)) continue;
         for (const r of stmt.all(jobId, Math.floor(limit)) as QueuedTaskRow[])
-          out.push({ taskId: r.id as TaskId, jobId: r.job_id as JobId, index: r.idx, seq: r.queue_seq });
+          out.push({ taskId: taskIdOf(r.job_id as JobId, r.idx), jobId: r.job_id as JobId, index: r.idx, seq: r.queue_seq });
       }
       return out;
     });
