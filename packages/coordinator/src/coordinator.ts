@@ -73,7 +73,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   // Resolved once (auto → better-sqlite3 when it loads, else node:sqlite): the lock and the store load the same one.
   const driver = resolveSqliteDriver(options.sqliteDriver ?? 'auto');
   const lock = lockDataDir(dataDir, driver);
-  const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite'), driver });
+  const store: Store = openSqliteStore({ file: join(dataDir, 'dsg.sqlite'), driver, onUpgrade: (m) => log.info(m) });
   await store.init();
   const blobs = new FileBlobStore(join(dataDir, 'blobs'));
   await blobs.init();

@@ -56,10 +56,12 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
     const dir = await mkdtemp(join(tmpdir(), 'dsg-mig-'));
     try {
       const file = join(dir, 'x.sqlite');
-      const s = openSqliteStore({ file, driver });
+      const said: string[] = [];
+      const s = openSqliteStore({ file, driver, onUpgrade: (m) => said.push(m) });
       await s.init();
       await s.init();
       await s.close();
+      assert.deepEqual(said, [], 'a new database is made, not upgraded: nothing to say');
       const db = Database(file, { readonly: true });
       try {
         assert.deepEqual(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all().map((r) => ({ ...(r as object) })), [...versions].sort((a, b) => a - b).map((version) => ({ version })));
@@ -134,9 +136,15 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
                    VALUES ('att_1', 'job_a.0', 'job_a', 0, 1, 'node_x', 'assigned', 0, 1000, 1024, 0, 0)`).run();
       old.close();
 
-      const s = openSqliteStore({ file, driver });
+      const said: string[] = [];
+      const s = openSqliteStore({ file, driver, onUpgrade: (m) => said.push(m) });
       try {
         await s.init();
+        // A database holding tasks says it is being upgraded, before and after each migration.
+        assert.match(said[0] ?? '', /^upgrading the database: migration 15 \(tasks_narrow\)/);
+        assert.ok(said.some((m) => /^migration 16 \(tasks_job_queue_covering\) done in \d+\.\d s$/.test(m)), said.join('\n'));
+        // The first task of each job, read from the covering index (migration 16), in queue order.
+        assert.deepEqual((await s.listQueuedJobs()).map((j) => j.first.taskId), ['job_a.1', 'job_b.0']);
         const t = await s.getTask('job_a.0' as never);
         assert.equal(t?.id, 'job_a.0');
         assert.equal(t?.state, 'assigned');

@@ -143,6 +143,11 @@ export interface SqliteStoreOptions {
    * 22.13), or `auto`: better-sqlite3 when it loads, else node:sqlite. Default `auto`.
    */
   readonly driver?: SqliteDriverChoice;
+  /**
+   * Told, in a sentence, when `init` upgrades a database that already holds tasks, before each migration and
+   * after it (some rebuild the tasks table: ~3 s per 1,000,000 tasks), so a start that takes a while says why.
+   */
+  readonly onUpgrade?: (message: string) => void;
 }
 
 /** Tasks per commit when a big job is accepted (see createJob). */
@@ -188,8 +193,11 @@ export class SqliteStore implements Store {
   /** Big inserts in progress (they interleave between chunks); automatic checkpoints are off while any runs. */
   private bigInserts = 0;
 
+  private readonly onUpgrade: ((message: string) => void) | undefined;
+
   constructor(options: SqliteStoreOptions) {
     this.file = options.file;
+    this.onUpgrade = options.onUpgrade;
     this.db = openSqliteDatabase(options.file, { driver: options.driver ?? 'auto' });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -234,12 +242,18 @@ export class SqliteStore implements Store {
   async init(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Array<{ version: number }>).map((r) => r.version));
+    // A database that holds tasks is being upgraded (a new one has no tasks table yet, or an empty one): say so.
+    const hasTasks = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tasks'").get() !== undefined;
+    const tasks = hasTasks ? (this.db.prepare('SELECT COUNT(*) AS n FROM (SELECT 1 FROM tasks LIMIT 1)').get() as { n: number }).n : 0;
     for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue;
+      const t0 = performance.now();
+      if (tasks > 0) this.onUpgrade?.(`upgrading the database: migration ${m.version} (${m.name}); with many tasks this takes a while (about 3 s per million), do not stop it`);
       this.db.transaction(() => {
         this.db.exec(m.sql);
         this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       });
+      if (tasks > 0) this.onUpgrade?.(`migration ${m.version} (${m.name}) done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     // A big job whose chunked insert a crash interrupted was never acknowledged: remove what there is of it.
     this.db.transaction(() => {
