@@ -44,7 +44,31 @@ for (const [name, file] of Object.entries(entries)) {
  * API, `node:crypto` WebCrypto, `node:http` undici (Node 22+). Profiled on Node 24, `dsg jobs` loaded 116 internal
  * modules, most of them only for those facades. esbuild wraps a required module in getters that read on use.
  */
-const LAZY_DESCRIPTORS = new Set(['"node:util"']);
+/**
+ * Built-ins behind a Proxy that answers esbuild's descriptor reads itself. `node:util`: its exports are lazy data
+ * properties that load their module when even their descriptor is read (33 internal modules, ~4 ms); util itself is
+ * loaded (Node's own code uses it). `node:child_process`: loaded on first use, not at import — commander imports it
+ * at start for executable subcommands DSG has none of, and it brings `dgram` and the child-process internals (~5 ms
+ * of every `dsg` command); its export names are read here, at bundle time. Only modules whose exports do not care
+ * about `this` (plain functions and classes): a method called through the Proxy gets the Proxy as `this`.
+ */
+const PROXIED = {
+  'node:util': { eager: true },
+  'node:child_process': { eager: false, keys: Object.keys(await import('node:child_process')).filter((k) => k !== 'default') },
+};
+function proxied(id, { eager, keys }) {
+  const load = eager ? `const m = require(${JSON.stringify(id)}); const load = () => m;` : `let m; const load = () => (m ??= require(${JSON.stringify(id)}));`;
+  const ownKeys = eager ? 'Reflect.ownKeys(m)' : JSON.stringify(keys);
+  return `${load}
+const names = () => ${ownKeys};
+module.exports = new Proxy({}, {
+  ownKeys: () => names(),
+  getOwnPropertyDescriptor: (_, k) => (names().includes(k) ? { value: undefined, writable: true, enumerable: true, configurable: true } : undefined),
+  get: (_, k) => load()[k],
+  set: (_, k, v) => { load()[k] = v; return true; },
+  has: (_, k) => k in load(),
+});`;
+}
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 const builtinsByRequire = {
   name: 'builtins-by-require',
@@ -55,20 +79,8 @@ const builtinsByRequire = {
       return { path: args.path, namespace: 'builtin-cjs' };
     });
     b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => {
-      const id = JSON.stringify(args.path.startsWith('node:') ? args.path : `node:${args.path}`);
-      // esbuild's import of a CommonJS module asks for every property's descriptor, and node:util's exports are
-      // lazy data properties that load their module when asked (33 internal modules, ~4 ms): answer for it from a
-      // Proxy that reads util only on use.
-      const contents = LAZY_DESCRIPTORS.has(id)
-        ? `const m = require(${id});
-module.exports = new Proxy({}, {
-  ownKeys: () => Reflect.ownKeys(m),
-  getOwnPropertyDescriptor: (_, k) => (k in m ? { value: undefined, writable: true, enumerable: true, configurable: true } : undefined),
-  get: (_, k) => m[k],
-  set: (_, k, v) => { m[k] = v; return true; },
-  has: (_, k) => k in m,
-});`
-        : `module.exports = require(${id});`;
+      const id = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
+      const contents = PROXIED[id] ? proxied(id, PROXIED[id]) : `module.exports = require(${JSON.stringify(id)});`;
       return { contents, loader: 'js' };
     });
   },
