@@ -104,7 +104,12 @@ describe('files at rest, and outputs leaving the working dir', () => {
     const id = await sb.waitFor('the agent online on the new grid', async () =>
       (await sb.api<{ items: Array<{ id: string; state: string }> }>(creds2, 'GET', '/nodes')).items.find((n) => n.state === 'online')?.id, 20_000, agent2.output);
     assert.notEqual(id, before.nodeId);
-    const after = JSON.parse(readFileSync(join(state, 'node.json'), 'utf8')) as { nodeId: string; credential: string };
+    // The agent writes its new identity once the welcome reaches it, which may be a moment after the coordinator
+    // lists the node as online.
+    const after = await sb.waitFor('the agent to keep its new identity', async () => {
+      const n = JSON.parse(readFileSync(join(state, 'node.json'), 'utf8')) as { nodeId: string; credential: string };
+      return n.nodeId === id ? n : undefined;
+    }, 10_000, agent2.output);
     assert.equal(after.nodeId, id);
     assert.notEqual(after.credential, before.credential);
     assert.match(agent2.output(), /does not know this node's credential .*joining again as a new node/);
