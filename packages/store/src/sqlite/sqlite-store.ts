@@ -236,6 +236,11 @@ export class SqliteStore implements Store {
     const jobId = id.slice(0, dot) as JobId;
     const index = Number(id.slice(dot + 1));
     if (dot < 0 || !Number.isSafeInteger(index) || taskIdOf(jobId, index) !== id) return undefined;
+    return this.taskAt(jobId, index);
+  }
+
+  /** A task's row by its job and index (through tasks_job_idx). */
+  private taskAt(jobId: string, index: number): TaskRow | undefined {
     return this.q('SELECT * FROM tasks WHERE job_id = ? AND idx = ?').get(jobId, index) as TaskRow | undefined;
   }
 
@@ -243,17 +248,17 @@ export class SqliteStore implements Store {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Array<{ version: number }>).map((r) => r.version));
     // A database that holds tasks is being upgraded (a new one has no tasks table yet, or an empty one): say so.
-    const hasTasks = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tasks'").get() !== undefined;
-    const tasks = hasTasks ? (this.db.prepare('SELECT COUNT(*) AS n FROM (SELECT 1 FROM tasks LIMIT 1)').get() as { n: number }).n : 0;
+    const hasTasks = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tasks'").get() !== undefined
+      && this.db.prepare('SELECT 1 FROM tasks LIMIT 1').get() !== undefined;
     for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue;
       const t0 = performance.now();
-      if (tasks > 0) this.onUpgrade?.(`upgrading the database: migration ${m.version} (${m.name}); with many tasks this takes a while (about 3 s per million), do not stop it`);
+      if (hasTasks) this.onUpgrade?.(`upgrading the database: migration ${m.version} (${m.name}); with many tasks this takes a while (about 3 s per million), do not stop it`);
       this.db.transaction(() => {
         this.db.exec(m.sql);
         this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       });
-      if (tasks > 0) this.onUpgrade?.(`migration ${m.version} (${m.name}) done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      if (hasTasks) this.onUpgrade?.(`migration ${m.version} (${m.name}) done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     // A big job whose chunked insert a crash interrupted was never acknowledged: remove what there is of it.
     this.db.transaction(() => {
@@ -761,7 +766,7 @@ export class SqliteStore implements Store {
     for (const s of starts) {
       const att = this.q('SELECT * FROM attempts WHERE id = ?').get(s.attemptId) as AttemptRow | undefined;
       if (!att || att.state !== 'assigned') continue;
-      const task = this.taskRow(att.task_id)!;
+      const task = this.taskAt(att.job_id, att.task_index)!;
       if (task.current_attempt_id !== att.id || task.state !== 'assigned') continue;
       assertAttemptTransition('assigned', 'running');
       this.q("UPDATE attempts SET state = 'running', started_at = ? WHERE id = ?").run(s.at, att.id);
@@ -786,7 +791,7 @@ export class SqliteStore implements Store {
     const fenced: FinishResult = { attemptId, applied: false, taskId: null, jobId: null, taskState: null, retry: false };
     const att = this.q('SELECT * FROM attempts WHERE id = ?').get(attemptId) as AttemptRow | undefined;
     if (!att || !isActiveAttempt(att.state as AttemptState)) return fenced;
-    const task = this.taskRow(att.task_id)!;
+    const task = this.taskAt(att.job_id, att.task_index)!;
     if (task.current_attempt_id !== att.id) return fenced;
     const job = this.q('SELECT id, compiled_json, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
 
@@ -1025,7 +1030,7 @@ export class SqliteStore implements Store {
     const local = new Set((JSON.parse(row.inputs_json) as WireInputFile[]).map((f) => f.path));
     for (const t of tasks) {
       const r = resolveArtifacts(compiled, { index: t.idx, arrayValue: t.array_value }, outputsOf, local);
-      const fresh = this.taskRow(t.id)!;
+      const fresh = this.taskAt(t.job_id, t.idx)!;
       if (r.ok) this.q('UPDATE tasks SET inputs_json = ? WHERE job_id = ? AND idx = ?').run(JSON.stringify(r.value), t.job_id, t.idx);
       else this.moveTask(fresh, 'failed', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'inputs_unavailable', message: r.message }) });
     }
@@ -1255,20 +1260,20 @@ export class SqliteStore implements Store {
     const local = new Set((JSON.parse(row.inputs_json) as WireInputFile[]).map((f) => f.path));
     const first = this.allocSeq(indices.length);
     const ins = this.q("INSERT INTO tasks (job_id, idx, array_value, state, queue_seq, inputs_json) VALUES (?, ?, ?, 'queued', ?, ?)");
-    const failed: Array<{ id: string; message: string }> = [];
+    const failed: Array<{ index: number; message: string }> = [];
     indices.forEach((index, i) => {
       const arrayValue = values ? (values[index] ?? null) : compiled.arrayValues ? (compiled.arrayValues[index] ?? null) : null;
       let inputs: string | null = null;
       if (needsResolve) {
         const r = resolveArtifacts(compiled, { index, arrayValue }, outputsOf, local);
         if (r.ok) inputs = JSON.stringify(r.value);
-        else failed.push({ id: taskIdOf(row.id as JobId, index), message: r.message });
+        else failed.push({ index, message: r.message });
       }
       ins.run(row.id, index, arrayValue, first + i, inputs);
     });
     this.q('UPDATE jobs SET n_queued = n_queued + ? WHERE id = ?').run(indices.length, row.id);
     for (const f of failed) {
-      const t = this.taskRow(f.id)!;
+      const t = this.taskAt(row.id, f.index)!;
       this.moveTask(t, 'failed', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'inputs_unavailable', message: f.message }) });
     }
   }
