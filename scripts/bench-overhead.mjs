@@ -5,7 +5,8 @@
 // Linux only. Not a test: asserts nothing.
 //   Options: --tasks N (default 2000)  --isolation none|cgroups|sandbox  --cpu-prof DIR (V8 profiles of all three)
 //            --fsyncs (count the coordinator's fsync/fdatasync calls during the run with strace: commits per task)
-//            --json
+//            --cpu-task MS (each task an awk loop of ~MS ms of CPU instead of `true`, as W2; prints makespan vs ideal)
+//            --idle S (seconds of idle grid measured first, default 3)  --warmup N (tasks of `true` run first, default 50)  --json
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -22,15 +23,17 @@ const N = Number(argOf('--tasks') ?? 2000);
 const isolation = argOf('--isolation');
 const profDir = argOf('--cpu-prof');
 const cores = availableParallelism();
+const cpuTaskMs = argOf('--cpu-task') ? Number(argOf('--cpu-task')) : 0;
 const say = (m) => process.stderr.write(`[bench-overhead] ${m}\n`);
 const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
-/** CPU ms (user + system) of one process, or null once it is gone. */
-function cpuMs(pid) {
+/** CPU ms of one process (user + system, or the one named), or null once it is gone. */
+function cpuMs(pid, part) {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / TICK;
+    const ticks = part === 'user' ? Number(f[11]) : part === 'sys' ? Number(f[12]) : Number(f[11]) + Number(f[12]);
+    return (ticks * 1000) / TICK;
   } catch { return null; }
 }
 function childrenOf(pid) {
@@ -40,10 +43,24 @@ function cmdline(pid) {
   try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'); } catch { return []; }
 }
 
+// As bench.mjs's W2: an awk loop calibrated to ~cpuTaskMs of CPU on this machine.
+const awkTask = (iters) => ['awk', `BEGIN { s = 0; for (i = 0; i < ${iters}; i++) s += i; }`];
+function timeSerial(argv, n) {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) if (spawnSync(argv[0], argv.slice(1), { stdio: 'ignore' }).status !== 0) throw new Error(`${argv.join(' ')} failed`);
+  return (performance.now() - t0) / n;
+}
+let taskArgv = ['true'];
+if (cpuTaskMs > 0) {
+  let iters = 200_000;
+  for (let round = 0; round < 4; round++) iters = Math.max(1000, Math.round((iters * cpuTaskMs) / Math.max(timeSerial(awkTask(iters), 3), 1)));
+  taskArgv = awkTask(iters);
+}
+
 function xargs(n, parallel) {
   const t0 = performance.now();
   const input = Array.from({ length: n }, (_, i) => String(i)).join('\n');
-  const r = spawnSync('xargs', ['-P', String(parallel), '-n1', 'true'], { input, stdio: ['pipe', 'ignore', 'inherit'] });
+  const r = spawnSync('xargs', ['-P', String(parallel), '-I{}', ...taskArgv], { input, stdio: ['pipe', 'ignore', 'inherit'] });
   if (r.status !== 0) throw new Error('xargs failed');
   return (performance.now() - t0) / 1000;
 }
@@ -80,14 +97,19 @@ async function startGrid() {
 
 const out = { tasks: N, cores, isolation: isolation ?? 'default' };
 try {
+  if (cpuTaskMs > 0) {
+    out.taskMs = timeSerial(taskArgv, 10);
+    out.ideal = (out.taskMs * N) / cores / 1000;
+  }
   out.xargs = N / xargs(N, cores);
   const c = await startGrid();
-  await waitJob(c, (await api(c, 'POST', '/jobs', { spec: { name: 'warmup', command: ['true'], array: 50, resources: { cpu: 1, memory: '16Mi' } } })).job.id, 50);
+  await waitJob(c, (await api(c, 'POST', '/jobs', { spec: { name: 'warmup', command: ['true'], array: Number(argOf('--warmup') ?? 50), resources: { cpu: 1, memory: '16Mi' } } })).job.id, 50);
   // The process tree: dsg up (coordinator) → agent → launcher (→ tasks).
   const coord = grid.pid;
   const agent = childrenOf(coord).find((p) => cmdline(p).some((a) => a === 'agent' || a.endsWith('agent-main.js')) ) ?? childrenOf(coord)[0];
   const launcher = agent ? childrenOf(agent).find((p) => cmdline(p).some((a) => a.endsWith('launcher-main.js'))) : undefined;
-  const spawner = launcher ? childrenOf(launcher).find((p) => (cmdline(p)[0] ?? '').endsWith('dsg-spawn')) : undefined;
+  // dsg-spawn is the launcher's child, or the agent's own when the agent starts tasks in-process.
+  const spawner = [launcher, agent].flatMap((parent) => (parent ? childrenOf(parent) : [])).find((p) => (cmdline(p)[0] ?? '').endsWith('dsg-spawn'));
   const procs = { coordinator: coord, agent, launcher, 'dsg-spawn': spawner };
   say(`processes: ${JSON.stringify(procs)}`);
   let tracer = null;
@@ -97,10 +119,17 @@ try {
     tracer.stderr.on('data', (d) => (traced += d));
     await new Promise((r) => setTimeout(r, 500));
   }
+  // What the grid spends with nothing to do (heartbeats, probes, timers): per second, over a few idle seconds.
+  const idleSecs = Number(argOf('--idle') ?? 3);
+  const idle0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? cpuMs(p) : null]));
+  await new Promise((r) => setTimeout(r, idleSecs * 1000));
+  out.idleMsPerSec = {};
+  for (const [k, p] of Object.entries(procs)) { const a = idle0[k]; const b = p ? cpuMs(p) : null; out.idleMsPerSec[k] = a !== null && b !== null ? (b - a) / idleSecs : null; }
   const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? cpuMs(p) : null]));
+  const beforeSys = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? cpuMs(p, 'sys') : null]));
   const t0 = performance.now();
-  const sub = await api(c, 'POST', '/jobs', { spec: { name: 'bench', command: ['true'], array: N, resources: { cpu: 1, memory: '16Mi' } } });
-  const job = await waitJob(c, sub.job.id, 20);
+  const sub = await api(c, 'POST', '/jobs', { spec: { name: 'bench', command: taskArgv, array: N, resources: { cpu: 1, memory: '16Mi' } } });
+  const job = await waitJob(c, sub.job.id, cpuTaskMs > 0 ? 5 : 20);
   const secs = (performance.now() - t0) / 1000;
   if (job.counts.succeeded !== N) throw new Error(`grid run: ${job.counts.succeeded}/${N} succeeded`);
   out.dsg = N / secs;
@@ -111,11 +140,20 @@ try {
     out.fsyncsPerTask = calls / N;
   }
   out.cpuUsPerTask = {};
+  out.sysUsPerTask = {};
   for (const [k, p] of Object.entries(procs)) {
     const a = before[k]; const b = p ? cpuMs(p) : null;
     out.cpuUsPerTask[k] = a !== null && b !== null ? ((b - a) * 1000) / N : null;
+    const as = beforeSys[k]; const bs = p ? cpuMs(p, 'sys') : null;
+    out.sysUsPerTask[k] = as !== null && bs !== null ? ((bs - as) * 1000) / N : null;
   }
 } finally {
+  // With --cpu-prof, stop the agent alone first: a profile is written only by a process that exits by itself.
+  const agentPid = profDir && grid ? childrenOf(grid.pid)[0] : undefined;
+  if (agentPid) {
+    try { process.kill(agentPid, 'SIGTERM'); } catch { /* gone */ }
+    for (let i = 0; i < 100 && existsSync(`/proc/${agentPid}`); i++) await new Promise((r) => setTimeout(r, 100));
+  }
   if (grid && grid.exitCode === null) {
     try { process.kill(-grid.pid, 'SIGTERM'); } catch { /* gone */ }
     await new Promise((r) => setTimeout(r, 6000));
@@ -125,8 +163,12 @@ try {
 }
 if (process.argv.includes('--json')) console.log(JSON.stringify(out));
 else {
-  console.log(`${N} × true, ${cores} cores, isolation ${out.isolation}: xargs ${out.xargs.toFixed(0)}/s, DSG ${out.dsg.toFixed(0)}/s (${(out.dsg / out.xargs).toFixed(2)}×)`);
+  console.log(`${N} × ${cpuTaskMs > 0 ? `~${out.taskMs.toFixed(1)} ms of CPU (awk)` : 'true'}, ${cores} cores, isolation ${out.isolation}: xargs ${out.xargs.toFixed(0)}/s, DSG ${out.dsg.toFixed(0)}/s (${(out.dsg / out.xargs).toFixed(2)}×)`);
+  if (cpuTaskMs > 0) console.log(`  makespan vs ideal (${out.ideal.toFixed(2)} s): xargs ${(N / out.xargs / out.ideal).toFixed(3)}×, DSG ${(N / out.dsg / out.ideal).toFixed(3)}×`);
   if (out.fsyncsPerTask !== undefined) console.log(`  coordinator fsync/fdatasync calls per task: ${out.fsyncsPerTask.toFixed(3)}`);
-  for (const [k, v] of Object.entries(out.cpuUsPerTask)) console.log(`  ${k.padEnd(12)} ${v === null ? '   —' : `${v.toFixed(0).padStart(5)} µs CPU per task`}`);
+  for (const [k, v] of Object.entries(out.cpuUsPerTask)) {
+    const sys = out.sysUsPerTask[k]; const idle = out.idleMsPerSec[k];
+    console.log(`  ${k.padEnd(12)} ${v === null ? '   —' : `${v.toFixed(0).padStart(5)} µs CPU per task (${sys === null ? '—' : sys.toFixed(0)} µs system); idle ${idle === null ? '—' : idle.toFixed(1)} ms CPU/s`}`);
+  }
   if (profDir) console.log(`  CPU profiles: ${readdirSync(profDir).length} file(s) in ${profDir}`);
 }

@@ -16,7 +16,7 @@
  */
 import picomatch from 'picomatch/posix.js';
 import type { WireInputFile } from './protocol.js';
-import type { CompiledJobSpec } from './spec.js';
+import { MAX_ARRAY, type CompiledJobSpec } from './spec.js';
 import { deriveJobState, isTerminalJob, type JobGate, type JobState, type TaskCounts } from './states.js';
 import type { CompiledWorkflow } from './workflow.js';
 
@@ -173,6 +173,9 @@ export function filesFanOut(job: CompiledJobSpec, outputs: readonly StageOutput[
   if (!sel.ok) return sel;
   if (sel.value.length === 0)
     return { ok: false, message: `nothing to fan out over: no output of stage "${job.fanOut.from}"${job.fanOut.path ? ` matched "${job.fanOut.path}"` : ''}` };
+  // The same bound as an array's task count (the store packs task indexes in 24 bits; see its queue queries).
+  if (sel.value.length > MAX_ARRAY)
+    return { ok: false, message: `too many files to fan out over: stage "${job.fanOut.from}" has ${sel.value.length} matching outputs, and one stage makes at most ${MAX_ARRAY.toLocaleString('en')} tasks${job.fanOut.path ? '' : ' (narrow it with `path`)'}` };
   return { ok: true, value: sel.value.map((o) => o.path) };
 }
 

@@ -10,6 +10,7 @@ import {
   emptyTaskCounts,
   fanOutEnv,
   filesFanOut,
+  MAX_ARRAY,
   isTerminalStage,
   itemReleases,
   planWorkflow,
@@ -604,5 +605,12 @@ describe('artifacts: resolving { from, path } inputs and fan-outs over files', (
     });
     assert.deepEqual(filesFanOut(job('files'), [out(0, 'parts/x.csv')]), { ok: false, message: 'nothing to fan out over: no output of stage "split" matched "parts/*.txt"' });
     assert.equal(selectOutputs('split', [out(0, 'a'), out(0, 'a')], null).ok, true, 'the same task listing a path twice is not a clash');
+  });
+
+  it('refuses a fan-out over more files than a stage may have tasks (MAX_ARRAY)', () => {
+    const many = Array.from({ length: MAX_ARRAY + 1 }, (_, i) => out(i % 1000, `parts/${i}.txt`));
+    const r = filesFanOut(job('files'), many);
+    assert.equal(r.ok, false);
+    assert.match((r as { message: string }).message, /too many files to fan out over: stage "split" has 1000001 matching outputs, and one stage makes at most 1,000,000 tasks/);
   });
 });

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { JobId } from '@dsg/core';
+import type { JobId, NodeId } from '@dsg/core';
 import { MIGRATIONS, openSqliteDatabase, openSqliteStore, runStoreConformance, SQLITE_DRIVERS, sqliteDriverAvailable, type SqliteDriverName, type Store } from '@dsg/store';
 import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL } from '../src/sqlite/queue-queries.js';
 import { GPU_HELD_OF_NODE_SQL, GPU_HELD_SQL } from '../src/sqlite/gpu-queries.js';
@@ -188,6 +188,8 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
         // the index answers alone (no row of tasks read). The sort is over those jobs only.
         assert.ok(jobs.includes('SCAN j USING INDEX jobs_with_queued'), jobs.join('\n'));
         assert.ok(jobs.includes('SEARCH f USING COVERING INDEX tasks_job_queue (job_id=?)'), jobs.join('\n'));
+        // One seek per job: the first task's position and index come from one subquery (packed in one integer).
+        assert.equal(jobs.filter((d) => d.startsWith('SEARCH f ')).length, 1, jobs.join('\n'));
         assert.ok(!jobs.some((d) => /INTEGER PRIMARY KEY|^SEARCH t\b/.test(d)), `no row of tasks read: ${jobs.join('\n')}`);
         // Tasks: a range of one job's queued tasks, already in queue order (no sort of the job's tasks), index only.
         assert.deepEqual(tasks, ['SEARCH tasks USING COVERING INDEX tasks_job_queue (job_id=?)']);
@@ -195,6 +197,40 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
       } finally {
         db.close();
       }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the first queued task of each job is exact at queue positions far beyond 2^32 (packed with its index in SQL)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-store-'));
+    try {
+      const file = join(dir, 'q.sqlite');
+      const { compileJobSpec, newJobId, newAttemptId } = await import('@dsg/core');
+      const first = openSqliteStore({ file, driver });
+      await first.init();
+      await first.close();
+      // A database that has queued ~2^38 tasks over its life (the packing allows < 2^39).
+      const big = 2 ** 38 + 12345;
+      const db = Database(file);
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'queue_seq'").run(big);
+      db.close();
+      const s = openSqliteStore({ file, driver });
+      await s.init();
+      const spec = { name: 'far', command: ['true'], array: 5, resources: { cpu: 1, memory: '16Mi' } };
+      const job = await s.createJob({ id: newJobId(), name: 'far', spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] });
+      const spec2 = { name: 'later', command: ['true'], resources: { cpu: 1, memory: '16Mi' } };
+      const later = await s.createJob({ id: newJobId(), name: 'later', spec: spec2, compiled: compileJobSpec(spec2), inputs: [], createdAt: Date.now(), warnings: [] });
+      let q = await s.listQueuedJobs();
+      assert.deepEqual(q.map((j) => [j.jobId, j.first.index, j.first.seq]), [[job.id, 0, big + 1], [later.id, 0, big + 6]]);
+      // Place tasks 0–2 of the first job: its first queued task is now index 3, at position big + 4.
+      await s.upsertNode({ id: 'node_0000000000000000000000000a' as NodeId, name: 'n', capacity: { cpuMillis: 8000, memoryBytes: 1024 ** 3, gpus: 0, diskBytes: 0 }, facts: { hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'x', cores: 8, memoryBytes: 1024 ** 3, diskBytes: 0, gpus: [] }, labels: {}, agentVersion: 't', address: null, now: Date.now() });
+      const tasks = await s.listQueuedTasks([{ jobId: job.id, limit: 3 }]);
+      const r = await s.applyPlan(tasks.map((t) => ({ attemptId: newAttemptId(Date.now()), taskId: t.taskId, nodeId: 'node_0000000000000000000000000a' as NodeId, prefetch: false })), Date.now(), { overcommit: 1 });
+      assert.equal(r.created.length, 3);
+      q = await s.listQueuedJobs();
+      assert.deepEqual(q.map((j) => [j.jobId, j.first.index, j.first.seq, j.first.taskId]), [[job.id, 3, big + 4, `${job.id}.3`], [later.id, 0, big + 6, `${later.id}.0`]]);
+      await s.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
