@@ -55,8 +55,11 @@ describe('dispatch: reservation and backfill', { timeout: 60_000 }, () => {
   });
 
   /** Run one pass (the engine coalesces triggers into one) and wait until it and anything it asked for are done. */
-  async function onePass(): Promise<NonNullable<Engine['lastPass']>> {
-    const before = engine.lastPass;
+  /**
+   * The pass after `before` (default: now). A flush that commits finishes runs its pass in the same commit (the
+   * dispatch folded into the report commit): give the pass seen before that flush to get the folded one.
+   */
+  async function onePass(before = engine.lastPass): Promise<NonNullable<Engine['lastPass']>> {
     engine.requestTick();
     for (let i = 0; i < 2000 && engine.lastPass === before; i++) await new Promise((r) => setTimeout(r, 1));
     assert.notEqual(engine.lastPass, before, 'a pass ran');
@@ -80,9 +83,11 @@ describe('dispatch: reservation and backfill', { timeout: 60_000 }, () => {
 
   let done: Set<string>;
   /** The oldest running attempt ends (only one core frees at a time: the 2-core job never fits by chance). */
+  let beforeFlush: Engine['lastPass'] | undefined;
   const finishOne = async (node: NodeId): Promise<boolean> => {
     const a = link.assignments().find((x) => !done.has(x.attemptId));
     if (!a) return false;
+    beforeFlush = engine.lastPass;
     done.add(a.attemptId);
     engine.onFinished(node, { type: 'finished', attemptId: a.attemptId, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: now - 1000, finishedAt: now, outputs: [] });
     await engine.flush();
@@ -103,7 +108,7 @@ describe('dispatch: reservation and backfill', { timeout: 60_000 }, () => {
       const next = await small(`s-${i}`);
       now += 10_000;
       await finishOne(node);
-      await onePass();
+      await onePass(beforeFlush);
       assert.equal(placedOf(next.id), 1, `step ${i}: the next small job took the freed core`);
       assert.equal(started(big.id), false, `step ${i}: the big job still waits`);
     }
@@ -118,12 +123,12 @@ describe('dispatch: reservation and backfill', { timeout: 60_000 }, () => {
     const long = await small('long');
     const short = await small('short', '1m');
     await finishOne(node);
-    await onePass();
+    await onePass(beforeFlush);
     assert.equal(placedOf(long.id), 0, `a 10-minute job may not delay the reserved node: ${engine.pendingReasons.get(long.id)?.summary}`);
     assert.match(engine.pendingReasons.get(big.id)?.summary ?? '', /reserved for it/);
     assert.equal(placedOf(short.id), 1, `a 1-minute job backfills: ${engine.pendingReasons.get(short.id)?.summary}`);
     // The node drains: the big job starts before the long one.
-    while (!started(big.id) && (await finishOne(node))) await onePass();
+    while (!started(big.id) && (await finishOne(node))) await onePass(beforeFlush);
     assert.equal(started(big.id), true, 'the big job started once the node drained');
     assert.equal(placedOf(long.id), 0, 'and before the long job that came after it');
   });

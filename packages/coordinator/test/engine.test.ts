@@ -94,6 +94,48 @@ describe('engine', () => {
     assert.equal(t0?.state, 'succeeded');
   });
 
+  it('commits a finish and the dispatch it makes room for together: one commit per cycle, the ack and the next task sent at once', async () => {
+    const node = await join_(1);
+    const job = await submit({ name: 'j', command: ['true'], array: 4, retries: 1 });
+    await settle(engine);
+    const calls: string[] = [];
+    for (const m of ['applyPlan', 'recordReports', 'recordReportsAndPlace'] as const) {
+      const orig = (store[m] as (...a: unknown[]) => unknown).bind(store);
+      (store as unknown as Record<string, unknown>)[m] = (...a: unknown[]) => { calls.push(m); return orig(...a); };
+    }
+    for (let i = 0; i < 3; i++) {
+      const a = link.assignments(node).at(-1)!;
+      const sentBefore = link.sent.length;
+      // Task 1 fails once (exit 3, one retry allowed): requeued in that commit, at its old place in the queue.
+      const exitCode = a.taskIndex === 1 ? 3 : 0;
+      engine.onFinished(node, { type: 'finished', attemptId: a.attemptId, end: { kind: 'exited', exitCode, signal: null }, startedAt: now, finishedAt: now + 2000, outputs: [] });
+      await engine.flush();
+      // Within the flush, with no turn of the event loop for a pass: the ack, then the next task.
+      assert.deepEqual(link.sent.slice(sentBefore).map((x) => x.msg.type), ['ack', 'assign'], `cycle ${i}`);
+      await settle(engine);
+    }
+    // The retry asked for a pass of its own (its task was requeued after the plan was made): it found the node full.
+    assert.deepEqual(calls, ['recordReportsAndPlace', 'recordReportsAndPlace', 'recordReportsAndPlace'], 'dispatch has no commit of its own');
+    assert.deepEqual(link.assignments(node).map((x) => [x.taskIndex, x.attemptNumber]), [[0, 1], [1, 1], [2, 1], [1, 2]]);
+    const counts = (await store.getJob(job.id))!.counts;
+    assert.deepEqual([counts.succeeded, counts.assigned, counts.queued], [2, 1, 1]);
+  });
+
+  it('a folded dispatch counts the attempts ending with it: a job at its parallelism cap gets its next task at once', async () => {
+    const node = await join_(4);
+    await submit({ name: 'p', command: ['true'], array: 3, parallelism: 1 });
+    await settle(engine);
+    for (let i = 0; i < 2; i++) {
+      const a = link.assignments(node).at(-1)!;
+      assert.equal(link.assignments(node).length, i + 1, 'one at a time');
+      engine.onFinished(node, { type: 'finished', attemptId: a.attemptId, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: now, finishedAt: now + 5, outputs: [] });
+      await engine.flush();
+      // In the flush itself (no pass of its own follows: none is needed).
+      assert.equal(link.assignments(node).length, i + 2, `task ${i + 1} was placed with the finish of task ${i}`);
+      await settle(engine);
+    }
+  });
+
   it('fences a stale report: a finish for an attempt that was lost is acked but not applied', async () => {
     const node = await join_(1);
     const job = await submit({ name: 'j', command: ['true'] });

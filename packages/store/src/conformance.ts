@@ -295,6 +295,31 @@ export function runStoreConformance(name: string, make: () => Promise<StoreFacto
       assert.equal((await s.getAttempt(a1!.id))?.state, 'succeeded');
     });
 
+    withStore('reports and the placements they make room for commit together; the placements are checked after the reports', async (s) => {
+      const j = await job(s, { name: 'j', command: ['x'], array: 5 });
+      const n = await node(s, 1);
+      const a0 = (await assign(s, j.id, 0, n)).created[0]!;
+      const a1 = (await assign(s, j.id, 1, n, true)).created[0]!;
+      const place = (index: number, prefetch = false) => ({ attemptId: newAttemptId(tick()), taskId: taskIdOf(j.id, index), nodeId: n, prefetch });
+      // Node full (1 core, 1 running + 1 prefetched of 2): task 0 ends, task 1 starts, task 2 takes the freed place.
+      const r = await s.recordReportsAndPlace([{ attemptId: a1.id, at: tick() }], [exited(a0.id, 0)], tick(), POLICY, { attempts: [place(2, true)], overcommit: 2 });
+      assert.deepEqual(r.results.map((x) => [x.applied, x.taskState]), [[true, 'succeeded']]);
+      assert.deepEqual(r.placed.created.map((c) => [c.taskId, c.state]), [[taskIdOf(j.id, 2), 'assigned']]);
+      assert.deepEqual(r.placed.rejected, []);
+      assert.deepEqual((await s.getJob(j.id))?.counts, { queued: 2, assigned: 1, running: 1, succeeded: 1, failed: 0, cancelled: 0 });
+      // A finish fenced off (already recorded) frees nothing: the placement it was planned on is rejected, not forced.
+      const again = await s.recordReportsAndPlace([], [exited(a0.id, 0)], tick(), POLICY, { attempts: [place(3, true)], overcommit: 2 });
+      assert.deepEqual(again.results.map((x) => x.applied), [false]);
+      assert.deepEqual(again.placed.rejected.map((x) => [x.taskId, x.why]), [[taskIdOf(j.id, 3), 'no_capacity']]);
+      assert.equal((await s.getTask(taskIdOf(j.id, 3)))?.state, 'queued');
+      // A placement of a task that is no longer queued is rejected; the rest of the plan still applies.
+      const rr = await s.recordReportsAndPlace([], [exited(a1.id, 0)], tick(), POLICY, { attempts: [place(2), place(3, true)], overcommit: 2 });
+      assert.deepEqual(rr.placed.rejected.map((x) => [x.taskId, x.why]), [[taskIdOf(j.id, 2), 'task_not_queued']]);
+      assert.deepEqual(rr.placed.created.map((c) => c.taskId), [taskIdOf(j.id, 3)]);
+      const usage = (await s.listNodeUsage()).find((u) => u.node.id === n)!;
+      assert.deepEqual([usage.activeAttempts, usage.allocated.cpuMillis], [2, 2000]);
+    });
+
     withStore('user failures are retried as the spec says; system failures up to the policy', async (s) => {
       const j = await job(s, { name: 'j', command: ['x'], retries: 1 });
       const n = await node(s, 1);

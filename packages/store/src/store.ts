@@ -576,6 +576,16 @@ export interface Store {
   // ── reports from agents (fenced by attempt id) ──
   /** Apply starts, then finishes, in one commit (the engine's grouped commit). */
   recordReports(starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]>;
+  /**
+   * `recordReports`, then `applyPlan` of attempts planned against the room those finishes free, **in one commit**:
+   * a report-and-dispatch cycle costs one durable commit instead of two. The plan is checked after the reports are
+   * applied, exactly as `applyPlan` checks it (a finish that was fenced off frees nothing, and what no longer fits
+   * is rejected); nothing of either part is kept if the commit fails.
+   */
+  recordReportsAndPlace(
+    starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy,
+    place: { readonly attempts: readonly NewAttempt[]; readonly overcommit: number },
+  ): Promise<{ readonly results: readonly FinishResult[]; readonly placed: ApplyPlanResult }>;
   /** End active attempts as lost (node lost, or the agent no longer knows them); tasks are retried per policy. */
   loseAttempts(attemptIds: readonly AttemptId[], message: string, now: number, policy: StorePolicy): Promise<readonly FinishResult[]>;
   activeAttemptsOnNode(nodeId: NodeId): Promise<readonly AttemptRecord[]>;

@@ -27,7 +27,7 @@ import type { Resources } from '@dsg/core';
 
 /** How often fair share re-reads recent use per project (it changes on the scale of its half-life). */
 const FAIR_SHARE_REFRESH_MS = 5_000;
-import type { NodeRecord, Store } from '@dsg/store';
+import type { ApplyPlanResult, NewAttempt, NodeRecord, Store } from '@dsg/store';
 import type { AgentLink } from '../agents/agent-events.js';
 import { toAssignment } from '../agents/assignment.js';
 import type { Clock } from '../clock.js';
@@ -98,6 +98,8 @@ export class Dispatcher {
   private tickQueued = false;
   private ticking = false;
   private tickAgain = false;
+  /** A plan handed to the report committer is being committed (planWithFinishes … placed / abandoned). */
+  private folding = false;
   private closed = false;
 
   constructor(private readonly deps: DispatcherDeps) {
@@ -110,7 +112,7 @@ export class Dispatcher {
 
   requestTick(): void {
     if (this.closed) return;
-    if (this.ticking) {
+    if (this.ticking || this.folding) {
       this.tickAgain = true;
       return;
     }
@@ -123,6 +125,11 @@ export class Dispatcher {
   }
 
   private async tick(): Promise<void> {
+    if (this.folding) {
+      // The report committer is committing a plan; a pass now would plan against the same room. After it.
+      this.tickAgain = true;
+      return;
+    }
     this.ticking = true;
     try {
       await this.dispatchOnce();
@@ -203,28 +210,93 @@ export class Dispatcher {
   private async dispatchOnce(): Promise<void> {
     const link = this.deps.link();
     if (!link) return;
+    const planned = await this.plan(link, null);
+    if (planned.attempts.length === 0) return;
+    const result = await this.deps.store.applyPlan(planned.attempts, planned.now, { overcommit: planned.overcommit });
+    this.send(link, result);
+    if (result.rejected.length > 0 || planned.more) this.tickAgain = true;
+  }
+
+  /**
+   * A pass's plan, for the report committer to apply **in the same commit** as the finishes that make room for it
+   * (Store.recordReportsAndPlace): one durable commit per report-and-dispatch cycle instead of two. `freed` is what
+   * those finishes release, per node; the pass plans as if it were released already, and the store checks the plan
+   * after applying the reports (a finish that turns out fenced frees nothing, and what no longer fits is rejected).
+   * The plan sees what a pass after the commit would: each job's tasks on nodes less those ending (`ended`: its
+   * parallelism cap frees), and for a job with no timed run yet the times of these (`ranMs`: its first finishes
+   * are what make its tasks short enough to prefetch).
+   * A plan with no attempts means the pass ran and nothing fits. Null — the committer then commits the reports alone
+   * and a pass follows as usual — while a pass is under way (their plans would race), after close, or when project
+   * limits are set (they count each project's active attempts, read from the store). Every plan returned must be
+   * ended with `placed` (committed) or `abandoned` (the commit failed).
+   */
+  async planWithFinishes(finishing: Finishing): Promise<FoldedPlan | null> {
+    const link = this.deps.link();
+    if (this.closed || this.ticking || this.folding || !link) return null;
+    const limits = this.deps.config.projectLimits;
+    if (limits !== undefined && Object.keys(limits).length > 0) return null;
+    this.folding = true;
+    try {
+      return await this.plan(link, finishing);
+    } catch (e) {
+      this.folding = false;
+      throw e;
+    }
+  }
+
+  /** A folded plan was committed: send its attempts; a pass follows when some were rejected or more could fit. */
+  placed(plan: FoldedPlan, result: ApplyPlanResult): void {
+    this.folding = false;
+    const link = this.deps.link();
+    if (link) this.send(link, result);
+    if (result.rejected.length > 0 || plan.more || this.tickAgain) {
+      this.tickAgain = false;
+      this.requestTick();
+    }
+  }
+
+  /** A folded plan's commit failed: nothing of it exists; a pass will plan again. */
+  abandoned(): void {
+    this.folding = false;
+    this.tickAgain = false;
+    this.requestTick();
+  }
+
+  /** Read the snapshot and the queue, run the scheduler: the attempts to create (none: nothing fits). */
+  private async plan(link: AgentLink, finishing: Finishing | null): Promise<FoldedPlan> {
     const t0 = performance.now();
-    const { nodes, held } = await this.snapshot(link);
+    const snap = await this.snapshot(link);
+    const held = snap.held;
+    // Room that finishes being committed with this plan release (planWithFinishes).
+    const freed = finishing?.freed;
+    const nodes = freed === undefined || freed.size === 0 ? snap.nodes : snap.nodes.map((n) => {
+      const f = freed.get(n.id);
+      return f ? { ...n, allocated: clampedSubtract(n.allocated, f) } : n;
+    });
     let freeCpu = 0;
     const f = this.deps.config.maxOvercommit;
     for (const n of nodes) freeCpu += Math.max(0, n.capacity.cpuMillis * f - n.allocated.cpuMillis);
-    if (nodes.length > 0 && freeCpu === 0) return;
+    const nothing: FoldedPlan = { attempts: [], now: this.deps.clock.now(), overcommit: f, more: false };
+    if (nodes.length > 0 && freeCpu === 0) return nothing;
     // Read the queue per job, never a window of its head: every job with queued tasks, each with its first queued
     // task (one row per job, however many it has), then more tasks only of the jobs the free capacity could take
     // more than one of (`tasksToRead`: what fits, plus one to learn why the rest waits). A job that cannot run now
     // cannot hide the jobs behind it, and a pass reads O(jobs + placeable tasks) rows even with a million queued.
     // Tasks of a job being cancelled are about to be cancelled (chunk by chunk): never dispatch them.
-    const allQueued = await this.deps.store.listQueuedJobs();
+    const listed = await this.deps.store.listQueuedJobs();
+    const ended = finishing?.ended;
+    // A job's attempts that end in this commit no longer count against its parallelism.
+    const allQueued = ended === undefined || ended.size === 0 ? listed : listed.map((j) => (ended.has(j.jobId) ? { ...j, active: Math.max(0, j.active - ended.get(j.jobId)!) } : j));
     const queuedJobs = this.cancelling.size > 0 ? allQueued.filter((j) => !this.cancelling.has(j.jobId)) : allQueued;
     if (queuedJobs.length === 0) {
       this.pendingReasons.clear();
       this.lastPass = { ms: performance.now() - t0, jobsRead: 0, tasksRead: 0, assigned: 0 };
-      return;
+      return nothing;
     }
     // Constraints, preferences, priority and parallelism come from the compiled spec (cached: jobs are immutable).
     const specs = await Promise.all(queuedJobs.map((j) => this.jobs.get(j.jobId)));
     const summaries = queuedJobs.map((j, i) => ({
-      resources: j.resources, typicalRunMs: j.typicalRunMs, queued: j.queued, seq: j.first.seq,
+      resources: j.resources, typicalRunMs: j.typicalRunMs ?? firstRuns(finishing?.ranMs.get(j.jobId)), queued: j.queued, seq: j.first.seq,
       priority: PRIORITY_CLASSES[specs[i]?.compiled.priority ?? 'normal'],
     }));
     const limits = tasksToRead(summaries, nodes, this.deps.config);
@@ -272,30 +344,70 @@ export class Dispatcher {
     for (const p of plan.pending) this.pendingReasons.set(p.jobId, held.length > 0 ? withHeldNodes(p, held) : p);
     this.lastPass = { ms: performance.now() - t0, jobsRead: queuedJobs.length, tasksRead: tasks.length, assigned: plan.assignments.length };
     this.deps.metrics?.observePass(this.lastPass.ms / 1000, plan.assignments.length);
-    if (plan.assignments.length === 0) return;
-
-    const result = await this.deps.store.applyPlan(
-      plan.assignments.map((a) => ({ attemptId: newAttemptId(now), taskId: a.taskId, nodeId: a.nodeId, prefetch: a.prefetch, ...(a.gpus ? { gpus: a.gpus } : {}) })),
+    if (plan.assignments.length === 0) return nothing;
+    return {
+      attempts: plan.assignments.map((a) => ({ attemptId: newAttemptId(now), taskId: a.taskId, nodeId: a.nodeId, prefetch: a.prefetch, ...(a.gpus ? { gpus: a.gpus } : {}) })),
       now,
-      { overcommit: this.deps.config.maxOvercommit },
-    );
+      overcommit: this.deps.config.maxOvercommit,
+      more: plan.more,
+    };
+  }
+
+  /** Register the attempts a plan created and send each node its new attempts in one frame. */
+  private send(link: AgentLink, result: ApplyPlanResult): void {
     const byNode = new Map<NodeId, Assignment[]>();
     for (const att of result.created) {
       this.deps.attempts.set(att.id, att.jobId, att.nodeId);
-      const job = await this.jobs.get(att.jobId);
-      if (!job) continue;
+      // The plan was made from cached specs of these very jobs (jobs are immutable): still cached, or read back.
+      const job = this.jobs.peek(att.jobId);
+      if (!job) {
+        void this.jobs.get(att.jobId).then((j) => { if (j) this.sendOne(link, att.nodeId, [toAssignment(att, j)]); });
+        continue;
+      }
       const assignment = toAssignment(att, job);
-      this.deps.onAssigned?.(att.nodeId, assignment);
       let list = byNode.get(att.nodeId);
       if (!list) byNode.set(att.nodeId, (list = []));
       list.push(assignment);
     }
-    for (const [nodeId, list] of byNode) {
-      // If the node dropped meanwhile, these attempts are reconciled as lost when it comes back or times out.
-      link.send(nodeId, [{ type: 'assign', attempts: list }]);
-    }
-    if (result.rejected.length > 0 || plan.more) this.tickAgain = true;
+    for (const [nodeId, list] of byNode) this.sendOne(link, nodeId, list);
   }
+
+  private sendOne(link: AgentLink, nodeId: NodeId, list: Assignment[]): void {
+    for (const a of list) this.deps.onAssigned?.(nodeId, a);
+    // If the node dropped meanwhile, these attempts are reconciled as lost when it comes back or times out.
+    link.send(nodeId, [{ type: 'assign', attempts: list }]);
+  }
+}
+
+/** Finishes about to be committed, as a plan made with them sees them (Dispatcher.planWithFinishes). */
+export interface Finishing {
+  /** Room they free, per node. */
+  readonly freed: ReadonlyMap<NodeId, Resources>;
+  /** How many of each job's attempts end. */
+  readonly ended: ReadonlyMap<JobId, number>;
+  /** How long they ran, per job (exits with a known start only, as the store times runs). */
+  readonly ranMs: ReadonlyMap<JobId, readonly number[]>;
+}
+
+/** A pass's plan: the attempts to create (none: nothing fits now), and whether the scheduler could place more. */
+export interface FoldedPlan {
+  readonly attempts: readonly NewAttempt[];
+  readonly now: number;
+  readonly overcommit: number;
+  readonly more: boolean;
+}
+
+/** The mean of a job's first timed runs (finishing with a folded plan), or null when there are none. */
+function firstRuns(ms: readonly number[] | undefined): number | null {
+  return ms && ms.length > 0 ? ms.reduce((a, b) => a + b, 0) / ms.length : null;
+}
+
+/** `a - b`, never below zero (room freed by finishes the store may yet fence off is only a plan's assumption). */
+function clampedSubtract(a: Resources, b: Resources): Resources {
+  return {
+    cpuMillis: Math.max(0, a.cpuMillis - b.cpuMillis), memoryBytes: Math.max(0, a.memoryBytes - b.memoryBytes),
+    gpus: Math.max(0, a.gpus - b.gpus), diskBytes: Math.max(0, a.diskBytes - b.diskBytes),
+  };
 }
 
 /** Why a node takes no new work now (cordoned, draining, quarantined), or null when it takes work. */

@@ -113,6 +113,15 @@ export class Engine implements AgentEvents {
       reportBatchMs: config.reportBatchMs,
       reconcileGraceMs: config.reconcileGraceMs,
       onChanged: () => this.requestTick(),
+      fold: {
+        plan: (finishing) => this.dispatcher.planWithFinishes(finishing),
+        placed: (plan, result) => this.dispatcher.placed(plan, result),
+        abandoned: () => this.dispatcher.abandoned(),
+        job: async (jobId) => {
+          const j = await this.dispatcher.jobs.get(jobId);
+          return j ? { resources: j.compiled.resources, inWorkflow: j.inWorkflow, usesGpus: j.compiled.resources.gpus > 0 || j.compiled.gpu !== undefined } : null;
+        },
+      },
       ...metrics,
     });
     this.liveness = new LivenessMonitor({ store, clock, log, link, reports: this.reports, config });

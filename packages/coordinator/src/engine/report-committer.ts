@@ -25,8 +25,8 @@
  * State machine: idle ──report──▶ queued (setTimeout reportBatchMs) ──▶ flushing ──▶ idle, or queued again when
  * reports arrived meanwhile (retried after 1 s when the commit failed).
  */
-import { isAttemptId, isTerminalAttempt, type AttemptId, type FinishedMessage, type JobId, type NodeId } from '@dsg/core';
-import type { AttemptRecord, FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
+import { addResources, isAttemptId, isTerminalAttempt, ZERO_RESOURCES, type AttemptId, type FinishedMessage, type JobId, type NodeId, type Resources } from '@dsg/core';
+import type { ApplyPlanResult, AttemptRecord, FinishReport, FinishResult, StartReport, Store, StorePolicy } from '@dsg/store';
 import type { AgentLink } from '../agents/agent-events.js';
 import type { Clock } from '../clock.js';
 import type { BlobStore } from '../files/blob-store.js';
@@ -37,6 +37,24 @@ import type { AgentRefusals } from '../security/agent-refusals.js';
 import type { OutputLedger } from '../security/output-ledger.js';
 import type { InputGrants } from '../security/input-grants.js';
 import type { AttemptRegistry } from './attempt-registry.js';
+import type { Finishing, FoldedPlan } from './dispatcher.js';
+
+/**
+ * Dispatch folded into the report commit (Dispatcher.planWithFinishes): a pass planned against the room the
+ * finishes free, committed with them. Absent: reports commit alone and `onChanged` asks for a pass.
+ */
+export interface FoldedDispatch {
+  plan(finishing: Finishing): Promise<FoldedPlan | null>;
+  placed(plan: FoldedPlan, result: ApplyPlanResult): void;
+  abandoned(): void;
+  /**
+   * What a job's tasks hold while they run, whether it is a workflow stage and whether it uses GPUs (cached; null
+   * when unknown).
+   */
+  job(jobId: JobId): Promise<{ readonly resources: Resources; readonly inWorkflow: boolean; readonly usesGpus: boolean } | null>;
+}
+
+const NOTHING_PLACED: ApplyPlanResult = { created: [], rejected: [] };
 
 /**
  * Attempts ended per commit when a node is lost. Profiled on the loaded 2-core VM: ~0.2 ms of statements per attempt
@@ -71,6 +89,8 @@ export interface ReportCommitterDeps {
   readonly timeoutOf: (jobId: JobId) => Promise<number | null>;
   /** How long past its timeout a node may hold an attempt before the coordinator ends it. */
   readonly timeoutGraceMs: number;
+  /** Dispatch committed with the finishes that make room for it. */
+  readonly fold?: FoldedDispatch;
 }
 
 export class ReportCommitter {
@@ -199,12 +219,21 @@ export class ReportCommitter {
     if (starts.length > 0 || finishes.length > 0) {
       let results: readonly FinishResult[];
       let owned: typeof finishes;
+      let fold: { plan: FoldedPlan; inWorkflow: boolean } | null = null;
+      let placed = NOTHING_PLACED;
       try {
         const ownStarts = await this.ownedOnly(starts, 'started');
         owned = await this.ownedOnly(finishes, 'finished');
         const reports = owned.map((f) => this.checkOutputs(f.report));
-        results = await this.deps.store.recordReports(ownStarts.map((s) => s.report), reports, this.deps.clock.now(), this.deps.policy);
+        fold = owned.length > 0 ? await this.foldedPlan(owned) : null;
+        const now = this.deps.clock.now();
+        if (fold && fold.plan.attempts.length > 0) {
+          const r = await this.deps.store.recordReportsAndPlace(ownStarts.map((s) => s.report), reports, now, this.deps.policy, { attempts: fold.plan.attempts, overcommit: fold.plan.overcommit });
+          results = r.results;
+          placed = r.placed;
+        } else results = await this.deps.store.recordReports(ownStarts.map((s) => s.report), reports, now, this.deps.policy);
       } catch (e) {
+        if (fold) this.deps.fold!.abandoned();
         // Nothing was committed and nothing acked: keep the reports for the next attempt, ahead of newer ones.
         this.starts = [...starts, ...this.starts];
         this.finishes = [...finishes, ...this.finishes];
@@ -212,7 +241,9 @@ export class ReportCommitter {
         for (const [n, why] of departed) if (!this.departed.has(n)) this.departed.set(n, why);
         throw e;
       }
-      this.afterFinishes(results);
+      // With a folded plan, a pass is still needed when the queue changed under it: a retry requeued a task, or a
+      // workflow stage's end may have released the next stage's tasks (placed() asks for one after rejections).
+      this.afterFinishes(results, fold === null || fold.inWorkflow || results.some((r) => r.applied && r.retry));
       const acks = new Map<NodeId, AttemptId[]>();
       // Refused reports are not acked: the coordinator has taken nothing from them.
       for (const f of owned) {
@@ -221,6 +252,8 @@ export class ReportCommitter {
         l.push(f.report.attemptId);
       }
       for (const [nodeId, ids] of acks) this.deps.link()?.send(nodeId, [{ type: 'ack', attemptIds: ids }]);
+      // The new attempts go out after the acks, in the same frame per node (AgentHub gathers a turn's messages).
+      if (fold) this.deps.fold!.placed(fold.plan, placed);
     }
     for (const [nodeId, hb] of heartbeats) await this.reconcile(nodeId, hb.running, hb.at);
     for (const [nodeId, why] of departed) await this.requeueHeld(nodeId, why);
@@ -276,7 +309,39 @@ export class ReportCommitter {
     };
   }
 
-  private afterFinishes(results: readonly FinishResult[]): void {
+  /**
+   * A pass planned against the room these finishes free, to commit with them; null when not possible: no fold, a
+   * pass under way, a finish of an attempt this process did not dispatch (its room is not known here), or of a job
+   * using GPUs (the pass reads device state from the store, where those devices are still held).
+   */
+  private async foldedPlan(owned: ReadonlyArray<{ report: FinishReport }>): Promise<{ plan: FoldedPlan; inWorkflow: boolean } | null> {
+    const fold = this.deps.fold;
+    if (!fold) return null;
+    const freed = new Map<NodeId, Resources>();
+    const ended = new Map<JobId, number>();
+    const ranMs = new Map<JobId, number[]>();
+    let inWorkflow = false;
+    for (const f of owned) {
+      const info = this.deps.attempts.get(f.report.attemptId);
+      if (!info) return null;
+      const job = await fold.job(info.jobId);
+      if (!job || job.usesGpus) return null;
+      inWorkflow ||= job.inWorkflow;
+      freed.set(info.nodeId, addResources(freed.get(info.nodeId) ?? ZERO_RESOURCES, job.resources));
+      ended.set(info.jobId, (ended.get(info.jobId) ?? 0) + 1);
+      // The store times a run the same way when it commits the finish (an exit, with its start known).
+      const r = f.report;
+      if (r.end.kind === 'exited' && r.startedAt !== null) {
+        let l = ranMs.get(info.jobId);
+        if (!l) ranMs.set(info.jobId, (l = []));
+        l.push(Math.max(0, r.finishedAt - r.startedAt));
+      }
+    }
+    const plan = await fold.plan({ freed, ended, ranMs });
+    return plan ? { plan, inWorkflow } : null;
+  }
+
+  private afterFinishes(results: readonly FinishResult[], passNeeded = true): void {
     let changed = false;
     for (const r of results) {
       this.deps.attempts.delete(r.attemptId);
@@ -288,7 +353,7 @@ export class ReportCommitter {
       const outcome = r.retry ? 'retried' : r.taskState;
       if (outcome === 'retried' || outcome === 'succeeded' || outcome === 'failed' || outcome === 'cancelled') this.deps.metrics?.countOutcome(outcome);
     }
-    if (changed) this.deps.onChanged();
+    if (changed && passNeeded) this.deps.onChanged();
   }
 
   /** End, as timed out, the attempts a node still runs past their timeout plus the grace. */

@@ -70,7 +70,7 @@ export class WorkService {
   async submitJob(req: SubmitJobRequestV1, by?: Principal): Promise<JobRecord> {
     const { store, blobs, clock, engine, log } = this.deps;
     const job = await submitJob(req, { store, blobs, clock, ...this.submitter(by) }, (c) => this.admit(c.project, c.taskCount));
-    engine.jobs.put(job.id, { name: job.name, compiled: job.compiled, inputs: job.inputs, operatorOwned: isOperatorOwned(job.owner) });
+    engine.jobs.put(job.id, { name: job.name, compiled: job.compiled, inputs: job.inputs, operatorOwned: isOperatorOwned(job.owner), inWorkflow: job.workflowId !== null });
     engine.requestTick();
     log.info({ jobId: job.id, name: job.name, tasks: job.taskCount }, 'job accepted');
     return job;
@@ -80,7 +80,7 @@ export class WorkService {
     const { store, blobs, clock, engine, log } = this.deps;
     const wf = await submitWorkflow(req, { store, blobs, clock, ...this.submitter(by) }, (c) =>
       this.admit(c.stages[0]?.job.project ?? 'default', c.stages.reduce((n, s) => n + s.job.taskCount, 0)));
-    for (const s of wf.stages) engine.jobs.put(s.job.id, { name: s.job.name, compiled: s.job.compiled, inputs: s.job.inputs, operatorOwned: isOperatorOwned(s.job.owner) });
+    for (const s of wf.stages) engine.jobs.put(s.job.id, { name: s.job.name, compiled: s.job.compiled, inputs: s.job.inputs, operatorOwned: isOperatorOwned(s.job.owner), inWorkflow: true });
     engine.requestTick();
     log.info({ workflowId: wf.id, name: wf.name, stages: wf.stages.length }, 'workflow accepted');
     return wf;

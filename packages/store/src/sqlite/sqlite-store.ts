@@ -651,86 +651,89 @@ export class SqliteStore implements Store {
   }
 
   async applyPlan(attempts: readonly NewAttempt[], now: number, options: { readonly overcommit: number }): Promise<ApplyPlanResult> {
-    return this.db.transaction(() => {
-      const created: CreatedAttempt[] = [];
-      const rejected: Array<ApplyPlanResult['rejected'][number]> = [];
-      const alloc = this.allocations();
-      const nodes = new Map<string, NodeRow | null>();
-      const insert = this.q(
-        `INSERT INTO attempts (id, task_id, job_id, task_index, number, node_id, state, assigned_at, cpu_millis, memory_bytes, gpus, disk_bytes, gpu_devices)
-         VALUES (?, ?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?)`,
-      );
-      // GPU devices, per node: the node's devices with what its active attempts (and this plan so far) hold. Read
-      // only for nodes that get GPU work; a job's GPU request is read from its compiled spec once per plan.
-      const devicesOf = new Map<string, GpuDeviceUse[]>();
-      const gpuRequestOfJob = new Map<string, GpuRequest | null>();
-      for (const a of attempts) {
-        let node = nodes.get(a.nodeId);
-        if (node === undefined) {
-          node = (this.q('SELECT * FROM nodes WHERE id = ?').get(a.nodeId) as NodeRow | undefined) ?? null;
-          nodes.set(a.nodeId, node);
-        }
-        // Online, and not held back by an operator (cordon, drain) or a quarantine still running.
-        if (!node || node.state !== 'online' || node.cordoned === 1 || node.draining === 1 || (node.quarantined_until ?? 0) > now) {
-          rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'node_unavailable' });
-          continue;
-        }
-        const task = this.taskRow(a.taskId);
-        if (!task || task.state !== 'queued') {
-          rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'task_not_queued' });
-          continue;
-        }
-        const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes, task_count, cancel_requested FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number; cancel_requested: number };
-        if (job.cancel_requested === 1) {
-          // Its queued tasks are being cancelled (range by range); never start one meanwhile.
-          rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'job_cancelled' });
-          continue;
-        }
-        const want: Resources = { cpuMillis: job.cpu_millis, memoryBytes: job.memory_bytes, gpus: job.gpus, diskBytes: job.disk_bytes };
-        const used = alloc.get(a.nodeId) ?? { allocated: ZERO_RESOURCES, count: 0, running: ZERO_RESOURCES, runningCount: 0 };
-        const f = a.prefetch ? Math.max(1, options.overcommit) : 1;
-        const limit: Resources = { cpuMillis: node.cpu_millis * f, memoryBytes: node.memory_bytes * f, gpus: node.gpus * f, diskBytes: node.disk_bytes * f };
-        const after = addResources(used.allocated, want);
-        if (!fits(after, limit)) {
-          rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'no_capacity' });
-          continue;
-        }
-        // Decide, then apply: the devices the plan chose must still be free on the node (a stale plan is dropped).
-        let gpuReq = gpuRequestOfJob.get(task.job_id);
-        if (gpuReq === undefined) {
-          gpuReq = gpuRequestOf(want, this.jobGpuNeeds(task.job_id));
-          gpuRequestOfJob.set(task.job_id, gpuReq);
-        }
-        let grants: readonly GpuGrant[] | null = null;
-        if (gpuReq !== null || (a.gpus !== undefined && a.gpus.length > 0)) {
-          let devices = devicesOf.get(a.nodeId);
-          if (!devices) devicesOf.set(a.nodeId, (devices = gpuDeviceUse((JSON.parse(node.facts_json) as NodeFacts).gpus ?? [], this.gpuHeld(a.nodeId).get(a.nodeId) ?? [])));
-          // A node that reports no devices may still take whole GPUs by count (an older agent); nothing else.
-          const countOnly = devices.length === 0 && gpuReq !== null && !gpuReq.shared && a.gpus === undefined;
-          if (!countOnly) {
-            const why = gpuReq === null ? 'GPU devices given to a task that asked for none' : a.gpus === undefined ? 'no GPU devices chosen' : checkGpuGrants(devices, a.gpus, gpuReq);
-            if (why !== null) {
-              rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'gpu_devices' });
-              continue;
-            }
-            grants = a.gpus!;
-            devicesOf.set(a.nodeId, addGpuGrants(devices, grants));
-          }
-        }
-        alloc.set(a.nodeId, { ...used, allocated: after, count: used.count + 1 });
-        const number = task.attempts + 1;
-        insert.run(a.attemptId, task.id, task.job_id, task.idx, number, a.nodeId, now, want.cpuMillis, want.memoryBytes, want.gpus, want.diskBytes, grants ? JSON.stringify(grants.map((g) => ({ index: g.index, memoryBytes: g.memoryBytes }))) : null);
-        this.moveTask(task, 'assigned', { current_attempt_id: a.attemptId, node_id: a.nodeId, attempts: number });
-        created.push({
-          id: a.attemptId, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskIndex: task.idx, number, nodeId: a.nodeId,
-          state: 'assigned', exitCode: null, signal: null, failure: null, assignedAt: now, startedAt: null, finishedAt: null,
-          arrayValue: task.array_value, taskCount: job.task_count,
-          taskInputs: task.inputs_json ? (JSON.parse(task.inputs_json) as WireInputFile[]) : [],
-          ...(grants ? { gpuDevices: grants } : {}),
-        });
+    return this.db.transaction(() => this.placeAttempts(attempts, now, options));
+  }
+
+  /** applyPlan's work, inside the caller's transaction. */
+  private placeAttempts(attempts: readonly NewAttempt[], now: number, options: { readonly overcommit: number }): ApplyPlanResult {
+    const created: CreatedAttempt[] = [];
+    const rejected: Array<ApplyPlanResult['rejected'][number]> = [];
+    const alloc = this.allocations();
+    const nodes = new Map<string, NodeRow | null>();
+    const insert = this.q(
+      `INSERT INTO attempts (id, task_id, job_id, task_index, number, node_id, state, assigned_at, cpu_millis, memory_bytes, gpus, disk_bytes, gpu_devices)
+       VALUES (?, ?, ?, ?, ?, ?, 'assigned', ?, ?, ?, ?, ?, ?)`,
+    );
+    // GPU devices, per node: the node's devices with what its active attempts (and this plan so far) hold. Read
+    // only for nodes that get GPU work; a job's GPU request is read from its compiled spec once per plan.
+    const devicesOf = new Map<string, GpuDeviceUse[]>();
+    const gpuRequestOfJob = new Map<string, GpuRequest | null>();
+    for (const a of attempts) {
+      let node = nodes.get(a.nodeId);
+      if (node === undefined) {
+        node = (this.q('SELECT * FROM nodes WHERE id = ?').get(a.nodeId) as NodeRow | undefined) ?? null;
+        nodes.set(a.nodeId, node);
       }
-      return { created, rejected };
-    });
+      // Online, and not held back by an operator (cordon, drain) or a quarantine still running.
+      if (!node || node.state !== 'online' || node.cordoned === 1 || node.draining === 1 || (node.quarantined_until ?? 0) > now) {
+        rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'node_unavailable' });
+        continue;
+      }
+      const task = this.taskRow(a.taskId);
+      if (!task || task.state !== 'queued') {
+        rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'task_not_queued' });
+        continue;
+      }
+      const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes, task_count, cancel_requested FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number; cancel_requested: number };
+      if (job.cancel_requested === 1) {
+        // Its queued tasks are being cancelled (range by range); never start one meanwhile.
+        rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'job_cancelled' });
+        continue;
+      }
+      const want: Resources = { cpuMillis: job.cpu_millis, memoryBytes: job.memory_bytes, gpus: job.gpus, diskBytes: job.disk_bytes };
+      const used = alloc.get(a.nodeId) ?? { allocated: ZERO_RESOURCES, count: 0, running: ZERO_RESOURCES, runningCount: 0 };
+      const f = a.prefetch ? Math.max(1, options.overcommit) : 1;
+      const limit: Resources = { cpuMillis: node.cpu_millis * f, memoryBytes: node.memory_bytes * f, gpus: node.gpus * f, diskBytes: node.disk_bytes * f };
+      const after = addResources(used.allocated, want);
+      if (!fits(after, limit)) {
+        rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'no_capacity' });
+        continue;
+      }
+      // Decide, then apply: the devices the plan chose must still be free on the node (a stale plan is dropped).
+      let gpuReq = gpuRequestOfJob.get(task.job_id);
+      if (gpuReq === undefined) {
+        gpuReq = gpuRequestOf(want, this.jobGpuNeeds(task.job_id));
+        gpuRequestOfJob.set(task.job_id, gpuReq);
+      }
+      let grants: readonly GpuGrant[] | null = null;
+      if (gpuReq !== null || (a.gpus !== undefined && a.gpus.length > 0)) {
+        let devices = devicesOf.get(a.nodeId);
+        if (!devices) devicesOf.set(a.nodeId, (devices = gpuDeviceUse((JSON.parse(node.facts_json) as NodeFacts).gpus ?? [], this.gpuHeld(a.nodeId).get(a.nodeId) ?? [])));
+        // A node that reports no devices may still take whole GPUs by count (an older agent); nothing else.
+        const countOnly = devices.length === 0 && gpuReq !== null && !gpuReq.shared && a.gpus === undefined;
+        if (!countOnly) {
+          const why = gpuReq === null ? 'GPU devices given to a task that asked for none' : a.gpus === undefined ? 'no GPU devices chosen' : checkGpuGrants(devices, a.gpus, gpuReq);
+          if (why !== null) {
+            rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'gpu_devices' });
+            continue;
+          }
+          grants = a.gpus!;
+          devicesOf.set(a.nodeId, addGpuGrants(devices, grants));
+        }
+      }
+      alloc.set(a.nodeId, { ...used, allocated: after, count: used.count + 1 });
+      const number = task.attempts + 1;
+      insert.run(a.attemptId, task.id, task.job_id, task.idx, number, a.nodeId, now, want.cpuMillis, want.memoryBytes, want.gpus, want.diskBytes, grants ? JSON.stringify(grants.map((g) => ({ index: g.index, memoryBytes: g.memoryBytes }))) : null);
+      this.moveTask(task, 'assigned', { current_attempt_id: a.attemptId, node_id: a.nodeId, attempts: number });
+      created.push({
+        id: a.attemptId, taskId: task.id as TaskId, jobId: task.job_id as JobId, taskIndex: task.idx, number, nodeId: a.nodeId,
+        state: 'assigned', exitCode: null, signal: null, failure: null, assignedAt: now, startedAt: null, finishedAt: null,
+        arrayValue: task.array_value, taskCount: job.task_count,
+        taskInputs: task.inputs_json ? (JSON.parse(task.inputs_json) as WireInputFile[]) : [],
+        ...(grants ? { gpuDevices: grants } : {}),
+      });
+    }
+    return { created, rejected };
   }
 
   /**
@@ -756,10 +759,22 @@ export class SqliteStore implements Store {
 
   // ── reports ─────────────────────────────────────────────────────────────────────────────────────────────
   async recordReports(starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
+    return this.db.transaction(() => this.applyReports(starts, finishes, now, policy));
+  }
+
+  async recordReportsAndPlace(
+    starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy,
+    place: { readonly attempts: readonly NewAttempt[]; readonly overcommit: number },
+  ): Promise<{ readonly results: readonly FinishResult[]; readonly placed: ApplyPlanResult }> {
     return this.db.transaction(() => {
-      this.applyStarts(starts);
-      return finishes.map((f) => this.finishOne(f.attemptId, f.end, f.startedAt, f.finishedAt, f.outputs, now, policy, f.usage));
+      const results = this.applyReports(starts, finishes, now, policy);
+      return { results, placed: this.placeAttempts(place.attempts, now, { overcommit: place.overcommit }) };
     });
+  }
+
+  private applyReports(starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy): FinishResult[] {
+    this.applyStarts(starts);
+    return finishes.map((f) => this.finishOne(f.attemptId, f.end, f.startedAt, f.finishedAt, f.outputs, now, policy, f.usage));
   }
 
   private applyStarts(starts: readonly StartReport[]): void {
