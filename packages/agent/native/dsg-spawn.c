@@ -16,7 +16,9 @@
  * Each task runs in a new session (its pid is its process group), stdin from /dev/null, default signal
  * handling and an empty signal mask, and no descriptor of this program (all are close-on-exec).
  * The program on argv[0] is looked up on the PATH of the task's environment, as Node's spawn does.
- * When stdin closes, dsg-spawn exits; its tasks are the launcher's to kill (it knows their process groups).
+ * When stdin closes (its agent or launcher stopped, or died), dsg-spawn kills the process group of every task whose
+ * leader it has not reaped yet (SIGKILL: nobody is left to report them; a group whose leader was reaped is not
+ * signalled, since its number may already belong to another) and exits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -405,7 +407,12 @@ int main(int argc, char **argv) {
       }
       memmove(ibuf, ibuf + off, ilen - off);
       ilen -= off;
-      if (!in_open) break;
+      if (!in_open) {
+        reap();
+        for (struct task *t = tasks; t; t = t->next)
+          if (!t->exited) kill(-t->pid, SIGKILL);
+        break;
+      }
     }
     flush_out();
   }

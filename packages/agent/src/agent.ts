@@ -49,7 +49,8 @@ import { CoordinatorHttp } from './coordinator-http.js';
 import type { Executor } from './executor/executor.js';
 import { AdmissionExecutor } from './executor/admission-executor.js';
 import { LauncherExecutor } from './executor/launcher-executor.js';
-import { NativeExecutor } from './executor/native-executor.js';
+import { failedToStart, NativeExecutor, type NativeExecutorOptions } from './executor/native-executor.js';
+import { NativeStarter } from './executor/process-starter.js';
 import type { AgentOptions, RunningAgent } from './options.js';
 import { offeredCapacity, parseFakeGpus, sharedGpus, SystemProbe, type Probe } from './probe/probe.js';
 import { GpuAllocator } from './gpu-allocator.js';
@@ -88,6 +89,8 @@ class Agent implements RunningAgent {
   private readonly log: NonNullable<AgentOptions['log']>;
   private readonly workDir: string;
   private executor!: Executor;
+  /** The native process starter when the agent drives it itself (executor `auto`). */
+  private starter: NativeStarter | null = null;
   private readonly probe: Probe;
   private readonly http: CoordinatorHttp;
   /**
@@ -161,14 +164,24 @@ class Agent implements RunningAgent {
     // Plain processes need no wrapping at all (`none` as a non-root agent): keep the executor's fastest path.
     const iso = this.isolation;
     const isolation = iso && (iso.level !== 'none' || iso.settings.user) ? { isolation: iso.settings } : {};
+    // `auto`: the agent drives dsg-spawn itself when it runs here (see AgentOptions.executor); else the launcher.
+    const choice = this.options.executor ?? 'auto';
+    const found = !this.ports.executor && choice === 'auto' ? NativeStarter.find() : null;
+    const notNative = found && found.starter === null ? found.why : null;
+    if (found?.starter) {
+      this.starter = found.starter;
+      this.log('info', 'tasks start through the native process starter (dsg-spawn)');
+    }
     this.executor = this.ports.executor
       ? new AdmissionExecutor(this.ports.executor, cap)
-      : this.options.executor === 'native'
-        ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace, ...isolation }), cap)
-        : new LauncherExecutor({
-            killGraceMs: grace, capacity: cap, ...isolation,
-            onStarter: (s) => this.log('info', s.starter === 'native' ? 'tasks start through the native process starter (dsg-spawn)' : `tasks start through Node's spawn (${s.why ?? 'no native starter'})`),
-          });
+      : this.starter
+        ? new AdmissionExecutor(nativeExecutorOrRefusal({ killGraceMs: grace, ...isolation, starter: this.starter }), cap)
+        : choice === 'native'
+          ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace, ...isolation }), cap)
+          : new LauncherExecutor({
+              killGraceMs: grace, capacity: cap, ...isolation,
+              onStarter: (s) => this.log('info', s.starter === 'native' ? 'tasks start through the native process starter (dsg-spawn), from a launcher helper' : `tasks start through Node's spawn from a launcher helper (${s.why ?? notNative ?? 'no native starter'})`),
+            });
     try {
       const saved = JSON.parse(await readFile(join(this.options.stateDir, 'node.json'), 'utf8')) as { nodeId?: string; credential?: string; tlsFingerprint?: string };
       this.id = saved.nodeId ?? null;
@@ -311,6 +324,8 @@ class Agent implements RunningAgent {
     for (const deadline = Date.now() + 5000; this.ready && this.outbox.size > 0 && Date.now() < deadline; ) await sleep(20);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.executor instanceof LauncherExecutor) this.executor.close();
+    // dsg-spawn ends with its stdin; any task still running then is killed by it (as after an agent crash).
+    this.starter?.close();
     this.ws?.close(1000, 'agent stopping');
     this.ws = null;
   }
@@ -563,5 +578,18 @@ class Agent implements RunningAgent {
     const ws = this.ws;
     if (msgs.length === 0 || !ws || ws.readyState !== ws.OPEN) return;
     ws.send(JSON.stringify(msgs.length === 1 ? msgs[0] : msgs));
+  }
+}
+
+/**
+ * The native executor, or, when it cannot give the isolation the agent promised (its cgroups are not usable by this
+ * process), one that fails every task with the reason — never a task run without its limits.
+ */
+function nativeExecutorOrRefusal(options: NativeExecutorOptions): Executor {
+  try {
+    return new NativeExecutor(options);
+  } catch (e) {
+    const why = (e as Error).message;
+    return { start: (spec) => failedToStart(spec.argv[0] ?? '', new Error(why), Date.now()) };
   }
 }

@@ -41,10 +41,13 @@ export interface AgentOptions {
   /** Time between SIGTERM and SIGKILL when a task is cancelled or times out. Default 5000 ms. */
   readonly killGraceMs?: number;
   /**
-   * How tasks are started: `launcher` (default) forks them from a small helper process, which is cheaper and keeps
-   * process start-up off the agent's event loop; `native` forks them from the agent itself.
+   * How tasks are started. `auto` (default): through the native process starter `dsg-spawn`, driven by the agent
+   * itself, when it was built and runs here (a small C helper that forks without copying Node; no process or JSON
+   * hop between the agent and the fork), else through a small launcher helper process using Node's spawn (which
+   * keeps forking Node off the agent). `launcher`: always the helper (it uses `dsg-spawn` when it can). `native`:
+   * Node's spawn from the agent itself.
    */
-  readonly executor?: 'launcher' | 'native';
+  readonly executor?: 'auto' | 'launcher' | 'native';
   /**
    * The strongest isolation to give tasks: `sandbox` (default: bubblewrap plus per-task cgroups, each as available),
    * `cgroups` (limits and whole-task kill, no sandbox) or `none` (plain processes). What the node really does is

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LauncherExecutor, NativeExecutor, NativeStarter, type ExecResult, type Executor } from '@dsg/agent';
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** Alive and not a zombie (an orphan whose parent does not reap it is dead, just not yet buried). */
@@ -174,6 +174,36 @@ describe('the native process starter', nativeOnly, () => {
       assert.equal(next.exitCode, 3);
     } finally {
       starter.close();
+    }
+  });
+});
+
+describe('dsg-spawn when the process driving it dies (an agent killed with SIGKILL)', nativeOnly, () => {
+  it('kills the process group of every task still running, then exits', async () => {
+    // A parent that starts a task through dsg-spawn, says its pid, then waits to be killed.
+    const parent = spawn(process.execPath, ['--input-type=module', '-e', `
+      const { NativeStarter } = await import(${JSON.stringify(import.meta.resolve('@dsg/agent'))});
+      const t = NativeStarter.find().starter.start('/bin/sh', ['-c', 'sleep 30'], { cwd: '/', env: { PATH: '/usr/bin:/bin' } });
+      t.on('spawn', () => console.log(t.pid));
+      setInterval(() => undefined, 1000);
+    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const pid = await new Promise<number>((res, rej) => {
+        parent.stdout!.once('data', (d: Buffer) => res(Number(String(d).trim())));
+        parent.once('exit', (c) => rej(new Error(`the parent exited (${c})`)));
+      });
+      assert.ok(pid > 0 && alive(pid), 'the task runs');
+      const helper = spawnSync('pgrep', ['-P', String(parent.pid), '-x', 'dsg-spawn'], { encoding: 'utf8' }).stdout.trim();
+      assert.ok(Number(helper) > 0, 'dsg-spawn is the parent\'s child');
+      parent.kill('SIGKILL');
+      let gone = false;
+      for (let i = 0; i < 100 && !gone; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        gone = !alive(pid) && !alive(Number(helper));
+      }
+      assert.ok(gone, `left running: ${alive(pid) ? `the task ${pid}` : ''} ${alive(Number(helper)) ? `dsg-spawn ${helper}` : ''}`);
+    } finally {
+      parent.kill('SIGKILL');
     }
   });
 });
