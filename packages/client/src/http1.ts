@@ -265,6 +265,8 @@ export function exchange(socket: Duplex, req: Http1Request): Http1Exchange {
   socket.once('end', onEnd);
   socket.once('close', onEnd);
   socket.once('error', onError);
+  // A kept socket may still be paused: the last exchange's body filled its reader's buffer (see deliver).
+  socket.resume();
 
   // The request: its head and a fixed body in one write; a streamed body chunk by chunk, waiting for the socket to
   // drain. A body that fails ends the exchange (the server saw a request cut short).
@@ -277,7 +279,8 @@ export function exchange(socket: Duplex, req: Http1Request): Http1Exchange {
         const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
         if (bytes.byteLength === 0) continue;
         const ok = socket.write(Buffer.concat([Buffer.from(`${bytes.byteLength.toString(16)}\r\n`, 'latin1'), bytes, Buffer.from('\r\n', 'latin1')]));
-        if (!ok) await new Promise<void>((resolve) => socket.once('drain', resolve));
+        // Wait for the socket to drain, or to close (the exchange failed: the loop then stops, ending the body).
+        if (!ok) await new Promise<void>((resolve) => socket.once('drain', resolve).once('close', resolve));
       }
       socket.write('0\r\n\r\n');
     })().catch((e: unknown) => fail(e instanceof Error ? e : new Error(String(e))));
