@@ -13,9 +13,9 @@
 //  - the dashboard's static files (the coordinator looks for ./web next to its code first);
 //  - the native process starter dsg-spawn when it was built (the launcher looks for ./dsg-spawn next to itself).
 // Usage: node scripts/bundle-cli.mjs [--quiet]. scripts/ensure.mjs runs it after every build.
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -59,27 +59,89 @@ const PROXIED = {
 function proxied(id, { eager, keys }) {
   const load = eager ? `const m = require(${JSON.stringify(id)}); const load = () => m;` : `let m; const load = () => (m ??= require(${JSON.stringify(id)}));`;
   const ownKeys = eager ? 'Reflect.ownKeys(m)' : JSON.stringify(keys);
+  // The names once, as a Set: esbuild's __toESM reads a descriptor per name (a list searched per read was O(n²)).
   return `${load}
-const names = () => ${ownKeys};
+let names;
+const has = (k) => (names ??= new Set(${ownKeys})).has(k);
 module.exports = new Proxy({}, {
-  ownKeys: () => names(),
-  getOwnPropertyDescriptor: (_, k) => (names().includes(k) ? { value: undefined, writable: true, enumerable: true, configurable: true } : undefined),
+  ownKeys: () => [...(names ??= new Set(${ownKeys}))],
+  getOwnPropertyDescriptor: (_, k) => (has(k) ? { value: undefined, writable: true, enumerable: true, configurable: true } : undefined),
   get: (_, k) => load()[k],
   set: (_, k, v) => { load()[k] = v; return true; },
   has: (_, k) => k in load(),
 });`;
 }
+/**
+ * One such module per importing module and import kind (its path carries both), not one per built-in. Why: a module
+ * that several entry points reach becomes a chunk file of its own, and one shared `node:fs` module reached from
+ * every command made a 400-byte chunk per built-in — 8 of the 20 files `dsg jobs` loaded, at ~0.4 ms each for
+ * Node's ES module loader (resolve, read, compile, link). Per importer, each lands in its importer's chunk.
+ *
+ * And where the importer names what it takes (`import { readFileSync, promises } from 'node:fs'`, which is all of
+ * our compiled code), the shim is an object with a getter for just those names that loads the built-in on first
+ * use: esbuild's `__toESM` then copies 2 properties instead of all ~100 of `node:fs` (its copies were ~150 KB of
+ * a `dsg jobs` heap that Node scavenges twice at start), a getter export (`tls.rootCertificates`) is still read
+ * only when used, and a built-in nobody calls (`node:child_process` for commander) is never loaded. Anything else
+ * (a namespace or default import, a re-export, `import()`) gets the whole module as above.
+ */
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+const SHIM_SEPARATOR = '|';
+/**
+ * How `importer` takes `specifier`: `{ names }` when every import of it there is `import { a, b as c } from`,
+ * `{ default: true }` when every one is `import x from`, null for anything else (or when it cannot tell).
+ */
+function importsOf(importer, specifier) {
+  let source;
+  try {
+    source = readFileSync(importer, 'utf8');
+  } catch {
+    return null;
+  }
+  const re = new RegExp(`(?:^|[;}\\n])\\s*(import|export)\\b\\s*([^;]*?)\\s*from\\s*(['"])${specifier}\\3`, 'g');
+  const names = new Set();
+  let defaults = 0;
+  let named = 0;
+  for (const m of source.matchAll(re)) {
+    if (m[1] !== 'import') return null;
+    const clause = m[2].trim();
+    if (/^[A-Za-z_$][\w$]*$/.test(clause)) {
+      defaults++;
+      continue;
+    }
+    const list = /^\{([^{}]*)\}$/.exec(clause);
+    if (!list) return null;
+    named++;
+    for (const part of list[1].split(',')) {
+      const name = part.trim().split(/\s+as\s+/)[0];
+      if (!name) continue;
+      if (!/^[A-Za-z_$][\w$]*$/.test(name) || name === 'default') return null;
+      names.add(name);
+    }
+  }
+  if (named > 0 && defaults === 0) return { names: [...names] };
+  if (defaults > 0 && named === 0) return { default: true };
+  return null;
+}
 const builtinsByRequire = {
   name: 'builtins-by-require',
   setup(b) {
     b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) => {
       if (!builtins.has(args.path) && !args.path.startsWith('node:')) return undefined;
       if (args.kind === 'require-call') return { path: args.path, external: true };
-      return { path: args.path, namespace: 'builtin-cjs' };
+      // `<importer>|<kind>|<built-in>` (a path ending in .mjs would make esbuild read the shim as an ES module).
+      return { path: [relative(root, args.importer), args.kind, args.path].join(SHIM_SEPARATOR), namespace: 'builtin-cjs' };
     });
     b.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => {
-      const id = args.path.startsWith('node:') ? args.path : `node:${args.path}`;
+      const [importer, kind, specifier] = args.path.split(SHIM_SEPARATOR);
+      const id = specifier.startsWith('node:') ? specifier : `node:${specifier}`;
+      const how = kind === 'import-statement' ? importsOf(join(root, importer), specifier) : null;
+      if (how?.names) {
+        const getters = how.names.map((n) => `  get ${n}() { return load().${n}; },`).join('\n');
+        return { contents: `let m;\nconst load = () => (m ??= require(${JSON.stringify(id)}));\nmodule.exports = {\n${getters}\n};`, loader: 'js' };
+      }
+      // An ES module whose default export is the built-in: `import fs from` then reads it directly, where a CommonJS
+      // shim would make __toESM copy every export of it (commander's `fs`, `path` and `process`: ~60 KB of heap).
+      if (how?.default && !PROXIED[id]) return { contents: `export default require(${JSON.stringify(id)});`, loader: 'js' };
       const contents = PROXIED[id] ? proxied(id, PROXIED[id]) : `module.exports = require(${JSON.stringify(id)});`;
       return { contents, loader: 'js' };
     });

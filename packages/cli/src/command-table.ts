@@ -19,6 +19,8 @@ export interface CommandEntry {
    * connections and timers to let the event loop end (~60–160 ms after the last request with Node's fetch).
    */
   readonly serves?: true;
+  /** The command never talks to a coordinator (so nothing prepares a connection to one before it runs). */
+  readonly offline?: true;
 }
 
 /** In the order `dsg --help` lists them. */
@@ -36,7 +38,7 @@ export const COMMANDS: readonly CommandEntry[] = [
       };
     },
   },
-  { names: ['discover'], load: async () => (await import('./commands/discover.js')).registerDiscover },
+  { names: ['discover'], offline: true, load: async () => (await import('./commands/discover.js')).registerDiscover },
   { names: ['submit'], load: async () => (await import('./commands/job-submit.js')).registerSubmit },
   { names: ['run'], load: async () => (await import('./commands/run.js')).registerRun },
   { names: ['jobs'], load: async () => (await import('./commands/job-list.js')).registerJobs },
@@ -66,7 +68,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { names: ['join-code'], load: async () => (await import('./commands/join-code.js')).registerJoinCode },
   { names: ['audit'], load: async () => (await import('./commands/audit.js')).registerAudit },
   { names: ['ledger'], load: async () => (await import('./commands/ledger.js')).registerLedger },
-  { names: ['spec'], load: async () => (await import('./commands/spec-check.js')).registerSpec },
+  { names: ['spec'], offline: true, load: async () => (await import('./commands/spec-check.js')).registerSpec },
   { names: ['openapi'], load: async () => (await import('./commands/openapi.js')).registerOpenApi },
 ];
 
@@ -83,6 +85,22 @@ export function commandWord(args: readonly string[]): string | null {
     return a;
   }
   return null;
+}
+
+/** The global options given in `args` (`--coordinator URL` or `--coordinator=URL`, before or after the command), as commander reads them. */
+export function globalFlagsIn(args: readonly string[]): GlobalFlags {
+  const flags: GlobalFlags = {};
+  const key = { '--coordinator': 'coordinator', '--token': 'token', '--tls-fingerprint': 'tlsFingerprint' } as const;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    const eq = a.indexOf('=');
+    const name = (eq < 0 ? a : a.slice(0, eq)) as keyof typeof key;
+    if (!(name in key)) continue;
+    const value = eq < 0 ? args[++i] : a.slice(eq + 1);
+    if (value !== undefined) flags[key[name]] = value;
+  }
+  return flags;
 }
 
 /**

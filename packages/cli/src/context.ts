@@ -48,6 +48,25 @@ function lazyTlsFetch(c: ClientConfig, rememberPin: boolean): FetchLike {
   };
 }
 
+/**
+ * Load Node's TLS module now when this process will talk to an https:// coordinator (the settings resolved as
+ * `clientFrom` will resolve them, from the global flags as given on the command line). Why: on Node 24, loading `node:tls`
+ * starts a thread that parses Node's ~140 root certificates and any NODE_EXTRA_CA_CERTS file, and the process cannot
+ * exit before that thread ends (it is joined at exit). Loaded at the first request, as before, the thread was still
+ * parsing when a short command like `dsg jobs` had printed its answer, and held its exit back (0–20 ms, more with
+ * a large NODE_EXTRA_CA_CERTS); loaded here, it runs on the other core while the command's code loads. Only a
+ * hint: the connection is made and checked later exactly as without it, and a hint that cannot be read does nothing.
+ */
+export function preloadTls(flags: GlobalFlags): void {
+  let coordinator: string;
+  try {
+    coordinator = loadClientConfig(flags).coordinator;
+  } catch {
+    return; // clientFrom reports it, with its advice, when the command asks for a client
+  }
+  if (coordinator.startsWith('https://')) process.getBuiltinModule?.('node:tls'); // Node 22.3+
+}
+
 /** For commands that wait: retries an unreachable coordinator until the give-up time (flag > env > 5 minutes). */
 export function reconnectorFor(client: DsgClient, giveUpAfter: string | undefined, resumeHint: string, say: (line: string) => void = info): Reconnector {
   const g = resolveGiveUpAfter(giveUpAfter);

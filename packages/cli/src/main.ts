@@ -6,9 +6,9 @@
 import { Command, CommanderError } from 'commander';
 import { DSG_VERSION, isDsgError, ValidationError } from '@dsg/core/base';
 import { debugEnabled } from './config.js';
-import { activeClientConfig, Exit, ExitCode, exitQuietlyOnClosedOutput, type GlobalFlags } from './context.js';
+import { activeClientConfig, Exit, ExitCode, exitQuietlyOnClosedOutput, preloadTls, type GlobalFlags } from './context.js';
 import { explainClientError } from './explain.js';
-import { commandsFor } from './command-table.js';
+import { commandsFor, globalFlagsIn } from './command-table.js';
 const program = new Command()
   .name('dsg')
   .description('Distributed Science Grid: run science jobs on the machines you already have')
@@ -32,7 +32,10 @@ Every read command takes --json. Exit codes: 0 ok · 1 a job failed or a runtime
 3 cannot reach the coordinator (waiting commands keep trying for 5m first: --give-up-after) · 130 interrupted.`);
 
 const globals = (): GlobalFlags => program.opts<GlobalFlags>();
-const commands = commandsFor(process.argv.slice(2));
+const args = process.argv.slice(2);
+const commands = commandsFor(args);
+// A command that will talk to the coordinator: start loading TLS before the command's code (see preloadTls).
+if (commands.length === 1 && !commands[0]!.serves && !commands[0]!.offline && !args.some((a) => a === '-h' || a === '--help')) preloadTls(globalFlagsIn(args));
 for (const command of commands) (await command.load())(program, globals);
 
 function fail(code: number, message: string): never {

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Command } from 'commander';
-import { COMMANDS, commandsFor, commandWord } from '../src/command-table.js';
+import { COMMANDS, commandsFor, commandWord, globalFlagsIn } from '../src/command-table.js';
 
 describe('command table', () => {
   it('names exactly the commands each module registers', async () => {
@@ -39,7 +39,15 @@ describe('command table', () => {
     assert.equal(commandsFor(['help', 'jobs']).length, COMMANDS.length);
   });
 
-  it('marks exactly the commands that keep running as serving', () => {
+  it('marks exactly the commands that keep running as serving, and those that never call a coordinator as offline', () => {
     assert.deepEqual(COMMANDS.filter((c) => c.serves).map((c) => c.names[0]).sort(), ['agent', 'coordinator', 'up']);
+    assert.deepEqual(COMMANDS.filter((c) => c.offline).map((c) => c.names[0]).sort(), ['discover', 'spec']);
+  });
+
+  it('reads the global options as commander does: either spelling, before or after the command, not past --', () => {
+    assert.deepEqual(globalFlagsIn(['--coordinator', 'https://a:1', 'jobs', '--token=t', '--json']), { coordinator: 'https://a:1', token: 't' });
+    assert.deepEqual(globalFlagsIn(['jobs', '--tls-fingerprint', 'sha256:ab', '--coordinator=http://b']), { tlsFingerprint: 'sha256:ab', coordinator: 'http://b' });
+    assert.deepEqual(globalFlagsIn(['jobs', '--', '--coordinator', 'x']), {});
+    assert.deepEqual(globalFlagsIn(['jobs', '--coordinator']), {});
   });
 });

@@ -1,5 +1,6 @@
 /**
- * A small `fetch` for Node over `node:http` / `node:https` (import `@dsg/client/node`; Node only).
+ * A small `fetch` for Node over `node:http` / `node:https`, and for a pinned certificate over `node:tls` with its
+ * own HTTP/1.1 (./http1.ts) (import `@dsg/client/node`; Node only).
  *
  * Why not the global fetch: in Node it is undici, loaded on first use, and a short command that used it spends
  * ~100 ms more before it can exit (loading it, then tearing it down) than one that used `node:http` — more than the
@@ -12,19 +13,24 @@
  * (`cause.code` such as ECONNREFUSED), so callers handle both alike.
  */
 import type * as NodeHttp from 'node:http';
-import type { IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type * as NodeHttps from 'node:https';
 import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebStream } from 'node:stream/web';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { FetchLike, RequestInitLike, ResponseLike } from './fetch-like.js';
+import { exchange, type ResponseSource } from './http1.js';
 
-// node:http is taken as a CommonJS built-in, not through `import`: an ES import of a built-in builds a module
-// facade that reads every export once, and on Node 22+ `http.WebSocket`, `MessageEvent` and `CloseEvent` are
-// getters that load undici — measured as the largest item in `dsg jobs` on Node 24 (~30 ms of a 190 ms command).
-const { Agent: HttpAgent, request: httpRequest } = (process.getBuiltinModule?.('node:http')
-  ?? createRequire(import.meta.url)('node:http')) as typeof NodeHttp;
+// node:http and node:https are taken as CommonJS built-ins, on first use, not through `import`: an ES import of a
+// built-in builds a module facade that reads every export once, and on Node 22+ `http.WebSocket`, `MessageEvent` and
+// `CloseEvent` are getters that load undici (measured as the largest item in `dsg jobs` on Node 24, ~30 ms of a
+// 190 ms command); and a pinned connection never needs them (see ./http1.ts).
+const builtin = <T>(id: string): T => (process.getBuiltinModule?.(id) ?? createRequire(import.meta.url)(id)) as T;
+let httpModule: typeof NodeHttp | undefined;
+let httpsModule: typeof NodeHttps | undefined;
+const http = (): typeof NodeHttp => (httpModule ??= builtin<typeof NodeHttp>('node:http'));
+const https = (): typeof NodeHttps => (httpsModule ??= builtin<typeof NodeHttps>('node:https'));
 
 export interface NodeFetchOptions {
   /** TLS options for https:// URLs (`ca`, `checkServerIdentity`, …). Default: Node's usual verification. */
@@ -34,7 +40,8 @@ export interface NodeFetchOptions {
   /**
    * Decide on the server's certificate yourself (a pinned fingerprint): every https connection skips the usual
    * chain verification and calls this with the certificate's DER bytes right after the handshake, before the
-   * request is written; an Error refuses the connection and rejects the fetch (as the `cause`). Default: none.
+   * request is written; an Error refuses the connection and rejects the fetch (as the `cause`). Such a fetch takes
+   * https:// URLs only and speaks HTTP/1.1 itself (./http1.ts), without loading node:http. Default: none.
    */
   readonly verifyPeer?: (der: Buffer) => Error | undefined;
 }
@@ -51,7 +58,7 @@ class NodeResponse implements ResponseLike {
   readonly headers: { get(name: string): string | null };
   private used = false;
 
-  constructor(private readonly res: IncomingMessage) {
+  constructor(private readonly res: ResponseSource) {
     this.status = res.statusCode ?? 0;
     this.ok = this.status >= 200 && this.status < 300;
     this.statusText = res.statusMessage ?? '';
@@ -63,7 +70,7 @@ class NodeResponse implements ResponseLike {
     };
   }
 
-  private take(): IncomingMessage {
+  private take(): ResponseSource {
     if (this.used) throw new TypeError('the response body was already read');
     this.used = true;
     return this.res;
@@ -99,30 +106,9 @@ function fetchError(message: string, cause: unknown): TypeError {
 
 export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
   const keepAlive = options.keepAlive ?? true;
-  const http = new HttpAgent({ keepAlive });
-  const https = new HttpsAgent({ keepAlive, ...options.tls });
-  const verifyPeer = options.verifyPeer;
-  if (verifyPeer) {
-    // Hand the socket to the request only once its certificate passed: nothing is written before that.
-    https.createConnection = ((opts: ConnectionOptions, done: (err: Error | null, socket?: TLSSocket) => void): undefined => {
-      // `ca: []`: the chain is not what decides here, so do not load Node's ~140 root certificates into the
-      // connection's TLS context (without a `ca` every context loads them: ~10 ms of a pinned `dsg jobs`).
-      const socket = tlsConnect({ ...opts, ca: [], rejectUnauthorized: false });
-      const fail = (e: Error): void => {
-        socket.destroy();
-        done(e);
-      };
-      socket.once('error', fail);
-      socket.once('secureConnect', () => {
-        socket.off('error', fail);
-        const der = socket.getPeerCertificate()?.raw;
-        const refused = der ? verifyPeer(der) : new Error('the server presented no certificate');
-        if (refused) return fail(refused);
-        done(null, socket);
-      });
-      return undefined;
-    }) as unknown as typeof https.createConnection;
-  }
+  if (options.verifyPeer) return createPinnedFetch(options.verifyPeer, options.tls ?? {}, keepAlive);
+  let httpAgent: NodeHttp.Agent | undefined;
+  let httpsAgent: NodeHttps.Agent | undefined;
 
   const fetchImpl = (input: string, init: RequestInitLike = {}): Promise<ResponseLike> => {
     const url = new URL(input);
@@ -133,10 +119,11 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
     if (typeof body === 'string' || body instanceof Uint8Array) headers['content-length'] ??= String(Buffer.byteLength(body));
     return new Promise<ResponseLike>((resolve, reject) => {
       if (init.signal?.aborted) return reject(init.signal.reason ?? new DOMException('aborted', 'AbortError'));
-      const req = (secure ? httpsRequest : httpRequest)(url, {
+      const agent = secure ? (httpsAgent ??= new (https().Agent)({ keepAlive, ...options.tls })) : (httpAgent ??= new (http().Agent)({ keepAlive }));
+      const req = (secure ? https().request : http().request)(url, {
         method: init.method ?? 'GET',
         headers,
-        agent: secure ? https : http,
+        agent,
         ...(init.signal ? { signal: init.signal } : {}),
       });
       req.once('response', (res) => resolve(new NodeResponse(res)));
@@ -152,8 +139,124 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
   };
   return Object.assign(fetchImpl, {
     close: (): void => {
-      http.destroy();
-      https.destroy();
+      httpAgent?.destroy();
+      httpsAgent?.destroy();
+    },
+  });
+}
+
+/**
+ * The fetch for a pinned https:// coordinator: each connection is a TLS handshake whose certificate `verifyPeer`
+ * accepts before anything is written, then HTTP/1.1 over that socket (./http1.ts; node:http is never loaded).
+ * Connections are kept for the next request when `keepAlive` (idle ones do not hold the process open, as with
+ * node:http's agent). A GET on a kept connection that the server closed meanwhile (its idle timeout) is sent once more
+ * on a new one; other methods are not repeated (the server may have acted on them).
+ */
+function createPinnedFetch(verifyPeer: (der: Buffer) => Error | undefined, tls: ConnectionOptions, keepAlive: boolean): NodeFetch {
+  const idle = new Map<string, TLSSocket[]>();
+  /** How an idle socket leaves the pool when the server closes it. */
+  const dropOf = new Map<TLSSocket, () => void>();
+
+  const connect = (url: URL): Promise<TLSSocket> => new Promise((resolve, reject) => {
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    // `ca: []`: the chain is not what decides here, so do not load Node's ~140 root certificates into the
+    // connection's TLS context (without a `ca` every context loads them: ~10 ms of a pinned `dsg jobs`).
+    const socket = tlsConnect({ ...tls, host, port: Number(url.port || 443), ...(isIP(host) ? {} : { servername: host }), ca: [], rejectUnauthorized: false });
+    const fail = (e: Error): void => {
+      socket.destroy();
+      reject(e);
+    };
+    // Stays for the socket's life: an error between exchanges (or before the first) destroys it, never goes unheard.
+    socket.on('error', fail);
+    socket.once('secureConnect', () => {
+      const der = socket.getPeerCertificate()?.raw;
+      const refused = der ? verifyPeer(der) : new Error('the server presented no certificate');
+      if (refused) return fail(refused);
+      resolve(socket);
+    });
+  });
+
+  const takeIdle = (key: string): TLSSocket | undefined => {
+    const list = idle.get(key);
+    let socket: TLSSocket | undefined;
+    while ((socket = list?.pop()) && socket.destroyed);
+    if (!socket) return undefined;
+    const drop = dropOf.get(socket)!;
+    dropOf.delete(socket);
+    socket.off('close', drop).off('end', drop);
+    socket.ref();
+    return socket;
+  };
+  const keep = (key: string, socket: TLSSocket): void => {
+    const list = idle.get(key) ?? [];
+    idle.set(key, list);
+    list.push(socket);
+    socket.unref();
+    const drop = (): void => {
+      const i = list.indexOf(socket);
+      if (i >= 0) list.splice(i, 1);
+      dropOf.delete(socket);
+      socket.destroy();
+    };
+    dropOf.set(socket, drop);
+    socket.once('close', drop).once('end', drop);
+  };
+
+  const send = async (url: URL, init: RequestInitLike, retried: boolean): Promise<ResponseLike> => {
+    const key = url.host;
+    const reused = takeIdle(key);
+    let socket: TLSSocket;
+    try {
+      socket = reused ?? (await connect(url));
+    } catch (e) {
+      throw fetchError(`fetch failed: ${(e as Error).message}`, e);
+    }
+    const signal = init.signal;
+    if (signal?.aborted) {
+      socket.destroy();
+      throw signal.reason ?? new DOMException('aborted', 'AbortError');
+    }
+    const method = (init.method ?? 'GET').toUpperCase();
+    const body = init.body ?? null;
+    let x: ReturnType<typeof exchange>;
+    try {
+      x = exchange(socket, {
+        method,
+        url,
+        headers: init.headers ?? {},
+        body: body === null || typeof body === 'string' || body instanceof Uint8Array ? body : (body as unknown as AsyncIterable<Uint8Array>),
+        keepAlive,
+      });
+    } catch (e) {
+      socket.destroy(); // a bad method or header (thrown as node:http throws it), before anything was written
+      throw e;
+    }
+    const onAbort = (): void => x.abort(signal?.reason instanceof Error ? signal.reason : new DOMException('aborted', 'AbortError'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    void x.done.then((reusable) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (reusable && keepAlive) keep(key, socket);
+      else socket.destroy();
+    });
+    try {
+      return new NodeResponse(await x.response);
+    } catch (e) {
+      if (signal?.aborted) throw signal.reason ?? e;
+      // A kept connection the server had closed: nothing of the answer arrived. A GET is safe to send again.
+      const code = (e as { code?: string }).code;
+      if (reused && !retried && (method === 'GET' || method === 'HEAD') && (code === 'ECONNRESET' || code === 'EPIPE')) return send(url, init, true);
+      throw fetchError(`fetch failed: ${(e as Error).message}`, e);
+    }
+  };
+
+  const fetchImpl = (input: string, init: RequestInitLike = {}): Promise<ResponseLike> => {
+    const url = new URL(input);
+    if (url.protocol !== 'https:') return Promise.reject(fetchError(`a pinned connection is https:// only, not ${url.protocol}`, null));
+    return send(url, init, false);
+  };
+  return Object.assign(fetchImpl, {
+    close: (): void => {
+      for (const list of idle.values()) for (const s of list.splice(0)) s.destroy();
     },
   });
 }
