@@ -236,6 +236,59 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
     }
   });
 
+  it('each job keeps its first queued task in its row, exact through placements, retries, losses, cancels and job retries', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-store-'));
+    try {
+      const file = join(dir, 'q.sqlite');
+      const { compileJobSpec, newJobId, newAttemptId, taskIdOf } = await import('@dsg/core');
+      const s = openSqliteStore({ file, driver });
+      await s.init();
+      const db = Database(file, { readonly: true });
+      const policy = { maxSystemRetries: 3 };
+      // The invariant, checked against the tasks themselves after every step.
+      const check = (step: string): void => {
+        const bad = db.prepare(`SELECT id, queue_head AS head, (SELECT (f.queue_seq << 24) | f.idx FROM tasks f WHERE f.job_id = j.id AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1) AS truth
+                                 FROM jobs j WHERE queue_head IS NOT truth`).all();
+        assert.deepEqual(bad, [], `after ${step}`);
+      };
+      const node = 'node_0000000000000000000000000a' as NodeId;
+      await s.upsertNode({ id: node, name: 'n', capacity: { cpuMillis: 64_000, memoryBytes: 64 * 1024 ** 3, gpus: 0, diskBytes: 0 }, facts: { hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'x', cores: 64, memoryBytes: 64 * 1024 ** 3, diskBytes: 0, gpus: [] }, labels: {}, agentVersion: 't', address: null, now: Date.now() });
+      const mk = async (name: string, array: number, retries = 0) => {
+        const spec = { name, command: ['true'], array, retries, resources: { cpu: 1, memory: '16Mi' } };
+        return s.createJob({ id: newJobId(), name, spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] });
+      };
+      const place = async (jobId: JobId, idx: number[]) =>
+        (await s.applyPlan(idx.map((i) => ({ attemptId: newAttemptId(Date.now()), taskId: taskIdOf(jobId, i), nodeId: node, prefetch: false })), Date.now(), { overcommit: 1 })).created;
+      const a = await mk('a', 6, 2);
+      const b = await mk('b', 5000); // bigger than a chunk: its tasks arrive in chunks
+      check('creating');
+      const pa = await place(a.id, [0, 1, 2]);
+      check('placing the first three of a');
+      await place(a.id, [4]);
+      check('placing a task behind the head');
+      await s.recordReports([], [{ attemptId: pa[1]!.id, end: { kind: 'exited', exitCode: 1, signal: null }, startedAt: 1, finishedAt: 2, outputs: [] }], Date.now(), policy);
+      check('a retry back to its place, before the head');
+      assert.equal((await s.listQueuedJobs()).find((j) => j.jobId === a.id)?.first.index, 1);
+      await s.loseAttempts([pa[0]!.id], 'lost', Date.now(), policy);
+      check('a lost attempt requeued');
+      await s.recordReports([], [{ attemptId: pa[2]!.id, end: { kind: 'exited', exitCode: 0, signal: null }, startedAt: 1, finishedAt: 2, outputs: [] }], Date.now(), policy);
+      check('a success');
+      await s.requestCancel(b.id, Date.now());
+      check('a cancel requested');
+      await s.cancelQueuedTasks(b.id, { from: 0, to: 2000 }, Date.now());
+      check('the first range cancelled');
+      await s.cancelQueuedTasks(b.id, { from: 2000, to: 5000 }, Date.now());
+      check('the rest cancelled');
+      await s.retryJob(b.id, Date.now());
+      check('the job retried');
+      assert.equal((await s.listQueuedJobs()).find((j) => j.jobId === b.id)?.first.index, 0);
+      db.close();
+      await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a big job is accepted in chunks without holding the event loop, and a crash midway leaves nothing behind', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dsg-bigjob-'));
     const file = join(dir, 'x.sqlite');

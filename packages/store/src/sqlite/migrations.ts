@@ -443,4 +443,17 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX tasks_job_queue ON tasks (job_id, queue_seq, idx) WHERE state = 'queued';
     `,
   },
+  {
+    version: 17,
+    name: 'jobs_queue_head',
+    sql: `
+      -- Each job's first queued task kept in its row (queue-queries.ts): \`(queue_seq << 24) | idx\`, NULL when it has
+      -- none queued. The pass then reads one row per job from the jobs table (a few dozen pages for 1,000 jobs)
+      -- instead of one seek per job into the queue index (a leaf page each once the queue is deep). The store keeps it
+      -- exact in every change of a task's state (moveTask, the bulk cancel, task creation).
+      ALTER TABLE jobs ADD COLUMN queue_head INTEGER;
+      UPDATE jobs SET queue_head = (SELECT (f.queue_seq << 24) | f.idx FROM tasks f WHERE f.job_id = jobs.id AND f.state = 'queued'
+                                     ORDER BY f.queue_seq LIMIT 1) WHERE n_queued > 0;
+    `,
+  },
 ];

@@ -17,15 +17,17 @@ export const QUEUE_HEAD_IDX_BITS = 24;
 // A job never has more tasks than MAX_ARRAY (arrays, and fan-outs over files, are refused beyond it).
 if (MAX_ARRAY >= 2 ** QUEUE_HEAD_IDX_BITS) throw new Error(`queue-queries: MAX_ARRAY (${MAX_ARRAY}) no longer fits in ${QUEUE_HEAD_IDX_BITS} bits`);
 
+/** A job's first queued task, packed (NULL when none is queued); `$job` names the job. Used to keep `jobs.queue_head`. */
+export const QUEUE_HEAD_OF_JOB_SQL = `SELECT (f.queue_seq << ${QUEUE_HEAD_IDX_BITS}) | f.idx FROM tasks f WHERE f.job_id = $job AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1`;
+
 /**
- * Jobs with queued tasks, in queue order of their first queued task, each with that task. **One seek per job** on
- * `tasks_job_queue` (job_id, queue_seq, idx), answered by the index alone: the first task's queue position and its
- * index in the job, packed into one integer (QUEUE_HEAD_IDX_BITS) because a scalar subquery returns one column (its
- * id is `taskIdOf(job, idx)`). No row of the tasks table is read, so a job with a million queued tasks costs what a
- * job with one does, and the pass does not slow as the table outgrows the page cache. In-process, 1,000 jobs with
- * queued tasks: 1.0 · 1.2 · 1.25 ms at 1,000 · 1,000,000 · 10,000,000 queued, against 1.2 · 2.8 · 2.8 ms with the
- * two seeks per job this made one (the position and the index each had a subquery) and 1.0 / 2.9 ms with a table
- * row per job before migration 16.
+ * Jobs with queued tasks, in queue order of their first queued task, each with that task. The first task comes from
+ * the job's own row (`jobs.queue_head`, migration 17: position and index packed in one integer, QUEUE_HEAD_IDX_BITS,
+ * split here in SQL), which the store keeps exact in every change of a task's state; no tasks are read at all, so
+ * the read touches the jobs table only (its id is `taskIdOf(job, idx)`). Should a head be missing, one seek on
+ * `tasks_job_queue` finds it (COALESCE). Why: with one seek per job into the queue index, each job's first entry
+ * sits in a leaf page of its own once the queue is deep, and a pass touching 1,000 such pages ran 1.2 ms at 1,000
+ * queued and 2.2 ms at 1,000,000 (in-process, passes 20 ms apart: the pages leave the CPU caches between passes).
  * A job whose cancel was requested is left out: its queued tasks are being cancelled range by range and none may
  * start meanwhile. A job counted as queued without a queued task (a drifted counter) has no first task and no row.
  */
@@ -33,7 +35,7 @@ export const QUEUED_JOBS_SQL = `
   WITH q AS MATERIALIZED (
     SELECT j.id, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes, j.run_ms_total, j.runs_timed, j.n_queued,
            j.n_assigned + j.n_running AS n_active,
-           (SELECT (f.queue_seq << ${QUEUE_HEAD_IDX_BITS}) | f.idx FROM tasks f WHERE f.job_id = j.id AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1) AS head
+           COALESCE(j.queue_head, (SELECT (f.queue_seq << ${QUEUE_HEAD_IDX_BITS}) | f.idx FROM tasks f WHERE f.job_id = j.id AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1)) AS head
       FROM jobs j
      WHERE j.n_queued > 0 AND j.cancel_requested = 0)
   SELECT id, cpu_millis, memory_bytes, gpus, disk_bytes, run_ms_total, runs_timed, n_queued, n_active,

@@ -107,7 +107,7 @@ import type {
   StoreStats,
 } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
-import { QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
+import { QUEUE_HEAD_IDX_BITS, QUEUE_HEAD_OF_JOB_SQL, QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
 import {
   compiledOf,
   countsOf,
@@ -325,11 +325,13 @@ export class SqliteStore implements Store {
       const start = this.allocSeq(n);
       this.q(
         `INSERT INTO jobs (id, name, spec_json, compiled_json, inputs_json, warnings_json, task_count, cpu_millis, memory_bytes, gpus, disk_bytes, created_at, n_queued, project, released,
-                           owner_token_id, owner_name, owner_role)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                           owner_token_id, owner_name, owner_role, queue_head)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(job.id, job.name, JSON.stringify(job.spec), JSON.stringify(c), JSON.stringify(job.inputs), JSON.stringify(job.warnings), n,
         c.resources.cpuMillis, c.resources.memoryBytes, c.resources.gpus, c.resources.diskBytes, job.createdAt, chunked ? 0 : n, c.project ?? 'default', chunked ? 0 : 1,
-        job.owner?.tokenId ?? null, job.owner?.name ?? null, job.owner?.role ?? null);
+        job.owner?.tokenId ?? null, job.owner?.name ?? null, job.owner?.role ?? null,
+        // Its first queued task: index 0, at the first of its queue positions (a big job's tasks follow in chunks).
+        n > 0 ? BigInt(start) << BigInt(QUEUE_HEAD_IDX_BITS) : null);
       if (!chunked) this.insertQueuedTasks(job.id, c.arrayValues, 0, n, start);
       return start;
     });
@@ -454,6 +456,7 @@ export class SqliteStore implements Store {
       ).run(now, CANCELLED_BEFORE_START, id, range.from, range.to);
       if (changes > 0) {
         this.q(`UPDATE jobs SET ${COUNTER.queued} = ${COUNTER.queued} - ?, ${COUNTER.cancelled} = ${COUNTER.cancelled} + ? WHERE id = ?`).run(changes, changes, id);
+        this.refreshQueueHead(id);
         this.finishJobIfDone(id, now);
         const wf = this.q('SELECT workflow_id FROM jobs WHERE id = ?').get(id) as { workflow_id: string | null };
         if (wf.workflow_id) this.advanceWorkflow(wf.workflow_id, now, []);
@@ -682,6 +685,8 @@ export class SqliteStore implements Store {
       const task = this.taskRow(a.taskId);
       if (!task || task.state !== 'queued') {
         rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'task_not_queued' });
+        // Planned from a stale first task? Find the job's first queued task again (the next pass reads it).
+        if (task) this.refreshQueueHead(task.job_id);
         continue;
       }
       const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes, task_count, cancel_requested FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number; cancel_requested: number };
@@ -748,8 +753,21 @@ export class SqliteStore implements Store {
     const cols = Object.keys(set);
     const sql = `UPDATE tasks SET state = ?${cols.map((c) => `, ${c} = ?`).join('')} WHERE job_id = ? AND idx = ?`;
     this.q(sql).run(to, ...cols.map((c) => set[c]), task.job_id, task.idx);
-    this.q(`UPDATE jobs SET ${COUNTER[from]} = ${COUNTER[from]} - 1, ${COUNTER[to]} = ${COUNTER[to]} + 1 WHERE id = ?`).run(task.job_id);
+    // The counters, and the job's first queued task (jobs.queue_head): found again when a task leaves the queue,
+    // lowered when one joins it (at its own place: a retry keeps its queue position, a job retry gets new ones).
+    const counters = `${COUNTER[from]} = ${COUNTER[from]} - 1, ${COUNTER[to]} = ${COUNTER[to]} + 1`;
+    if (from === 'queued') this.q(`UPDATE jobs SET ${counters}, queue_head = (${QUEUE_HEAD_OF_JOB_SQL}) WHERE id = $job`).run({ job: task.job_id });
+    else if (to === 'queued') {
+      const seq = Number(set['queue_seq'] ?? task.queue_seq);
+      this.q(`UPDATE jobs SET ${counters}, queue_head = MIN(COALESCE(queue_head, $head), $head) WHERE id = $job`)
+        .run({ job: task.job_id, head: BigInt(seq) * BigInt(2 ** QUEUE_HEAD_IDX_BITS) + BigInt(task.idx) });
+    } else this.q(`UPDATE jobs SET ${counters} WHERE id = ?`).run(task.job_id);
     task.state = to;
+  }
+
+  /** Find a job's first queued task again (after tasks were added to or taken from its queue in bulk). */
+  private refreshQueueHead(jobId: string): void {
+    this.q(`UPDATE jobs SET queue_head = (${QUEUE_HEAD_OF_JOB_SQL}) WHERE id = $job`).run({ job: jobId });
   }
 
   /** Set (or, after a retry, clear) a job's finished_at from its derived state. */
@@ -1287,6 +1305,7 @@ export class SqliteStore implements Store {
       ins.run(row.id, index, arrayValue, first + i, inputs);
     });
     this.q('UPDATE jobs SET n_queued = n_queued + ? WHERE id = ?').run(indices.length, row.id);
+    this.refreshQueueHead(row.id);
     for (const f of failed) {
       const t = this.taskAt(row.id, f.index)!;
       this.moveTask(t, 'failed', { finished_at: now, failure_json: JSON.stringify({ kind: 'user', reason: 'inputs_unavailable', message: f.message }) });
