@@ -17,6 +17,9 @@ export const QUEUE_HEAD_IDX_BITS = 24;
 // A job never has more tasks than MAX_ARRAY (arrays, and fan-outs over files, are refused beyond it).
 if (MAX_ARRAY >= 2 ** QUEUE_HEAD_IDX_BITS) throw new Error(`queue-queries: MAX_ARRAY (${MAX_ARRAY}) no longer fits in ${QUEUE_HEAD_IDX_BITS} bits`);
 
+/** A task's place in the queue as `jobs.queue_head` holds it (a BigInt: the value passes 2^53). */
+export const packQueueHead = (queueSeq: number, idx: number): bigint => (BigInt(queueSeq) << BigInt(QUEUE_HEAD_IDX_BITS)) | BigInt(idx);
+
 /** A job's first queued task, packed (NULL when none is queued); `$job` names the job. Used to keep `jobs.queue_head`. */
 export const QUEUE_HEAD_OF_JOB_SQL = `SELECT (f.queue_seq << ${QUEUE_HEAD_IDX_BITS}) | f.idx FROM tasks f WHERE f.job_id = $job AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1`;
 

@@ -107,7 +107,7 @@ import type {
   StoreStats,
 } from '../store.js';
 import { MIGRATIONS } from './migrations.js';
-import { QUEUE_HEAD_IDX_BITS, QUEUE_HEAD_OF_JOB_SQL, QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
+import { packQueueHead, QUEUE_HEAD_OF_JOB_SQL, QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
 import {
   compiledOf,
   countsOf,
@@ -331,7 +331,7 @@ export class SqliteStore implements Store {
         c.resources.cpuMillis, c.resources.memoryBytes, c.resources.gpus, c.resources.diskBytes, job.createdAt, chunked ? 0 : n, c.project ?? 'default', chunked ? 0 : 1,
         job.owner?.tokenId ?? null, job.owner?.name ?? null, job.owner?.role ?? null,
         // Its first queued task: index 0, at the first of its queue positions (a big job's tasks follow in chunks).
-        n > 0 ? BigInt(start) << BigInt(QUEUE_HEAD_IDX_BITS) : null);
+        n > 0 ? packQueueHead(start, 0) : null);
       if (!chunked) this.insertQueuedTasks(job.id, c.arrayValues, 0, n, start);
       return start;
     });
@@ -760,7 +760,7 @@ export class SqliteStore implements Store {
     else if (to === 'queued') {
       const seq = Number(set['queue_seq'] ?? task.queue_seq);
       this.q(`UPDATE jobs SET ${counters}, queue_head = MIN(COALESCE(queue_head, $head), $head) WHERE id = $job`)
-        .run({ job: task.job_id, head: BigInt(seq) * BigInt(2 ** QUEUE_HEAD_IDX_BITS) + BigInt(task.idx) });
+        .run({ job: task.job_id, head: packQueueHead(seq, task.idx) });
     } else this.q(`UPDATE jobs SET ${counters} WHERE id = ?`).run(task.job_id);
     task.state = to;
   }
