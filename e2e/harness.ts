@@ -83,14 +83,21 @@ export class Sandbox {
 
   async waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 30_000, diag?: () => string): Promise<T> {
     const deadline = Date.now() + timeoutMs;
+    let last = 'never answered';
     for (;;) {
       try {
         const v = await fn();
         if (v) return v;
-      } catch {
-        /* not yet */
+        last = `last answer: ${String(v)}`;
+      } catch (e) {
+        last = `last error: ${(e as Error).message}`; // not yet
       }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${diag ? `\n${diag()}` : ''}`);
+      if (Date.now() > deadline) {
+        // The end of the output is what explains a timeout (the start is the banner); CI folds long messages.
+        const out = diag ? diag().split('\n') : [];
+        const tail = out.length > 40 ? ['[… ' + String(out.length - 40) + ' earlier lines]', ...out.slice(-40)] : out;
+        throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what} (${last})${tail.length ? `\n${tail.join('\n')}` : ''}`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }
