@@ -4,7 +4,8 @@
 // CPU per task is far less sensitive to a busy machine than tasks/s, and it is what W2 (CPU-bound tasks) pays.
 // Linux only. Not a test: asserts nothing.
 //   Options: --tasks N (default 2000)  --isolation none|cgroups|sandbox  --cpu-prof DIR (V8 profiles of all three)
-//            --fsyncs (count the coordinator's fsync/fdatasync calls during the run with strace: commits per task)
+//            --fsyncs (count the coordinator's fsync/fdatasync calls during the run with strace: commits per task;
+//            with DSG_STRACE_ALL=1 every system call of the coordinator is counted and printed, =agent the agent's)
 //            --cpu-task MS (each task an awk loop of ~MS ms of CPU instead of `true`, as W2; prints makespan vs ideal)
 //            --idle S (seconds of idle grid measured first, default 3)  --warmup N (tasks of `true` run first, default 50)  --json
 import { spawn, spawnSync } from 'node:child_process';
@@ -115,7 +116,7 @@ try {
   let tracer = null;
   let traced = '';
   if (process.argv.includes('--fsyncs')) {
-    tracer = spawn('strace', ['-f', '-c', '-e', 'trace=fsync,fdatasync', '-p', String(coord)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    tracer = spawn('strace', ['-f', '-c', ...(process.env.DSG_STRACE_ALL ? [] : ['-e', 'trace=fsync,fdatasync']), '-p', String(process.env.DSG_STRACE_ALL === 'agent' ? procs.agent : coord)], { stdio: ['ignore', 'ignore', 'pipe'] });
     tracer.stderr.on('data', (d) => (traced += d));
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -138,6 +139,7 @@ try {
     await new Promise((r) => tracer.on('exit', r));
     const calls = [...traced.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
     out.fsyncsPerTask = calls / N;
+    if (process.env.DSG_STRACE_ALL) process.stderr.write(traced);
   }
   out.cpuUsPerTask = {};
   out.sysUsPerTask = {};

@@ -14,7 +14,12 @@
  *
  * Delivery: outgoing messages queued in one tick go out as one frame. `finished` reports stay in an outbox until
  * the coordinator acks them (after committing them) and are re-sent after every reconnect; the coordinator fences
- * duplicates by attempt id, so a replay is harmless. While disconnected, running attempts carry on; their logs are
+ * duplicates by attempt id, so a replay is harmless. Reports that nothing waits on keep company for up to HOLD_MS:
+ * a `finished` while prefetched tasks still wait here for a core (the freed core already has its next task, so the
+ * coordinator's answer is not needed yet), and a `started` while another attempt is in progress (its report will
+ * carry this one). Either goes out with the next message that may not wait, when the last prefetched task starts,
+ * or after HOLD_MS. A busy agent then sends one frame, and its coordinator makes one commit, per few tasks instead
+ * of two per task; a lone task's reports go out at once. While disconnected, running attempts carry on; their logs are
  * dropped (logs are best-effort; results are not).
  *
  * Volunteer policy (optional, policy/): a PolicyController reads the machine (idle, owner CPU, power, temperature,
@@ -83,6 +88,8 @@ const errorText = (e: unknown): string => {
   const cause = (e as { cause?: { code?: string } }).cause;
   return cause?.code ?? (e instanceof Error ? e.message : String(e));
 };
+/** How long a report may wait for company (see Delivery above): how late, at most, a start or an end is known. */
+export const HOLD_MS = 50;
 const STOPPED = 'the agent was stopped while it held this attempt; it runs again on another node';
 
 class Agent implements RunningAgent {
@@ -101,6 +108,8 @@ class Agent implements RunningAgent {
   private readonly outbox = new Map<string, FinishedMessage>();
   private queue: AgentMessage[] = [];
   private flushQueued = false;
+  /** Sends held reports (see Delivery above) at the latest HOLD_MS after the first of them. */
+  private holdTimer: NodeJS.Timeout | null = null;
   private ws: WebSocket | null = null;
   private ready = false;
   private id: string | null = null;
@@ -561,6 +570,21 @@ class Agent implements RunningAgent {
   private enqueue(m: AgentMessage): void {
     if (!this.ready) return; // finished reports wait in the outbox; logs and heartbeats are dropped
     this.queue.push(m);
+    if (this.mayWait(m)) {
+      if (!this.holdTimer && !this.flushQueued) this.holdTimer = setTimeout(() => this.flushSoon(), HOLD_MS);
+      return;
+    }
+    this.flushSoon();
+  }
+
+  /** Whether a report may wait for company (see Delivery above). */
+  private mayWait(m: AgentMessage): boolean {
+    if (m.type === 'finished') return this.executor instanceof AdmissionExecutor && this.executor.waiting > 0;
+    if (m.type === 'started') return this.runs.size > 1;
+    return false;
+  }
+
+  private flushSoon(): void {
     if (!this.flushQueued) {
       this.flushQueued = true;
       setImmediate(() => this.flush());
@@ -569,6 +593,10 @@ class Agent implements RunningAgent {
 
   private flush(): void {
     this.flushQueued = false;
+    if (this.holdTimer) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = null;
+    }
     let msgs = this.queue;
     this.queue = [];
     // A task that started and ended within one batch needs only its `finished` (which carries startedAt).

@@ -1,4 +1,4 @@
-export { JoinRejectedError, startAgent, type AgentPorts } from './agent.js';
+export { HOLD_MS, JoinRejectedError, startAgent, type AgentPorts } from './agent.js';
 export type { AgentOptions, RunningAgent } from './options.js';
 export type { Executor, ExecSpec, ExecEvents, ExecHandle, ExecResult, ExecResources } from './executor/executor.js';
 export { NativeExecutor, type NativeExecutorOptions } from './executor/native-executor.js';

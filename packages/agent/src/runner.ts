@@ -18,8 +18,8 @@
  * exit 0 end as `outputs_missing` naming it — never dropped silently.
  * The working dir is removed afterwards unless `keepWorkDirs`.
  */
-import { constants as fsConstants } from 'node:fs';
-import { copyFile, chmod, lstat, mkdir, readdir, realpath, rm, rmdir, stat } from 'node:fs/promises';
+import { constants as fsConstants, mkdirSync, rmdirSync } from 'node:fs';
+import { copyFile, chmod, lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { glob } from 'tinyglobby';
 import { AttemptUsageWire, formatSize, outputPathMatcher, type AgentMessage, type Assignment, type FinishedMessage, type OutputFile } from '@dsg/core';
@@ -126,7 +126,14 @@ export class AttemptRun {
     });
     try {
       // The agent creates workDir at start, so a plain mkdir usually suffices (cheaper than a recursive one).
-      await mkdir(cwd).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? mkdir(cwd, { recursive: true }) : Promise.reject(e)));
+      // Synchronous: one system call on the agent's own disk. Through the thread pool it cost ~3× the CPU (a hand-off
+      // and a wake-up each way: 170–230 µs per mkdir and rmdir against 45–80 µs, measured on the 2-core VM).
+      try {
+        mkdirSync(cwd);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        mkdirSync(cwd, { recursive: true });
+      }
       try {
         await this.placeInputs(cwd);
       } catch (e) {
@@ -212,7 +219,13 @@ export class AttemptRun {
     } finally {
       this.deps.gpus?.release(a.attemptId);
       // Most short tasks leave nothing behind: try the cheap rmdir first, the recursive walk only if needed.
-      if (!this.deps.keepWorkDirs) void rmdir(cwd).catch(() => rm(cwd, { recursive: true, force: true })).catch(() => undefined);
+      if (!this.deps.keepWorkDirs) {
+        try {
+          rmdirSync(cwd);
+        } catch {
+          void rm(cwd, { recursive: true, force: true }).catch(() => undefined);
+        }
+      }
     }
   }
 

@@ -27,6 +27,11 @@ export class AdmissionExecutor implements Executor {
 
   constructor(private readonly inner: Executor, private readonly capacity: ExecResources) {}
 
+  /** Tasks held for room (prefetched): while there are some, a core that frees has its next task already here. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
   private fits(r: ExecResources): boolean {
     if (this.running === 0) return true;
     const c = this.capacity;
