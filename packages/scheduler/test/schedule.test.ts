@@ -116,8 +116,8 @@ describe('schedule', () => {
 
   it('prefetches short tasks beyond capacity (about prefetchWindowMs of work per core), never long or unknown ones', () => {
     const nodes = [node('n1', res(2, 8))];
-    const p1 = run({ nodes, jobs: [job('a', 0, res(1, 1), 5, { typicalRunMs: 50 })] });
-    assert.deepEqual(p1.assignments.map((a) => a.prefetch), [false, false, true, true], '50 ms tasks: factor 2');
+    const p1 = run({ nodes, jobs: [job('a', 0, res(1, 1), 7, { typicalRunMs: 50 })] });
+    assert.deepEqual(p1.assignments.map((a) => a.prefetch), [false, false, true, true, true, true], '50 ms tasks: factor 3 (100 ms of work per core)');
     assert.equal(p1.pending.length, 1);
     const tiny = run({ nodes, jobs: [job('a', 0, res(1, 1), 30, { typicalRunMs: 1 })] });
     assert.equal(tiny.assignments.length, 16, '1 ms tasks: capped at maxOvercommit 8');
@@ -128,7 +128,7 @@ describe('schedule', () => {
     const mid = run({ nodes, jobs: [job('a', 0, res(1, 1), 9, { typicalRunMs: 400 })] });
     assert.deepEqual(mid.assignments.map((a) => a.prefetch), [false, false, true, true], '400 ms tasks: one waiting per core');
     const second = run({ nodes, jobs: [job('a', 0, res(1, 1), 9, { typicalRunMs: 1000 })] });
-    assert.deepEqual(second.assignments.map((a) => a.prefetch), [false, false], '1 s tasks: only the window (factor 1.05: no third core)');
+    assert.deepEqual(second.assignments.map((a) => a.prefetch), [false, false], '1 s tasks: only the window (factor 1.1: no third core)');
     const p3 = run({ nodes, jobs: [job('a', 0, res(1, 1), 3)] });
     assert.equal(p3.assignments.length, 2, 'unknown duration: no prefetch');
     const off = schedule({ nodes, jobs: [job('a', 0, res(1, 1), 3, { typicalRunMs: 50 })] }, { ...DEFAULT_SCHEDULER_CONFIG, maxOvercommit: 1 }, ctx());
@@ -256,7 +256,7 @@ describe('tasksToRead', () => {
   it('reads what the free capacity could take plus one, counting prefetch, and never more than is queued', () => {
     const nodes = [node('a', res(4, 64), res(1, 0)), node('b', res(2, 64))];
     assert.deepEqual(tasksToRead([summary(0, res(1, 1), 100)], nodes, cfg), [6], '3 + 2 free cores, plus one');
-    assert.deepEqual(tasksToRead([summary(0, res(1, 1), 100, 50)], nodes, cfg), [12], 'factor 2: 7 + 4, plus one');
+    assert.deepEqual(tasksToRead([summary(0, res(1, 1), 100, 50)], nodes, cfg), [18], 'factor 3 (100 ms window, 50 ms tasks): 11 + 6, plus one');
     assert.deepEqual(tasksToRead([summary(0, res(1, 1), 100, 0.01)], nodes, cfg), [48], 'factor capped at 8: 31 + 16, plus one');
     assert.deepEqual(tasksToRead([summary(0, res(1, 1), 3)], nodes, cfg), [3]);
     assert.deepEqual(tasksToRead([summary(0, res(1, 40), 100)], nodes, cfg), [3], 'memory bounds it: one per node, plus one');
