@@ -209,13 +209,7 @@ try {
   // The serial task time is sampled before and after each W2 run (10 runs each), and the ideal uses their median:
   // on a shared VM one early sample alone put xargs anywhere from 0.83× to 1.14× of its own ideal.
   const serial = [timeSerial(cpuTask.argv, 10)];
-  const setIdeal = () => {
-    results.w2.taskMs = median(serial);
-    results.w2.serialRange = [Math.min(...serial), Math.max(...serial)];
-    results.w2.ideal = (results.w2.taskMs * W2N) / cores / 1000;
-  };
   results.w2 = { tasks: W2N };
-  setIdeal();
   {
     const t0 = performance.now();
     const r = spawnSync('xargs', ['-P', String(cores), '-I{}', ...cpuTask.argv], { input: Array.from({ length: W2N }, (_, i) => String(i)).join('\n'), stdio: ['pipe', 'ignore', 'inherit'] });
@@ -244,7 +238,9 @@ try {
   results.w2.main = await runW2(c, cpuTask.argv);
   if (isolation.includes('none')) results.w2.none = results.w2.main;
   serial.push(timeSerial(cpuTask.argv, 10));
-  setIdeal();
+  results.w2.taskMs = median(serial);
+  results.w2.serialRange = [Math.min(...serial), Math.max(...serial)];
+  results.w2.ideal = (results.w2.taskMs * W2N) / cores / 1000;
   say(`latency: ${LAT} single-task jobs on an idle grid`);
   Object.assign(results, await measureLatency(c));
   if (isolation.includes('none')) results.latencyNone = { p50: results.latencyP50, p99: results.latencyP99 };

@@ -20,8 +20,12 @@ if (MAX_ARRAY >= 2 ** QUEUE_HEAD_IDX_BITS) throw new Error(`queue-queries: MAX_A
 /** A task's place in the queue as `jobs.queue_head` holds it (a BigInt: the value passes 2^53). */
 export const packQueueHead = (queueSeq: number, idx: number): bigint => (BigInt(queueSeq) << BigInt(QUEUE_HEAD_IDX_BITS)) | BigInt(idx);
 
-/** A job's first queued task, packed (NULL when none is queued); `$job` names the job. Used to keep `jobs.queue_head`. */
-export const QUEUE_HEAD_OF_JOB_SQL = `SELECT (f.queue_seq << ${QUEUE_HEAD_IDX_BITS}) | f.idx FROM tasks f WHERE f.job_id = $job AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1`;
+/** A job's first queued task, packed (NULL when none is queued): one seek on `tasks_job_queue`; `job` is the SQL naming the job. */
+const queueHeadOf = (job: string): string =>
+  `SELECT (f.queue_seq << ${QUEUE_HEAD_IDX_BITS}) | f.idx FROM tasks f WHERE f.job_id = ${job} AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1`;
+
+/** The first queued task of the job `$job` names, as `jobs.queue_head` holds it. Used to keep that column exact. */
+export const QUEUE_HEAD_OF_JOB_SQL = queueHeadOf('$job');
 
 /**
  * Jobs with queued tasks, in queue order of their first queued task, each with that task. The first task comes from
@@ -38,7 +42,7 @@ export const QUEUED_JOBS_SQL = `
   WITH q AS MATERIALIZED (
     SELECT j.id, j.cpu_millis, j.memory_bytes, j.gpus, j.disk_bytes, j.run_ms_total, j.runs_timed, j.n_queued,
            j.n_assigned + j.n_running AS n_active,
-           COALESCE(j.queue_head, (SELECT (f.queue_seq << ${QUEUE_HEAD_IDX_BITS}) | f.idx FROM tasks f WHERE f.job_id = j.id AND f.state = 'queued' ORDER BY f.queue_seq LIMIT 1)) AS head
+           COALESCE(j.queue_head, (${queueHeadOf('j.id')})) AS head
       FROM jobs j
      WHERE j.n_queued > 0 AND j.cancel_requested = 0)
   SELECT id, cpu_millis, memory_bytes, gpus, disk_bytes, run_ms_total, runs_timed, n_queued, n_active,
