@@ -7,7 +7,9 @@
 //            --fsyncs (count the coordinator's fsync/fdatasync calls during the run with strace: commits per task;
 //            with DSG_STRACE_ALL=1 every system call of the coordinator is counted and printed, =agent the agent's)
 //            --cpu-task MS (each task an awk loop of ~MS ms of CPU instead of `true`, as W2; prints makespan vs ideal)
-//            --idle S (seconds of idle grid measured first, default 3)  --warmup N (tasks of `true` run first, default 50)  --json
+//            --threads (also CPU per task of each thread of the coordinator and the agent: main thread, libuv's pool, V8)
+//            --idle S (seconds of idle grid measured first, default 3)
+//            --task-cpu C (each task declares C CPUs, default 1: with less, more run at once than there are cores)  --warmup N (tasks of `true` run first, default 50)  --json
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -36,6 +38,27 @@ function cpuMs(pid, part) {
     const ticks = part === 'user' ? Number(f[11]) : part === 'sys' ? Number(f[12]) : Number(f[11]) + Number(f[12]);
     return (ticks * 1000) / TICK;
   } catch { return null; }
+}
+/** CPU ms of every thread of a process, keyed by thread name (threads of one name summed: libuv's pool, V8's workers). */
+function threadCpuMs(pid) {
+  const out = {};
+  let tids = [];
+  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return out; }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim().replace(/\d+$/, '#');
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      out[name] = (out[name] ?? 0) + ((Number(f[11]) + Number(f[12])) * 1000) / TICK;
+    } catch { /* exited */ }
+  }
+  return out;
+}
+/** Busy CPU ms of the whole machine (all CPUs: everything but idle and iowait), from /proc/stat. */
+function machineBusyMs() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  return ((user + nice + system + irq + softirq + steal) * 1000) / TICK;
 }
 function childrenOf(pid) {
   try { return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; }
@@ -127,19 +150,29 @@ try {
   out.idleMsPerSec = {};
   for (const [k, p] of Object.entries(procs)) { const a = idle0[k]; const b = p ? cpuMs(p) : null; out.idleMsPerSec[k] = a !== null && b !== null ? (b - a) / idleSecs : null; }
   const before = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? cpuMs(p) : null]));
+  const beforeThreads = Object.fromEntries(['coordinator', 'agent'].map((k) => [k, procs[k] ? threadCpuMs(procs[k]) : {}]));
   const beforeSys = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, p ? cpuMs(p, 'sys') : null]));
+  const busy0 = machineBusyMs();
   const t0 = performance.now();
-  const sub = await api(c, 'POST', '/jobs', { spec: { name: 'bench', command: taskArgv, array: N, resources: { cpu: 1, memory: '16Mi' } } });
+  const sub = await api(c, 'POST', '/jobs', { spec: { name: 'bench', command: taskArgv, array: N, resources: { cpu: Number(argOf('--task-cpu') ?? 1), memory: '16Mi' } } });
   const job = await waitJob(c, sub.job.id, cpuTaskMs > 0 ? 5 : 20);
   const secs = (performance.now() - t0) / 1000;
   if (job.counts.succeeded !== N) throw new Error(`grid run: ${job.counts.succeeded}/${N} succeeded`);
   out.dsg = N / secs;
+  out.machineMsPerTask = (machineBusyMs() - busy0) / N;
   if (tracer) {
     tracer.kill('SIGINT');
     await new Promise((r) => tracer.on('exit', r));
     const calls = [...traced.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
     out.fsyncsPerTask = calls / N;
     if (process.env.DSG_STRACE_ALL) process.stderr.write(traced);
+  }
+  if (process.argv.includes('--threads')) {
+    out.threadUsPerTask = {};
+    for (const k of ['coordinator', 'agent']) {
+      const after = procs[k] ? threadCpuMs(procs[k]) : {};
+      out.threadUsPerTask[k] = Object.fromEntries(Object.entries(after).map(([t, ms]) => [t, ((ms - (beforeThreads[k][t] ?? 0)) * 1000) / N]).filter(([, us]) => us > 0));
+    }
   }
   out.cpuUsPerTask = {};
   out.sysUsPerTask = {};
@@ -167,10 +200,14 @@ if (process.argv.includes('--json')) console.log(JSON.stringify(out));
 else {
   console.log(`${N} × ${cpuTaskMs > 0 ? `~${out.taskMs.toFixed(1)} ms of CPU (awk)` : 'true'}, ${cores} cores, isolation ${out.isolation}: xargs ${out.xargs.toFixed(0)}/s, DSG ${out.dsg.toFixed(0)}/s (${(out.dsg / out.xargs).toFixed(2)}×)`);
   if (cpuTaskMs > 0) console.log(`  makespan vs ideal (${out.ideal.toFixed(2)} s): xargs ${(N / out.xargs / out.ideal).toFixed(3)}×, DSG ${(N / out.dsg / out.ideal).toFixed(3)}×`);
+  console.log(`  whole machine: ${out.machineMsPerTask.toFixed(2)} ms of busy CPU per task${cpuTaskMs > 0 ? ` (${(out.machineMsPerTask - out.taskMs).toFixed(2)} ms beyond the serial task time; this includes the kernel's own threads: journal commits, softirqs)` : ''}`);
   if (out.fsyncsPerTask !== undefined) console.log(`  coordinator fsync/fdatasync calls per task: ${out.fsyncsPerTask.toFixed(3)}`);
   for (const [k, v] of Object.entries(out.cpuUsPerTask)) {
     const sys = out.sysUsPerTask[k]; const idle = out.idleMsPerSec[k];
     console.log(`  ${k.padEnd(12)} ${v === null ? '   —' : `${v.toFixed(0).padStart(5)} µs CPU per task (${sys === null ? '—' : sys.toFixed(0)} µs system); idle ${idle === null ? '—' : idle.toFixed(1)} ms CPU/s`}`);
+  }
+  for (const [k, threads] of Object.entries(out.threadUsPerTask ?? {})) {
+    console.log(`  ${k} by thread: ${Object.entries(threads).sort((a, b) => b[1] - a[1]).map(([t, us]) => `${t} ${us.toFixed(0)} µs`).join(', ')}`);
   }
   if (profDir) console.log(`  CPU profiles: ${readdirSync(profDir).length} file(s) in ${profDir}`);
 }

@@ -16,9 +16,11 @@
  * the coordinator acks them (after committing them) and are re-sent after every reconnect; the coordinator fences
  * duplicates by attempt id, so a replay is harmless. Reports that nothing waits on keep company for up to HOLD_MS:
  * a `finished` while prefetched tasks still wait here for a core (the freed core already has its next task, so the
- * coordinator's answer is not needed yet), and a `started` while another attempt is in progress (its report will
- * carry this one). Either goes out with the next message that may not wait, when the last prefetched task starts,
- * or after HOLD_MS. A busy agent then sends one frame, and its coordinator makes one commit, per few tasks instead
+ * coordinator's answer is not needed yet) and more than half as many as were seen waiting since the last frame (so
+ * the refill is on its way while the rest still run: holding until the queue emptied left 1 ms tasks' cores idle for
+ * the whole round trip), and a `started` while another attempt is in progress (its report will carry this one).
+ * Either goes out with the next message that may not wait, when half the prefetched tasks have started, or after
+ * HOLD_MS. A busy agent then sends one frame, and its coordinator makes one commit, per few tasks instead
  * of two per task; a lone task's reports go out at once. While disconnected, running attempts carry on; their logs are
  * dropped (logs are best-effort; results are not).
  *
@@ -29,8 +31,10 @@
  * new work while the state is not `working`. The share limits cap what the node offers.
  *
  * Local queue: the coordinator may send more short tasks than fit at once (prefetch). They are prepared at once
- * (working dir, inputs) and handed to the executor, which admits them in order as running ones leave room
- * (AdmissionExecutor); each one's timeout counts from its own start.
+ * (working dir, inputs) and handed to the executor, which admits them in order as running ones leave room; each
+ * one's timeout counts from its own start. With the native starter the waiting happens in dsg-spawn itself, which
+ * starts the next task the moment a leader is reaped (NativeExecutor with a capacity); otherwise in an
+ * AdmissionExecutor here.
  */
 import { sampleUsage } from './probe/usage.js';
 import { coordinatorFetch, parseFingerprint, PinMismatchError, pinnedTransport, probeCertificate, UntrustedCertificateError, type Fingerprint, type PinnedTransport } from '@dsg/client/tls';
@@ -51,7 +55,7 @@ import {
   type Resources,
 } from '@dsg/core';
 import { CoordinatorHttp } from './coordinator-http.js';
-import type { Executor } from './executor/executor.js';
+import type { ExecResources, Executor } from './executor/executor.js';
 import { AdmissionExecutor } from './executor/admission-executor.js';
 import { LauncherExecutor } from './executor/launcher-executor.js';
 import { failedToStart, NativeExecutor, type NativeExecutorOptions } from './executor/native-executor.js';
@@ -110,6 +114,8 @@ class Agent implements RunningAgent {
   private flushQueued = false;
   /** Sends held reports (see Delivery above) at the latest HOLD_MS after the first of them. */
   private holdTimer: NodeJS.Timeout | null = null;
+  /** The most prefetched tasks seen waiting since the last frame: held ends go once half of them have started. */
+  private waitingPeak = 0;
   private ws: WebSocket | null = null;
   private ready = false;
   private id: string | null = null;
@@ -184,7 +190,7 @@ class Agent implements RunningAgent {
     this.executor = this.ports.executor
       ? new AdmissionExecutor(this.ports.executor, cap)
       : this.starter
-        ? new AdmissionExecutor(nativeExecutorOrRefusal({ killGraceMs: grace, ...isolation, starter: this.starter }), cap)
+        ? admitting(nativeExecutorOrRefusal({ killGraceMs: grace, ...isolation, starter: this.starter, capacity: cap }), cap)
         : choice === 'native'
           ? new AdmissionExecutor(new NativeExecutor({ killGraceMs: grace, ...isolation }), cap)
           : new LauncherExecutor({
@@ -579,7 +585,11 @@ class Agent implements RunningAgent {
 
   /** Whether a report may wait for company (see Delivery above). */
   private mayWait(m: AgentMessage): boolean {
-    if (m.type === 'finished') return this.executor instanceof AdmissionExecutor && this.executor.waiting > 0;
+    if (m.type === 'finished') {
+      const waiting = this.executor.waiting ?? 0;
+      this.waitingPeak = Math.max(this.waitingPeak, waiting);
+      return waiting > 0 && waiting * 2 > this.waitingPeak;
+    }
     if (m.type === 'started') return this.runs.size > 1;
     return false;
   }
@@ -599,6 +609,7 @@ class Agent implements RunningAgent {
     }
     let msgs = this.queue;
     this.queue = [];
+    this.waitingPeak = 0;
     // A task that started and ended within one batch needs only its `finished` (which carries startedAt).
     const ended = new Set<string>();
     for (const m of msgs) if (m.type === 'finished') ended.add(m.attemptId);
@@ -607,6 +618,11 @@ class Agent implements RunningAgent {
     if (msgs.length === 0 || !ws || ws.readyState !== ws.OPEN) return;
     ws.send(JSON.stringify(msgs.length === 1 ? msgs[0] : msgs));
   }
+}
+
+/** The executor as is when it admits tasks itself (in the native starter), else behind an AdmissionExecutor. */
+function admitting(executor: Executor, capacity: ExecResources): Executor {
+  return executor instanceof NativeExecutor && executor.admits ? executor : new AdmissionExecutor(executor, capacity);
 }
 
 /**

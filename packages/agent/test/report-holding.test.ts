@@ -1,4 +1,5 @@
-// Reports that keep company (agent.ts, Delivery): a `finished` waits while prefetched tasks still wait for a core,
+// Reports that keep company (agent.ts, Delivery): a `finished` waits while prefetched tasks still wait for a core
+// (until half of those seen waiting have started),
 // a `started` while another attempt is in progress, each at most HOLD_MS; a lone task's reports go out at once.
 // Against a test WebSocket server that records every frame and when it arrived.
 import assert from 'node:assert/strict';
@@ -89,6 +90,22 @@ describe('reports that keep company', () => {
       // Starts of tasks that began while others ran rode along in frames with other reports.
       assert.ok(frameOf('started', 2), 'task 2 was reported started');
       assert.ok(frames.every((f) => f.msgs.length > 1 || f.msgs[0]!['type'] !== 'started' || f.at - frames[0]!.at >= HOLD_MS - 5), 'no start went out alone before HOLD_MS');
+    } finally {
+      await g.stop();
+    }
+  });
+
+  it('sends held ends once half of the tasks that waited have started, so the refill comes before the queue empties', async () => {
+    // 0 and 1 run, 2–7 wait (6). 0 ends: 2 starts (5 wait). 2, 3 and 4 end within a few ms: 5 starts and 2 wait,
+    // a third of the most seen: the four ends leave together then, well before HOLD_MS, while 6 and 7 still wait.
+    const g = await run([100, 3000, 2, 2, 2, 3000, 3000, 3000], 'w');
+    try {
+      await waitFor('finished 4', () => frameOf('finished', 4) !== undefined);
+      const f = frameOf('finished', 4)!;
+      assert.deepEqual([0, 2, 3].map((n) => frameOf('finished', n) === f), [true, true, true], 'the four ends went out in one frame');
+      const waited = f.at - g.ended.get(attemptId(0))!;
+      assert.ok(waited < HOLD_MS - 15, `sent when half had started, not on the timer (${waited} ms after the first end)`);
+      assert.equal(frameOf('started', 6), undefined, 'tasks still waited for a core');
     } finally {
       await g.stop();
     }

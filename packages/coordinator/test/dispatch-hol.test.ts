@@ -150,8 +150,10 @@ describe('dispatch: one job that cannot run now does not stop the grid', { timeo
         `(reads and planning); rows read per pass ${rows.join(', ')}; tasks placed per pass ${passes.map((p) => p.assigned).join(', ')}`,
     );
     assert.ok(worst < 100, `a dispatch pass took ${worst.toFixed(1)} ms`);
-    // At most: 3 jobs, and what 2 cores × 8 (the prefetch cap) of 0.5-core tasks take, plus one.
-    assert.ok(Math.max(...rows) <= 3 + 2 * 8 * 2 + 1, `a pass read ${Math.max(...rows)} rows`);
+    // At most: 3 jobs, and what 2 cores × the prefetch factor of 5 ms tasks (the window of work per core, within the
+    // cap) of 0.5-core tasks take, plus one.
+    const factor = Math.min(DEFAULT_SCHEDULER_CONFIG.maxOvercommit, 1 + DEFAULT_SCHEDULER_CONFIG.prefetchWindowMs / 5);
+    assert.ok(Math.max(...rows) <= 3 + 2 * factor * 2 + 1, `a pass read ${Math.max(...rows)} rows`);
     assert.equal(engine.pendingReasons.get(blocked)?.never, true);
     assert.equal(engine.pendingReasons.get(more.id)?.never, false, '"not now" for the job waiting for cores');
   });

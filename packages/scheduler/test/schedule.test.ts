@@ -119,8 +119,10 @@ describe('schedule', () => {
     const p1 = run({ nodes, jobs: [job('a', 0, res(1, 1), 7, { typicalRunMs: 50 })] });
     assert.deepEqual(p1.assignments.map((a) => a.prefetch), [false, false, true, true, true, true], '50 ms tasks: factor 3 (100 ms of work per core)');
     assert.equal(p1.pending.length, 1);
-    const tiny = run({ nodes, jobs: [job('a', 0, res(1, 1), 30, { typicalRunMs: 1 })] });
-    assert.equal(tiny.assignments.length, 16, '1 ms tasks: capped at maxOvercommit 8');
+    const tiny = run({ nodes, jobs: [job('a', 0, res(1, 1), 100, { typicalRunMs: 1 })] });
+    assert.equal(tiny.assignments.length, 64, '1 ms tasks: capped at maxOvercommit 32');
+    const tenth = run({ nodes, jobs: [job('a', 0, res(1, 1), 100, { typicalRunMs: 10 })] });
+    assert.equal(tenth.assignments.length, 22, '10 ms tasks: factor 11, the window (100 ms of work per core)');
     const p2 = run({ nodes, jobs: [job('a', 0, res(1, 1), 3, { typicalRunMs: 60_000 })] });
     assert.deepEqual(p2.assignments.map((a) => a.prefetch), [false, false]);
     // Past the window but under prefetchShortTaskMs (1 s): one waiting per core, so a freed core never waits for
@@ -257,7 +259,7 @@ describe('tasksToRead', () => {
     const nodes = [node('a', res(4, 64), res(1, 0)), node('b', res(2, 64))];
     assert.deepEqual(tasksToRead([summary(0, res(1, 1), 100)], nodes, cfg), [6], '3 + 2 free cores, plus one');
     assert.deepEqual(tasksToRead([summary(0, res(1, 1), 100, 50)], nodes, cfg), [18], 'factor 3 (100 ms window, 50 ms tasks): 11 + 6, plus one');
-    assert.deepEqual(tasksToRead([summary(0, res(1, 1), 100, 0.01)], nodes, cfg), [48], 'factor capped at 8: 31 + 16, plus one');
+    assert.deepEqual(tasksToRead([summary(0, res(1, 1), 1000, 0.01)], nodes, cfg), [192], 'factor capped at 32: 127 + 64, plus one');
     assert.deepEqual(tasksToRead([summary(0, res(1, 1), 3)], nodes, cfg), [3]);
     assert.deepEqual(tasksToRead([summary(0, res(1, 40), 100)], nodes, cfg), [3], 'memory bounds it: one per node, plus one');
   });

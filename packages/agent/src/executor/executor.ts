@@ -63,4 +63,6 @@ export interface ExecHandle {
 
 export interface Executor {
   start(spec: ExecSpec, events: ExecEvents): ExecHandle;
+  /** Tasks held back for room (prefetched), when the executor admits by capacity. */
+  readonly waiting?: number;
 }

@@ -37,14 +37,15 @@ if (process.argv[5] !== 'node') {
 }
 let native: Executor;
 try {
-  native = new NativeExecutor({ killGraceMs: Number.isFinite(grace) ? grace : 5000, ...(isolation ? { isolation } : {}), starter });
+  native = new NativeExecutor({ killGraceMs: Number.isFinite(grace) ? grace : 5000, ...(isolation ? { isolation } : {}), starter, ...(capacity ? { capacity } : {}) });
 } catch (e) {
   // Isolation the agent promised but this process cannot give: fail every task with the reason (never run
   // them without their limits).
   const why = (e as Error).message;
   native = { start: (spec) => failedToStart(spec.argv[0] ?? '', new Error(why), Date.now()) };
 }
-const executor: Executor = capacity ? new AdmissionExecutor(native, capacity) : native;
+// With the native starter, tasks wait for room in it (it starts the next the moment a core frees); else here.
+const executor: Executor = capacity && !(native instanceof NativeExecutor && native.admits) ? new AdmissionExecutor(native, capacity) : native;
 const running = new Map<string, ExecHandle>();
 let pending: string[] = [];
 let flushQueued = false;

@@ -13,10 +13,18 @@
  * alone. Then a kill reaches the whole cgroup — `setsid` children included — the leader's exit kills whatever is
  * left in it, an out-of-memory kill is told apart (`oomKilled`), and the cgroup is removed before `done` settles.
  * The working directory is given to the task's user first, since it is the one place the task may write.
+ *
+ * Given a `capacity` and a starter that admits (the native one), the executor admits tasks itself: each waits in
+ * the starter until the resources it declares fit, and starts there the moment a core frees (see dsg-spawn.c).
+ * Its timeout counts from that start; a kill while it waits drops it unstarted. Otherwise wrap it in an
+ * AdmissionExecutor (`admits` tells which).
+ *
+ *   waiting (in the starter) ──fits──▶ running ──exit──▶ done
+ *   waiting ──kill──▶ done (cancelled or timed out, never started)
  */
 import { chownSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import type { ExecEvents, ExecHandle, ExecResult, ExecSpec, Executor } from './executor.js';
+import type { ExecEvents, ExecHandle, ExecResources, ExecResult, ExecSpec, Executor } from './executor.js';
 import { detectCgroups, type Cgroups, type TaskCgroup } from './cgroups.js';
 import { sandboxArgv } from './sandbox.js';
 import type { IsolationSettings } from '../probe/isolation.js';
@@ -29,6 +37,8 @@ export interface NativeExecutorOptions {
   readonly isolation?: IsolationSettings;
   /** How processes are created: Node's spawn (default) or the native helper (see process-starter.ts). */
   readonly starter?: ProcessStarter;
+  /** Admit tasks against this capacity inside the starter, when it can (`admits` then true). */
+  readonly capacity?: ExecResources;
 }
 
 export class NativeExecutor implements Executor {
@@ -36,9 +46,13 @@ export class NativeExecutor implements Executor {
   private readonly isolation: IsolationSettings | null;
   private readonly cgroups: Cgroups | null;
   private readonly starter: ProcessStarter;
+  /** Whether tasks wait for room in the starter (a capacity was given and the starter admits). */
+  readonly admits: boolean;
   constructor(options: NativeExecutorOptions = {}) {
     this.killGraceMs = options.killGraceMs ?? 5000;
     this.starter = options.starter ?? nodeStarter;
+    this.admits = options.capacity !== undefined && this.starter.admission !== undefined;
+    if (this.admits) this.starter.admission!.setCapacity(options.capacity!);
     this.isolation = options.isolation ?? null;
     let cgroups: Cgroups | null = null;
     if (this.isolation?.cgroups) {
@@ -49,6 +63,11 @@ export class NativeExecutor implements Executor {
       cgroups.sweepStale(); // what an executor that died (agent killed with SIGKILL) left behind
     }
     this.cgroups = cgroups;
+  }
+
+  /** Tasks that wait in the starter for room (prefetched): while there are some, a freed core has its next task. */
+  get waiting(): number {
+    return this.admits ? this.starter.admission!.waiting : 0;
   }
 
   /** The argv, environment and cgroup of an isolated task; throws with what could not be set up. */
@@ -80,7 +99,8 @@ export class NativeExecutor implements Executor {
   }
 
   start(spec: ExecSpec, events: ExecEvents): ExecHandle {
-    const startedAt = Date.now();
+    // When the process started: the starter's clock once it tells (an admitted task may wait first).
+    let startedAt = Date.now();
     let [program, ...args] = spec.argv;
     const taskProgram = spec.argv[0] ?? '';
     let env = spec.env;
@@ -105,8 +125,11 @@ export class NativeExecutor implements Executor {
         return failedToStart(taskProgram, new Error(`the task's isolation could not be set up: ${(e as Error).message}`), startedAt);
       }
     }
+    const queued = this.admits;
     try {
-      child = this.starter.start(program!, args, { cwd: spec.cwd, env, ...(cgroupProcs ? { cgroupProcs } : {}) });
+      child = this.starter.start(program!, args, {
+        cwd: spec.cwd, env, ...(cgroupProcs ? { cgroupProcs } : {}), ...(queued ? { resources: spec.resources ?? { cpuMillis: 0, memoryBytes: 0, gpus: 0 } } : {}),
+      });
     } catch (e) {
       cg?.removeNow();
       // spawn() throws, rather than emitting 'error', for what can never start: arguments or environment too big
@@ -121,6 +144,12 @@ export class NativeExecutor implements Executor {
       child.on('spawn', () => {
         pid = child.pid;
         if (pid === undefined || exited) return;
+        if (child.startedAt !== undefined) startedAt = child.startedAt;
+        // A task that waited for room: its time limit starts now.
+        if (queued && !timedOut && !cancelled) {
+          clockFrom = startedAt;
+          timeout = setTimeout(() => kill('timeout'), Math.max(0, spec.timeoutMs - (Date.now() - startedAt)));
+        }
         events.onStart?.(startedAt, pid);
         if (timedOut || cancelled) signalGroup('SIGTERM');
       });
@@ -166,6 +195,8 @@ export class NativeExecutor implements Executor {
       if (exited || killTimer) return;
       if (reason === 'timeout') timedOut = true;
       else cancelled = true;
+      // Still waiting for room: dropped in the starter, never started (it then ends with ECANCELED).
+      if (queued && pid === undefined && this.starter.admission!.cancel(child)) return;
       signalGroup('SIGTERM');
       // A frozen or stopped process gets its SIGTERM only once running again: let it act on it now.
       if (pausedBy) {
@@ -175,13 +206,20 @@ export class NativeExecutor implements Executor {
       }
       killTimer = setTimeout(() => signalGroup('SIGKILL'), this.killGraceMs);
     };
-    let timeout = setTimeout(() => kill('timeout'), spec.timeoutMs);
+    // An admitted task's clock starts when its process does (on 'spawn').
+    let timeout: NodeJS.Timeout | undefined = queued ? undefined : setTimeout(() => kill('timeout'), spec.timeoutMs);
 
     child.onOutput((d) => events.onStdout(d), (d) => events.onStderr(d));
 
     const done = new Promise<ExecResult>((resolve) => {
       let spawnError: string | null = null;
       child.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ECANCELED' && pid === undefined && (cancelled || timedOut)) {
+          // Dropped while it waited for room, as asked: not a failure to start.
+          startedAt = Date.now();
+          finish(null, null);
+          return;
+        }
         spawnError =
           e.syscall === 'cgroup'
             ? `the task could not join its cgroup (${e.code})`

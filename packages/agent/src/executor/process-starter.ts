@@ -14,6 +14,13 @@
  *
  *   NativeStarter helper: (none) ──first start──▶ up ──exit/crash──▶ (none)  tasks not yet started fail to start;
  *   started ones end with `close` (code null): the executor kills their groups and reports a failure.
+ *
+ * The native starter can also admit (`admission`): a task started with `resources` waits in the helper until they
+ * fit in the capacity it was given, and starts the moment a running task's leader is reaped — no round trip
+ * through the agent's event loop between one task's end and the next one's start (see dsg-spawn.c).
+ *
+ *   admitted task: waiting ──fits──▶ started ('spawn', with the helper's start time) ──▶ exit, close
+ *                  waiting ──cancel──▶ 'error' with code ECANCELED (never started)
  */
 import { spawn as nodeSpawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -21,17 +28,22 @@ import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
+import type { ExecResources } from './executor.js';
 
 export interface StartOptions {
   readonly cwd: string;
   readonly env: Readonly<Record<string, string>>;
   /** `cgroup.procs` files the process must join before it execs (only when `joinsCgroups`). */
   readonly cgroupProcs?: readonly string[];
+  /** With a starter that admits (`admission`, after `setCapacity`): the process waits until these fit. */
+  readonly resources?: ExecResources;
 }
 
 /** A started (or starting) task process. Events: spawn, error(e), exit(code, signal), close(code, signal). */
 export interface TaskProcess {
   readonly pid: number | undefined;
+  /** When the process started (ms since the epoch), if the starter tells it; else the caller's clock at 'spawn'. */
+  readonly startedAt?: number;
   on(ev: 'spawn', cb: () => void): this;
   on(ev: 'error', cb: (e: NodeJS.ErrnoException) => void): this;
   on(ev: 'exit' | 'close', cb: (code: number | null, signal: NodeJS.Signals | null) => void): this;
@@ -44,6 +56,18 @@ export interface ProcessStarter {
   readonly joinsCgroups: boolean;
   /** Throws synchronously, as Node's spawn does, for what can never start (a NUL byte in an argument). */
   start(file: string, args: readonly string[], options: StartOptions): TaskProcess;
+  /** Present when the starter can hold processes until their resources fit (the native starter). */
+  readonly admission?: StarterAdmission;
+}
+
+/** Admission inside the starter: what AdmissionExecutor does, without the agent's event loop on the way. */
+export interface StarterAdmission {
+  /** The capacity processes started with `resources` are admitted against (given once, before such starts). */
+  setCapacity(capacity: ExecResources): void;
+  /** Processes started with `resources` that wait for room. */
+  readonly waiting: number;
+  /** Drop a process that still waits (it then ends with 'error', code ECANCELED); false once it has started. */
+  cancel(t: TaskProcess): boolean;
 }
 
 export const nodeStarter: ProcessStarter = {
@@ -62,12 +86,20 @@ export const nodeStarter: ProcessStarter = {
   },
 };
 
-const KIND = { hello: 0x48, started: 0x50, failed: 0x46, stdout: 0x4f, stderr: 0x45, exited: 0x58, closed: 0x43, start: 0x53 } as const;
+const KIND = { hello: 0x48, started: 0x50, failed: 0x46, stdout: 0x4f, stderr: 0x45, exited: 0x58, closed: 0x43, start: 0x53, queued: 0x51, capacity: 0x4c, cancel: 0x4b } as const;
+/** What the helper answers to --version: the protocol this file speaks. */
+const HELPER_VERSION = 'dsg-spawn 2';
 const signalNames = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([k, v]) => [v, k as NodeJS.Signals]));
 const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 
 class NativeTask extends EventEmitter implements TaskProcess {
   pid: number | undefined = undefined;
+  startedAt: number | undefined = undefined;
+  /** Sent with 'Q' and not started yet: counted in `waiting`. */
+  queued = false;
+  constructor(readonly id: number) {
+    super();
+  }
   private readonly outDec = new StringDecoder('utf8');
   private readonly errDec = new StringDecoder('utf8');
   private out: ((s: string) => void) | null = null;
@@ -94,10 +126,13 @@ class NativeTask extends EventEmitter implements TaskProcess {
  * The native helper, started on first use. `NativeStarter.find()` returns it only when its binary is there and
  * answers `--version`, so callers fall back to `nodeStarter` otherwise.
  */
-export class NativeStarter implements ProcessStarter {
+export class NativeStarter implements ProcessStarter, StarterAdmission {
   readonly name = 'native' as const;
   readonly joinsCgroups = true;
+  readonly admission: StarterAdmission = this;
   private helper: ChildProcess | null = null;
+  private capacityFrame: Buffer | null = null;
+  private queuedCount = 0;
   private readonly tasks = new Map<number, NativeTask>();
   private seq = 0;
   private pending: Buffer[] = [];
@@ -116,7 +151,7 @@ export class NativeStarter implements ProcessStarter {
     const file = binary ?? NativeStarter.candidates().find((f) => existsSync(f));
     if (!file) return { starter: null, why: 'the native process starter (dsg-spawn) was not built (no C compiler at build time)' };
     const r = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 5000 });
-    if (r.status !== 0 || !r.stdout.startsWith('dsg-spawn 1')) return { starter: null, why: `the native process starter ${file} does not run here (${r.error?.message ?? `exit ${r.status}`})` };
+    if (r.status !== 0 || !r.stdout.startsWith(HELPER_VERSION)) return { starter: null, why: `the native process starter ${file} does not run here (${r.error?.message ?? `exit ${r.status}`})` };
     return { starter: new NativeStarter(file) };
   }
 
@@ -127,12 +162,15 @@ export class NativeStarter implements ProcessStarter {
     h.stdout!.on('data', (b: Buffer) => this.onData(b));
     h.stdin!.on('error', () => undefined); // a dead helper is handled by 'exit'
     h.on('error', () => undefined);
+    // A new helper knows no capacity yet: it is the first thing it hears.
+    if (this.capacityFrame) h.stdin!.write(this.capacityFrame);
     h.on('exit', () => {
       if (this.helper === h) this.helper = null;
       // The helper reaps its tasks; without it nobody tells their end: report each as closed without a status
       // (the executor then kills the task's group and reports a failure), or as not started.
       for (const [id, t] of this.tasks) {
         this.tasks.delete(id);
+        this.unqueue(t);
         if (t.pid === undefined) t.emit('error', Object.assign(new Error('the native process starter exited'), { code: 'ESRCH' }));
         else {
           t.endStreams();
@@ -159,9 +197,12 @@ export class NativeStarter implements ProcessStarter {
       if (kind === KIND.stdout || kind === KIND.stderr) t.data(kind, payload);
       else if (kind === KIND.started) {
         t.pid = payload.readInt32LE(0);
+        t.startedAt = payload.length >= 12 ? payload.readUInt32LE(4) + payload.readUInt32LE(8) * 2 ** 32 : Date.now();
+        this.unqueue(t);
         t.emit('spawn');
       } else if (kind === KIND.failed) {
         this.tasks.delete(id);
+        this.unqueue(t);
         const errno = payload.readInt32LE(0);
         const stage = payload.subarray(4).toString('utf8');
         const code = errnoNames.get(errno) ?? `errno ${errno}`;
@@ -184,32 +225,38 @@ export class NativeStarter implements ProcessStarter {
     buf = this.inbuf;
   }
 
-  start(file: string, args: readonly string[], options: StartOptions): TaskProcess {
-    const argv = [file, ...args];
-    const env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
-    const cgs = options.cgroupProcs ?? [];
-    // The same refusals as Node's spawn, thrown the same way (the executor turns them into a failed start).
-    for (const s of [options.cwd, ...argv, ...env, ...cgs]) {
-      if (s.includes('\0')) throw Object.assign(new TypeError('The argument \'args\' must be a string without null bytes. Received a string with a null byte'), { code: 'ERR_INVALID_ARG_VALUE' });
+  private unqueue(t: NativeTask): void {
+    if (t.queued) {
+      t.queued = false;
+      this.queuedCount--;
     }
-    const id = (this.seq = (this.seq + 1) >>> 0) || (this.seq = 1);
-    const strings = [options.cwd, ...argv, ...env, ...cgs];
-    let size = 12;
-    for (const s of strings) size += Buffer.byteLength(s) + 1;
-    const frame = Buffer.allocUnsafe(9 + size);
-    frame.writeUInt32LE(5 + size, 0);
-    frame[4] = KIND.start;
-    frame.writeUInt32LE(id, 5);
-    frame.writeUInt32LE(argv.length, 9);
-    frame.writeUInt32LE(env.length, 13);
-    frame.writeUInt32LE(cgs.length, 17);
-    let o = 21;
-    for (const s of strings) {
-      o += frame.write(s, o, 'utf8');
-      frame[o++] = 0;
-    }
-    const t = new NativeTask();
-    this.tasks.set(id, t);
+  }
+
+  get waiting(): number {
+    return this.queuedCount;
+  }
+
+  setCapacity(c: ExecResources): void {
+    const f = Buffer.alloc(9 + 24);
+    f.writeUInt32LE(5 + 24, 0);
+    f[4] = KIND.capacity;
+    writeResources(f, 9, c);
+    this.capacityFrame = f;
+    this.send(f);
+  }
+
+  cancel(t: TaskProcess): boolean {
+    if (!(t instanceof NativeTask) || !t.queued || !this.tasks.has(t.id)) return false;
+    const f = Buffer.alloc(9);
+    f.writeUInt32LE(5, 0);
+    f[4] = KIND.cancel;
+    f.writeUInt32LE(t.id, 5);
+    this.send(f);
+    return true;
+  }
+
+  /** Frames go out together once per turn of the event loop. */
+  private send(frame: Buffer): void {
     this.ensureHelper();
     this.pending.push(frame);
     if (!this.flushQueued) {
@@ -221,12 +268,60 @@ export class NativeStarter implements ProcessStarter {
         this.ensureHelper().stdin!.write(all);
       });
     }
+  }
+
+  start(file: string, args: readonly string[], options: StartOptions): TaskProcess {
+    const argv = [file, ...args];
+    const env = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
+    const cgs = options.cgroupProcs ?? [];
+    // The same refusals as Node's spawn, thrown the same way (the executor turns them into a failed start).
+    for (const s of [options.cwd, ...argv, ...env, ...cgs]) {
+      if (s.includes('\0')) throw Object.assign(new TypeError('The argument \'args\' must be a string without null bytes. Received a string with a null byte'), { code: 'ERR_INVALID_ARG_VALUE' });
+    }
+    const id = (this.seq = (this.seq + 1) >>> 0) || (this.seq = 1);
+    const strings = [options.cwd, ...argv, ...env, ...cgs];
+    // Admitted by the helper only once it has a capacity; without one the start is immediate, as before.
+    const queued = options.resources !== undefined && this.capacityFrame !== null;
+    const head = queued ? 24 : 0;
+    let size = head + 12;
+    for (const s of strings) size += Buffer.byteLength(s) + 1;
+    const frame = Buffer.allocUnsafe(9 + size);
+    frame.writeUInt32LE(5 + size, 0);
+    frame[4] = queued ? KIND.queued : KIND.start;
+    frame.writeUInt32LE(id, 5);
+    if (queued) writeResources(frame, 9, options.resources!);
+    frame.writeUInt32LE(argv.length, 9 + head);
+    frame.writeUInt32LE(env.length, 13 + head);
+    frame.writeUInt32LE(cgs.length, 17 + head);
+    let o = 21 + head;
+    for (const s of strings) {
+      o += frame.write(s, o, 'utf8');
+      frame[o++] = 0;
+    }
+    const t = new NativeTask(id);
+    if (queued) {
+      t.queued = true;
+      this.queuedCount++;
+    }
+    this.tasks.set(id, t);
+    this.send(frame);
     return t;
   }
 
-  /** Stop the helper (running tasks are the caller's to kill). */
+  /** Stop the helper (running tasks are the caller's to kill; waiting ones are dropped by the helper). */
   close(): void {
     this.helper?.stdin?.end();
     this.helper = null;
   }
+}
+
+/**
+ * cpu millis, memory bytes and GPUs as three u64, each a whole non-negative number (rounded up); GPUs in thousandths,
+ * so that shares of one (a capacity and the requests against it are scaled alike) compare as AdmissionExecutor does.
+ */
+function writeResources(b: Buffer, at: number, r: ExecResources): void {
+  const u = (n: number): bigint => BigInt(Math.max(0, Math.ceil(Number.isFinite(n) ? n : 0)));
+  b.writeBigUInt64LE(u(r.cpuMillis), at);
+  b.writeBigUInt64LE(u(r.memoryBytes), at + 8);
+  b.writeBigUInt64LE(u(Math.round(r.gpus * 1000)), at + 16);
 }
