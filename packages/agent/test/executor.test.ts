@@ -63,6 +63,13 @@ for (const [name, make, opts] of executors) describe(`${name} (real processes)`,
     assert.equal(err, 'oops\n');
   });
 
+  it("starts the task with no signal ignored or blocked (the starter's own dispositions are not inherited)", async () => {
+    const { r, out } = await run(['/bin/cat', '/proc/self/status']).done;
+    assert.equal(r.exitCode, 0);
+    assert.match(out, /^SigIgn:\s+0+$/m, 'no signal ignored');
+    assert.match(out, /^SigBlk:\s+0+$/m, 'no signal blocked');
+  });
+
   it('reports a missing program as a spawn error', async () => {
     const { r } = await run(['definitely-not-a-program-xyz']).done;
     assert.match(r.spawnError ?? '', /no such program/);
