@@ -1,5 +1,5 @@
 /*
- * dsg-spawn: the agent's optional native process starter (see packages/agent/src/executor/native-starter.ts).
+ * dsg-spawn: the agent's optional native process starter (see packages/agent/src/executor/process-starter.ts).
  *
  * Why: starting a process from Node costs ~1-3 ms of the launcher's main thread (libuv forks the whole Node
  * process, then waits for exec); this small program starts a process without copying itself (clone with
