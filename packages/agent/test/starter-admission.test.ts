@@ -84,6 +84,25 @@ describe('admission inside the native starter (dsg-spawn)', found.starter ? {} :
     assert.equal(ex.waiting, 0);
   });
 
+  it('a kill that crosses the start on the way (the helper started it before it heard) still ends it, SIGKILL after the grace', async () => {
+    const { run } = executor(capacityOf(1));
+    const first = run('sleep 0.2', cores(1));
+    const stubborn = run("trap '' TERM; sleep 30", cores(1));
+    for (let i = 0; i < 200 && first.rec.startedAt === null; i++) await new Promise((r) => setTimeout(r, 5));
+    // Keep this event loop busy past the first task's end: the helper starts the second meanwhile, and its
+    // 'started' frame waits unread when the kill is given.
+    const until = Date.now() + 600;
+    while (Date.now() < until) { /* busy */ }
+    assert.equal(stubborn.rec.startedAt, null, 'its start is not known here yet');
+    const t0 = Date.now();
+    stubborn.h.kill('cancel');
+    const r = await stubborn.done;
+    assert.equal(r.cancelled, true);
+    assert.ok(Date.now() - t0 < 5000, `it ended ${Date.now() - t0} ms after the kill (grace 500 ms), not after its 30 s`);
+    assert.notEqual(stubborn.rec.startedAt, null, 'it had started');
+    await first.done;
+  });
+
   it("a waiting task's time limit counts from its own start, not from when it was queued", async () => {
     const { run } = executor(capacityOf(1));
     const first = run('sleep 0.4', cores(1));

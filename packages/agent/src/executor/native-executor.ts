@@ -151,7 +151,12 @@ export class NativeExecutor implements Executor {
           timeout = setTimeout(() => kill('timeout'), Math.max(0, spec.timeoutMs - (Date.now() - startedAt)));
         }
         events.onStart?.(startedAt, pid);
-        if (timedOut || cancelled) signalGroup('SIGTERM');
+        if (timedOut || cancelled) {
+          // Killed before its start was known here (or while it waited, as it started): end it now, with the same
+          // grace as any kill.
+          signalGroup('SIGTERM');
+          killTimer ??= setTimeout(() => signalGroup('SIGKILL'), this.killGraceMs);
+        }
       });
     }
 
