@@ -52,7 +52,6 @@ export class NativeExecutor implements Executor {
     this.killGraceMs = options.killGraceMs ?? 5000;
     this.starter = options.starter ?? nodeStarter;
     this.admits = options.capacity !== undefined && this.starter.admission !== undefined;
-    if (this.admits) this.starter.admission!.setCapacity(options.capacity!);
     this.isolation = options.isolation ?? null;
     let cgroups: Cgroups | null = null;
     if (this.isolation?.cgroups) {
@@ -63,6 +62,8 @@ export class NativeExecutor implements Executor {
       cgroups.sweepStale(); // what an executor that died (agent killed with SIGKILL) left behind
     }
     this.cgroups = cgroups;
+    // Last: an executor that refused (no usable cgroups) has started no helper.
+    if (this.admits) this.starter.admission!.setCapacity(options.capacity!);
   }
 
   /** Tasks that wait in the starter for room (prefetched): while there are some, a freed core has its next task. */
