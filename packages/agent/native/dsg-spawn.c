@@ -112,6 +112,15 @@ static void emit_i32(char kind, uint32_t id, int32_t v) {
   put32(b, (uint32_t)v);
   emit(kind, id, b, 4);
 }
+/* 'F': a task that did not start, with the errno and the stage that failed. */
+static void emit_failed(uint32_t id, int e, const char *stage) {
+  unsigned char b[4 + 32];
+  size_t n = strlen(stage);
+  if (n > 32) n = 32;
+  put32(b, (uint32_t)e);
+  memcpy(b + 4, stage, n);
+  emit('F', id, b, 4 + n);
+}
 static void flush_out(void) {
   size_t off = 0;
   while (off < olen) {
@@ -258,6 +267,8 @@ static pid_t start_child(struct child_args *a) {
 }
 
 static uint64_t get64(const unsigned char *p) { return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32); }
+/* Resources as 'Q' and 'L' carry them: cpu millis, memory bytes, thousandths of GPUs. */
+static struct res get_res(const unsigned char *p) { return (struct res){ get64(p), get64(p + 8), get64(p + 16) }; }
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -305,10 +316,7 @@ static struct task *start_task(uint32_t id, const unsigned char *p, size_t n) {
   if (pid < 0) {
     int e = start_errno;
     close(po[0]); close(po[1]); close(pe[0]); close(pe[1]); close(perr[0]); close(perr[1]);
-    unsigned char b[4 + 4];
-    put32(b, (uint32_t)e);
-    memcpy(b + 4, "fork", 4);
-    emit('F', id, b, sizeof b);
+    emit_failed(id, e, "fork");
     free(strs); free(argv); free(envp);
     return NULL;
   }
@@ -341,12 +349,7 @@ static struct task *start_task(uint32_t id, const unsigned char *p, size_t n) {
   }
   return t;
 bad:
-  {
-    unsigned char b[4 + 5];
-    put32(b, EINVAL);
-    memcpy(b + 4, "frame", 5);
-    emit('F', id, b, sizeof b);
-  }
+  emit_failed(id, EINVAL, "frame");
   return NULL;
 }
 
@@ -385,16 +388,13 @@ static void pump(void) {
 
 static void enqueue(uint32_t id, const unsigned char *p, size_t n) {
   if (n < 24) {
-    unsigned char b[4 + 5];
-    put32(b, EINVAL);
-    memcpy(b + 4, "frame", 5);
-    emit('F', id, b, sizeof b);
+    emit_failed(id, EINVAL, "frame");
     return;
   }
   struct waiting *w = calloc(1, sizeof *w);
   if (!w) die("out of memory");
   w->id = id;
-  w->r = (struct res){ get64(p), get64(p + 8), get64(p + 16) };
+  w->r = get_res(p);
   w->n = n - 24;
   w->p = malloc(w->n ? w->n : 1);
   if (!w->p) die("out of memory");
@@ -410,10 +410,7 @@ static void cancel_waiting(uint32_t id) {
     if (w->id != id) continue;
     *pp = w->next;
     if (wtail == w) wtail = prev;
-    unsigned char b[4 + 6];
-    put32(b, ECANCELED);
-    memcpy(b + 4, "cancel", 6);
-    emit('F', id, b, sizeof b);
+    emit_failed(id, ECANCELED, "cancel");
     free(w->p);
     free(w);
     return;
@@ -540,7 +537,7 @@ int main(int argc, char **argv) {
         else if (kind == 'Q') enqueue(id, ibuf + off + 9, len - 5);
         else if (kind == 'K') cancel_waiting(id);
         else if (kind == 'L' && len - 5 >= 24) {
-          cap = (struct res){ get64(ibuf + off + 9), get64(ibuf + off + 17), get64(ibuf + off + 25) };
+          cap = get_res(ibuf + off + 9);
           have_cap = 1;
           pump();
         }

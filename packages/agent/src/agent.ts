@@ -55,8 +55,8 @@ import {
   type Resources,
 } from '@dsg/core';
 import { CoordinatorHttp } from './coordinator-http.js';
-import type { ExecResources, Executor } from './executor/executor.js';
-import { AdmissionExecutor } from './executor/admission-executor.js';
+import type { Executor } from './executor/executor.js';
+import { AdmissionExecutor, admitting } from './executor/admission-executor.js';
 import { LauncherExecutor } from './executor/launcher-executor.js';
 import { failedToStart, NativeExecutor, type NativeExecutorOptions } from './executor/native-executor.js';
 import { NativeStarter } from './executor/process-starter.js';
@@ -618,11 +618,6 @@ class Agent implements RunningAgent {
     if (msgs.length === 0 || !ws || ws.readyState !== ws.OPEN) return;
     ws.send(JSON.stringify(msgs.length === 1 ? msgs[0] : msgs));
   }
-}
-
-/** The executor as is when it admits tasks itself (in the native starter), else behind an AdmissionExecutor. */
-function admitting(executor: Executor, capacity: ExecResources): Executor {
-  return executor instanceof NativeExecutor && executor.admits ? executor : new AdmissionExecutor(executor, capacity);
 }
 
 /**

@@ -9,7 +9,7 @@
  * the queue forever (the agent refuses such tasks before they get here, so this is only a guard).
  */
 import type { ExecEvents, ExecHandle, ExecResources, ExecResult, ExecSpec, Executor } from './executor.js';
-import { failedToStart } from './native-executor.js';
+import { failedToStart, NativeExecutor } from './native-executor.js';
 
 interface Waiting {
   readonly spec: ExecSpec;
@@ -97,4 +97,9 @@ export class AdmissionExecutor implements Executor {
       done,
     };
   }
+}
+
+/** `executor` as is when it admits tasks itself (a NativeExecutor admitting in its starter), else behind an AdmissionExecutor. */
+export function admitting(executor: Executor, capacity: ExecResources): Executor {
+  return executor instanceof NativeExecutor && executor.admits ? executor : new AdmissionExecutor(executor, capacity);
 }

@@ -15,7 +15,7 @@
  * A task that cannot be started (spawn throws: E2BIG, a NUL byte, …) ends with a spawn error; the launcher goes on.
  */
 import { createInterface } from 'node:readline';
-import { AdmissionExecutor } from './admission-executor.js';
+import { admitting } from './admission-executor.js';
 import type { ExecHandle, ExecResources, Executor } from './executor.js';
 import { failedToStart, NativeExecutor } from './native-executor.js';
 import type { IsolationSettings } from '../probe/isolation.js';
@@ -45,7 +45,7 @@ try {
   native = { start: (spec) => failedToStart(spec.argv[0] ?? '', new Error(why), Date.now()) };
 }
 // With the native starter, tasks wait for room in it (it starts the next the moment a core frees); else here.
-const executor: Executor = capacity && !(native instanceof NativeExecutor && native.admits) ? new AdmissionExecutor(native, capacity) : native;
+const executor: Executor = capacity ? admitting(native, capacity) : native;
 const running = new Map<string, ExecHandle>();
 let pending: string[] = [];
 let flushQueued = false;
