@@ -21,9 +21,11 @@
  *       'Q' queued start: u64 cpu millis, u64 memory bytes, u64 thousandths of GPUs, then as 'S'; starts when it fits
  *       'L' capacity (id 0): u64 cpu millis, u64 memory bytes, u64 thousandths of GPUs   (before it, 'Q' starts at once)
  *       'K' cancel: a task that still waits is dropped ('F' with ECANCELED, stage "cancel"); else nothing
- *   out 'H' hello (id 0, payload "dsg-spawn 2")  'P' started: i32 pid, u64 start time (ms since the epoch)
+ *   out 'H' hello (id 0, payload "dsg-spawn 3")  'P' started: i32 pid, u64 start time (ms since the epoch)
  *       'F' failed: i32 errno, string stage   'O' stdout bytes   'E' stderr bytes   'X' exited: i32 wait status
- *       'C' closed (exited, both pipes at EOF)
+ *       'C' closed (exited, both pipes at EOF); by then the helper has sent SIGKILL to the task's process group,
+ *           so what the task left running dies with it (protocol 3; before, the agent did it on 'C', and paid for a
+ *           thrown ESRCH each time the group was already gone)
  * Each task runs in a new session (its pid is its process group), stdin from /dev/null, default signal
  * handling and an empty signal mask, and no descriptor of this program (all are close-on-exec).
  * The program on argv[0] is looked up on the PATH of the task's environment, as Node's spawn does.
@@ -419,6 +421,12 @@ static void cancel_waiting(uint32_t id) {
 
 static void maybe_close(struct task *t) {
   if (!t->exited || t->out >= 0 || t->err >= 0) return;
+  /* Leftovers of the task (background children that closed its pipes) die with it. Not when a task started since
+     has the same pid: the number is that task's group now. */
+  int reused = 0;
+  for (struct task *o = tasks; o; o = o->next)
+    if (o != t && o->pid == t->pid && !o->exited) reused = 1;
+  if (!reused) kill(-t->pid, SIGKILL);
   emit('C', t->id, NULL, 0);
   for (struct task **pp = &tasks; *pp; pp = &(*pp)->next)
     if (*pp == t) { *pp = t->next; break; }
@@ -459,7 +467,7 @@ static void reap(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "--version") == 0) { puts("dsg-spawn 2"); return 0; }
+  if (argc > 1 && strcmp(argv[1], "--version") == 0) { puts("dsg-spawn 3"); return 0; }
   signal(SIGPIPE, SIG_IGN);
   /* Ctrl-C and a supervisor's SIGTERM reach the agent's whole process group, this helper too: like the launcher, it
      ignores them and lives exactly as long as its stdin (the agent decides what happens to the tasks it started). */
@@ -475,7 +483,7 @@ int main(int argc, char **argv) {
   note_changed_signals();
   fcntl(0, F_SETFD, FD_CLOEXEC);
   fcntl(1, F_SETFD, FD_CLOEXEC);
-  emit('H', 0, "dsg-spawn 2", 11);
+  emit('H', 0, "dsg-spawn 3", 11);
   flush_out();
 
   unsigned char *ibuf = NULL;

@@ -64,6 +64,7 @@ import type { AgentOptions, RunningAgent } from './options.js';
 import { offeredCapacity, parseFakeGpus, sharedGpus, SystemProbe, type Probe } from './probe/probe.js';
 import { GpuAllocator } from './gpu-allocator.js';
 import { probeIsolation, type IsolationProbe } from './probe/isolation.js';
+import { WorkDirs } from './work-dirs.js';
 import { AttemptRun } from './runner.js';
 import { PolicyController } from './policy/policy-controller.js';
 import { systemPolicyReaders, type PolicyReaders } from './policy/readers.js';
@@ -128,6 +129,7 @@ class Agent implements RunningAgent {
   private capacity: Resources | null = null;
   /** What this node does to contain its tasks; reported in the hello facts. Null with an injected executor. */
   private isolation: IsolationProbe | null = null;
+  private workDirs: WorkDirs | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private policy: PolicyController | null = null;
   /** GPU visibility for tasks when the policy shares only some GPUs. */
@@ -176,6 +178,10 @@ class Agent implements RunningAgent {
       });
       this.log(this.isolation.level === 'sandbox+cgroups' ? 'info' : 'warn', `task isolation: ${this.isolation.level}${this.isolation.notes.length > 0 ? ` (${this.isolation.notes.join('; ')})` : ''}`);
     }
+    // Empty working dirs are handed on to later attempts only where tasks are not sandboxed (work-dirs.ts).
+    const keep = this.options.keepWorkDirs ?? false;
+    this.workDirs = new WorkDirs(this.workDir, { keep, reuse: !keep && !this.ports.executor && !this.isolation?.settings.sandbox });
+    this.workDirs.dropLeftoverSpares();
     // Plain processes need no wrapping at all (`none` as a non-root agent): keep the executor's fastest path.
     const iso = this.isolation;
     const isolation = iso && (iso.level !== 'none' || iso.settings.user) ? { isolation: iso.settings } : {};
@@ -556,6 +562,7 @@ class Agent implements RunningAgent {
       baseEnv: this.options.baseEnv ?? { PATH: '/usr/local/bin:/usr/bin:/bin' },
       ...(this.gpus ? { gpus: this.gpus } : {}),
       keepWorkDirs: this.options.keepWorkDirs ?? false,
+      ...(this.workDirs ? { workDirs: this.workDirs } : {}),
       send: (msg) => this.enqueue(msg),
     });
     this.runs.set(a.attemptId, run);

@@ -18,8 +18,8 @@
  * exit 0 end as `outputs_missing` naming it — never dropped silently.
  * The working dir is removed afterwards unless `keepWorkDirs`.
  */
-import { constants as fsConstants, mkdirSync, rmdirSync } from 'node:fs';
-import { copyFile, chmod, lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { copyFile, chmod, lstat, mkdir, readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { glob } from 'tinyglobby';
 import { AttemptUsageWire, formatSize, outputPathMatcher, type AgentMessage, type Assignment, type FinishedMessage, type OutputFile } from '@dsg/core';
@@ -27,6 +27,7 @@ import type { CoordinatorHttp } from './coordinator-http.js';
 import { sha256File } from './coordinator-http.js';
 import type { ExecHandle, Executor } from './executor/executor.js';
 import { gpuEnv, type Gpu, type GpuAllocator } from './gpu-allocator.js';
+import { WorkDirs } from './work-dirs.js';
 
 export interface RunnerDeps {
   readonly executor: Executor;
@@ -34,6 +35,8 @@ export interface RunnerDeps {
   readonly workDir: string;
   readonly baseEnv: Readonly<Record<string, string>>;
   readonly keepWorkDirs: boolean;
+  /** Where working dirs come from and go back to (the agent's, which hands empty ones on); default: fresh ones. */
+  readonly workDirs?: WorkDirs;
   /** Queue a message to the coordinator. */
   readonly send: (m: AgentMessage) => void;
   readonly logLimitBytes?: number;
@@ -118,22 +121,18 @@ export class AttemptRun {
 
   private async run(): Promise<FinishedMessage> {
     const a = this.assignment;
-    const cwd = join(this.deps.workDir, a.attemptId);
+    const dirs = this.deps.workDirs ?? new WorkDirs(this.deps.workDir, { reuse: false, keep: this.deps.keepWorkDirs });
     // Measured usage goes with `finished` only when valid: an out-of-range figure must not get the report refused.
     let usage: FinishedMessage['usage'];
     const finished = (end: FinishedMessage['end'], startedAt: number | null, outputs: OutputFile[] = []): FinishedMessage => ({
       type: 'finished', attemptId: a.attemptId, end, startedAt, finishedAt: Date.now(), outputs, ...(usage ? { usage } : {}),
     });
+    let made: string | null = null;
     try {
-      // The agent creates workDir at start, so a plain mkdir usually suffices (cheaper than a recursive one).
       // Synchronous: one system call on the agent's own disk. Through the thread pool it cost ~3× the CPU (a hand-off
       // and a wake-up each way: 170–230 µs per mkdir and rmdir against 45–80 µs, measured on the 2-core VM).
-      try {
-        mkdirSync(cwd);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        mkdirSync(cwd, { recursive: true });
-      }
+      const cwd = dirs.create(a.attemptId);
+      made = cwd;
       try {
         await this.placeInputs(cwd);
       } catch (e) {
@@ -218,14 +217,8 @@ export class AttemptRun {
       return finished({ kind: 'error', reason: 'executor_error', message: errorText(e) }, null);
     } finally {
       this.deps.gpus?.release(a.attemptId);
-      // Most short tasks leave nothing behind: try the cheap rmdir first, the recursive walk only if needed.
-      if (!this.deps.keepWorkDirs) {
-        try {
-          rmdirSync(cwd);
-        } catch {
-          void rm(cwd, { recursive: true, force: true }).catch(() => undefined);
-        }
-      }
+      // Most short tasks leave nothing behind: their dir is handed on or removed with one system call (work-dirs.ts).
+      if (made !== null) dirs.release(made);
     }
   }
 

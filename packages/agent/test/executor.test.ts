@@ -109,6 +109,15 @@ for (const [name, make, opts] of executors) describe(`${name} (real processes)`,
     assert.equal(r.cancelled, true);
   });
 
+  it('what a task leaves running in the background (its pipes closed) is killed when the task ends', async () => {
+    const pidFile = join(dir, 'leftover');
+    const { r } = await run(['/bin/sh', '-c', `sleep 60 >/dev/null 2>&1 </dev/null & echo $! > ${pidFile}; exit 0`]).done;
+    assert.equal(r.exitCode, 0);
+    const pid = Number(await readFile(pidFile, 'utf8'));
+    for (let i = 0; i < 50 && alive(pid); i++) await new Promise((res) => setTimeout(res, 20));
+    assert.equal(alive(pid), false, `the background sleep (${pid}) outlived its task`);
+  });
+
   it('a cancel right after start (before the process is known to exist) still ends the task', async () => {
     const t0 = Date.now();
     const { h, done } = run(['/bin/sh', '-c', 'sleep 30']);

@@ -161,8 +161,8 @@ export class NativeExecutor implements Executor {
       });
     }
 
-    const signalGroup = (sig: NodeJS.Signals): void => {
-      if (pid !== undefined) {
+    const signalGroup = (sig: NodeJS.Signals, groupAlreadyKilled = false): void => {
+      if (pid !== undefined && !groupAlreadyKilled) {
         try {
           process.kill(-pid, sig);
         } catch {
@@ -243,10 +243,10 @@ export class NativeExecutor implements Executor {
         exited = true;
         clearTimeout(timeout);
         if (killTimer) clearTimeout(killTimer);
-        // Leftover background processes of the task die with it.
+        // Leftover background processes of the task die with it (dsg-spawn kills the group itself before 'close').
         const oomKilled = cg?.oomKilled() ?? false;
         const usage = cg?.usage();
-        signalGroup('SIGKILL');
+        signalGroup('SIGKILL', child.groupKilled === true);
         const result = (): ExecResult => ({
           exitCode: code, signal: signal ?? null, timedOut, cancelled, spawnError, ...(oomKilled ? { oomKilled } : {}), ...(usage ? { usage } : {}), startedAt, finishedAt: Date.now(),
         });

@@ -44,6 +44,8 @@ export interface TaskProcess {
   readonly pid: number | undefined;
   /** When the process started (ms since the epoch), if the starter tells it; else the caller's clock at 'spawn'. */
   readonly startedAt?: number;
+  /** True once 'close' came from a starter that has already sent SIGKILL to the process's group (dsg-spawn). */
+  readonly groupKilled?: boolean;
   on(ev: 'spawn', cb: () => void): this;
   on(ev: 'error', cb: (e: NodeJS.ErrnoException) => void): this;
   on(ev: 'exit' | 'close', cb: (code: number | null, signal: NodeJS.Signals | null) => void): this;
@@ -88,13 +90,14 @@ export const nodeStarter: ProcessStarter = {
 
 const KIND = { hello: 0x48, started: 0x50, failed: 0x46, stdout: 0x4f, stderr: 0x45, exited: 0x58, closed: 0x43, start: 0x53, queued: 0x51, capacity: 0x4c, cancel: 0x4b } as const;
 /** What the helper answers to --version: the protocol this file speaks. */
-const HELPER_VERSION = 'dsg-spawn 2';
+const HELPER_VERSION = 'dsg-spawn 3';
 const signalNames = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([k, v]) => [v, k as NodeJS.Signals]));
 const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 
 class NativeTask extends EventEmitter implements TaskProcess {
   pid: number | undefined = undefined;
   startedAt: number | undefined = undefined;
+  groupKilled = false;
   /** Sent with 'Q' and not started yet: counted in `waiting`. */
   queued = false;
   constructor(readonly id: number) {
@@ -217,6 +220,7 @@ export class NativeStarter implements ProcessStarter, StarterAdmission {
         t.emit('exit', t.exitCode, t.signal);
       } else if (kind === KIND.closed) {
         this.tasks.delete(id);
+        t.groupKilled = true;
         t.endStreams();
         t.emit('close', t.exitCode, t.signal);
       }
