@@ -26,7 +26,7 @@ if (!cc) {
 }
 mkdirSync(outDir, { recursive: true });
 const tmp = `${out}.${process.pid}.tmp`;
-const r = spawnSync(cc, ['-O2', '-Wall', '-o', tmp, src], { encoding: 'utf8' });
+const r = spawnSync(cc, ['-O2', '-Wall', '-pthread', '-o', tmp, src], { encoding: 'utf8' });
 if (r.status !== 0) {
   rmSync(tmp, { force: true });
   say(`the native process starter did not compile with ${cc} (agents start tasks with Node instead):\n${(r.stderr || '').trim().split('\n').slice(0, 8).join('\n')}`);

@@ -37,11 +37,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -61,6 +63,7 @@ struct task {
   pid_t pid;
   int out, err; /* read ends, -1 once at EOF */
   int exited;
+  int killed;    /* sent SIGKILL at the end (stdin closed) */
   int admitted;  /* holds `r` of the capacity until its leader is reaped */
   struct res r;
   struct task *next;
@@ -101,6 +104,9 @@ static void put32(unsigned char *p, uint32_t v) {
 static uint32_t get32(const unsigned char *p) {
   return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
+static uint64_t get64(const unsigned char *p) { return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32); }
+/* Resources as 'Q' and 'L' carry them: cpu millis, memory bytes, thousandths of GPUs. */
+static struct res get_res(const unsigned char *p) { return (struct res){ get64(p), get64(p + 8), get64(p + 16) }; }
 static void emit(char kind, uint32_t id, const void *payload, size_t n) {
   out_reserve(9 + n);
   put32(obuf + olen, (uint32_t)(5 + n));
@@ -210,6 +216,21 @@ static void child_exec(char *const argv[], char *const envp[], int errfd) {
   child_fail(errfd, "exec");
 }
 
+/* The highest descriptor this program has made (only the main thread makes them; a child reads it). */
+static volatile int fd_high = 2;
+static void note_fds(const int *fds, int n) {
+  for (int i = 0; i < n; i++)
+    if (fds[i] > fd_high) fd_high = fds[i];
+}
+
+/* In the child: close every descriptor from `lo` up (close_range where the kernel has it, Linux 5.9+). */
+static void close_from(int lo) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)lo, ~0u, 0u) == 0) return;
+#endif
+  for (int fd = lo, hi = fd_high; fd <= hi; fd++) close(fd);
+}
+
 /* What the child needs between its start and exec. */
 struct child_args {
   const char *cwd;
@@ -226,51 +247,78 @@ struct child_args {
 static int child_main(void *arg) {
   const struct child_args *a = arg;
   for (int i = 0; i < n_changed; i++) signal(changed[i], SIG_DFL);
+  /* Descriptors first, before anything that can block: starts run side by side (see "Starting a child"), so this
+     child holds a copy of every pipe this program had open when it was cloned, other tasks' included, and one that
+     waited with them (a hung exec) would keep those tasks' pipes from ever reaching EOF. Its own: stdout and
+     stderr on 1 and 2, the failure pipe on 3 (close-on-exec); everything else above 3 is closed. */
+  if (dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0) child_fail(a->fail, "dup2");
+  int fail = a->fail;
+  if (fail != 3) {
+    if (dup3(fail, 3, O_CLOEXEC) < 0) child_fail(fail, "dup2");
+    fail = 3;
+  }
+  close_from(4);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  if (setsid() < 0) child_fail(a->fail, "setsid");
+  if (setsid() < 0) child_fail(fail, "setsid");
   char num[24];
   int nl = snprintf(num, sizeof num, "%d\n", (int)getpid());
   for (uint32_t i = 0; i < a->ncg; i++) {
     int fd = open(a->cgs[i], O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, num, (size_t)nl) != nl) child_fail(a->fail, "cgroup");
+    if (fd < 0 || write(fd, num, (size_t)nl) != nl) child_fail(fail, "cgroup");
     close(fd);
   }
-  if (chdir(a->cwd) < 0) child_fail(a->fail, "chdir");
+  if (chdir(a->cwd) < 0) child_fail(fail, "chdir");
   int nul = open("/dev/null", O_RDONLY);
-  if (nul < 0) child_fail(a->fail, "open /dev/null");
-  if (dup2(nul, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0) child_fail(a->fail, "dup2");
+  if (nul < 0) child_fail(fail, "open /dev/null");
+  if (dup2(nul, 0) < 0) child_fail(fail, "dup2");
   if (nul > 2) close(nul);
-  child_exec(a->argv, a->envp, a->fail);
+  child_exec(a->argv, a->envp, fail);
   return 127;
 }
 
 /*
- * Start the child. On Linux as glibc's posix_spawn does: clone(CLONE_VM | CLONE_VFORK) onto a stack of its own, so
- * nothing is copied — no page tables, no copy-on-write faults in either process — and this program waits until the
- * child has exec'd or failed. Profiled on the 2-core VM, fork's page-table copy and the faults after it were most
- * of this program's ~1 ms of CPU per task. Elsewhere, fork.
+ * Starting a child: on Linux as glibc's posix_spawn does, clone(CLONE_VM | CLONE_VFORK) onto a stack of its own, so
+ * nothing is copied — no page tables, no copy-on-write faults in either process. Profiled on the 2-core VM, fork's
+ * page-table copy and the faults after it were most of this program's ~1 ms of CPU per task. Elsewhere, fork.
+ *
+ * CLONE_VFORK suspends the calling thread until the child has exec'd or failed (~55 µs for `true` on a VM that
+ * forks fast). Done on the main thread, that wait held up everything else: a task that ended could not be reaped,
+ * nor the next one started, while another exec'd — with two cores and short tasks, this program alone started
+ * 0.74x of what `xargs -P2` did. Worse, an exec that hangs (a program on an NFS mount that stopped answering)
+ * froze every task of the agent: no output, no end reported. So starts happen on spawner threads of their own (a
+ * thread's vfork suspends only that thread): the main thread parses the frame and makes the pipes, a spawner
+ * clones, waits for the exec and hands the outcome back through a pipe; the main thread then registers the task
+ * and reports 'P'. One more spawner is made whenever more starts wait than spawners are free, up to MAX_SPAWNERS,
+ * so a start that hangs holds up only itself. Tasks are reaped by pid (registered ones only), so a child that
+ * ends before its start was handed back is never taken from under its spawner.
  */
-static pid_t start_child(struct child_args *a) {
-#ifdef __linux__
-  enum { STACK = 256 * 1024 };
-  static char *stack;
-  if (!stack) {
-    stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) die("mmap");
-  }
-  return clone(child_main, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
-#else
-  pid_t pid = fork();
-  if (pid == 0) _exit(child_main(a));
-  return pid;
-#endif
-}
+#define MAX_SPAWNERS 8
 
-static uint64_t get64(const unsigned char *p) { return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32); }
-/* Resources as 'Q' and 'L' carry them: cpu millis, memory bytes, thousandths of GPUs. */
-static struct res get_res(const unsigned char *p) { return (struct res){ get64(p), get64(p + 8), get64(p + 16) }; }
+struct start {
+  uint32_t id;
+  int admitted;      /* holds `r` of the capacity from the moment it is handed to a spawner */
+  struct res r;
+  unsigned char *payload;
+  char **strs, **argv, **envp;
+  struct child_args a;
+  int out, err, fail; /* read ends */
+  /* Filled by the spawner. */
+  pid_t pid;
+  int start_errno;
+  unsigned char fb[4 + 32];
+  ssize_t fbn;
+  uint64_t at;
+  struct start *next;
+};
+
+static pthread_mutex_t sq_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sq_cv = PTHREAD_COND_INITIALIZER;
+static struct start *sq_head, *sq_tail;
+static int sq_len, spawners, idle_spawners; /* under sq_mu */
+static int done_pipe[2]; /* spawner → main: a struct start * per finished start */
+static size_t inflight;  /* handed to a spawner, outcome not read yet */
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -278,81 +326,167 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Start a task now; the task on success, NULL when it failed to start (reported with 'F'). */
-static struct task *start_task(uint32_t id, const unsigned char *p, size_t n) {
-  if (n < 12) { errno = EINVAL; emit_i32('F', id, EINVAL); return NULL; }
+static void *spawner(void *arg) {
+  (void)arg;
+#ifdef __linux__
+  enum { STACK = 256 * 1024 };
+  char *stack = mmap(NULL, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) die("mmap");
+#endif
+  /* Every signal stays blocked in this thread (it was created so): SIGCHLD goes to the main thread, and a child
+     starts with all signals blocked, so it cannot run this program's handler before it has put them back. */
+  for (;;) {
+    pthread_mutex_lock(&sq_mu);
+    idle_spawners++;
+    while (!sq_head) pthread_cond_wait(&sq_cv, &sq_mu);
+    idle_spawners--;
+    struct start *st = sq_head;
+    sq_head = st->next;
+    if (!sq_head) sq_tail = NULL;
+    sq_len--;
+    pthread_mutex_unlock(&sq_mu);
+#ifdef __linux__
+    st->pid = clone(child_main, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &st->a);
+#else
+    st->pid = fork();
+    if (st->pid == 0) _exit(child_main(&st->a));
+#endif
+    st->start_errno = errno;
+    st->at = now_ms();
+    close(st->a.out); close(st->a.err); close(st->a.fail);
+    st->fbn = 0;
+    if (st->pid > 0) {
+      ssize_t r;
+      do r = read(st->fail, st->fb, sizeof st->fb); while (r < 0 && errno == EINTR);
+      st->fbn = r;
+      /* exec (or a step before it) failed: the child is exiting; reap it here (the main thread never waits for a
+         pid it has not registered). */
+      if (r >= 4) while (waitpid(st->pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    close(st->fail);
+    ssize_t w;
+    do w = write(done_pipe[1], &st, sizeof st); while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)sizeof st) die("done pipe");
+  }
+  return NULL;
+}
+
+/* One more spawner thread (the caller holds sq_mu). It starts with every signal blocked (see spawner). */
+static void add_spawner(void) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  pthread_t th;
+  int e = pthread_create(&th, NULL, spawner, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (e != 0) {
+    if (spawners > 0) return; /* the ones there are will do */
+    errno = e;
+    die("pthread_create");
+  }
+  pthread_detach(th);
+  spawners++;
+}
+
+static void start_spawners(void) {
+  if (pipe2(done_pipe, O_CLOEXEC) < 0) die("pipe");
+  note_fds(done_pipe, 2);
+  note_fds(sig_pipe, 2);
+  fcntl(done_pipe[0], F_SETFL, O_NONBLOCK);
+  pthread_mutex_lock(&sq_mu);
+  add_spawner();
+  pthread_mutex_unlock(&sq_mu);
+}
+
+static void use(struct res r) { used.cpu += r.cpu; used.mem += r.mem; used.gpus += r.gpus; admitted_running++; }
+static void unuse(struct res r) { used.cpu -= r.cpu; used.mem -= r.mem; used.gpus -= r.gpus; admitted_running--; }
+
+/*
+ * Hand a start to a spawner (the payload is taken over: freed once the start is over). An admitted start holds its
+ * resources from now on. A frame that does not parse is reported with 'F' at once.
+ */
+static void request_start(uint32_t id, unsigned char *p, size_t n, int admitted, struct res r) {
+  if (n < 12) { free(p); emit_failed(id, EINVAL, "frame"); return; }
   uint32_t argc = get32(p), envc = get32(p + 4), ncg = get32(p + 8);
   const char *s = (const char *)p + 12, *end = (const char *)p + n;
   uint32_t total = 1 + argc + envc + ncg;
-  if (argc == 0 || total > (1u << 20)) goto bad;
+  if (argc == 0 || total > (1u << 20)) { free(p); emit_failed(id, EINVAL, "frame"); return; }
+  struct start *st = calloc(1, sizeof *st);
   char **strs = malloc(sizeof(char *) * total);
   char **argv = malloc(sizeof(char *) * (argc + 1));
   char **envp = malloc(sizeof(char *) * (envc + 1));
-  if (!strs || !argv || !envp) die("out of memory");
+  if (!st || !strs || !argv || !envp) die("out of memory");
   for (uint32_t i = 0; i < total; i++) {
     const char *z = memchr(s, 0, (size_t)(end - s));
-    if (!z) { free(strs); free(argv); free(envp); goto bad; }
+    if (!z) { free(st); free(strs); free(argv); free(envp); free(p); emit_failed(id, EINVAL, "frame"); return; }
     strs[i] = (char *)s;
     s = z + 1;
   }
-  const char *cwd = strs[0];
   for (uint32_t i = 0; i < argc; i++) argv[i] = strs[1 + i];
   argv[argc] = NULL;
   for (uint32_t i = 0; i < envc; i++) envp[i] = strs[1 + argc + i];
   envp[envc] = NULL;
-  char **cgs = strs + 1 + argc + envc;
-
   int po[2], pe[2], perr[2];
   if (pipe2(po, O_CLOEXEC) < 0) die("pipe");
   if (pipe2(pe, O_CLOEXEC) < 0) die("pipe");
   if (pipe2(perr, O_CLOEXEC) < 0) die("pipe");
-  struct child_args a = { cwd, argv, envp, cgs, ncg, po[1], pe[1], perr[1] };
-  /* All signals blocked across the start: the child must not run this program's SIGCHLD handler before it has
-     put every handler back to the default. */
-  sigset_t all, old;
-  sigfillset(&all);
-  sigprocmask(SIG_BLOCK, &all, &old);
-  pid_t pid = start_child(&a);
-  int start_errno = errno;
-  sigprocmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) {
-    int e = start_errno;
-    close(po[0]); close(po[1]); close(pe[0]); close(pe[1]); close(perr[0]); close(perr[1]);
-    emit_failed(id, e, "fork");
-    free(strs); free(argv); free(envp);
-    return NULL;
+  note_fds(po, 2); note_fds(pe, 2); note_fds(perr, 2);
+  st->id = id; st->admitted = admitted; st->r = r; st->payload = p;
+  st->strs = strs; st->argv = argv; st->envp = envp;
+  st->a = (struct child_args){ strs[0], argv, envp, strs + 1 + argc + envc, ncg, po[1], pe[1], perr[1] };
+  st->out = po[0]; st->err = pe[0]; st->fail = perr[0];
+  if (admitted) use(r);
+  inflight++;
+  pthread_mutex_lock(&sq_mu);
+  if (sq_tail) sq_tail->next = st; else sq_head = st;
+  sq_tail = st;
+  sq_len++;
+  if (sq_len > idle_spawners && spawners < MAX_SPAWNERS) add_spawner();
+  pthread_cond_signal(&sq_cv);
+  pthread_mutex_unlock(&sq_mu);
+}
+
+/* A start is over (read from done_pipe): register the task and report 'P', or report why it did not start. */
+static void start_done(struct start *st) {
+  inflight--;
+  free(st->strs); free(st->argv); free(st->envp); free(st->payload);
+  if (st->pid < 0 || st->fbn >= 4) {
+    close(st->out); close(st->err);
+    if (st->admitted) unuse(st->r);
+    if (st->pid < 0) emit_failed(st->id, st->start_errno, "fork");
+    else emit('F', st->id, st->fb, (size_t)st->fbn);
+    free(st);
+    return;
   }
-  close(po[1]); close(pe[1]); close(perr[1]);
-  free(strs); free(argv); free(envp);
-  unsigned char fb[4 + 32];
-  ssize_t r;
-  do r = read(perr[0], fb, sizeof fb); while (r < 0 && errno == EINTR);
-  close(perr[0]);
-  if (r >= 4) {
-    /* exec (or a step before it) failed: the child is exiting; reap it now. */
-    close(po[0]); close(pe[0]);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-    emit('F', id, fb, (size_t)r);
-    return NULL;
-  }
-  fcntl(po[0], F_SETFL, O_NONBLOCK);
-  fcntl(pe[0], F_SETFL, O_NONBLOCK);
+  fcntl(st->out, F_SETFL, O_NONBLOCK);
+  fcntl(st->err, F_SETFL, O_NONBLOCK);
   struct task *t = calloc(1, sizeof *t);
   if (!t) die("out of memory");
-  t->id = id; t->pid = pid; t->out = po[0]; t->err = pe[0];
+  t->id = st->id; t->pid = st->pid; t->out = st->out; t->err = st->err;
+  t->admitted = st->admitted; t->r = st->r;
   t->next = tasks; tasks = t;
-  {
-    unsigned char b[12];
-    uint64_t at = now_ms();
-    put32(b, (uint32_t)pid);
-    put32(b + 4, (uint32_t)at);
-    put32(b + 8, (uint32_t)(at >> 32));
-    emit('P', id, b, sizeof b);
+  unsigned char b[12];
+  put32(b, (uint32_t)st->pid);
+  put32(b + 4, (uint32_t)st->at);
+  put32(b + 8, (uint32_t)(st->at >> 32));
+  emit('P', st->id, b, sizeof b);
+  free(st);
+}
+
+/* Read every start that is over; `wait`: block until at least one is (or none is in flight). */
+static void collect_starts(int wait) {
+  for (;;) {
+    struct start *st;
+    ssize_t r = read(done_pipe[0], &st, sizeof st);
+    if (r == (ssize_t)sizeof st) { start_done(st); wait = 0; continue; }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN && wait && inflight > 0) {
+      struct pollfd p = {done_pipe[0], POLLIN, 0};
+      poll(&p, 1, -1);
+      continue;
+    }
+    return;
   }
-  return t;
-bad:
-  emit_failed(id, EINVAL, "frame");
-  return NULL;
 }
 
 /* Admission (see the top of this file). */
@@ -361,18 +495,10 @@ static int fits(const struct res *r) {
   return used.cpu + r->cpu <= cap.cpu && used.mem + r->mem <= cap.mem && used.gpus + r->gpus <= cap.gpus;
 }
 
-static void admit(struct task *t, const struct res *r) {
-  t->admitted = 1;
-  t->r = *r;
-  used.cpu += r->cpu; used.mem += r->mem; used.gpus += r->gpus;
-  admitted_running++;
-}
-
 static void release(struct task *t) {
   if (!t->admitted) return;
   t->admitted = 0;
-  used.cpu -= t->r.cpu; used.mem -= t->r.mem; used.gpus -= t->r.gpus;
-  admitted_running--;
+  unuse(t->r);
 }
 
 /* Start waiting tasks from the head while they fit. */
@@ -381,9 +507,7 @@ static void pump(void) {
     struct waiting *w = whead;
     whead = w->next;
     if (!whead) wtail = NULL;
-    struct task *t = start_task(w->id, w->p, w->n);
-    if (t) admit(t, &w->r);
-    free(w->p);
+    request_start(w->id, w->p, w->n, 1, w->r); /* takes w->p */
     free(w);
   }
 }
@@ -446,22 +570,32 @@ static void drain(struct task *t, int *fd, char kind) {
   }
 }
 
-static void reap(void) {
-  for (;;) {
-    int status;
-    pid_t pid = waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) break;
-    for (struct task *t = tasks; t; t = t->next) {
-      if (t->pid != pid) continue;
-      t->exited = 1;
-      release(t);
-      emit_i32('X', t->id, status);
-      /* Read what is already in the pipes before reporting the end. */
-      if (t->out >= 0) drain(t, &t->out, 'O');
-      if (t->err >= 0) drain(t, &t->err, 'E');
-      maybe_close(t);
-      break;
+/* At the end (stdin closed): SIGKILL to the group of every task whose leader was not reaped (a reaped one's number
+   may already belong to another group), once each. */
+static void kill_unreaped(void) {
+  for (struct task *t = tasks; t; t = t->next)
+    if (!t->exited && !t->killed) {
+      kill(-t->pid, SIGKILL);
+      t->killed = 1;
     }
+}
+
+/* Reap the registered tasks that ended (by pid: a child whose start is still with a spawner is left alone). */
+static void reap(void) {
+  for (struct task *t = tasks, *next; t; t = next) {
+    next = t->next; /* maybe_close may free t */
+    if (t->exited) continue;
+    int status;
+    pid_t pid;
+    do pid = waitpid(t->pid, &status, WNOHANG); while (pid < 0 && errno == EINTR);
+    if (pid != t->pid) continue;
+    t->exited = 1;
+    release(t);
+    emit_i32('X', t->id, status);
+    /* Read what is already in the pipes before reporting the end. */
+    if (t->out >= 0) drain(t, &t->out, 'O');
+    if (t->err >= 0) drain(t, &t->err, 'E');
+    maybe_close(t);
   }
   pump(); /* the cores that freed take the next waiting tasks */
 }
@@ -483,6 +617,7 @@ int main(int argc, char **argv) {
   note_changed_signals();
   fcntl(0, F_SETFD, FD_CLOEXEC);
   fcntl(1, F_SETFD, FD_CLOEXEC);
+  start_spawners();
   emit('H', 0, "dsg-spawn 3", 11);
   flush_out();
 
@@ -492,10 +627,10 @@ int main(int argc, char **argv) {
   struct pollfd *pfds = NULL;
   struct task **owners = NULL;
   size_t pcap = 0;
-  while (in_open || tasks) {
+  while (in_open || tasks || inflight) {
     size_t ntasks = 0;
     for (struct task *t = tasks; t; t = t->next) ntasks++;
-    size_t need = 2 + 2 * ntasks;
+    size_t need = 3 + 2 * ntasks;
     if (need > pcap) {
       pcap = need * 2;
       pfds = realloc(pfds, pcap * sizeof *pfds);
@@ -505,6 +640,7 @@ int main(int argc, char **argv) {
     size_t np = 0;
     pfds[np++] = (struct pollfd){sig_pipe[0], POLLIN, 0};
     pfds[np++] = (struct pollfd){in_open ? 0 : -1, POLLIN, 0};
+    pfds[np++] = (struct pollfd){done_pipe[0], POLLIN, 0};
     for (struct task *t = tasks; t; t = t->next) {
       if (t->out >= 0) { owners[np] = t; pfds[np++] = (struct pollfd){t->out, POLLIN, 0}; }
       if (t->err >= 0) { owners[np] = t; pfds[np++] = (struct pollfd){t->err, POLLIN, 0}; }
@@ -513,12 +649,18 @@ int main(int argc, char **argv) {
       if (errno == EINTR) continue;
       die("poll");
     }
-    for (size_t i = 2; i < np; i++) {
+    for (size_t i = 3; i < np; i++) {
       if (!pfds[i].revents) continue;
       struct task *t = owners[i];
       if (pfds[i].fd == t->out) drain(t, &t->out, 'O');
       else if (pfds[i].fd == t->err) drain(t, &t->err, 'E');
       maybe_close(t);
+    }
+    if (pfds[2].revents) {
+      /* Starts that are over: registered first, then reaped (one may have ended already: its SIGCHLD came while
+         its pid was not known here). */
+      collect_starts(0);
+      reap();
     }
     if (pfds[0].revents) {
       char junk[256];
@@ -541,7 +683,12 @@ int main(int argc, char **argv) {
         if (ilen - off - 4 < len) break;
         unsigned char kind = ibuf[off + 4];
         uint32_t id = get32(ibuf + off + 5);
-        if (kind == 'S') start_task(id, ibuf + off + 9, len - 5);
+        if (kind == 'S') {
+          unsigned char *copy = malloc(len - 5 ? len - 5 : 1);
+          if (!copy) die("out of memory");
+          memcpy(copy, ibuf + off + 9, len - 5);
+          request_start(id, copy, len - 5, 0, (struct res){0, 0, 0}); /* takes copy */
+        }
         else if (kind == 'Q') enqueue(id, ibuf + off + 9, len - 5);
         else if (kind == 'K') cancel_waiting(id);
         else if (kind == 'L' && len - 5 >= 24) {
@@ -558,8 +705,13 @@ int main(int argc, char **argv) {
         while (whead) { struct waiting *w = whead; whead = w->next; free(w->p); free(w); }
         wtail = NULL;
         reap();
-        for (struct task *t = tasks; t; t = t->next)
-          if (!t->exited) kill(-t->pid, SIGKILL);
+        kill_unreaped();
+        /* Starts still with a spawner: each task is killed as soon as its start is over (one whose exec hangs
+           keeps this program waiting for it, but not the others). */
+        while (inflight > 0) {
+          collect_starts(1);
+          kill_unreaped();
+        }
         break;
       }
     }

@@ -1,0 +1,154 @@
+// Starts on threads of their own inside the native process starter (dsg-spawn.c, "Starting a child"): a child
+// still on its way to exec (CLONE_VFORK suspends the thread that started it) holds up neither the other starts nor
+// the reaping of tasks that end. A child is held before its exec here by giving it a FIFO as a cgroup.procs file:
+// it blocks opening it until the test opens the other end (and reads the pid the child writes). Real processes;
+// without the helper the cases skip loudly, except in CI (CI=true installs gcc).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { NativeStarter, type TaskProcess } from '@dsg/agent';
+
+const found = NativeStarter.find();
+if (!found.starter) {
+  if (process.env['CI'] === 'true') throw new Error(`CI: ${found.why}`);
+  process.stderr.write(`SKIP starts on threads in the native starter: ${found.why}\n`);
+}
+
+const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = spawnSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' }).stdout;
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+};
+
+interface Seen { spawned: boolean; exitCode: number | null | undefined; closed: Promise<number | null>; out: string }
+const watch = (t: TaskProcess): Seen => {
+  const seen: Seen = { spawned: false, exitCode: undefined, out: '', closed: null as unknown as Promise<number | null> };
+  seen.closed = new Promise((resolve, reject) => {
+    t.on('spawn', () => (seen.spawned = true));
+    t.on('error', reject);
+    t.on('close', (code) => {
+      seen.exitCode = code;
+      resolve(code);
+    });
+  });
+  t.onOutput((s) => (seen.out += s), () => undefined);
+  return seen;
+};
+
+/** Opens the FIFO's reading end (the held child's open then returns) and reads the pid the child wrote. */
+const release = (fifo: string): number => {
+  const fd = openSync(fifo, 'r');
+  try {
+    const buf = Buffer.alloc(64);
+    let text = '';
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      text += buf.subarray(0, n).toString();
+      if (text.includes('\n')) break;
+    }
+    return Number(text.trim());
+  } finally {
+    closeSync(fd);
+  }
+};
+
+describe('starts on threads of their own in the native starter (dsg-spawn)', found.starter ? {} : { skip: found.why }, () => {
+  let dir: string;
+  const starters: NativeStarter[] = [];
+  before(async () => (dir = await mkdtemp(join(tmpdir(), 'dsg-threads-'))));
+  after(async () => {
+    for (const s of starters) s.close();
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  });
+  const starter = (): NativeStarter => {
+    const s = NativeStarter.find().starter!;
+    starters.push(s);
+    return s;
+  };
+  const fifo = (name: string): string => {
+    const p = join(dir, name);
+    assert.equal(spawnSync('mkfifo', [p]).status, 0, 'mkfifo');
+    return p;
+  };
+
+  it('children held before their exec (an exec that hangs) hold up neither other starts nor the end of other tasks', async () => {
+    const s = starter();
+    const holds = [fifo('held-1'), fifo('held-2'), fifo('held-3')];
+    // Started just before the held ones: their children are cloned while its pipes are open here, so they hold copies
+    // until they close them (first thing in the child), or its end would wait for their exec.
+    const earlier = watch(s.start('/bin/sh', ['-c', 'sleep 0.2; echo earlier'], { cwd: dir, env }));
+    const slow = holds.map((h, i) => watch(s.start('/bin/sh', ['-c', `echo late ${i}`], { cwd: dir, env, cgroupProcs: [h] })));
+    await new Promise((r) => setTimeout(r, 150)); // their spawners now wait on the held children
+    const within = <T>(p: Promise<T>): Promise<T | 'still waiting'> => Promise.race([p, new Promise<'still waiting'>((r) => setTimeout(() => r('still waiting'), 5000))]);
+    const pids: number[] = [];
+    try {
+      const t0 = Date.now();
+      const quick = watch(s.start('/bin/sh', ['-c', 'echo quick; exit 3'], { cwd: dir, env }));
+      assert.equal(await within(quick.closed), 3, 'a task started after them started, ran and was reaped while they were held');
+      assert.ok(Date.now() - t0 < 5000, `and promptly (${Date.now() - t0} ms)`);
+      assert.equal(quick.out, 'quick\n');
+      assert.equal(await within(earlier.closed), 0, 'the task started before them ended too');
+      assert.equal(earlier.out, 'earlier\n');
+      assert.deepEqual(slow.map((x) => x.spawned), [false, false, false], 'while those are still held before their exec');
+    } finally {
+      for (const h of holds) pids.push(release(h)); // never leave the helper stuck behind them
+    }
+    assert.ok(pids.every((p) => p > 0), 'each held child wrote its pid');
+    assert.deepEqual(await Promise.all(slow.map((x) => x.closed)), [0, 0, 0]);
+    assert.deepEqual(slow.map((x) => x.out), ['late 0\n', 'late 1\n', 'late 2\n']);
+  });
+
+  it('hundreds of short tasks, admitted two at a time and started directly, all end and are reaped', async () => {
+    const s = starter();
+    s.admission!.setCapacity({ cpuMillis: 2000, memoryBytes: 1 << 30, gpus: 0 });
+    const all: Seen[] = [];
+    const expected: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      all.push(watch(s.start('/bin/true', [], { cwd: dir, env, resources: { cpuMillis: 1000, memoryBytes: 1, gpus: 0 } })));
+      expected.push(0);
+      if (i % 3 === 0) {
+        all.push(watch(s.start('/bin/sh', ['-c', `exit ${i % 7}`], { cwd: dir, env })));
+        expected.push(i % 7);
+      }
+    }
+    assert.deepEqual(await Promise.all(all.map((x) => x.closed)), expected, 'every task ended with its own exit code');
+    assert.ok(all.every((x) => x.spawned), 'every task was reported started');
+  });
+
+  it('when its driver goes away, running tasks are killed at once, and a held start\'s task once its exec is done', async () => {
+    const s = starter();
+    const pidFile = join(dir, 'running.pid');
+    const running = watch(s.start('/bin/sh', ['-c', `echo $$ > ${pidFile}; exec sleep 30`], { cwd: dir, env }));
+    void running.closed.catch(() => undefined);
+    const held = fifo('shutdown');
+    const task = watch(s.start('/bin/sleep', ['30'], { cwd: dir, env, cgroupProcs: [held] }));
+    void task.closed.catch(() => undefined);
+    for (let i = 0; i < 100 && !running.spawned; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 150)); // the running one is past its exec; the held one still waits
+    const runningPid = Number(readFileSync(pidFile, 'utf8'));
+    s.close(); // stdin closes: nobody is left to report the tasks
+    let pid = 0;
+    try {
+      for (let i = 0; i < 100 && alive(runningPid); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(alive(runningPid), false, 'the running task was killed while a start was still held');
+    } finally {
+      pid = release(held); // the held child execs `sleep 30` now
+    }
+    for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(alive(pid), false, `the task whose start was held (${pid}) was killed once it started`);
+  });
+});
