@@ -31,7 +31,8 @@
  * The program on argv[0] is looked up on the PATH of the task's environment, as Node's spawn does.
  * When stdin closes (its agent or launcher stopped, or died), dsg-spawn kills the process group of every task whose
  * leader it has not reaped yet (SIGKILL: nobody is left to report them; a group whose leader was reaped is not
- * signalled, since its number may already belong to another) and exits.
+ * signalled, since its number may already belong to another), and of each task whose start was still under way as
+ * soon as that start is over, and exits. Starts run on threads of their own (see "Starting a child").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -254,7 +255,7 @@ static int child_main(void *arg) {
   if (dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0) child_fail(a->fail, "dup2");
   int fail = a->fail;
   if (fail != 3) {
-    if (dup3(fail, 3, O_CLOEXEC) < 0) child_fail(fail, "dup2");
+    if (dup2(fail, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0) child_fail(fail, "dup2");
     fail = 3;
   }
   close_from(4);
