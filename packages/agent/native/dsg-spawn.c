@@ -20,7 +20,9 @@
  *                   cgroup.procs files[ncg] (the child writes its pid into each before exec)
  *       'Q' queued start: u64 cpu millis, u64 memory bytes, u64 thousandths of GPUs, then as 'S'; starts when it fits
  *       'L' capacity (id 0): u64 cpu millis, u64 memory bytes, u64 thousandths of GPUs   (before it, 'Q' starts at once)
- *       'K' cancel: a task that still waits is dropped ('F' with ECANCELED, stage "cancel"); else nothing
+ *       'K' cancel: a task that still waits is dropped, and one whose start is under way is killed (its exec may
+ *           hang: a program on an NFS mount that stopped answering), each then ends with 'F' ECANCELED, stage
+ *           "cancel"; a task already reported started: nothing (the agent signals its group)
  *   out 'H' hello (id 0, payload "dsg-spawn 3")  'P' started: i32 pid, u64 start time (ms since the epoch)
  *       'F' failed: i32 errno, string stage   'O' stdout bytes   'E' stderr bytes   'X' exited: i32 wait status
  *       'C' closed (exited, both pipes at EOF); by then the helper has sent SIGKILL to the task's process group,
@@ -305,6 +307,11 @@ struct start {
   char **strs, **argv, **envp;
   struct child_args a;
   int out, err, fail; /* read ends */
+  /* The child's pid as soon as it exists (CLONE_PARENT_SETTID writes it before the spawner waits for the exec),
+     so that a cancel can kill a child whose exec hangs. 0 before. */
+  volatile pid_t child;
+  int cancelled;     /* 'K' came while it was starting: the child was killed; reported as cancelled, not started */
+  struct start *iprev, *inext; /* the main thread's list of starts in flight */
   /* Filled by the spawner. */
   pid_t pid;
   int start_errno;
@@ -320,6 +327,7 @@ static struct start *sq_head, *sq_tail;
 static int sq_len, spawners, idle_spawners; /* under sq_mu */
 static int done_pipe[2]; /* spawner → main: a struct start * per finished start */
 static size_t inflight;  /* handed to a spawner, outcome not read yet */
+static struct start *inflight_list; /* the same starts (main thread only) */
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -345,12 +353,23 @@ static void *spawner(void *arg) {
     sq_head = st->next;
     if (!sq_head) sq_tail = NULL;
     sq_len--;
+    int skip = st->cancelled;
     pthread_mutex_unlock(&sq_mu);
+    if (skip) {
+      st->pid = -1;
+      st->start_errno = ECANCELED;
+      close(st->a.out); close(st->a.err); close(st->a.fail); close(st->fail);
+      ssize_t w;
+      do w = write(done_pipe[1], &st, sizeof st); while (w < 0 && errno == EINTR);
+      if (w != (ssize_t)sizeof st) die("done pipe");
+      continue;
+    }
 #ifdef __linux__
-    st->pid = clone(child_main, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &st->a);
+    st->pid = clone(child_main, stack + STACK, CLONE_VM | CLONE_VFORK | CLONE_PARENT_SETTID | SIGCHLD, &st->a, (pid_t *)&st->child);
 #else
     st->pid = fork();
     if (st->pid == 0) _exit(child_main(&st->a));
+    st->child = st->pid;
 #endif
     st->start_errno = errno;
     st->at = now_ms();
@@ -438,6 +457,9 @@ static void request_start(uint32_t id, unsigned char *p, size_t n, int admitted,
   st->out = po[0]; st->err = pe[0]; st->fail = perr[0];
   if (admitted) use(r);
   inflight++;
+  st->inext = inflight_list;
+  if (inflight_list) inflight_list->iprev = st;
+  inflight_list = st;
   pthread_mutex_lock(&sq_mu);
   if (sq_tail) sq_tail->next = st; else sq_head = st;
   sq_tail = st;
@@ -450,7 +472,23 @@ static void request_start(uint32_t id, unsigned char *p, size_t n, int admitted,
 /* A start is over (read from done_pipe): register the task and report 'P', or report why it did not start. */
 static void start_done(struct start *st) {
   inflight--;
+  if (st->iprev) st->iprev->inext = st->inext; else inflight_list = st->inext;
+  if (st->inext) st->inext->iprev = st->iprev;
   free(st->strs); free(st->argv); free(st->envp); free(st->payload);
+  if (st->cancelled) {
+    /* Cancelled while it started: never cloned, or killed before or just after its exec (its group too, then its
+       status is collected here). Reported as not started. */
+    if (st->pid > 0 && st->fbn < 4) { /* (a failed exec's child was reaped by its spawner) */
+      kill(st->pid, SIGKILL);
+      kill(-st->pid, SIGKILL);
+      while (waitpid(st->pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    close(st->out); close(st->err);
+    if (st->admitted) unuse(st->r);
+    emit_failed(st->id, ECANCELED, "cancel");
+    free(st);
+    return;
+  }
   if (st->pid < 0 || st->fbn >= 4) {
     close(st->out); close(st->err);
     if (st->admitted) unuse(st->r);
@@ -531,7 +569,18 @@ static void enqueue(uint32_t id, const unsigned char *p, size_t n) {
   pump();
 }
 
+/* 'K': a task that still waits is dropped; one whose start is under way (its exec may hang) is killed. */
 static void cancel_waiting(uint32_t id) {
+  for (struct start *st = inflight_list; st; st = st->inext) {
+    if (st->id != id) continue;
+    pthread_mutex_lock(&sq_mu);
+    int already = st->cancelled;
+    st->cancelled = 1; /* a spawner that has not cloned yet skips it */
+    pid_t child = st->child;
+    pthread_mutex_unlock(&sq_mu);
+    if (!already && child > 0) kill(child, SIGKILL);
+    return;
+  }
   for (struct waiting **pp = &whead, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
     struct waiting *w = *pp;
     if (w->id != id) continue;

@@ -112,6 +112,40 @@ describe('starts on threads of their own in the native starter (dsg-spawn)', fou
     assert.deepEqual(slow.map((x) => x.out), ['late 0\n', 'late 1\n', 'late 2\n']);
   });
 
+  it('a cancel reaches a start whose exec hangs: its child is killed and it ends as not started (ECANCELED)', async () => {
+    const s = starter();
+    s.admission!.setCapacity({ cpuMillis: 2000, memoryBytes: 1 << 30, gpus: 0 });
+    // The children the helpers of this test process hold before their exec (named like the helper until they exec).
+    const heldChildren = (): number[] => {
+      const helpers = spawnSync('pgrep', ['-P', String(process.pid), '-x', 'dsg-spawn'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+      return helpers.flatMap((h) => spawnSync('pgrep', ['-P', h, '-x', 'dsg-spawn'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number));
+    };
+    for (const [i, resources] of [[0, undefined], [1, { cpuMillis: 1000, memoryBytes: 1, gpus: 0 }]] as const) {
+      const held = fifo(`cancelled-${i}`);
+      const before = new Set(heldChildren());
+      const t = s.start('/bin/sleep', ['30'], { cwd: dir, env, cgroupProcs: [held], ...(resources ? { resources } : {}) });
+      const ended = new Promise<string>((resolve) => {
+        t.on('error', (e) => resolve(String(e.code)));
+        t.on('spawn', () => resolve('started'));
+      });
+      let child: number | undefined;
+      for (let k = 0; k < 100 && child === undefined; k++) {
+        child = heldChildren().find((p) => !before.has(p));
+        if (child === undefined) await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(child !== undefined, 'the child waits before its exec');
+      assert.equal(s.admission!.cancel(t), true, 'not started: the helper takes the cancel');
+      const how = await Promise.race([ended, new Promise<string>((r) => setTimeout(() => r('still waiting'), 5000))]);
+      if (how === 'still waiting') release(held);
+      assert.equal(how, 'ECANCELED', `${resources ? 'admitted' : 'direct'} start: ends as cancelled, never started`);
+      for (let k = 0; k < 100 && alive(child!); k++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(alive(child!), false, 'its child was killed');
+    }
+    // The helper goes on: the next task runs.
+    s.admission!.setCapacity({ cpuMillis: 2000, memoryBytes: 1 << 30, gpus: 0 });
+    assert.equal(await watch(s.start('/bin/sh', ['-c', 'exit 5'], { cwd: dir, env })).closed, 5);
+  });
+
   it('hundreds of short tasks, admitted two at a time and started directly, all end and are reaped', async () => {
     const s = starter();
     s.admission!.setCapacity({ cpuMillis: 2000, memoryBytes: 1 << 30, gpus: 0 });

@@ -201,8 +201,9 @@ export class NativeExecutor implements Executor {
       if (exited || killTimer) return;
       if (reason === 'timeout') timedOut = true;
       else cancelled = true;
-      // Still waiting for room: dropped in the starter, never started (it then ends with ECANCELED).
-      if (queued && pid === undefined && this.starter.admission!.cancel(child)) return;
+      // Still waiting for room, or still on its way to exec: dropped or killed in the starter, never started (it
+      // then ends with ECANCELED).
+      if (pid === undefined && this.starter.admission?.cancel(child)) return;
       signalGroup('SIGTERM');
       // A frozen or stopped process gets its SIGTERM only once running again: let it act on it now.
       if (pausedBy) {

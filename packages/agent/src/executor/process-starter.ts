@@ -68,7 +68,10 @@ export interface StarterAdmission {
   setCapacity(capacity: ExecResources): void;
   /** Processes started with `resources` that wait for room. */
   readonly waiting: number;
-  /** Drop a process that still waits (it then ends with 'error', code ECANCELED); false once it has started. */
+  /**
+   * Drop a process that still waits, or kill one still on its way to exec (an exec that hangs); it then ends with
+   * 'error', code ECANCELED. False once it is known to have started (the caller signals its group).
+   */
   cancel(t: TaskProcess): boolean;
 }
 
@@ -250,7 +253,9 @@ export class NativeStarter implements ProcessStarter, StarterAdmission {
   }
 
   cancel(t: TaskProcess): boolean {
-    if (!(t instanceof NativeTask) || !t.queued || !this.tasks.has(t.id)) return false;
+    // Waiting for room, or on its way to exec (which may hang): the helper drops or kills it. Once reported
+    // started, the caller signals its group.
+    if (!(t instanceof NativeTask) || t.pid !== undefined || !this.tasks.has(t.id)) return false;
     const f = Buffer.alloc(9);
     f.writeUInt32LE(5, 0);
     f[4] = KIND.cancel;
