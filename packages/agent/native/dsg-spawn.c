@@ -311,6 +311,7 @@ struct start {
      so that a cancel can kill a child whose exec hangs. 0 before. */
   volatile pid_t child;
   int cancelled;     /* 'K' came while it was starting: the child was killed; reported as cancelled, not started */
+  int reaped;        /* its exec failed and its spawner reaps it (under sq_mu) */
   struct start *iprev, *inext; /* the main thread's list of starts in flight */
   /* Filled by the spawner. */
   pid_t pid;
@@ -381,7 +382,12 @@ static void *spawner(void *arg) {
       st->fbn = r;
       /* exec (or a step before it) failed: the child is exiting; reap it here (the main thread never waits for a
          pid it has not registered). */
-      if (r >= 4) while (waitpid(st->pid, NULL, 0) < 0 && errno == EINTR) {}
+      if (r >= 4) {
+        pthread_mutex_lock(&sq_mu);
+        st->reaped = 1; /* from now on its number may be reused: a cancel must not signal it */
+        pthread_mutex_unlock(&sq_mu);
+        while (waitpid(st->pid, NULL, 0) < 0 && errno == EINTR) {}
+      }
     }
     close(st->fail);
     ssize_t w;
@@ -574,11 +580,11 @@ static void cancel_waiting(uint32_t id) {
   for (struct start *st = inflight_list; st; st = st->inext) {
     if (st->id != id) continue;
     pthread_mutex_lock(&sq_mu);
-    int already = st->cancelled;
-    st->cancelled = 1; /* a spawner that has not cloned yet skips it */
     pid_t child = st->child;
+    /* Killed under the lock: a failed child's spawner marks it reaped (under the lock) before it reaps it. */
+    if (!st->cancelled && child > 0 && !st->reaped) kill(child, SIGKILL);
+    st->cancelled = 1; /* a spawner that has not cloned yet skips it */
     pthread_mutex_unlock(&sq_mu);
-    if (!already && child > 0) kill(child, SIGKILL);
     return;
   }
   for (struct waiting **pp = &whead, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
