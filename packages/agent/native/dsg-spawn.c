@@ -336,6 +336,13 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* A spawner hands a start that is over back to the main thread (see start_done). */
+static void hand_back(struct start *st) {
+  ssize_t w;
+  do w = write(done_pipe[1], &st, sizeof st); while (w < 0 && errno == EINTR);
+  if (w != (ssize_t)sizeof st) die("done pipe");
+}
+
 static void *spawner(void *arg) {
   (void)arg;
 #ifdef __linux__
@@ -360,9 +367,7 @@ static void *spawner(void *arg) {
       st->pid = -1;
       st->start_errno = ECANCELED;
       close(st->a.out); close(st->a.err); close(st->a.fail); close(st->fail);
-      ssize_t w;
-      do w = write(done_pipe[1], &st, sizeof st); while (w < 0 && errno == EINTR);
-      if (w != (ssize_t)sizeof st) die("done pipe");
+      hand_back(st);
       continue;
     }
 #ifdef __linux__
@@ -390,9 +395,7 @@ static void *spawner(void *arg) {
       }
     }
     close(st->fail);
-    ssize_t w;
-    do w = write(done_pipe[1], &st, sizeof st); while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)sizeof st) die("done pipe");
+    hand_back(st);
   }
   return NULL;
 }

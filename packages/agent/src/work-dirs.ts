@@ -49,14 +49,7 @@ export class WorkDirs {
     } catch {
       return;
     }
-    for (const n of names) {
-      if (!n.startsWith(SPARE_PREFIX)) continue;
-      try {
-        rmdirSync(join(this.root, n));
-      } catch {
-        void rm(join(this.root, n), { recursive: true, force: true }).catch(() => undefined);
-      }
-    }
+    for (const n of names) if (n.startsWith(SPARE_PREFIX)) remove(join(this.root, n));
   }
 
   /** The attempt's working dir, created (or a spare renamed to it). Synchronous: one system call, usually. */
@@ -103,11 +96,7 @@ export class WorkDirs {
         // Fall through to removal.
       }
     }
-    try {
-      rmdirSync(dir);
-    } catch {
-      void rm(dir, { recursive: true, force: true }).catch(() => undefined);
-    }
+    remove(dir);
   }
 
   /** How many spares are kept now (for tests and the agent's status). */
@@ -123,5 +112,14 @@ export class WorkDirs {
     } catch {
       return false;
     }
+  }
+}
+
+/** The cheap rmdir when `dir` is empty; else the recursive walk, in the background (a symlink is removed, not followed). */
+function remove(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    void rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

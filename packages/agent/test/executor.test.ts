@@ -6,22 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { LauncherExecutor, NativeExecutor, NativeStarter, type ExecResult, type Executor } from '@dsg/agent';
 
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-
-/** Alive and not a zombie (an orphan whose parent does not reap it is dead, just not yet buried). */
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-};
+import { alive } from './processes.js';
 
 // The native process starter (dsg-spawn, built by `npm run build` where a C compiler exists): every case below runs
 // through it and through Node's spawn. Without it the cases skip loudly, except in CI (CI=true installs gcc).

@@ -3,13 +3,12 @@
 // as a system failure naming the device, and every task sees only its own devices (a CPU task none).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { WebSocketServer, type WebSocket } from 'ws';
 import type { Assignment, NodeFacts } from '@dsg/core';
 import { FakeProbe, parseFakeGpus, startAgent, type RunningAgent } from '@dsg/agent';
+import { startFakeCoordinator, type FakeCoordinator } from './fake-coordinator.js';
 
 const GiB = 1024 ** 3;
 const facts: NodeFacts = {
@@ -19,42 +18,26 @@ const facts: NodeFacts = {
 
 describe('agent: GPU devices from the coordinator, checked', { timeout: 60_000 }, () => {
   let dir: string;
-  let server: Server;
-  let wss: WebSocketServer;
-  let url: string;
+  let coordinator: FakeCoordinator;
   let agent: RunningAgent;
-  let sock: WebSocket | null = null;
   const logs = new Map<string, string>();
   const ends = new Map<string, { kind: string; reason?: string; message?: string }>();
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dsg-agent-gpu-'));
-    server = createServer();
-    wss = new WebSocketServer({ server });
-    wss.on('connection', (ws) => {
-      ws.on('message', (d) => {
-        const parsed = JSON.parse(String(d)) as Record<string, unknown> | Array<Record<string, unknown>>;
-        for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
-          if (m['type'] === 'hello') {
-            sock = ws;
-            ws.send(JSON.stringify({ type: 'welcome', nodeId: 'node_0000000000000000000000000g', heartbeatIntervalMs: 1000, coordinatorVersion: 't' }));
-          } else if (m['type'] === 'log') logs.set(String(m['attemptId']), (logs.get(String(m['attemptId'])) ?? '') + String(m['data']));
-          else if (m['type'] === 'finished') {
-            ends.set(String(m['attemptId']), m['end'] as never);
-            ws.send(JSON.stringify({ type: 'ack', attemptIds: [m['attemptId']] }));
-          }
-        }
-      });
+    coordinator = await startFakeCoordinator({
+      nodeId: 'node_0000000000000000000000000g',
+      heartbeatIntervalMs: 1000,
+      onMessage: (m) => {
+        if (m['type'] === 'log') logs.set(String(m['attemptId']), (logs.get(String(m['attemptId'])) ?? '') + String(m['data']));
+        else if (m['type'] === 'finished') ends.set(String(m['attemptId']), m['end'] as never);
+      },
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    agent = await startAgent({ coordinatorUrl: url, token: 't', stateDir: join(dir, 'state'), name: 'gpu', isolation: 'none' }, { probe: new FakeProbe(facts) });
+    agent = await startAgent({ coordinatorUrl: coordinator.url, token: 't', stateDir: join(dir, 'state'), name: 'gpu', isolation: 'none' }, { probe: new FakeProbe(facts) });
     await agent.connected;
   });
   after(async () => {
     await agent.stop();
-    for (const c of wss.clients) c.terminate();
-    await new Promise((r) => wss.close(r));
-    await new Promise((r) => server.close(r));
+    await coordinator.close();
     await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
@@ -82,7 +65,7 @@ describe('agent: GPU devices from the coordinator, checked', { timeout: 60_000 }
     const b = assignment(show, [{ index: 0, memoryBytes: null }], 1);
     const c = assignment(show, [{ index: 1, memoryBytes: null }], 1);
     const cpu = assignment(show);
-    sock!.send(JSON.stringify({ type: 'assign', attempts: [a, b, c, cpu] }));
+    coordinator.send({ type: 'assign', attempts: [a, b, c, cpu] });
     // a and b ask for the same whole device: whichever claims it first (their preparation is asynchronous) runs,
     // the other is refused and never runs.
     const [ea, eb] = [await done(a.attemptId), await done(b.attemptId)];
@@ -102,7 +85,7 @@ describe('agent: GPU devices from the coordinator, checked', { timeout: 60_000 }
     const s = [1, 2, 3].map(() => assignment(`sleep 1; ${show}`, [{ index: 0, memoryBytes: 8 * GiB }]));
     const over = assignment(show, [{ index: 0, memoryBytes: 8 * GiB }]);
     const whole = assignment(show, [{ index: 0, memoryBytes: null }], 1);
-    sock!.send(JSON.stringify({ type: 'assign', attempts: [...s, over, whole] }));
+    coordinator.send({ type: 'assign', attempts: [...s, over, whole] });
     // Four 8Gi shares of a 24Gi device: whichever three claim first (preparation is asynchronous) run together, the
     // fourth is refused; a whole-device claim under the shares is refused too.
     const shares = [...s, over];

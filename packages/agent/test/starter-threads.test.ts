@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NativeStarter, type TaskProcess } from '@dsg/agent';
+import { alive } from './processes.js';
 
 const found = NativeStarter.find();
 if (!found.starter) {
@@ -19,20 +20,6 @@ if (!found.starter) {
 }
 
 const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = spawnSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' }).stdout;
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-};
-
 interface Seen { spawned: boolean; exitCode: number | null | undefined; closed: Promise<number | null>; out: string }
 const watch = (t: TaskProcess): Seen => {
   const seen: Seen = { spawned: false, exitCode: undefined, out: '', closed: null as unknown as Promise<number | null> };

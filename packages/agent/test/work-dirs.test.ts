@@ -4,14 +4,13 @@
 // inode, empty), with the sandbox every task gets a fresh one and no spare is kept.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { FakeProbe, startAgent } from '@dsg/agent';
 import { probeIsolation } from '../src/probe/isolation.js';
 import { MAX_SPARE_DIRS, WorkDirs } from '../src/work-dirs.js';
+import { startFakeCoordinator, type FakeCoordinator } from './fake-coordinator.js';
 
 const waitUntil = async (what: string, fn: () => boolean, ms = 5000): Promise<void> => {
   const end = Date.now() + ms;
@@ -97,39 +96,23 @@ describe('WorkDirs', () => {
 
 describe('WorkDirs through a real agent', () => {
   let dir: string;
-  let server: Server;
-  let wss: WebSocketServer;
+  let coordinator: FakeCoordinator;
   let url: string;
-  let sock: WebSocket | null = null;
   const logs = new Map<string, string>();
   const ended = new Set<string>();
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dsg-workdirs-agent-'));
-    server = createServer();
-    wss = new WebSocketServer({ server });
-    wss.on('connection', (ws) => {
-      ws.on('message', (d) => {
-        const parsed = JSON.parse(String(d)) as Record<string, unknown> | Array<Record<string, unknown>>;
-        for (const m of Array.isArray(parsed) ? parsed : [parsed]) {
-          if (m['type'] === 'hello') {
-            sock = ws;
-            ws.send(JSON.stringify({ type: 'welcome', nodeId: 'node_0000000000000000000000000c', heartbeatIntervalMs: 60_000, coordinatorVersion: 't' }));
-          }
-          if (m['type'] === 'log') logs.set(String(m['attemptId']), (logs.get(String(m['attemptId'])) ?? '') + String(m['data']));
-          if (m['type'] === 'finished') {
-            ended.add(String(m['attemptId']));
-            ws.send(JSON.stringify({ type: 'ack', attemptIds: [m['attemptId']] }));
-          }
-        }
-      });
+    coordinator = await startFakeCoordinator({
+      nodeId: 'node_0000000000000000000000000c',
+      onMessage: (m) => {
+        if (m['type'] === 'log') logs.set(String(m['attemptId']), (logs.get(String(m['attemptId'])) ?? '') + String(m['data']));
+        if (m['type'] === 'finished') ended.add(String(m['attemptId']));
+      },
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    url = coordinator.url;
   });
   after(async () => {
-    for (const c of wss.clients) c.terminate();
-    await new Promise((r) => wss.close(r));
-    await new Promise((r) => server.close(r));
+    await coordinator.close();
     rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
@@ -137,11 +120,11 @@ describe('WorkDirs through a real agent', () => {
   /** Runs `script` as one task on the agent and returns its output. */
   const runTask = async (script: string): Promise<string> => {
     const attemptId = `att_${String(++seq).padStart(26, '0')}`;
-    sock!.send(JSON.stringify({ type: 'assign', attempts: [{
+    coordinator.send({ type: 'assign', attempts: [{
       attemptId, attemptNumber: 1, jobId: 'job_1', jobName: 'j', taskId: `job_1.${seq}`, taskIndex: seq, taskCount: 100, arrayValue: null,
       run: { kind: 'script', script }, env: {}, inputs: [], outputs: [], timeoutMs: 30_000,
       resources: { cpuMillis: 1000, memoryBytes: 64 * 1024 ** 2, gpus: 0, diskBytes: 0 },
-    }] }));
+    }] });
     await waitUntil(`task ${attemptId} to finish`, () => ended.has(attemptId), 20_000);
     return logs.get(attemptId) ?? '';
   };
