@@ -23,11 +23,15 @@
  *       'K' cancel: a task that still waits is dropped, and one whose start is under way is killed (its exec may
  *           hang: a program on an NFS mount that stopped answering), each then ends with 'F' ECANCELED, stage
  *           "cancel"; a task already reported started: nothing (the agent signals its group)
- *   out 'H' hello (id 0, payload "dsg-spawn 3")  'P' started: i32 pid, u64 start time (ms since the epoch)
+ *   out 'H' hello (id 0, payload "dsg-spawn 4")  'P' started: i32 pid, u64 start time (ms since the epoch)
  *       'F' failed: i32 errno, string stage   'O' stdout bytes   'E' stderr bytes   'X' exited: i32 wait status
  *       'C' closed (exited, both pipes at EOF); by then the helper has sent SIGKILL to the task's process group,
  *           so what the task left running dies with it (protocol 3; before, the agent did it on 'C', and paid for a
  *           thrown ESRCH each time the group was already gone)
+ *       'W' slow start: u64 when its start began (ms since the epoch; for an admitted task, when it left the queue).
+ *           Sent once, for a start not over SLOW_START_MS after it began (its exec may hang): the agent counts an
+ *           admitted task's time limit from then, so a start that never finishes still times out (protocol 4; a
+ *           start that is quick, nearly all of them, costs no frame more)
  * Each task runs in a new session (its pid is its process group), stdin from /dev/null, default signal
  * handling and an empty signal mask, and no descriptor of this program (all are close-on-exec).
  * The program on argv[0] is looked up on the PATH of the task's environment, as Node's spawn does.
@@ -298,6 +302,8 @@ static int child_main(void *arg) {
  * ends before its start was handed back is never taken from under its spawner.
  */
 #define MAX_SPAWNERS 8
+/* A start not over this long after it began is told to the agent ('W'). */
+#define SLOW_START_MS 500
 
 struct start {
   uint32_t id;
@@ -312,6 +318,8 @@ struct start {
   volatile pid_t child;
   int cancelled;     /* 'K' came while it was starting: the child was killed; reported as cancelled, not started */
   int reaped;        /* its exec failed and its spawner reaps it (under sq_mu) */
+  uint64_t since;    /* when it was handed to a spawner (main thread) */
+  int told_slow;     /* 'W' was sent for it */
   struct start *iprev, *inext; /* the main thread's list of starts in flight */
   /* Filled by the spawner. */
   pid_t pid;
@@ -460,7 +468,7 @@ static void request_start(uint32_t id, unsigned char *p, size_t n, int admitted,
   if (pipe2(pe, O_CLOEXEC) < 0) die("pipe");
   if (pipe2(perr, O_CLOEXEC) < 0) die("pipe");
   note_fds(po, 2); note_fds(pe, 2); note_fds(perr, 2);
-  st->id = id; st->admitted = admitted; st->r = r; st->payload = p;
+  st->id = id; st->admitted = admitted; st->r = r; st->payload = p; st->since = now_ms();
   st->strs = strs; st->argv = argv; st->envp = envp;
   st->a = (struct child_args){ strs[0], argv, envp, strs + 1 + argc + envc, ncg, po[1], pe[1], perr[1] };
   st->out = po[0]; st->err = pe[0]; st->fail = perr[0];
@@ -535,6 +543,26 @@ static void collect_starts(int wait) {
     }
     return;
   }
+}
+
+/* Tell the agent of each start under way for SLOW_START_MS or more ('W', once); return the poll timeout (ms) until
+   the next one is due, or -1 when none is in flight. */
+static int tell_slow_starts(void) {
+  if (!inflight_list) return -1;
+  uint64_t now = now_ms();
+  int wait = -1;
+  for (struct start *st = inflight_list; st; st = st->inext) {
+    if (st->told_slow || st->cancelled) continue;
+    uint64_t due = st->since + SLOW_START_MS;
+    if (now >= due) {
+      unsigned char b[8];
+      put32(b, (uint32_t)st->since);
+      put32(b + 4, (uint32_t)(st->since >> 32));
+      emit('W', st->id, b, sizeof b);
+      st->told_slow = 1;
+    } else if (wait < 0 || due - now < (uint64_t)wait) wait = (int)(due - now);
+  }
+  return wait;
 }
 
 /* Admission (see the top of this file). */
@@ -660,7 +688,7 @@ static void reap(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1 && strcmp(argv[1], "--version") == 0) { puts("dsg-spawn 3"); return 0; }
+  if (argc > 1 && strcmp(argv[1], "--version") == 0) { puts("dsg-spawn 4"); return 0; }
   signal(SIGPIPE, SIG_IGN);
   /* Ctrl-C and a supervisor's SIGTERM reach the agent's whole process group, this helper too: like the launcher, it
      ignores them and lives exactly as long as its stdin (the agent decides what happens to the tasks it started). */
@@ -677,7 +705,7 @@ int main(int argc, char **argv) {
   fcntl(0, F_SETFD, FD_CLOEXEC);
   fcntl(1, F_SETFD, FD_CLOEXEC);
   start_spawners();
-  emit('H', 0, "dsg-spawn 3", 11);
+  emit('H', 0, "dsg-spawn 4", 11);
   flush_out();
 
   unsigned char *ibuf = NULL;
@@ -704,7 +732,10 @@ int main(int argc, char **argv) {
       if (t->out >= 0) { owners[np] = t; pfds[np++] = (struct pollfd){t->out, POLLIN, 0}; }
       if (t->err >= 0) { owners[np] = t; pfds[np++] = (struct pollfd){t->err, POLLIN, 0}; }
     }
-    if (poll(pfds, np, -1) < 0) {
+    /* Wakes when a start becomes slow (to tell it); -1 when no start is under way. */
+    int wait = tell_slow_starts();
+    flush_out();
+    if (poll(pfds, np, wait) < 0) {
       if (errno == EINTR) continue;
       die("poll");
     }

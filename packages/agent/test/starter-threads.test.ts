@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NativeStarter, type TaskProcess } from '@dsg/agent';
+import { NativeExecutor, NativeStarter, type ProcessStarter, type TaskProcess } from '@dsg/agent';
 import { alive } from './processes.js';
 
 const found = NativeStarter.find();
@@ -131,6 +131,41 @@ describe('starts on threads of their own in the native starter (dsg-spawn)', fou
     // The helper goes on: the next task runs.
     s.admission!.setCapacity({ cpuMillis: 2000, memoryBytes: 1 << 30, gpus: 0 });
     assert.equal(await watch(s.start('/bin/sh', ['-c', 'exit 5'], { cwd: dir, env })).closed, 5);
+  });
+
+  it('an admitted task whose exec hangs still times out: the starter tells its slow start, the clock counts from it', async () => {
+    const s = starter();
+    const held = fifo('timeout');
+    // Every start of this executor's tasks is held before its exec, as a program on a dead NFS mount would be.
+    const holding: ProcessStarter = { name: 'native', joinsCgroups: true, admission: s.admission!, start: (file, args, o) => s.start(file, args, { ...o, cgroupProcs: [held] }) };
+    const ex = new NativeExecutor({ starter: holding, capacity: { cpuMillis: 2000, memoryBytes: 1 << 30, gpus: 0 }, killGraceMs: 200 });
+    const t0 = Date.now();
+    const h = ex.start(
+      { argv: ['/bin/sleep', '30'], cwd: dir, env, timeoutMs: 300, resources: { cpuMillis: 1000, memoryBytes: 1, gpus: 0 } },
+      { onStdout: () => undefined, onStderr: () => undefined, onStart: () => assert.fail('it never started') },
+    );
+    const r = await Promise.race([h.done, new Promise<'still waiting'>((res) => setTimeout(() => res('still waiting'), 5000))]);
+    if (r === 'still waiting') {
+      release(held); // never leave the helper stuck
+      assert.fail('the task should have ended (timed out) although its exec never returned');
+    }
+    assert.equal(r.timedOut, true, 'it ended as timed out');
+    assert.equal(r.spawnError, null, 'not as a failure to start');
+    const took = Date.now() - t0;
+    assert.ok(took >= 300 && took < 3000, `after its time limit, counted from when it left the queue (${took} ms)`);
+    // The starter alone: 'starting' comes once, with when the start began.
+    const held2 = fifo('slow');
+    const t1 = Date.now();
+    const t = s.start('/bin/true', [], { cwd: dir, env, cgroupProcs: [held2], resources: { cpuMillis: 1000, memoryBytes: 1, gpus: 0 } });
+    const told: number[] = [];
+    t.on('starting', (at) => told.push(at));
+    const closed = new Promise<number | null>((res, rej) => { t.on('close', res); t.on('error', rej); });
+    for (let i = 0; i < 150 && told.length === 0; i++) await new Promise((res) => setTimeout(res, 20));
+    release(held2);
+    assert.equal(await closed, 0, 'released, it ran');
+    assert.equal(told.length, 1, "'starting' came once, while it was held");
+    const since = told[0]!;
+    assert.ok(since >= t1 - 5 && since <= t1 + 1000, `with when its start began (${since - t1} ms after the call)`);
   });
 
   it('hundreds of short tasks, admitted two at a time and started directly, all end and are reaped', async () => {

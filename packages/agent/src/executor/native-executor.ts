@@ -16,8 +16,9 @@
  *
  * Given a `capacity` and a starter that admits (the native one), the executor admits tasks itself: each waits in
  * the starter until the resources it declares fit, and starts there the moment a core frees (see dsg-spawn.c).
- * Its timeout counts from that start; a kill while it waits drops it unstarted. Otherwise wrap it in an
- * AdmissionExecutor (`admits` tells which).
+ * Its timeout counts from that start (or, for a start that hangs, from when it left the queue, told by the starter
+ * after ~500 ms); a kill while it waits drops it unstarted, and one while it starts kills it before its exec.
+ * Otherwise wrap it in an AdmissionExecutor (`admits` tells which).
  *
  *   waiting (in the starter) ──fits──▶ running ──exit──▶ done
  *   waiting ──kill──▶ done (cancelled or timed out, never started)
@@ -146,8 +147,8 @@ export class NativeExecutor implements Executor {
         pid = child.pid;
         if (pid === undefined || exited) return;
         if (child.startedAt !== undefined) startedAt = child.startedAt;
-        // A task that waited for room: its time limit starts now.
-        if (queued && !timedOut && !cancelled) {
+        // A task that waited for room: its time limit starts now (unless a slow start started it already).
+        if (queued && !timedOut && !cancelled && timeout === undefined) {
           clockFrom = startedAt;
           timeout = setTimeout(() => kill('timeout'), Math.max(0, spec.timeoutMs - (Date.now() - startedAt)));
         }
@@ -158,6 +159,13 @@ export class NativeExecutor implements Executor {
           signalGroup('SIGTERM');
           killTimer ??= setTimeout(() => signalGroup('SIGKILL'), this.killGraceMs);
         }
+      });
+      // Admitted, and its start is taking long (an exec that hangs: a program on an NFS mount that stopped
+      // answering): its time limit counts from when it left the queue, so it still times out, killed in the starter.
+      child.on('starting', (since) => {
+        if (!queued || exited || timedOut || cancelled || timeout !== undefined) return;
+        clockFrom = since;
+        timeout = setTimeout(() => kill('timeout'), Math.max(0, spec.timeoutMs - (Date.now() - since)));
       });
     }
 

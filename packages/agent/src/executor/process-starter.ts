@@ -19,8 +19,9 @@
  * fit in the capacity it was given, and starts the moment a running task's leader is reaped — no round trip
  * through the agent's event loop between one task's end and the next one's start (see dsg-spawn.c).
  *
- *   admitted task: waiting ──fits──▶ started ('spawn', with the helper's start time) ──▶ exit, close
- *                  waiting ──cancel──▶ 'error' with code ECANCELED (never started)
+ *   admitted task: waiting ──fits──▶ starting ──▶ started ('spawn', with the helper's start time) ──▶ exit, close
+ *                  waiting or starting ──cancel──▶ 'error' with code ECANCELED (never started)
+ *                  starting, still after ~500 ms ──▶ 'starting' (when it left the queue): its exec may hang
  */
 import { spawn as nodeSpawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -47,6 +48,11 @@ export interface TaskProcess {
   /** True once 'close' came from a starter that has already sent SIGKILL to the process's group (dsg-spawn). */
   readonly groupKilled?: boolean;
   on(ev: 'spawn', cb: () => void): this;
+  /**
+   * A start under way for a while and not over yet (its exec may hang), with when it began: the native starter tells
+   * it once, ~500 ms after the start began (for an admitted task: when it left the queue). Never after 'spawn'.
+   */
+  on(ev: 'starting', cb: (since: number) => void): this;
   on(ev: 'error', cb: (e: NodeJS.ErrnoException) => void): this;
   on(ev: 'exit' | 'close', cb: (code: number | null, signal: NodeJS.Signals | null) => void): this;
   onOutput(stdout: (s: string) => void, stderr: (s: string) => void): void;
@@ -91,9 +97,9 @@ export const nodeStarter: ProcessStarter = {
   },
 };
 
-const KIND = { hello: 0x48, started: 0x50, failed: 0x46, stdout: 0x4f, stderr: 0x45, exited: 0x58, closed: 0x43, start: 0x53, queued: 0x51, capacity: 0x4c, cancel: 0x4b } as const;
+const KIND = { hello: 0x48, started: 0x50, failed: 0x46, stdout: 0x4f, stderr: 0x45, exited: 0x58, closed: 0x43, start: 0x53, queued: 0x51, capacity: 0x4c, cancel: 0x4b, slow: 0x57 } as const;
 /** What the helper answers to --version: the protocol this file speaks. */
-const HELPER_VERSION = 'dsg-spawn 3';
+const HELPER_VERSION = 'dsg-spawn 4';
 const signalNames = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([k, v]) => [v, k as NodeJS.Signals]));
 const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 
@@ -206,6 +212,8 @@ export class NativeStarter implements ProcessStarter, StarterAdmission {
         t.startedAt = payload.length >= 12 ? payload.readUInt32LE(4) + payload.readUInt32LE(8) * 2 ** 32 : Date.now();
         this.unqueue(t);
         t.emit('spawn');
+      } else if (kind === KIND.slow) {
+        if (t.pid === undefined && payload.length >= 8) t.emit('starting', payload.readUInt32LE(0) + payload.readUInt32LE(4) * 2 ** 32);
       } else if (kind === KIND.failed) {
         this.tasks.delete(id);
         this.unqueue(t);
