@@ -289,6 +289,82 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
     }
   });
 
+  it('job rows stay exact when one transaction changes many tasks of several jobs (changes gathered, written once per job)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-store-'));
+    try {
+      const file = join(dir, 'rows.sqlite');
+      const { compileJobSpec, newJobId, newAttemptId, taskIdOf } = await import('@dsg/core');
+      const s = openSqliteStore({ file, driver });
+      await s.init();
+      const db = Database(file, { readonly: true });
+      const policy = { maxSystemRetries: 1 };
+      // Every column the hot path gathers, against the tasks and attempts themselves.
+      const check = (step: string): void => {
+        const bad = db.prepare(`SELECT j.id,
+            j.n_queued, j.n_assigned, j.n_running, j.n_succeeded, j.n_failed, j.n_cancelled, j.queue_head, j.run_ms_total, j.runs_timed, j.finished_at IS NOT NULL AS finished,
+            (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued') AS q, (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'assigned') AS a,
+            (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'running') AS r, (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'succeeded') AS s,
+            (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'failed') AS f, (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'cancelled') AS c,
+            (SELECT (t.queue_seq << 24) | t.idx FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued' ORDER BY t.queue_seq LIMIT 1) AS head,
+            (SELECT COALESCE(SUM(x.finished_at - x.started_at), 0) FROM attempts x WHERE x.job_id = j.id AND x.exit_code IS NOT NULL) AS ms,
+            (SELECT COUNT(*) FROM attempts x WHERE x.job_id = j.id AND x.exit_code IS NOT NULL) AS runs,
+            (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'assigned', 'running')) = 0 AS done
+          FROM jobs j`).all() as Array<Record<string, number | null>>;
+        for (const x of bad) {
+          assert.deepEqual(
+            [x['n_queued'], x['n_assigned'], x['n_running'], x['n_succeeded'], x['n_failed'], x['n_cancelled'], x['queue_head'], x['run_ms_total'], x['runs_timed'], x['finished']],
+            [x['q'], x['a'], x['r'], x['s'], x['f'], x['c'], x['head'], x['ms'], x['runs'], x['done']],
+            `job ${x['id']} after ${step}`,
+          );
+        }
+      };
+      const node = 'node_0000000000000000000000000b' as NodeId;
+      await s.upsertNode({ id: node, name: 'n', capacity: { cpuMillis: 1_000_000, memoryBytes: 1024 ** 4, gpus: 0, diskBytes: 0 }, facts: { hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'x', cores: 1000, memoryBytes: 1024 ** 4, diskBytes: 0, gpus: [] }, labels: {}, agentVersion: 't', address: null, now: Date.now() });
+      const jobs: JobId[] = [];
+      for (const [i, n] of [40, 25, 7, 60].entries()) {
+        const spec = { name: `j${i}`, command: ['true'], array: n, retries: i % 2, resources: { cpu: 1, memory: '1Mi' } };
+        jobs.push((await s.createJob({ id: newJobId(), name: spec.name, spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] })).id);
+      }
+      check('creating');
+      let seed = 7;
+      const rand = (n: number): number => ((seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0) >>> 16) % n;
+      let assigned: string[] = [];
+      let running: string[] = [];
+      for (let round = 0; round < 400; round++) {
+        // One transaction: starts of what was assigned, ends of what ran (successes, failures that retry or fail,
+        // exits 0 after a cancel), and placements from every job's queue, interleaved.
+        const queued = await s.listQueued(12);
+        const plan = queued.filter(() => rand(4) > 0).map((q) => ({ attemptId: newAttemptId(Date.now()), taskId: q.taskId, nodeId: node, prefetch: false }));
+        const t = 1_000 + round * 10;
+        const finishes = running.map((attemptId) => ({ attemptId: attemptId as never, end: { kind: 'exited' as const, exitCode: rand(3) === 0 ? 1 : 0, signal: null }, startedAt: t - 10, finishedAt: t + 1 + rand(50), outputs: [] })); // started in the round before
+        const starts = assigned.map((attemptId) => ({ attemptId: attemptId as never, at: t }));
+        const { placed } = await s.recordReportsAndPlace(starts, finishes, Date.now(), policy, { attempts: plan, overcommit: 1 });
+        running = assigned;
+        assigned = placed.created.map((c) => c.id);
+        if (round === 5) {
+          // Lost attempts (requeued or failed), in a transaction of their own.
+          await s.loseAttempts(running.splice(0, 3) as never[], 'lost', Date.now(), policy);
+          check(`losing attempts in round ${round}`);
+        }
+        if (round === 8) {
+          await s.requestCancel(jobs[3]!, Date.now());
+          await s.cancelQueuedTasks(jobs[3]!, { from: 0, to: 60 }, Date.now());
+        }
+        check(`round ${round}`);
+        if (round > 8 && assigned.length === 0 && running.length === 0 && (await s.listQueued(1)).length === 0) break;
+      }
+      // Every job ran to its end: some tasks failed, some retried, the cancelled job's tasks ended cancelled.
+      const rows = db.prepare('SELECT n_succeeded, n_failed, n_cancelled, finished_at FROM jobs').all() as Array<{ n_succeeded: number; n_failed: number; n_cancelled: number; finished_at: number | null }>;
+      assert.deepEqual(rows.map((r) => r.finished_at !== null), [true, true, true, true], `every job finished: ${JSON.stringify(db.prepare('SELECT n_queued, n_assigned, n_running, n_succeeded, n_failed, n_cancelled FROM jobs').all())}`);
+      assert.ok(rows.reduce((n, r) => n + r.n_failed, 0) > 0 && rows[3]!.n_cancelled > 0, 'with failures and cancels among the ends');
+      assert.equal((await s.getTask(taskIdOf(jobs[0]!, 0)))?.jobId, jobs[0]);
+      db.close();
+      await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a big job is accepted in chunks without holding the event loop, and a crash midway leaves nothing behind', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dsg-bigjob-'));
     const file = join(dir, 'x.sqlite');

@@ -106,6 +106,7 @@ import type {
   FinishedWork,
   StoreStats,
 } from '../store.js';
+import { JobRowChanges, type CounterColumn } from './job-row-changes.js';
 import { MIGRATIONS } from './migrations.js';
 import { packQueueHead, QUEUE_HEAD_OF_JOB_SQL, QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
 import {
@@ -160,12 +161,14 @@ const CREATE_CHUNK = 10_000;
 const DELETE_CHUNK = 2_000;
 
 const TERMINAL_SQL = "'succeeded', 'failed', 'cancelled', 'skipped'";
+/** Set (or, after a retry, clear) the job `$job`'s finished_at from its derived state, at `$now`. */
+const FINISH_JOB_IF_DONE_SQL = `UPDATE jobs SET finished_at = CASE WHEN (${JOB_STATE_SQL}) IN (${TERMINAL_SQL}) THEN COALESCE(finished_at, $now) ELSE NULL END WHERE id = $job`;
 const CANCELLED_BEFORE_START = JSON.stringify({ kind: 'user', reason: 'cancelled', message: 'cancelled before it started' });
 
 /** System failures that are the node's own doing (it could not start, fetch or send): they count toward quarantine. */
 const QUARANTINE_REASONS: ReadonlySet<string> = new Set(['executor_error', 'inputs_unavailable', 'outputs_failed']);
 
-const COUNTER: Record<TaskState, string> = {
+const COUNTER: Record<TaskState, CounterColumn> = {
   queued: 'n_queued', assigned: 'n_assigned', running: 'n_running',
   succeeded: 'n_succeeded', failed: 'n_failed', cancelled: 'n_cancelled',
 };
@@ -187,6 +190,9 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   private readonly db: SqlDatabase;
   private readonly stmts = new Map<string, SqlStatement>();
+  /** While a hot-path transaction runs (`gatheringJobRows`): its changes to job rows, written once per job. */
+  private jobRows: JobRowChanges | null = null;
+  private readonly writeJobRow = (sql: string, params: Record<string, string | number | bigint>): void => void this.q(sql).run(params);
   private readonly file: string;
   /** Checkpoints in a worker thread while big jobs are inserted (checkpointer.ts); started on the first one. */
   private checkpointer: Checkpointer | null = null;
@@ -654,7 +660,7 @@ export class SqliteStore implements Store {
   }
 
   async applyPlan(attempts: readonly NewAttempt[], now: number, options: { readonly overcommit: number }): Promise<ApplyPlanResult> {
-    return this.db.transaction(() => this.placeAttempts(attempts, now, options));
+    return this.db.transaction(() => this.gatheringJobRows(() => this.placeAttempts(attempts, now, options)));
   }
 
   /** applyPlan's work, inside the caller's transaction. */
@@ -742,6 +748,35 @@ export class SqliteStore implements Store {
   }
 
   /**
+   * Run `fn` (inside a transaction) with changes to job rows gathered and written once per job, all before it returns
+   * (job-row-changes.ts). For the hot paths: placing attempts, recording starts and ends, losing attempts.
+   */
+  private gatheringJobRows<T>(fn: () => T): T {
+    if (this.jobRows) return fn();
+    const rows = (this.jobRows = new JobRowChanges(FINISH_JOB_IF_DONE_SQL));
+    try {
+      const r = fn();
+      rows.writeAll(this.writeJobRow);
+      return r;
+    } finally {
+      this.jobRows = null; // (on a throw the transaction rolls back, and what was gathered goes with it)
+    }
+  }
+
+  /** Run `fn` with every gathered change written first and none gathered meanwhile (it reads job rows itself). */
+  private notGatheringJobRows<T>(fn: () => T): T {
+    const rows = this.jobRows;
+    if (!rows) return fn();
+    rows.writeAll(this.writeJobRow);
+    this.jobRows = null;
+    try {
+      return fn();
+    } finally {
+      this.jobRows = rows;
+    }
+  }
+
+  /**
    * The one way a task changes state: checks the transition table, writes the task, moves the job's counters.
    * `set` holds extra columns to write in the same statement. (`cancelQueuedTasks` applies the same rule to many
    * rows in one statement.)
@@ -753,6 +788,15 @@ export class SqliteStore implements Store {
     const cols = Object.keys(set);
     const sql = `UPDATE tasks SET state = ?${cols.map((c) => `, ${c} = ?`).join('')} WHERE job_id = ? AND idx = ?`;
     this.q(sql).run(to, ...cols.map((c) => set[c]), task.job_id, task.idx);
+    const rows = this.jobRows;
+    if (rows) {
+      // Gathered, and written once per job before anything reads it (see job-row-changes.ts).
+      rows.move(task.job_id, COUNTER[from], COUNTER[to]);
+      if (from === 'queued') rows.findHead(task.job_id);
+      else if (to === 'queued') rows.lowerHead(task.job_id, packQueueHead(Number(set['queue_seq'] ?? task.queue_seq), task.idx));
+      task.state = to;
+      return;
+    }
     // The counters, and the job's first queued task (jobs.queue_head): found again when a task leaves the queue,
     // lowered when one joins it (at its own place: a retry keeps its queue position, a job retry gets new ones).
     const counters = `${COUNTER[from]} = ${COUNTER[from]} - 1, ${COUNTER[to]} = ${COUNTER[to]} + 1`;
@@ -767,27 +811,29 @@ export class SqliteStore implements Store {
 
   /** Find a job's first queued task again (after tasks were added to or taken from its queue in bulk). */
   private refreshQueueHead(jobId: string): void {
+    if (this.jobRows) return this.jobRows.findHead(jobId);
     this.q(`UPDATE jobs SET queue_head = (${QUEUE_HEAD_OF_JOB_SQL}) WHERE id = $job`).run({ job: jobId });
   }
 
   /** Set (or, after a retry, clear) a job's finished_at from its derived state. */
   private finishJobIfDone(jobId: string, now: number): void {
-    this.q(`UPDATE jobs SET finished_at = CASE WHEN (${JOB_STATE_SQL}) IN (${TERMINAL_SQL}) THEN COALESCE(finished_at, ?) ELSE NULL END WHERE id = ?`).run(now, jobId);
+    if (this.jobRows) this.jobRows.checkDone(jobId, now); // once its gathered counters are written
+    else this.q(FINISH_JOB_IF_DONE_SQL).run({ job: jobId, now });
   }
 
   // ── reports ─────────────────────────────────────────────────────────────────────────────────────────────
   async recordReports(starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
-    return this.db.transaction(() => this.applyReports(starts, finishes, now, policy));
+    return this.db.transaction(() => this.gatheringJobRows(() => this.applyReports(starts, finishes, now, policy)));
   }
 
   async recordReportsAndPlace(
     starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy,
     place: { readonly attempts: readonly NewAttempt[]; readonly overcommit: number },
   ): Promise<{ readonly results: readonly FinishResult[]; readonly placed: ApplyPlanResult }> {
-    return this.db.transaction(() => {
+    return this.db.transaction(() => this.gatheringJobRows(() => {
       const results = this.applyReports(starts, finishes, now, policy);
       return { results, placed: this.placeAttempts(place.attempts, now, { overcommit: place.overcommit }) };
-    });
+    }));
   }
 
   private applyReports(starts: readonly StartReport[], finishes: readonly FinishReport[], now: number, policy: StorePolicy): FinishResult[] {
@@ -808,7 +854,7 @@ export class SqliteStore implements Store {
   }
 
   async loseAttempts(attemptIds: readonly AttemptId[], message: string, now: number, policy: StorePolicy): Promise<readonly FinishResult[]> {
-    return this.db.transaction(() => attemptIds.map((id) => this.finishOne(id, { kind: 'lost', message }, null, now, [], now, policy)));
+    return this.db.transaction(() => this.gatheringJobRows(() => attemptIds.map((id) => this.finishOne(id, { kind: 'lost', message }, null, now, [], now, policy))));
   }
 
   private finishOne(
@@ -854,8 +900,10 @@ export class SqliteStore implements Store {
     );
     this.writeLedger(att, job, attemptState, att.started_at ?? startedAt, finishedAt, usage);
     const began = startedAt ?? att.started_at;
-    if (began !== null && end.kind === 'exited')
-      this.q('UPDATE jobs SET run_ms_total = run_ms_total + ?, runs_timed = runs_timed + 1 WHERE id = ?').run(Math.max(0, finishedAt - began), job.id);
+    if (began !== null && end.kind === 'exited') {
+      if (this.jobRows) this.jobRows.addRun(job.id, Math.max(0, finishedAt - began));
+      else this.q('UPDATE jobs SET run_ms_total = run_ms_total + ?, runs_timed = runs_timed + 1 WHERE id = ?').run(Math.max(0, finishedAt - began), job.id);
+    }
     const ins = this.q('INSERT OR REPLACE INTO outputs (attempt_id, job_id, task_index, path, size, sha256) VALUES (?, ?, ?, ?, ?, ?)');
     for (const o of outputs) ins.run(att.id, att.job_id, att.task_index, o.path, o.size, o.sha256);
 
@@ -1225,6 +1273,8 @@ export class SqliteStore implements Store {
    * Runs inside the caller's transaction, so the change that triggered it and its consequences commit together.
    */
   private advanceWorkflow(workflowId: string, now: number, succeeded: ReadonlyArray<{ stage: string; index: number }>): void {
+    // It reads the counters of every stage and changes them: with every gathered change written first, directly.
+    if (this.jobRows) return this.notGatheringJobRows(() => this.advanceWorkflow(workflowId, now, succeeded));
     const wfRow = this.q('SELECT id, compiled_json, cancel_requested FROM workflows WHERE id = ?').get(workflowId) as Pick<WorkflowRow, 'id' | 'compiled_json' | 'cancel_requested'>;
     const wf = workflowOf(wfRow);
     let rows = this.stageRows(workflowId);
