@@ -8,7 +8,8 @@
  *
  * Invariants kept here:
  *  - every task state change goes through `moveTask`, which checks the transition table and keeps the job's
- *    per-state counters in step, so job state and progress are O(1) reads;
+ *    per-state counters in step, so job state and progress are O(1) reads (in the hot-path transactions the job
+ *    rows' changes are gathered and written once per job before the commit: job-row-changes.ts);
  *  - a task's `current_attempt_id` names its only active attempt; reports about any other attempt are fenced off;
  *  - a node's allocation is the sum of its active attempts' resources (copied onto each attempt at creation), so it
  *    cannot drift from the attempts themselves;
