@@ -132,10 +132,20 @@ describe('cgroups v1 (fake per-controller trees)', () => {
       assert.equal(cg.procsFiles.length, 4, 'memory, pids, cpu and freezer');
       writeFileSync(join(root, 'memory', 'agent', 'v1-1', 'memory.oom_control'), 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n');
       assert.equal(cg.oomKilled(), true);
-      // Freeze, kill every pid listed (one no process has), thaw.
+      // Every pid listed is killed (one no process has); listed again but killed already: done, nothing frozen.
       writeFileSync(join(root, 'pids', 'agent', 'v1-1', 'cgroup.procs'), '999999999\n');
-      cg.killAll();
+      assert.equal(cg.killAll(), 'rounds');
+      assert.ok(!existsSync(join(root, 'freezer', 'agent', 'v1-1', 'freezer.state')), 'no freeze for a task that gains no processes');
+      // A task that gains a process at every read (as a fork bomb would): after the rounds, frozen, killed, thawed.
+      let next = 999_990_000;
+      const reads: number[] = [];
+      cg.pids = () => {
+        reads.push(next);
+        return [next++];
+      };
+      assert.equal(cg.killAll(), 'frozen');
       assert.equal(at('freezer', 'freezer.state'), 'THAWED');
+      assert.ok(reads.length >= 4, `killed in rounds first (${reads.length} reads)`);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
