@@ -180,7 +180,8 @@ class Agent implements RunningAgent {
     }
     // Empty working dirs are handed on to later attempts only where tasks are not sandboxed (work-dirs.ts).
     const keep = this.options.keepWorkDirs ?? false;
-    this.workDirs = new WorkDirs(this.workDir, { keep, reuse: !keep && !this.ports.executor && !this.isolation?.settings.sandbox });
+    const sandboxed = Boolean(this.isolation?.settings.sandbox);
+    this.workDirs = new WorkDirs(this.workDir, { keep, reuse: !keep && !this.ports.executor && !sandboxed, removeInBackground: sandboxed });
     this.workDirs.dropLeftoverSpares();
     // Plain processes need no wrapping at all (`none` as a non-root agent): keep the executor's fastest path.
     const iso = this.isolation;

@@ -15,7 +15,7 @@
  * does not show (an extended attribute, an ACL): there each attempt gets a fresh dir, as before.
  */
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Spares kept at most (each is an empty directory: an inode and a block). */
@@ -27,6 +27,14 @@ export interface WorkDirsOptions {
   readonly reuse: boolean;
   /** Keep every working dir after its attempt (for debugging); nothing is removed or reused. */
   readonly keep: boolean;
+  /**
+   * Remove dirs on the thread pool rather than on the event loop: for sandboxed tasks, whose dir was a mount point
+   * in the sandbox's mount namespace. Removing it while that namespace is still being torn down makes the kernel
+   * detach the mount in it first, and the `rmdir` waits for that (~0.9 ms of blocked event loop per task, measured
+   * on the 2-core VM under `dsg up` with the sandbox). Otherwise on the loop: a plain `rmdir` is cheaper there than
+   * a hand-off to the pool and back (see the runner).
+   */
+  readonly removeInBackground?: boolean;
 }
 
 export class WorkDirs {
@@ -96,7 +104,8 @@ export class WorkDirs {
         // Fall through to removal.
       }
     }
-    remove(dir);
+    if (this.options.removeInBackground) removeInBackground(dir);
+    else remove(dir);
   }
 
   /** How many spares are kept now (for tests and the agent's status). */
@@ -113,6 +122,11 @@ export class WorkDirs {
       return false;
     }
   }
+}
+
+/** `remove`, all of it on the thread pool. */
+function removeInBackground(dir: string): void {
+  void rmdir(dir).catch(() => rm(dir, { recursive: true, force: true })).catch(() => undefined);
 }
 
 /** The cheap rmdir when `dir` is empty; else the recursive walk, in the background (a symlink is removed, not followed). */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FakeProbe, startAgent } from '@dsg/agent';
 import { probeIsolation } from '../src/probe/isolation.js';
-import { MAX_SPARE_DIRS, WorkDirs } from '../src/work-dirs.js';
+import { MAX_SPARE_DIRS, WorkDirs, type WorkDirsOptions } from '../src/work-dirs.js';
 import { startFakeCoordinator, type FakeCoordinator } from './fake-coordinator.js';
 
 const waitUntil = async (what: string, fn: () => boolean, ms = 5000): Promise<void> => {
@@ -25,7 +25,7 @@ describe('WorkDirs', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  const fresh = (name: string, options = { reuse: true, keep: false }): { dir: string; w: WorkDirs } => {
+  const fresh = (name: string, options: WorkDirsOptions = { reuse: true, keep: false }): { dir: string; w: WorkDirs } => {
     const dir = join(root, name);
     mkdirSync(dir);
     return { dir, w: new WorkDirs(dir, options) };
@@ -78,6 +78,18 @@ describe('WorkDirs', () => {
     const keep = fresh('keep', { reuse: false, keep: true });
     keep.w.release(keep.w.create('att_y'));
     assert.deepEqual(readdirSync(keep.dir), ['att_y']);
+  });
+
+  it('removed on the thread pool when asked (sandboxed tasks): empty and full dirs alike, nothing kept', async () => {
+    const bg = fresh('background', { reuse: false, keep: false, removeInBackground: true });
+    const empty = bg.w.create('att_empty');
+    const full = bg.w.create('att_full');
+    mkdirSync(join(full, 'sub'));
+    writeFileSync(join(full, 'sub', 'f'), 'x');
+    bg.w.release(empty);
+    bg.w.release(full);
+    assert.equal(bg.w.spareCount(), 0);
+    await waitUntil('both dirs removed', () => readdirSync(bg.dir).length === 0);
   });
 
   it(`keeps at most ${MAX_SPARE_DIRS} spares; leftovers of an earlier run are dropped at start, nothing else`, () => {

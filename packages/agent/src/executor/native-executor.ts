@@ -23,13 +23,14 @@
  *   waiting (in the starter) ──fits──▶ running ──exit──▶ done
  *   waiting ──kill──▶ done (cancelled or timed out, never started)
  */
-import { chownSync, existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { chownSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ExecEvents, ExecHandle, ExecResources, ExecResult, ExecSpec, Executor } from './executor.js';
 import { detectCgroups, type Cgroups, type TaskCgroup } from './cgroups.js';
 import { sandboxArgv } from './sandbox.js';
 import type { IsolationSettings } from '../probe/isolation.js';
 import { nodeStarter, type ProcessStarter, type TaskProcess } from './process-starter.js';
+import { ProgramLookup } from './program-lookup.js';
 
 export interface NativeExecutorOptions {
   /** Time between SIGTERM and SIGKILL. Default 5000 ms. */
@@ -49,6 +50,8 @@ export class NativeExecutor implements Executor {
   private readonly starter: ProcessStarter;
   /** Whether tasks wait for room in the starter (a capacity was given and the starter admits). */
   readonly admits: boolean;
+  /** Where isolated tasks' programs are (looked up before the sandbox hides how a missing one failed). */
+  private readonly programs = new ProgramLookup();
   constructor(options: NativeExecutorOptions = {}) {
     this.killGraceMs = options.killGraceMs ?? 5000;
     this.starter = options.starter ?? nodeStarter;
@@ -81,7 +84,7 @@ export class NativeExecutor implements Executor {
     if (owner) {
       // setpriv looks the program up as the task's user but stops at the first match it may not reach (root's
       // ~/.pyenv/shims/python3 before /usr/bin/python3): look it up here, among what others may run.
-      const found = lookUpForOthers(argv[0] ?? '', spec.cwd, spec.env['PATH']);
+      const found = this.programs.forOthers(argv[0] ?? '', spec.cwd, spec.env['PATH']);
       if (found) argv[0] = found;
       chownTree(spec.cwd, owner.uid, owner.gid);
       // The agent's home is not the task's (and not readable by it): its working dir is.
@@ -115,7 +118,7 @@ export class NativeExecutor implements Executor {
     let child: TaskProcess;
     if (this.isolation) {
       // Wrapped, a missing program would end as the wrapper's exit code: tell it as a failure to start, as without.
-      const missing = missingProgram(program ?? '', spec.cwd, spec.env['PATH']);
+      const missing = this.programs.missing(program ?? '', spec.cwd, spec.env['PATH']);
       if (missing) return failedToStart(taskProgram, Object.assign(new Error(missing), { code: 'ENOENT' }), startedAt);
       try {
         const w = this.isolate(spec, events);
@@ -283,39 +286,6 @@ function chownTree(dir: string, uid: number, gid: number): void {
     if (e.isDirectory()) chownTree(p, uid, gid);
     else if (!e.isSymbolicLink()) chownSync(p, uid, gid);
   }
-}
-
-/**
- * The first `program` on PATH that a user owning nothing on the way may run (every directory searchable by others,
- * the file executable by others); null when there is none (the task's own lookup then reports the failure).
- */
-function lookUpForOthers(program: string, cwd: string, path: string | undefined): string | null {
-  if (program === '' || program.includes('/')) return null;
-  const reachable = (file: string): boolean => {
-    try {
-      if ((statSync(file).mode & 0o001) === 0) return false;
-      for (let d = dirname(file); ; d = dirname(d)) {
-        if ((statSync(d).mode & 0o001) === 0) return false;
-        if (d === dirname(d)) return true;
-      }
-    } catch {
-      return false;
-    }
-  };
-  for (const dir of (path ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
-    if (!dir) continue;
-    const f = join(isAbsolute(dir) ? dir : join(cwd, dir), program);
-    if (reachable(f)) return f;
-  }
-  return null;
-}
-
-/** The "no such program" message when `program` cannot be found, as spawn would say it; null when it exists. */
-function missingProgram(program: string, cwd: string, path: string | undefined): string | null {
-  if (program === '') return null;
-  if (program.includes('/')) return existsSync(isAbsolute(program) ? program : join(cwd, program)) ? null : program;
-  for (const dir of (path ?? '/usr/local/bin:/usr/bin:/bin').split(':')) if (dir && existsSync(join(isAbsolute(dir) ? dir : join(cwd, dir), program))) return null;
-  return program;
 }
 
 /** A handle for a task whose process could not be created at all. */
