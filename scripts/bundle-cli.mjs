@@ -11,7 +11,7 @@
 // Files other code spawns or reads by path become entry points or copies next to the bundle:
 //  - launcher-main.js (the agent's process launcher, spawned by path);
 //  - the dashboard's static files (the coordinator looks for ./web next to its code first);
-//  - the native process starter dsg-spawn when it was built (the launcher looks for ./dsg-spawn next to itself).
+//  - the native helpers dsg-spawn and dsg-drop when they were built (the agent looks for them next to itself).
 // Usage: node scripts/bundle-cli.mjs [--quiet]. scripts/ensure.mjs runs it after every build.
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
@@ -178,8 +178,11 @@ if (!existsSync(join(web, 'index.html'))) {
   process.exit(1);
 }
 cpSync(web, join(out, 'web'), { recursive: true });
-const spawner = join(root, 'packages', 'agent', 'dist', 'native', 'dsg-spawn');
-if (existsSync(spawner)) cpSync(spawner, join(out, 'dsg-spawn'));
+for (const helper of ['dsg-spawn', 'dsg-drop']) {
+  const built = join(root, 'packages', 'agent', 'dist', 'native', helper);
+  if (existsSync(built)) cpSync(built, join(out, helper));
+  else rmSync(join(out, helper), { force: true });
+}
 
 if (!process.argv.includes('--quiet')) {
   const size = readdirSync(out).filter((f) => f.endsWith('.js')).reduce((n, f) => n + statSync(join(out, f)).size, 0);

@@ -2,6 +2,7 @@
 // cgroup limits (v1 controllers here), bubblewrap, an unprivileged task user. Needs root and cgroups; skipped
 // (loudly) otherwise, but never with CI=true.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -304,5 +305,65 @@ for (const tool of ['bwrap', 'unshare'] as const) describe(`isolation: the sandb
       }
     }
     console.log(`tasks/s with \`true\`, 2 at a time (sandbox: ${tool}): ${Object.entries(rates).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  });
+});
+
+// The task user an agent running as root starts tasks as, through each way to drop privileges (dsg-drop, built with
+// the agent; util-linux setpriv, the fallback) and each place it is used (alone at level `cgroups`, last inside
+// either sandbox): its ids, groups, capability sets and no_new_privs, as the kernel reports them.
+describe('isolation: the unprivileged task user, through dsg-drop and through setpriv', { skip: why ?? false }, () => {
+  const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => { try { readFileSync(f); return true; } catch { return false; } });
+  const status = `grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status`;
+  const facts = (out: string): Record<string, string> =>
+    Object.fromEntries(out.trim().split('\n').map((l) => l.split(':')).map(([k, v]) => [k!, (v ?? '').trim().replace(/\s+/g, ' ')]));
+  for (const kind of ['dsg-drop', 'setpriv'] as const) for (const where of ['cgroups', 'bwrap', 'unshare'] as const) {
+    it(`${kind}, ${where === 'cgroups' ? 'without a sandbox' : `inside the ${where} sandbox`}: uid/gid 65534, no groups, no capabilities, no_new_privs`, async (t) => {
+      const p = where === 'cgroups' ? probe('cgroups') : probe('sandbox', { sandboxTool: where });
+      const found = where === 'cgroups' ? p.settings.user?.drop : p.settings.sandbox?.drop;
+      assert.ok(found, `a privilege drop was found (${p.notes.join('; ')})`);
+      let settings = p.settings;
+      if (kind === 'dsg-drop' && found.kind !== 'dsg-drop') {
+        if (process.env['CI'] === 'true') assert.fail(`dsg-drop was not built or does not run (${p.notes.join('; ')}); with CI=true nothing may skip`);
+        t.skip('dsg-drop was not built (no C compiler at build time)');
+        return;
+      }
+      if (kind === 'setpriv') {
+        if (!SETPRIV) {
+          if (process.env['CI'] === 'true') assert.fail('setpriv (util-linux) is not installed; with CI=true nothing may skip');
+          t.skip('setpriv is not installed');
+          return;
+        }
+        const drop = { kind: 'setpriv' as const, program: SETPRIV };
+        settings = where === 'cgroups' ? { ...settings, user: { ...settings.user!, drop } } : { ...settings, sandbox: { ...settings.sandbox!, drop } };
+      }
+      const ex = new NativeExecutor({ killGraceMs: 200, isolation: settings });
+      const { r, out, err } = await run(ex, status);
+      assert.equal(r.exitCode, 0, err);
+      const f = facts(out);
+      assert.equal(f['Uid'], '65534 65534 65534 65534', 'real, effective, saved and fs uid');
+      assert.equal(f['Gid'], '65534 65534 65534 65534', 'real, effective, saved and fs gid');
+      assert.equal(f['Groups'], '', 'no supplementary groups');
+      for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(f[set], '0000000000000000', `${set} is empty`);
+      assert.equal(f['NoNewPrivs'], '1', 'no_new_privs: a setuid program cannot raise it back');
+    });
+  }
+
+  it('dsg-drop refuses what it cannot do safely: a bad id, root as the target, a missing program', async (t) => {
+    const p = probe('cgroups');
+    const drop = p.settings.user?.drop;
+    if (drop?.kind !== 'dsg-drop') {
+      if (process.env['CI'] === 'true') assert.fail('dsg-drop was not built; with CI=true nothing may skip');
+      t.skip('dsg-drop was not built');
+      return;
+    }
+    const program: string = drop.program;
+    for (const args of [['0', '65534', '--', 'true'], ['65534', '0', '--', 'true'], ['x', '1', '--', 'true'], ['1', '1', 'true'], ['-1', '1', '--', 'true'], ['4294967295', '1', '--', 'true']]) {
+      const refused = spawnSync(program, args, { encoding: 'utf8' });
+      assert.equal(refused.status, 126, `${args.join(' ')}: ${refused.stderr}`);
+      assert.match(refused.stderr, /usage: dsg-drop UID GID/);
+    }
+    const missing = spawnSync(program, ['65534', '65534', '--', '/nonexistent/program'], { encoding: 'utf8' });
+    assert.equal(missing.status, 127);
+    assert.match(missing.stderr, /cannot run \/nonexistent\/program/);
   });
 });

@@ -9,8 +9,8 @@
  * outlive their task. The spawn path avoids sync calls and uses no shell unless the task is a script.
  *
  * With isolation (see probe/isolation.ts) the task's argv is wrapped, outermost first: the cgroup join (`sh`
- * writing its pid to `cgroup.procs`, then `exec`), the sandbox (`bwrap … setpriv …`) or, without one, `setpriv`
- * alone. Then a kill reaches the whole cgroup — `setsid` children included — the leader's exit kills whatever is
+ * writing its pid to `cgroup.procs`, then `exec`), the sandbox (`bwrap … dsg-drop …`) or, without one, `dsg-drop`
+ * (else `setpriv`) alone. Then a kill reaches the whole cgroup — `setsid` children included — the leader's exit kills whatever is
  * left in it, an out-of-memory kill is told apart (`oomKilled`), and the cgroup is removed before `done` settles.
  * The working directory is given to the task's user first, since it is the one place the task may write.
  *
@@ -31,6 +31,7 @@ import { sandboxArgv } from './sandbox.js';
 import type { IsolationSettings } from '../probe/isolation.js';
 import { nodeStarter, type ProcessStarter, type TaskProcess } from './process-starter.js';
 import { ProgramLookup } from './program-lookup.js';
+import { dropPrivilegesArgv } from './drop-privileges.js';
 
 export interface NativeExecutorOptions {
   /** Time between SIGTERM and SIGKILL. Default 5000 ms. */
@@ -82,7 +83,7 @@ export class NativeExecutor implements Executor {
     let env: Record<string, string> = { ...spec.env };
     const owner = iso.sandbox && iso.sandbox.uid !== null ? { uid: iso.sandbox.uid, gid: iso.sandbox.gid ?? iso.sandbox.uid } : iso.user;
     if (owner) {
-      // setpriv looks the program up as the task's user but stops at the first match it may not reach (root's
+      // The drop looks the program up as the task's user but stops at the first match it may not reach (root's
       // ~/.pyenv/shims/python3 before /usr/bin/python3): look it up here, among what others may run.
       const found = this.programs.forOthers(argv[0] ?? '', spec.cwd, spec.env['PATH']);
       if (found) argv[0] = found;
@@ -92,7 +93,7 @@ export class NativeExecutor implements Executor {
     }
     if (spec.network && !iso.allowNetwork) events.onStderr('[dsg] the job asked for network access, but this node does not allow it: the task runs without network\n');
     if (iso.sandbox) argv = sandboxArgv(iso.sandbox, spec.cwd, Boolean(spec.network) && iso.allowNetwork, argv, (spec.resources?.gpus ?? 0) > 0);
-    else if (iso.user) argv = [iso.user.setpriv, `--reuid=${iso.user.uid}`, `--regid=${iso.user.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--', ...argv];
+    else if (iso.user) argv = [...dropPrivilegesArgv(iso.user.drop, iso.user.uid, iso.user.gid), ...argv];
     let cg: TaskCgroup | null = null;
     if (this.cgroups) {
       cg = this.cgroups.create({ memoryBytes: spec.resources?.memoryBytes ?? 0, cpuMillis: spec.resources?.cpuMillis ?? 0, pids: iso.maxProcesses });

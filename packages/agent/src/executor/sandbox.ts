@@ -8,15 +8,16 @@
  * unless the job asked for it and the node allows it.
  *
  * As root, bwrap runs privileged (no user namespace: it can bind working dirs under a 0700 state directory) and the
- * task is then started through `setpriv` as an unprivileged user (default 65534, "nobody") with no capabilities
- * and `no_new_privs`, so setuid programs cannot raise it back. As another user, bwrap uses an unprivileged user
- * namespace and the task keeps that user.
+ * task is then started through `dsg-drop` (else util-linux `setpriv`: drop-privileges.ts) as an unprivileged user
+ * (default 65534, "nobody") with no capabilities and `no_new_privs`, so setuid programs cannot raise it back. As
+ * another user, bwrap uses an unprivileged user namespace and the task keeps that user.
  *
  * Without bubblewrap, a root agent builds the same view with util-linux `unshare` (mount, PID, IPC, UTS and
- * network namespaces, its own /proc) and a short `sh` script run inside before `setpriv`: every mount remounted
- * read-only, tmpfs on /tmp and the hidden directories, the working directory bound back read-write.
+ * network namespaces, its own /proc) and a short `sh` script run inside before the privilege drop: every mount
+ * remounted read-only, tmpfs on /tmp and the hidden directories, the working directory bound back read-write.
  */
 import { existsSync } from 'node:fs';
+import { dropPrivilegesArgv, type PrivilegeDrop } from './drop-privileges.js';
 
 /**
  * Runs inside the new mount namespace, as root, before the task: `sh -c UNSHARE_SETUP sh CWD N HIDE… -- TASK…`.
@@ -43,8 +44,8 @@ export interface SandboxSettings {
   readonly tool: 'bwrap' | 'unshare';
   /** Path of the program (bwrap or unshare). */
   readonly bwrap: string;
-  /** Path of setpriv, used to drop to `uid` when the agent runs as root. */
-  readonly setpriv: string | null;
+  /** The program that drops to `uid` when the agent runs as root (dsg-drop, else setpriv: drop-privileges.ts). */
+  readonly drop: PrivilegeDrop | null;
   /** User and group the task runs as (only when the agent is root); null keeps the agent's. */
   readonly uid: number | null;
   readonly gid: number | null;
@@ -54,7 +55,7 @@ export interface SandboxSettings {
 
 /** The argv that runs `argv` in the sandbox with `cwd` as its only writable directory (`devices`: the host's /dev, for GPUs). */
 export function sandboxArgv(s: SandboxSettings, cwd: string, network: boolean, argv: readonly string[], devices = false): string[] {
-  const root = s.uid !== null && s.setpriv !== null;
+  const root = s.uid !== null && s.drop !== null;
   if (s.tool === 'unshare') {
     // Root only (the probe makes sure). Devices: the host's /dev is visible (read-only mount, device nodes work).
     void devices;
@@ -62,7 +63,7 @@ export function sandboxArgv(s: SandboxSettings, cwd: string, network: boolean, a
     return [
       s.bwrap, '--mount', '--pid', '--fork', '--kill-child', '--ipc', '--uts', ...(network ? [] : ['--net']), '--mount-proc', '--propagation', 'private', '--',
       '/bin/sh', '-c', UNSHARE_SETUP, 'sh', cwd, String(hide.length), ...hide, '--',
-      s.setpriv!, `--reuid=${s.uid}`, `--regid=${s.gid ?? s.uid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--',
+      ...dropPrivilegesArgv(s.drop!, s.uid!, s.gid ?? s.uid!),
       ...argv,
     ];
   }
@@ -85,7 +86,7 @@ export function sandboxArgv(s: SandboxSettings, cwd: string, network: boolean, a
   }
   out.push('--bind', cwd, cwd, '--chdir', cwd);
   if (root) {
-    out.push(s.setpriv!, `--reuid=${s.uid}`, `--regid=${s.gid ?? s.uid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--');
+    out.push(...dropPrivilegesArgv(s.drop!, s.uid!, s.gid ?? s.uid!));
   } else out.push('--');
   return [...out, ...argv];
 }

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectCgroups } from '../executor/cgroups.js';
+import { findPrivilegeDrop, type PrivilegeDrop } from '../executor/drop-privileges.js';
 import type { SandboxSettings } from '../executor/sandbox.js';
 
 export const ISOLATION_LEVELS = ['none', 'cgroups', 'sandbox', 'sandbox+cgroups'] as const;
@@ -28,8 +29,8 @@ export interface IsolationSettings {
   readonly maxProcesses: number;
   /** Whether a job that asks for network access gets it. */
   readonly allowNetwork: boolean;
-  /** Without a sandbox, an agent running as root still starts tasks as this user (through setpriv). */
-  readonly user: { readonly setpriv: string; readonly uid: number; readonly gid: number } | null;
+  /** Without a sandbox, an agent running as root still starts tasks as this user (through dsg-drop or setpriv). */
+  readonly user: { readonly drop: PrivilegeDrop; readonly uid: number; readonly gid: number } | null;
 }
 
 export interface IsolationProbe {
@@ -84,17 +85,19 @@ export function probeIsolation(o: IsolationProbeOptions): IsolationProbe {
       const root = process.getuid?.() === 0;
       const bwrap = o.sandboxTool === 'unshare' ? null : findProgram('bwrap');
       const unshare = root && o.sandboxTool !== 'bwrap' ? findProgram('unshare') : null;
-      const setpriv = root ? findProgram('setpriv') : null;
+      const found = root ? findPrivilegeDrop(findProgram) : { drop: null, note: null };
+      if (found.note) notes.push(found.note);
+      const drop = found.drop;
       const uid = root ? (o.taskUid ?? DEFAULT_TASK_UID) : null;
-      if (root && !setpriv) notes.push('no sandbox: setpriv (util-linux) is not installed, so tasks cannot run as an unprivileged user');
+      if (root && !drop) notes.push('no sandbox: setpriv (util-linux) is not installed and dsg-drop was not built, so tasks cannot run as an unprivileged user');
       else if (bwrap) {
-        const candidate: SandboxSettings = { tool: 'bwrap', bwrap, setpriv, uid, gid: uid, hide: [...o.hide] };
+        const candidate: SandboxSettings = { tool: 'bwrap', bwrap, drop, uid, gid: uid, hide: [...o.hide] };
         // Try it once: user namespaces may be disabled, or a container may forbid mounts.
         const r = spawnSync(bwrap, root ? ['--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'] : ['--unshare-all', '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', 'true'], { encoding: 'utf8', timeout: 10_000 });
         if (r.status === 0) sandbox = candidate;
         else notes.push(`no sandbox: bubblewrap does not work here (${(r.stderr || r.error?.message || `exit ${r.status}`).trim()})`);
       } else if (unshare) {
-        const candidate: SandboxSettings = { tool: 'unshare', bwrap: unshare, setpriv, uid, gid: uid, hide: [...o.hide] };
+        const candidate: SandboxSettings = { tool: 'unshare', bwrap: unshare, drop, uid, gid: uid, hide: [...o.hide] };
         const r = spawnSync(unshare, ['--mount', '--pid', '--fork', '--kill-child', '--ipc', '--uts', '--net', '--mount-proc', '--propagation', 'private', 'true'], { encoding: 'utf8', timeout: 10_000 });
         if (r.status === 0) {
           sandbox = candidate;
@@ -105,10 +108,11 @@ export function probeIsolation(o: IsolationProbeOptions): IsolationProbe {
   }
   let user: IsolationSettings['user'] = null;
   if (!sandbox && want !== 'none' && linux && process.getuid?.() === 0) {
-    const setpriv = findProgram('setpriv');
+    const found = findPrivilegeDrop(findProgram);
+    if (found.note) notes.push(found.note);
     const uid = o.taskUid ?? DEFAULT_TASK_UID;
-    if (setpriv) user = { setpriv, uid, gid: uid };
-    else notes.push('tasks run as root: setpriv (util-linux) is not installed');
+    if (found.drop) user = { drop: found.drop, uid, gid: uid };
+    else notes.push('tasks run as root: setpriv (util-linux) is not installed and dsg-drop was not built');
   }
   const level: IsolationLevel = sandbox ? (cgroups ? 'sandbox+cgroups' : 'sandbox') : cgroups ? 'cgroups' : 'none';
   if (want !== 'sandbox' && want !== 'none' && !sandbox) notes.push('no sandbox: --isolation cgroups');
