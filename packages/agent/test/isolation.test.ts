@@ -348,6 +348,34 @@ describe('isolation: the unprivileged task user, through dsg-drop and through se
     });
   }
 
+  it('dsg-drop where the sandbox hides it (a checkout under /tmp, a hidden dir) is bound back read-only, in both sandboxes', async (t) => {
+    const built = probe('cgroups').settings.user?.drop;
+    if (built?.kind !== 'dsg-drop') {
+      if (process.env['CI'] === 'true') assert.fail('dsg-drop was not built; with CI=true nothing may skip');
+      t.skip('dsg-drop was not built');
+      return;
+    }
+    const { copyFileSync, chmodSync } = await import('node:fs');
+    const places = [join(base, 'checkout', 'bundle', 'dsg-drop'), join(stateDir, 'bin', 'dsg-drop')]; // under /tmp; under a hidden dir
+    for (const f of places) {
+      mkdirSync(join(f, '..'), { recursive: true });
+      copyFileSync(built.program, f);
+      chmodSync(f, 0o755);
+    }
+    for (const where of ['bwrap', 'unshare'] as const) for (const program of places) {
+      const p = probe('sandbox', { sandboxTool: where });
+      const settings = { ...p.settings, sandbox: { ...p.settings.sandbox!, drop: { kind: 'dsg-drop' as const, program } } };
+      const ex = new NativeExecutor({ killGraceMs: 200, isolation: settings });
+      const { r, out, err } = await run(ex, `${status}; test -w ${program} && echo WRITABLE; ls ${join(stateDir, 'node.json')} 2>/dev/null && echo STATE-VISIBLE; true`);
+      assert.equal(r.exitCode, 0, `${where}, ${program}: ${err}`);
+      const f = facts(out.split('\n').filter((l) => l.includes(':')).join('\n'));
+      assert.equal(f['Uid'], '65534 65534 65534 65534', `${where}, ${program}`);
+      assert.equal(f['CapEff'], '0000000000000000');
+      assert.doesNotMatch(out, /WRITABLE/, 'the helper is read-only in the sandbox');
+      assert.doesNotMatch(out, /STATE-VISIBLE/, 'binding the helper back shows nothing else of the hidden dir');
+    }
+  });
+
   it('dsg-drop refuses what it cannot do safely: a bad id, root as the target, a missing program', async (t) => {
     const p = probe('cgroups');
     const drop = p.settings.user?.drop;

@@ -20,14 +20,16 @@ import { existsSync } from 'node:fs';
 import { dropPrivilegesArgv, type PrivilegeDrop } from './drop-privileges.js';
 
 /**
- * Runs inside the new mount namespace, as root, before the task: `sh -c UNSHARE_SETUP sh CWD N HIDE… -- TASK…`.
+ * Runs inside the new mount namespace, as root, before the task: `sh -c UNSHARE_SETUP sh CWD HELPER N HIDE… -- TASK…`.
  * The working directory is held open (`cd`) before the tmpfs mounts cover it, then bound back from
- * /proc/self/cwd (not by name: the name now leads into the tmpfs).
+ * /proc/self/cwd (not by name: the name now leads into the tmpfs). HELPER (the privilege drop, or empty) is held
+ * open the same way and bound back read-only when a tmpfs covers it (a checkout under /tmp, say).
  */
 const UNSHARE_SETUP = [
   'set -e',
-  'cwd=$1; n=$2; shift 2',
+  'cwd=$1; helper=$2; n=$3; shift 3',
   'cd "$cwd"',
+  'if [ -n "$helper" ]; then exec 9<"$helper"; fi',
   'for m in $(awk \'{print $5}\' /proc/self/mountinfo | sort -r); do case "$m" in /proc|/proc/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null || true ;; esac; done',
   'mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp',
   'while [ "$n" -gt 0 ]; do if [ -d "$1" ]; then mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$1"; fi; shift; n=$((n-1)); done',
@@ -35,6 +37,8 @@ const UNSHARE_SETUP = [
   'mkdir -p "$cwd"',
   'mount --no-canonicalize --bind /proc/self/cwd "$cwd"',
   'mount -o remount,bind,rw "$cwd"',
+  'if [ -n "$helper" ] && [ ! -e "$helper" ]; then mkdir -p "${helper%/*}"; : > "$helper"; mount --no-canonicalize --bind /proc/self/fd/9 "$helper"; mount -o remount,bind,ro "$helper"; fi',
+  'if [ -n "$helper" ]; then exec 9<&-; fi',
   'cd "$cwd"',
   'exec "$@"',
 ].join('\n');
@@ -62,7 +66,7 @@ export function sandboxArgv(s: SandboxSettings, cwd: string, network: boolean, a
     const hide = [...new Set(s.hide)].sort((a, b) => a.length - b.length);
     return [
       s.bwrap, '--mount', '--pid', '--fork', '--kill-child', '--ipc', '--uts', ...(network ? [] : ['--net']), '--mount-proc', '--propagation', 'private', '--',
-      '/bin/sh', '-c', UNSHARE_SETUP, 'sh', cwd, String(hide.length), ...hide, '--',
+      '/bin/sh', '-c', UNSHARE_SETUP, 'sh', cwd, s.drop?.kind === 'dsg-drop' ? s.drop.program : '', String(hide.length), ...hide, '--',
       ...dropPrivilegesArgv(s.drop!, s.uid!, s.gid ?? s.uid!),
       ...argv,
     ];
@@ -85,6 +89,9 @@ export function sandboxArgv(s: SandboxSettings, cwd: string, network: boolean, a
     for (let i = 1; i <= parts.length; i++) out.push('--perms', '0711', '--dir', `${deepest}/${parts.slice(0, i).join('/')}`);
   }
   out.push('--bind', cwd, cwd, '--chdir', cwd);
+  // dsg-drop runs inside, as root, from where it was built: bound back read-only when a tmpfs covers it (a
+  // checkout under /tmp), after the working dir's parents were made (the ones they share stay searchable).
+  if (root && s.drop!.kind === 'dsg-drop' && mounts.some((m) => s.drop!.program.startsWith(`${m}/`))) out.push('--ro-bind', s.drop!.program, s.drop!.program);
   if (root) {
     out.push(...dropPrivilegesArgv(s.drop!, s.uid!, s.gid ?? s.uid!));
   } else out.push('--');
