@@ -314,6 +314,14 @@ for (const tool of ['bwrap', 'unshare'] as const) describe(`isolation: the sandb
 describe('isolation: the unprivileged task user, through dsg-drop and through setpriv', { skip: why ?? false }, () => {
   const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => { try { readFileSync(f); return true; } catch { return false; } });
   const status = `grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status`;
+  /** dsg-drop as the probe found it, or null after failing (CI=true: nothing may skip) or skipping loudly. */
+  const builtDrop = (t: { skip: (why: string) => void }, notes: readonly string[]): string | null => {
+    const drop = probe('cgroups').settings.user?.drop;
+    if (drop?.kind === 'dsg-drop') return drop.program;
+    if (process.env['CI'] === 'true') assert.fail(`dsg-drop was not built or does not run (${notes.join('; ')}); with CI=true nothing may skip`);
+    t.skip('dsg-drop was not built (no C compiler at build time)');
+    return null;
+  };
   const facts = (out: string): Record<string, string> =>
     Object.fromEntries(out.trim().split('\n').map((l) => l.split(':')).map(([k, v]) => [k!, (v ?? '').trim().replace(/\s+/g, ' ')]));
   for (const kind of ['dsg-drop', 'setpriv'] as const) for (const where of ['cgroups', 'bwrap', 'unshare'] as const) {
@@ -322,11 +330,8 @@ describe('isolation: the unprivileged task user, through dsg-drop and through se
       const found = where === 'cgroups' ? p.settings.user?.drop : p.settings.sandbox?.drop;
       assert.ok(found, `a privilege drop was found (${p.notes.join('; ')})`);
       let settings = p.settings;
-      if (kind === 'dsg-drop' && found.kind !== 'dsg-drop') {
-        if (process.env['CI'] === 'true') assert.fail(`dsg-drop was not built or does not run (${p.notes.join('; ')}); with CI=true nothing may skip`);
-        t.skip('dsg-drop was not built (no C compiler at build time)');
-        return;
-      }
+      if (kind === 'dsg-drop' && found.kind !== 'dsg-drop' && builtDrop(t, p.notes) === null) return;
+      if (kind === 'dsg-drop') assert.equal(found.kind, 'dsg-drop', 'dsg-drop is built: it is used');
       if (kind === 'setpriv') {
         if (!SETPRIV) {
           if (process.env['CI'] === 'true') assert.fail('setpriv (util-linux) is not installed; with CI=true nothing may skip');
@@ -349,17 +354,13 @@ describe('isolation: the unprivileged task user, through dsg-drop and through se
   }
 
   it('dsg-drop where the sandbox hides it (a checkout under /tmp, a hidden dir) is bound back read-only, in both sandboxes', async (t) => {
-    const built = probe('cgroups').settings.user?.drop;
-    if (built?.kind !== 'dsg-drop') {
-      if (process.env['CI'] === 'true') assert.fail('dsg-drop was not built; with CI=true nothing may skip');
-      t.skip('dsg-drop was not built');
-      return;
-    }
+    const built: string | null = builtDrop(t, []);
+    if (built === null) return;
     const { copyFileSync, chmodSync } = await import('node:fs');
     const places = [join(base, 'checkout', 'bundle', 'dsg-drop'), join(stateDir, 'bin', 'dsg-drop')]; // under /tmp; under a hidden dir
     for (const f of places) {
       mkdirSync(join(f, '..'), { recursive: true });
-      copyFileSync(built.program, f);
+      copyFileSync(built, f);
       chmodSync(f, 0o755);
     }
     for (const where of ['bwrap', 'unshare'] as const) for (const program of places) {
@@ -377,14 +378,9 @@ describe('isolation: the unprivileged task user, through dsg-drop and through se
   });
 
   it('dsg-drop refuses what it cannot do safely: a bad id, root as the target, a missing program', async (t) => {
-    const p = probe('cgroups');
-    const drop = p.settings.user?.drop;
-    if (drop?.kind !== 'dsg-drop') {
-      if (process.env['CI'] === 'true') assert.fail('dsg-drop was not built; with CI=true nothing may skip');
-      t.skip('dsg-drop was not built');
-      return;
-    }
-    const program: string = drop.program;
+    const found: string | null = builtDrop(t, []);
+    if (found === null) return;
+    const program: string = found;
     for (const args of [['0', '65534', '--', 'true'], ['65534', '0', '--', 'true'], ['x', '1', '--', 'true'], ['1', '1', 'true'], ['-1', '1', '--', 'true'], ['4294967295', '1', '--', 'true']]) {
       const refused = spawnSync(program, args, { encoding: 'utf8' });
       assert.equal(refused.status, 126, `${args.join(' ')}: ${refused.stderr}`);

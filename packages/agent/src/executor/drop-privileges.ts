@@ -7,9 +7,7 @@
  * checks each step and costs ~2.2 ms of CPU per task on the 2-core VM; util-linux `setpriv`, the fallback, ~5.5 ms
  * (libcap-ng, locales). `dsg-drop` is used when it was built and answers `--version` here.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { findNativeHelper } from './native-helpers.js';
 
 export interface PrivilegeDrop {
   readonly kind: 'dsg-drop' | 'setpriv';
@@ -26,23 +24,15 @@ export function dropPrivilegesArgv(d: PrivilegeDrop, uid: number, gid: number): 
   return [d.program, `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs', '--'];
 }
 
-/** Where the build puts dsg-drop: next to the bundle, or in the agent package's dist. */
-function candidates(): string[] {
-  return [fileURLToPath(new URL('./dsg-drop', import.meta.url)), fileURLToPath(new URL('../../native/dsg-drop', import.meta.url))];
-}
-
 /**
  * dsg-drop when it was built and runs here, else setpriv found on `findProgram`, else null (with why, for the
  * operator: the notes at agent start).
  */
 export function findPrivilegeDrop(findProgram: (name: string) => string | null): { drop: PrivilegeDrop | null; note: string | null } {
-  const built = candidates().find((f) => existsSync(f));
-  let note: string | null = null;
-  if (built) {
-    const r = spawnSync(built, ['--version'], { encoding: 'utf8', timeout: 5000 });
-    if (r.status === 0 && r.stdout.startsWith(DROP_VERSION)) return { drop: { kind: 'dsg-drop', program: built }, note: null };
-    note = `the privilege drop helper ${built} does not run here (${r.error?.message ?? `exit ${r.status}`}): using setpriv`;
-  }
+  const found = findNativeHelper('dsg-drop', DROP_VERSION, 'the privilege drop helper');
+  if (found.file !== null) return { drop: { kind: 'dsg-drop', program: found.file }, note: null };
   const setpriv = findProgram('setpriv');
-  return { drop: setpriv ? { kind: 'setpriv', program: setpriv } : null, note };
+  // Not built is the expected case without a compiler (setpriv is then what the operator knows); built but not
+  // running is worth a line.
+  return { drop: setpriv ? { kind: 'setpriv', program: setpriv } : null, note: found.built ? `${found.why}: using setpriv` : null };
 }

@@ -10,8 +10,8 @@
  *
  * With isolation (see probe/isolation.ts) the task's argv is wrapped, outermost first: the cgroup join (`sh`
  * writing its pid to `cgroup.procs`, then `exec`), the sandbox (`bwrap … dsg-drop …`) or, without one, `dsg-drop`
- * (else `setpriv`) alone. Then a kill reaches the whole cgroup — `setsid` children included — the leader's exit kills whatever is
- * left in it, an out-of-memory kill is told apart (`oomKilled`), and the cgroup is removed before `done` settles.
+ * (else `setpriv`) alone. Then a kill reaches the whole cgroup — `setsid` children included — the leader's exit
+ * kills whatever is left in it, an out-of-memory kill is told apart (`oomKilled`), and the cgroup is removed before `done` settles.
  * The working directory is given to the task's user first, since it is the one place the task may write.
  *
  * Given a `capacity` and a starter that admits (the native one), the executor admits tasks itself: each waits in

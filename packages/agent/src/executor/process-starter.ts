@@ -23,13 +23,12 @@
  *                  waiting or starting ──cancel──▶ 'error' with code ECANCELED (never started)
  *                  starting, still after ~500 ms ──▶ 'starting' (when it left the queue): its exec may hang
  */
-import { spawn as nodeSpawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn as nodeSpawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
-import { fileURLToPath } from 'node:url';
 import type { ExecResources } from './executor.js';
+import { findNativeHelper } from './native-helpers.js';
 
 export interface StartOptions {
   readonly cwd: string;
@@ -153,18 +152,10 @@ export class NativeStarter implements ProcessStarter, StarterAdmission {
 
   constructor(private readonly binary: string) {}
 
-  /** Where the build puts the helper: next to the bundle, or in the agent package's dist. */
-  static candidates(): string[] {
-    return [fileURLToPath(new URL('./dsg-spawn', import.meta.url)), fileURLToPath(new URL('../../native/dsg-spawn', import.meta.url))];
-  }
-
   /** The helper if it is built and runs here (checked once, ~1 ms), else null with the reason. */
   static find(binary?: string): { starter: NativeStarter } | { starter: null; why: string } {
-    const file = binary ?? NativeStarter.candidates().find((f) => existsSync(f));
-    if (!file) return { starter: null, why: 'the native process starter (dsg-spawn) was not built (no C compiler at build time)' };
-    const r = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 5000 });
-    if (r.status !== 0 || !r.stdout.startsWith(HELPER_VERSION)) return { starter: null, why: `the native process starter ${file} does not run here (${r.error?.message ?? `exit ${r.status}`})` };
-    return { starter: new NativeStarter(file) };
+    const found = findNativeHelper('dsg-spawn', HELPER_VERSION, 'the native process starter', binary);
+    return found.file !== null ? { starter: new NativeStarter(found.file) } : { starter: null, why: found.why };
   }
 
   private ensureHelper(): ChildProcess {

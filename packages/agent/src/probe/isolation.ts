@@ -78,6 +78,15 @@ export function probeIsolation(o: IsolationProbeOptions): IsolationProbe {
       else notes.push(`no per-task limits: ${d.why}`);
     }
   }
+  // Found once (it runs `dsg-drop --version`), whether the sandbox or the plain task user needs it.
+  let dropFound: ReturnType<typeof findPrivilegeDrop> | undefined;
+  const privilegeDrop = (): PrivilegeDrop | null => {
+    if (!dropFound) {
+      dropFound = findPrivilegeDrop(findProgram);
+      if (dropFound.note) notes.push(dropFound.note);
+    }
+    return dropFound.drop;
+  };
   let sandbox: SandboxSettings | null = null;
   if (want === 'sandbox') {
     if (!linux) notes.push(`no sandbox on ${process.platform}: tasks run as the agent's user and see its files`);
@@ -85,9 +94,7 @@ export function probeIsolation(o: IsolationProbeOptions): IsolationProbe {
       const root = process.getuid?.() === 0;
       const bwrap = o.sandboxTool === 'unshare' ? null : findProgram('bwrap');
       const unshare = root && o.sandboxTool !== 'bwrap' ? findProgram('unshare') : null;
-      const found = root ? findPrivilegeDrop(findProgram) : { drop: null, note: null };
-      if (found.note) notes.push(found.note);
-      const drop = found.drop;
+      const drop = root ? privilegeDrop() : null;
       const uid = root ? (o.taskUid ?? DEFAULT_TASK_UID) : null;
       if (root && !drop) notes.push('no sandbox: setpriv (util-linux) is not installed and dsg-drop was not built, so tasks cannot run as an unprivileged user');
       else if (bwrap) {
@@ -108,10 +115,9 @@ export function probeIsolation(o: IsolationProbeOptions): IsolationProbe {
   }
   let user: IsolationSettings['user'] = null;
   if (!sandbox && want !== 'none' && linux && process.getuid?.() === 0) {
-    const found = findPrivilegeDrop(findProgram);
-    if (found.note) notes.push(found.note);
+    const drop = privilegeDrop();
     const uid = o.taskUid ?? DEFAULT_TASK_UID;
-    if (found.drop) user = { drop: found.drop, uid, gid: uid };
+    if (drop) user = { drop, uid, gid: uid };
     else notes.push('tasks run as root: setpriv (util-linux) is not installed and dsg-drop was not built');
   }
   const level: IsolationLevel = sandbox ? (cgroups ? 'sandbox+cgroups' : 'sandbox') : cgroups ? 'cgroups' : 'none';

@@ -96,8 +96,4 @@ export class JobRowChanges {
   writeAll(run: (sql: string, params: Record<string, string | number | bigint>) => void): void {
     for (const jobId of [...this.jobs.keys()]) this.writeJob(jobId, run);
   }
-
-  get size(): number {
-    return this.jobs.size;
-  }
 }
