@@ -177,6 +177,9 @@ class Agent implements RunningAgent {
         hide: [...new Set([o.stateDir, this.workDir, ...(o.hidePaths ?? [])])],
       });
       this.log(this.isolation.level === 'sandbox+cgroups' ? 'info' : 'warn', `task isolation: ${this.isolation.level}${this.isolation.notes.length > 0 ? ` (${this.isolation.notes.join('; ')})` : ''}`);
+      const s = this.isolation.settings;
+      const asUser = s.sandbox?.drop && s.sandbox.uid !== null ? { drop: s.sandbox.drop, uid: s.sandbox.uid } : s.user;
+      if (asUser) this.log('info', `tasks run as uid ${asUser.uid}, dropped to it by ${asUser.drop.kind} (${asUser.drop.program})`);
     }
     // Empty working dirs are handed on to later attempts only where tasks are not sandboxed (work-dirs.ts).
     const keep = this.options.keepWorkDirs ?? false;
