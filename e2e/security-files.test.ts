@@ -66,7 +66,7 @@ describe('files at rest, and outputs leaving the working dir', () => {
 
     assert.equal(mode(data), '700');
     const modes = modesUnder(data);
-    for (const f of ['dsg.sqlite', 'dsg.sqlite-wal', 'dsg.sqlite-shm', 'credentials.json', 'coordinator.lock']) assert.equal(modes[f], '600', `${f}: ${JSON.stringify(modes)}`);
+    for (const f of ['dsg.sqlite', 'dsg.sqlite-wal', 'dsg.sqlite-shm', 'credentials.json', 'coordinator.lock', 'api.sock']) assert.equal(modes[f], '600', `${f}: ${JSON.stringify(modes)}`);
     const files = Object.entries(modes).filter(([p]) => statSync(join(data, p)).isFile());
     const dirs = Object.entries(modes).filter(([p]) => statSync(join(data, p)).isDirectory());
     assert.ok(files.some(([p]) => p.startsWith('blobs/')) && files.some(([p]) => p.startsWith('logs/')), JSON.stringify(modes));

@@ -12,7 +12,7 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { DsgError, parseDuration, ValidationError } from '@dsg/core/base';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -39,12 +39,19 @@ export interface ClientConfig {
    * certificate: --tls-fingerprint > DSG_TLS_FINGERPRINT > the file the URL came from. Null: verify the usual way.
    */
   readonly tlsFingerprint: string | null;
+  /**
+   * The coordinator's local API socket (`<dataDir>/api.sock`), tried before the URL: from the config file or the
+   * credentials the URL came from, unless DSG_NO_LOCAL_SOCKET=1. Null: the URL only.
+   */
+  readonly localSocket: string | null;
 }
 
 export interface ConfigFile {
   coordinator?: string;
   token?: string;
   tlsFingerprint?: string;
+  /** The grid's local API socket, written by `dsg up` with the URL (see ClientConfig.localSocket). */
+  socket?: string;
 }
 
 export interface CredentialsFile {
@@ -53,6 +60,8 @@ export interface CredentialsFile {
   joinToken?: string;
   /** Set when the coordinator serves TLS with its own self-signed certificate. */
   tlsFingerprint?: string;
+  /** Set when the coordinator serves its API on a local Unix socket too. */
+  socket?: string;
 }
 
 export function configFilePath(env: Env): string {
@@ -137,10 +146,15 @@ export function resolveClientConfig(input: {
   // A pin belongs with the URL it was made for: a file's fingerprint counts only when the URL came from that file.
   const pin = flags.tlsFingerprint ?? env['DSG_TLS_FINGERPRINT']
     ?? (coordinator.kind === 'file' ? file?.tlsFingerprint : coordinator.kind === 'credentials' ? credentials?.tlsFingerprint : undefined);
+  // The local socket, like the pin, belongs with the URL: it is the same coordinator's only when both came from one file.
+  const socketOf = coordinator.kind === 'file' ? file?.socket : coordinator.kind === 'credentials' ? credentials?.socket : undefined;
+  if (socketOf !== undefined && (typeof socketOf !== 'string' || !isAbsolute(socketOf)))
+    throw new ValidationError([{ path: sourceLabel(coordinator, 'socket'), message: `expected the absolute path of the grid's local API socket, got ${JSON.stringify(socketOf)}; fix or delete it (\`dsg up\` writes it)` }]);
   return {
     coordinator: url,
     token: token.raw.trim(),
     tlsFingerprint: pin ? pin.trim() : null,
+    localSocket: socketOf !== undefined && env['DSG_NO_LOCAL_SOCKET'] !== '1' ? socketOf : null,
     source: coordinator.name === token.name ? coordinator.name : `${coordinator.name} + ${token.name}`,
     coordinatorSource: coordinator,
     tokenSource: token,

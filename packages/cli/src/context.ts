@@ -1,4 +1,5 @@
 /** What every command gets: the client (built lazily from config) and the process's streams. */
+import { existsSync } from 'node:fs';
 import { DsgClient, type FetchLike } from '@dsg/client';
 import { loadClientConfig, rememberClientPin, resolveGiveUpAfter, type ClientConfig } from './config.js';
 import { Reconnector } from './reconnect.js';
@@ -23,7 +24,17 @@ export function clientFrom(flags: GlobalFlags): DsgClient {
   // A fingerprint given with --tls-fingerprint for the coordinator the config file names is remembered there after
   // the first request it pinned succeeds, so the next command needs no flag.
   const remember = flags.tlsFingerprint !== undefined && c.coordinatorSource.kind === 'file';
-  return new DsgClient({ baseUrl: c.coordinator, token: c.token, fetch: c.coordinator.startsWith('https://') ? lazyTlsFetch(c, remember) : lazyNodeFetch });
+  const network = c.coordinator.startsWith('https://') ? lazyTlsFetch(c, remember) : lazyNodeFetch;
+  return new DsgClient({ baseUrl: c.coordinator, token: c.token, fetch: c.localSocket ? viaLocalSocket(c.localSocket, c.coordinator, network) : network });
+}
+
+/**
+ * On the coordinator's machine, as its user: requests go through its local API socket (@dsg/client/local: checked
+ * before each connection, no TLS), and through `network` whenever that socket is missing, stale or not this user's.
+ */
+function viaLocalSocket(socketPath: string, baseUrl: string, network: FetchLike): FetchLike {
+  let local: Promise<FetchLike> | null = null;
+  return async (input, init) => (await (local ??= import('@dsg/client/local').then((l) => l.createLocalFetch(socketPath, baseUrl, () => network))))(input, init);
 }
 
 /**
@@ -58,13 +69,15 @@ function lazyTlsFetch(c: ClientConfig, rememberPin: boolean): FetchLike {
  * hint: the connection is made and checked later exactly as without it, and a hint that cannot be read does nothing.
  */
 export function preloadTls(flags: GlobalFlags): void {
-  let coordinator: string;
+  let c: ClientConfig;
   try {
-    coordinator = loadClientConfig(flags).coordinator;
+    c = loadClientConfig(flags);
   } catch {
     return; // clientFrom reports it, with its advice, when the command asks for a client
   }
-  if (coordinator.startsWith('https://')) process.getBuiltinModule?.('node:tls'); // Node 22.3+
+  // A local socket that is there and answers needs no TLS; one that is gone is known here at the cost of a stat.
+  if (c.localSocket && existsSync(c.localSocket)) return;
+  if (c.coordinator.startsWith('https://')) process.getBuiltinModule?.('node:tls'); // Node 22.3+
 }
 
 /** For commands that wait: retries an unreachable coordinator until the give-up time (flag > env > 5 minutes). */

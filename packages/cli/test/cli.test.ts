@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { startCoordinator } from '@dsg/coordinator';
 import { ValidationError, type OutputV1 } from '@dsg/core';
 import { DsgError } from '@dsg/core';
 import {
@@ -47,6 +48,18 @@ describe('client config precedence: flags > env > config file > ./.dsg/credentia
   it('names the source of a half configuration instead of saying nothing is configured', () => {
     assert.match(issues(() => resolveClientConfig({ ...base, flags: { coordinator: 'http://x:1' }, env: {}, file: null, credentials: null }))[0]!.message, /no API token \(the coordinator URL came from the --coordinator flag\)/);
     assert.match(issues(() => resolveClientConfig({ ...base, flags: {}, env: { DSG_TOKEN: 't' }, file: null, credentials: null }))[0]!.message, /no coordinator URL \(the token came from the DSG_TOKEN environment variable\)/);
+  });
+  it('takes the local socket only from the file the URL came from, unless DSG_NO_LOCAL_SOCKET=1', () => {
+    const f = { ...file, socket: '/d/api.sock' };
+    const c = { ...creds, socket: '/w/.dsg/api.sock' };
+    assert.equal(resolveClientConfig({ ...base, flags: {}, env: {}, file: f, credentials: c })?.localSocket, '/d/api.sock');
+    assert.equal(resolveClientConfig({ ...base, flags: {}, env: {}, file: null, credentials: c })?.localSocket, '/w/.dsg/api.sock');
+    assert.equal(resolveClientConfig({ ...base, flags: {}, env: { DSG_COORDINATOR: 'http://env:1' }, file: f, credentials: c })?.localSocket, null, 'another URL, another coordinator');
+    assert.equal(resolveClientConfig({ ...base, flags: { coordinator: 'http://flag:1' }, env: {}, file: f, credentials: c })?.localSocket, null);
+    assert.equal(resolveClientConfig({ ...base, flags: {}, env: { DSG_NO_LOCAL_SOCKET: '1' }, file: f, credentials: c })?.localSocket, null);
+    assert.equal(resolveClientConfig({ ...base, flags: {}, env: {}, file, credentials: c })?.localSocket, null);
+    assert.deepEqual(issues(() => resolveClientConfig({ ...base, flags: {}, env: {}, file: { ...file, socket: 'api.sock' }, credentials: null })).map((i) => i.path), ['/c/config.json: socket']);
+    assert.match(issues(() => resolveClientConfig({ ...base, flags: {}, env: {}, file: { ...file, socket: 7 as unknown as string }, credentials: null }))[0]!.message, /absolute path of the grid's local API socket, got 7/);
   });
   it('finds the config file under XDG_CONFIG_HOME or HOME', () => {
     assert.equal(configFilePath({ XDG_CONFIG_HOME: '/x' }), '/x/dsg/config.json');
@@ -309,6 +322,40 @@ describe('the dsg binary', () => {
     assert.equal(h.status, 0);
     assert.match(h.stdout, /--wait/);
     assert.match(h.stdout, /Examples:/);
+  });
+  it('talks to a grid on this machine through its local socket, and goes to the URL when the socket cannot be trusted', async () => {
+    // Not spawnSync: the coordinator answering is in this process.
+    const runAsync = (args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+      new Promise((resolve) => {
+        execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env['PATH']!, ...env }, cwd: tmpdir() }, (e, stdout, stderr) =>
+          resolve({ status: e ? (typeof e.code === 'number' ? e.code : null) : 0, stdout, stderr }));
+      });
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-bin-local-'));
+    const coord = await startCoordinator({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0, tls: 'on', logLevel: 'silent', advertise: false });
+    try {
+      assert.ok(coord.localSocket);
+      // The URL names a closed port: only the socket can answer.
+      const home = join(dir, 'home');
+      await mkdir(join(home, '.config', 'dsg'), { recursive: true });
+      await writeFile(join(home, '.config', 'dsg', 'config.json'), JSON.stringify({ coordinator: 'https://127.0.0.1:9', token: coord.adminToken, tlsFingerprint: coord.tlsFingerprint, socket: coord.localSocket }));
+      const ok = await runAsync(['nodes', '--json'], { HOME: home });
+      assert.equal(ok.status, 0, ok.stderr);
+      assert.deepEqual(JSON.parse(ok.stdout), { items: [] });
+      const off = await runAsync(['nodes', '--json'], { HOME: home, DSG_NO_LOCAL_SOCKET: '1' });
+      assert.equal(off.status, 3, 'DSG_NO_LOCAL_SOCKET=1: the URL only');
+      // A data dir others may write to: someone could have put that socket there. The token is not sent to it.
+      await chmod(join(dir, 'data'), 0o777);
+      const open = await runAsync(['nodes', '--json'], { HOME: home });
+      assert.equal(open.status, 3, open.stdout);
+      await chmod(join(dir, 'data'), 0o700);
+      // With the right URL, the grid answers either way.
+      await writeFile(join(home, '.config', 'dsg', 'config.json'), JSON.stringify({ coordinator: coord.url, token: coord.adminToken, tlsFingerprint: coord.tlsFingerprint, socket: join(dir, 'gone.sock') }));
+      const viaUrl = await runAsync(['nodes', '--json'], { HOME: home });
+      assert.equal(viaUrl.status, 0, viaUrl.stderr);
+    } finally {
+      await coord.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
   it('prints the JSON Schema', () => {
     const r = run(['spec', 'schema']);

@@ -20,7 +20,8 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as NodeWebStream } from 'node:stream/web';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { FetchLike, RequestInitLike, ResponseLike } from './fetch-like.js';
-import { exchange, type ResponseSource } from './http1.js';
+import { fetchError, NodeResponse } from './node-response.js';
+import { createSocketFetch } from './socket-fetch.js';
 
 // node:http and node:https are taken as CommonJS built-ins, on first use, not through `import`: an ES import of a
 // built-in builds a module facade that reads every export once, and on Node 22+ `http.WebSocket`, `MessageEvent` and
@@ -49,59 +50,6 @@ export interface NodeFetchOptions {
 /** A fetch with its own connection pool; `close()` ends its idle connections. */
 export interface NodeFetch extends FetchLike {
   close(): void;
-}
-
-class NodeResponse implements ResponseLike {
-  readonly ok: boolean;
-  readonly status: number;
-  readonly statusText: string;
-  readonly headers: { get(name: string): string | null };
-  private used = false;
-
-  constructor(private readonly res: ResponseSource) {
-    this.status = res.statusCode ?? 0;
-    this.ok = this.status >= 200 && this.status < 300;
-    this.statusText = res.statusMessage ?? '';
-    this.headers = {
-      get: (name: string): string | null => {
-        const v = res.headers[name.toLowerCase()];
-        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : String(v);
-      },
-    };
-  }
-
-  private take(): ResponseSource {
-    if (this.used) throw new TypeError('the response body was already read');
-    this.used = true;
-    return this.res;
-  }
-
-  private stream: ReadableStream<Uint8Array> | null = null;
-
-  /** The same stream however often it is asked for (like fetch's); reading it uses the body up. */
-  get body(): ReadableStream<Uint8Array> | null {
-    this.stream ??= Readable.toWeb(this.take()) as unknown as ReadableStream<Uint8Array>;
-    return this.stream;
-  }
-
-  async arrayBuffer(): Promise<ArrayBuffer> {
-    const chunks: Buffer[] = [];
-    for await (const c of this.take()) chunks.push(c as Buffer);
-    const all = Buffer.concat(chunks);
-    return all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
-  }
-
-  async text(): Promise<string> {
-    return Buffer.from(await this.arrayBuffer()).toString('utf8');
-  }
-
-  async json(): Promise<unknown> {
-    return JSON.parse(await this.text()) as unknown;
-  }
-}
-
-function fetchError(message: string, cause: unknown): TypeError {
-  return Object.assign(new TypeError(message), { cause });
 }
 
 export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
@@ -147,16 +95,9 @@ export function createNodeFetch(options: NodeFetchOptions = {}): NodeFetch {
 
 /**
  * The fetch for a pinned https:// coordinator: each connection is a TLS handshake whose certificate `verifyPeer`
- * accepts before anything is written, then HTTP/1.1 over that socket (./http1.ts; node:http is never loaded).
- * Connections are kept for the next request when `keepAlive` (idle ones do not hold the process open, as with
- * node:http's agent). A GET on a kept connection that the server closed meanwhile (its idle timeout) is sent once more
- * on a new one; other methods are not repeated (the server may have acted on them).
+ * accepts before anything is written, then HTTP/1.1 over that socket (./socket-fetch.ts; node:http is never loaded).
  */
 function createPinnedFetch(verifyPeer: (der: Buffer) => Error | undefined, tls: ConnectionOptions, keepAlive: boolean): NodeFetch {
-  const idle = new Map<string, TLSSocket[]>();
-  /** How an idle socket leaves the pool when the server closes it. */
-  const dropOf = new Map<TLSSocket, () => void>();
-
   const connect = (url: URL): Promise<TLSSocket> => new Promise((resolve, reject) => {
     const host = url.hostname.replace(/^\[|\]$/g, '');
     // `ca: []`: the chain is not what decides here, so do not load Node's ~140 root certificates into the
@@ -175,89 +116,10 @@ function createPinnedFetch(verifyPeer: (der: Buffer) => Error | undefined, tls: 
       resolve(socket);
     });
   });
-
-  const takeIdle = (key: string): TLSSocket | undefined => {
-    const list = idle.get(key);
-    let socket: TLSSocket | undefined;
-    while ((socket = list?.pop()) && socket.destroyed);
-    if (!socket) return undefined;
-    const drop = dropOf.get(socket)!;
-    dropOf.delete(socket);
-    socket.off('close', drop).off('end', drop);
-    socket.ref();
-    return socket;
-  };
-  const keep = (key: string, socket: TLSSocket): void => {
-    const list = idle.get(key) ?? [];
-    idle.set(key, list);
-    list.push(socket);
-    socket.unref();
-    const drop = (): void => {
-      const i = list.indexOf(socket);
-      if (i >= 0) list.splice(i, 1);
-      dropOf.delete(socket);
-      socket.destroy();
-    };
-    dropOf.set(socket, drop);
-    socket.once('close', drop).once('end', drop);
-  };
-
-  const send = async (url: URL, init: RequestInitLike, retried: boolean): Promise<ResponseLike> => {
-    const key = url.host;
-    const reused = takeIdle(key);
-    let socket: TLSSocket;
-    try {
-      socket = reused ?? (await connect(url));
-    } catch (e) {
-      throw fetchError(`fetch failed: ${(e as Error).message}`, e);
-    }
-    const signal = init.signal;
-    if (signal?.aborted) {
-      socket.destroy();
-      throw signal.reason ?? new DOMException('aborted', 'AbortError');
-    }
-    const method = (init.method ?? 'GET').toUpperCase();
-    const body = init.body ?? null;
-    let x: ReturnType<typeof exchange>;
-    try {
-      x = exchange(socket, {
-        method,
-        url,
-        headers: init.headers ?? {},
-        body: body === null || typeof body === 'string' || body instanceof Uint8Array ? body : (body as unknown as AsyncIterable<Uint8Array>),
-        keepAlive,
-      });
-    } catch (e) {
-      socket.destroy(); // a bad method or header (thrown as node:http throws it), before anything was written
-      throw e;
-    }
-    const onAbort = (): void => x.abort(signal?.reason instanceof Error ? signal.reason : new DOMException('aborted', 'AbortError'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    void x.done.then((reusable) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (reusable && keepAlive) keep(key, socket);
-      else socket.destroy();
-    });
-    try {
-      return new NodeResponse(await x.response);
-    } catch (e) {
-      if (signal?.aborted) throw signal.reason ?? e;
-      // A kept connection the server had closed: nothing of the answer arrived. A GET is safe to send again.
-      const code = (e as { code?: string }).code;
-      if (reused && !retried && (method === 'GET' || method === 'HEAD') && (code === 'ECONNRESET' || code === 'EPIPE')) return send(url, init, true);
-      throw fetchError(`fetch failed: ${(e as Error).message}`, e);
-    }
-  };
-
-  const fetchImpl = (input: string, init: RequestInitLike = {}): Promise<ResponseLike> => {
-    const url = new URL(input);
-    if (url.protocol !== 'https:') return Promise.reject(fetchError(`a pinned connection is https:// only, not ${url.protocol}`, null));
-    return send(url, init, false);
-  };
-  return Object.assign(fetchImpl, {
-    close: (): void => {
-      for (const list of idle.values()) for (const s of list.splice(0)) s.destroy();
-    },
+  return createSocketFetch({
+    connect,
+    keepAlive,
+    refuse: (url) => (url.protocol === 'https:' ? null : `a pinned connection is https:// only, not ${url.protocol}`),
   });
 }
 

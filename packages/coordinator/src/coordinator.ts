@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, ValidationError, type TokenId } from '@dsg/core';
+import { DEFAULT_MAX_SYSTEM_RETRIES, DsgError, LOCAL_API_SOCKET, ValidationError, type TokenId } from '@dsg/core';
 import { DEFAULT_RESERVE_AFTER_MS, DEFAULT_SCHEDULER_CONFIG } from '@dsg/scheduler';
 import { openSqliteStore, resolveSqliteDriver, type QuarantinePolicy, type Store } from '@dsg/store';
 import { AgentHub } from './agents/agent-hub.js';
@@ -27,6 +27,7 @@ import { CoordinatorMetrics, type EngineMetrics } from './metrics.js';
 import { ChangeFeed } from './events/change-feed.js';
 import { ThroughputMeter } from './events/throughput-meter.js';
 import { FileLogStore } from './files/log-store.js';
+import { serveLocalSocket } from './http/local-socket.js';
 import { buildApi } from './http/server.js';
 import { refusePlainHttp, tlsMaterial, wantsTls } from './tls.js';
 import { advertise, advertisableHost, type Advertisement } from './discovery/advertise.js';
@@ -43,6 +44,8 @@ interface Credentials {
   tlsFingerprint?: string;
   /** This grid's id, advertised on the LAN so agents and `dsg discover` tell grids apart; kept across restarts. */
   gridId?: string;
+  /** The API's local Unix socket, when served (http/local-socket.ts): `dsg` on this machine talks to it. */
+  socket?: string;
 }
 
 /** Names of the tokens the coordinator mints for credentials.json (revoked when it mints new ones). */
@@ -176,9 +179,12 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
   const actualPort = typeof addr === 'object' && addr ? addr.port : port;
   const reachableHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const url = `${tls ? 'https' : 'http'}://${reachableHost}:${actualPort}`;
+  // The same API on a Unix socket in the data dir, for `dsg` commands on this machine (no TCP, no TLS).
+  const localSocket = options.localSocket === false ? null
+    : await serveLocalSocket({ path: join(dataDir, LOCAL_API_SOCKET), handler: app.routing, like: app.server, log });
   const gridId = await readGridId(credentialsFile);
-  await writeCredentials(credentialsFile, { ...creds, url, gridId, ...(tls?.selfSigned ? { tlsFingerprint: tls.fingerprint } : {}) });
-  log.info({ url, dataDir, sqliteDriver: driver, ...(tls ? { tlsFingerprint: tls.fingerprint, certificate: tls.selfSigned ? 'self-signed' : tls.certFile } : {}) }, 'coordinator listening');
+  await writeCredentials(credentialsFile, { ...creds, url, gridId, ...(tls?.selfSigned ? { tlsFingerprint: tls.fingerprint } : {}), ...(localSocket ? { socket: localSocket.path } : {}) });
+  log.info({ url, dataDir, ...(localSocket ? { localSocket: localSocket.path } : {}), sqliteDriver: driver, ...(tls ? { tlsFingerprint: tls.fingerprint, certificate: tls.selfSigned ? 'self-signed' : tls.certFile } : {}) }, 'coordinator listening');
 
   // LAN advertisement (mDNS/DNS-SD), best-effort: a network without multicast still works with --coordinator URL.
   const gridName = options.gridName ?? hostname();
@@ -222,6 +228,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
     gridId,
     gridName,
     advertised: advertisement !== null,
+    localSocket: localSocket?.path ?? null,
     close: () =>
       (closing ??= (async () => {
         await advertisement?.stop();
@@ -232,6 +239,7 @@ export async function startCoordinator(options: CoordinatorOptions, clock: Clock
         await engine.stop();
         await hub.close();
         await app.close();
+        await localSocket?.close();
         await auditLog.flush();
         await store.close();
         lock.release();

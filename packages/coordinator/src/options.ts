@@ -36,6 +36,11 @@ export interface CoordinatorOptions {
   /** Port. Default 7070; 0 picks a free port. */
   readonly port?: number;
   /**
+   * Also serve the API on `<dataDir>/api.sock` (mode 0600), for `dsg` commands on this machine run by this user
+   * (http/local-socket.ts). Default true; false: only the port.
+   */
+  readonly localSocket?: boolean;
+  /**
    * TLS (HTTPS + WSS on the same port): `auto` (default) serves it when `host` is beyond loopback, `on` always,
    * `off` never. See tls.ts.
    */
@@ -143,5 +148,7 @@ export interface RunningCoordinator {
   readonly gridName: string;
   /** Whether the coordinator advertises itself with mDNS (off with `advertise: false` or on loopback-only binds). */
   readonly advertised: boolean;
+  /** The API's local Unix socket (`<dataDir>/api.sock`), or null when it is not served (see `localSocket`). */
+  readonly localSocket: string | null;
   close(): Promise<void>;
 }

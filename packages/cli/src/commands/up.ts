@@ -67,13 +67,13 @@ export function registerUp(program: Command): void {
         throw new ValidationError([{ path: '--isolation', message: `expected none, cgroups or sandbox, got "${flags.isolation}"` }]);
       const { startCoordinator } = await import('@dsg/coordinator');
       const coord = await startCoordinator(opts);
-      const configPath = writeClientConfig({ coordinator: coord.url, token: coord.adminToken, ...(coord.tlsFingerprint && coord.tlsSelfSigned ? { tlsFingerprint: coord.tlsFingerprint } : {}) });
+      const configPath = writeClientConfig({ coordinator: coord.url, token: coord.adminToken, ...(coord.tlsFingerprint && coord.tlsSelfSigned ? { tlsFingerprint: coord.tlsFingerprint } : {}), ...(coord.localSocket ? { socket: coord.localSocket } : {}) });
       const lan = opts.host === '0.0.0.0' ? lanAddress() : null;
       info(`${green('DSG grid is up')} ${dim(`(data in ${opts.dataDir})`)}`);
       info(`  API        ${bold(coord.url)}/api/v1`);
       info(`  dashboard  ${bold(`${coord.url}/#token=${coord.adminToken}`)}`);
       info(`  credentials ${coord.credentialsFile} ${dim('(admin token, node join token)')}`);
-      info(`  CLI config ${configPath} ${dim('(dsg commands find this grid without flags)')}`);
+      info(`  CLI config ${configPath} ${dim(`(dsg commands find this grid without flags${coord.localSocket ? `; on this machine through ${coord.localSocket}` : ''})`)}`);
       for (const line of tlsLines(coord)) info(line);
       info(coord.advertised
         ? `  on the LAN advertised as "${coord.gridName}" ${dim('(mDNS: `dsg discover` lists it; `dsg agent` with a join token finds it without --coordinator)')}`
