@@ -14,18 +14,8 @@
 import { lstatSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { dirname, isAbsolute } from 'node:path';
-import { LOCAL_API_SOCKET } from '@dsg/core/base';
 import type { FetchLike, RequestInitLike, ResponseLike } from './fetch-like.js';
 import { createSocketFetch, type SocketFetch } from './socket-fetch.js';
-
-/** The socket's file name in the coordinator's data dir. */
-export const LOCAL_SOCKET_NAME = LOCAL_API_SOCKET;
-
-/**
- * The longest socket path the platform takes (`sun_path`, less its terminating NUL): 107 bytes on Linux, 103 on
- * macOS and the BSDs.
- */
-export const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 
 /** Why the socket at `path` is not one to send a token to, or null when it is. */
 export function localSocketRefusal(path: string): string | null {

@@ -8,13 +8,12 @@
  * on a new one; other methods are not repeated (the server may have acted on them).
  */
 import type { Socket } from 'node:net';
-import type { RequestInitLike, ResponseLike } from './fetch-like.js';
+import type { FetchLike, RequestInitLike, ResponseLike } from './fetch-like.js';
 import { exchange } from './http1.js';
 import { fetchError, NodeResponse } from './node-response.js';
 
 /** A fetch with its own connection pool; `close()` ends its idle connections. */
-export interface SocketFetch {
-  (input: string, init?: RequestInitLike): Promise<ResponseLike>;
+export interface SocketFetch extends FetchLike {
   close(): void;
 }
 
