@@ -3,7 +3,7 @@
 // /proc/<pid>/stat) that each grid process — coordinator, agent, launcher, native starter — spent during the run, divided by N.
 // CPU per task is far less sensitive to a busy machine than tasks/s, and it is what W2 (CPU-bound tasks) pays.
 // Linux only. Not a test: asserts nothing.
-//   Options: --tasks N (default 2000)  --isolation none|cgroups|sandbox  --cpu-prof DIR (V8 profiles of all three)
+//   Options: --tasks N (default 2000)  --isolation none|cgroups|sandbox  --cpu-prof DIR (V8 profiles of all three; --cpu-prof-interval µs, default 1000)
 //            --fsyncs (count the coordinator's fsync/fdatasync calls during the run with strace: commits per task;
 //            with DSG_STRACE_ALL=1 every system call of the coordinator is counted and printed, =agent the agent's)
 //            --cpu-task MS (each task an awk loop of ~MS ms of CPU instead of `true`, as W2; prints makespan vs ideal)
@@ -93,7 +93,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'dsg-bench-ovh-'));
 const home = join(dataDir, 'home');
 let grid;
 const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), DSG_LOG_LEVEL: 'warn' };
-if (profDir) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profDir}`.trim();
+if (profDir) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profDir} --cpu-prof-interval=${argOf('--cpu-prof-interval') ?? 1000}`.trim();
 const { api, waitJob } = benchApi(root);
 async function startGrid() {
   grid = spawn(process.execPath, [join(root, 'packages', 'cli', 'bin', 'dsg.js'), 'up', '--data-dir', join(dataDir, 'data'), '--port', '0', ...(isolation ? ['--isolation', isolation] : [])], {

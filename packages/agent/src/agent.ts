@@ -185,7 +185,7 @@ class Agent implements RunningAgent {
     const keep = this.options.keepWorkDirs ?? false;
     const sandboxed = Boolean(this.isolation?.settings.sandbox);
     this.workDirs = new WorkDirs(this.workDir, { keep, reuse: !keep && !this.ports.executor && !sandboxed, removeInBackground: sandboxed });
-    this.workDirs.dropLeftoverSpares();
+    this.workDirs.dropLeftovers();
     // Plain processes need no wrapping at all (`none` as a non-root agent): keep the executor's fastest path.
     const iso = this.isolation;
     const isolation = iso && (iso.level !== 'none' || iso.settings.user) ? { isolation: iso.settings } : {};

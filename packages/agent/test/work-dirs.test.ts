@@ -1,7 +1,7 @@
-// Working dirs (work-dirs.ts): a dir its task left exactly as made is kept as a spare and renamed to the next
-// attempt's name, without a sandbox only; anything else is removed as before. Then through a real agent (a test
-// WebSocket server assigns real tasks): with `--isolation none` the second task gets the first one's dir (same
-// inode, empty), with the sandbox every task gets a fresh one and no spare is kept.
+// Working dirs (work-dirs.ts): without a sandbox, a dir its task left exactly as made is a free slot, the next
+// attempt's dir as it is; anything else is removed. Then through a real agent (a test WebSocket server assigns real
+// tasks): with `--isolation none` the second task gets the first one's slot (same path, same inode, empty), with the
+// sandbox every task gets a fresh dir named after its attempt and nothing is kept.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FakeProbe, startAgent } from '@dsg/agent';
 import { probeIsolation } from '../src/probe/isolation.js';
-import { MAX_SPARE_DIRS, WorkDirs, type WorkDirsOptions } from '../src/work-dirs.js';
+import { MAX_FREE_SLOTS, WorkDirs, type WorkDirsOptions } from '../src/work-dirs.js';
 import { startFakeCoordinator, type FakeCoordinator } from './fake-coordinator.js';
 
 const waitUntil = async (what: string, fn: () => boolean, ms = 5000): Promise<void> => {
@@ -31,32 +31,36 @@ describe('WorkDirs', () => {
     return { dir, w: new WorkDirs(dir, options) };
   };
 
-  it('hands an empty dir on: kept as a spare, renamed to the next attempt (same inode), none left over', () => {
+  it('hands an empty slot on as it is: the next attempt gets the same dir, nothing renamed or made', () => {
     const { dir, w } = fresh('reuse');
     const a = w.create('att_a');
-    assert.equal(a, join(dir, 'att_a'));
-    const ino = lstatSync(a).ino;
+    assert.equal(a, join(dir, 'slot-0'));
+    const st = lstatSync(a, { bigint: true });
     w.release(a);
-    assert.equal(w.spareCount(), 1);
-    assert.deepEqual(readdirSync(dir).filter((n) => !n.startsWith('.spare-')), [], 'the attempt\'s name is gone');
+    assert.equal(w.freeSlots(), 1);
     const b = w.create('att_b');
-    assert.equal(lstatSync(b).ino, ino, 'the same directory, renamed');
-    assert.deepEqual(readdirSync(b), []);
-    assert.equal(w.spareCount(), 0);
-    assert.deepEqual(readdirSync(dir), ['att_b']);
+    assert.equal(b, a, 'the same slot');
+    const again = lstatSync(b, { bigint: true });
+    assert.equal(again.ino, st.ino, 'the same directory');
+    assert.equal(again.ctimeNs, st.ctimeNs, 'not changed at all (a rename would change its ctime)');
+    assert.equal(w.freeSlots(), 0);
+    const c = w.create('att_c');
+    assert.equal(c, join(dir, 'slot-1'), 'a second slot while the first is held');
+    assert.deepEqual(readdirSync(dir).sort(), ['slot-0', 'slot-1']);
   });
 
-  it('removes what a task changed instead: files left, mode changed, the dir swapped for a symlink', async () => {
+  it('removes what a task changed instead: files left, mode changed, the dir swapped for a symlink; its number is not used again', async () => {
     const { dir, w } = fresh('changed');
     const left = w.create('att_left');
     mkdirSync(join(left, 'sub'));
     writeFileSync(join(left, 'sub', 'f'), 'x');
     w.release(left);
-    assert.equal(w.spareCount(), 0, 'a dir with files left in it is not kept');
+    assert.equal(w.freeSlots(), 0, 'a dir with files left in it is not kept');
     const chmodded = w.create('att_mode');
+    assert.notEqual(chmodded, left, 'a removed slot\'s number is not handed out again');
     chmodSync(chmodded, 0o777);
     w.release(chmodded);
-    assert.equal(w.spareCount(), 0, 'a dir whose mode changed is not kept');
+    assert.equal(w.freeSlots(), 0, 'a dir whose mode changed is not kept');
     // A task that replaced its own dir with a link elsewhere: the link is removed, never what it points at.
     const outside = join(root, 'outside');
     mkdirSync(outside);
@@ -65,19 +69,23 @@ describe('WorkDirs', () => {
     rmdirSync(swapped);
     symlinkSync(outside, swapped);
     w.release(swapped);
-    assert.equal(w.spareCount(), 0, 'a symlink in its place is not kept');
+    assert.equal(w.freeSlots(), 0, 'a symlink in its place is not kept');
     await waitUntil('the changed dirs removed', () => readdirSync(dir).length === 0);
     assert.ok(existsSync(join(outside, 'keep-me')), 'the link\'s target is untouched');
+    w.release('/nonexistent/not-a-slot'); // not ours: nothing kept, nothing thrown
+    assert.equal(w.freeSlots(), 0);
   });
 
-  it('without reuse every dir is removed; with keep every dir stays', () => {
+  it('without reuse every dir is named after its attempt and removed; with keep every dir stays', () => {
     const off = fresh('off', { reuse: false, keep: false });
-    off.w.release(off.w.create('att_x'));
-    assert.equal(off.w.spareCount(), 0);
+    const x = off.w.create('att_x');
+    assert.equal(x, join(off.dir, 'att_x'));
+    off.w.release(x);
+    assert.equal(off.w.freeSlots(), 0);
     assert.deepEqual(readdirSync(off.dir), []);
-    const keep = fresh('keep', { reuse: false, keep: true });
+    const keep = fresh('keep', { reuse: true, keep: true });
     keep.w.release(keep.w.create('att_y'));
-    assert.deepEqual(readdirSync(keep.dir), ['att_y']);
+    assert.deepEqual(readdirSync(keep.dir), ['att_y'], 'kept under the attempt\'s name, even where slots would be used');
   });
 
   it('removed on the thread pool when asked (sandboxed tasks): empty and full dirs alike, nothing kept', async () => {
@@ -88,21 +96,38 @@ describe('WorkDirs', () => {
     writeFileSync(join(full, 'sub', 'f'), 'x');
     bg.w.release(empty);
     bg.w.release(full);
-    assert.equal(bg.w.spareCount(), 0);
+    assert.equal(bg.w.freeSlots(), 0);
     await waitUntil('both dirs removed', () => readdirSync(bg.dir).length === 0);
   });
 
-  it(`keeps at most ${MAX_SPARE_DIRS} spares; leftovers of an earlier run are dropped at start, nothing else`, () => {
+  it(`keeps at most ${MAX_FREE_SLOTS} free slots`, () => {
     const { dir, w } = fresh('cap');
-    const made = Array.from({ length: MAX_SPARE_DIRS + 5 }, (_, i) => w.create(`att_${i}`));
+    const made = Array.from({ length: MAX_FREE_SLOTS + 5 }, (_, i) => w.create(`att_${i}`));
+    assert.equal(new Set(made).size, made.length, 'a slot each');
     for (const d of made) w.release(d);
-    assert.equal(w.spareCount(), MAX_SPARE_DIRS);
-    assert.equal(readdirSync(dir).length, MAX_SPARE_DIRS, 'the rest were removed');
+    assert.equal(w.freeSlots(), MAX_FREE_SLOTS);
+    assert.equal(readdirSync(dir).length, MAX_FREE_SLOTS, 'the rest were removed');
+  });
+
+  it('leftovers of an earlier run are dropped at start, full ones too, and new slots are numbered above them; nothing else is touched', async () => {
+    const { dir, w } = fresh('leftovers');
+    mkdirSync(join(dir, 'slot-3'));
+    mkdirSync(join(dir, 'slot-7'));
+    writeFileSync(join(dir, 'slot-7', 'partial-output'), 'x'); // its task was running when the agent stopped
+    mkdirSync(join(dir, '.spare-2')); // an agent from before slots
     mkdirSync(join(dir, 'att_stale'));
-    const again = new WorkDirs(dir, { reuse: true, keep: false });
-    again.dropLeftoverSpares();
-    assert.deepEqual(readdirSync(dir), ['att_stale']);
-    assert.equal(again.spareCount(), 0);
+    writeFileSync(join(dir, 'notes.txt'), 'mine');
+    w.dropLeftovers();
+    assert.ok(!existsSync(join(dir, 'slot-7')), 'the full slot\'s name is free at once');
+    await waitUntil('the leftovers removed', () => readdirSync(dir).sort().join() === 'att_stale,notes.txt');
+    assert.equal(w.create('att_new'), join(dir, 'slot-8'));
+    assert.equal(w.freeSlots(), 0);
+  });
+
+  it('a name taken under it is skipped', () => {
+    const { dir, w } = fresh('taken');
+    mkdirSync(join(dir, 'slot-0'));
+    assert.equal(w.create('att_a'), join(dir, 'slot-1'));
   });
 });
 
@@ -143,20 +168,20 @@ describe('WorkDirs through a real agent', () => {
   const facts = { hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'c', cores: 2, memoryBytes: 4 * 1024 ** 3, diskBytes: 1e9, gpus: [] };
   const probe = 'echo "ino=$(stat -c %i .) pwd=$(pwd) entries=$(ls -A | wc -l)"';
 
-  it('--isolation none: the next task gets the last one\'s empty dir under its own name; a dir left full is not handed on', async () => {
+  it('--isolation none: the next task gets the last one\'s empty slot as it is; a dir left full is not handed on', async () => {
     const state = join(dir, 'none');
     const agent = await startAgent({ coordinatorUrl: url, token: 't', stateDir: state, name: 'none', isolation: 'none' }, { probe: new FakeProbe(facts) });
     try {
       await agent.connected;
       const work = join(state, 'work');
       const first = await runTask(probe);
-      await waitUntil('a spare kept', () => readdirSync(work).some((n) => n.startsWith('.spare-')));
+      assert.match(first, new RegExp(`pwd=${join(work, 'slot-0')} entries=0`));
       const second = await runTask(probe);
       const ino = (s: string): string => /ino=(\d+)/.exec(s)![1]!;
       assert.equal(ino(second), ino(first), `the same dir, handed on (${first.trim()} / ${second.trim()})`);
-      assert.match(second, new RegExp(`pwd=${join(work, `att_${String(seq).padStart(26, '0')}`)} entries=0`), 'under the attempt\'s own name, empty');
+      assert.match(second, new RegExp(`pwd=${join(work, 'slot-0')} entries=0`), 'the same slot, empty');
       await runTask('echo data > left-behind');
-      await waitUntil('the full dir removed', () => readdirSync(work).every((n) => n.startsWith('.spare-')));
+      await waitUntil('the full dir removed', () => !existsSync(join(work, 'slot-0')));
       const after = await runTask(probe);
       assert.match(after, /entries=0/, 'what a task left never reaches the next one');
     } finally {
@@ -164,7 +189,7 @@ describe('WorkDirs through a real agent', () => {
     }
   });
 
-  it('with the sandbox every task gets a fresh dir and no spare is kept', async (t) => {
+  it('with the sandbox every task gets a fresh dir named after its attempt and nothing is kept', async (t) => {
     const level = probeIsolation({ hide: [] }).level;
     if (!level.startsWith('sandbox')) {
       if (process.env['CI'] === 'true') assert.fail(`no sandbox on this machine (${level}): CI must have bubblewrap and root`);
@@ -176,7 +201,7 @@ describe('WorkDirs through a real agent', () => {
     try {
       await agent.connected;
       const work = join(state, 'work');
-      for (let i = 0; i < 2; i++) assert.match(await runTask(probe), /entries=0/);
+      for (let i = 0; i < 2; i++) assert.match(await runTask(probe), new RegExp(`pwd=${join(work, `att_${String(seq).padStart(26, '0')}`)} entries=0`));
       await waitUntil('the dirs removed', () => readdirSync(work).length === 0);
     } finally {
       await agent.stop();
