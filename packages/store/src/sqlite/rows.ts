@@ -66,6 +66,10 @@ const failureOf = (json: string | null): Failure | null => (json ? (JSON.parse(j
 
 /** Parsed compiled specs by job id: jobs are immutable, so parse each once. */
 const compiledCache = new Map<string, CompiledJobSpec>();
+/** A job's compiled spec if it is parsed already (then its `compiled_json` need not be read at all). */
+export function cachedCompiled(jobId: string): CompiledJobSpec | undefined {
+  return compiledCache.get(jobId);
+}
 export function compiledOf(row: Pick<JobRow, 'id' | 'compiled_json'>): CompiledJobSpec {
   let c = compiledCache.get(row.id);
   if (!c) {

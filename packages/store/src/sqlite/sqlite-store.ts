@@ -111,6 +111,7 @@ import { JobRowChanges, type CounterColumn } from './job-row-changes.js';
 import { MIGRATIONS } from './migrations.js';
 import { packQueueHead, QUEUE_HEAD_OF_JOB_SQL, QUEUED_JOBS_SQL, QUEUED_TASKS_OF_JOB_SQL, type QueuedJobRow, type QueuedTaskRow } from './queue-queries.js';
 import {
+  cachedCompiled,
   compiledOf,
   countsOf,
   gateOf,
@@ -873,7 +874,9 @@ export class SqliteStore implements Store {
     if (!att || !isActiveAttempt(att.state as AttemptState)) return fenced;
     const task = this.taskAt(att.job_id, att.task_index)!;
     if (task.current_attempt_id !== att.id) return fenced;
-    const job = this.q('SELECT id, compiled_json, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'compiled_json' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
+    // The compiled spec is read (and parsed) once per job, not once per finish: it is the row's largest column.
+    const job = this.q('SELECT id, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
+    const compiled = cachedCompiled(job.id) ?? compiledOf(this.q('SELECT id, compiled_json FROM jobs WHERE id = ?').get(job.id) as Pick<JobRow, 'id' | 'compiled_json'>);
 
     // A kill that no standing cancel explains: its agent was shutting down (Ctrl-C on `dsg agent`), or a retry lifted
     // the cancel before the kill landed. Neither is the task's doing, so it is requeued like a lost attempt.
@@ -881,7 +884,7 @@ export class SqliteStore implements Store {
       ? { kind: 'lost', message: 'stopped on its node although no cancel stands (its agent was shutting down, or a retry lifted the cancel); run again' }
       : end;
     const decision = decideAfterAttempt(ended, { userFailures: task.user_failures, systemFailures: task.system_failures }, {
-      retries: compiledOf(job).retries,
+      retries: compiled.retries,
       maxSystemRetries: policy.maxSystemRetries,
     });
     let attemptState = decision.attemptState;
@@ -937,10 +940,18 @@ export class SqliteStore implements Store {
     att: AttemptRow, job: { id: string; project: string; owner_name: string | null }, attemptState: AttemptState,
     startedAt: number | null, finishedAt: number, usage: AttemptUsage | undefined,
   ): void {
-    const node = this.q('SELECT name, facts_json FROM nodes WHERE id = ?').get(att.node_id) as { name: string; facts_json: string } | undefined;
-    // GPU-seconds count devices: 1 per device held whole, the declared share of its memory per shared device.
+    const node = this.q('SELECT name FROM nodes WHERE id = ?').get(att.node_id) as { name: string } | undefined;
+    // GPU-seconds count devices: 1 per device held whole, the declared share of its memory per shared device. The
+    // node's facts (a few KiB of JSON) are read only for an attempt that held devices.
     const grants = att.gpu_devices ? parseGpuGrants(att.gpu_devices) : null;
-    const deviceMemory = (i: number): number | undefined => (node ? (JSON.parse(node.facts_json) as NodeFacts).gpus?.find((g) => g.index === i)?.memoryBytes : undefined);
+    let gpuFacts: NodeFacts['gpus'] | null = null;
+    const deviceMemory = (i: number): number | undefined => {
+      if (gpuFacts === null) {
+        const f = this.q('SELECT facts_json FROM nodes WHERE id = ?').get(att.node_id) as { facts_json: string } | undefined;
+        gpuFacts = f ? ((JSON.parse(f.facts_json) as NodeFacts).gpus ?? []) : [];
+      }
+      return gpuFacts?.find((g) => g.index === i)?.memoryBytes;
+    };
     const gpus = gpuUnits(grants, att.gpus, deviceMemory);
     const c = chargeAttempt({ startedAt, finishedAt, attemptState, cpuMillis: att.cpu_millis, memoryBytes: att.memory_bytes, gpus, usage });
     this.q(
