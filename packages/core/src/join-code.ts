@@ -22,8 +22,12 @@ export function joinCodeFromIndexes(indexes: readonly number[]): string {
   return indexes.map((i) => JOIN_CODE_WORDS[i]!).join('-');
 }
 
-/** Does this text look like a join code rather than a token (`dsg_…`)? Four words separated by -, space, . or _. */
-export const looksLikeJoinCode = (text: string): boolean => /^\s*[a-z]+([\s._-]+[a-z]+){3}\s*$/i.test(text);
+/**
+ * Does this text look like a join code rather than a token? Four words separated by -, space, . or _ — and not a
+ * token: `dsg_<role>_<random>`, whose base64url part can be all letters with one `_` in it (`dsg_node_VGLjQ…Sa_ALuq…`
+ * is four "words"; about one token in 1,300), which must never be read as a code.
+ */
+export const looksLikeJoinCode = (text: string): boolean => !/^\s*dsg_/.test(text) && /^\s*[a-z]+([\s._-]+[a-z]+){3}\s*$/i.test(text);
 
 /**
  * A join code as typed (any case; words separated by hyphens, spaces, dots or underscores) → its one spelling

@@ -31,6 +31,10 @@ describe('join codes', () => {
     assert.equal(looksLikeJoinCode('apple-river-cannon-ozone'), true);
     assert.equal(looksLikeJoinCode('apple river cannon ozone'), true);
     assert.equal(looksLikeJoinCode('dsg_node_AbC-12_xyz'), false);
+    // A token whose random part is all letters around one underscore (CI drew one: its agent read it as a code).
+    assert.equal(looksLikeJoinCode('dsg_node_VGLjQPJVfJqUBlaSa_ALuqFhBkUTbIIU'), false);
+    assert.equal(looksLikeJoinCode('dsg_cred_abcdefghijklmnopqrstu_vwxyzABCDEFGHIJKLMNOPQRSTU'), false);
+    assert.equal(looksLikeJoinCode('  dsg_admin_Abc_Def  '), false);
     assert.equal(looksLikeJoinCode('one-two-three'), false);
   });
 });
