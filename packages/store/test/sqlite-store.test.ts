@@ -365,6 +365,100 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
     }
   });
 
+  it('a node\'s facts and labels are parsed once, read-only, and new after the agent says hello again; a removed node is gone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-store-'));
+    try {
+      const s = openSqliteStore({ file: join(dir, 'nodes.sqlite'), driver });
+      await s.init();
+      const id = 'node_0000000000000000000000000f' as NodeId;
+      const facts = (model: string) => ({ hostname: 'h', os: 'linux', arch: 'x64', cpuModel: model, cores: 2, memoryBytes: 1024 ** 3, diskBytes: 0, gpus: [] });
+      const hello = (model: string, labels: Record<string, string>) => s.upsertNode({ id, name: 'n', capacity: { cpuMillis: 2000, memoryBytes: 1024 ** 3, gpus: 0, diskBytes: 0 }, facts: facts(model), labels, agentVersion: 't', address: null, now: Date.now() });
+      await hello('old', { room: 'a' });
+      const [first] = await s.listNodeUsage();
+      const [again] = await s.listNodeUsage();
+      assert.equal(first!.node.facts.cpuModel, 'old');
+      assert.equal(again!.node.facts, first!.node.facts, 'parsed once, the same object handed out');
+      assert.throws(() => { (first!.node.labels as Record<string, string>)['room'] = 'b'; }, TypeError, 'read-only');
+      assert.throws(() => { (first!.node.facts.gpus as unknown[]).push({}); }, TypeError, 'read-only all the way down');
+      await hello('new', { room: 'b' });
+      const [after] = await s.listNodeUsage();
+      assert.deepEqual([after!.node.facts.cpuModel, after!.node.labels], ['new', { room: 'b' }]);
+      assert.deepEqual((await s.getNode(id))!.labels, { room: 'b' });
+      await s.removeNode(id, { force: true, reason: 'test' }, Date.now(), { maxSystemRetries: 1 });
+      assert.deepEqual(await s.listNodeUsage(), []);
+      await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('each node\'s allocation stays exact between reads: places, starts, ends, losses, rejected plans and deleted work', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-store-'));
+    try {
+      const file = join(dir, 'alloc.sqlite');
+      const { compileJobSpec, newJobId, newAttemptId } = await import('@dsg/core');
+      const s = openSqliteStore({ file, driver });
+      await s.init();
+      const db = Database(file, { readonly: true });
+      const policy = { maxSystemRetries: 1 };
+      const nodes = ['node_0000000000000000000000000c', 'node_0000000000000000000000000d', 'node_0000000000000000000000000e'] as NodeId[];
+      for (const [i, id] of nodes.entries()) {
+        await s.upsertNode({ id, name: `n${i}`, capacity: { cpuMillis: (i + 2) * 1000, memoryBytes: 1024 ** 3, gpus: 0, diskBytes: 0 }, facts: { hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'x', cores: i + 2, memoryBytes: 1024 ** 3, diskBytes: 0, gpus: [] }, labels: {}, agentVersion: 't', address: null, now: Date.now() });
+      }
+      // What listNodeUsage says (kept between reads) against the attempts themselves.
+      const check = async (step: string): Promise<void> => {
+        const truth = new Map((db.prepare(`SELECT node_id, COUNT(*) AS n, SUM(cpu_millis) AS cpu, SUM(memory_bytes) AS mem, SUM(state = 'running') AS rn,
+            SUM(CASE WHEN state = 'running' THEN cpu_millis ELSE 0 END) AS rcpu FROM attempts WHERE state IN ('assigned', 'running') GROUP BY node_id`).all() as Array<{ node_id: string; n: number; cpu: number; mem: number; rn: number; rcpu: number }>).map((r) => [r.node_id, r]));
+        for (const u of await s.listNodeUsage()) {
+          const t = truth.get(u.node.id);
+          assert.deepEqual(
+            [u.activeAttempts, u.allocated.cpuMillis, u.allocated.memoryBytes, u.runningAttempts, u.running.cpuMillis],
+            [t?.n ?? 0, t?.cpu ?? 0, t?.mem ?? 0, t?.rn ?? 0, t?.rcpu ?? 0],
+            `node ${u.node.name} after ${step}`,
+          );
+        }
+      };
+      const jobs: JobId[] = [];
+      for (const [i, n] of [30, 20, 12].entries()) {
+        const spec = { name: `a${i}`, command: ['true'], array: n, retries: 1, resources: { cpu: 1, memory: `${i + 1}Mi` } };
+        jobs.push((await s.createJob({ id: newJobId(), name: spec.name, spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] })).id);
+      }
+      await check('creating');
+      let seed = 11;
+      const rand = (n: number): number => ((seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0) >>> 16) % n;
+      let assigned: string[] = [];
+      let running: string[] = [];
+      let rejected = 0;
+      for (let round = 0; round < 300; round++) {
+        // Plans that ask more of a node than it has (a few are rejected for capacity), starts and ends in one commit.
+        const queued = await s.listQueued(10);
+        const plan = queued.map((q) => ({ attemptId: newAttemptId(Date.now()), taskId: q.taskId, nodeId: nodes[rand(3)]!, prefetch: rand(3) === 0 }));
+        const t = 1_000 + round * 10;
+        const finishes = running.filter(() => rand(3) > 0).map((attemptId) => ({ attemptId: attemptId as never, end: { kind: 'exited' as const, exitCode: rand(4) === 0 ? 1 : 0, signal: null }, startedAt: t - 10, finishedAt: t + 1, outputs: [] }));
+        const ended = new Set(finishes.map((f) => f.attemptId as string));
+        const starts = assigned.filter(() => rand(4) > 0).map((attemptId) => ({ attemptId: attemptId as never, at: t }));
+        const started = new Set(starts.map((x) => x.attemptId as string));
+        const { placed } = round % 2 === 0
+          ? await s.recordReportsAndPlace(starts, finishes, Date.now(), policy, { attempts: plan, overcommit: 2 })
+          : { placed: await (async () => { await s.recordReports(starts, finishes, Date.now(), policy); await check(`reports of round ${round}`); return s.applyPlan(plan, Date.now(), { overcommit: 2 }); })() };
+        rejected += placed.rejected.length;
+        running = [...running.filter((id) => !ended.has(id)), ...assigned.filter((id) => started.has(id))];
+        assigned = [...assigned.filter((id) => !started.has(id)), ...placed.created.map((c) => c.id)];
+        if (round % 7 === 3 && running.length > 0) await s.loseAttempts(running.splice(0, 2) as never[], 'lost', Date.now(), policy);
+        await check(`round ${round}`);
+        if (assigned.length === 0 && running.length === 0 && (await s.listQueued(1)).length === 0) break;
+      }
+      assert.ok(rejected > 0, 'some plans were more than a node had');
+      const deleted = await s.deleteFinishedWork(jobs.map((id) => ({ kind: 'job' as const, id })));
+      assert.ok(deleted.length > 0);
+      await check('deleting finished work');
+      db.close();
+      await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a big job is accepted in chunks without holding the event loop, and a crash midway leaves nothing behind', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dsg-bigjob-'));
     const file = join(dir, 'x.sqlite');

@@ -159,13 +159,19 @@ export const toAttempt = (r: AttemptRow): AttemptRecord => ({
 /** A `gpu_devices` column (written only by applyPlan, from checked grants). */
 export const parseGpuGrants = (json: string): GpuGrant[] => JSON.parse(json) as GpuGrant[];
 
-export const toNode = (r: NodeRow): NodeRecord => ({
+export const toNode = (r: NodeRow): NodeRecord => nodeOf(r, JSON.parse(r.facts_json) as NodeRecord['facts'], JSON.parse(r.labels_json) as Record<string, string>);
+
+/** A node's row without its JSON columns, with them parsed already (SqliteStore keeps them parsed per node). */
+export type NodeScalarRow = Omit<NodeRow, 'facts_json' | 'labels_json'>;
+export const NODE_SCALAR_COLUMNS = 'id, name, state, cpu_millis, memory_bytes, gpus, disk_bytes, agent_version, address, joined_at, last_seen_at, cordoned, draining, quarantined_until, quarantine_reason';
+
+export const nodeOf = (r: NodeScalarRow, facts: NodeRecord['facts'], labels: Readonly<Record<string, string>>): NodeRecord => ({
   id: r.id as NodeId,
   name: r.name,
   state: r.state as NodeState,
   capacity: { cpuMillis: r.cpu_millis, memoryBytes: r.memory_bytes, gpus: r.gpus, diskBytes: r.disk_bytes },
-  facts: JSON.parse(r.facts_json) as NodeRecord['facts'],
-  labels: JSON.parse(r.labels_json) as Record<string, string>,
+  facts,
+  labels,
   agentVersion: r.agent_version,
   address: r.address,
   joinedAt: r.joined_at,
