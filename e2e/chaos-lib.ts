@@ -189,14 +189,14 @@ async function driver(a: DriverArgs): Promise<FaultResult[]> {
           sh('ip', ['netns', 'exec', a.sw, 'nft', 'add chain bridge chaos cut { type filter hook forward priority 0; policy accept; }']);
           sh('ip', ['netns', 'exec', a.sw, 'nft', 'add', 'rule', 'bridge', 'chaos', 'cut', 'iifname', `p${vi}`, 'drop']);
           sh('ip', ['netns', 'exec', a.sw, 'nft', 'add', 'rule', 'bridge', 'chaos', 'cut', 'oifname', `p${vi}`, 'drop']);
-        } else for (const pid of spawnSync('ip', ['netns', 'pids', a.hosts[vi - 1]!], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGSTOP');
+        } else signalHost(a.hosts[vi - 1]!, 'SIGSTOP');
         const until = tf + a.faultSeconds * 1000;
         while (Date.now() < until) {
           if (requeueSeconds === null && (await heldByVictim().catch(() => false))) requeueSeconds = (Date.now() - tf) / 1000;
           await sleep(200);
         }
         if (fault === 'agent-cut') sh('ip', ['netns', 'exec', a.sw, 'nft', 'delete', 'table', 'bridge', 'chaos']);
-        else for (const pid of spawnSync('ip', ['netns', 'pids', a.hosts[vi - 1]!], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGCONT');
+        else signalHost(a.hosts[vi - 1]!, 'SIGCONT');
         say(`${fault}: healed after ${a.faultSeconds} s`);
         break;
       }
@@ -261,4 +261,18 @@ if (process.argv[2] === '--driver') {
       process.exit(1);
     },
   );
+}
+
+/**
+ * Every process of a host (network namespace) gets `sig`. A process listed that has exited since (a task ending
+ * between `ip netns pids` and the kill) is skipped: ESRCH is not a failure of the fault.
+ */
+function signalHost(host: string, sig: NodeJS.Signals): void {
+  for (const pid of spawnSync('ip', ['netns', 'pids', host], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), sig);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
+  }
 }
