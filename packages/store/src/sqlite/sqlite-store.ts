@@ -703,9 +703,10 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Each node's facts and labels, parsed once and kept until upsertNode (their only writer) changes them. The
-   * dispatcher lists every online node on every pass: with 1,000 agents, reading and parsing a few KiB of facts per
-   * node per pass was a tenth of the coordinator's busy time. Deeply frozen: every listing hands out the same objects.
+   * Each node's facts and labels, parsed once and kept until upsertNode (their only writer) changes them; placement
+   * and the ledger read a node's GPU devices here too. The dispatcher lists every online node on every pass: with
+   * 1,000 agents, reading and parsing a few KiB of facts per node per pass was a tenth of the coordinator's busy
+   * time. Deeply frozen: every listing hands out the same objects.
    */
   private readonly nodeJson = new Map<string, { readonly facts: NodeFacts; readonly labels: Readonly<Record<string, string>> }>();
 
@@ -798,7 +799,7 @@ export class SqliteStore implements Store {
       let grants: readonly GpuGrant[] | null = null;
       if (gpuReq !== null || (a.gpus !== undefined && a.gpus.length > 0)) {
         let devices = devicesOf.get(a.nodeId);
-        if (!devices) devicesOf.set(a.nodeId, (devices = gpuDeviceUse((JSON.parse(node.facts_json) as NodeFacts).gpus ?? [], this.gpuHeld(a.nodeId).get(a.nodeId) ?? [])));
+        if (!devices) devicesOf.set(a.nodeId, (devices = gpuDeviceUse(this.nodeJsonOf(a.nodeId).facts.gpus ?? [], this.gpuHeld(a.nodeId).get(a.nodeId) ?? [])));
         // A node that reports no devices may still take whole GPUs by count (an older agent); nothing else.
         const countOnly = devices.length === 0 && gpuReq !== null && !gpuReq.shared && a.gpus === undefined;
         if (!countOnly) {
@@ -1021,17 +1022,10 @@ export class SqliteStore implements Store {
     startedAt: number | null, finishedAt: number, usage: AttemptUsage | undefined,
   ): void {
     const node = this.q('SELECT name FROM nodes WHERE id = ?').get(att.node_id) as { name: string } | undefined;
-    // GPU-seconds count devices: 1 per device held whole, the declared share of its memory per shared device. The
-    // node's facts (a few KiB of JSON) are read only for an attempt that held devices.
+    // GPU-seconds count devices: 1 per device held whole, the declared share of its memory per shared device (the
+    // node's facts as nodeJsonOf keeps them parsed, looked at only for an attempt that held devices).
     const grants = att.gpu_devices ? parseGpuGrants(att.gpu_devices) : null;
-    let gpuFacts: NodeFacts['gpus'] | null = null;
-    const deviceMemory = (i: number): number | undefined => {
-      if (gpuFacts === null) {
-        const f = this.q('SELECT facts_json FROM nodes WHERE id = ?').get(att.node_id) as { facts_json: string } | undefined;
-        gpuFacts = f ? ((JSON.parse(f.facts_json) as NodeFacts).gpus ?? []) : [];
-      }
-      return gpuFacts?.find((g) => g.index === i)?.memoryBytes;
-    };
+    const deviceMemory = (i: number): number | undefined => this.nodeJsonOf(att.node_id).facts.gpus?.find((g) => g.index === i)?.memoryBytes;
     const gpus = gpuUnits(grants, att.gpus, deviceMemory);
     const c = chargeAttempt({ startedAt, finishedAt, attemptState, cpuMillis: att.cpu_millis, memoryBytes: att.memory_bytes, gpus, usage });
     this.q(
