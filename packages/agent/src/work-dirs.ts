@@ -12,7 +12,7 @@
  * `bench-overhead --isolation none`, runs alternated): a `mkdir` and an `rmdir` per task cost the agent ~390 µs of
  * blocked event loop (the `rmdir` frees a block and waits on the journal); renaming a spare dir to the attempt's
  * name and back (what this did until 2026-12) ~100 µs of CPU per task, about a fifth of all the agent spends on a
- * task; slots, none of that (the agent's CPU per task 534 → 440 µs on average over three pairs of runs).
+ * task; slots, none of that (the agent's CPU per task 445 → 394 µs on average, eight pairs of runs alternated).
  *
  * Only where tasks share everything already: without a sandbox every task runs as the same user and can reach every
  * other working dir, so an empty dir handed on tells the next task nothing it could not read anyway. With a
