@@ -459,6 +459,41 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
     }
   });
 
+  it('what a finish reads of its job and node once per transaction is read afresh in the next: a rename, a cancel', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dsg-store-'));
+    try {
+      const file = join(dir, 'batch.sqlite');
+      const { compileJobSpec, newJobId, newAttemptId } = await import('@dsg/core');
+      const s = openSqliteStore({ file, driver });
+      await s.init();
+      const policy = { maxSystemRetries: 1 };
+      const node = 'node_00000000000000000000000010' as NodeId;
+      const hello = (name: string) => s.upsertNode({ id: node, name, capacity: { cpuMillis: 8000, memoryBytes: 1024 ** 3, gpus: 0, diskBytes: 0 }, facts: { hostname: 'h', os: 'linux', arch: 'x64', cpuModel: 'x', cores: 8, memoryBytes: 1024 ** 3, diskBytes: 0, gpus: [] }, labels: {}, agentVersion: 't', address: null, now: Date.now() });
+      await hello('before');
+      const spec = { name: 'b', command: ['true'], array: 4, retries: 2, resources: { cpu: 1, memory: '1Mi' } };
+      const job = (await s.createJob({ id: newJobId(), name: spec.name, spec, compiled: compileJobSpec(spec), inputs: [], createdAt: Date.now(), warnings: [] })).id;
+      const queued = await s.listQueued(10);
+      const { created } = await s.applyPlan(queued.map((q) => ({ attemptId: newAttemptId(Date.now()), taskId: q.taskId, nodeId: node, prefetch: false })), Date.now(), { overcommit: 1 });
+      assert.equal(created.length, 4, 'one plan, one job read, four attempts');
+      const end = (id: string, exitCode: number) => ({ attemptId: id as never, end: { kind: 'exited' as const, exitCode, signal: null }, startedAt: 1_000, finishedAt: 2_000, outputs: [] });
+      // Two finishes in one transaction: the second reads the job and the node from what the first read.
+      const first = await s.recordReports([], [end(created[0]!.id, 0), end(created[1]!.id, 1)], Date.now(), policy);
+      assert.deepEqual(first.map((r) => [r.taskState, r.retry]), [['succeeded', false], ['queued', true]]);
+      await hello('after');
+      await s.requestCancel(job, Date.now());
+      // The next transaction sees the new name and the cancel: a failed task of a cancelled job is not retried.
+      const second = await s.recordReports([], [end(created[2]!.id, 1), end(created[3]!.id, 0)], Date.now(), policy);
+      assert.deepEqual(second.map((r) => [r.taskState, r.retry]), [['cancelled', false], ['succeeded', false]]);
+      const db = Database(file, { readonly: true });
+      const names = (db.prepare('SELECT attempt_id, node_name FROM ledger').all() as Array<{ attempt_id: string; node_name: string }>);
+      db.close();
+      assert.deepEqual(created.map((c) => names.find((n) => n.attempt_id === c.id)?.node_name), ['before', 'before', 'after', 'after']);
+      await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a big job is accepted in chunks without holding the event loop, and a crash midway leaves nothing behind', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dsg-bigjob-'));
     const file = join(dir, 'x.sqlite');

@@ -222,12 +222,23 @@ const toJoinRequest = (r: JoinRequestRow): JoinRequestRecord => ({
   state: r.state, decidedAt: r.decided_at, decidedBy: r.decided_by, reason: r.reason, nodeId: r.node_id as NodeId | null,
 });
 
+/** What a finish reads of its job (SqliteStore.finishOne). */
+type FinishJobRow = Pick<JobRow, 'id' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
+/** What placing an attempt reads of its job (SqliteStore.placeAttempts). */
+interface PlaceJobRow { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number; cancel_requested: number }
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   private readonly db: SqlDatabase;
   private readonly stmts = new Map<string, SqlStatement>();
   /** While a hot-path transaction runs (`gatheringJobRows`): its changes to job rows, written once per job. */
   private jobRows: JobRowChanges | null = null;
+  /**
+   * While a hot-path transaction runs: what finishes read of each job and node that no such transaction changes
+   * (a job's cancel flag, workflow, stage, project and owner; a node's name — cancels, retries and a node's hello
+   * commit on their own), read once per transaction instead of once per finish.
+   */
+  private batchReads: { readonly jobs: Map<string, FinishJobRow>; readonly nodeNames: Map<string, string> } | null = null;
   private readonly writeJobRow = (sql: string, params: Record<string, string | number | bigint>): void => void this.q(sql).run(params);
   private readonly file: string;
   /** Checkpoints in a worker thread while big jobs are inserted (checkpointer.ts); started on the first one. */
@@ -757,6 +768,8 @@ export class SqliteStore implements Store {
     // only for nodes that get GPU work; a job's GPU request is read from its compiled spec once per plan.
     const devicesOf = new Map<string, GpuDeviceUse[]>();
     const gpuRequestOfJob = new Map<string, GpuRequest | null>();
+    // Each job's resources and cancel flag, once per plan (nothing in it changes them).
+    const jobOf = new Map<string, PlaceJobRow>();
     for (const a of attempts) {
       let node = nodes.get(a.nodeId);
       if (node === undefined) {
@@ -775,7 +788,8 @@ export class SqliteStore implements Store {
         if (task) this.refreshQueueHead(task.job_id);
         continue;
       }
-      const job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes, task_count, cancel_requested FROM jobs WHERE id = ?').get(task.job_id) as { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number; cancel_requested: number };
+      let job = jobOf.get(task.job_id);
+      if (!job) jobOf.set(task.job_id, (job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes, task_count, cancel_requested FROM jobs WHERE id = ?').get(task.job_id) as PlaceJobRow));
       if (job.cancel_requested === 1) {
         // Its queued tasks are being cancelled (range by range); never start one meanwhile.
         rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'job_cancelled' });
@@ -835,12 +849,14 @@ export class SqliteStore implements Store {
   private gatheringJobRows<T>(fn: () => T): T {
     if (this.jobRows) return fn();
     const rows = (this.jobRows = new JobRowChanges(FINISH_JOB_IF_DONE_SQL));
+    this.batchReads = { jobs: new Map(), nodeNames: new Map() };
     try {
       const r = fn();
       rows.writeAll(this.writeJobRow);
       return r;
     } finally {
       this.jobRows = null; // (on a throw the transaction rolls back, and what was gathered goes with it)
+      this.batchReads = null;
     }
   }
 
@@ -955,7 +971,11 @@ export class SqliteStore implements Store {
     const task = this.taskAt(att.job_id, att.task_index)!;
     if (task.current_attempt_id !== att.id) return fenced;
     // The compiled spec is read (and parsed) once per job, not once per finish: it is the row's largest column.
-    const job = this.q('SELECT id, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as Pick<JobRow, 'id' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
+    let job = this.batchReads?.jobs.get(task.job_id);
+    if (!job) {
+      job = this.q('SELECT id, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as FinishJobRow;
+      this.batchReads?.jobs.set(job.id, job);
+    }
     const compiled = cachedCompiled(job.id) ?? compiledOf(this.q('SELECT id, compiled_json FROM jobs WHERE id = ?').get(job.id) as Pick<JobRow, 'id' | 'compiled_json'>);
 
     // A kill that no standing cancel explains: its agent was shutting down (Ctrl-C on `dsg agent`), or a retry lifted
@@ -1021,7 +1041,11 @@ export class SqliteStore implements Store {
     att: AttemptRow, job: { id: string; project: string; owner_name: string | null }, attemptState: AttemptState,
     startedAt: number | null, finishedAt: number, usage: AttemptUsage | undefined,
   ): void {
-    const node = this.q('SELECT name FROM nodes WHERE id = ?').get(att.node_id) as { name: string } | undefined;
+    let nodeName = this.batchReads?.nodeNames.get(att.node_id);
+    if (nodeName === undefined) {
+      nodeName = (this.q('SELECT name FROM nodes WHERE id = ?').get(att.node_id) as { name: string } | undefined)?.name ?? att.node_id;
+      this.batchReads?.nodeNames.set(att.node_id, nodeName);
+    }
     // GPU-seconds count devices: 1 per device held whole, the declared share of its memory per shared device (the
     // node's facts as nodeJsonOf keeps them parsed, looked at only for an attempt that held devices).
     const grants = att.gpu_devices ? parseGpuGrants(att.gpu_devices) : null;
@@ -1032,7 +1056,7 @@ export class SqliteStore implements Store {
       `INSERT OR IGNORE INTO ledger (attempt_id, job_id, task_index, node_id, node_name, project, user_name, attempt_state, outcome, started_at,
          finished_at, wall_ms, cpu_ms, cpu_source, gpu_ms, memory_byte_ms, memory_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
-      att.id, job.id, att.task_index, att.node_id, node?.name ?? att.node_id, job.project, job.owner_name ?? LEDGER_DEFAULT_USER, attemptState, c.outcome,
+      att.id, job.id, att.task_index, att.node_id, nodeName, job.project, job.owner_name ?? LEDGER_DEFAULT_USER, attemptState, c.outcome,
       startedAt, finishedAt, c.wallMs, c.cpuMs, c.cpuSource, c.gpuMs, c.memoryByteMs, c.memorySource,
     );
   }
