@@ -161,7 +161,12 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
       const db = Database(file, { readonly: true });
       try {
         const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'").all() as Array<{ name: string }>).map((r) => r.name).sort();
-        assert.deepEqual(names, ['tasks_job_idx', 'tasks_job_queue', 'tasks_with_inputs'], 'no index on the computed id, no global queue index');
+        assert.deepEqual(names, ['tasks_job_queue', 'tasks_with_inputs'], 'no index on the computed id, no global queue index, none on (job_id, idx)');
+        // Migration 18: the table itself is keyed by (job_id, idx), one B-tree descent per task read.
+        const ddl = (db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'tasks'").get() as { sql: string }).sql;
+        assert.match(ddl, /PRIMARY KEY \(job_id, idx\)\s*\) WITHOUT ROWID/);
+        const byId = (db.prepare('EXPLAIN QUERY PLAN SELECT * FROM tasks WHERE job_id = ? AND idx = ?').all('job_a', 1) as Array<{ detail: string }>).map((r) => r.detail);
+        assert.deepEqual(byId, ['SEARCH tasks USING PRIMARY KEY (job_id=? AND idx=?)']);
       } finally {
         db.close();
       }
@@ -521,6 +526,18 @@ function sqliteStoreCases(driver: SqliteDriverName): void {
       // preempting the process (seen at 111 ms with other test runs beside this one) and still fails an unchunked store.
       assert.ok(worst < 250, `the event loop was held ${worst.toFixed(1)} ms`);
       assert.equal((await s.listQueuedJobs())[0]?.queued, 100_000);
+      {
+        // Made from the numbers table (migration 18) in ten slices: every index once, each at its own queue position.
+        const ro = Database(file, { readonly: true });
+        const t = { ...ro.prepare(`SELECT COUNT(*) AS n, MIN(idx) AS lo, MAX(idx) AS hi, COUNT(DISTINCT queue_seq) AS seqs,
+            MIN(queue_seq - idx) AS d1, MAX(queue_seq - idx) AS d2, SUM(typeof(idx) = 'integer' AND typeof(queue_seq) = 'integer') AS ints,
+            SUM(id = job_id || '.' || idx) AS ids FROM tasks WHERE job_id = ?`).get(job.id) as Record<string, number> };
+        const c = { ...ro.prepare('SELECT COUNT(*) AS n, MIN(n) AS lo, MAX(n) AS hi FROM counting').get() as Record<string, number> };
+        ro.close();
+        assert.deepEqual(t, { n: 100_000, lo: 0, hi: 99_999, seqs: 100_000, d1: t['d1'], d2: t['d1'], ints: 100_000, ids: 100_000 });
+        assert.deepEqual(c, { n: 10_000, lo: 0, hi: 9_999 });
+        assert.ok((await s.getTask(`${job.id}.99999` as never)) !== null);
+      }
 
       // A crash between chunks: an unreleased plain job with some of its tasks. The next start removes it.
       const db = Database(file);
