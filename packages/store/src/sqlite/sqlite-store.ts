@@ -224,6 +224,8 @@ const toJoinRequest = (r: JoinRequestRow): JoinRequestRecord => ({
   state: r.state, decidedAt: r.decided_at, decidedBy: r.decided_by, reason: r.reason, nodeId: r.node_id as NodeId | null,
 });
 
+/** What the store keeps of each node between reads (SqliteStore.nodeJsonOf); name null: no such node. */
+interface NodeKept { readonly name: string | null; readonly facts: NodeFacts; readonly labels: Readonly<Record<string, string>> }
 /** What a finish reads of its job (SqliteStore.finishOne). */
 type FinishJobRow = Pick<JobRow, 'id' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
 /** What placing an attempt reads of its job (SqliteStore.placeAttempts). */
@@ -236,11 +238,11 @@ export class SqliteStore implements Store {
   /** While a hot-path transaction runs (`gatheringJobRows`): its changes to job rows, written once per job. */
   private jobRows: JobRowChanges | null = null;
   /**
-   * While a hot-path transaction runs: what finishes read of each job and node that no such transaction changes
-   * (a job's cancel flag, workflow, stage, project and owner; a node's name — cancels, retries and a node's hello
-   * commit on their own), read once per transaction instead of once per finish.
+   * While a hot-path transaction runs: what finishes read of each job that no such transaction changes (its cancel
+   * flag, workflow, stage, project and owner — cancels and retries commit on their own), read once per transaction
+   * instead of once per finish.
    */
-  private batchReads: { readonly jobs: Map<string, FinishJobRow>; readonly nodeNames: Map<string, string> } | null = null;
+  private batchJobs: Map<string, FinishJobRow> | null = null;
   private readonly writeJobRow = (sql: string, params: Record<string, string | number | bigint>): void => void this.q(sql).run(params);
   private readonly file: string;
   /** Checkpoints in a worker thread while big jobs are inserted (checkpointer.ts); started on the first one. */
@@ -734,18 +736,18 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Each node's facts and labels, parsed once and kept until upsertNode (their only writer) changes them; placement
-   * and the ledger read a node's GPU devices here too. The dispatcher lists every online node on every pass: with
+   * Each node's name, facts and labels, read (and parsed) once and kept until upsertNode (their only writer) changes
+   * them; placement and the ledger read a node's GPU devices here too, and the ledger its name. The dispatcher lists every online node on every pass: with
    * 1,000 agents, reading and parsing a few KiB of facts per node per pass was a tenth of the coordinator's busy
    * time. Deeply frozen: every listing hands out the same objects.
    */
-  private readonly nodeJson = new Map<string, { readonly facts: NodeFacts; readonly labels: Readonly<Record<string, string>> }>();
+  private readonly nodeJson = new Map<string, NodeKept>();
 
-  private nodeJsonOf(id: string): { readonly facts: NodeFacts; readonly labels: Readonly<Record<string, string>> } {
+  private nodeJsonOf(id: string): NodeKept {
     let j = this.nodeJson.get(id);
     if (!j) {
-      const r = this.q('SELECT facts_json, labels_json FROM nodes WHERE id = ?').get(id) as Pick<NodeRow, 'facts_json' | 'labels_json'> | undefined;
-      j = { facts: deepFreeze(JSON.parse(r?.facts_json ?? '{}') as NodeFacts), labels: deepFreeze(JSON.parse(r?.labels_json ?? '{}') as Record<string, string>) };
+      const r = this.q('SELECT name, facts_json, labels_json FROM nodes WHERE id = ?').get(id) as Pick<NodeRow, 'name' | 'facts_json' | 'labels_json'> | undefined;
+      j = { name: r?.name ?? null, facts: deepFreeze(JSON.parse(r?.facts_json ?? '{}') as NodeFacts), labels: deepFreeze(JSON.parse(r?.labels_json ?? '{}') as Record<string, string>) };
       if (r) this.nodeJson.set(id, j);
     }
     return j;
@@ -869,14 +871,14 @@ export class SqliteStore implements Store {
   private gatheringJobRows<T>(fn: () => T): T {
     if (this.jobRows) return fn();
     const rows = (this.jobRows = new JobRowChanges(FINISH_JOB_IF_DONE_SQL));
-    this.batchReads = { jobs: new Map(), nodeNames: new Map() };
+    this.batchJobs = new Map();
     try {
       const r = fn();
       rows.writeAll(this.writeJobRow);
       return r;
     } finally {
       this.jobRows = null; // (on a throw the transaction rolls back, and what was gathered goes with it)
-      this.batchReads = null;
+      this.batchJobs = null;
     }
   }
 
@@ -991,10 +993,10 @@ export class SqliteStore implements Store {
     const task = this.taskAt(att.job_id, att.task_index)!;
     if (task.current_attempt_id !== att.id) return fenced;
     // The compiled spec is read (and parsed) once per job, not once per finish: it is the row's largest column.
-    let job = this.batchReads?.jobs.get(task.job_id);
+    let job = this.batchJobs?.get(task.job_id);
     if (!job) {
       job = this.q('SELECT id, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as FinishJobRow;
-      this.batchReads?.jobs.set(job.id, job);
+      this.batchJobs?.set(job.id, job);
     }
     const compiled = cachedCompiled(job.id) ?? compiledOf(this.q('SELECT id, compiled_json FROM jobs WHERE id = ?').get(job.id) as Pick<JobRow, 'id' | 'compiled_json'>);
 
@@ -1061,13 +1063,9 @@ export class SqliteStore implements Store {
     att: AttemptRow, job: { id: string; project: string; owner_name: string | null }, attemptState: AttemptState,
     startedAt: number | null, finishedAt: number, usage: AttemptUsage | undefined,
   ): void {
-    let nodeName = this.batchReads?.nodeNames.get(att.node_id);
-    if (nodeName === undefined) {
-      nodeName = (this.q('SELECT name FROM nodes WHERE id = ?').get(att.node_id) as { name: string } | undefined)?.name ?? att.node_id;
-      this.batchReads?.nodeNames.set(att.node_id, nodeName);
-    }
-    // GPU-seconds count devices: 1 per device held whole, the declared share of its memory per shared device (the
-    // node's facts as nodeJsonOf keeps them parsed, looked at only for an attempt that held devices).
+    // The node's name, and its GPU facts, as nodeJsonOf keeps them. GPU-seconds count devices: 1 per device held
+    // whole, the declared share of its memory per shared device (facts looked at only for an attempt that held some).
+    const nodeName = this.nodeJsonOf(att.node_id).name ?? att.node_id;
     const grants = att.gpu_devices ? parseGpuGrants(att.gpu_devices) : null;
     const deviceMemory = (i: number): number | undefined => this.nodeJsonOf(att.node_id).facts.gpus?.find((g) => g.index === i)?.memoryBytes;
     const gpus = gpuUnits(grants, att.gpus, deviceMemory);
