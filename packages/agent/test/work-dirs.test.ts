@@ -3,13 +3,13 @@
 // tasks): with `--isolation none` the second task gets the first one's slot (same path, same inode, empty), with the
 // sandbox every task gets a fresh dir named after its attempt and nothing is kept.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FakeProbe, startAgent } from '@dsg/agent';
 import { probeIsolation } from '../src/probe/isolation.js';
-import { MAX_FREE_SLOTS, WorkDirs, type WorkDirsOptions } from '../src/work-dirs.js';
+import { keepsCtimes, MAX_FREE_SLOTS, SETTLED_MS, WorkDirs, type WorkDirsOptions } from '../src/work-dirs.js';
 import { startFakeCoordinator, type FakeCoordinator } from './fake-coordinator.js';
 
 const waitUntil = async (what: string, fn: () => boolean, ms = 5000): Promise<void> => {
@@ -129,6 +129,75 @@ describe('WorkDirs', () => {
     mkdirSync(join(dir, 'slot-0'));
     assert.equal(w.create('att_a'), join(dir, 'slot-1'));
   });
+
+  // Where the file system keeps ctimes (ext4, tmpfs, overlayfs…: every machine the tests run on, said below), a slot
+  // proved empty with a settled ctime is checked with an lstat alone; any change to it since shows in its ctime.
+  const ctimes = keepsCtimes(tmpdir());
+  it(`an empty slot is read once, then checked by its ctime alone; a change since is always read (${tmpdir()} ${ctimes ? 'keeps ctimes' : 'is not one whose ctimes are trusted: every check reads'})`, async () => {
+    const dir = join(root, 'ctime');
+    mkdirSync(dir);
+    // A clock a minute ahead: every ctime is settled (the guard against a change in the proof's tick is tested below).
+    const w = new WorkDirs(dir, { reuse: true, keep: false }, () => Date.now() + 60_000);
+    const expect = (reads: number, what: string): void => assert.equal(w.fullChecks, ctimes ? reads : w.fullChecks, what);
+    const a = w.create('att_1');
+    w.release(a);
+    expect(1, 'proved empty with a read');
+    for (let i = 0; i < 5; i++) w.release(w.create(`att_again_${i}`));
+    expect(1, 'unchanged since: no read');
+    assert.equal(w.freeSlots(), 1);
+
+    // A file left behind, the dir's times then put back as they were: its ctime still moved, and it is read.
+    const before = lstatSync(a);
+    assert.equal(w.create('att_left'), a);
+    writeFileSync(join(a, 'left-behind'), 'x');
+    utimesSync(a, before.atime, before.mtime);
+    w.release(a);
+    expect(2, 'a changed slot is read');
+    assert.equal(w.freeSlots(), 0, 'and not handed on');
+    await waitUntil('the full slot removed', () => !existsSync(a));
+
+    // A file made and removed again leaves the slot empty: read, handed on, proved again.
+    const b = w.create('att_b');
+    w.release(b);
+    const reads = w.fullChecks;
+    assert.equal(w.create('att_tmp'), b);
+    writeFileSync(join(b, 'tmp'), 'x');
+    unlinkSync(join(b, 'tmp'));
+    w.release(b);
+    expect(reads + 1, 'changed, so read');
+    assert.equal(w.freeSlots(), 1, 'empty again: handed on');
+    w.release(w.create('att_after'));
+    expect(reads + 1, 'and proved again by that read');
+
+    // A slot replaced by another empty dir of the same name (a new inode, or a reused number with a new ctime).
+    const c = w.create('att_swap');
+    rmdirSync(c);
+    mkdirSync(c);
+    writeFileSync(join(c, 'in-the-new-one'), 'x');
+    w.release(c);
+    assert.equal(w.freeSlots(), 0, 'a swapped dir with a file in it is not handed on');
+  });
+
+  it(`a ctime younger than ${SETTLED_MS} ms at the proof is not trusted: a change in the same clock tick is still seen`, async () => {
+    const dir = join(root, 'settle');
+    mkdirSync(dir);
+    const w = new WorkDirs(dir, { reuse: true, keep: false });
+    const a = w.create('att_1');
+    w.release(a); // made just now: read, not proved
+    assert.equal(w.create('att_2'), a);
+    writeFileSync(join(a, 'same-tick'), 'x'); // most likely within the same tick of the kernel's coarse clock
+    w.release(a);
+    assert.equal(w.freeSlots(), 0, 'the file written right after the first check was seen');
+    assert.equal(w.fullChecks, 2, 'both checks read the slot');
+    const b = w.create('att_3');
+    w.release(b);
+    await new Promise((r) => setTimeout(r, SETTLED_MS + 30));
+    w.release(w.create('att_4')); // read: its ctime is settled now, so this read proves it
+    const reads = w.fullChecks;
+    assert.equal(reads, 4);
+    w.release(w.create('att_5'));
+    assert.equal(w.fullChecks, ctimes ? reads : reads + 1, ctimes ? 'proved: the lstat is enough' : 'read again (ctimes not trusted here)');
+  });
 });
 
 describe('WorkDirs through a real agent', () => {
@@ -180,6 +249,10 @@ describe('WorkDirs through a real agent', () => {
       const ino = (s: string): string => /ino=(\d+)/.exec(s)![1]!;
       assert.equal(ino(second), ino(first), `the same dir, handed on (${first.trim()} / ${second.trim()})`);
       assert.match(second, new RegExp(`pwd=${join(work, 'slot-0')} entries=0`), 'the same slot, empty');
+      // Once its ctime is settled, the slot is proved empty by the next release and then checked by its ctime alone
+      // (work-dirs.ts): a file a task leaves must still be seen.
+      await new Promise((r) => setTimeout(r, SETTLED_MS + 30));
+      await runTask(probe);
       await runTask('echo data > left-behind');
       await waitUntil('the full dir removed', () => !existsSync(join(work, 'slot-0')));
       const after = await runTask(probe);
