@@ -66,6 +66,27 @@ describe('admission inside the native starter (dsg-spawn)', found.starter ? {} :
     assert.equal(ex.waiting, 0);
   });
 
+  it('while tasks wait for room, the helper sends their starts and ends together, not a wake-up of the agent per task', async () => {
+    const starter = NativeStarter.find().starter!;
+    starters.push(starter);
+    const ex = new NativeExecutor({ killGraceMs: 500, starter, capacity: capacityOf(1) });
+    const n = 60;
+    const before = starter.reads;
+    const t0 = performance.now();
+    const results = await Promise.all(Array.from({ length: n }, () => ex.start(
+      { argv: ['true'], cwd: dir, env, timeoutMs: 10_000, resources: cores(1) },
+      { onStdout: () => undefined, onStderr: () => undefined },
+    ).done));
+    assert.ok(results.every((r) => r.exitCode === 0 && r.spawnError === null), 'every task ran');
+    const reads = starter.reads - before;
+    const ms = performance.now() - t0;
+    // Three frames per task (started, exited, closed): sent as they came, that was one or two reads per task (98 for
+    // these 60 here). Held, a write goes at most every HOLD_MS (3 ms) while tasks wait: on a machine so loaded that
+    // the tasks take longer than that each, the bound is the time taken, not the count of tasks.
+    const bound = Math.max(n / 2, Math.ceil(ms / 3) + 5);
+    assert.ok(reads <= bound, `${reads} reads of the helper's output for ${n} tasks (${3 * n} frames) in ${ms.toFixed(0)} ms: at most ${bound} expected`);
+  });
+
   it('a task cancelled while it waits ends at once as cancelled, never started', async () => {
     const { ex, run } = executor(capacityOf(1));
     const first = run('sleep 0.3', cores(1));

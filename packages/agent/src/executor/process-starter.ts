@@ -149,6 +149,8 @@ export class NativeStarter implements ProcessStarter, StarterAdmission {
   private pending: Buffer[] = [];
   private flushQueued = false;
   private inbuf: Buffer = Buffer.alloc(0);
+  /** Reads of the helper's output so far: each is one wake-up of this process (see "Holding output back" in dsg-spawn.c). */
+  reads = 0;
 
   constructor(private readonly binary: string) {}
 
@@ -186,6 +188,7 @@ export class NativeStarter implements ProcessStarter, StarterAdmission {
   }
 
   private onData(chunk: Buffer): void {
+    this.reads++;
     let buf = this.inbuf.length ? Buffer.concat([this.inbuf, chunk]) : chunk;
     let off = 0;
     while (buf.length - off >= 4) {
