@@ -226,10 +226,10 @@ const toJoinRequest = (r: JoinRequestRow): JoinRequestRecord => ({
 
 /** What the store keeps of each node between reads (SqliteStore.nodeJsonOf); name null: no such node. */
 interface NodeKept { readonly name: string | null; readonly facts: NodeFacts; readonly labels: Readonly<Record<string, string>> }
-/** What a finish reads of its job (SqliteStore.finishOne). */
-type FinishJobRow = Pick<JobRow, 'id' | 'cancel_requested' | 'workflow_id' | 'stage'> & { project: string; owner_name: string | null };
-/** What placing an attempt reads of its job (SqliteStore.placeAttempts). */
-interface PlaceJobRow { cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number; cancel_requested: number }
+/** What finishing and placing attempts read of their job (SqliteStore.batchJob): nothing the hot path changes. */
+type BatchJobRow = Pick<JobRow, 'id' | 'cancel_requested' | 'workflow_id' | 'stage'> & {
+  project: string; owner_name: string | null; cpu_millis: number; memory_bytes: number; gpus: number; disk_bytes: number; task_count: number;
+};
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -238,11 +238,11 @@ export class SqliteStore implements Store {
   /** While a hot-path transaction runs (`gatheringJobRows`): its changes to job rows, written once per job. */
   private jobRows: JobRowChanges | null = null;
   /**
-   * While a hot-path transaction runs: what finishes read of each job that no such transaction changes (its cancel
-   * flag, workflow, stage, project and owner — cancels and retries commit on their own), read once per transaction
-   * instead of once per finish.
+   * While a hot-path transaction runs: what finishes and placements read of each job that no such transaction changes
+   * (its cancel flag, workflow, stage, project, owner and resources — cancels and retries commit on their own), read
+   * once per transaction instead of once per attempt (batchJob).
    */
-  private batchJobs: Map<string, FinishJobRow> | null = null;
+  private batchJobs: Map<string, BatchJobRow> | null = null;
   private readonly writeJobRow = (sql: string, params: Record<string, string | number | bigint>): void => void this.q(sql).run(params);
   private readonly file: string;
   /** Checkpoints in a worker thread while big jobs are inserted (checkpointer.ts); started on the first one. */
@@ -790,8 +790,6 @@ export class SqliteStore implements Store {
     // only for nodes that get GPU work; a job's GPU request is read from its compiled spec once per plan.
     const devicesOf = new Map<string, GpuDeviceUse[]>();
     const gpuRequestOfJob = new Map<string, GpuRequest | null>();
-    // Each job's resources and cancel flag, once per plan (nothing in it changes them).
-    const jobOf = new Map<string, PlaceJobRow>();
     for (const a of attempts) {
       let node = nodes.get(a.nodeId);
       if (node === undefined) {
@@ -810,8 +808,7 @@ export class SqliteStore implements Store {
         if (task) this.refreshQueueHead(task.job_id);
         continue;
       }
-      let job = jobOf.get(task.job_id);
-      if (!job) jobOf.set(task.job_id, (job = this.q('SELECT cpu_millis, memory_bytes, gpus, disk_bytes, task_count, cancel_requested FROM jobs WHERE id = ?').get(task.job_id) as PlaceJobRow));
+      const job = this.batchJob(task.job_id);
       if (job.cancel_requested === 1) {
         // Its queued tasks are being cancelled (range by range); never start one meanwhile.
         rejected.push({ taskId: a.taskId, nodeId: a.nodeId, why: 'job_cancelled' });
@@ -880,6 +877,18 @@ export class SqliteStore implements Store {
       this.jobRows = null; // (on a throw the transaction rolls back, and what was gathered goes with it)
       this.batchJobs = null;
     }
+  }
+
+  /** A job's row as finishes and placements read it: once per hot-path transaction (batchJobs), else afresh. */
+  private batchJob(jobId: string): BatchJobRow {
+    let job = this.batchJobs?.get(jobId);
+    if (!job) {
+      job = this.q(
+        'SELECT id, cancel_requested, workflow_id, stage, project, owner_name, cpu_millis, memory_bytes, gpus, disk_bytes, task_count FROM jobs WHERE id = ?',
+      ).get(jobId) as BatchJobRow;
+      this.batchJobs?.set(jobId, job);
+    }
+    return job;
   }
 
   /** Run `fn` with every gathered change written first and none gathered meanwhile (it reads job rows itself). */
@@ -993,11 +1002,7 @@ export class SqliteStore implements Store {
     const task = this.taskAt(att.job_id, att.task_index)!;
     if (task.current_attempt_id !== att.id) return fenced;
     // The compiled spec is read (and parsed) once per job, not once per finish: it is the row's largest column.
-    let job = this.batchJobs?.get(task.job_id);
-    if (!job) {
-      job = this.q('SELECT id, cancel_requested, workflow_id, stage, project, owner_name FROM jobs WHERE id = ?').get(task.job_id) as FinishJobRow;
-      this.batchJobs?.set(job.id, job);
-    }
+    const job = this.batchJob(task.job_id);
     const compiled = cachedCompiled(job.id) ?? compiledOf(this.q('SELECT id, compiled_json FROM jobs WHERE id = ?').get(job.id) as Pick<JobRow, 'id' | 'compiled_json'>);
 
     // A kill that no standing cancel explains: its agent was shutting down (Ctrl-C on `dsg agent`), or a retry lifted
